@@ -1,0 +1,21 @@
+//! The nefos control-plane database (DESIGN §3).
+//!
+//! One schema and one query codebase for both supported engines: an embedded SQLite file
+//! (the default, WAL with `synchronous=FULL`) and PostgreSQL for multi-node clouds. Queries
+//! are written once in the SQL both engines accept (`$N` placeholders, portable types: text
+//! ids, `BIGINT` microsecond timestamps, `BOOLEAN`), and run through sqlx's `Any` driver.
+
+mod database;
+mod error;
+pub mod identity;
+mod migrate;
+pub mod time;
+
+pub use database::{Backend, Database, PoolSettings};
+pub use error::DbError;
+pub use migrate::{MIGRATIONS, Migration, SchemaStatus};
+
+/// A database transaction, whichever engine is behind it.
+pub type Transaction = sqlx::Transaction<'static, sqlx::Any>;
+/// A connection, whichever engine is behind it (a [`Transaction`] dereferences to one).
+pub type Connection = sqlx::AnyConnection;

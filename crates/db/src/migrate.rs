@@ -1,0 +1,129 @@
+//! Versioned schema migrations, applied in order at start-up.
+//!
+//! Each migration runs in its own transaction together with the row that records it, so a
+//! crash leaves the schema either before or after a migration, never inside one. Concurrent
+//! starts are serialised by the write lock (SQLite) or an advisory lock (PostgreSQL).
+
+use sqlx::Row;
+
+use crate::time::now_micros;
+use crate::{Backend, Database, DbError};
+
+/// One schema step. Versions are dense and start at 1.
+#[derive(Debug)]
+pub struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// Every migration this binary knows, oldest first.
+pub static MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "identity",
+    sql: include_str!("../migrations/0001_identity.sql"),
+}];
+
+/// Where a database's schema stands relative to this binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchemaStatus {
+    /// The version the database is at after the call.
+    pub version: i64,
+    /// How many migrations the call applied.
+    pub applied: usize,
+}
+
+/// An arbitrary constant naming nefos's migration lock among PostgreSQL advisory locks.
+const PG_MIGRATION_LOCK: i64 = 0x6e65_666f_735f_6d31;
+
+fn latest_version() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+impl Database {
+    /// Brings the schema up to this binary's version. Refuses a database whose schema is
+    /// newer than the binary, since its code would misread it.
+    pub async fn migrate(&self) -> Result<SchemaStatus, DbError> {
+        self.ensure_schema_table().await?;
+        let mut applied = 0;
+        for migration in MIGRATIONS {
+            let mut tx = self.begin().await?;
+            if self.backend() == Backend::Postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(PG_MIGRATION_LOCK)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(DbError::query("take the migration lock"))?;
+            }
+            let current = current_version(&mut tx).await?;
+            if current > latest_version() {
+                return Err(DbError::SchemaTooNew { database: current, binary: latest_version() });
+            }
+            if migration.version <= current {
+                continue;
+            }
+            let failed = |source| DbError::Migration {
+                version: migration.version,
+                name: migration.name,
+                source,
+            };
+            sqlx::raw_sql(migration.sql).execute(&mut *tx).await.map_err(failed)?;
+            sqlx::query("INSERT INTO nefos_schema (version, name, applied_at) VALUES ($1, $2, $3)")
+                .bind(migration.version)
+                .bind(migration.name)
+                .bind(now_micros())
+                .execute(&mut *tx)
+                .await
+                .map_err(failed)?;
+            tx.commit().await.map_err(failed)?;
+            tracing::info!(version = migration.version, name = migration.name, "applied migration");
+            applied += 1;
+        }
+        let version = self.schema_version().await?;
+        if version > latest_version() {
+            return Err(DbError::SchemaTooNew { database: version, binary: latest_version() });
+        }
+        Ok(SchemaStatus { version, applied })
+    }
+
+    /// Checks, without changing anything, that the schema is exactly this binary's version.
+    pub async fn check_schema(&self) -> Result<i64, DbError> {
+        self.ensure_schema_table().await?;
+        let version = self.schema_version().await?;
+        let binary = latest_version();
+        match version.cmp(&binary) {
+            std::cmp::Ordering::Greater => Err(DbError::SchemaTooNew { database: version, binary }),
+            std::cmp::Ordering::Less => Err(DbError::SchemaTooOld { database: version, binary }),
+            std::cmp::Ordering::Equal => Ok(version),
+        }
+    }
+
+    /// The highest migration version recorded in the database (0 for an empty one).
+    pub async fn schema_version(&self) -> Result<i64, DbError> {
+        let mut conn =
+            self.pool().acquire().await.map_err(DbError::query("acquire a connection"))?;
+        current_version(&mut conn).await
+    }
+
+    async fn ensure_schema_table(&self) -> Result<(), DbError> {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS nefos_schema (
+                version BIGINT PRIMARY KEY,
+                name TEXT NOT NULL,
+                applied_at BIGINT NOT NULL
+            )",
+        )
+        .execute(self.pool())
+        .await
+        .map_err(DbError::query("create the schema table"))?;
+        Ok(())
+    }
+}
+
+async fn current_version(conn: &mut sqlx::AnyConnection) -> Result<i64, DbError> {
+    let row = sqlx::query("SELECT COALESCE(MAX(version), 0) AS version FROM nefos_schema")
+        .fetch_one(conn)
+        .await
+        .map_err(DbError::query("read the schema version"))?;
+    row.try_get::<i64, _>("version").map_err(DbError::query("read the schema version"))
+}

@@ -1,0 +1,140 @@
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The real `nefos` binary running as a child; killed (SIGKILL) on drop.
+#[derive(Debug)]
+pub struct NefosProcess {
+    child: Child,
+    /// Base URL the process serves, e.g. `http://127.0.0.1:40123`.
+    pub url: String,
+    /// Everything the process printed on stdout and stderr so far.
+    pub output: Arc<Mutex<String>>,
+}
+
+impl NefosProcess {
+    /// Runs `nefos up --data DATA --listen 127.0.0.1:PORT` and waits until it serves.
+    pub fn up(binary: &Path, data: &Path, extra: &[&str]) -> NefosProcess {
+        let port = free_port();
+        let mut args = vec![
+            "up".to_owned(),
+            "--data".to_owned(),
+            data.display().to_string(),
+            "--listen".to_owned(),
+            format!("127.0.0.1:{port}"),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        Self::spawn(binary, &args, &format!("http://127.0.0.1:{port}"))
+    }
+
+    /// Runs `binary ARGS` and waits until `url/healthz` answers.
+    pub fn spawn(binary: &Path, args: &[String], url: &str) -> NefosProcess {
+        let mut child = Command::new(binary)
+            .args(args)
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let output = Arc::new(Mutex::new(String::new()));
+        for stream in [
+            child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let output = output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let mut out = output.lock().unwrap();
+                    out.push_str(&line);
+                    out.push('\n');
+                }
+            });
+        }
+        let mut process = NefosProcess { child, url: url.to_owned(), output };
+        process.wait_healthy(Duration::from_secs(60));
+        process
+    }
+
+    fn wait_healthy(&mut self, limit: Duration) {
+        let started = Instant::now();
+        let addr = self.url.trim_start_matches("http://").to_owned();
+        while started.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("nefos exited with {status} before serving:\n{}", self.output());
+            }
+            if healthz(&addr) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("nefos did not serve within {limit:?}:\n{}", self.output());
+    }
+
+    /// What the process printed so far.
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, the way a crash or power cut would end it, and reap it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for NefosProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A bare HTTP/1.1 GET of /healthz; true on a 200.
+fn healthz(addr: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else { return false };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.starts_with("HTTP/1.1 200")
+}
+
+/// The `credentials` file `nefos up` writes: user name → password.
+pub fn read_credentials(data: &Path) -> std::collections::HashMap<String, String> {
+    let text = std::fs::read_to_string(data.join("credentials")).unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(user, password)| (user.trim().to_owned(), password.trim().to_owned()))
+        .collect()
+}
+
+/// Where `cargo` put the workspace's binaries (for tests outside the binary's own crate).
+pub fn target_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().and_then(Path::parent).unwrap().join(name)
+}
