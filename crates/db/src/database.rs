@@ -34,7 +34,10 @@ pub struct PoolSettings {
 
 impl Default for PoolSettings {
     fn default() -> Self {
-        PoolSettings { max_connections: 16, acquire_timeout: Duration::from_secs(30) }
+        PoolSettings {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -75,14 +78,21 @@ impl Database {
                         Ok(())
                     })
                 });
-                if url.contains('?') { url.to_owned() } else { format!("{url}?mode=rwc") }
+                if url.contains('?') {
+                    url.to_owned()
+                } else {
+                    format!("{url}?mode=rwc")
+                }
             }
             Backend::Postgres => url.to_owned(),
         };
         let pool = options
             .connect(&url)
             .await
-            .map_err(|source| DbError::Connect { url: redact(&url), source })?;
+            .map_err(|source| DbError::Connect {
+                url: redact(&url),
+                source,
+            })?;
         Ok(Database { pool, backend })
     }
 
@@ -119,8 +129,12 @@ impl Database {
 
 /// `url` with any password replaced, for messages and logs.
 fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let Some((userinfo, host)) = rest.split_once('@') else { return url.to_owned() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
     match userinfo.split_once(':') {
         Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
         None => url.to_owned(),
@@ -133,7 +147,10 @@ mod tests {
 
     #[test]
     fn redact_hides_only_the_password() {
-        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
     }
@@ -141,7 +158,10 @@ mod tests {
     #[test]
     fn backend_is_chosen_by_scheme() {
         assert_eq!(Backend::from_url("sqlite:///a").ok(), Some(Backend::Sqlite));
-        assert_eq!(Backend::from_url("postgresql://h/d").ok(), Some(Backend::Postgres));
+        assert_eq!(
+            Backend::from_url("postgresql://h/d").ok(),
+            Some(Backend::Postgres)
+        );
         assert!(matches!(
             Backend::from_url("mysql://h/d"),
             Err(DbError::UnsupportedUrl { .. })

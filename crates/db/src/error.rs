@@ -19,7 +19,9 @@ pub enum DbError {
     )]
     SchemaTooNew { database: i64, binary: i64 },
 
-    #[error("the database schema is at version {database}, older than this binary needs ({binary}); run migrations first")]
+    #[error(
+        "the database schema is at version {database}, older than this binary needs ({binary}); run migrations first"
+    )]
     SchemaTooOld { database: i64, binary: i64 },
 
     #[error("migration {version} ({name}) failed")]

@@ -7,6 +7,7 @@
 
 mod database;
 mod error;
+mod flag;
 pub mod identity;
 mod migrate;
 pub mod time;

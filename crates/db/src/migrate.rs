@@ -57,7 +57,10 @@ impl Database {
             }
             let current = current_version(&mut tx).await?;
             if current > latest_version() {
-                return Err(DbError::SchemaTooNew { database: current, binary: latest_version() });
+                return Err(DbError::SchemaTooNew {
+                    database: current,
+                    binary: latest_version(),
+                });
             }
             if migration.version <= current {
                 continue;
@@ -67,7 +70,10 @@ impl Database {
                 name: migration.name,
                 source,
             };
-            sqlx::raw_sql(migration.sql).execute(&mut *tx).await.map_err(failed)?;
+            sqlx::raw_sql(migration.sql)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed)?;
             sqlx::query("INSERT INTO nefos_schema (version, name, applied_at) VALUES ($1, $2, $3)")
                 .bind(migration.version)
                 .bind(migration.name)
@@ -76,12 +82,19 @@ impl Database {
                 .await
                 .map_err(failed)?;
             tx.commit().await.map_err(failed)?;
-            tracing::info!(version = migration.version, name = migration.name, "applied migration");
+            tracing::info!(
+                version = migration.version,
+                name = migration.name,
+                "applied migration"
+            );
             applied += 1;
         }
         let version = self.schema_version().await?;
         if version > latest_version() {
-            return Err(DbError::SchemaTooNew { database: version, binary: latest_version() });
+            return Err(DbError::SchemaTooNew {
+                database: version,
+                binary: latest_version(),
+            });
         }
         Ok(SchemaStatus { version, applied })
     }
@@ -92,16 +105,25 @@ impl Database {
         let version = self.schema_version().await?;
         let binary = latest_version();
         match version.cmp(&binary) {
-            std::cmp::Ordering::Greater => Err(DbError::SchemaTooNew { database: version, binary }),
-            std::cmp::Ordering::Less => Err(DbError::SchemaTooOld { database: version, binary }),
+            std::cmp::Ordering::Greater => Err(DbError::SchemaTooNew {
+                database: version,
+                binary,
+            }),
+            std::cmp::Ordering::Less => Err(DbError::SchemaTooOld {
+                database: version,
+                binary,
+            }),
             std::cmp::Ordering::Equal => Ok(version),
         }
     }
 
     /// The highest migration version recorded in the database (0 for an empty one).
     pub async fn schema_version(&self) -> Result<i64, DbError> {
-        let mut conn =
-            self.pool().acquire().await.map_err(DbError::query("acquire a connection"))?;
+        let mut conn = self
+            .pool()
+            .acquire()
+            .await
+            .map_err(DbError::query("acquire a connection"))?;
         current_version(&mut conn).await
     }
 
@@ -125,5 +147,6 @@ async fn current_version(conn: &mut sqlx::AnyConnection) -> Result<i64, DbError>
         .fetch_one(conn)
         .await
         .map_err(DbError::query("read the schema version"))?;
-    row.try_get::<i64, _>("version").map_err(DbError::query("read the schema version"))
+    row.try_get::<i64, _>("version")
+        .map_err(DbError::query("read the schema version"))
 }

@@ -38,8 +38,10 @@ pub struct IssuedToken {
     pub context: AuthContext,
 }
 
-const BAD_CREDENTIALS: &str = "the request you have made requires authentication: invalid user name or password";
-const NO_ACCESS: &str = "the user has no role on the requested project, or it does not exist or is disabled";
+const BAD_CREDENTIALS: &str =
+    "the request you have made requires authentication: invalid user name or password";
+const NO_ACCESS: &str =
+    "the user has no role on the requested project, or it does not exist or is disabled";
 
 impl Identity {
     /// Checks a password and issues a token.
@@ -56,10 +58,15 @@ impl Identity {
         let password_ok = verify_password(stored, credentials.password).await?;
         let user = match row {
             Some(user) if password_ok && user.enabled => user,
-            _ => return Err(IdentityError::Unauthorized { reason: BAD_CREDENTIALS }),
+            _ => {
+                return Err(IdentityError::Unauthorized {
+                    reason: BAD_CREDENTIALS,
+                });
+            }
         };
         let expires_at = now_micros().saturating_add(ttl_micros(self.config.token_ttl));
-        self.issue(user, scope, vec!["password".to_owned()], expires_at).await
+        self.issue(user, scope, vec!["password".to_owned()], expires_at)
+            .await
     }
 
     /// Exchanges a valid token for a new one, typically to change its scope. The new token
@@ -70,9 +77,11 @@ impl Identity {
         scope: Scope,
     ) -> Result<IssuedToken, IdentityError> {
         let context = self.validate(token).await?;
-        let user = q::get_user(self.db.pool(), &context.user_id)
-            .await?
-            .ok_or(IdentityError::Unauthorized { reason: "the token is not valid" })?;
+        let user = q::get_user(self.db.pool(), &context.user_id).await?.ok_or(
+            IdentityError::Unauthorized {
+                reason: "the token is not valid",
+            },
+        )?;
         let mut methods = vec!["token".to_owned()];
         methods.extend(context.methods.into_iter().filter(|m| m != "token"));
         self.issue(user, scope, methods, context.expires_at).await
@@ -87,9 +96,13 @@ impl Identity {
     ) -> Result<IssuedToken, IdentityError> {
         let (project, roles) = match scope {
             Scope::Unscoped => (None, Vec::new()),
-            Scope::ProjectId(id) => self.scope_to(&user, q::get_project(self.db.pool(), &id).await?).await?,
+            Scope::ProjectId(id) => {
+                self.scope_to(&user, q::get_project(self.db.pool(), &id).await?)
+                    .await?
+            }
             Scope::ProjectName(name) => {
-                self.scope_to(&user, q::get_project_by_name(self.db.pool(), &name).await?).await?
+                self.scope_to(&user, q::get_project_by_name(self.db.pool(), &name).await?)
+                    .await?
             }
         };
         let token = new_token();
@@ -133,7 +146,11 @@ impl Identity {
         if roles.is_empty() {
             return Err(IdentityError::Unauthorized { reason: NO_ACCESS });
         }
-        let scoped = ScopedProject { id: project.id, name: project.name, kind: project.kind };
+        let scoped = ScopedProject {
+            id: project.id,
+            name: project.name,
+            kind: project.kind,
+        };
         Ok((Some(scoped), roles))
     }
 }

@@ -29,7 +29,9 @@ impl AuthContext {
     /// A cloud administrator: a token scoped to the system project with its `admin` role.
     /// An `admin` role on any other project administers only that project.
     pub fn is_cloud_admin(&self) -> bool {
-        self.project.as_ref().is_some_and(|p| p.kind == ProjectKind::System)
+        self.project
+            .as_ref()
+            .is_some_and(|p| p.kind == ProjectKind::System)
             && self.roles.contains(&Role::Admin)
     }
 
@@ -73,6 +75,10 @@ impl Caller<'_> {
     }
 
     pub(crate) fn require_admin(&self, action: &'static str) -> Result<(), crate::IdentityError> {
-        if self.is_admin() { Ok(()) } else { Err(crate::IdentityError::Forbidden { action }) }
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(crate::IdentityError::Forbidden { action })
+        }
     }
 }

@@ -48,10 +48,16 @@ impl From<DbError> for IdentityError {
 
 impl IdentityError {
     pub(crate) fn not_found(kind: &'static str, id: &str) -> Self {
-        IdentityError::NotFound { kind, id: id.to_owned() }
+        IdentityError::NotFound {
+            kind,
+            id: id.to_owned(),
+        }
     }
 
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
-        IdentityError::InvalidInput { field, reason: reason.into() }
+        IdentityError::InvalidInput {
+            field,
+            reason: reason.into(),
+        }
     }
 }

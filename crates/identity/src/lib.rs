@@ -22,8 +22,8 @@ pub use auth::{IssuedToken, PasswordCredentials, Scope, UserRef};
 pub use caller::{AuthContext, Caller, ScopedProject};
 pub use error::IdentityError;
 pub use model::{
-    NewProject, NewUser, Project, ProjectFilter, ProjectKind, ProjectPatch, Role,
-    RoleAssignment, RoleAssignmentFilter, User, UserFilter, UserPatch,
+    NewProject, NewUser, Project, ProjectFilter, ProjectKind, ProjectPatch, Role, RoleAssignment,
+    RoleAssignmentFilter, User, UserFilter, UserPatch,
 };
 
 /// The name of the system project whose `admin` role makes a cloud administrator.
@@ -38,7 +38,9 @@ pub struct IdentityConfig {
 
 impl Default for IdentityConfig {
     fn default() -> Self {
-        IdentityConfig { token_ttl: Duration::from_secs(24 * 3600) }
+        IdentityConfig {
+            token_ttl: Duration::from_secs(24 * 3600),
+        }
     }
 }
 

@@ -206,16 +206,28 @@ pub(crate) fn check_name(field: &'static str, name: &str) -> Result<(), Identity
         return Err(IdentityError::invalid(field, "longer than 255 characters"));
     }
     if name.chars().any(|c| c.is_control() || c == '/') {
-        return Err(IdentityError::invalid(field, "contains a control character or '/'"));
+        return Err(IdentityError::invalid(
+            field,
+            "contains a control character or '/'",
+        ));
     }
     Ok(())
 }
 
 pub(crate) fn check_email(email: &str) -> Result<(), IdentityError> {
     let valid = email.len() <= 255
-        && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
         && !email.chars().any(|c| c.is_control() || c.is_whitespace());
-    if valid { Ok(()) } else { Err(IdentityError::invalid("email", format!("{email:?} is not an address"))) }
+    if valid {
+        Ok(())
+    } else {
+        Err(IdentityError::invalid(
+            "email",
+            format!("{email:?} is not an address"),
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! argon2id password hashing, run off the async reactor (a hash takes tens of milliseconds).
 
+use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 
 use crate::IdentityError;
 
@@ -30,7 +30,9 @@ pub(crate) async fn hash_password(password: String) -> Result<String, IdentityEr
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
             .map(|hash| hash.to_string())
-            .map_err(|e| IdentityError::PasswordHash { reason: e.to_string() })
+            .map_err(|e| IdentityError::PasswordHash {
+                reason: e.to_string(),
+            })
     })
     .await
     .map_err(IdentityError::Task)?
@@ -68,14 +70,26 @@ mod tests {
     async fn hash_verifies_only_its_password() {
         let hash = hash_password("correct horse".into()).await.unwrap();
         assert!(hash.starts_with("$argon2id$"));
-        assert!(verify_password(Some(hash.clone()), "correct horse".into()).await.unwrap());
-        assert!(!verify_password(Some(hash), "battery staple".into()).await.unwrap());
+        assert!(
+            verify_password(Some(hash.clone()), "correct horse".into())
+                .await
+                .unwrap()
+        );
+        assert!(
+            !verify_password(Some(hash), "battery staple".into())
+                .await
+                .unwrap()
+        );
         assert!(!verify_password(None, "anything".into()).await.unwrap());
     }
 
     #[tokio::test]
     async fn empty_and_huge_passwords_are_refused() {
         assert!(hash_password(String::new()).await.is_err());
-        assert!(hash_password("x".repeat(MAX_PASSWORD_BYTES + 1)).await.is_err());
+        assert!(
+            hash_password("x".repeat(MAX_PASSWORD_BYTES + 1))
+                .await
+                .is_err()
+        );
     }
 }

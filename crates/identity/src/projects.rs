@@ -7,8 +7,8 @@ use nefos_db::time::now_micros;
 use crate::model::check_name;
 use crate::secret::new_id;
 use crate::{
-    Caller, Identity, IdentityError, NewProject, Project, ProjectFilter, ProjectKind,
-    ProjectPatch, Role, RoleAssignment, RoleAssignmentFilter,
+    Caller, Identity, IdentityError, NewProject, Project, ProjectFilter, ProjectKind, ProjectPatch,
+    Role, RoleAssignment, RoleAssignmentFilter,
 };
 
 impl Identity {
@@ -33,18 +33,28 @@ impl Identity {
         };
         let mut tx = self.db.begin().await?;
         q::insert_project(&mut tx, &row).await?;
-        tx.commit().await.map_err(DbError::query("commit a new project"))?;
+        tx.commit()
+            .await
+            .map_err(DbError::query("commit a new project"))?;
         Ok(row.into())
     }
 
     /// Whether the caller may see `project_id`: administrators see all, users the projects
     /// they hold a role on.
-    async fn may_see_project(&self, caller: Caller<'_>, project_id: &str) -> Result<bool, IdentityError> {
+    async fn may_see_project(
+        &self,
+        caller: Caller<'_>,
+        project_id: &str,
+    ) -> Result<bool, IdentityError> {
         match caller {
             Caller::Operator => Ok(true),
             Caller::Token(ctx) if ctx.is_cloud_admin() => Ok(true),
             Caller::Token(ctx) => {
-                Ok(!q::roles_on_project(self.db.pool(), &ctx.user_id, project_id).await?.is_empty())
+                Ok(
+                    !q::roles_on_project(self.db.pool(), &ctx.user_id, project_id)
+                        .await?
+                        .is_empty(),
+                )
             }
         }
     }
@@ -89,7 +99,11 @@ impl Identity {
             }
             filter.member = Some(ctx.user_id.clone());
         }
-        Ok(q::list_projects(self.db.pool(), &filter).await?.into_iter().map(Project::from).collect())
+        Ok(q::list_projects(self.db.pool(), &filter)
+            .await?
+            .into_iter()
+            .map(Project::from)
+            .collect())
     }
 
     /// Changes a project. Administrators only; a base project keeps its owner's name.
@@ -125,7 +139,9 @@ impl Identity {
         }
         row.updated_at = now_micros();
         q::update_project(&mut tx, &row).await?;
-        tx.commit().await.map_err(DbError::query("commit a project change"))?;
+        tx.commit()
+            .await
+            .map_err(DbError::query("commit a project change"))?;
         Ok(row.into())
     }
 
@@ -142,7 +158,9 @@ impl Identity {
             });
         }
         q::delete_project(&mut tx, id).await?;
-        tx.commit().await.map_err(DbError::query("commit a project deletion"))?;
+        tx.commit()
+            .await
+            .map_err(DbError::query("commit a project deletion"))?;
         Ok(())
     }
 
@@ -169,7 +187,9 @@ impl Identity {
             created_at: now_micros(),
         };
         q::grant_role(&mut tx, &assignment).await?;
-        tx.commit().await.map_err(DbError::query("commit a role grant"))?;
+        tx.commit()
+            .await
+            .map_err(DbError::query("commit a role grant"))?;
         Ok(())
     }
 
@@ -192,12 +212,16 @@ impl Identity {
                 reason: "a user cannot be removed from its own personal project",
             });
         }
-        let removed =
-            q::revoke_role(&mut tx, project_id, user_id, role.map(Role::as_str)).await?;
+        let removed = q::revoke_role(&mut tx, project_id, user_id, role.map(Role::as_str)).await?;
         if removed == 0 {
-            return Err(IdentityError::not_found("role assignment", &format!("{project_id}/{user_id}")));
+            return Err(IdentityError::not_found(
+                "role assignment",
+                &format!("{project_id}/{user_id}"),
+            ));
         }
-        tx.commit().await.map_err(DbError::query("commit a role revocation"))?;
+        tx.commit()
+            .await
+            .map_err(DbError::query("commit a role revocation"))?;
         Ok(())
     }
 
@@ -237,6 +261,9 @@ impl Identity {
             role: filter.role.map(|r| r.as_str().to_owned()),
         };
         let rows = q::list_role_assignments(self.db.pool(), &db_filter).await?;
-        Ok(rows.into_iter().filter_map(RoleAssignment::from_row).collect())
+        Ok(rows
+            .into_iter()
+            .filter_map(RoleAssignment::from_row)
+            .collect())
     }
 }

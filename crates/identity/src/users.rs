@@ -15,15 +15,21 @@ use crate::{
 impl Identity {
     /// Creates a user and its base project, named after the user, on which the user is a
     /// `member`. Administrators only.
-    pub async fn create_user(&self, caller: Caller<'_>, new: NewUser) -> Result<User, IdentityError> {
+    pub async fn create_user(
+        &self,
+        caller: Caller<'_>,
+        new: NewUser,
+    ) -> Result<User, IdentityError> {
         caller.require_admin("create users")?;
-        self.insert_user_with_project(new, ProjectKind::Base, Role::Member).await
+        self.insert_user_with_project(new, ProjectKind::Base, Role::Member)
+            .await
     }
 
     /// Creates the cloud administrator: a user whose base project is the system project, on
     /// which it holds `admin`. Used once, by `nefos up` and `nefos admin bootstrap`.
     pub async fn create_admin_user(&self, new: NewUser) -> Result<User, IdentityError> {
-        self.insert_user_with_project(new, ProjectKind::System, Role::Admin).await
+        self.insert_user_with_project(new, ProjectKind::System, Role::Admin)
+            .await
     }
 
     async fn insert_user_with_project(
@@ -64,10 +70,17 @@ impl Identity {
         };
         let mut tx = self.db.begin().await?;
         if q::get_user_by_name(&mut *tx, &user.name).await?.is_some() {
-            return Err(IdentityError::Conflict { what: "a user with this name" });
+            return Err(IdentityError::Conflict {
+                what: "a user with this name",
+            });
         }
-        if q::get_project_by_name(&mut *tx, &project.name).await?.is_some() {
-            return Err(IdentityError::Conflict { what: "a project with this name" });
+        if q::get_project_by_name(&mut *tx, &project.name)
+            .await?
+            .is_some()
+        {
+            return Err(IdentityError::Conflict {
+                what: "a project with this name",
+            });
         }
         q::insert_project(&mut tx, &project).await?;
         q::insert_user(&mut tx, &user).await?;
@@ -81,7 +94,9 @@ impl Identity {
             },
         )
         .await?;
-        tx.commit().await.map_err(nefos_db::DbError::query("commit a new user"))?;
+        tx.commit()
+            .await
+            .map_err(nefos_db::DbError::query("commit a new user"))?;
         tracing::info!(user_id = %user.id, name = %user.name, "created user");
         Ok(user.into())
     }
@@ -128,7 +143,7 @@ impl Identity {
     }
 
     /// Changes a user. Administrators only. Disabling a user or changing its password
-    /// revokes its tokens.
+    /// revokes its tokens. Renaming a user renames its base project with it.
     pub async fn update_user(
         &self,
         caller: Caller<'_>,
@@ -147,9 +162,11 @@ impl Identity {
             None => None,
         };
         let mut tx = self.db.begin().await?;
-        let mut row =
-            q::get_user(&mut *tx, id).await?.ok_or_else(|| IdentityError::not_found("user", id))?;
+        let mut row = q::get_user(&mut *tx, id)
+            .await?
+            .ok_or_else(|| IdentityError::not_found("user", id))?;
         let revoke = password_hash.is_some() || (patch.enabled == Some(false) && row.enabled);
+        let renamed = patch.name.as_ref().is_some_and(|name| *name != row.name);
         if let Some(name) = patch.name {
             row.name = name;
         }
@@ -163,11 +180,31 @@ impl Identity {
             row.enabled = enabled;
         }
         row.updated_at = now_micros();
+        if renamed {
+            // As at creation, a user may not take a name a project holds: its base project is
+            // named after it.
+            let holder = q::get_project_by_name(&mut *tx, &row.name).await?;
+            if holder.is_some_and(|p| p.id != row.base_project_id) {
+                return Err(IdentityError::Conflict {
+                    what: "a project with this name",
+                });
+            }
+        }
         q::update_user(&mut tx, &row).await?;
+        if renamed
+            && let Some(mut base) = q::get_project(&mut *tx, &row.base_project_id).await?
+            && base.kind == ProjectKind::Base.as_str()
+        {
+            base.name = row.name.clone();
+            base.updated_at = row.updated_at;
+            q::update_project(&mut tx, &base).await?;
+        }
         if revoke {
             q::revoke_user_tokens(&mut *tx, id, row.updated_at).await?;
         }
-        tx.commit().await.map_err(nefos_db::DbError::query("commit a user change"))?;
+        tx.commit()
+            .await
+            .map_err(nefos_db::DbError::query("commit a user change"))?;
         Ok(row.into())
     }
 
@@ -183,13 +220,23 @@ impl Identity {
             return Err(IdentityError::not_found("user", id));
         }
         check_password_input(&new)?;
-        let row =
-            q::get_user(self.db.pool(), id).await?.ok_or_else(|| IdentityError::not_found("user", id))?;
+        let row = q::get_user(self.db.pool(), id)
+            .await?
+            .ok_or_else(|| IdentityError::not_found("user", id))?;
         if !verify_password(row.password_hash, original).await? {
-            return Err(IdentityError::Unauthorized { reason: "the original password is wrong" });
+            return Err(IdentityError::Unauthorized {
+                reason: "the original password is wrong",
+            });
         }
-        self.update_user(Caller::Operator, id, UserPatch { password: Some(new), ..Default::default() })
-            .await?;
+        self.update_user(
+            Caller::Operator,
+            id,
+            UserPatch {
+                password: Some(new),
+                ..Default::default()
+            },
+        )
+        .await?;
         Ok(())
     }
 
@@ -198,17 +245,23 @@ impl Identity {
     pub async fn delete_user(&self, caller: Caller<'_>, id: &str) -> Result<(), IdentityError> {
         caller.require_admin("delete users")?;
         let mut tx = self.db.begin().await?;
-        let user =
-            q::get_user(&mut *tx, id).await?.ok_or_else(|| IdentityError::not_found("user", id))?;
+        let user = q::get_user(&mut *tx, id)
+            .await?
+            .ok_or_else(|| IdentityError::not_found("user", id))?;
         let base = q::get_project(&mut *tx, &user.base_project_id).await?;
-        if base.as_ref().is_some_and(|p| p.kind == ProjectKind::System.as_str()) {
+        if base
+            .as_ref()
+            .is_some_and(|p| p.kind == ProjectKind::System.as_str())
+        {
             return Err(IdentityError::NotAllowed {
                 reason: "the user that owns the system project cannot be deleted",
             });
         }
         q::delete_user(&mut tx, id).await?;
         q::delete_project(&mut tx, &user.base_project_id).await?;
-        tx.commit().await.map_err(nefos_db::DbError::query("commit a user deletion"))?;
+        tx.commit()
+            .await
+            .map_err(nefos_db::DbError::query("commit a user deletion"))?;
         tracing::info!(user_id = %id, "deleted user");
         Ok(())
     }
@@ -220,7 +273,14 @@ impl Identity {
         user_id: &str,
     ) -> Result<Vec<Project>, IdentityError> {
         self.user(caller, user_id).await?;
-        let filter = ProjectFilter { member: Some(user_id.to_owned()), ..Default::default() };
-        Ok(q::list_projects(self.db.pool(), &filter).await?.into_iter().map(Project::from).collect())
+        let filter = ProjectFilter {
+            member: Some(user_id.to_owned()),
+            ..Default::default()
+        };
+        Ok(q::list_projects(self.db.pool(), &filter)
+            .await?
+            .into_iter()
+            .map(Project::from)
+            .collect())
     }
 }

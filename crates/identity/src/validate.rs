@@ -31,7 +31,14 @@ impl Identity {
                     return Err(unauthorized);
                 }
                 let kind = ProjectKind::from_stored(found.project_kind.as_deref().unwrap_or(""));
-                (Some(ScopedProject { id: id.clone(), name: name.clone(), kind }), roles)
+                (
+                    Some(ScopedProject {
+                        id: id.clone(),
+                        name: name.clone(),
+                        kind,
+                    }),
+                    roles,
+                )
             }
             _ => return Err(unauthorized),
         };
@@ -56,15 +63,20 @@ impl Identity {
     ) -> Result<AuthContext, IdentityError> {
         match self.validate(subject).await {
             Ok(context) if caller.is_or_admin(&context.user_id) => Ok(context),
-            Ok(_) | Err(IdentityError::Unauthorized { .. }) => {
-                Err(IdentityError::NotFound { kind: "token", id: "(subject token)".into() })
-            }
+            Ok(_) | Err(IdentityError::Unauthorized { .. }) => Err(IdentityError::NotFound {
+                kind: "token",
+                id: "(subject token)".into(),
+            }),
             Err(other) => Err(other),
         }
     }
 
     /// Revokes `subject`: the caller's own token, or any token for an administrator.
-    pub async fn revoke_token(&self, caller: Caller<'_>, subject: &str) -> Result<(), IdentityError> {
+    pub async fn revoke_token(
+        &self,
+        caller: Caller<'_>,
+        subject: &str,
+    ) -> Result<(), IdentityError> {
         let context = self.inspect_token(caller, subject).await?;
         q::revoke_token(self.db.pool(), &token_hash(subject), now_micros()).await?;
         tracing::info!(user_id = %context.user_id, audit_id = %context.audit_id, "revoked token");
@@ -72,7 +84,10 @@ impl Identity {
     }
 
     /// Deletes tokens that expired more than `grace` ago; returns how many.
-    pub async fn purge_expired_tokens(&self, grace: std::time::Duration) -> Result<u64, IdentityError> {
+    pub async fn purge_expired_tokens(
+        &self,
+        grace: std::time::Duration,
+    ) -> Result<u64, IdentityError> {
         let grace = i64::try_from(grace.as_micros()).unwrap_or(i64::MAX);
         Ok(q::purge_expired_tokens(self.db.pool(), now_micros().saturating_sub(grace)).await?)
     }

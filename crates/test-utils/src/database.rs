@@ -20,9 +20,16 @@ pub struct TestDatabase {
 pub async fn sqlite() -> TestDatabase {
     let dir = tempfile::tempdir().expect("temporary directory");
     let url = Database::sqlite_url(&dir.path().join("nefos.db"));
-    let db = Database::connect(&url, &PoolSettings::default()).await.expect("open SQLite");
+    let db = Database::connect(&url, &PoolSettings::default())
+        .await
+        .expect("open SQLite");
     db.migrate().await.expect("migrate SQLite");
-    TestDatabase { label: "sqlite", db, url, _dir: Some(dir) }
+    TestDatabase {
+        label: "sqlite",
+        db,
+        url,
+        _dir: Some(dir),
+    }
 }
 
 /// A fresh database on the PostgreSQL server named by `NEFOS_TEST_POSTGRES`.
@@ -47,9 +54,16 @@ pub async fn postgres() -> TestDatabase {
         .expect("create a test database");
     admin.close().await;
     let url = format!("{base}/{name}");
-    let db = Database::connect(&url, &PoolSettings::default()).await.expect("open PostgreSQL");
+    let db = Database::connect(&url, &PoolSettings::default())
+        .await
+        .expect("open PostgreSQL");
     db.migrate().await.expect("migrate PostgreSQL");
-    TestDatabase { label: "postgres", db, url, _dir: None }
+    TestDatabase {
+        label: "postgres",
+        db,
+        url,
+        _dir: None,
+    }
 }
 
 /// One fresh database on each engine, for store tests that must pass on both.

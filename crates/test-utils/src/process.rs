@@ -7,7 +7,11 @@ use std::time::{Duration, Instant};
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The real `nefos` binary running as a child; killed (SIGKILL) on drop.
@@ -39,7 +43,10 @@ impl NefosProcess {
     pub fn spawn(binary: &Path, args: &[String], url: &str) -> NefosProcess {
         let mut child = Command::new(binary)
             .args(args)
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -47,8 +54,14 @@ impl NefosProcess {
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
         let output = Arc::new(Mutex::new(String::new()));
         for stream in [
-            child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
         ]
         .into_iter()
         .flatten()
@@ -62,7 +75,11 @@ impl NefosProcess {
                 }
             });
         }
-        let mut process = NefosProcess { child, url: url.to_owned(), output };
+        let mut process = NefosProcess {
+            child,
+            url: url.to_owned(),
+            output,
+        };
         process.wait_healthy(Duration::from_secs(60));
         process
     }
@@ -72,7 +89,10 @@ impl NefosProcess {
         let addr = self.url.trim_start_matches("http://").to_owned();
         while started.elapsed() < limit {
             if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("nefos exited with {status} before serving:\n{}", self.output());
+                panic!(
+                    "nefos exited with {status} before serving:\n{}",
+                    self.output()
+                );
             }
             if healthz(&addr) {
                 return;
@@ -112,7 +132,9 @@ impl Drop for NefosProcess {
 /// A bare HTTP/1.1 GET of /healthz; true on a 200.
 fn healthz(addr: &str) -> bool {
     use std::io::{Read, Write};
-    let Ok(mut stream) = std::net::TcpStream::connect(addr) else { return false };
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return false;
+    };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
     let request = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     if stream.write_all(request.as_bytes()).is_err() {

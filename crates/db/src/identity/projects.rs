@@ -1,9 +1,11 @@
-use sqlx::{Any, Executor};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Executor, FromRow, Row};
 
+use crate::flag::get_bool;
 use crate::{Connection, DbError};
 
 /// A row of `projects`.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct ProjectRow {
     pub id: String,
     pub name: String,
@@ -16,8 +18,23 @@ pub struct ProjectRow {
     pub updated_at: i64,
 }
 
-const PROJECT_COLUMNS: &str =
-    "id, name, description, enabled, kind, owner_id, created_at, updated_at";
+impl FromRow<'_, AnyRow> for ProjectRow {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(ProjectRow {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            description: row.try_get("description")?,
+            enabled: get_bool(row, "enabled")?,
+            kind: row.try_get("kind")?,
+            owner_id: row.try_get("owner_id")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+}
+
+const PROJECT_COLUMNS: &str = "id, name, description, CAST(enabled AS INTEGER) AS enabled, kind,
+                               owner_id, created_at, updated_at";
 
 /// Which projects [`list_projects`] returns.
 #[derive(Debug, Clone, Default)]
@@ -44,7 +61,10 @@ pub async fn insert_project(conn: &mut Connection, project: &ProjectRow) -> Resu
     .bind(project.updated_at)
     .execute(conn)
     .await
-    .map_err(DbError::insert("insert a project", "a project with this name"))?;
+    .map_err(DbError::insert(
+        "insert a project",
+        "a project with this name",
+    ))?;
     Ok(())
 }
 
@@ -52,22 +72,26 @@ pub async fn get_project<'c>(
     ex: impl Executor<'c, Database = Any>,
     id: &str,
 ) -> Result<Option<ProjectRow>, DbError> {
-    sqlx::query_as(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(ex)
-        .await
-        .map_err(DbError::query("read a project"))
+    sqlx::query_as(&format!(
+        "SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(ex)
+    .await
+    .map_err(DbError::query("read a project"))
 }
 
 pub async fn get_project_by_name<'c>(
     ex: impl Executor<'c, Database = Any>,
     name: &str,
 ) -> Result<Option<ProjectRow>, DbError> {
-    sqlx::query_as(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE name = $1"))
-        .bind(name)
-        .fetch_optional(ex)
-        .await
-        .map_err(DbError::query("read a project by name"))
+    sqlx::query_as(&format!(
+        "SELECT {PROJECT_COLUMNS} FROM projects WHERE name = $1"
+    ))
+    .bind(name)
+    .fetch_optional(ex)
+    .await
+    .map_err(DbError::query("read a project by name"))
 }
 
 pub async fn list_projects<'c>(
@@ -102,7 +126,10 @@ pub async fn update_project(conn: &mut Connection, project: &ProjectRow) -> Resu
     .bind(project.updated_at)
     .execute(conn)
     .await
-    .map_err(DbError::insert("update a project", "a project with this name"))?;
+    .map_err(DbError::insert(
+        "update a project",
+        "a project with this name",
+    ))?;
     Ok(done.rows_affected() > 0)
 }
 

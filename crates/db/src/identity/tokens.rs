@@ -1,6 +1,8 @@
-use sqlx::{Any, Executor};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Executor, FromRow, Row};
 
 use crate::DbError;
+use crate::flag::{get_bool, get_optional_bool};
 
 /// A row of `tokens`.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -17,7 +19,7 @@ pub struct TokenRow {
 }
 
 /// A token with what validating it needs of its user and project, read in one query.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct TokenLookup {
     pub token_hash: String,
     pub audit_id: String,
@@ -32,6 +34,26 @@ pub struct TokenLookup {
     pub project_name: Option<String>,
     pub project_enabled: Option<bool>,
     pub project_kind: Option<String>,
+}
+
+impl FromRow<'_, AnyRow> for TokenLookup {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(TokenLookup {
+            token_hash: row.try_get("token_hash")?,
+            audit_id: row.try_get("audit_id")?,
+            user_id: row.try_get("user_id")?,
+            project_id: row.try_get("project_id")?,
+            methods: row.try_get("methods")?,
+            issued_at: row.try_get("issued_at")?,
+            expires_at: row.try_get("expires_at")?,
+            revoked_at: row.try_get("revoked_at")?,
+            user_name: row.try_get("user_name")?,
+            user_enabled: get_bool(row, "user_enabled")?,
+            project_name: row.try_get("project_name")?,
+            project_enabled: get_optional_bool(row, "project_enabled")?,
+            project_kind: row.try_get("project_kind")?,
+        })
+    }
 }
 
 pub async fn insert_token<'c>(
@@ -63,8 +85,9 @@ pub async fn lookup_token<'c>(
 ) -> Result<Option<TokenLookup>, DbError> {
     sqlx::query_as(
         "SELECT t.token_hash, t.audit_id, t.user_id, t.project_id, t.methods, t.issued_at,
-                t.expires_at, t.revoked_at, u.name AS user_name, u.enabled AS user_enabled,
-                p.name AS project_name, p.enabled AS project_enabled, p.kind AS project_kind
+                t.expires_at, t.revoked_at, u.name AS user_name,
+                CAST(u.enabled AS INTEGER) AS user_enabled, p.name AS project_name,
+                CAST(p.enabled AS INTEGER) AS project_enabled, p.kind AS project_kind
          FROM tokens t
          JOIN users u ON u.id = t.user_id
          LEFT JOIN projects p ON p.id = t.project_id

@@ -1,9 +1,11 @@
-use sqlx::{Any, Executor};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Executor, FromRow, Row};
 
+use crate::flag::get_bool;
 use crate::{Connection, DbError};
 
 /// A row of `users`.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct UserRow {
     pub id: String,
     pub name: String,
@@ -16,8 +18,23 @@ pub struct UserRow {
     pub updated_at: i64,
 }
 
-const USER_COLUMNS: &str =
-    "id, name, email, password_hash, enabled, base_project_id, created_at, updated_at";
+impl FromRow<'_, AnyRow> for UserRow {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(UserRow {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            email: row.try_get("email")?,
+            password_hash: row.try_get("password_hash")?,
+            enabled: get_bool(row, "enabled")?,
+            base_project_id: row.try_get("base_project_id")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+}
+
+const USER_COLUMNS: &str = "id, name, email, password_hash, CAST(enabled AS INTEGER) AS enabled,
+                            base_project_id, created_at, updated_at";
 
 /// Which users [`list_users`] returns.
 #[derive(Debug, Clone, Default)]

@@ -1,0 +1,96 @@
+//! The service catalog: every service nefos serves, with its public endpoint.
+
+/// One catalog entry.
+#[derive(Debug, Clone)]
+pub struct CatalogService {
+    /// OpenStack service type (`identity`, `object-store`, …).
+    pub service_type: &'static str,
+    /// Service name as OpenStack deployments name them (`keystone`, `swift`, …).
+    pub name: &'static str,
+    /// The endpoint path under the public URL.
+    pub path: &'static str,
+    /// The API version Synnefo's catalog advertises for it.
+    pub version: &'static str,
+}
+
+/// The region every endpoint is in.
+pub const REGION: &str = "RegionOne";
+
+/// The services of this cloud, resolved against its public URL.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    public_url: String,
+    services: Vec<CatalogService>,
+}
+
+impl Catalog {
+    /// The catalog of the services this build serves.
+    pub fn new(public_url: &str) -> Self {
+        Catalog {
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            services: vec![CatalogService {
+                service_type: "identity",
+                name: "keystone",
+                path: "/identity/v3",
+                version: "v3.14",
+            }],
+        }
+    }
+
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    pub fn services(&self) -> &[CatalogService] {
+        &self.services
+    }
+
+    /// The public URL of a service.
+    pub fn endpoint(&self, service: &CatalogService) -> String {
+        format!("{}{}", self.public_url, service.path)
+    }
+
+    /// The catalog in Keystone v3's token shape.
+    pub fn to_v3(&self) -> serde_json::Value {
+        let entries: Vec<_> = self
+            .services
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "id": s.service_type,
+                    "type": s.service_type,
+                    "name": s.name,
+                    "endpoints": [{
+                        "id": format!("{}-public", s.service_type),
+                        "interface": "public",
+                        "region": REGION,
+                        "region_id": REGION,
+                        "url": self.endpoint(s),
+                    }],
+                })
+            })
+            .collect();
+        serde_json::Value::Array(entries)
+    }
+
+    /// The catalog in the shape Synnefo's `/identity/v2.0/tokens` gives kamaki.
+    pub fn to_synnefo_v2(&self) -> serde_json::Value {
+        let entries: Vec<_> = self
+            .services
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "name": s.name,
+                    "type": s.service_type,
+                    "endpoints_links": [],
+                    "endpoints": [{
+                        "region": REGION,
+                        "versionId": s.version,
+                        "publicURL": self.endpoint(s),
+                    }],
+                })
+            })
+            .collect();
+        serde_json::Value::Array(entries)
+    }
+}

@@ -1,0 +1,75 @@
+//! The nefos HTTP APIs (DESIGN §8). Each API family is a router that parses the request,
+//! calls a domain crate and renders the answer in that family's conventions; no domain
+//! logic lives here.
+
+mod auth;
+mod catalog;
+mod error;
+mod extract;
+mod identity;
+mod middleware;
+pub mod server;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use nefos_identity::Identity;
+
+pub use catalog::{Catalog, CatalogService};
+pub use error::{ApiError, chain as error_chain};
+pub use server::{HttpLimits, TlsFiles};
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    pub identity: Identity,
+    pub catalog: Arc<Catalog>,
+}
+
+impl ApiState {
+    pub fn new(identity: Identity, public_url: &str) -> Self {
+        ApiState {
+            identity,
+            catalog: Arc::new(Catalog::new(public_url)),
+        }
+    }
+
+    pub fn public_url(&self) -> &str {
+        self.catalog.public_url()
+    }
+}
+
+/// Every API nefos serves, with request ids and the access log around them.
+pub fn router(state: ApiState, limits: &HttpLimits) -> Router {
+    Router::new()
+        .route("/healthz", get(health))
+        .nest("/identity", identity::router())
+        .fallback(error::unknown_route)
+        .with_state(state)
+        .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(axum::middleware::from_fn(
+            middleware::request_id_and_access_log,
+        ))
+}
+
+/// Liveness and database reachability.
+async fn health(
+    axum::extract::State(state): axum::extract::State<ApiState>,
+) -> Result<&'static str, ApiError> {
+    sqlx_ping(&state).await?;
+    Ok("ok\n")
+}
+
+async fn sqlx_ping(state: &ApiState) -> Result<(), ApiError> {
+    state
+        .identity
+        .database()
+        .schema_version()
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %error::chain(&e), "health check: database unreachable");
+            ApiError::unavailable("the database is unreachable")
+        })?;
+    Ok(())
+}

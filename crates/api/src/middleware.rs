@@ -1,0 +1,36 @@
+//! Request ids and the access log.
+
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+use http::HeaderValue;
+use tracing::Instrument;
+
+/// The header OpenStack services use to name a request in answers and logs.
+pub const REQUEST_ID: &str = "x-openstack-request-id";
+
+/// Gives each request an id (`req-<uuid>`), returns it in `X-Openstack-Request-Id`, and logs
+/// one line per request with its status and duration.
+pub async fn request_id_and_access_log(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = format!("req-{}", uuid::Uuid::new_v4());
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let span = tracing::info_span!("request", id = %id);
+    let mut response = next.run(request).instrument(span).await;
+    // A "req-" prefix and a hyphenated UUID are always a valid header value.
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    tracing::info!(
+        target: "nefos::access",
+        request_id = %id,
+        %method,
+        path,
+        status = response.status().as_u16(),
+        micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+    );
+    response
+}

@@ -1,0 +1,174 @@
+//! The HTTP server: plain or TLS (rustls) connections, header and body limits, and a
+//! graceful shutdown that lets requests in flight finish.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+/// Limits on what a client may send.
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    /// Request line plus headers; larger requests are refused by the HTTP parser.
+    pub max_header_bytes: usize,
+    /// Bodies of requests parsed in memory (JSON); streaming uploads set their own limits.
+    pub max_body_bytes: usize,
+    /// How long a client may take to send its headers.
+    pub header_timeout: Duration,
+    /// How long requests in flight may run on after shutdown starts.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            max_header_bytes: 64 * 1024,
+            max_body_bytes: 1024 * 1024,
+            header_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// PEM files of a TLS certificate chain and its private key.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Error)]
+pub enum ServerError {
+    #[error("cannot read TLS file {path}")]
+    TlsRead {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("no private key in {path}")]
+    TlsNoKey { path: PathBuf },
+    #[error("invalid TLS certificate or key")]
+    TlsConfig(#[source] rustls::Error),
+}
+
+/// Builds the rustls acceptor for `files`.
+pub fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, ServerError> {
+    let read = |path: &PathBuf| {
+        std::fs::read(path).map_err(|source| ServerError::TlsRead {
+            path: path.clone(),
+            source,
+        })
+    };
+    let cert_pem = read(&files.certificate)?;
+    let key_pem = read(&files.key)?;
+    let certs = rustls_pemfile::certs(&mut cert_pem.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| ServerError::TlsRead {
+            path: files.certificate.clone(),
+            source,
+        })?;
+    let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
+        .map_err(|source| ServerError::TlsRead {
+            path: files.key.clone(),
+            source,
+        })?
+        .ok_or_else(|| ServerError::TlsNoKey {
+            path: files.key.clone(),
+        })?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(ServerError::TlsConfig)?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(ServerError::TlsConfig)?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then stops accepting and waits up
+/// to `limits.shutdown_grace` for open connections to finish their requests.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<TlsAcceptor>,
+    limits: HttpLimits,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    let graceful = GracefulShutdown::new();
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // Running out of descriptors or a connection reset before accept: keep
+                // serving the others.
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let http = http.clone();
+        match &tls {
+            None => {
+                let conn = http.serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(log_connection_end(conn, peer));
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let stream = match acceptor.accept(stream).await {
+                        Ok(stream) => stream,
+                        Err(error) => {
+                            tracing::debug!(%peer, %error, "TLS handshake failed");
+                            return;
+                        }
+                    };
+                    let conn = watcher.watch(http.serve_connection(TokioIo::new(stream), service));
+                    log_connection_end(conn, peer).await;
+                });
+            }
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: waiting for requests in flight");
+    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(grace = ?limits.shutdown_grace, "requests still running at the end of the grace period");
+    }
+    Ok(())
+}
+
+async fn log_connection_end<F, E>(conn: F, peer: SocketAddr)
+where
+    F: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    if let Err(error) = conn.await {
+        tracing::debug!(%peer, %error, "connection ended with an error");
+    }
+}

@@ -1,0 +1,313 @@
+//! `nefos admin`: operator commands that work on the database directly, like Synnefo's
+//! snf-manage. They act as [`Caller::Operator`].
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use nefos_db::time::from_micros;
+use nefos_identity::{
+    Caller, Identity, NewProject, NewUser, Project, ProjectFilter, Role, RoleAssignmentFilter,
+    User, UserFilter, UserPatch,
+};
+
+use crate::config::Config;
+use crate::up::generate_password;
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// Configuration file of the control plane whose database to use.
+    #[arg(long, short, global = true)]
+    config: Option<PathBuf>,
+    /// Data directory of a `nefos up` cloud (default ./nefos-data).
+    #[arg(long, global = true)]
+    data: Option<PathBuf>,
+    /// Database URL (overrides --config and --data).
+    #[arg(long, global = true)]
+    database: Option<String>,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Projects and their members.
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// The database schema.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Creates a user and its personal project; prints a generated password unless given.
+    Create {
+        name: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// Lists users.
+    List,
+    /// Shows a user (by name or id) and its roles.
+    Show { user: String },
+    /// Sets a user's password (generated and printed unless given); revokes its tokens.
+    SetPassword {
+        user: String,
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// Disables a user and revokes its tokens.
+    Disable { user: String },
+    /// Enables a user.
+    Enable { user: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum ProjectCommand {
+    /// Creates a project.
+    Create {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Lists projects.
+    List,
+    /// Shows a project (by name or id) and its members.
+    Show { project: String },
+    /// Gives a user a role on a project.
+    AddMember {
+        project: String,
+        user: String,
+        #[arg(long, default_value = "member")]
+        role: String,
+    },
+    /// Removes a user's role (every role, unless --role) from a project.
+    RemoveMember {
+        project: String,
+        user: String,
+        #[arg(long)]
+        role: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DbCommand {
+    /// Prints the schema version of the database and of this binary.
+    Status,
+    /// Applies pending migrations.
+    Migrate,
+}
+
+pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(data) = args.data {
+        config.data_dir = data;
+    }
+    if let Some(url) = args.database {
+        config.database = Some(url);
+    }
+    if let AdminCommand::Db(DbCommand::Status) = &args.command {
+        let db = nefos_db::Database::connect(&config.database_url(), &Default::default()).await?;
+        let binary = nefos_db::MIGRATIONS.last().map_or(0, |m| m.version);
+        println!("database schema version: {}", db.schema_version().await?);
+        println!("binary schema version:   {binary}");
+        return Ok(());
+    }
+    let identity = Identity::new(config.open_database().await?, config.identity_config());
+    match args.command {
+        AdminCommand::User(command) => user(&identity, command).await,
+        AdminCommand::Project(command) => project(&identity, command).await,
+        // Opening the database above migrated it.
+        AdminCommand::Db(_) => {
+            println!(
+                "schema at version {}",
+                identity.database().schema_version().await?
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn user(identity: &Identity, command: UserCommand) -> anyhow::Result<()> {
+    let op = Caller::Operator;
+    match command {
+        UserCommand::Create {
+            name,
+            email,
+            password,
+        } => {
+            let generated = password.is_none();
+            let password = password.unwrap_or_else(generate_password);
+            let new = NewUser {
+                name,
+                email,
+                password: Some(password.clone()),
+                enabled: true,
+            };
+            let user = identity.create_user(op, new).await?;
+            print_users(&[user]);
+            if generated {
+                println!("password: {password}");
+            }
+        }
+        UserCommand::List => print_users(&identity.users(op, &UserFilter::default()).await?),
+        UserCommand::Show { user } => {
+            let user = identity.user_by_id_or_name(op, &user).await?;
+            print_users(std::slice::from_ref(&user));
+            let filter = RoleAssignmentFilter {
+                user_id: Some(user.id.clone()),
+                ..Default::default()
+            };
+            let assignments = identity.role_assignments(op, &filter).await?;
+            let mut table = table(&["project", "role"]);
+            for a in assignments {
+                let project = identity.project(op, &a.project_id).await?;
+                table.add_row(vec![project.name, a.role.to_string()]);
+            }
+            println!("{table}");
+        }
+        UserCommand::SetPassword { user, password } => {
+            let user = identity.user_by_id_or_name(op, &user).await?;
+            let generated = password.is_none();
+            let password = password.unwrap_or_else(generate_password);
+            let patch = UserPatch {
+                password: Some(password.clone()),
+                ..Default::default()
+            };
+            identity.update_user(op, &user.id, patch).await?;
+            println!("password of {} changed; its tokens are revoked", user.name);
+            if generated {
+                println!("password: {password}");
+            }
+        }
+        UserCommand::Disable { user } => set_enabled(identity, &user, false).await?,
+        UserCommand::Enable { user } => set_enabled(identity, &user, true).await?,
+    }
+    Ok(())
+}
+
+async fn set_enabled(identity: &Identity, user: &str, enabled: bool) -> anyhow::Result<()> {
+    let op = Caller::Operator;
+    let user = identity.user_by_id_or_name(op, user).await?;
+    let patch = UserPatch {
+        enabled: Some(enabled),
+        ..Default::default()
+    };
+    let user = identity.update_user(op, &user.id, patch).await?;
+    print_users(&[user]);
+    Ok(())
+}
+
+async fn project(identity: &Identity, command: ProjectCommand) -> anyhow::Result<()> {
+    let op = Caller::Operator;
+    match command {
+        ProjectCommand::Create { name, description } => {
+            let project = identity
+                .create_project(
+                    op,
+                    NewProject {
+                        name,
+                        description,
+                        enabled: true,
+                    },
+                )
+                .await?;
+            print_projects(&[project]);
+        }
+        ProjectCommand::List => {
+            print_projects(&identity.projects(op, &ProjectFilter::default()).await?);
+        }
+        ProjectCommand::Show { project } => {
+            let project = identity.project_by_id_or_name(op, &project).await?;
+            print_projects(std::slice::from_ref(&project));
+            let filter = RoleAssignmentFilter {
+                project_id: Some(project.id.clone()),
+                ..Default::default()
+            };
+            let mut table = table(&["member", "role"]);
+            for a in identity.role_assignments(op, &filter).await? {
+                let user = identity.user(op, &a.user_id).await?;
+                table.add_row(vec![user.name, a.role.to_string()]);
+            }
+            println!("{table}");
+        }
+        ProjectCommand::AddMember {
+            project,
+            user,
+            role,
+        } => {
+            let role: Role = role.parse().context("roles are admin, member and reader")?;
+            let project = identity.project_by_id_or_name(op, &project).await?;
+            let user = identity.user_by_id_or_name(op, &user).await?;
+            identity.grant_role(op, &project.id, &user.id, role).await?;
+            println!("{} is {role} of {}", user.name, project.name);
+        }
+        ProjectCommand::RemoveMember {
+            project,
+            user,
+            role,
+        } => {
+            let role: Option<Role> = match role {
+                Some(role) => Some(role.parse().context("roles are admin, member and reader")?),
+                None => None,
+            };
+            let project = identity.project_by_id_or_name(op, &project).await?;
+            let user = identity.user_by_id_or_name(op, &user).await?;
+            identity
+                .revoke_role(op, &project.id, &user.id, role)
+                .await?;
+            println!("removed {} from {}", user.name, project.name);
+        }
+    }
+    Ok(())
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_header(header.to_vec());
+    table
+}
+
+fn date(micros: i64) -> String {
+    from_micros(micros).format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+fn print_users(users: &[User]) {
+    let mut table = table(&["id", "name", "email", "enabled", "created"]);
+    for u in users {
+        table.add_row(vec![
+            u.id.clone(),
+            u.name.clone(),
+            u.email.clone().unwrap_or_default(),
+            u.enabled.to_string(),
+            date(u.created_at),
+        ]);
+    }
+    println!("{table}");
+}
+
+fn print_projects(projects: &[Project]) {
+    let mut table = table(&["id", "name", "kind", "enabled", "description"]);
+    for p in projects {
+        table.add_row(vec![
+            p.id.clone(),
+            p.name.clone(),
+            p.kind.as_str().to_owned(),
+            p.enabled.to_string(),
+            p.description.clone(),
+        ]);
+    }
+    println!("{table}");
+}

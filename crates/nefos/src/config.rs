@@ -1,0 +1,140 @@
+//! The control plane's configuration file (TOML). Every field has a default, so an empty
+//! file runs a loopback cloud on SQLite in `./nefos-data`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use nefos_api::{HttpLimits, TlsFiles};
+use nefos_db::{Database, PoolSettings};
+use nefos_identity::IdentityConfig;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP APIs listen on.
+    pub listen: SocketAddr,
+    /// The URL clients reach this cloud at (a load balancer's, in a multi-node cloud).
+    /// Default: `http(s)://<listen>`.
+    pub public_url: Option<String>,
+    /// Where local state lives (the SQLite database, by default).
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` or `postgres://…`. Default: `DATA_DIR/nefos.db`.
+    pub database: Option<String>,
+    pub database_max_connections: u32,
+    pub identity: IdentitySection,
+    pub http: HttpSection,
+    pub tls: Option<TlsSection>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentitySection {
+    /// Lifetime of a new token, in seconds.
+    pub token_ttl_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSection {
+    pub max_header_bytes: usize,
+    pub max_body_bytes: usize,
+    pub header_timeout_seconds: u64,
+    pub shutdown_grace_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// PEM certificate chain.
+    pub certificate: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            data_dir: PathBuf::from("nefos-data"),
+            database: None,
+            database_max_connections: 16,
+            identity: IdentitySection::default(),
+            http: HttpSection::default(),
+            tls: None,
+        }
+    }
+}
+
+impl Default for IdentitySection {
+    fn default() -> Self {
+        IdentitySection {
+            token_ttl_seconds: IdentityConfig::default().token_ttl.as_secs(),
+        }
+    }
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        let limits = HttpLimits::default();
+        HttpSection {
+            max_header_bytes: limits.max_header_bytes,
+            max_body_bytes: limits.max_body_bytes,
+            header_timeout_seconds: limits.header_timeout.as_secs(),
+            shutdown_grace_seconds: limits.shutdown_grace.as_secs(),
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read configuration file {}", path.display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("invalid configuration in {}", path.display()))
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database {
+            Some(url) => url.clone(),
+            None => Database::sqlite_url(&self.data_dir.join("nefos.db")),
+        }
+    }
+
+    /// Opens the database and brings its schema up to date.
+    pub async fn open_database(&self) -> anyhow::Result<Database> {
+        let settings = PoolSettings {
+            max_connections: self.database_max_connections,
+            ..Default::default()
+        };
+        let db = Database::connect(&self.database_url(), &settings).await?;
+        let status = db.migrate().await?;
+        tracing::info!(version = status.version, applied = status.applied, backend = ?db.backend(), "database ready");
+        Ok(db)
+    }
+
+    pub fn identity_config(&self) -> IdentityConfig {
+        IdentityConfig {
+            token_ttl: Duration::from_secs(self.identity.token_ttl_seconds),
+        }
+    }
+
+    pub fn http_limits(&self) -> HttpLimits {
+        HttpLimits {
+            max_header_bytes: self.http.max_header_bytes,
+            max_body_bytes: self.http.max_body_bytes,
+            header_timeout: Duration::from_secs(self.http.header_timeout_seconds),
+            shutdown_grace: Duration::from_secs(self.http.shutdown_grace_seconds),
+        }
+    }
+
+    pub fn tls_files(&self) -> Option<TlsFiles> {
+        self.tls.as_ref().map(|t| TlsFiles {
+            certificate: t.certificate.clone(),
+            key: t.key.clone(),
+        })
+    }
+}

@@ -1,0 +1,126 @@
+//! `nefos serve`: the control plane, and the serving loop `nefos up` shares.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use nefos_api::ApiState;
+use nefos_identity::Identity;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Configuration file (TOML); see docs/configuration.md.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let control_plane = ControlPlane::start(&config).await?;
+    println!("nefos control plane at {}", control_plane.public_url);
+    control_plane.serve(&config).await
+}
+
+/// A control plane that has bound its port and opened its database.
+#[derive(Debug)]
+pub struct ControlPlane {
+    pub listener: TcpListener,
+    pub public_url: String,
+    pub identity: Identity,
+}
+
+impl ControlPlane {
+    pub async fn start(config: &Config) -> anyhow::Result<ControlPlane> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let local = listener
+            .local_addr()
+            .context("cannot read the listening address")?;
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("{scheme}://{local}"))
+            .trim_end_matches('/')
+            .to_owned();
+        let db = config.open_database().await?;
+        let identity = Identity::new(db, config.identity_config());
+        Ok(ControlPlane {
+            listener,
+            public_url,
+            identity,
+        })
+    }
+
+    /// Serves until SIGINT or SIGTERM, then shuts down gracefully.
+    pub async fn serve(self, config: &Config) -> anyhow::Result<()> {
+        let tls = match config.tls_files() {
+            Some(files) => Some(nefos_api::server::tls_acceptor(&files)?),
+            None => None,
+        };
+        let limits = config.http_limits();
+        let state = ApiState::new(self.identity.clone(), &self.public_url);
+        let app = nefos_api::router(state, &limits);
+        let purge = tokio::spawn(purge_expired_tokens(self.identity.clone()));
+        tracing::info!(listen = %self.listener.local_addr()?, public_url = %self.public_url, "serving");
+        nefos_api::server::serve(self.listener, app, tls, limits, shutdown_signal()).await?;
+        purge.abort();
+        self.identity.database().close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Deletes tokens a day after they expire, hourly. Idempotent, so every control-plane
+/// process may run it.
+async fn purge_expired_tokens(identity: Identity) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        match identity
+            .purge_expired_tokens(Duration::from_secs(24 * 3600))
+            .await
+        {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "purged expired tokens"),
+            Err(error) => {
+                tracing::warn!(error = %nefos_api::error_chain(&error), "token purge failed")
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot watch SIGTERM; stopping on SIGINT only");
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,196 @@
+//! `nefos up`: an all-in-one cloud on this machine. Creates the data directory, the database,
+//! the `admin` and `demo` users (passwords generated once, kept in `DATA/credentials`), a
+//! `clouds.yaml` for the OpenStack CLI, and serves.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use nefos_identity::{Caller, Identity, IdentityError, NewUser};
+use rand::Rng;
+use rand::distributions::Alphanumeric;
+use rand::rngs::OsRng;
+
+use crate::config::Config;
+use crate::server::ControlPlane;
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Data directory (created if missing).
+    #[arg(long, default_value = "nefos-data")]
+    data: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// URL clients reach the cloud at. Default: http://<listen>.
+    #[arg(long)]
+    public_url: Option<String>,
+    /// Database URL instead of the SQLite file in the data directory.
+    #[arg(long)]
+    database: Option<String>,
+}
+
+/// The users `nefos up` provides: the cloud administrator and a regular user to try it as.
+const ADMIN_USER: &str = "admin";
+const DEMO_USER: &str = "demo";
+
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&args.data)
+        .with_context(|| format!("cannot create the data directory {}", args.data.display()))?;
+    let config = Config {
+        listen: args.listen,
+        public_url: args.public_url,
+        data_dir: args.data.clone(),
+        database: args.database,
+        ..Config::default()
+    };
+    let control_plane = ControlPlane::start(&config).await?;
+    let credentials_path = args.data.join("credentials");
+    let mut credentials = read_credentials(&credentials_path)?;
+    let mut created = Vec::new();
+    for name in [ADMIN_USER, DEMO_USER] {
+        if let Some(password) = ensure_user(&control_plane.identity, name).await? {
+            credentials.insert(name.to_owned(), password.clone());
+            created.push((name, password));
+        }
+    }
+    if !created.is_empty() {
+        write_private(&credentials_path, &credentials_file(&credentials))?;
+    }
+    let clouds_path = args.data.join("clouds.yaml");
+    write_private(
+        &clouds_path,
+        &clouds_yaml(&control_plane.public_url, &credentials),
+    )?;
+    print_banner(
+        &control_plane.public_url,
+        &args.data,
+        &created,
+        &clouds_path,
+    );
+    control_plane.serve(&config).await
+}
+
+/// Creates `name` with a fresh password unless it exists; returns the new password.
+async fn ensure_user(identity: &Identity, name: &str) -> anyhow::Result<Option<String>> {
+    match identity.user_by_id_or_name(Caller::Operator, name).await {
+        Ok(_) => return Ok(None),
+        Err(IdentityError::NotFound { .. }) => {}
+        Err(error) => return Err(error.into()),
+    }
+    let password = generate_password();
+    let new = NewUser {
+        name: name.to_owned(),
+        email: None,
+        password: Some(password.clone()),
+        enabled: true,
+    };
+    if name == ADMIN_USER {
+        identity.create_admin_user(new).await?;
+    } else {
+        identity.create_user(Caller::Operator, new).await?;
+    }
+    Ok(Some(password))
+}
+
+pub fn generate_password() -> String {
+    OsRng
+        .sample_iter(&Alphanumeric)
+        .take(24)
+        .map(char::from)
+        .collect()
+}
+
+/// `DATA/credentials`: one `user password` line each.
+fn read_credentials(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(error) => {
+            return Err(error).with_context(|| format!("cannot read {}", path.display()));
+        }
+    };
+    Ok(text
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.split_once(' '))
+        .map(|(user, password)| (user.trim().to_owned(), password.trim().to_owned()))
+        .collect())
+}
+
+fn credentials_file(credentials: &BTreeMap<String, String>) -> String {
+    let mut text =
+        String::from("# nefos up: user password (generated once; keep this file private)\n");
+    for (user, password) in credentials {
+        text.push_str(&format!("{user} {password}\n"));
+    }
+    text
+}
+
+/// A `clouds.yaml` with one cloud per user whose password is known.
+fn clouds_yaml(public_url: &str, credentials: &BTreeMap<String, String>) -> String {
+    let quote = |s: &str| serde_json::Value::String(s.to_owned()).to_string();
+    let mut yaml = String::from(
+        "# Written by `nefos up`. Use: openstack --os-cloud nefos-demo token issue\nclouds:\n",
+    );
+    for (user, password) in credentials {
+        yaml.push_str(&format!(
+            "  nefos-{user}:\n    auth:\n      auth_url: {url}\n      username: {name}\n      password: {password}\n      project_name: {name}\n      user_domain_name: Default\n      project_domain_name: Default\n    region_name: RegionOne\n    interface: public\n    identity_api_version: 3\n",
+            user = user,
+            url = quote(&format!("{public_url}/identity/v3")),
+            name = quote(user),
+            password = quote(password),
+        ));
+    }
+    yaml
+}
+
+/// Writes a file readable by its owner only, atomically (temp file, fsync, rename).
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    let temp = path.with_extension("tmp");
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temp)
+        .with_context(|| format!("cannot write {}", temp.display()))?;
+    file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()?;
+    fs::rename(&temp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+fn print_banner(public_url: &str, data: &Path, created: &[(&str, String)], clouds: &Path) {
+    println!("nefos is up");
+    println!("  identity (Keystone v3): {public_url}/identity/v3");
+    println!("  data directory:         {}", data.display());
+    if created.is_empty() {
+        println!(
+            "  credentials:            {}",
+            data.join("credentials").display()
+        );
+    } else {
+        println!(
+            "  new users (passwords shown once, also saved in {}):",
+            data.join("credentials").display()
+        );
+        for (user, password) in created {
+            println!("    {user:<6} {password}");
+        }
+    }
+    println!("  clouds.yaml:            {}", clouds.display());
+    println!(
+        "try: OS_CLIENT_CONFIG_FILE={} openstack --os-cloud nefos-demo token issue",
+        clouds.display()
+    );
+}
