@@ -5,6 +5,7 @@
 //! calls on [`Identity`], and operator commands call it directly as [`Caller::Operator`].
 
 mod auth;
+mod cache;
 mod caller;
 mod error;
 mod model;
@@ -14,6 +15,7 @@ mod secret;
 mod users;
 mod validate;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use nefos_db::Database;
@@ -34,12 +36,17 @@ pub const ADMIN_PROJECT: &str = "admin";
 pub struct IdentityConfig {
     /// How long a new token lives.
     pub token_ttl: Duration,
+    /// How long this process may trust a token it validated before asking the database
+    /// again (zero: always ask). Bounds how late a revocation made by another control-plane
+    /// process takes effect here.
+    pub token_cache_ttl: Duration,
 }
 
 impl Default for IdentityConfig {
     fn default() -> Self {
         IdentityConfig {
             token_ttl: Duration::from_secs(24 * 3600),
+            token_cache_ttl: Duration::from_secs(5),
         }
     }
 }
@@ -49,11 +56,13 @@ impl Default for IdentityConfig {
 pub struct Identity {
     db: Database,
     config: IdentityConfig,
+    cache: Arc<cache::TokenCache>,
 }
 
 impl Identity {
     pub fn new(db: Database, config: IdentityConfig) -> Self {
-        Identity { db, config }
+        let cache = Arc::new(cache::TokenCache::new(config.token_cache_ttl));
+        Identity { db, config, cache }
     }
 
     pub fn database(&self) -> &Database {

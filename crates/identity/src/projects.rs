@@ -142,6 +142,7 @@ impl Identity {
         tx.commit()
             .await
             .map_err(DbError::query("commit a project change"))?;
+        self.cache.clear();
         Ok(row.into())
     }
 
@@ -161,6 +162,7 @@ impl Identity {
         tx.commit()
             .await
             .map_err(DbError::query("commit a project deletion"))?;
+        self.cache.clear();
         Ok(())
     }
 
@@ -190,6 +192,7 @@ impl Identity {
         tx.commit()
             .await
             .map_err(DbError::query("commit a role grant"))?;
+        self.cache.clear();
         Ok(())
     }
 
@@ -222,6 +225,7 @@ impl Identity {
         tx.commit()
             .await
             .map_err(DbError::query("commit a role revocation"))?;
+        self.cache.clear();
         Ok(())
     }
 

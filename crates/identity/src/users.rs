@@ -8,8 +8,8 @@ use crate::model::{check_email, check_name};
 use crate::password::{check_password_input, hash_password, verify_password};
 use crate::secret::new_id;
 use crate::{
-    Caller, Identity, IdentityError, NewUser, Project, ProjectFilter, ProjectKind, Role, User,
-    UserFilter, UserPatch,
+    ADMIN_PROJECT, Caller, Identity, IdentityError, NewUser, Project, ProjectFilter, ProjectKind,
+    Role, User, UserFilter, UserPatch,
 };
 
 impl Identity {
@@ -50,8 +50,16 @@ impl Identity {
         let user_id = new_id();
         let project = ProjectRow {
             id: new_id(),
-            name: new.name.clone(),
-            description: format!("Personal project of {}", new.name),
+            // The cloud administrator's project is the system project, whatever its user's name.
+            name: if kind == ProjectKind::System {
+                ADMIN_PROJECT.to_owned()
+            } else {
+                new.name.clone()
+            },
+            description: match kind {
+                ProjectKind::System => "Administration of the cloud".to_owned(),
+                _ => format!("Personal project of {}", new.name),
+            },
             enabled: true,
             kind: kind.as_str().to_owned(),
             owner_id: Some(user_id.clone()),
@@ -205,6 +213,7 @@ impl Identity {
         tx.commit()
             .await
             .map_err(nefos_db::DbError::query("commit a user change"))?;
+        self.cache.clear();
         Ok(row.into())
     }
 
@@ -262,6 +271,7 @@ impl Identity {
         tx.commit()
             .await
             .map_err(nefos_db::DbError::query("commit a user deletion"))?;
+        self.cache.clear();
         tracing::info!(user_id = %id, "deleted user");
         Ok(())
     }

@@ -12,8 +12,13 @@ impl Identity {
     /// What a token grants, if it is known, unexpired and unrevoked, its user enabled, and,
     /// for a scoped token, its project enabled with the user still holding a role on it.
     pub async fn validate(&self, token: &str) -> Result<AuthContext, IdentityError> {
+        let hash = token_hash(token);
+        if let Some(context) = self.cache.get(&hash) {
+            return Ok(context);
+        }
+        let generation = self.cache.generation();
         let unauthorized = IdentityError::Unauthorized { reason: INVALID };
-        let Some(found) = q::lookup_token(self.db.pool(), &token_hash(token)).await? else {
+        let Some(found) = q::lookup_token(self.db.pool(), &hash).await? else {
             return Err(unauthorized);
         };
         if found.revoked_at.is_some() || found.expires_at <= now_micros() || !found.user_enabled {
@@ -42,7 +47,7 @@ impl Identity {
             }
             _ => return Err(unauthorized),
         };
-        Ok(AuthContext {
+        let context = AuthContext {
             user_id: found.user_id,
             user_name: found.user_name,
             project,
@@ -51,7 +56,9 @@ impl Identity {
             issued_at: found.issued_at,
             expires_at: found.expires_at,
             audit_id: found.audit_id,
-        })
+        };
+        self.cache.insert(hash, context.clone(), generation);
+        Ok(context)
     }
 
     /// Validates `subject` on behalf of `caller`: a user may inspect its own tokens, an
@@ -79,6 +86,7 @@ impl Identity {
     ) -> Result<(), IdentityError> {
         let context = self.inspect_token(caller, subject).await?;
         q::revoke_token(self.db.pool(), &token_hash(subject), now_micros()).await?;
+        self.cache.clear();
         tracing::info!(user_id = %context.user_id, audit_id = %context.audit_id, "revoked token");
         Ok(())
     }

@@ -107,7 +107,7 @@ async fn of_ten_concurrent_creations_of_one_name_exactly_one_wins() {
             .users(Caller::Operator, &UserFilter::default())
             .await
             .must(t.label);
-        assert_eq!(users, [winner.clone()], "{}", t.label);
+        assert_eq!(users, std::slice::from_ref(winner), "{}", t.label);
         let projects = c
             .identity
             .projects(Caller::Operator, &ProjectFilter::default())

@@ -87,7 +87,7 @@ async fn assert_isolated(c: &Cloud, ctx: &AuthContext, me: &User, other: &User, 
 
     // Listings hold only the caller's own.
     let users = id.users(caller, &UserFilter::default()).await.must(label);
-    assert_eq!(users, [me.clone()], "{label}");
+    assert_eq!(users, std::slice::from_ref(me), "{label}");
     let filter = UserFilter {
         name: Some(other.name.clone()),
         ..Default::default()

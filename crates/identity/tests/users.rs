@@ -456,6 +456,40 @@ async fn renaming_a_user_renames_its_base_project() {
 }
 
 #[tokio::test]
+async fn renaming_the_admin_user_keeps_the_system_project_name() {
+    for t in each_backend().await {
+        let c = Cloud::new(&t);
+        let admin = c.add_admin().await;
+        let patch = UserPatch {
+            name: Some("root".to_owned()),
+            ..Default::default()
+        };
+        c.identity
+            .update_user(Caller::Operator, &admin.id, patch)
+            .await
+            .must(t.label);
+        let system = c
+            .identity
+            .project(Caller::Operator, &admin.base_project_id)
+            .await
+            .must(t.label);
+        assert_eq!(system.name, nefos_identity::ADMIN_PROJECT, "{}", t.label);
+        let token = c
+            .login("root", Scope::ProjectName("admin".to_owned()))
+            .await;
+        assert!(token.context.is_cloud_admin(), "{}", t.label);
+        // "admin" stays taken: it names the system project.
+        assert_err!(
+            t.label,
+            c.identity
+                .create_user(Caller::Operator, new_user("admin"))
+                .await,
+            IdentityError::Conflict { .. }
+        );
+    }
+}
+
+#[tokio::test]
 async fn users_can_be_listed_with_filters() {
     for t in each_backend().await {
         let c = Cloud::new(&t);

@@ -34,6 +34,9 @@ pub struct Config {
 pub struct IdentitySection {
     /// Lifetime of a new token, in seconds.
     pub token_ttl_seconds: u64,
+    /// How long a process trusts a token it validated (0: never), in seconds. A revocation
+    /// made through another control-plane process takes effect here within this time.
+    pub token_cache_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -71,8 +74,10 @@ impl Default for Config {
 
 impl Default for IdentitySection {
     fn default() -> Self {
+        let defaults = IdentityConfig::default();
         IdentitySection {
-            token_ttl_seconds: IdentityConfig::default().token_ttl.as_secs(),
+            token_ttl_seconds: defaults.token_ttl.as_secs(),
+            token_cache_seconds: defaults.token_cache_ttl.as_secs(),
         }
     }
 }
@@ -119,6 +124,7 @@ impl Config {
     pub fn identity_config(&self) -> IdentityConfig {
         IdentityConfig {
             token_ttl: Duration::from_secs(self.identity.token_ttl_seconds),
+            token_cache_ttl: Duration::from_secs(self.identity.token_cache_seconds),
         }
     }
 

@@ -64,7 +64,13 @@ impl Cloud {
     pub fn with_ttl(t: &TestDatabase, ttl: Duration) -> Self {
         Cloud {
             label: t.label,
-            identity: Identity::new(t.db.clone(), IdentityConfig { token_ttl: ttl }),
+            identity: Identity::new(
+                t.db.clone(),
+                IdentityConfig {
+                    token_ttl: ttl,
+                    ..IdentityConfig::default()
+                },
+            ),
         }
     }
 
