@@ -42,15 +42,17 @@ impl ApiState {
 
 /// Every API nefos serves, with request ids and the access log around them.
 pub fn router(state: ApiState, limits: &HttpLimits) -> Router {
+    let max_header_bytes = limits.max_header_bytes;
     Router::new()
         .route("/healthz", get(health))
         .nest("/identity", identity::router())
         .fallback(error::unknown_route)
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(axum::middleware::from_fn(
-            middleware::request_id_and_access_log,
-        ))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            middleware::limit_header_size(max_header_bytes, request, next)
+        }))
+        .layer(axum::middleware::from_fn(middleware::request_id_and_access_log))
 }
 
 /// Liveness and database reachability.

@@ -5,8 +5,11 @@ use std::time::Instant;
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
-use http::HeaderValue;
+use axum::response::IntoResponse;
+use http::{HeaderValue, StatusCode};
 use tracing::Instrument;
+
+use crate::ApiError;
 
 /// The header OpenStack services use to name a request in answers and logs.
 pub const REQUEST_ID: &str = "x-openstack-request-id";
@@ -33,4 +36,24 @@ pub async fn request_id_and_access_log(request: Request, next: Next) -> Response
         micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
     );
     response
+}
+
+/// Refuses requests whose request line and headers exceed `max_bytes` with 431. The HTTP
+/// parser bounds its buffer too, but only loosely: it checks the bound when a read leaves
+/// the headers incomplete, so a large header block read in one go would pass it.
+pub async fn limit_header_size(max_bytes: usize, request: Request, next: Next) -> Response {
+    let size = request.uri().to_string().len()
+        + request
+            .headers()
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum::<usize>();
+    if size > max_bytes {
+        return ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!("the request line and headers exceed {max_bytes} bytes"),
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
