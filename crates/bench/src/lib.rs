@@ -26,14 +26,12 @@ impl LoadResult {
         self.requests as f64 / self.elapsed.as_secs_f64()
     }
 
-    /// The latency below which `q` (0..=1) of the requests finished.
-    pub fn quantile(&self, q: f64) -> Duration {
-        if self.latencies.is_empty() {
+    /// The latency below which `per_mille`/1000 of the requests finished.
+    pub fn quantile(&self, per_mille: usize) -> Duration {
+        let Some(last) = self.latencies.len().checked_sub(1) else {
             return Duration::ZERO;
-        }
-        let last = self.latencies.len() - 1;
-        let index = ((last as f64) * q).round() as usize;
-        self.latencies[index.min(last)]
+        };
+        self.latencies[(last * per_mille.min(1000)).div_ceil(1000)]
     }
 }
 
