@@ -7,7 +7,8 @@ pub struct CatalogService {
     pub service_type: &'static str,
     /// Service name as OpenStack deployments name them (`keystone`, `swift`, …).
     pub name: &'static str,
-    /// The endpoint path under the public URL.
+    /// The endpoint path under the public URL; `{project_id}` stands for the token's
+    /// project, and a service whose path has it is listed only in project-scoped tokens.
     pub path: &'static str,
     /// The API version Synnefo's catalog advertises for it.
     pub version: &'static str,
@@ -28,12 +29,20 @@ impl Catalog {
     pub fn new(public_url: &str) -> Self {
         Catalog {
             public_url: public_url.trim_end_matches('/').to_owned(),
-            services: vec![CatalogService {
-                service_type: "identity",
-                name: "keystone",
-                path: "/identity/v3",
-                version: "v3.14",
-            }],
+            services: vec![
+                CatalogService {
+                    service_type: "identity",
+                    name: "keystone",
+                    path: "/identity/v3",
+                    version: "v3.14",
+                },
+                CatalogService {
+                    service_type: "object-store",
+                    name: "swift",
+                    path: "/object/v1/AUTH_{project_id}",
+                    version: "v1",
+                },
+            ],
         }
     }
 
@@ -45,17 +54,24 @@ impl Catalog {
         &self.services
     }
 
-    /// The public URL of a service.
-    pub fn endpoint(&self, service: &CatalogService) -> String {
-        format!("{}{}", self.public_url, service.path)
+    /// The public URL of a service for a project; `None` for a per-project service when
+    /// there is no project.
+    pub fn endpoint(&self, service: &CatalogService, project_id: Option<&str>) -> Option<String> {
+        let path = if service.path.contains("{project_id}") {
+            service.path.replace("{project_id}", project_id?)
+        } else {
+            service.path.to_owned()
+        };
+        Some(format!("{}{path}", self.public_url))
     }
 
     /// The catalog in Keystone v3's token shape.
-    pub fn to_v3(&self) -> serde_json::Value {
+    pub fn to_v3(&self, project_id: Option<&str>) -> serde_json::Value {
         let entries: Vec<_> = self
             .services
             .iter()
-            .map(|s| {
+            .filter_map(|s| Some((s, self.endpoint(s, project_id)?)))
+            .map(|(s, url)| {
                 serde_json::json!({
                     "id": s.service_type,
                     "type": s.service_type,
@@ -65,7 +81,7 @@ impl Catalog {
                         "interface": "public",
                         "region": REGION,
                         "region_id": REGION,
-                        "url": self.endpoint(s),
+                        "url": url,
                     }],
                 })
             })
@@ -74,11 +90,12 @@ impl Catalog {
     }
 
     /// The catalog in the shape Synnefo's `/identity/v2.0/tokens` gives kamaki.
-    pub fn to_synnefo_v2(&self) -> serde_json::Value {
+    pub fn to_synnefo_v2(&self, project_id: Option<&str>) -> serde_json::Value {
         let entries: Vec<_> = self
             .services
             .iter()
-            .map(|s| {
+            .filter_map(|s| Some((s, self.endpoint(s, project_id)?)))
+            .map(|(s, url)| {
                 serde_json::json!({
                     "name": s.name,
                     "type": s.service_type,
@@ -86,7 +103,7 @@ impl Catalog {
                     "endpoints": [{
                         "region": REGION,
                         "versionId": s.version,
-                        "publicURL": self.endpoint(s),
+                        "publicURL": url,
                     }],
                 })
             })

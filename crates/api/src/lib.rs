@@ -8,6 +8,7 @@ mod error;
 mod extract;
 mod identity;
 mod middleware;
+mod object_store;
 pub mod server;
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::get;
 use nefos_identity::Identity;
+use nefos_storage::Storage;
 
 pub use catalog::{Catalog, CatalogService};
 pub use error::{ApiError, chain as error_chain};
@@ -24,13 +26,15 @@ pub use server::{HttpLimits, TlsFiles};
 #[derive(Debug, Clone)]
 pub struct ApiState {
     pub identity: Identity,
+    pub storage: Storage,
     pub catalog: Arc<Catalog>,
 }
 
 impl ApiState {
-    pub fn new(identity: Identity, public_url: &str) -> Self {
+    pub fn new(identity: Identity, storage: Storage, public_url: &str) -> Self {
         ApiState {
             identity,
+            storage,
             catalog: Arc::new(Catalog::new(public_url)),
         }
     }
@@ -46,13 +50,17 @@ pub fn router(state: ApiState, limits: &HttpLimits) -> Router {
     Router::new()
         .route("/healthz", get(health))
         .nest("/identity", identity::router())
+        .nest("/object", object_store::router())
+        .merge(object_store::root_router())
         .fallback(error::unknown_route)
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(axum::middleware::from_fn(move |request, next| {
             middleware::limit_header_size(max_header_bytes, request, next)
         }))
-        .layer(axum::middleware::from_fn(middleware::request_id_and_access_log))
+        .layer(axum::middleware::from_fn(
+            middleware::request_id_and_access_log,
+        ))
 }
 
 /// Liveness and database reachability.

@@ -4,8 +4,8 @@ use std::time::Instant;
 
 use axum::extract::Request;
 use axum::middleware::Next;
-use axum::response::Response;
 use axum::response::IntoResponse;
+use axum::response::Response;
 use http::{HeaderValue, StatusCode};
 use tracing::Instrument;
 

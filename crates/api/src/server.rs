@@ -24,7 +24,8 @@ pub struct HttpLimits {
     pub max_header_bytes: usize,
     /// Bodies of requests parsed in memory (JSON); streaming uploads set their own limits.
     pub max_body_bytes: usize,
-    /// How long a client may take to send its headers.
+    /// How long a client may take to send its headers (and, over TLS, to finish the
+    /// handshake before them).
     pub header_timeout: Duration,
     /// How long requests in flight may run on after shutdown starts.
     pub shutdown_grace: Duration,
@@ -138,11 +139,19 @@ pub async fn serve(
             Some(acceptor) => {
                 let acceptor = acceptor.clone();
                 let watcher = graceful.watcher();
+                // The handshake comes before the headers and has the same deadline, so a
+                // client that connects and stays silent cannot hold the connection forever.
+                let deadline = limits.header_timeout;
                 tokio::spawn(async move {
-                    let stream = match acceptor.accept(stream).await {
-                        Ok(stream) => stream,
-                        Err(error) => {
+                    let stream = match tokio::time::timeout(deadline, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(error)) => {
                             tracing::debug!(%peer, %error, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
                             return;
                         }
                     };

@@ -26,6 +26,16 @@ impl Backend {
 }
 
 /// Connection-pool limits.
+impl Backend {
+    /// The collation that orders text by its UTF-8 bytes.
+    pub(crate) fn byte_collation(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "COLLATE BINARY",
+            Backend::Postgres => "COLLATE \"C\"",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
     pub max_connections: u32,

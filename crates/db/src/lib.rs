@@ -10,6 +10,7 @@ mod error;
 mod flag;
 pub mod identity;
 mod migrate;
+pub mod storage;
 pub mod time;
 
 pub use database::{Backend, Database, PoolSettings};

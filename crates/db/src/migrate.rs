@@ -18,11 +18,18 @@ pub struct Migration {
 }
 
 /// Every migration this binary knows, oldest first.
-pub static MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "identity",
-    sql: include_str!("../migrations/0001_identity.sql"),
-}];
+pub static MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "identity",
+        sql: include_str!("../migrations/0001_identity.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "storage",
+        sql: include_str!("../migrations/0002_storage.sql"),
+    },
+];
 
 /// Where a database's schema stands relative to this binary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +39,10 @@ pub struct SchemaStatus {
     /// How many migrations the call applied.
     pub applied: usize,
 }
+
+/// Written in a migration after a text column that must sort bytewise (Swift orders names
+/// by their UTF-8 bytes); each engine spells that collation differently.
+const COLLATE_BYTES: &str = "@COLLATE_BYTES@";
 
 /// An arbitrary constant naming nefos's migration lock among PostgreSQL advisory locks.
 const PG_MIGRATION_LOCK: i64 = 0x6e65_666f_735f_6d31;
@@ -65,12 +76,15 @@ impl Database {
             if migration.version <= current {
                 continue;
             }
+            let sql = migration
+                .sql
+                .replace(COLLATE_BYTES, self.backend().byte_collation());
             let failed = |source| DbError::Migration {
                 version: migration.version,
                 name: migration.name,
                 source,
             };
-            sqlx::raw_sql(migration.sql)
+            sqlx::raw_sql(&sql)
                 .execute(&mut *tx)
                 .await
                 .map_err(failed)?;

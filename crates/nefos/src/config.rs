@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use nefos_api::{HttpLimits, TlsFiles};
+use nefos_blocks::BlockStoreConfig;
 use nefos_db::{Database, PoolSettings};
 use nefos_identity::IdentityConfig;
 use serde::Deserialize;
@@ -27,6 +28,8 @@ pub struct Config {
     pub identity: IdentitySection,
     pub http: HttpSection,
     pub tls: Option<TlsSection>,
+    /// Where object, image and snapshot blocks live. Default: `fs` in `DATA_DIR/blocks`.
+    pub blocks: Option<BlockStoreConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -68,6 +71,7 @@ impl Default for Config {
             identity: IdentitySection::default(),
             http: HttpSection::default(),
             tls: None,
+            blocks: None,
         }
     }
 }
@@ -119,6 +123,12 @@ impl Config {
         let status = db.migrate().await?;
         tracing::info!(version = status.version, applied = status.applied, backend = ?db.backend(), "database ready");
         Ok(db)
+    }
+
+    pub fn block_store(&self) -> BlockStoreConfig {
+        self.blocks.clone().unwrap_or_else(|| BlockStoreConfig::Fs {
+            path: self.data_dir.join("blocks"),
+        })
     }
 
     pub fn identity_config(&self) -> IdentityConfig {

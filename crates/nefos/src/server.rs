@@ -6,7 +6,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use nefos_api::ApiState;
+use nefos_blocks::BlockStore;
 use nefos_identity::Identity;
+use nefos_storage::Storage;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
@@ -34,6 +36,7 @@ pub struct ControlPlane {
     pub listener: TcpListener,
     pub public_url: String,
     pub identity: Identity,
+    pub storage: Storage,
 }
 
 impl ControlPlane {
@@ -56,11 +59,16 @@ impl ControlPlane {
             .trim_end_matches('/')
             .to_owned();
         let db = config.open_database().await?;
-        let identity = Identity::new(db, config.identity_config());
+        let identity = Identity::new(db.clone(), config.identity_config());
+        let blocks = BlockStore::open(&config.block_store())
+            .await
+            .context("cannot open the block store")?;
+        let storage = Storage::new(db, blocks);
         Ok(ControlPlane {
             listener,
             public_url,
             identity,
+            storage,
         })
     }
 
@@ -71,7 +79,11 @@ impl ControlPlane {
             None => None,
         };
         let limits = config.http_limits();
-        let state = ApiState::new(self.identity.clone(), &self.public_url);
+        let state = ApiState::new(
+            self.identity.clone(),
+            self.storage.clone(),
+            &self.public_url,
+        );
         let app = nefos_api::router(state, &limits);
         let purge = tokio::spawn(purge_expired_tokens(self.identity.clone()));
         tracing::info!(listen = %self.listener.local_addr()?, public_url = %self.public_url, "serving");

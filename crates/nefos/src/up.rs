@@ -55,15 +55,31 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let control_plane = ControlPlane::start(&config).await?;
     let credentials_path = args.data.join("credentials");
     let mut credentials = read_credentials(&credentials_path)?;
-    let mut created = Vec::new();
+    let mut missing = Vec::new();
     for name in [ADMIN_USER, DEMO_USER] {
-        if let Some(password) = ensure_user(&control_plane.identity, name).await? {
-            credentials.insert(name.to_owned(), password.clone());
-            created.push((name, password));
+        if !user_exists(&control_plane.identity, name).await? {
+            missing.push(name);
         }
     }
-    if !created.is_empty() {
+    let mut created = Vec::new();
+    if !missing.is_empty() {
+        // The passwords are saved before the users exist: a crash in between then leaves a
+        // password without its user, which the next start creates with that password, and
+        // never a user whose password nobody knows.
+        let pending: Vec<(&str, String)> = missing
+            .into_iter()
+            .map(|name| {
+                let password = credentials
+                    .entry(name.to_owned())
+                    .or_insert_with(generate_password);
+                (name, password.clone())
+            })
+            .collect();
         write_private(&credentials_path, &credentials_file(&credentials))?;
+        for (name, password) in pending {
+            create_user(&control_plane.identity, name, password.clone()).await?;
+            created.push((name, password));
+        }
     }
     let clouds_path = args.data.join("clouds.yaml");
     write_private(
@@ -79,18 +95,20 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     control_plane.serve(&config).await
 }
 
-/// Creates `name` with a fresh password unless it exists; returns the new password.
-async fn ensure_user(identity: &Identity, name: &str) -> anyhow::Result<Option<String>> {
+async fn user_exists(identity: &Identity, name: &str) -> anyhow::Result<bool> {
     match identity.user_by_id_or_name(Caller::Operator, name).await {
-        Ok(_) => return Ok(None),
-        Err(IdentityError::NotFound { .. }) => {}
-        Err(error) => return Err(error.into()),
+        Ok(_) => Ok(true),
+        Err(IdentityError::NotFound { .. }) => Ok(false),
+        Err(error) => Err(error.into()),
     }
-    let password = generate_password();
+}
+
+/// Creates one of the users `nefos up` provides, with `password`.
+async fn create_user(identity: &Identity, name: &str, password: String) -> anyhow::Result<()> {
     let new = NewUser {
         name: name.to_owned(),
         email: None,
-        password: Some(password.clone()),
+        password: Some(password),
         enabled: true,
     };
     if name == ADMIN_USER {
@@ -98,7 +116,7 @@ async fn ensure_user(identity: &Identity, name: &str) -> anyhow::Result<Option<S
     } else {
         identity.create_user(Caller::Operator, new).await?;
     }
-    Ok(Some(password))
+    Ok(())
 }
 
 pub fn generate_password() -> String {
@@ -167,6 +185,11 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     file.write_all(contents.as_bytes())?;
     file.sync_all()?;
     fs::rename(&temp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    // The rename itself must reach the disk too.
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    fs::File::open(dir.unwrap_or(Path::new(".")))
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("cannot sync the directory of {}", path.display()))?;
     Ok(())
 }
 

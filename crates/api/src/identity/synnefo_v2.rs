@@ -119,7 +119,7 @@ fn access(state: &ApiState, issued: &IssuedToken) -> Value {
                 "roles": ctx.roles.iter().map(|r| json!({ "id": r.as_str(), "name": r.as_str() })).collect::<Vec<_>>(),
                 "roles_links": [],
             },
-            "serviceCatalog": state.catalog.to_synnefo_v2(),
+            "serviceCatalog": state.catalog.to_synnefo_v2(ctx.project_id()),
         }
     })
 }

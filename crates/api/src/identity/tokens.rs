@@ -250,9 +250,9 @@ pub(super) async fn revoke(
 }
 
 /// `GET /v3/auth/catalog`.
-pub(super) async fn catalog(State(state): State<ApiState>, _auth: Authenticated) -> Json<Value> {
+pub(super) async fn catalog(State(state): State<ApiState>, auth: Authenticated) -> Json<Value> {
     Json(json!({
-        "catalog": state.catalog.to_v3(),
+        "catalog": state.catalog.to_v3(auth.0.project_id()),
         "links": { "self": format!("{}/identity/v3/auth/catalog", state.public_url()), "next": null, "previous": null },
     }))
 }

@@ -119,7 +119,7 @@ pub(super) fn token(state: &ApiState, ctx: &AuthContext, with_catalog: bool) -> 
         }
     }
     if with_catalog {
-        token["catalog"] = state.catalog.to_v3();
+        token["catalog"] = state.catalog.to_v3(ctx.project_id());
     }
     json!({ "token": token })
 }

@@ -1,0 +1,100 @@
+//! `/object/v1/AUTH_<project>`: the account.
+
+use std::collections::HashMap;
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, Method, StatusCode};
+use nefos_storage::AccountInfo;
+
+use super::error::SwiftError;
+use super::headers::{self, insert};
+use super::{accessor, caller, deny, listing, project_of};
+use crate::ApiState;
+use crate::extract::{Path, Query};
+
+pub(super) async fn handle(
+    State(state): State<ApiState>,
+    method: Method,
+    Path(account): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+    request: HeaderMap,
+) -> Result<Response, SwiftError> {
+    let context = caller(&state, &request).await?;
+    let who = accessor(context.as_ref());
+    let project = project_of(&account)?;
+    let storage = &state.storage;
+    let result = async {
+        match method {
+            Method::HEAD | Method::GET => {
+                let info = storage.account(who, project).await?;
+                let out = account_headers(&info);
+                if method == Method::HEAD {
+                    return Ok((StatusCode::NO_CONTENT, out).into_response());
+                }
+                let query = listing::query(&params)?;
+                let containers = storage.list_containers(who, project, &query).await?;
+                Ok(listing::containers(
+                    listing::format(&params, &request),
+                    &account,
+                    &containers,
+                    out,
+                ))
+            }
+            Method::POST => {
+                let meta = headers::metadata(&request, "account")?;
+                let groups = headers::groups(&request)?;
+                storage
+                    .update_account(who, project, &meta, &groups, false)
+                    .await?;
+                Ok(StatusCode::NO_CONTENT.into_response())
+            }
+            _ => Err(SwiftError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "accounts take GET, HEAD and POST",
+            )),
+        }
+    }
+    .await;
+    result.map_err(|e: SwiftError| deny(context.as_ref(), e))
+}
+
+fn account_headers(info: &AccountInfo) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    insert(
+        &mut out,
+        "x-account-container-count",
+        &info.stats.containers.to_string(),
+    );
+    insert(
+        &mut out,
+        "x-account-object-count",
+        &info.stats.objects.to_string(),
+    );
+    insert(
+        &mut out,
+        "x-account-bytes-used",
+        &info.stats.bytes.to_string(),
+    );
+    insert(
+        &mut out,
+        "x-timestamp",
+        &headers::timestamp(info.updated_at),
+    );
+    headers::put_metadata(&mut out, "x-account-meta-", &info.meta);
+    for (group, members) in &info.groups {
+        insert(
+            &mut out,
+            &format!("x-account-group-{group}"),
+            &members.join(","),
+        );
+    }
+    if info.updated_at > 0 {
+        insert(
+            &mut out,
+            "last-modified",
+            &headers::http_date(info.updated_at),
+        );
+    }
+    out
+}

@@ -1,0 +1,128 @@
+//! `/object/v1/AUTH_<project>/<container>`.
+
+use std::collections::HashMap;
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, Method, StatusCode};
+use nefos_storage::{ContainerInfo, ContainerUpdate, Versioning};
+
+use super::error::SwiftError;
+use super::headers::{self, insert};
+use super::{accessor, caller, deny, listing, project_of};
+use crate::ApiState;
+use crate::extract::{Path, Query};
+
+pub(super) async fn handle(
+    State(state): State<ApiState>,
+    method: Method,
+    Path((account, container)): Path<(String, String)>,
+    Query(params): Query<HashMap<String, String>>,
+    request: HeaderMap,
+) -> Result<Response, SwiftError> {
+    let context = caller(&state, &request).await?;
+    let who = accessor(context.as_ref());
+    let project = project_of(&account)?;
+    let storage = &state.storage;
+    let result = async {
+        match method {
+            Method::HEAD | Method::GET => {
+                let info = storage.container(who, project, &container).await?;
+                let out = container_headers(&info);
+                if method == Method::HEAD {
+                    return Ok((StatusCode::NO_CONTENT, out).into_response());
+                }
+                let mut query = listing::query(&params)?;
+                query.until = until(&params)?;
+                let entries = storage
+                    .list_objects(who, project, &container, &query)
+                    .await?;
+                Ok(listing::objects(
+                    listing::format(&params, &request),
+                    &container,
+                    &entries,
+                    out,
+                ))
+            }
+            Method::PUT => {
+                let created = storage
+                    .put_container(who, project, &container, &update(&request)?)
+                    .await?;
+                let status = if created {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::ACCEPTED
+                };
+                Ok(status.into_response())
+            }
+            Method::POST => {
+                storage
+                    .update_container(who, project, &container, &update(&request)?)
+                    .await?;
+                Ok(StatusCode::NO_CONTENT.into_response())
+            }
+            Method::DELETE => {
+                storage.delete_container(who, project, &container).await?;
+                Ok(StatusCode::NO_CONTENT.into_response())
+            }
+            _ => Err(SwiftError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "containers take GET, HEAD, PUT, POST and DELETE",
+            )),
+        }
+    }
+    .await;
+    result.map_err(|e: SwiftError| deny(context.as_ref(), e))
+}
+
+/// Pithos `until=`: seconds since the epoch (fractions allowed).
+pub(super) fn until(params: &HashMap<String, String>) -> Result<Option<i64>, SwiftError> {
+    match params.get("until") {
+        None => Ok(None),
+        Some(v) => v
+            .parse::<f64>()
+            .ok()
+            .filter(|t| t.is_finite() && *t >= 0.0)
+            .map(|t| Some((t * 1_000_000.0) as i64))
+            .ok_or_else(|| SwiftError::bad_request("until must be seconds since the epoch")),
+    }
+}
+
+fn update(request: &HeaderMap) -> Result<ContainerUpdate, SwiftError> {
+    let versioning = match headers::text(request, "x-container-policy-versioning")? {
+        Some(v) => Some(Versioning::parse(v)?),
+        None => None,
+    };
+    Ok(ContainerUpdate {
+        meta: headers::metadata(request, "container")?,
+        versioning,
+    })
+}
+
+fn container_headers(info: &ContainerInfo) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    insert(
+        &mut out,
+        "x-container-object-count",
+        &info.objects.to_string(),
+    );
+    insert(&mut out, "x-container-bytes-used", &info.bytes.to_string());
+    insert(
+        &mut out,
+        "x-container-policy-versioning",
+        info.versioning.as_str(),
+    );
+    insert(
+        &mut out,
+        "x-timestamp",
+        &headers::timestamp(info.created_at),
+    );
+    insert(
+        &mut out,
+        "last-modified",
+        &headers::http_date(info.updated_at),
+    );
+    insert(&mut out, "x-storage-policy", "default");
+    headers::put_metadata(&mut out, "x-container-meta-", &info.meta);
+    out
+}

@@ -1,0 +1,113 @@
+//! Swift's error convention: a status and a short plain-text body.
+
+use axum::response::{IntoResponse, Response};
+use http::{StatusCode, header};
+use nefos_storage::StorageError;
+
+use crate::ApiError;
+
+/// An error answer of the object-store API.
+#[derive(Debug)]
+pub struct SwiftError {
+    pub status: StatusCode,
+    pub message: String,
+    /// Extra headers (`Content-Range` on 416).
+    pub headers: Vec<(header::HeaderName, String)>,
+    /// A JSON body instead of text (Pithos's list of missing blocks).
+    pub json: Option<serde_json::Value>,
+}
+
+impl SwiftError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        SwiftError {
+            status,
+            message: message.into(),
+            headers: Vec::new(),
+            json: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized: this resource needs a valid X-Auth-Token",
+        )
+    }
+}
+
+impl From<StorageError> for SwiftError {
+    fn from(error: StorageError) -> Self {
+        let status = match &error {
+            StorageError::NotFound { .. } => StatusCode::NOT_FOUND,
+            StorageError::Forbidden => StatusCode::FORBIDDEN,
+            StorageError::Conflict { .. } => StatusCode::CONFLICT,
+            StorageError::InvalidInput { .. } | StorageError::Body(_) => StatusCode::BAD_REQUEST,
+            StorageError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            StorageError::NotModified => StatusCode::NOT_MODIFIED,
+            StorageError::RangeNotSatisfiable { size } => {
+                let mut e = SwiftError::new(StatusCode::RANGE_NOT_SATISFIABLE, error.to_string());
+                e.headers
+                    .push((header::CONTENT_RANGE, format!("bytes */{size}")));
+                return e;
+            }
+            StorageError::EtagMismatch { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            StorageError::QuotaExceeded { .. } | StorageError::TooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            StorageError::MissingBlocks { missing } => {
+                let mut e = SwiftError::new(StatusCode::CONFLICT, error.to_string());
+                e.json = Some(serde_json::json!(missing));
+                return e;
+            }
+            StorageError::Blocks(_) | StorageError::Database(_) => {
+                let internal = ApiError::internal(&error);
+                return SwiftError::new(internal.status, internal.message);
+            }
+        };
+        SwiftError::new(status, error.to_string())
+    }
+}
+
+impl From<ApiError> for SwiftError {
+    fn from(error: ApiError) -> Self {
+        SwiftError::new(error.status, error.message)
+    }
+}
+
+impl IntoResponse for SwiftError {
+    fn into_response(self) -> Response {
+        let mut response = match self.json {
+            Some(json) => (self.status, axum::Json(json)).into_response(),
+            None if self.status == StatusCode::NOT_MODIFIED => self.status.into_response(),
+            None => {
+                let reason = self.status.canonical_reason().unwrap_or("Error");
+                let body = format!(
+                    "<html><h1>{reason}</h1><p>{}</p></html>",
+                    html_escape(&self.message)
+                );
+                (
+                    self.status,
+                    [(header::CONTENT_TYPE, "text/html; charset=UTF-8")],
+                    body,
+                )
+                    .into_response()
+            }
+        };
+        for (name, value) in self.headers {
+            if let Ok(value) = http::HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, value);
+            }
+        }
+        response
+    }
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}

@@ -1,0 +1,85 @@
+//! The object-store API: Swift v1 (what the `swift` CLI and SDKs speak) with Synnefo's
+//! Pithos extensions, over [`nefos_storage::Storage`]. Accounts are `AUTH_<project id>`.
+
+mod account;
+mod auth_v1;
+mod container;
+mod error;
+mod headers;
+mod info;
+mod listing;
+mod object;
+mod public;
+mod range;
+
+use axum::Router;
+use axum::routing::{any, get};
+use http::HeaderMap;
+use nefos_identity::AuthContext;
+use nefos_storage::Accessor;
+
+pub use error::SwiftError;
+
+use crate::ApiState;
+
+/// Routes under `/object`.
+pub(crate) fn router() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/{account}", any(account::handle))
+        .route("/v1/{account}/", any(account::handle))
+        .route("/v1/{account}/{container}", any(container::handle))
+        .route("/v1/{account}/{container}/", any(container::handle))
+        .route("/v1/{account}/{container}/{*object}", any(object::handle))
+}
+
+/// Routes Swift clients expect at the root of the server.
+pub(crate) fn root_router() -> Router<ApiState> {
+    Router::new()
+        .route("/info", get(info::handle))
+        .route("/auth/v1.0", get(auth_v1::handle))
+        .route("/public/{token}", get(public::handle).head(public::handle))
+}
+
+/// The caller of a Swift request: its token's context, or none for an anonymous request.
+/// A token that does not validate is a 401, not an anonymous request.
+pub(crate) async fn caller(
+    state: &ApiState,
+    headers: &HeaderMap,
+) -> Result<Option<AuthContext>, SwiftError> {
+    let Some(token) =
+        headers::text(headers, "x-auth-token")?.or(headers::text(headers, "x-storage-token")?)
+    else {
+        return Ok(None);
+    };
+    match state.identity.validate(token).await {
+        Ok(context) => Ok(Some(context)),
+        Err(nefos_identity::IdentityError::Unauthorized { .. }) => Err(SwiftError::unauthorized()),
+        Err(other) => Err(crate::ApiError::from(other).into()),
+    }
+}
+
+pub(crate) fn accessor(context: Option<&AuthContext>) -> Accessor<'_> {
+    match context {
+        Some(ctx) => Accessor::Token(ctx),
+        None => Accessor::Anonymous,
+    }
+}
+
+/// The project of an `AUTH_<project>` account name.
+pub(crate) fn project_of(account: &str) -> Result<&str, SwiftError> {
+    account
+        .strip_prefix("AUTH_")
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| {
+            SwiftError::new(http::StatusCode::NOT_FOUND, format!("no account {account}"))
+        })
+}
+
+/// An anonymous caller is told to authenticate rather than that it is forbidden.
+pub(crate) fn deny(context: Option<&AuthContext>, error: SwiftError) -> SwiftError {
+    if context.is_none() && error.status == http::StatusCode::FORBIDDEN {
+        SwiftError::unauthorized()
+    } else {
+        error
+    }
+}

@@ -1,0 +1,568 @@
+//! `/object/v1/AUTH_<project>/<container>/<object>`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use http::{HeaderMap, Method, StatusCode, header};
+use nefos_identity::AuthContext;
+use nefos_storage::{
+    Accessor, ObjectInfo, ObjectUpdate, Preconditions, STORED_HEADERS, Storage, StorageError,
+    VersionSelector, WriteOptions,
+};
+
+use super::error::SwiftError;
+use super::headers::{self, insert};
+use super::range::{self, RangeRequest};
+use super::{accessor, caller, deny, project_of};
+use crate::ApiState;
+use crate::extract::{Path, Query};
+
+type Params = HashMap<String, String>;
+
+pub(super) async fn handle(
+    State(state): State<ApiState>,
+    method: Method,
+    Path((account, container, object)): Path<(String, String, String)>,
+    Query(params): Query<Params>,
+    request: HeaderMap,
+    body: Body,
+) -> Result<Response, SwiftError> {
+    let context = caller(&state, &request).await?;
+    let target = Target {
+        project: project_of(&account)?.to_owned(),
+        container,
+        object,
+    };
+    let call = Call {
+        state: &state,
+        context: context.as_ref(),
+        params: &params,
+        request: &request,
+    };
+    let result = match method.as_str() {
+        "GET" => call.get(&target, true).await,
+        "HEAD" => call.get(&target, false).await,
+        "PUT" => call.put(&target, body).await,
+        "POST" => call.post(&target).await,
+        "DELETE" => call.delete(&target).await,
+        "COPY" => call.copy_to_destination(&target, false).await,
+        "MOVE" => call.copy_to_destination(&target, true).await,
+        _ => Err(SwiftError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "objects take GET, HEAD, PUT, POST, DELETE, COPY and MOVE",
+        )),
+    };
+    result.map_err(|e| deny(context.as_ref(), e))
+}
+
+/// An object path.
+#[derive(Debug, Clone)]
+pub(super) struct Target {
+    pub(super) project: String,
+    pub(super) container: String,
+    pub(super) object: String,
+}
+
+struct Call<'a> {
+    state: &'a ApiState,
+    context: Option<&'a AuthContext>,
+    params: &'a Params,
+    request: &'a HeaderMap,
+}
+
+impl Call<'_> {
+    fn storage(&self) -> &Storage {
+        &self.state.storage
+    }
+
+    fn who(&self) -> Accessor<'_> {
+        accessor(self.context)
+    }
+
+    fn version(&self) -> Result<VersionSelector, SwiftError> {
+        if let Some(until) = super::container::until(self.params)? {
+            return Ok(VersionSelector::Until(until));
+        }
+        match self.params.get("version").map(String::as_str) {
+            None | Some("") | Some("list") => Ok(VersionSelector::Current),
+            Some(v) => v
+                .parse()
+                .map(VersionSelector::Serial)
+                .map_err(|_| SwiftError::bad_request("version must be a version id or 'list'")),
+        }
+    }
+
+    fn preconditions(&self) -> Result<Preconditions, SwiftError> {
+        let date = |name| -> Result<Option<i64>, SwiftError> {
+            Ok(headers::text(self.request, name)?.and_then(headers::parse_http_date))
+        };
+        Ok(Preconditions {
+            if_match: headers::etag_list(self.request, "if-match")?,
+            if_none_match: headers::etag_list(self.request, "if-none-match")?,
+            if_modified_since: date("if-modified-since")?,
+            if_unmodified_since: date("if-unmodified-since")?,
+        })
+    }
+
+    async fn get(&self, target: &Target, with_body: bool) -> Result<Response, SwiftError> {
+        let storage = self.storage();
+        if self.params.get("version").is_some_and(|v| v == "list") {
+            let versions = storage
+                .object_versions(
+                    self.who(),
+                    &target.project,
+                    &target.container,
+                    &target.object,
+                )
+                .await?;
+            let list: Vec<_> = versions
+                .iter()
+                .map(|(serial, at)| serde_json::json!([serial, headers::timestamp(*at)]))
+                .collect();
+            return Ok(axum::Json(serde_json::json!({ "versions": list })).into_response());
+        }
+        let object = storage
+            .object(
+                self.who(),
+                &target.project,
+                &target.container,
+                &target.object,
+                self.version()?,
+            )
+            .await?;
+        self.preconditions()?.check(&object, true)?;
+        let mut out = object_headers(self.state, &object);
+        if self.params.contains_key("hashmap") {
+            let body = serde_json::json!({
+                "block_size": nefos_blocks::BLOCK_SIZE,
+                "block_hash": "sha256",
+                "bytes": object.size,
+                "hashes": object.hashes.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
+            });
+            return Ok((StatusCode::OK, out, axum::Json(body)).into_response());
+        }
+        let range_header = headers::text(self.request, "range")?;
+        match range::parse(range_header, object.size) {
+            RangeRequest::Unsatisfiable => {
+                Err(StorageError::RangeNotSatisfiable { size: object.size }.into())
+            }
+            RangeRequest::Full => {
+                insert(&mut out, "content-length", &object.size.to_string());
+                let body = if with_body {
+                    Body::from_stream(storage.read(&object, None))
+                } else {
+                    Body::empty()
+                };
+                Ok((StatusCode::OK, out, body).into_response())
+            }
+            RangeRequest::Ranges(ranges) if ranges.len() == 1 => {
+                let r = ranges[0];
+                insert(&mut out, "content-length", &r.len().to_string());
+                insert(
+                    &mut out,
+                    "content-range",
+                    &format!("bytes {}-{}/{}", r.first, r.last, object.size),
+                );
+                let body = if with_body {
+                    Body::from_stream(storage.read(&object, Some(r)))
+                } else {
+                    Body::empty()
+                };
+                Ok((StatusCode::PARTIAL_CONTENT, out, body).into_response())
+            }
+            RangeRequest::Ranges(ranges) => {
+                let boundary = uuid::Uuid::new_v4().simple().to_string();
+                let parts: Vec<(String, nefos_storage::ByteRange)> = ranges
+                    .iter()
+                    .map(|r| {
+                        let head = format!(
+                            "--{boundary}\r\nContent-Type: {}\r\nContent-Range: bytes {}-{}/{}\r\n\r\n",
+                            object.content_type, r.first, r.last, object.size
+                        );
+                        (head, *r)
+                    })
+                    .collect();
+                let tail = format!("\r\n--{boundary}--\r\n");
+                let length: u64 = parts
+                    .iter()
+                    .map(|(h, r)| h.len() as u64 + r.len() + 2)
+                    .sum::<u64>()
+                    + tail.len() as u64
+                    - 2;
+                insert(
+                    &mut out,
+                    "content-type",
+                    &format!("multipart/byteranges;boundary={boundary}"),
+                );
+                insert(&mut out, "content-length", &length.to_string());
+                if !with_body {
+                    return Ok((StatusCode::PARTIAL_CONTENT, out).into_response());
+                }
+                let storage = storage.clone();
+                let mut streams = Vec::new();
+                for (index, (head, r)) in parts.into_iter().enumerate() {
+                    let lead = if index == 0 {
+                        head
+                    } else {
+                        format!("\r\n{head}")
+                    };
+                    streams.push(
+                        futures::stream::once(async move {
+                            Ok::<_, StorageError>(bytes::Bytes::from(lead))
+                        })
+                        .boxed(),
+                    );
+                    streams.push(storage.read(&object, Some(r)).boxed());
+                }
+                streams.push(
+                    futures::stream::once(async move { Ok(bytes::Bytes::from(tail)) }).boxed(),
+                );
+                let body = Body::from_stream(futures::stream::iter(streams).flatten());
+                Ok((StatusCode::PARTIAL_CONTENT, out, body).into_response())
+            }
+        }
+    }
+
+    fn write_options(&self, target: &Target) -> Result<WriteOptions, SwiftError> {
+        let content_type = match headers::text(self.request, "content-type")? {
+            Some(t)
+                if !t.is_empty()
+                    && !headers::text(self.request, "x-detect-content-type")?
+                        .is_some_and(|v| v.eq_ignore_ascii_case("true")) =>
+            {
+                Some(t.to_owned())
+            }
+            _ => Some(nefos_storage::guess_content_type(&target.object).to_owned()),
+        };
+        let mut stored = BTreeMap::new();
+        for name in STORED_HEADERS {
+            if let Some(value) = headers::text(self.request, name)? {
+                stored.insert((*name).to_owned(), value.to_owned());
+            }
+        }
+        // Only a manifest PUT (`?multipart-manifest=put`) may mark an object static.
+        stored.remove("x-static-large-object");
+        Ok(WriteOptions {
+            content_type,
+            meta: headers::metadata(self.request, "object")?,
+            headers: stored,
+            etag: headers::text(self.request, "etag")?.map(str::to_owned),
+            delete_at: self.delete_at()?.flatten(),
+            if_none_match_any: headers::text(self.request, "if-none-match")?
+                .is_some_and(|v| v.trim() == "*"),
+        })
+    }
+
+    /// `X-Delete-At` / `X-Delete-After` / `X-Remove-Delete-At`: `Some(None)` removes.
+    fn delete_at(&self) -> Result<Option<Option<i64>>, SwiftError> {
+        let now = nefos_db::time::now_micros() / 1_000_000;
+        if headers::text(self.request, "x-remove-delete-at")?.is_some() {
+            return Ok(Some(None));
+        }
+        if let Some(at) = headers::number(self.request, "x-delete-at")? {
+            if at <= now {
+                return Err(SwiftError::bad_request("X-Delete-At is in the past"));
+            }
+            return Ok(Some(Some(at)));
+        }
+        if let Some(after) = headers::number(self.request, "x-delete-after")? {
+            if after < 0 {
+                return Err(SwiftError::bad_request(
+                    "X-Delete-After must not be negative",
+                ));
+            }
+            return Ok(Some(Some(now + after)));
+        }
+        Ok(None)
+    }
+
+    async fn put(&self, target: &Target, body: Body) -> Result<Response, SwiftError> {
+        let options = self.write_options(target)?;
+        let storage = self.storage();
+        for (header, is_move) in [("x-copy-from", false), ("x-move-from", true)] {
+            if let Some(source) = headers::text(self.request, header)? {
+                let source_account = headers::text(self.request, &format!("{header}-account"))?;
+                let source = self.parse_path(
+                    source,
+                    source_account.or(Some(&format!("AUTH_{}", target.project))),
+                )?;
+                drop(body);
+                return self.copy(&source, target, options, is_move).await;
+            }
+        }
+        let object = storage
+            .put_object(
+                self.who(),
+                &target.project,
+                &target.container,
+                &target.object,
+                body.into_data_stream(),
+                options,
+            )
+            .await?;
+        self.apply_path_attributes(target).await?;
+        Ok(created(&object))
+    }
+
+    /// `X-Object-Sharing` and `X-Object-Public` given on a write.
+    async fn apply_path_attributes(&self, target: &Target) -> Result<(), SwiftError> {
+        let sharing = headers::text(self.request, "x-object-sharing")?.map(str::to_owned);
+        let public =
+            headers::text(self.request, "x-object-public")?.map(|v| v.eq_ignore_ascii_case("true"));
+        if sharing.is_none() && public.is_none() {
+            return Ok(());
+        }
+        let update = ObjectUpdate {
+            sharing,
+            public,
+            ..ObjectUpdate::default()
+        };
+        self.storage()
+            .update_object(
+                self.who(),
+                &target.project,
+                &target.container,
+                &target.object,
+                update,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// `container/object` from a copy header, in `account` (`AUTH_<project>`).
+    fn parse_path(&self, path: &str, account: Option<&str>) -> Result<Target, SwiftError> {
+        let path = percent_decode(path.trim_start_matches('/'));
+        let (container, object) = path
+            .split_once('/')
+            .filter(|(c, o)| !c.is_empty() && !o.is_empty())
+            .ok_or_else(|| {
+                SwiftError::new(
+                    StatusCode::PRECONDITION_FAILED,
+                    "a copy source or destination must be <container>/<object>",
+                )
+            })?;
+        let project = project_of(account.unwrap_or_default())?.to_owned();
+        Ok(Target {
+            project,
+            container: container.to_owned(),
+            object: object.to_owned(),
+        })
+    }
+
+    async fn copy(
+        &self,
+        source: &Target,
+        target: &Target,
+        options: WriteOptions,
+        is_move: bool,
+    ) -> Result<Response, SwiftError> {
+        let fresh = headers::text(self.request, "x-fresh-metadata")?
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let keep_type = headers::text(self.request, "content-type")?.is_none();
+        let options = WriteOptions {
+            content_type: if keep_type {
+                None
+            } else {
+                options.content_type
+            },
+            ..options
+        };
+        let storage = self.storage();
+        let object = storage
+            .copy_object(
+                self.who(),
+                (&source.project, &source.container, &source.object),
+                self.version()?,
+                (&target.project, &target.container, &target.object),
+                options,
+                fresh,
+            )
+            .await?;
+        if is_move
+            && (&source.project, &source.container, &source.object)
+                != (&target.project, &target.container, &target.object)
+        {
+            storage
+                .delete_object(
+                    self.who(),
+                    &source.project,
+                    &source.container,
+                    &source.object,
+                )
+                .await?;
+        }
+        self.apply_path_attributes(target).await?;
+        let mut response = created(&object);
+        insert(
+            response.headers_mut(),
+            "x-copied-from",
+            &format!("{}/{}", source.container, source.object),
+        );
+        Ok(response)
+    }
+
+    /// `COPY`/`MOVE` with a `Destination` header.
+    async fn copy_to_destination(
+        &self,
+        source: &Target,
+        is_move: bool,
+    ) -> Result<Response, SwiftError> {
+        let destination = headers::text(self.request, "destination")?.ok_or_else(|| {
+            SwiftError::new(StatusCode::PRECONDITION_FAILED, "Destination is missing")
+        })?;
+        let account = headers::text(self.request, "destination-account")?
+            .map(str::to_owned)
+            .unwrap_or(format!("AUTH_{}", source.project));
+        let target = self.parse_path(destination, Some(&account))?;
+        let options = self.write_options(&target)?;
+        self.copy(source, &target, options, is_move).await
+    }
+
+    async fn post(&self, target: &Target) -> Result<Response, SwiftError> {
+        let content_type = headers::text(self.request, "content-type")?
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned);
+        let mut stored = BTreeMap::new();
+        for name in STORED_HEADERS.iter().filter(|n| !n.starts_with("x-static")) {
+            if let Some(value) = headers::text(self.request, name)? {
+                stored.insert((*name).to_owned(), value.to_owned());
+            }
+        }
+        let update = ObjectUpdate {
+            meta: Some(
+                headers::metadata(self.request, "object")?
+                    .into_iter()
+                    .filter(|(_, v)| !v.is_empty())
+                    .collect(),
+            ),
+            content_type,
+            headers: stored,
+            delete_at: self.delete_at()?,
+            sharing: headers::text(self.request, "x-object-sharing")?.map(str::to_owned),
+            public: headers::text(self.request, "x-object-public")?
+                .map(|v| v.eq_ignore_ascii_case("true")),
+        };
+        let object = self
+            .storage()
+            .update_object(
+                self.who(),
+                &target.project,
+                &target.container,
+                &target.object,
+                update,
+            )
+            .await?;
+        let mut out = HeaderMap::new();
+        if let Some(token) = &object.public_token {
+            insert(
+                &mut out,
+                "x-object-public",
+                &format!("{}/public/{token}", self.state.public_url()),
+            );
+        }
+        Ok((StatusCode::ACCEPTED, out).into_response())
+    }
+
+    async fn delete(&self, target: &Target) -> Result<Response, SwiftError> {
+        self.storage()
+            .delete_object(
+                self.who(),
+                &target.project,
+                &target.container,
+                &target.object,
+            )
+            .await?;
+        Ok(StatusCode::NO_CONTENT.into_response())
+    }
+}
+
+fn created(object: &ObjectInfo) -> Response {
+    let mut out = HeaderMap::new();
+    insert(&mut out, "etag", &object.etag);
+    insert(
+        &mut out,
+        "last-modified",
+        &headers::http_date(object.modified_at),
+    );
+    insert(&mut out, "x-object-version", &object.serial.to_string());
+    insert(&mut out, "x-object-hash", &object.merkle_root().to_hex());
+    insert(&mut out, "content-length", "0");
+    (StatusCode::CREATED, out).into_response()
+}
+
+/// The headers describing an object (GET and HEAD).
+pub(super) fn object_headers(state: &ApiState, object: &ObjectInfo) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    let etag = if object.is_static_manifest() {
+        format!("\"{}\"", object.etag)
+    } else {
+        object.etag.clone()
+    };
+    insert(&mut out, "etag", &etag);
+    insert(
+        &mut out,
+        header::CONTENT_TYPE.as_str(),
+        &object.content_type,
+    );
+    insert(
+        &mut out,
+        "last-modified",
+        &headers::http_date(object.modified_at),
+    );
+    insert(
+        &mut out,
+        "x-timestamp",
+        &headers::timestamp(object.modified_at),
+    );
+    insert(&mut out, "accept-ranges", "bytes");
+    insert(&mut out, "x-object-hash", &object.merkle_root().to_hex());
+    insert(&mut out, "x-object-version", &object.serial.to_string());
+    insert(
+        &mut out,
+        "x-object-version-timestamp",
+        &headers::timestamp(object.modified_at),
+    );
+    insert(&mut out, "x-object-modified-by", &object.modified_by);
+    if let Some(at) = object.delete_at {
+        insert(&mut out, "x-delete-at", &at.to_string());
+    }
+    if let Some(sharing) = &object.sharing {
+        insert(&mut out, "x-object-sharing", sharing);
+    }
+    if let Some(token) = &object.public_token {
+        insert(
+            &mut out,
+            "x-object-public",
+            &format!("{}/public/{token}", state.public_url()),
+        );
+    }
+    for (name, value) in &object.headers {
+        insert(&mut out, name, value);
+    }
+    headers::put_metadata(&mut out, "x-object-meta-", &object.meta);
+    out
+}
+
+/// Decodes `%XX` escapes in a copy path; invalid escapes stay as they are.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(value) = text
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(value);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

@@ -1,0 +1,167 @@
+use sqlx::{Any, Executor};
+
+use crate::DbError;
+
+/// A row of `containers`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ContainerRow {
+    pub id: String,
+    pub project_id: String,
+    pub name: String,
+    /// `auto` or `none`.
+    pub versioning: String,
+    /// JSON object of user metadata.
+    pub meta: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A container with what it holds, for listings.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ContainerListing {
+    pub name: String,
+    pub objects: i64,
+    pub bytes: i64,
+    pub updated_at: i64,
+}
+
+/// Which names a listing returns, Swift-style. `prefix` is applied by the query; the
+/// caller rolls up names by delimiter.
+#[derive(Debug, Clone, Default)]
+pub struct NameRange {
+    pub prefix: Option<String>,
+    /// Only names after this one.
+    pub marker: Option<String>,
+    /// Only names before this one.
+    pub end_marker: Option<String>,
+    pub limit: i64,
+    pub reverse: bool,
+}
+
+const CONTAINER_COLUMNS: &str = "id, project_id, name, versioning, meta, created_at, updated_at";
+
+pub async fn insert_container<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    row: &ContainerRow,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO containers (id, project_id, name, versioning, meta, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&row.id)
+    .bind(&row.project_id)
+    .bind(&row.name)
+    .bind(&row.versioning)
+    .bind(&row.meta)
+    .bind(row.created_at)
+    .bind(row.updated_at)
+    .execute(ex)
+    .await
+    .map_err(DbError::insert(
+        "create a container",
+        "a container with this name",
+    ))?;
+    Ok(())
+}
+
+pub async fn get_container<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    project_id: &str,
+    name: &str,
+) -> Result<Option<ContainerRow>, DbError> {
+    sqlx::query_as(&format!(
+        "SELECT {CONTAINER_COLUMNS} FROM containers WHERE project_id = $1 AND name = $2"
+    ))
+    .bind(project_id)
+    .bind(name)
+    .fetch_optional(ex)
+    .await
+    .map_err(DbError::query("read a container"))
+}
+
+pub async fn get_container_by_id<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    id: &str,
+) -> Result<Option<ContainerRow>, DbError> {
+    sqlx::query_as(&format!(
+        "SELECT {CONTAINER_COLUMNS} FROM containers WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(ex)
+    .await
+    .map_err(DbError::query("read a container"))
+}
+
+/// Writes `versioning`, `meta` and `updated_at`.
+pub async fn update_container<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    row: &ContainerRow,
+) -> Result<(), DbError> {
+    sqlx::query("UPDATE containers SET versioning = $2, meta = $3, updated_at = $4 WHERE id = $1")
+        .bind(&row.id)
+        .bind(&row.versioning)
+        .bind(&row.meta)
+        .bind(row.updated_at)
+        .execute(ex)
+        .await
+        .map_err(DbError::query("update a container"))?;
+    Ok(())
+}
+
+/// Deletes a container with every version it holds.
+pub async fn delete_container<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    id: &str,
+) -> Result<(), DbError> {
+    sqlx::query("DELETE FROM containers WHERE id = $1")
+        .bind(id)
+        .execute(ex)
+        .await
+        .map_err(DbError::query("delete a container"))?;
+    Ok(())
+}
+
+/// Current objects and their bytes in a container.
+pub async fn container_stats<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    id: &str,
+) -> Result<(i64, i64), DbError> {
+    sqlx::query_as(
+        "SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT)
+         FROM objects WHERE container_id = $1 AND current",
+    )
+    .bind(id)
+    .fetch_one(ex)
+    .await
+    .map_err(DbError::query("count a container's objects"))
+}
+
+pub async fn list_containers<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    project_id: &str,
+    range: &NameRange,
+) -> Result<Vec<ContainerListing>, DbError> {
+    let order = if range.reverse { "DESC" } else { "ASC" };
+    sqlx::query_as(&format!(
+        "SELECT c.name,
+                (SELECT COUNT(*) FROM objects o WHERE o.container_id = c.id AND o.current) AS objects,
+                (SELECT CAST(COALESCE(SUM(o.size), 0) AS BIGINT) FROM objects o
+                  WHERE o.container_id = c.id AND o.current) AS bytes,
+                c.updated_at
+         FROM containers c
+         WHERE c.project_id = $1
+           AND ($2 IS NULL OR substr(c.name, 1, length($2)) = $2)
+           AND ($3 IS NULL OR c.name > $3)
+           AND ($4 IS NULL OR c.name < $4)
+         ORDER BY c.name {order}
+         LIMIT $5"
+    ))
+    .bind(project_id)
+    .bind(&range.prefix)
+    .bind(if range.reverse { &range.end_marker } else { &range.marker })
+    .bind(if range.reverse { &range.marker } else { &range.end_marker })
+    .bind(range.limit)
+    .fetch_all(ex)
+    .await
+    .map_err(DbError::query("list containers"))
+}

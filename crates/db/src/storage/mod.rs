@@ -1,0 +1,11 @@
+//! Queries of object storage: accounts, containers, object versions and per-path attributes.
+
+mod accounts;
+mod containers;
+mod objects;
+mod paths;
+
+pub use accounts::*;
+pub use containers::*;
+pub use objects::*;
+pub use paths::*;

@@ -1,0 +1,301 @@
+use sqlx::any::AnyRow;
+use sqlx::{Any, Executor, FromRow, Row};
+
+use crate::flag::get_bool;
+use crate::storage::NameRange;
+use crate::{Connection, DbError};
+
+/// A row of `objects`: one version of one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRow {
+    pub serial: i64,
+    pub container_id: String,
+    pub name: String,
+    pub current: bool,
+    pub deleted: bool,
+    pub size: i64,
+    /// Block hashes, 64 hex digits each, concatenated.
+    pub hashmap: String,
+    pub etag: String,
+    pub content_type: String,
+    /// JSON object of metadata and stored headers.
+    pub meta: String,
+    pub delete_at: Option<i64>,
+    pub modified_at: i64,
+    pub modified_by: String,
+}
+
+impl FromRow<'_, AnyRow> for ObjectRow {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(ObjectRow {
+            serial: row.try_get("serial")?,
+            container_id: row.try_get("container_id")?,
+            name: row.try_get("name")?,
+            current: get_bool(row, "current")?,
+            deleted: get_bool(row, "deleted")?,
+            size: row.try_get("size")?,
+            hashmap: row.try_get("hashmap")?,
+            etag: row.try_get("etag")?,
+            content_type: row.try_get("content_type")?,
+            meta: row.try_get("meta")?,
+            delete_at: row.try_get("delete_at")?,
+            modified_at: row.try_get("modified_at")?,
+            modified_by: row.try_get("modified_by")?,
+        })
+    }
+}
+
+const OBJECT_COLUMNS: &str = "serial, container_id, name, CAST(current AS INTEGER) AS current,
+    CAST(deleted AS INTEGER) AS deleted, size, hashmap, etag, content_type, meta, delete_at,
+    modified_at, modified_by";
+
+/// A new, never reused version number; call inside the transaction that uses it.
+pub async fn next_serial(conn: &mut Connection) -> Result<i64, DbError> {
+    sqlx::query_scalar(
+        "UPDATE counters SET value = value + 1 WHERE name = 'object_serial' RETURNING value",
+    )
+    .fetch_one(conn)
+    .await
+    .map_err(DbError::query("allocate a version number"))
+}
+
+pub async fn insert_object<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    row: &ObjectRow,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO objects (serial, container_id, name, current, deleted, size, hashmap, etag,
+                              content_type, meta, delete_at, modified_at, modified_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(row.serial)
+    .bind(&row.container_id)
+    .bind(&row.name)
+    .bind(row.current)
+    .bind(row.deleted)
+    .bind(row.size)
+    .bind(&row.hashmap)
+    .bind(&row.etag)
+    .bind(&row.content_type)
+    .bind(&row.meta)
+    .bind(row.delete_at)
+    .bind(row.modified_at)
+    .bind(&row.modified_by)
+    .execute(ex)
+    .await
+    .map_err(DbError::insert(
+        "store an object version",
+        "a current version of this object",
+    ))?;
+    Ok(())
+}
+
+/// The live version of an object.
+pub async fn get_current<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    container_id: &str,
+    name: &str,
+) -> Result<Option<ObjectRow>, DbError> {
+    sqlx::query_as(&format!(
+        "SELECT {OBJECT_COLUMNS} FROM objects WHERE container_id = $1 AND name = $2 AND current"
+    ))
+    .bind(container_id)
+    .bind(name)
+    .fetch_optional(ex)
+    .await
+    .map_err(DbError::query("read an object"))
+}
+
+/// One version of an object, by its serial.
+pub async fn get_version<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    container_id: &str,
+    name: &str,
+    serial: i64,
+) -> Result<Option<ObjectRow>, DbError> {
+    sqlx::query_as(&format!(
+        "SELECT {OBJECT_COLUMNS} FROM objects
+         WHERE container_id = $1 AND name = $2 AND serial = $3 AND NOT deleted"
+    ))
+    .bind(container_id)
+    .bind(name)
+    .bind(serial)
+    .fetch_optional(ex)
+    .await
+    .map_err(DbError::query("read an object version"))
+}
+
+/// The newest version written at or before `until` (possibly a deletion marker).
+pub async fn get_as_of<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    container_id: &str,
+    name: &str,
+    until: i64,
+) -> Result<Option<ObjectRow>, DbError> {
+    sqlx::query_as(&format!(
+        "SELECT {OBJECT_COLUMNS} FROM objects
+         WHERE container_id = $1 AND name = $2 AND modified_at <= $3
+         ORDER BY serial DESC LIMIT 1"
+    ))
+    .bind(container_id)
+    .bind(name)
+    .bind(until)
+    .fetch_optional(ex)
+    .await
+    .map_err(DbError::query("read an object as it was"))
+}
+
+/// Every stored version of an object (not deletion markers), oldest first.
+pub async fn list_versions<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    container_id: &str,
+    name: &str,
+) -> Result<Vec<ObjectRow>, DbError> {
+    sqlx::query_as(&format!(
+        "SELECT {OBJECT_COLUMNS} FROM objects
+         WHERE container_id = $1 AND name = $2 AND NOT deleted ORDER BY serial"
+    ))
+    .bind(container_id)
+    .bind(name)
+    .fetch_all(ex)
+    .await
+    .map_err(DbError::query("list object versions"))
+}
+
+/// Makes the live version of a name history; returns whether there was one.
+pub async fn retire_current<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    container_id: &str,
+    name: &str,
+) -> Result<bool, DbError> {
+    let done = sqlx::query(
+        "UPDATE objects SET current = FALSE WHERE container_id = $1 AND name = $2 AND current",
+    )
+    .bind(container_id)
+    .bind(name)
+    .execute(ex)
+    .await
+    .map_err(DbError::query("retire an object version"))?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Deletes every version of a name (unversioned containers keep no history).
+pub async fn delete_all_versions<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    container_id: &str,
+    name: &str,
+) -> Result<u64, DbError> {
+    let done = sqlx::query("DELETE FROM objects WHERE container_id = $1 AND name = $2")
+        .bind(container_id)
+        .bind(name)
+        .execute(ex)
+        .await
+        .map_err(DbError::query("delete object versions"))?;
+    Ok(done.rows_affected())
+}
+
+/// Current objects of a container in name order (or as they were at `until`).
+pub async fn list_objects<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    container_id: &str,
+    range: &NameRange,
+    until: Option<i64>,
+) -> Result<Vec<ObjectRow>, DbError> {
+    let order = if range.reverse { "DESC" } else { "ASC" };
+    let which = match until {
+        None => "o.current".to_owned(),
+        // The newest version at `until` of each name, unless that is a deletion marker.
+        Some(_) => "o.modified_at <= $6 AND NOT o.deleted AND o.serial = (
+                SELECT MAX(h.serial) FROM objects h
+                WHERE h.container_id = o.container_id AND h.name = o.name
+                  AND h.modified_at <= $6)"
+            .to_owned(),
+    };
+    let columns = OBJECT_COLUMNS.replace("CAST(current", "CAST(o.current");
+    sqlx::query_as(&format!(
+        "SELECT {columns} FROM objects o
+         WHERE o.container_id = $1 AND {which}
+           AND ($2 IS NULL OR substr(o.name, 1, length($2)) = $2)
+           AND ($3 IS NULL OR o.name > $3)
+           AND ($4 IS NULL OR o.name < $4)
+         ORDER BY o.name {order}
+         LIMIT $5"
+    ))
+    .bind(container_id)
+    .bind(&range.prefix)
+    .bind(if range.reverse {
+        &range.end_marker
+    } else {
+        &range.marker
+    })
+    .bind(if range.reverse {
+        &range.marker
+    } else {
+        &range.end_marker
+    })
+    .bind(range.limit)
+    .bind(until.unwrap_or(0))
+    .fetch_all(ex)
+    .await
+    .map_err(DbError::query("list objects"))
+}
+
+/// Whether a container holds any current object.
+pub async fn container_is_empty<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    container_id: &str,
+) -> Result<bool, DbError> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT serial FROM objects WHERE container_id = $1 AND current LIMIT 1",
+    )
+    .bind(container_id)
+    .fetch_optional(ex)
+    .await
+    .map_err(DbError::query("check a container is empty"))?;
+    Ok(found.is_none())
+}
+
+/// Current objects whose `X-Delete-At` has passed: (container id, name).
+pub async fn expired_objects<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    now: i64,
+    limit: i64,
+) -> Result<Vec<(String, String)>, DbError> {
+    sqlx::query_as(
+        "SELECT container_id, name FROM objects
+         WHERE delete_at IS NOT NULL AND delete_at <= $1 AND current LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(ex)
+    .await
+    .map_err(DbError::query("find expired objects"))
+}
+
+/// The hashmaps of every stored version, for garbage collection of blocks.
+pub async fn all_hashmaps<'c>(
+    ex: impl Executor<'c, Database = Any>,
+) -> Result<Vec<String>, DbError> {
+    sqlx::query_scalar("SELECT hashmap FROM objects WHERE NOT deleted")
+        .fetch_all(ex)
+        .await
+        .map_err(DbError::query("read every hashmap"))
+}
+
+/// Rewrites the metadata, content type and expiry of one version in place.
+pub async fn update_object_meta<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    row: &ObjectRow,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE objects SET meta = $2, content_type = $3, delete_at = $4 WHERE serial = $1",
+    )
+    .bind(row.serial)
+    .bind(&row.meta)
+    .bind(&row.content_type)
+    .bind(row.delete_at)
+    .execute(ex)
+    .await
+    .map_err(DbError::query("update an object's metadata"))?;
+    Ok(())
+}

@@ -1,0 +1,191 @@
+//! Who may read and write what.
+//!
+//! An account belongs to a project: a token scoped to that project may write it (roles
+//! `admin` and `member`) or read it (`reader`); a cloud administrator may do anything.
+//! Beyond that, Pithos sharing grants read or write on single objects to named users,
+//! to every authenticated user (`*`), or to a group of the owner account (`ACCOUNT:GROUP`).
+
+use nefos_db::storage as q;
+use nefos_identity::{AuthContext, Role};
+
+use crate::{Storage, StorageError};
+
+/// Who is asking.
+#[derive(Debug, Clone, Copy)]
+pub enum Accessor<'a> {
+    Token(&'a AuthContext),
+    /// No token: only public objects are reachable.
+    Anonymous,
+}
+
+/// What an accessor may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Permission {
+    Read,
+    Write,
+}
+
+/// A parsed `X-Object-Sharing` value: `read=a,b;write=c`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Sharing {
+    pub(crate) read: Vec<String>,
+    pub(crate) write: Vec<String>,
+}
+
+impl Sharing {
+    pub(crate) fn parse(text: &str) -> Result<Sharing, StorageError> {
+        let mut sharing = Sharing::default();
+        for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+            let (kind, names) = part.split_once('=').ok_or_else(|| {
+                StorageError::invalid(
+                    "X-Object-Sharing",
+                    format!("{part:?} is not read=… or write=…"),
+                )
+            })?;
+            let names: Vec<String> = names
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned)
+                .collect();
+            match kind.trim() {
+                "read" => sharing.read.extend(names),
+                "write" => sharing.write.extend(names),
+                other => {
+                    return Err(StorageError::invalid(
+                        "X-Object-Sharing",
+                        format!("unknown permission {other:?}"),
+                    ));
+                }
+            }
+        }
+        Ok(sharing)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.read.is_empty() && self.write.is_empty()
+    }
+
+    pub(crate) fn render(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.read.is_empty() {
+            parts.push(format!("read={}", self.read.join(",")));
+        }
+        if !self.write.is_empty() {
+            parts.push(format!("write={}", self.write.join(",")));
+        }
+        parts.join(";")
+    }
+}
+
+impl Storage {
+    /// The caller's rights on a whole account, as its owner or an administrator.
+    pub(crate) fn account_permission(who: Accessor<'_>, project_id: &str) -> Option<Permission> {
+        let Accessor::Token(ctx) = who else {
+            return None;
+        };
+        if ctx.is_cloud_admin() {
+            return Some(Permission::Write);
+        }
+        if ctx.project_id() != Some(project_id) {
+            return None;
+        }
+        if ctx
+            .roles
+            .iter()
+            .any(|r| matches!(r, Role::Admin | Role::Member))
+        {
+            Some(Permission::Write)
+        } else if ctx.roles.contains(&Role::Reader) {
+            Some(Permission::Read)
+        } else {
+            None
+        }
+    }
+
+    /// Requires `needed` on the whole account.
+    pub(crate) fn require_account(
+        who: Accessor<'_>,
+        project_id: &str,
+        needed: Permission,
+    ) -> Result<(), StorageError> {
+        match Self::account_permission(who, project_id) {
+            Some(held) if held >= needed => Ok(()),
+            _ => Err(StorageError::Forbidden),
+        }
+    }
+
+    /// The caller's rights on one object path: as the account's owner, or through sharing.
+    pub(crate) async fn object_permission(
+        &self,
+        who: Accessor<'_>,
+        project_id: &str,
+        container_id: &str,
+        name: &str,
+    ) -> Result<Option<Permission>, StorageError> {
+        if let Some(permission) = Self::account_permission(who, project_id) {
+            return Ok(Some(permission));
+        }
+        let Accessor::Token(ctx) = who else {
+            return Ok(None);
+        };
+        let Some(path) = q::get_path(self.db.pool(), container_id, name).await? else {
+            return Ok(None);
+        };
+        let Some(sharing) = path.sharing.as_deref() else {
+            return Ok(None);
+        };
+        let sharing = Sharing::parse(sharing).unwrap_or_default();
+        if self.grants(&sharing.write, ctx, project_id).await? {
+            Ok(Some(Permission::Write))
+        } else if self.grants(&sharing.read, ctx, project_id).await? {
+            Ok(Some(Permission::Read))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Whether a sharing list names the caller, directly, as `*`, or through a group of
+    /// the owner account.
+    async fn grants(
+        &self,
+        names: &[String],
+        ctx: &AuthContext,
+        owner: &str,
+    ) -> Result<bool, StorageError> {
+        for name in names {
+            if name == "*" || *name == ctx.user_name || *name == ctx.user_id {
+                return Ok(true);
+            }
+            if let Some((account, group)) = name.split_once(':')
+                && account == owner
+            {
+                let groups = self.account_groups(owner).await?;
+                if groups.get(group).is_some_and(|members| {
+                    members
+                        .iter()
+                        .any(|m| *m == ctx.user_name || *m == ctx.user_id)
+                }) {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sharing_round_trips() {
+        let sharing = Sharing::parse("read=alice, bob;write=p1:team").unwrap();
+        assert_eq!(sharing.read, vec!["alice", "bob"]);
+        assert_eq!(sharing.write, vec!["p1:team"]);
+        assert_eq!(sharing.render(), "read=alice,bob;write=p1:team");
+        assert!(Sharing::parse("").unwrap().is_empty());
+        assert!(Sharing::parse("delete=alice").is_err());
+        assert!(Sharing::parse("alice").is_err());
+    }
+}

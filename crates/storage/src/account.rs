@@ -1,0 +1,142 @@
+//! Accounts: a project's storage, its metadata and its Pithos groups.
+
+use std::collections::BTreeMap;
+
+use nefos_db::storage::{self as q, AccountRow, AccountStats};
+use nefos_db::time::now_micros;
+
+use crate::access::Accessor;
+use crate::meta::{self, Metadata};
+use crate::{Permission, Storage, StorageError};
+
+/// The metadata key of Swift's account quota; only an administrator may set it.
+pub(crate) const QUOTA_BYTES: &str = "quota-bytes";
+
+/// What `HEAD` on an account shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountInfo {
+    pub project_id: String,
+    pub stats: AccountStats,
+    pub meta: Metadata,
+    /// Group name → user names.
+    pub groups: BTreeMap<String, Vec<String>>,
+    pub updated_at: i64,
+}
+
+impl Storage {
+    /// An account's usage, metadata and groups. Needs read access to the account.
+    pub async fn account(
+        &self,
+        who: Accessor<'_>,
+        project_id: &str,
+    ) -> Result<AccountInfo, StorageError> {
+        Self::require_account(who, project_id, Permission::Read)?;
+        let row = q::get_account(self.db.pool(), project_id).await?;
+        let stats = q::account_stats(self.db.pool(), project_id).await?;
+        Ok(AccountInfo {
+            project_id: project_id.to_owned(),
+            stats,
+            meta: row
+                .as_ref()
+                .map(|r| meta::from_json(&r.meta))
+                .unwrap_or_default(),
+            groups: row
+                .as_ref()
+                .map(|r| parse_groups(&r.groups))
+                .unwrap_or_default(),
+            updated_at: row.map_or(0, |r| r.updated_at),
+        })
+    }
+
+    /// Updates account metadata (an empty value removes an item) and groups (an empty
+    /// member list removes a group; `replace_groups` drops the groups not given).
+    pub async fn update_account(
+        &self,
+        who: Accessor<'_>,
+        project_id: &str,
+        meta_update: &Metadata,
+        groups_update: &BTreeMap<String, Vec<String>>,
+        replace_groups: bool,
+    ) -> Result<(), StorageError> {
+        Self::require_account(who, project_id, Permission::Write)?;
+        let is_admin = matches!(who, Accessor::Token(ctx) if ctx.is_cloud_admin());
+        if meta_update.contains_key(QUOTA_BYTES) && !is_admin {
+            return Err(StorageError::Forbidden);
+        }
+        if let Some(value) = meta_update.get(QUOTA_BYTES).filter(|v| !v.is_empty()) {
+            value.parse::<u64>().map_err(|_| {
+                StorageError::invalid("X-Account-Meta-Quota-Bytes", "not a number of bytes")
+            })?;
+        }
+        for (name, members) in groups_update {
+            if name.is_empty() || name.len() > 128 || name.contains([':', ',', ';', '=']) {
+                return Err(StorageError::invalid("group name", format!("{name:?}")));
+            }
+            if members.len() > 256 {
+                return Err(StorageError::invalid(
+                    "group",
+                    format!("{name:?} has more than 256 members"),
+                ));
+            }
+        }
+        let mut tx = self.db.begin().await?;
+        let existing = q::get_account(&mut *tx, project_id).await?;
+        let mut stored = existing
+            .as_ref()
+            .map(|r| meta::from_json(&r.meta))
+            .unwrap_or_default();
+        let mut groups = existing
+            .as_ref()
+            .map(|r| parse_groups(&r.groups))
+            .unwrap_or_default();
+        meta::merge(&mut stored, meta_update);
+        meta::check(&stored)?;
+        if replace_groups {
+            groups.clear();
+        }
+        for (name, members) in groups_update {
+            if members.is_empty() {
+                groups.remove(name);
+            } else {
+                groups.insert(name.clone(), members.clone());
+            }
+        }
+        let row = AccountRow {
+            project_id: project_id.to_owned(),
+            meta: meta::to_json(&stored),
+            groups: serde_json::to_string(&groups).unwrap_or_else(|_| "{}".to_owned()),
+            updated_at: now_micros(),
+        };
+        q::upsert_account(&mut *tx, &row).await?;
+        tx.commit()
+            .await
+            .map_err(nefos_db::DbError::query("commit an account update"))?;
+        Ok(())
+    }
+
+    /// An account's groups, for sharing checks.
+    pub(crate) async fn account_groups(
+        &self,
+        project_id: &str,
+    ) -> Result<BTreeMap<String, Vec<String>>, StorageError> {
+        let row = q::get_account(self.db.pool(), project_id).await?;
+        Ok(row.map(|r| parse_groups(&r.groups)).unwrap_or_default())
+    }
+
+    /// The account quota in bytes, if one is set.
+    pub(crate) async fn account_quota(
+        &self,
+        project_id: &str,
+    ) -> Result<Option<u64>, StorageError> {
+        let row = q::get_account(self.db.pool(), project_id).await?;
+        Ok(row.and_then(|r| {
+            meta::from_json(&r.meta)
+                .get(QUOTA_BYTES)
+                .and_then(|v| v.parse().ok())
+        }))
+    }
+}
+
+fn parse_groups(text: &str) -> BTreeMap<String, Vec<String>> {
+    serde_json::from_str(text).unwrap_or_default()
+}

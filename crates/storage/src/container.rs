@@ -1,0 +1,240 @@
+//! Containers.
+
+use nefos_db::storage::{self as q, ContainerRow};
+use nefos_db::time::now_micros;
+
+use crate::access::Accessor;
+use crate::meta::{self, Metadata};
+use crate::{Permission, Storage, StorageError};
+
+/// Swift's container quota keys, kept as container metadata.
+pub(crate) const QUOTA_BYTES: &str = "quota-bytes";
+pub(crate) const QUOTA_COUNT: &str = "quota-count";
+
+/// Whether a container keeps old versions of its objects (Pithos).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Versioning {
+    /// Every write and delete keeps the previous version.
+    #[default]
+    Auto,
+    /// Only the current version is kept.
+    None,
+}
+
+impl Versioning {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Versioning::Auto => "auto",
+            Versioning::None => "none",
+        }
+    }
+
+    pub fn parse(value: &str) -> Result<Versioning, StorageError> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Versioning::Auto),
+            "none" => Ok(Versioning::None),
+            _ => Err(StorageError::invalid(
+                "X-Container-Policy-Versioning",
+                "must be auto or none",
+            )),
+        }
+    }
+
+    fn from_stored(value: &str) -> Versioning {
+        if value == "none" {
+            Versioning::None
+        } else {
+            Versioning::Auto
+        }
+    }
+}
+
+/// A container and what it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub project_id: String,
+    pub name: String,
+    pub versioning: Versioning,
+    pub meta: Metadata,
+    pub objects: i64,
+    pub bytes: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Changes to a container.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerUpdate {
+    /// Items to set; an empty value removes one.
+    pub meta: Metadata,
+    pub versioning: Option<Versioning>,
+}
+
+pub(crate) fn check_container_name(name: &str) -> Result<(), StorageError> {
+    if name.is_empty() || name.len() > 256 || name.contains('/') {
+        return Err(StorageError::invalid(
+            "container name",
+            "1 to 256 bytes without '/'",
+        ));
+    }
+    Ok(())
+}
+
+fn check_quota_meta(meta: &Metadata) -> Result<(), StorageError> {
+    for key in [QUOTA_BYTES, QUOTA_COUNT] {
+        if let Some(value) = meta.get(key).filter(|v| !v.is_empty()) {
+            value.parse::<u64>().map_err(|_| {
+                StorageError::invalid("container quota", format!("{key} must be a whole number"))
+            })?;
+        }
+    }
+    Ok(())
+}
+
+impl Storage {
+    /// Creates a container, or updates it if it exists. Returns whether it was created.
+    pub async fn put_container(
+        &self,
+        who: Accessor<'_>,
+        project_id: &str,
+        name: &str,
+        update: &ContainerUpdate,
+    ) -> Result<bool, StorageError> {
+        Self::require_account(who, project_id, Permission::Write)?;
+        check_container_name(name)?;
+        check_quota_meta(&update.meta)?;
+        let mut tx = self.db.begin().await?;
+        let now = now_micros();
+        let created = match q::get_container(&mut *tx, project_id, name).await? {
+            Some(mut row) => {
+                apply(&mut row, update)?;
+                row.updated_at = now;
+                q::update_container(&mut *tx, &row).await?;
+                false
+            }
+            None => {
+                let mut row = ContainerRow {
+                    id: uuid::Uuid::new_v4().simple().to_string(),
+                    project_id: project_id.to_owned(),
+                    name: name.to_owned(),
+                    versioning: Versioning::default().as_str().to_owned(),
+                    meta: "{}".to_owned(),
+                    created_at: now,
+                    updated_at: now,
+                };
+                apply(&mut row, update)?;
+                q::insert_container(&mut *tx, &row).await?;
+                true
+            }
+        };
+        tx.commit()
+            .await
+            .map_err(nefos_db::DbError::query("commit a container"))?;
+        Ok(created)
+    }
+
+    /// Updates an existing container's metadata or versioning.
+    pub async fn update_container(
+        &self,
+        who: Accessor<'_>,
+        project_id: &str,
+        name: &str,
+        update: &ContainerUpdate,
+    ) -> Result<(), StorageError> {
+        Self::require_account(who, project_id, Permission::Write)?;
+        check_quota_meta(&update.meta)?;
+        let mut tx = self.db.begin().await?;
+        let mut row = q::get_container(&mut *tx, project_id, name)
+            .await?
+            .ok_or(StorageError::NotFound { what: "container" })?;
+        apply(&mut row, update)?;
+        row.updated_at = now_micros();
+        q::update_container(&mut *tx, &row).await?;
+        tx.commit()
+            .await
+            .map_err(nefos_db::DbError::query("commit a container update"))?;
+        Ok(())
+    }
+
+    /// A container with its usage. Needs read access to the account.
+    pub async fn container(
+        &self,
+        who: Accessor<'_>,
+        project_id: &str,
+        name: &str,
+    ) -> Result<ContainerInfo, StorageError> {
+        Self::require_account(who, project_id, Permission::Read)?;
+        let row = q::get_container(self.db.pool(), project_id, name)
+            .await?
+            .ok_or(StorageError::NotFound { what: "container" })?;
+        let (objects, bytes) = q::container_stats(self.db.pool(), &row.id).await?;
+        Ok(info(row, objects, bytes))
+    }
+
+    /// Deletes an empty container (with any history it kept); 409 when objects remain.
+    pub async fn delete_container(
+        &self,
+        who: Accessor<'_>,
+        project_id: &str,
+        name: &str,
+    ) -> Result<(), StorageError> {
+        Self::require_account(who, project_id, Permission::Write)?;
+        let mut tx = self.db.begin().await?;
+        let row = q::get_container(&mut *tx, project_id, name)
+            .await?
+            .ok_or(StorageError::NotFound { what: "container" })?;
+        if !q::container_is_empty(&mut *tx, &row.id).await? {
+            return Err(StorageError::Conflict {
+                reason: "the container is not empty",
+            });
+        }
+        q::delete_container(&mut *tx, &row.id).await?;
+        tx.commit()
+            .await
+            .map_err(nefos_db::DbError::query("commit a container deletion"))?;
+        Ok(())
+    }
+
+    /// Finds a container for an object operation. Without any access to the account, a
+    /// missing container is "forbidden" like an existing one, so nothing leaks.
+    pub(crate) async fn object_container(
+        &self,
+        who: Accessor<'_>,
+        project_id: &str,
+        name: &str,
+    ) -> Result<ContainerRow, StorageError> {
+        match q::get_container(self.db.pool(), project_id, name).await? {
+            Some(row) => Ok(row),
+            None if Self::account_permission(who, project_id).is_some() => {
+                Err(StorageError::NotFound { what: "container" })
+            }
+            None => Err(StorageError::Forbidden),
+        }
+    }
+}
+
+fn apply(row: &mut ContainerRow, update: &ContainerUpdate) -> Result<(), StorageError> {
+    let mut stored = meta::from_json(&row.meta);
+    meta::merge(&mut stored, &update.meta);
+    meta::check(&stored)?;
+    row.meta = meta::to_json(&stored);
+    if let Some(versioning) = update.versioning {
+        row.versioning = versioning.as_str().to_owned();
+    }
+    Ok(())
+}
+
+pub(crate) fn info(row: ContainerRow, objects: i64, bytes: i64) -> ContainerInfo {
+    ContainerInfo {
+        versioning: Versioning::from_stored(&row.versioning),
+        meta: meta::from_json(&row.meta),
+        id: row.id,
+        project_id: row.project_id,
+        name: row.name,
+        objects,
+        bytes,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    }
+}

@@ -1,0 +1,88 @@
+//! Streaming an object's bytes out of the block store, with read-ahead.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures::stream::{self, Stream, StreamExt};
+use nefos_blocks::{BLOCK_SIZE, BlockHash, BlockStore};
+
+use crate::StorageError;
+
+/// Blocks fetched ahead of the one being sent.
+const READ_AHEAD: usize = 3;
+
+/// An inclusive byte range of an object, already resolved against its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    pub first: u64,
+    pub last: u64,
+}
+
+impl ByteRange {
+    pub fn len(&self) -> u64 {
+        self.last - self.first + 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+/// The bytes of `range` of an object made of `hashes` and `size` bytes.
+pub(crate) fn read(
+    blocks: BlockStore,
+    hashes: Arc<Vec<BlockHash>>,
+    size: u64,
+    range: Option<ByteRange>,
+) -> impl Stream<Item = Result<Bytes, StorageError>> + Send + 'static {
+    let block_size = BLOCK_SIZE as u64;
+    let (first, end) = match range {
+        Some(r) => (r.first, r.last + 1),
+        None => (0, size),
+    };
+    let indices = if first >= end {
+        0..0
+    } else {
+        (first / block_size)..end.div_ceil(block_size)
+    };
+    stream::iter(indices)
+        .map(move |index| {
+            let blocks = blocks.clone();
+            let hashes = hashes.clone();
+            async move {
+                let block_start = index * block_size;
+                let block_len = (size - block_start).min(block_size);
+                let hash = usize::try_from(index)
+                    .ok()
+                    .and_then(|i| hashes.get(i))
+                    .ok_or(StorageError::NotFound {
+                        what: "block of the object",
+                    })?;
+                let stored = blocks.get(hash).await?.ok_or(StorageError::NotFound {
+                    what: "block of the object",
+                })?;
+                let full = pad(stored, block_len);
+                let from = first.saturating_sub(block_start);
+                let to = (end - block_start).min(block_len);
+                Ok(full.slice(usize_of(from)..usize_of(to)))
+            }
+        })
+        .buffered(READ_AHEAD)
+}
+
+/// Blocks are stored without trailing zeros; an object's block has its full length.
+fn pad(stored: Bytes, len: u64) -> Bytes {
+    let len = usize_of(len);
+    if stored.len() >= len {
+        return stored.slice(..len);
+    }
+    let mut full = BytesMut::with_capacity(len);
+    full.extend_from_slice(&stored);
+    full.resize(len, 0);
+    full.freeze()
+}
+
+/// Offsets within one block, which is never larger than `BLOCK_SIZE`.
+fn usize_of(value: u64) -> usize {
+    usize::try_from(value).unwrap_or(usize::MAX)
+}

@@ -1,0 +1,53 @@
+//! Object storage for nefos (DESIGN §4): Pithos semantics over the content-addressed block
+//! store. An account is a project; containers hold objects; an object version is an
+//! ordered list of block hashes (its hashmap) plus its size and metadata, so copying or
+//! moving an object copies a list, never data.
+//!
+//! No HTTP here: the API crate translates the Swift and Pithos protocols into calls on
+//! [`Storage`].
+
+mod access;
+mod account;
+mod container;
+mod download;
+mod error;
+mod listing;
+mod meta;
+mod object;
+mod upload;
+
+use nefos_blocks::BlockStore;
+use nefos_db::Database;
+
+pub use access::{Accessor, Permission};
+pub use account::AccountInfo;
+pub use container::{ContainerInfo, ContainerUpdate, Versioning};
+pub use download::ByteRange;
+pub use error::StorageError;
+pub use listing::{ListEntry, ListQuery, MAX_LISTING};
+pub use meta::{Metadata, MetadataLimits};
+pub use object::{
+    MAX_OBJECT_SIZE, ObjectInfo, ObjectUpdate, Preconditions, STORED_HEADERS, VersionSelector,
+    WriteOptions, guess_content_type,
+};
+
+/// The object storage service; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    db: Database,
+    blocks: BlockStore,
+}
+
+impl Storage {
+    pub fn new(db: Database, blocks: BlockStore) -> Self {
+        Storage { db, blocks }
+    }
+
+    pub fn blocks(&self) -> &BlockStore {
+        &self.blocks
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+}

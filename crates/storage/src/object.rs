@@ -1,0 +1,716 @@
+//! Objects: versions as hashmaps, their metadata, and the operations on them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::Stream;
+use nefos_blocks::{BlockHash, merkle_root};
+use nefos_db::storage::{self as q, ContainerRow, ObjectRow, PathRow};
+use nefos_db::time::now_micros;
+use serde::{Deserialize, Serialize};
+
+use crate::access::{Accessor, Sharing};
+use crate::container::{QUOTA_BYTES, QUOTA_COUNT, Versioning};
+use crate::download::{self, ByteRange};
+use crate::meta::{self, Metadata};
+use crate::upload::{self, Uploaded};
+use crate::{Permission, Storage, StorageError};
+
+/// Swift's single-object limit: larger objects are uploaded as segments and a manifest.
+pub const MAX_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+
+/// Stored headers that are part of an object, beyond its user metadata.
+pub const STORED_HEADERS: &[&str] = &[
+    "content-disposition",
+    "content-encoding",
+    "content-language",
+    "cache-control",
+    "x-object-manifest",
+    "x-static-large-object",
+];
+
+/// One version of an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub project_id: String,
+    pub container_id: String,
+    pub container: String,
+    pub name: String,
+    /// The version id (Pithos `X-Object-Version`).
+    pub serial: i64,
+    pub size: u64,
+    pub hashes: Vec<BlockHash>,
+    /// MD5 of the content, or Swift's manifest ETag.
+    pub etag: String,
+    pub content_type: String,
+    pub meta: Metadata,
+    /// Stored headers (see [`STORED_HEADERS`]), lower-case names.
+    pub headers: BTreeMap<String, String>,
+    /// Seconds since the epoch (`X-Delete-At`).
+    pub delete_at: Option<i64>,
+    pub modified_at: i64,
+    pub modified_by: String,
+    pub sharing: Option<String>,
+    pub public_token: Option<String>,
+}
+
+impl ObjectInfo {
+    /// Pithos `X-Object-Hash`: the Merkle root of the hashmap.
+    pub fn merkle_root(&self) -> BlockHash {
+        merkle_root(&self.hashes)
+    }
+
+    pub fn is_static_manifest(&self) -> bool {
+        self.headers
+            .get("x-static-large-object")
+            .is_some_and(|v| v == "True")
+    }
+
+    pub fn dynamic_manifest(&self) -> Option<&str> {
+        self.headers.get("x-object-manifest").map(String::as_str)
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct StoredMeta {
+    #[serde(default)]
+    meta: Metadata,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+}
+
+/// Which version of an object to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VersionSelector {
+    #[default]
+    Current,
+    /// A version id from `?version=list`.
+    Serial(i64),
+    /// The object as it was at this time (microseconds), Pithos `until=`.
+    Until(i64),
+}
+
+/// How to write a new version.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    /// Guessed from the name when absent.
+    pub content_type: Option<String>,
+    pub meta: Metadata,
+    /// Values for [`STORED_HEADERS`].
+    pub headers: BTreeMap<String, String>,
+    /// The client's ETag: the upload is refused (and not stored) when it differs.
+    pub etag: Option<String>,
+    /// Seconds since the epoch.
+    pub delete_at: Option<i64>,
+    /// `If-None-Match: *`: fail if the object exists.
+    pub if_none_match_any: bool,
+}
+
+/// Changes to an object's metadata (Swift `POST`), and to its path's sharing and publicity.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectUpdate {
+    /// Replaces all user metadata when given (Swift semantics).
+    pub meta: Option<Metadata>,
+    pub content_type: Option<String>,
+    pub headers: BTreeMap<String, String>,
+    pub delete_at: Option<Option<i64>>,
+    /// `Some("")` removes sharing.
+    pub sharing: Option<String>,
+    pub public: Option<bool>,
+}
+
+/// HTTP conditional request headers, evaluated against an object.
+#[derive(Debug, Clone, Default)]
+pub struct Preconditions {
+    pub if_match: Option<Vec<String>>,
+    pub if_none_match: Option<Vec<String>>,
+    /// Seconds since the epoch.
+    pub if_modified_since: Option<i64>,
+    pub if_unmodified_since: Option<i64>,
+}
+
+impl Preconditions {
+    /// RFC 9110 order: If-Match, If-Unmodified-Since, If-None-Match, If-Modified-Since.
+    /// `reading` is true for GET and HEAD, where a failed If-None-Match is "not modified".
+    pub fn check(&self, object: &ObjectInfo, reading: bool) -> Result<(), StorageError> {
+        let etag_matches = |tags: &[String]| {
+            tags.iter()
+                .any(|t| t == "*" || t.trim_matches('"') == object.etag)
+        };
+        let modified = object.modified_at / 1_000_000;
+        if let Some(tags) = &self.if_match {
+            if !etag_matches(tags) {
+                return Err(StorageError::PreconditionFailed);
+            }
+        } else if let Some(since) = self.if_unmodified_since
+            && modified > since
+        {
+            return Err(StorageError::PreconditionFailed);
+        }
+        if let Some(tags) = &self.if_none_match {
+            if etag_matches(tags) {
+                return Err(if reading {
+                    StorageError::NotModified
+                } else {
+                    StorageError::PreconditionFailed
+                });
+            }
+        } else if let Some(since) = self.if_modified_since
+            && reading
+            && modified <= since
+        {
+            return Err(StorageError::NotModified);
+        }
+        Ok(())
+    }
+}
+
+/// A name of an object: Swift allows up to 1024 bytes.
+pub(crate) fn check_object_name(name: &str) -> Result<(), StorageError> {
+    if name.is_empty() || name.len() > 1024 {
+        return Err(StorageError::invalid("object name", "1 to 1024 bytes"));
+    }
+    Ok(())
+}
+
+/// The MIME type of a name, by its extension.
+pub fn guess_content_type(name: &str) -> &'static str {
+    let extension = name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    match extension.as_str() {
+        "txt" | "text" | "log" | "md" => "text/plain",
+        "html" | "htm" => "text/html",
+        "css" => "text/css",
+        "csv" => "text/csv",
+        "js" => "text/javascript",
+        "json" => "application/json",
+        "xml" => "application/xml",
+        "pdf" => "application/pdf",
+        "zip" => "application/zip",
+        "gz" | "tgz" => "application/gzip",
+        "tar" => "application/x-tar",
+        "bz2" => "application/x-bzip2",
+        "xz" => "application/x-xz",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "svg" => "image/svg+xml",
+        "webp" => "image/webp",
+        "mp4" => "video/mp4",
+        "mp3" => "audio/mpeg",
+        "iso" => "application/x-iso9660-image",
+        "img" | "raw" | "qcow2" => "application/octet-stream",
+        _ => "application/octet-stream",
+    }
+}
+
+pub(crate) fn hashmap_text(hashes: &[BlockHash]) -> String {
+    let mut text = String::with_capacity(hashes.len() * 64);
+    for hash in hashes {
+        text.push_str(&hash.to_hex());
+    }
+    text
+}
+
+fn parse_hashmap(text: &str) -> Vec<BlockHash> {
+    text.as_bytes()
+        .chunks(64)
+        .filter_map(|chunk| std::str::from_utf8(chunk).ok()?.parse().ok())
+        .collect()
+}
+
+pub(crate) fn object_info(
+    container: &ContainerRow,
+    row: ObjectRow,
+    path: Option<PathRow>,
+) -> ObjectInfo {
+    let stored: StoredMeta = serde_json::from_str(&row.meta).unwrap_or_default();
+    let path = path.unwrap_or_default();
+    ObjectInfo {
+        project_id: container.project_id.clone(),
+        container_id: container.id.clone(),
+        container: container.name.clone(),
+        hashes: parse_hashmap(&row.hashmap),
+        name: row.name,
+        serial: row.serial,
+        size: u64::try_from(row.size).unwrap_or(0),
+        etag: row.etag,
+        content_type: row.content_type,
+        meta: stored.meta,
+        headers: stored.headers,
+        delete_at: row.delete_at,
+        modified_at: row.modified_at,
+        modified_by: row.modified_by,
+        sharing: path.sharing,
+        public_token: path.public_token,
+    }
+}
+
+/// What a new version will hold.
+#[derive(Debug, Clone)]
+pub(crate) struct NewVersion {
+    pub(crate) hashes: Vec<BlockHash>,
+    pub(crate) size: u64,
+    pub(crate) etag: String,
+    pub(crate) content_type: String,
+    pub(crate) meta: Metadata,
+    pub(crate) headers: BTreeMap<String, String>,
+    pub(crate) delete_at: Option<i64>,
+}
+
+impl Storage {
+    /// Reads an object version's description. Needs read access to it.
+    pub async fn object(
+        &self,
+        who: Accessor<'_>,
+        project_id: &str,
+        container: &str,
+        name: &str,
+        version: VersionSelector,
+    ) -> Result<ObjectInfo, StorageError> {
+        let container = self.object_container(who, project_id, container).await?;
+        self.require_object(who, &container, name, Permission::Read)
+            .await?;
+        self.find_object(&container, name, version).await
+    }
+
+    pub(crate) async fn find_object(
+        &self,
+        container: &ContainerRow,
+        name: &str,
+        version: VersionSelector,
+    ) -> Result<ObjectInfo, StorageError> {
+        let pool = self.db.pool();
+        let row = match version {
+            VersionSelector::Current => q::get_current(pool, &container.id, name).await?,
+            VersionSelector::Serial(serial) => {
+                q::get_version(pool, &container.id, name, serial).await?
+            }
+            VersionSelector::Until(until) => q::get_as_of(pool, &container.id, name, until)
+                .await?
+                .filter(|r| !r.deleted),
+        };
+        let row = row.ok_or(StorageError::NotFound { what: "object" })?;
+        if row
+            .delete_at
+            .is_some_and(|at| at <= now_micros() / 1_000_000)
+        {
+            return Err(StorageError::NotFound { what: "object" });
+        }
+        let path = q::get_path(pool, &container.id, name).await?;
+        Ok(object_info(container, row, path))
+    }
+
+    /// Requires `needed` on one object: as the owner, or through sharing.
+    pub(crate) async fn require_object(
+        &self,
+        who: Accessor<'_>,
+        container: &ContainerRow,
+        name: &str,
+        needed: Permission,
+    ) -> Result<(), StorageError> {
+        match self
+            .object_permission(who, &container.project_id, &container.id, name)
+            .await?
+        {
+            Some(held) if held >= needed => Ok(()),
+            _ => Err(StorageError::Forbidden),
+        }
+    }
+
+    /// The bytes of an object version, or of `range` of them.
+    pub fn read(
+        &self,
+        object: &ObjectInfo,
+        range: Option<ByteRange>,
+    ) -> impl Stream<Item = Result<Bytes, StorageError>> + Send + 'static {
+        download::read(
+            self.blocks.clone(),
+            Arc::new(object.hashes.clone()),
+            object.size,
+            range,
+        )
+    }
+
+    /// Uploads a new version from a stream of bytes.
+    pub async fn put_object<S, E>(
+        &self,
+        who: Accessor<'_>,
+        project_id: &str,
+        container: &str,
+        name: &str,
+        body: S,
+        options: WriteOptions,
+    ) -> Result<ObjectInfo, StorageError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        check_object_name(name)?;
+        let container = self.object_container(who, project_id, container).await?;
+        self.require_object(who, &container, name, Permission::Write)
+            .await?;
+        if options.if_none_match_any
+            && q::get_current(self.db.pool(), &container.id, name)
+                .await?
+                .is_some()
+        {
+            return Err(StorageError::PreconditionFailed);
+        }
+        meta::check(&options.meta)?;
+        let Uploaded { hashes, size, md5 } =
+            upload::upload(&self.blocks, body, MAX_OBJECT_SIZE).await?;
+        if let Some(expected) = &options.etag {
+            let expected = expected.trim_matches('"').to_ascii_lowercase();
+            if expected != md5 {
+                return Err(StorageError::EtagMismatch {
+                    expected,
+                    actual: md5,
+                });
+            }
+        }
+        let version = NewVersion {
+            hashes,
+            size,
+            etag: md5,
+            content_type: options
+                .content_type
+                .unwrap_or_else(|| guess_content_type(name).to_owned()),
+            meta: options.meta,
+            headers: options.headers,
+            delete_at: options.delete_at,
+        };
+        self.commit_version(who, &container, name, version).await
+    }
+
+    /// Records a new current version of `name`, checking quotas, in one transaction.
+    pub(crate) async fn commit_version(
+        &self,
+        who: Accessor<'_>,
+        container: &ContainerRow,
+        name: &str,
+        version: NewVersion,
+    ) -> Result<ObjectInfo, StorageError> {
+        check_object_name(name)?;
+        self.check_quotas(container, name, version.size).await?;
+        let stored = StoredMeta {
+            meta: version.meta,
+            headers: version.headers,
+        };
+        let now = now_micros();
+        let modified_by = match who {
+            Accessor::Token(ctx) => ctx.user_id.clone(),
+            Accessor::Anonymous => String::new(),
+        };
+        let mut tx = self.db.begin().await?;
+        let serial = q::next_serial(&mut tx).await?;
+        let versioning = match q::get_container_by_id(&mut *tx, &container.id).await? {
+            Some(row) => row.versioning,
+            None => return Err(StorageError::NotFound { what: "container" }),
+        };
+        if versioning == Versioning::None.as_str() {
+            q::delete_all_versions(&mut *tx, &container.id, name).await?;
+        } else {
+            q::retire_current(&mut *tx, &container.id, name).await?;
+        }
+        let row = ObjectRow {
+            serial,
+            container_id: container.id.clone(),
+            name: name.to_owned(),
+            current: true,
+            deleted: false,
+            size: i64::try_from(version.size).unwrap_or(i64::MAX),
+            hashmap: hashmap_text(&version.hashes),
+            etag: version.etag,
+            content_type: version.content_type,
+            meta: serde_json::to_string(&stored).unwrap_or_else(|_| "{}".to_owned()),
+            delete_at: version.delete_at,
+            modified_at: now,
+            modified_by,
+        };
+        q::insert_object(&mut *tx, &row).await?;
+        let path = q::get_path(&mut *tx, &container.id, name).await?;
+        tx.commit()
+            .await
+            .map_err(nefos_db::DbError::query("commit an object version"))?;
+        Ok(object_info(container, row, path))
+    }
+
+    /// Refuses a write of `size` bytes to `name` that would exceed the container's or the
+    /// account's quota (the version it replaces no longer counts).
+    async fn check_quotas(
+        &self,
+        container: &ContainerRow,
+        name: &str,
+        size: u64,
+    ) -> Result<(), StorageError> {
+        let container_meta = meta::from_json(&container.meta);
+        let limit = |key: &str| container_meta.get(key).and_then(|v| v.parse::<u64>().ok());
+        let account_quota = self.account_quota(&container.project_id).await?;
+        if limit(QUOTA_BYTES).is_none() && limit(QUOTA_COUNT).is_none() && account_quota.is_none() {
+            return Ok(());
+        }
+        let replaced = q::get_current(self.db.pool(), &container.id, name).await?;
+        let replaced_size = replaced
+            .as_ref()
+            .map_or(0, |r| u64::try_from(r.size).unwrap_or(0));
+        let (count, bytes) = q::container_stats(self.db.pool(), &container.id).await?;
+        let count = u64::try_from(count).unwrap_or(0) + u64::from(replaced.is_none());
+        let bytes = u64::try_from(bytes).unwrap_or(0)
+            - replaced_size.min(u64::try_from(bytes).unwrap_or(0))
+            + size;
+        if limit(QUOTA_BYTES).is_some_and(|max| bytes > max)
+            || limit(QUOTA_COUNT).is_some_and(|max| count > max)
+        {
+            return Err(StorageError::QuotaExceeded { scope: "container" });
+        }
+        if let Some(max) = account_quota {
+            let stats = q::account_stats(self.db.pool(), &container.project_id).await?;
+            let used = u64::try_from(stats.bytes).unwrap_or(0);
+            if used - replaced_size.min(used) + size > max {
+                return Err(StorageError::QuotaExceeded { scope: "account" });
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies a version to a new name, sharing its blocks (no data is copied). Metadata is
+    /// carried over unless `fresh_meta`; `options` adds to or replaces it.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn copy_object(
+        &self,
+        who: Accessor<'_>,
+        source: (&str, &str, &str),
+        version: VersionSelector,
+        target: (&str, &str, &str),
+        options: WriteOptions,
+        fresh_meta: bool,
+    ) -> Result<ObjectInfo, StorageError> {
+        let (src_project, src_container, src_name) = source;
+        let (dst_project, dst_container, dst_name) = target;
+        let object = self
+            .object(who, src_project, src_container, src_name, version)
+            .await?;
+        let container = self
+            .object_container(who, dst_project, dst_container)
+            .await?;
+        self.require_object(who, &container, dst_name, Permission::Write)
+            .await?;
+        meta::check(&options.meta)?;
+        let (mut user_meta, mut headers) = if fresh_meta {
+            (Metadata::new(), BTreeMap::new())
+        } else {
+            (object.meta.clone(), object.headers.clone())
+        };
+        user_meta.extend(options.meta);
+        headers.extend(options.headers);
+        let new = NewVersion {
+            hashes: object.hashes.clone(),
+            size: object.size,
+            etag: object.etag.clone(),
+            content_type: options.content_type.unwrap_or(object.content_type.clone()),
+            meta: user_meta,
+            headers,
+            delete_at: options.delete_at,
+        };
+        self.commit_version(who, &container, dst_name, new).await
+    }
+
+    /// Deletes the current version. A versioned container keeps the history and records
+    /// the deletion, so `until=` still sees what was there.
+    pub async fn delete_object(
+        &self,
+        who: Accessor<'_>,
+        project_id: &str,
+        container: &str,
+        name: &str,
+    ) -> Result<(), StorageError> {
+        let container = self.object_container(who, project_id, container).await?;
+        self.require_object(who, &container, name, Permission::Write)
+            .await?;
+        let mut tx = self.db.begin().await?;
+        let Some(current) = q::get_current(&mut *tx, &container.id, name).await? else {
+            return Err(StorageError::NotFound { what: "object" });
+        };
+        let versioning = q::get_container_by_id(&mut *tx, &container.id)
+            .await?
+            .map(|c| c.versioning)
+            .unwrap_or_default();
+        if versioning == Versioning::None.as_str() {
+            q::delete_all_versions(&mut *tx, &container.id, name).await?;
+        } else {
+            q::retire_current(&mut *tx, &container.id, name).await?;
+            let serial = q::next_serial(&mut tx).await?;
+            let marker = ObjectRow {
+                serial,
+                current: false,
+                deleted: true,
+                size: 0,
+                hashmap: String::new(),
+                etag: String::new(),
+                meta: "{}".to_owned(),
+                delete_at: None,
+                modified_at: now_micros().max(current.modified_at + 1),
+                modified_by: match who {
+                    Accessor::Token(ctx) => ctx.user_id.clone(),
+                    Accessor::Anonymous => String::new(),
+                },
+                ..current
+            };
+            q::insert_object(&mut *tx, &marker).await?;
+        }
+        q::put_path(
+            &mut *tx,
+            &PathRow {
+                container_id: container.id.clone(),
+                name: name.to_owned(),
+                ..PathRow::default()
+            },
+        )
+        .await?;
+        tx.commit()
+            .await
+            .map_err(nefos_db::DbError::query("commit an object deletion"))?;
+        Ok(())
+    }
+
+    /// Every stored version of an object, oldest first: (version id, modified at).
+    pub async fn object_versions(
+        &self,
+        who: Accessor<'_>,
+        project_id: &str,
+        container: &str,
+        name: &str,
+    ) -> Result<Vec<(i64, i64)>, StorageError> {
+        let container = self.object_container(who, project_id, container).await?;
+        self.require_object(who, &container, name, Permission::Read)
+            .await?;
+        let versions = q::list_versions(self.db.pool(), &container.id, name).await?;
+        if versions.is_empty() {
+            return Err(StorageError::NotFound { what: "object" });
+        }
+        Ok(versions
+            .into_iter()
+            .map(|v| (v.serial, v.modified_at))
+            .collect())
+    }
+
+    /// Updates metadata, sharing or publicity of the current version. Metadata and
+    /// headers are owner business; sharing and publicity too (sharees may only write data).
+    pub async fn update_object(
+        &self,
+        who: Accessor<'_>,
+        project_id: &str,
+        container: &str,
+        name: &str,
+        update: ObjectUpdate,
+    ) -> Result<ObjectInfo, StorageError> {
+        let container = self.object_container(who, project_id, container).await?;
+        Self::require_account(who, project_id, Permission::Write)?;
+        if let Some(meta) = &update.meta {
+            meta::check(meta)?;
+        }
+        let sharing = match update.sharing.as_deref() {
+            None => None,
+            Some(text) => {
+                let parsed = Sharing::parse(text)?;
+                Some(if parsed.is_empty() {
+                    None
+                } else {
+                    Some(parsed.render())
+                })
+            }
+        };
+        let mut tx = self.db.begin().await?;
+        let mut row = q::get_current(&mut *tx, &container.id, name)
+            .await?
+            .ok_or(StorageError::NotFound { what: "object" })?;
+        let mut stored: StoredMeta = serde_json::from_str(&row.meta).unwrap_or_default();
+        if let Some(meta) = update.meta {
+            stored.meta = meta;
+        }
+        for (header, value) in update.headers {
+            if value.is_empty() {
+                stored.headers.remove(&header);
+            } else {
+                stored.headers.insert(header, value);
+            }
+        }
+        row.meta = serde_json::to_string(&stored).unwrap_or_else(|_| "{}".to_owned());
+        if let Some(content_type) = update.content_type {
+            row.content_type = content_type;
+        }
+        if let Some(delete_at) = update.delete_at {
+            row.delete_at = delete_at;
+        }
+        q::update_object_meta(&mut *tx, &row).await?;
+        let mut path = q::get_path(&mut *tx, &container.id, name)
+            .await?
+            .unwrap_or(PathRow {
+                container_id: container.id.clone(),
+                name: name.to_owned(),
+                ..PathRow::default()
+            });
+        if let Some(sharing) = sharing {
+            path.sharing = sharing;
+        }
+        match update.public {
+            Some(true) if path.public_token.is_none() => path.public_token = Some(public_token()),
+            Some(false) => path.public_token = None,
+            _ => {}
+        }
+        q::put_path(&mut *tx, &path).await?;
+        tx.commit()
+            .await
+            .map_err(nefos_db::DbError::query("commit an object update"))?;
+        Ok(object_info(&container, row, Some(path)))
+    }
+
+    /// A public object by its token: no credentials needed.
+    pub async fn public_object(&self, token: &str) -> Result<ObjectInfo, StorageError> {
+        let path = q::get_path_by_public_token(self.db.pool(), token)
+            .await?
+            .ok_or(StorageError::NotFound { what: "object" })?;
+        let container = q::get_container_by_id(self.db.pool(), &path.container_id)
+            .await?
+            .ok_or(StorageError::NotFound { what: "object" })?;
+        self.find_object(&container, &path.name, VersionSelector::Current)
+            .await
+    }
+}
+
+/// 128 random bits, URL-safe: the secret part of a public URL.
+fn public_token() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types_are_guessed_from_extensions() {
+        assert_eq!(guess_content_type("notes.TXT"), "text/plain");
+        assert_eq!(guess_content_type("a/b/photo.jpeg"), "image/jpeg");
+        assert_eq!(
+            guess_content_type("no-extension"),
+            "application/octet-stream"
+        );
+    }
+
+    #[test]
+    fn hashmaps_round_trip_through_text() {
+        let hashes = vec![
+            nefos_blocks::hash_block(b"a"),
+            nefos_blocks::hash_block(b"b"),
+        ];
+        assert_eq!(parse_hashmap(&hashmap_text(&hashes)), hashes);
+        assert!(parse_hashmap("").is_empty());
+    }
+}

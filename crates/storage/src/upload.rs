@@ -1,0 +1,106 @@
+//! Streaming an upload into the block store.
+//!
+//! The body is cut into 4 MiB blocks as it arrives. Each block is handed to the block store
+//! (which hashes it off the reactor and writes it unless present) while the next one is
+//! received, with a few blocks in flight; the MD5 that Swift clients check is computed in
+//! order on the blocking pool. Memory stays at a few blocks per upload whatever its size.
+
+use bytes::Bytes;
+use futures::stream::{FuturesOrdered, StreamExt};
+use futures::{Stream, TryStreamExt};
+use md5::{Digest, Md5};
+use nefos_blocks::{BlockHash, BlockStore, Chunker};
+
+use crate::StorageError;
+
+/// Blocks being stored at once per upload.
+const IN_FLIGHT: usize = 4;
+
+/// What an upload stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Uploaded {
+    pub(crate) hashes: Vec<BlockHash>,
+    pub(crate) size: u64,
+    /// MD5 of the content, hex.
+    pub(crate) md5: String,
+}
+
+/// Stores `body` as blocks; refuses more than `max_size` bytes.
+pub(crate) async fn upload<S, E>(
+    blocks: &BlockStore,
+    body: S,
+    max_size: u64,
+) -> Result<Uploaded, StorageError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut body = std::pin::pin!(body.map_err(|e| StorageError::Body(e.into())));
+    let mut chunker = Chunker::new();
+    let mut pending = FuturesOrdered::new();
+    let mut hashes = Vec::new();
+    let mut md5 = Md5Chain::default();
+    let mut size: u64 = 0;
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk?;
+        size += chunk.len() as u64;
+        if size > max_size {
+            return Err(StorageError::TooLarge { limit: max_size });
+        }
+        while let Some(block) = chunker.next_block(&mut chunk) {
+            md5.feed(block.clone()).await?;
+            pending.push_back(store(blocks, block));
+            if pending.len() >= IN_FLIGHT
+                && let Some(hash) = pending.next().await
+            {
+                hashes.push(hash?);
+            }
+        }
+    }
+    if let Some(block) = chunker.finish() {
+        md5.feed(block.clone()).await?;
+        pending.push_back(store(blocks, block));
+    }
+    while let Some(hash) = pending.next().await {
+        hashes.push(hash?);
+    }
+    Ok(Uploaded {
+        hashes,
+        size,
+        md5: md5.finish().await?,
+    })
+}
+
+async fn store(blocks: &BlockStore, block: Bytes) -> Result<BlockHash, StorageError> {
+    Ok(blocks.put(block).await?)
+}
+
+/// An MD5 computed block after block on the blocking pool, each step overlapping with the
+/// receipt of the next block.
+#[derive(Default)]
+struct Md5Chain {
+    running: Option<tokio::task::JoinHandle<Md5>>,
+    state: Option<Md5>,
+}
+
+impl Md5Chain {
+    async fn take(&mut self) -> Result<Md5, StorageError> {
+        match self.running.take() {
+            Some(task) => task.await.map_err(|e| StorageError::Body(Box::new(e))),
+            None => Ok(self.state.take().unwrap_or_default()),
+        }
+    }
+
+    async fn feed(&mut self, block: Bytes) -> Result<(), StorageError> {
+        let mut hasher = self.take().await?;
+        self.running = Some(tokio::task::spawn_blocking(move || {
+            hasher.update(&block);
+            hasher
+        }));
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<String, StorageError> {
+        Ok(hex::encode(self.take().await?.finalize()))
+    }
+}
