@@ -2,6 +2,7 @@
 //! snf-manage. They act as [`Caller::Operator`].
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -41,6 +42,21 @@ enum AdminCommand {
     /// The database schema.
     #[command(subcommand)]
     Db(DbCommand),
+    /// The block store shared by objects, images and snapshots.
+    #[command(subcommand)]
+    Blocks(BlocksCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum BlocksCommand {
+    /// Deletes blocks no object version refers to and nothing touched recently. Safe while
+    /// uploads run, as long as none takes longer than --older-than-hours.
+    Gc {
+        #[arg(long, default_value_t = 6)]
+        older_than_hours: u64,
+    },
+    /// Re-hashes every block and reports the damaged ones (exit status 1 if any).
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,6 +143,9 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     match args.command {
         AdminCommand::User(command) => user(&identity, command).await,
         AdminCommand::Project(command) => project(&identity, command).await,
+        AdminCommand::Blocks(command) => {
+            blocks(&config, identity.database().clone(), command).await
+        }
         // Opening the database above migrated it.
         AdminCommand::Db(_) => {
             println!(
@@ -310,4 +329,56 @@ fn print_projects(projects: &[Project]) {
         ]);
     }
     println!("{table}");
+}
+
+async fn blocks(
+    config: &Config,
+    db: nefos_db::Database,
+    command: BlocksCommand,
+) -> anyhow::Result<()> {
+    let store = nefos_blocks::BlockStore::open(&config.block_store()).await?;
+    let storage = nefos_storage::Storage::new(db, store);
+    match command {
+        BlocksCommand::Gc { older_than_hours } => {
+            let report = storage
+                .collect_garbage(Duration::from_secs(older_than_hours * 3600))
+                .await?;
+            println!(
+                "listed {} blocks: {} referenced, {} too recent, {} deleted ({} bytes), {} put back",
+                report.listed,
+                report.referenced,
+                report.recent,
+                report.deleted,
+                report.deleted_bytes,
+                report.restored
+            );
+            for (hash, error) in &report.failed {
+                eprintln!("could not delete {hash}: {}", nefos_api::error_chain(error));
+            }
+            if !report.failed.is_empty() {
+                anyhow::bail!("{} blocks could not be deleted", report.failed.len());
+            }
+        }
+        BlocksCommand::Verify => {
+            let report = storage.verify_blocks().await?;
+            println!("checked {} blocks", report.checked);
+            for damaged in &report.damaged {
+                println!(
+                    "damaged {}: its {} bytes hash to {}",
+                    damaged.hash, damaged.size, damaged.actual
+                );
+            }
+            for (hash, error) in &report.unreadable {
+                println!("unreadable {hash}: {}", nefos_api::error_chain(error));
+            }
+            if !report.is_clean() {
+                anyhow::bail!(
+                    "{} damaged and {} unreadable blocks",
+                    report.damaged.len(),
+                    report.unreadable.len()
+                );
+            }
+        }
+    }
+    Ok(())
 }

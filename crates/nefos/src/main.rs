@@ -1,6 +1,7 @@
 //! `nefos`: the one binary of the nefos cloud (DESIGN §1).
 
 mod admin;
+mod client;
 mod config;
 mod server;
 mod telemetry;
@@ -27,13 +28,25 @@ enum Command {
     Up(up::UpArgs),
     /// Runs the control plane: every HTTP API, from a configuration file.
     Serve(server::ServeArgs),
-    /// Operator commands on the database: users, projects, schema.
+    /// Operator commands on the database: users, projects, blocks, schema.
     Admin(admin::AdminArgs),
+    /// Files in the object store: list, upload, download, delete, share, publish.
+    Object {
+        #[command(flatten)]
+        cloud: client::CloudArgs,
+        #[command(subcommand)]
+        command: client::object::ObjectCommand,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let _log = telemetry::init();
+    // Servers log their work; one-shot commands only what goes wrong.
+    let default_log = match cli.command {
+        Command::Up(_) | Command::Serve(_) => "info",
+        Command::Admin(_) | Command::Object { .. } => "warn",
+    };
+    let _log = telemetry::init(default_log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -49,6 +62,10 @@ fn main() -> ExitCode {
             Command::Up(args) => up::run(args).await,
             Command::Serve(args) => server::run(args).await,
             Command::Admin(args) => admin::run(args).await,
+            Command::Object { cloud, command } => {
+                let session = client::Session::login(&cloud).await?;
+                client::object::run(&session, command).await
+            }
         }
     });
     match result {

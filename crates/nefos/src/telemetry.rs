@@ -4,10 +4,11 @@
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
-/// Installs the subscriber; logs are flushed when the guard drops.
-pub fn init() -> WorkerGuard {
+/// Installs the subscriber with `default` as the filter unless `RUST_LOG` is set; logs are
+/// flushed when the guard drops.
+pub fn init(default: &str) -> WorkerGuard {
     let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)

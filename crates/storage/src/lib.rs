@@ -11,6 +11,7 @@ mod account;
 mod container;
 mod download;
 mod error;
+mod gc;
 mod listing;
 mod meta;
 mod object;

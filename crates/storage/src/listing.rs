@@ -90,20 +90,20 @@ impl Storage {
     ) -> Result<Vec<ListEntry>, StorageError> {
         Self::require_account(who, project_id, Permission::Read)?;
         let container = self.object_container(who, project_id, container).await?;
-        let limit = query.limit();
+        let limit = usize::try_from(query.limit()).unwrap_or(0);
         let mut query = query.clone();
         let mut entries: Vec<ListEntry> = Vec::new();
         let now_seconds = now_micros() / 1_000_000;
-        while (entries.len() as i64) < limit {
-            let want = limit - entries.len() as i64;
+        while entries.len() < limit {
+            let want = limit - entries.len();
             let rows = q::list_objects(
                 self.db.pool(),
                 &container.id,
-                &query.range(want),
+                &query.range(i64::try_from(want).unwrap_or(MAX_LISTING)),
                 query.until,
             )
             .await?;
-            let fetched = rows.len() as i64;
+            let fetched = rows.len();
             let mut skipped_past = false;
             for row in rows {
                 if let Some(subdir) = query.subdir_of(&row.name) {
@@ -124,7 +124,7 @@ impl Storage {
                 entries.push(ListEntry::Object(Box::new(object_info(
                     &container, row, None,
                 ))));
-                if entries.len() as i64 >= limit {
+                if entries.len() >= limit {
                     break;
                 }
             }

@@ -215,7 +215,7 @@ pub(crate) fn hashmap_text(hashes: &[BlockHash]) -> String {
     text
 }
 
-fn parse_hashmap(text: &str) -> Vec<BlockHash> {
+pub(crate) fn parse_hashmap(text: &str) -> Vec<BlockHash> {
     text.as_bytes()
         .chunks(64)
         .filter_map(|chunk| std::str::from_utf8(chunk).ok()?.parse().ok())
@@ -494,6 +494,13 @@ impl Storage {
         let object = self
             .object(who, src_project, src_container, src_name, version)
             .await?;
+        // A copy refers to blocks without storing them: touching them first keeps a
+        // garbage collection from taking them should the source go meanwhile.
+        let missing = self.blocks.touch(&object.hashes).await?;
+        if !missing.is_empty() {
+            let missing = missing.iter().map(BlockHash::to_hex).collect();
+            return Err(StorageError::MissingBlocks { missing });
+        }
         let container = self
             .object_container(who, dst_project, dst_container)
             .await?;

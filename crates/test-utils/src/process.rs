@@ -41,6 +41,14 @@ impl NefosProcess {
 
     /// Runs `binary ARGS` and waits until `url/healthz` answers.
     pub fn spawn(binary: &Path, args: &[String], url: &str) -> NefosProcess {
+        let mut process = Self::start(binary, args, url);
+        process.wait_healthy(Duration::from_secs(60));
+        process
+    }
+
+    /// Runs `binary ARGS` without waiting for it to serve: for a process the plain-HTTP
+    /// health probe cannot reach (TLS), whose caller polls it itself with [`Self::exited`].
+    pub fn start(binary: &Path, args: &[String], url: &str) -> NefosProcess {
         let mut child = Command::new(binary)
             .args(args)
             .env(
@@ -75,13 +83,11 @@ impl NefosProcess {
                 }
             });
         }
-        let mut process = NefosProcess {
+        NefosProcess {
             child,
             url: url.to_owned(),
             output,
-        };
-        process.wait_healthy(Duration::from_secs(60));
-        process
+        }
     }
 
     fn wait_healthy(&mut self, limit: Duration) {
@@ -105,6 +111,11 @@ impl NefosProcess {
     /// What the process printed so far.
     pub fn output(&self) -> String {
         self.output.lock().unwrap().clone()
+    }
+
+    /// The exit status, if the process has ended.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().unwrap()
     }
 
     pub fn pid(&self) -> u32 {

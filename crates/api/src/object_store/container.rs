@@ -79,13 +79,21 @@ pub(super) async fn handle(
 pub(super) fn until(params: &HashMap<String, String>) -> Result<Option<i64>, SwiftError> {
     match params.get("until") {
         None => Ok(None),
-        Some(v) => v
-            .parse::<f64>()
-            .ok()
-            .filter(|t| t.is_finite() && *t >= 0.0)
-            .map(|t| Some((t * 1_000_000.0) as i64))
+        Some(v) => seconds_to_micros(v)
+            .map(Some)
             .ok_or_else(|| SwiftError::bad_request("until must be seconds since the epoch")),
     }
+}
+
+/// `1700000000` or `1700000000.123456` as microseconds, without float rounding.
+fn seconds_to_micros(text: &str) -> Option<i64> {
+    let (whole, fraction) = text.trim().split_once('.').unwrap_or((text.trim(), ""));
+    let whole: i64 = whole.parse().ok().filter(|w| *w >= 0)?;
+    if fraction.len() > 9 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let micros: i64 = format!("{fraction:0<6}")[..6].parse().ok()?;
+    whole.checked_mul(1_000_000)?.checked_add(micros)
 }
 
 fn update(request: &HeaderMap) -> Result<ContainerUpdate, SwiftError> {

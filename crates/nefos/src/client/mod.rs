@@ -1,0 +1,7 @@
+//! The end-user client: `nefos object …` (more resources as the services appear).
+//! It talks to a nefos cloud only through its public APIs, like any OpenStack client.
+
+pub mod object;
+mod session;
+
+pub use session::{CloudArgs, Session};
