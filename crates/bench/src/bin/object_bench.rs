@@ -1,0 +1,285 @@
+//! Object storage throughput of a real `nefos up`, against `dd` on the same disk.
+//!
+//! (a) One 1 GiB object: PUT (streamed over HTTP, stored as blocks with fdatasync) against
+//!     `dd bs=4M conv=fdatasync` writing the same bytes next to it; GET against `dd` reading
+//!     that file back. Both sides read from and write to the same filesystem in the same
+//!     run, with the page cache in the same state. Goal: ratio ≥ 0.8 for both.
+//! (c) Peak server RSS (VmHWM) during a 4 GiB upload. Goal: < 200 MiB.
+//!
+//! Run: `cargo build --release -p nefos -p nefos-bench && target/release/object-bench`
+//! (`--size-mib` and `--big-mib` change the sizes; `--dir` the disk to use).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use futures::StreamExt;
+use nefos_test_utils::{NefosProcess, read_credentials};
+use tokio::io::AsyncWriteExt;
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Size of the object of (a), MiB.
+    #[arg(long, default_value_t = 1024)]
+    size_mib: u64,
+    /// Size of the upload of (c), MiB (0 skips it).
+    #[arg(long, default_value_t = 4096)]
+    big_mib: u64,
+    /// Directory on the disk to measure (default: a temporary directory under /var/tmp).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    #[arg(long)]
+    nefos: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let binary = match &args.nefos {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?.with_file_name("nefos"),
+    };
+    let base = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/var/tmp"));
+    let work = tempfile::tempdir_in(&base).context("cannot make a work directory")?;
+    let source = work.path().join("source");
+    let size = args.size_mib * 1024 * 1024;
+    write_source(&source, size).await?;
+
+    let data = work.path().join("nefos-data");
+    std::fs::create_dir_all(&data)?;
+    let server = NefosProcess::up(&binary, &data, &[]);
+    let client = Client::login(&server.url, &data).await?;
+    client
+        .request(reqwest::Method::PUT, "bench")
+        .send()
+        .await?
+        .error_for_status()?;
+
+    println!(
+        "object-bench: {} MiB object on {}",
+        args.size_mib,
+        base.display()
+    );
+    // (a) writes: dd first, then the PUT, each from the cached source file.
+    let dd_copy = work.path().join("dd-copy");
+    let dd_write = time(|| dd(&source, &dd_copy, true))?;
+    let put = time_async(client.put_file("bench", "object", &source)).await?;
+    // (a) reads.
+    let dd_read = time(|| dd(&dd_copy, Path::new("/dev/null"), false))?;
+    let get = time_async(client.get_to_null("bench", "object", size)).await?;
+    let mb = |d: Duration| size as f64 / 1e6 / d.as_secs_f64();
+    println!(
+        "PUT  {:>8.1} MB/s   dd write+fdatasync {:>8.1} MB/s   ratio {:.2}  (goal >= 0.8)",
+        mb(put),
+        mb(dd_write),
+        dd_write.as_secs_f64() / put.as_secs_f64()
+    );
+    println!(
+        "GET  {:>8.1} MB/s   dd read            {:>8.1} MB/s   ratio {:.2}  (goal >= 0.8)",
+        mb(get),
+        mb(dd_read),
+        dd_read.as_secs_f64() / get.as_secs_f64()
+    );
+    std::fs::remove_file(&dd_copy)?;
+
+    // (c) peak RSS of a fresh server during a big upload, streamed from memory.
+    if args.big_mib > 0 {
+        drop(server);
+        let data = work.path().join("nefos-data-big");
+        std::fs::create_dir_all(&data)?;
+        let server = NefosProcess::up(&binary, &data, &[]);
+        let client = Client::login(&server.url, &data).await?;
+        client
+            .request(reqwest::Method::PUT, "big")
+            .send()
+            .await?
+            .error_for_status()?;
+        let before = peak_rss_kib(server.pid())?;
+        let started = Instant::now();
+        client
+            .put_generated("big", "object", args.big_mib * 1024 * 1024)
+            .await?;
+        let elapsed = started.elapsed();
+        let peak = peak_rss_kib(server.pid())?;
+        println!(
+            "peak server RSS during a {} MiB upload: {} MiB (at start {} MiB; {:.1} MB/s)  goal < 200 MiB: {}",
+            args.big_mib,
+            peak / 1024,
+            before / 1024,
+            (args.big_mib * 1024 * 1024) as f64 / 1e6 / elapsed.as_secs_f64(),
+            if peak < 200 * 1024 { "met" } else { "NOT met" }
+        );
+    }
+    Ok(())
+}
+
+/// Deterministic, incompressible-enough bytes (a xorshift stream), so blocks all differ.
+fn fill(buffer: &mut [u8], seed: &mut u64) {
+    for chunk in buffer.chunks_mut(8) {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        let bytes = seed.to_le_bytes();
+        chunk.copy_from_slice(&bytes[..chunk.len()]);
+    }
+}
+
+async fn write_source(path: &Path, size: u64) -> anyhow::Result<()> {
+    let mut file = tokio::fs::File::create(path).await?;
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut buffer = vec![0u8; 4 * 1024 * 1024];
+    let mut left = size;
+    while left > 0 {
+        let n = usize::try_from(left).map_or(buffer.len(), |l| l.min(buffer.len()));
+        fill(&mut buffer[..n], &mut seed);
+        file.write_all(&buffer[..n]).await?;
+        left -= n as u64;
+    }
+    file.sync_all().await?;
+    Ok(())
+}
+
+fn dd(from: &Path, to: &Path, sync: bool) -> anyhow::Result<()> {
+    let mut command = Command::new("dd");
+    command
+        .arg(format!("if={}", from.display()))
+        .arg(format!("of={}", to.display()))
+        .arg("bs=4M")
+        .arg("status=none");
+    if sync {
+        command.arg("conv=fdatasync");
+    }
+    let status = command.status().context("cannot run dd")?;
+    if !status.success() {
+        bail!("dd failed: {status}");
+    }
+    Ok(())
+}
+
+fn time(f: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    f()?;
+    Ok(started.elapsed())
+}
+
+async fn time_async(f: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    f.await?;
+    Ok(started.elapsed())
+}
+
+/// Peak resident set of a process (VmHWM), KiB.
+fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmHWM in /proc/PID/status")
+}
+
+struct Client {
+    http: reqwest::Client,
+    token: String,
+    account: String,
+}
+
+impl Client {
+    async fn login(url: &str, data: &Path) -> anyhow::Result<Client> {
+        let password = read_credentials(data)
+            .remove("demo")
+            .context("no demo password")?;
+        let http = reqwest::Client::new();
+        let body = serde_json::json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": "demo", "domain": {"id": "default"}, "password": password}}},
+            "scope": {"project": {"name": "demo", "domain": {"id": "default"}}},
+        }});
+        let response = http
+            .post(format!("{url}/identity/v3/auth/tokens"))
+            .json(&body)
+            .send()
+            .await?
+            .error_for_status()?;
+        let token = response
+            .headers()
+            .get("x-subject-token")
+            .context("no token")?
+            .to_str()?
+            .to_owned();
+        let answer: serde_json::Value = response.json().await?;
+        let account = answer["token"]["catalog"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["type"] == "object-store")
+            .and_then(|s| s["endpoints"][0]["url"].as_str())
+            .context("no object-store endpoint")?
+            .to_owned();
+        Ok(Client {
+            http,
+            token,
+            account,
+        })
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}/{path}", self.account))
+            .header("X-Auth-Token", &self.token)
+    }
+
+    async fn put_file(&self, container: &str, name: &str, file: &Path) -> anyhow::Result<()> {
+        let file = tokio::fs::File::open(file).await?;
+        let length = file.metadata().await?.len();
+        let body =
+            reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
+        self.request(reqwest::Method::PUT, &format!("{container}/{name}"))
+            .header("content-length", length)
+            .body(body)
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+
+    async fn put_generated(&self, container: &str, name: &str, size: u64) -> anyhow::Result<()> {
+        let chunk = 1u64 << 20;
+        let chunks = size.div_ceil(chunk);
+        let stream = futures::stream::iter(0..chunks).map(move |i| {
+            let mut buffer = vec![0u8; usize::try_from(chunk.min(size - i * chunk)).unwrap_or(0)];
+            let mut seed = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+            fill(&mut buffer, &mut seed);
+            Ok::<_, std::io::Error>(bytes::Bytes::from(buffer))
+        });
+        self.request(reqwest::Method::PUT, &format!("{container}/{name}"))
+            .header("content-length", size)
+            .body(reqwest::Body::wrap_stream(stream))
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+
+    async fn get_to_null(&self, container: &str, name: &str, size: u64) -> anyhow::Result<()> {
+        let response = self
+            .request(reqwest::Method::GET, &format!("{container}/{name}"))
+            .send()
+            .await?
+            .error_for_status()?;
+        let mut body = response.bytes_stream();
+        let mut received = 0u64;
+        while let Some(chunk) = body.next().await {
+            received += chunk?.len() as u64;
+        }
+        if received != size {
+            bail!("GET returned {received} bytes, expected {size}");
+        }
+        Ok(())
+    }
+}
