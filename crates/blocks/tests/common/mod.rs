@@ -1,0 +1,164 @@
+//! Block stores on both backends for the behavioural suite.
+
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation
+)]
+
+use nefos_blocks::{BlockHash, BlockStore, BlockStoreConfig};
+use object_store::ObjectStoreExt;
+use tempfile::TempDir;
+
+/// The environment variable naming the S3 server tests use (`http://127.0.0.1:PORT`).
+/// `scripts/test` starts moto_server and sets it.
+pub const S3_ENV: &str = "NEFOS_TEST_S3";
+
+/// A fresh, empty store for one test, and what keeps it alive.
+#[derive(Debug)]
+pub struct TestStore {
+    pub store: BlockStore,
+    pub config: BlockStoreConfig,
+    pub dir: Option<TempDir>,
+    /// For `s3`: the endpoint and bucket.
+    pub s3: Option<(String, String)>,
+}
+
+impl TestStore {
+    pub fn label(&self) -> &'static str {
+        self.store.backend_name()
+    }
+
+    /// Opens the same store again (a restart).
+    pub async fn reopen(&self) -> BlockStore {
+        BlockStore::open(&self.config)
+            .await
+            .expect("reopen the store")
+    }
+
+    /// Replaces the stored bytes of a block behind the store's back.
+    pub async fn corrupt(&self, hash: &BlockHash, bytes: &[u8]) {
+        if let Some(path) = self.store.fs_block_path(hash) {
+            let mut perms = std::fs::metadata(&path).unwrap().permissions();
+            #[allow(clippy::permissions_set_readonly_false)]
+            perms.set_readonly(false);
+            std::fs::set_permissions(&path, perms).unwrap();
+            std::fs::write(&path, bytes).unwrap();
+        } else {
+            let key = self.store.s3_block_key(hash).unwrap();
+            self.s3_client()
+                .put(&key.as_str().into(), bytes.to_vec().into())
+                .await
+                .unwrap();
+        }
+    }
+}
+
+impl TestStore {
+    /// Leaves a block as a garbage collection that crashed mid-deletion would: moved to
+    /// the trash.
+    pub async fn move_to_trash(&self, hash: &BlockHash) {
+        if let Some(path) = self.store.fs_block_path(hash) {
+            let trash = self
+                .dir
+                .as_ref()
+                .unwrap()
+                .path()
+                .join("store/trash")
+                .join(hash.to_hex());
+            std::fs::rename(path, trash).unwrap();
+        } else {
+            let key = self.store.s3_block_key(hash).unwrap();
+            let trash = format!("blocks/trash/{hash}");
+            let client = self.s3_client();
+            client
+                .copy(&key.as_str().into(), &trash.as_str().into())
+                .await
+                .unwrap();
+            client.delete(&key.as_str().into()).await.unwrap();
+        }
+    }
+
+    /// A plain client of the test bucket, to act behind the store's back.
+    fn s3_client(&self) -> object_store::aws::AmazonS3 {
+        let (endpoint, bucket) = self.s3.as_ref().unwrap();
+        object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(bucket)
+            .with_endpoint(endpoint)
+            .with_region("us-east-1")
+            .with_access_key_id("testing")
+            .with_secret_access_key("testing")
+            .with_allow_http(true)
+            .build()
+            .unwrap()
+    }
+}
+
+pub async fn fs() -> TestStore {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = BlockStoreConfig::Fs {
+        path: dir.path().join("store"),
+    };
+    let store = BlockStore::open(&config).await.expect("open fs store");
+    TestStore {
+        store,
+        config,
+        dir: Some(dir),
+        s3: None,
+    }
+}
+
+/// A store in a new bucket of the S3 server named by `NEFOS_TEST_S3`.
+///
+/// Panics when the variable is unset: the S3 half of the suite must not pass by being
+/// skipped.
+pub async fn s3() -> TestStore {
+    let endpoint = std::env::var(S3_ENV).unwrap_or_else(|_| {
+        panic!(
+            "{S3_ENV} is not set: run the tests with scripts/test, which starts a local S3 \
+             server (moto_server), or point {S3_ENV} at one (http://127.0.0.1:PORT) that \
+             accepts unauthenticated bucket creation"
+        )
+    });
+    let endpoint = endpoint.trim_end_matches('/').to_owned();
+    let bucket = format!("nefos-test-{}", uuid::Uuid::new_v4().simple());
+    // object_store cannot create buckets; moto accepts an unsigned PUT.
+    let response = reqwest::Client::new()
+        .put(format!("{endpoint}/{bucket}"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach the S3 server at {endpoint}: {e}"));
+    assert!(
+        response.status().is_success(),
+        "creating bucket {bucket} at {endpoint}: {}",
+        response.status()
+    );
+    let config = BlockStoreConfig::S3 {
+        bucket: bucket.clone(),
+        endpoint: Some(endpoint.clone()),
+        region: "us-east-1".to_owned(),
+        access_key_id: Some("testing".to_owned()),
+        secret_access_key: Some("testing".to_owned()),
+        allow_http: true,
+        prefix: "blocks".to_owned(),
+    };
+    let store = BlockStore::open(&config).await.expect("open s3 store");
+    TestStore {
+        store,
+        config,
+        dir: None,
+        s3: Some((endpoint, bucket)),
+    }
+}
+
+/// Deterministic, non-zero-ended bytes of a given length, different per `seed`.
+pub fn block(seed: u8, len: usize) -> Vec<u8> {
+    let mut data: Vec<u8> = (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect();
+    if let Some(last) = data.last_mut() {
+        *last = seed | 1;
+    }
+    data
+}
