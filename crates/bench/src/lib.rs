@@ -1,14 +1,15 @@
 //! Shared parts of the nefos benchmark programs: a lean HTTP load generator that keeps one
-//! connection per client, and latency statistics.
+//! connection per client (any method, any body), and latency statistics.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper::Request;
+use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
+use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
@@ -19,6 +20,10 @@ pub struct LoadResult {
     pub elapsed: Duration,
     /// Sorted request latencies.
     pub latencies: Vec<Duration>,
+    /// Requests each client completed, warm-up included.
+    pub per_client: Vec<u64>,
+    /// Body bytes received, warm-up included.
+    pub received_bytes: u64,
 }
 
 impl LoadResult {
@@ -51,60 +56,182 @@ pub async fn run_load(
     warmup: Duration,
     duration: Duration,
 ) -> anyhow::Result<LoadResult> {
-    let start = Instant::now() + warmup;
-    let end = start + duration;
+    let call = Call {
+        method: Method::GET,
+        path: probe.path.clone(),
+        headers: probe.headers.clone(),
+        body: Bytes::new(),
+    };
+    run_calls(
+        addr,
+        clients,
+        Until::Elapsed { warmup, duration },
+        move |_, _| Some(call.clone()),
+    )
+    .await
+}
+
+/// One request of a [`run_calls`] loop.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub method: Method,
+    /// Path and query, e.g. `/v1/AUTH_x/bench/o-1`.
+    pub path: String,
+    pub headers: Vec<(&'static str, String)>,
+    /// The request body (sent with its Content-Length; empty for none).
+    pub body: Bytes,
+}
+
+/// When a [`run_calls`] loop ends.
+#[derive(Debug, Clone, Copy)]
+pub enum Until {
+    /// After `warmup` (not measured) and then `duration` (measured), or sooner for a client
+    /// that runs out of calls.
+    Elapsed {
+        warmup: Duration,
+        duration: Duration,
+    },
+    /// When every client has run out of calls; all of them are measured, and the elapsed
+    /// time is from the start to the last answer.
+    Exhausted,
+}
+
+/// Runs `clients` concurrent keep-alive connections; client `c` sends `next(c, 0)`,
+/// `next(c, 1)`, … back to back, reading each answer's body to the end, until `next` returns
+/// `None` or `until` says so. Every answer must be a 2xx, or the run fails.
+pub async fn run_calls<F>(
+    addr: SocketAddr,
+    clients: usize,
+    until: Until,
+    next: F,
+) -> anyhow::Result<LoadResult>
+where
+    F: Fn(usize, u64) -> Option<Call> + Send + Sync + 'static,
+{
+    let next = Arc::new(next);
+    let began = Instant::now();
+    let (start, end) = match until {
+        Until::Elapsed { warmup, duration } => {
+            let start = began + warmup;
+            (start, Some(start + duration))
+        }
+        Until::Exhausted => (began, None),
+    };
     let mut tasks = Vec::with_capacity(clients);
-    for _ in 0..clients {
-        let probe = probe.clone();
+    for index in 0..clients {
+        let next = next.clone();
         tasks.push(tokio::spawn(async move {
-            client(addr, probe, start, end).await
+            client(addr, index, next.as_ref(), start, end).await
         }));
     }
     let mut latencies = Vec::new();
+    let mut per_client = Vec::with_capacity(clients);
+    let mut received_bytes = 0;
     for task in tasks {
-        latencies.extend(task.await.context("load client panicked")??);
+        let done = task.await.context("load client panicked")??;
+        latencies.extend(done.latencies);
+        per_client.push(done.completed);
+        received_bytes += done.received_bytes;
     }
     latencies.sort_unstable();
+    let elapsed = match until {
+        Until::Elapsed { duration, .. } => duration,
+        Until::Exhausted => began.elapsed(),
+    };
     Ok(LoadResult {
         requests: latencies.len() as u64,
-        elapsed: duration,
+        elapsed,
         latencies,
+        per_client,
+        received_bytes,
     })
 }
 
-async fn client(
+struct ClientDone {
+    latencies: Vec<Duration>,
+    completed: u64,
+    received_bytes: u64,
+}
+
+async fn client<F>(
     addr: SocketAddr,
-    probe: Probe,
+    index: usize,
+    next: &F,
     start: Instant,
-    end: Instant,
-) -> anyhow::Result<Vec<Duration>> {
+    end: Option<Instant>,
+) -> anyhow::Result<ClientDone>
+where
+    F: Fn(usize, u64) -> Option<Call>,
+{
     let stream = TcpStream::connect(addr).await.context("connect")?;
     stream.set_nodelay(true)?;
     let (mut sender, conn) = http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
-    let mut latencies = Vec::new();
-    loop {
+    let host = addr.to_string();
+    let mut done = ClientDone {
+        latencies: Vec::new(),
+        completed: 0,
+        received_bytes: 0,
+    };
+    for i in 0.. {
         let sent = Instant::now();
-        if sent >= end {
+        if end.is_some_and(|end| sent >= end) {
             break;
         }
-        let mut request = Request::get(probe.path.as_str()).header("host", addr.to_string());
-        for (name, value) in &probe.headers {
+        let Some(call) = next(index, i) else {
+            break;
+        };
+        let mut request = Request::builder()
+            .method(call.method.clone())
+            .uri(call.path.as_str())
+            .header("host", host.as_str());
+        for (name, value) in &call.headers {
             request = request.header(*name, value.as_str());
         }
         let response = sender
-            .send_request(request.body(Empty::<Bytes>::new())?)
-            .await?;
+            .send_request(request.body(Full::new(call.body))?)
+            .await
+            .with_context(|| format!("{} {}", call.method, call.path))?;
         let status = response.status();
-        response.into_body().collect().await?;
-        if !status.is_success() {
-            bail!("GET {} answered {status}", probe.path);
+        let mut body = response.into_body();
+        let mut received = 0u64;
+        let mut start_of_body = Vec::new();
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame?.into_data() {
+                received += data.len() as u64;
+                if !status.is_success() && start_of_body.len() < 200 {
+                    start_of_body.extend_from_slice(&data[..data.len().min(200)]);
+                }
+            }
         }
+        if !status.is_success() {
+            bail!(
+                "{} {} answered {status}: {}",
+                call.method,
+                call.path,
+                String::from_utf8_lossy(&start_of_body)
+            );
+        }
+        done.completed += 1;
+        done.received_bytes += received;
         if sent >= start {
-            latencies.push(sent.elapsed());
+            done.latencies.push(sent.elapsed());
         }
     }
-    Ok(latencies)
+    Ok(done)
+}
+
+/// Fills `buffer` with a deterministic xorshift stream from `seed` (non-zero): bytes that do
+/// not repeat, so no two objects made from different seeds share content.
+pub fn fill_pseudo_random(buffer: &mut [u8], mut seed: u64) {
+    seed |= 1;
+    for chunk in buffer.chunks_mut(8) {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let bytes = seed.to_le_bytes();
+        chunk.copy_from_slice(&bytes[..chunk.len()]);
+    }
 }
 
 /// Milliseconds with two decimals.

@@ -131,6 +131,21 @@ impl Database {
         begun.map_err(DbError::query("begin a transaction"))
     }
 
+    /// Serialises the transactions that name `key` until `tx` ends. SQLite needs nothing:
+    /// its write transactions already run one at a time (`BEGIN IMMEDIATE`). PostgreSQL
+    /// takes a transaction-scoped advisory lock on a hash of the key, so two writers of the
+    /// same thing (an object name, say) cannot both pass their checks and then collide.
+    pub async fn lock_key(&self, tx: &mut Transaction, key: &str) -> Result<(), DbError> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind(key)
+                .execute(&mut **tx)
+                .await
+                .map_err(DbError::query("take a lock"))?;
+        }
+        Ok(())
+    }
+
     /// Closes every connection, waiting for those in use to be returned.
     pub async fn close(&self) {
         self.pool.close().await;

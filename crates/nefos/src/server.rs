@@ -86,9 +86,11 @@ impl ControlPlane {
         );
         let app = nefos_api::router(state, &limits);
         let purge = tokio::spawn(purge_expired_tokens(self.identity.clone()));
+        let expirer = tokio::spawn(expire_objects(self.storage.clone()));
         tracing::info!(listen = %self.listener.local_addr()?, public_url = %self.public_url, "serving");
         nefos_api::server::serve(self.listener, app, tls, limits, shutdown_signal()).await?;
         purge.abort();
+        expirer.abort();
         self.identity.database().close().await;
         tracing::info!("stopped");
         Ok(())
@@ -109,6 +111,28 @@ async fn purge_expired_tokens(identity: Identity) {
             Ok(purged) => tracing::info!(purged, "purged expired tokens"),
             Err(error) => {
                 tracing::warn!(error = %nefos_api::error_chain(&error), "token purge failed")
+            }
+        }
+    }
+}
+
+/// How often the expirer looks for objects past their `X-Delete-At`.
+const EXPIRY_INTERVAL: Duration = Duration::from_secs(2);
+/// Due objects deleted per database query.
+const EXPIRY_BATCH: i64 = 500;
+
+/// Deletes objects whose `X-Delete-At` has passed (they already read as gone), every few
+/// seconds. Idempotent, so every control-plane process may run it.
+async fn expire_objects(storage: Storage) {
+    let mut tick = tokio::time::interval(EXPIRY_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match storage.delete_expired(EXPIRY_BATCH).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "deleted expired objects"),
+            Err(error) => {
+                tracing::warn!(error = %nefos_api::error_chain(&error), "object expiry failed")
             }
         }
     }

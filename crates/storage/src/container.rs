@@ -105,6 +105,9 @@ impl Storage {
         check_container_name(name)?;
         check_quota_meta(&update.meta)?;
         let mut tx = self.db.begin().await?;
+        self.db
+            .lock_key(&mut tx, &format!("container:{project_id}/{name}"))
+            .await?;
         let now = now_micros();
         let created = match q::get_container(&mut *tx, project_id, name).await? {
             Some(mut row) => {

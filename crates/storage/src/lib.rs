@@ -9,12 +9,16 @@
 mod access;
 mod account;
 mod container;
+mod content;
 mod download;
 mod error;
+mod expiry;
 mod gc;
 mod listing;
+mod manifest;
 mod meta;
 mod object;
+mod pithos;
 mod upload;
 
 use nefos_blocks::BlockStore;
@@ -23,14 +27,20 @@ use nefos_db::Database;
 pub use access::{Accessor, Permission};
 pub use account::AccountInfo;
 pub use container::{ContainerInfo, ContainerUpdate, Versioning};
+pub use content::Content;
 pub use download::ByteRange;
 pub use error::StorageError;
 pub use listing::{ListEntry, ListQuery, MAX_LISTING};
+pub use manifest::{
+    MAX_MANIFEST_BYTES, MAX_SEGMENTS, ManifestError, SegmentProblem, SegmentSpec, StoredSegment,
+    is_valid_dynamic, parse_manifest, split_path, stored_segments,
+};
 pub use meta::{Metadata, MetadataLimits};
 pub use object::{
     MAX_OBJECT_SIZE, ObjectInfo, ObjectUpdate, Preconditions, STORED_HEADERS, VersionSelector,
     WriteOptions, guess_content_type,
 };
+pub use pithos::{DataUpdate, SourceObject};
 
 /// The object storage service; cheap to clone.
 #[derive(Debug, Clone)]

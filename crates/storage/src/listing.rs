@@ -69,7 +69,7 @@ impl ListQuery {
 }
 
 impl Storage {
-    /// The containers of an account.
+    /// The containers of an account (as they were at `until`, when given).
     pub async fn list_containers(
         &self,
         who: Accessor<'_>,
@@ -77,7 +77,11 @@ impl Storage {
         query: &ListQuery,
     ) -> Result<Vec<ContainerListing>, StorageError> {
         Self::require_account(who, project_id, Permission::Read)?;
-        Ok(q::list_containers(self.db.pool(), project_id, &query.range(query.limit())).await?)
+        let range = query.range(query.limit());
+        if let Some(until) = query.until {
+            return Ok(q::list_containers_until(self.db.pool(), project_id, &range, until).await?);
+        }
+        Ok(q::list_containers(self.db.pool(), project_id, &range).await?)
     }
 
     /// The objects of a container, with names rolled up by the delimiter.

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::access::{Accessor, Sharing};
 use crate::container::{QUOTA_BYTES, QUOTA_COUNT, Versioning};
 use crate::download::{self, ByteRange};
+use crate::manifest;
 use crate::meta::{self, Metadata};
 use crate::upload::{self, Uploaded};
 use crate::{Permission, Storage, StorageError};
@@ -394,6 +395,22 @@ impl Storage {
         name: &str,
         version: NewVersion,
     ) -> Result<ObjectInfo, StorageError> {
+        self.commit_version_over(who, container, name, version, None)
+            .await
+    }
+
+    /// [`Storage::commit_version`], but when `base` is given only if the current version is
+    /// still that one (its serial; `None` for no current version): an update computed from
+    /// the current version (a Pithos partial update) then fails with a conflict rather than
+    /// silently undoing a write that committed meanwhile.
+    pub(crate) async fn commit_version_over(
+        &self,
+        who: Accessor<'_>,
+        container: &ContainerRow,
+        name: &str,
+        version: NewVersion,
+        base: Option<Option<i64>>,
+    ) -> Result<ObjectInfo, StorageError> {
         check_object_name(name)?;
         self.check_quotas(container, name, version.size).await?;
         let stored = StoredMeta {
@@ -406,6 +423,17 @@ impl Storage {
             Accessor::Anonymous => String::new(),
         };
         let mut tx = self.db.begin().await?;
+        self.db
+            .lock_key(&mut tx, &name_lock(&container.id, name))
+            .await?;
+        if let Some(base) = base {
+            let now_current = q::get_current(&mut *tx, &container.id, name).await?;
+            if now_current.map(|r| r.serial) != base {
+                return Err(StorageError::Conflict {
+                    reason: "the object changed during the update; retry",
+                });
+            }
+        }
         let serial = q::next_serial(&mut tx).await?;
         let versioning = match q::get_container_by_id(&mut *tx, &container.id).await? {
             Some(row) => row.versioning,
@@ -508,7 +536,8 @@ impl Storage {
             .await?;
         meta::check(&options.meta)?;
         let (mut user_meta, mut headers) = if fresh_meta {
-            (Metadata::new(), BTreeMap::new())
+            // A static large object's segment list describes its bytes, not its metadata.
+            (Metadata::new(), manifest::content_headers(&object.headers))
         } else {
             (object.meta.clone(), object.headers.clone())
         };
@@ -539,45 +568,17 @@ impl Storage {
         self.require_object(who, &container, name, Permission::Write)
             .await?;
         let mut tx = self.db.begin().await?;
+        self.db
+            .lock_key(&mut tx, &name_lock(&container.id, name))
+            .await?;
         let Some(current) = q::get_current(&mut *tx, &container.id, name).await? else {
             return Err(StorageError::NotFound { what: "object" });
         };
-        let versioning = q::get_container_by_id(&mut *tx, &container.id)
-            .await?
-            .map(|c| c.versioning)
-            .unwrap_or_default();
-        if versioning == Versioning::None.as_str() {
-            q::delete_all_versions(&mut *tx, &container.id, name).await?;
-        } else {
-            q::retire_current(&mut *tx, &container.id, name).await?;
-            let serial = q::next_serial(&mut tx).await?;
-            let marker = ObjectRow {
-                serial,
-                current: false,
-                deleted: true,
-                size: 0,
-                hashmap: String::new(),
-                etag: String::new(),
-                meta: "{}".to_owned(),
-                delete_at: None,
-                modified_at: now_micros().max(current.modified_at + 1),
-                modified_by: match who {
-                    Accessor::Token(ctx) => ctx.user_id.clone(),
-                    Accessor::Anonymous => String::new(),
-                },
-                ..current
-            };
-            q::insert_object(&mut *tx, &marker).await?;
-        }
-        q::put_path(
-            &mut *tx,
-            &PathRow {
-                container_id: container.id.clone(),
-                name: name.to_owned(),
-                ..PathRow::default()
-            },
-        )
-        .await?;
+        let modified_by = match who {
+            Accessor::Token(ctx) => ctx.user_id.clone(),
+            Accessor::Anonymous => String::new(),
+        };
+        record_deletion(&mut tx, current, modified_by).await?;
         tx.commit()
             .await
             .map_err(nefos_db::DbError::query("commit an object deletion"))?;
@@ -687,6 +688,56 @@ impl Storage {
         self.find_object(&container, &path.name, VersionSelector::Current)
             .await
     }
+}
+
+/// Deletes the current version `current` inside `tx`. A versioned container keeps the
+/// history and records the deletion, so `until=` still sees what was there; sharing and
+/// the public URL of the path go with it.
+pub(crate) async fn record_deletion(
+    tx: &mut nefos_db::Transaction,
+    current: ObjectRow,
+    modified_by: String,
+) -> Result<(), StorageError> {
+    let (container_id, name) = (current.container_id.clone(), current.name.clone());
+    let versioning = q::get_container_by_id(&mut **tx, &container_id)
+        .await?
+        .map(|c| c.versioning)
+        .unwrap_or_default();
+    if versioning == Versioning::None.as_str() {
+        q::delete_all_versions(&mut **tx, &container_id, &name).await?;
+    } else {
+        q::retire_current(&mut **tx, &container_id, &name).await?;
+        let serial = q::next_serial(tx).await?;
+        let marker = ObjectRow {
+            serial,
+            current: false,
+            deleted: true,
+            size: 0,
+            hashmap: String::new(),
+            etag: String::new(),
+            meta: "{}".to_owned(),
+            delete_at: None,
+            modified_at: now_micros().max(current.modified_at + 1),
+            modified_by,
+            ..current
+        };
+        q::insert_object(&mut **tx, &marker).await?;
+    }
+    q::put_path(
+        &mut **tx,
+        &PathRow {
+            container_id,
+            name,
+            ..PathRow::default()
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// The lock key of an object name: writers of one name take turns.
+pub(crate) fn name_lock(container_id: &str, name: &str) -> String {
+    format!("object:{container_id}/{name}")
 }
 
 /// 128 random bits, URL-safe: the secret part of a public URL.

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, Method, StatusCode};
@@ -9,7 +10,7 @@ use nefos_storage::AccountInfo;
 
 use super::error::SwiftError;
 use super::headers::{self, insert};
-use super::{accessor, caller, deny, listing, project_of};
+use super::{accessor, bulk, caller, deny, listing, project_of};
 use crate::ApiState;
 use crate::extract::{Path, Query};
 
@@ -19,6 +20,7 @@ pub(super) async fn handle(
     Path(account): Path<String>,
     Query(params): Query<HashMap<String, String>>,
     request: HeaderMap,
+    body: Body,
 ) -> Result<Response, SwiftError> {
     let context = caller(&state, &request).await?;
     let who = accessor(context.as_ref());
@@ -26,7 +28,23 @@ pub(super) async fn handle(
     let storage = &state.storage;
     let result = async {
         match method {
+            Method::POST | Method::DELETE if params.contains_key("bulk-delete") => {
+                bulk::delete(storage, who, project, &params, &request, body).await
+            }
             Method::HEAD | Method::GET => {
+                let pithos = super::pithos::account_get(
+                    storage,
+                    who,
+                    project,
+                    &account,
+                    &params,
+                    &request,
+                    method == Method::GET,
+                    account_headers,
+                );
+                if let Some(response) = pithos.await? {
+                    return Ok(response);
+                }
                 let info = storage.account(who, project).await?;
                 let out = account_headers(&info);
                 if method == Method::HEAD {

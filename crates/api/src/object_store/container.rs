@@ -19,6 +19,7 @@ pub(super) async fn handle(
     Path((account, container)): Path<(String, String)>,
     Query(params): Query<HashMap<String, String>>,
     request: HeaderMap,
+    body: axum::body::Body,
 ) -> Result<Response, SwiftError> {
     let context = caller(&state, &request).await?;
     let who = accessor(context.as_ref());
@@ -27,6 +28,19 @@ pub(super) async fn handle(
     let result = async {
         match method {
             Method::HEAD | Method::GET => {
+                let pithos = super::pithos::container_get(
+                    storage,
+                    who,
+                    project,
+                    &container,
+                    &params,
+                    &request,
+                    method == Method::GET,
+                    container_headers,
+                );
+                if let Some(response) = pithos.await? {
+                    return Ok(response);
+                }
                 let info = storage.container(who, project, &container).await?;
                 let out = container_headers(&info);
                 if method == Method::HEAD {
@@ -56,6 +70,12 @@ pub(super) async fn handle(
                 Ok(status.into_response())
             }
             Method::POST => {
+                if super::pithos::is_block_upload(&request)? {
+                    let upload = super::pithos::upload_blocks(
+                        storage, who, project, &container, &params, &request, body,
+                    );
+                    return upload.await;
+                }
                 storage
                     .update_container(who, project, &container, &update(&request)?)
                     .await?;
@@ -131,6 +151,7 @@ fn container_headers(info: &ContainerInfo) -> HeaderMap {
         &headers::http_date(info.updated_at),
     );
     insert(&mut out, "x-storage-policy", "default");
+    out.extend(super::pithos::block_headers());
     headers::put_metadata(&mut out, "x-container-meta-", &info.meta);
     out
 }

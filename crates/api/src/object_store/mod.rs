@@ -3,12 +3,15 @@
 
 mod account;
 mod auth_v1;
+mod bulk;
 mod container;
 mod error;
 mod headers;
 mod info;
 mod listing;
+mod manifest;
 mod object;
+mod pithos;
 mod public;
 mod range;
 
@@ -25,11 +28,16 @@ use crate::ApiState;
 /// Routes under `/object`.
 pub(crate) fn router() -> Router<ApiState> {
     Router::new()
+        // Pithos: with a token, the accounts that share objects with the caller.
+        .route("/v1", any(pithos::sharing_accounts))
+        .route("/v1/", any(pithos::sharing_accounts))
         .route("/v1/{account}", any(account::handle))
         .route("/v1/{account}/", any(account::handle))
         .route("/v1/{account}/{container}", any(container::handle))
         .route("/v1/{account}/{container}/", any(container::handle))
         .route("/v1/{account}/{container}/{*object}", any(object::handle))
+        // Clients find the capabilities next to the `v1` of their storage URL.
+        .route("/info", get(info::handle))
 }
 
 /// Routes Swift clients expect at the root of the server.

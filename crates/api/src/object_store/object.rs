@@ -16,7 +16,7 @@ use nefos_storage::{
 use super::error::SwiftError;
 use super::headers::{self, insert};
 use super::range::{self, RangeRequest};
-use super::{accessor, caller, deny, project_of};
+use super::{accessor, caller, deny, manifest, project_of};
 use crate::ApiState;
 use crate::extract::{Path, Query};
 
@@ -46,7 +46,7 @@ pub(super) async fn handle(
         "GET" => call.get(&target, true).await,
         "HEAD" => call.get(&target, false).await,
         "PUT" => call.put(&target, body).await,
-        "POST" => call.post(&target).await,
+        "POST" => call.post(&target, body).await,
         "DELETE" => call.delete(&target).await,
         "COPY" => call.copy_to_destination(&target, false).await,
         "MOVE" => call.copy_to_destination(&target, true).await,
@@ -133,8 +133,22 @@ impl Call<'_> {
                 self.version()?,
             )
             .await?;
-        self.preconditions()?.check(&object, true)?;
+        if let Some(response) =
+            manifest::manifest_body(self.state, &object, self.params, with_body)?
+        {
+            return Ok(response);
+        }
+        // A large object is served as its segments, resolved (and access-checked) now.
+        let content =
+            manifest::content(storage, self.who(), &object, self.params, with_body).await?;
+        self.preconditions()?
+            .check(&manifest::as_served(&object, &content), true)?;
         let mut out = object_headers(self.state, &object);
+        manifest::quote_etag(&mut out, &object, &content);
+        // Pithos: a sharee sees the object, not the public URL its owner made of it.
+        if !Storage::can_access_account(self.who(), &target.project) {
+            out.remove("x-object-public");
+        }
         if self.params.contains_key("hashmap") {
             let body = serde_json::json!({
                 "block_size": nefos_blocks::BLOCK_SIZE,
@@ -145,14 +159,13 @@ impl Call<'_> {
             return Ok((StatusCode::OK, out, axum::Json(body)).into_response());
         }
         let range_header = headers::text(self.request, "range")?;
-        match range::parse(range_header, object.size) {
-            RangeRequest::Unsatisfiable => {
-                Err(StorageError::RangeNotSatisfiable { size: object.size }.into())
-            }
+        let size = content.size();
+        match range::parse(range_header, size) {
+            RangeRequest::Unsatisfiable => Err(StorageError::RangeNotSatisfiable { size }.into()),
             RangeRequest::Full => {
-                insert(&mut out, "content-length", &object.size.to_string());
+                insert(&mut out, "content-length", &size.to_string());
                 let body = if with_body {
-                    Body::from_stream(storage.read(&object, None))
+                    Body::from_stream(storage.read_content(&content, None))
                 } else {
                     Body::empty()
                 };
@@ -164,10 +177,10 @@ impl Call<'_> {
                 insert(
                     &mut out,
                     "content-range",
-                    &format!("bytes {}-{}/{}", r.first, r.last, object.size),
+                    &format!("bytes {}-{}/{}", r.first, r.last, size),
                 );
                 let body = if with_body {
-                    Body::from_stream(storage.read(&object, Some(r)))
+                    Body::from_stream(storage.read_content(&content, Some(r)))
                 } else {
                     Body::empty()
                 };
@@ -180,7 +193,7 @@ impl Call<'_> {
                     .map(|r| {
                         let head = format!(
                             "--{boundary}\r\nContent-Type: {}\r\nContent-Range: bytes {}-{}/{}\r\n\r\n",
-                            object.content_type, r.first, r.last, object.size
+                            object.content_type, r.first, r.last, size
                         );
                         (head, *r)
                     })
@@ -215,7 +228,7 @@ impl Call<'_> {
                         })
                         .boxed(),
                     );
-                    streams.push(storage.read(&object, Some(r)).boxed());
+                    streams.push(storage.read_content(&content, Some(r)).boxed());
                 }
                 streams.push(
                     futures::stream::once(async move { Ok(bytes::Bytes::from(tail)) }).boxed(),
@@ -281,6 +294,17 @@ impl Call<'_> {
 
     async fn put(&self, target: &Target, body: Body) -> Result<Response, SwiftError> {
         let options = self.write_options(target)?;
+        manifest::check_dynamic(&options)?;
+        if manifest::wants(self.params, "put") {
+            let format = super::listing::format(self.params, self.request);
+            let response =
+                manifest::put_static(self.storage(), self.who(), target, format, options, body)
+                    .await?;
+            if response.status().is_success() {
+                self.apply_path_attributes(target).await?;
+            }
+            return Ok(response);
+        }
         let storage = self.storage();
         for (header, is_move) in [("x-copy-from", false), ("x-move-from", true)] {
             if let Some(source) = headers::text(self.request, header)? {
@@ -292,6 +316,20 @@ impl Call<'_> {
                 drop(body);
                 return self.copy(&source, target, options, is_move).await;
             }
+        }
+        if self.params.contains_key("hashmap") {
+            let object = super::pithos::put_hashmap(
+                storage,
+                self.who(),
+                self.params,
+                self.request,
+                target,
+                body,
+                options,
+            )
+            .await?;
+            self.apply_path_attributes(target).await?;
+            return Ok(created(&object));
         }
         let object = storage
             .put_object(
@@ -421,7 +459,24 @@ impl Call<'_> {
         self.copy(source, &target, options, is_move).await
     }
 
-    async fn post(&self, target: &Target) -> Result<Response, SwiftError> {
+    async fn post(&self, target: &Target, body: Body) -> Result<Response, SwiftError> {
+        // Pithos: a Content-Range (or X-Source-Object, or X-Object-Bytes) updates the data.
+        if let Some(mut update) = super::pithos::data_update(self.request, target)? {
+            update.preconditions = self.preconditions()?;
+            let object = self
+                .storage()
+                .update_object_data(
+                    self.who(),
+                    &target.project,
+                    &target.container,
+                    &target.object,
+                    update,
+                    body.into_data_stream(),
+                )
+                .await?;
+            self.apply_path_attributes(target).await?;
+            return Ok(super::pithos::updated(&object));
+        }
         let content_type = headers::text(self.request, "content-type")?
             .filter(|t| !t.is_empty())
             .map(str::to_owned);
@@ -467,6 +522,16 @@ impl Call<'_> {
     }
 
     async fn delete(&self, target: &Target) -> Result<Response, SwiftError> {
+        if manifest::wants(self.params, "delete") {
+            return manifest::delete_static(
+                self.storage(),
+                self.who(),
+                target,
+                self.params,
+                self.request,
+            )
+            .await;
+        }
         self.storage()
             .delete_object(
                 self.who(),
@@ -547,7 +612,7 @@ pub(super) fn object_headers(state: &ApiState, object: &ObjectInfo) -> HeaderMap
 }
 
 /// Decodes `%XX` escapes in a copy path; invalid escapes stay as they are.
-fn percent_decode(text: &str) -> String {
+pub(super) fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -19,7 +19,15 @@ pub(super) async fn handle(
     request: HeaderMap,
 ) -> Result<Response, SwiftError> {
     let object = state.storage.public_object(&token).await?;
+    // The segments of a large object are read as the anonymous caller, so they must be
+    // public too (a static manifest that lines up with blocks is its own blocks).
+    let content = state
+        .storage
+        .content(nefos_storage::Accessor::Anonymous, &object, false)
+        .await?;
+    let size = content.size();
     let mut out = object_headers(&state, &object);
+    super::manifest::quote_etag(&mut out, &object, &content);
     // The owner's metadata, sharing and version history are not for the public.
     let private: Vec<_> = out
         .keys()
@@ -40,28 +48,26 @@ pub(super) async fn handle(
     }
     let with_body = method != Method::HEAD;
     let range_header = request.get("range").and_then(|v| v.to_str().ok());
-    let (status, range) = match range::parse(range_header, object.size) {
+    let (status, range) = match range::parse(range_header, size) {
         RangeRequest::Ranges(ranges) if ranges.len() == 1 => {
             (StatusCode::PARTIAL_CONTENT, Some(ranges[0]))
         }
         RangeRequest::Unsatisfiable => {
-            return Err(
-                nefos_storage::StorageError::RangeNotSatisfiable { size: object.size }.into(),
-            );
+            return Err(nefos_storage::StorageError::RangeNotSatisfiable { size }.into());
         }
         _ => (StatusCode::OK, None),
     };
-    let length = range.map_or(object.size, |r| r.len());
+    let length = range.map_or(size, |r| r.len());
     insert(&mut out, "content-length", &length.to_string());
     if let Some(r) = range {
         insert(
             &mut out,
             "content-range",
-            &format!("bytes {}-{}/{}", r.first, r.last, object.size),
+            &format!("bytes {}-{}/{}", r.first, r.last, size),
         );
     }
     let body = if with_body {
-        Body::from_stream(state.storage.read(&object, range))
+        Body::from_stream(state.storage.read_content(&content, range))
     } else {
         Body::empty()
     };

@@ -4,8 +4,10 @@ mod accounts;
 mod containers;
 mod objects;
 mod paths;
+mod pithos;
 
 pub use accounts::*;
 pub use containers::*;
 pub use objects::*;
 pub use paths::*;
+pub use pithos::*;

@@ -1,0 +1,959 @@
+//! The real `swift` CLI (python-swiftclient from PyPI) against `nefos up`: a large file,
+//! a tree of 1,000 small ones, segmented uploads as static (SLO) and dynamic (DLO) large
+//! objects, metadata, and deletion of everything including segments, every byte compared.
+//! Then the same features over plain HTTP for what the CLI does not reach: manifest edge
+//! cases, ranges over segments, segment access checks, bulk delete and expiry.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::*;
+use md5::{Digest, Md5};
+use nefos_blocks::{BLOCK_SIZE, hash_block};
+use rand::{RngCore, SeedableRng};
+use reqwest::{Method, Response};
+use serde_json::{Value, json};
+
+// ---------------------------------------------------------------------------------------
+// The CLI
+// ---------------------------------------------------------------------------------------
+
+/// The `swift` executable; the test command puts it in the repo's venv.
+fn swift_cli() -> PathBuf {
+    match std::env::var_os("NEFOS_SWIFT_CLI") {
+        Some(path) => PathBuf::from(path),
+        None => panic!(
+            "NEFOS_SWIFT_CLI is not set: run the tests with scripts/test, which installs \
+             python-swiftclient in .venv and sets it, or point NEFOS_SWIFT_CLI at a `swift` \
+             executable"
+        ),
+    }
+}
+
+/// `swift` as the demo user of a `nefos up`, through Keystone v3, in a clean environment
+/// (no `OS_*`/`ST_*` variables of the caller's, a home of its own).
+struct Swift {
+    exe: PathBuf,
+    url: String,
+    password: String,
+    home: tempfile::TempDir,
+}
+
+impl Swift {
+    fn new(url: &str, data: &Path) -> Swift {
+        Swift {
+            exe: swift_cli(),
+            url: url.to_owned(),
+            password: read_credentials(data)["demo"].clone(),
+            home: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn run(&self, dir: &Path, args: &[&str]) -> Output {
+        let mut command = Command::new(&self.exe);
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if name.starts_with("OS_") || name.starts_with("ST_") {
+                command.env_remove(&*name);
+            }
+        }
+        command
+            .current_dir(dir)
+            .env("HOME", self.home.path())
+            .args(["--os-auth-url", &keystone(&self.url), "--auth-version", "3"])
+            .args(["--os-username", "demo", "--os-password", &self.password])
+            .args(["--os-project-name", "demo"])
+            .args(["--os-user-domain-name", "Default"])
+            .args(["--os-project-domain-name", "Default"])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.exe.display()))
+    }
+
+    /// Runs a command that must succeed; its stdout.
+    fn ok(&self, dir: &Path, args: &[&str]) -> String {
+        let started = Instant::now();
+        let output = self.run(dir, args);
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success() && !stderr.contains("Error"),
+            "swift {} failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
+            args.join(" "),
+            output.status,
+        );
+        eprintln!("swift {}: {:.1?}", args.join(" "), started.elapsed());
+        stdout
+    }
+
+    /// `swift stat CONTAINER OBJECT` as header → value.
+    fn stat(&self, dir: &Path, container: &str, object: &str) -> Vec<(String, String)> {
+        self.ok(dir, &["stat", container, object])
+            .lines()
+            .filter_map(|l| l.split_once(": "))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .collect()
+    }
+
+    /// `swift list ARGS` as names.
+    fn list(&self, dir: &Path, args: &[&str]) -> Vec<String> {
+        let mut all = vec!["list"];
+        all.extend(args);
+        self.ok(dir, &all).lines().map(str::to_owned).collect()
+    }
+}
+
+fn field<'a>(stat: &'a [(String, String)], name: &str) -> &'a str {
+    stat.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| panic!("no {name} in {stat:?}"))
+}
+
+/// Writes `len` bytes quickly: a 16 MiB random buffer repeated, with a counter at the start
+/// of every 4 MiB block so that no two blocks are the same.
+fn write_test_file(path: &Path, len: u64, seed: u64) {
+    let mut buffer = vec![0u8; 16 * 1024 * 1024];
+    rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut buffer);
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut written = 0u64;
+    let mut block = 0u64;
+    while written < len {
+        for offset in (0..buffer.len()).step_by(BLOCK_SIZE) {
+            buffer[offset..offset + 8].copy_from_slice(&block.to_le_bytes());
+            block += 1;
+        }
+        let take = usize::try_from((len - written).min(buffer.len() as u64)).unwrap();
+        file.write_all(&buffer[..take]).unwrap();
+        written += take as u64;
+    }
+    file.flush().unwrap();
+}
+
+/// Panics unless two files hold the same bytes.
+fn assert_same_file(expected: &Path, actual: &Path) {
+    let open = |p: &Path| {
+        std::fs::File::open(p).unwrap_or_else(|e| panic!("cannot open {}: {e}", p.display()))
+    };
+    let (mut a, mut b) = (open(expected), open(actual));
+    let (len_a, len_b) = (a.metadata().unwrap().len(), b.metadata().unwrap().len());
+    assert_eq!(
+        len_a,
+        len_b,
+        "{} and {} differ in size",
+        expected.display(),
+        actual.display()
+    );
+    let (mut buf_a, mut buf_b) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    let mut offset = 0u64;
+    loop {
+        let n = a.read(&mut buf_a).unwrap();
+        if n == 0 {
+            break;
+        }
+        b.read_exact(&mut buf_b[..n]).unwrap();
+        assert!(
+            buf_a[..n] == buf_b[..n],
+            "{} and {} differ within {} bytes from {offset}",
+            expected.display(),
+            actual.display(),
+            n
+        );
+        offset += n as u64;
+    }
+}
+
+/// The size of the large file. 1 GiB takes about 35 s to upload with a debug build on
+/// the reference machine (2 shared cores), and the whole test about 90 s.
+const LARGE: u64 = 1024 * 1024 * 1024;
+/// A file whose segments do not line up with blocks, for streamed SLOs and DLOs.
+const MEDIUM: u64 = 150 * 1024 * 1024 + 12_345;
+
+#[test]
+fn swift_cli_round_trips_a_large_file_and_segmented_uploads() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let nefos = up(&data);
+    let swift = Swift::new(&nefos.url, &data);
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+
+    let started = Instant::now();
+    write_test_file(&work.join("large"), LARGE, 1);
+    write_test_file(&work.join("medium"), MEDIUM, 2);
+    eprintln!("test files written in {:.1?}", started.elapsed());
+
+    // --- one large object: upload (the CLI checks the MD5), stat, list, post, download ---
+    swift.ok(&work, &["upload", "files", "large"]);
+    let stat = swift.stat(&work, "files", "large");
+    assert_eq!(field(&stat, "Content Length"), LARGE.to_string());
+    let etag = field(&stat, "ETag").to_owned();
+    assert!(
+        etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{stat:?}"
+    );
+    let plain_hash = field(&stat, "X-Object-Hash").to_owned();
+    assert_eq!(swift.list(&work, &["files"]), ["large"]);
+    swift.ok(
+        &work,
+        &[
+            "post",
+            "-m",
+            "colour:blue",
+            "-m",
+            "size:large",
+            "files",
+            "large",
+        ],
+    );
+    let stat = swift.stat(&work, "files", "large");
+    assert_eq!(field(&stat, "Meta Colour"), "blue");
+    assert_eq!(field(&stat, "Meta Size"), "large");
+    assert_eq!(field(&stat, "ETag"), etag, "metadata changed the content");
+    swift.ok(&work, &["download", "files", "large", "-o", "large.out"]);
+    assert_same_file(&work.join("large"), &work.join("large.out"));
+    std::fs::remove_file(work.join("large.out")).unwrap();
+
+    // --- the same file as a static large object of 128 MiB segments (the default when
+    // /info advertises slo): they line up with blocks, so it is served from blocks and
+    // has the same Merkle root as the plain upload ----------------------------------------
+    let segment = (128 * 1024 * 1024).to_string();
+    swift.ok(
+        &work,
+        &[
+            "upload",
+            "-S",
+            &segment,
+            "--object-name",
+            "large-slo",
+            "files",
+            "large",
+        ],
+    );
+    let stat = swift.stat(&work, "files", "large-slo");
+    assert_eq!(field(&stat, "Content Length"), LARGE.to_string());
+    assert_eq!(field(&stat, "X-Static-Large-Object"), "True");
+    assert_eq!(field(&stat, "X-Object-Hash"), plain_hash);
+    let segments = swift.list(&work, &["files_segments", "--prefix", "large-slo/"]);
+    assert_eq!(segments.len(), 8, "{segments:?}");
+    assert!(segments.iter().all(|s| s.contains("/slo/")), "{segments:?}");
+    swift.ok(
+        &work,
+        &["download", "files", "large-slo", "-o", "large-slo.out"],
+    );
+    assert_same_file(&work.join("large"), &work.join("large-slo.out"));
+    std::fs::remove_file(work.join("large-slo.out")).unwrap();
+
+    // --- a file in segments that do not line up with blocks, as SLO and as DLO ----------
+    let segment = "40000000";
+    swift.ok(
+        &work,
+        &[
+            "upload",
+            "-S",
+            segment,
+            "--object-name",
+            "medium-slo",
+            "files",
+            "medium",
+        ],
+    );
+    swift.ok(
+        &work,
+        &[
+            "upload",
+            "-S",
+            segment,
+            "--use-dlo",
+            "--object-name",
+            "medium-dlo",
+            "files",
+            "medium",
+        ],
+    );
+    let stat = swift.stat(&work, "files", "medium-slo");
+    assert_eq!(field(&stat, "Content Length"), MEDIUM.to_string());
+    assert_eq!(field(&stat, "X-Static-Large-Object"), "True");
+    let stat = swift.stat(&work, "files", "medium-dlo");
+    assert_eq!(field(&stat, "Content Length"), MEDIUM.to_string());
+    assert!(
+        field(&stat, "Manifest").starts_with("files_segments/medium-dlo/"),
+        "{stat:?}"
+    );
+    // Swift's ETag of a large object: the MD5 of its segments' ETags, the same for both.
+    assert_eq!(
+        field(&stat, "ETag"),
+        field(&swift.stat(&work, "files", "medium-slo"), "ETag")
+    );
+    for name in ["medium-slo", "medium-dlo"] {
+        let out = format!("{name}.out");
+        swift.ok(&work, &["download", "files", name, "-o", &out]);
+        assert_same_file(&work.join("medium"), &work.join(&out));
+    }
+
+    // --- deleting a large object deletes its segments -----------------------------------
+    for name in ["large-slo", "medium-slo", "medium-dlo"] {
+        swift.ok(&work, &["delete", "files", name]);
+        let prefix = format!("{name}/");
+        let left = swift.list(&work, &["files_segments", "--prefix", &prefix]);
+        assert!(left.is_empty(), "segments of {name} left: {left:?}");
+    }
+    assert_eq!(swift.list(&work, &["files"]), ["large"]);
+    swift.ok(&work, &["delete", "--all"]);
+    assert!(swift.list(&work, &[]).is_empty());
+    eprintln!("whole test: {:.1?}", started.elapsed());
+}
+
+#[test]
+fn swift_cli_round_trips_a_tree_of_1000_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let nefos = up(&data);
+    let swift = Swift::new(&nefos.url, &data);
+    let work = dir.path().join("work");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    for i in 0..1000 {
+        let sub = work.join("tree").join(format!("d{:02}", i % 10));
+        std::fs::create_dir_all(&sub).unwrap();
+        let mut bytes = vec![0u8; 10 + i * 7];
+        rng.fill_bytes(&mut bytes);
+        let name = if i % 100 == 0 {
+            format!("with space {i}.bin")
+        } else {
+            format!("f{i:04}.bin")
+        };
+        std::fs::write(sub.join(name), bytes).unwrap();
+    }
+
+    swift.ok(&work, &["upload", "tree", "tree"]);
+    let listed = swift.list(&work, &["tree"]);
+    assert_eq!(listed.len(), 1000);
+    assert!(listed.iter().all(|n| n.starts_with("tree/d")), "{listed:?}");
+    assert_eq!(
+        swift.list(&work, &["tree", "--prefix", "tree/d03/"]).len(),
+        100
+    );
+    let stat = swift.stat(&work, "tree", "tree/d00/with space 0.bin");
+    assert_eq!(field(&stat, "Content Length"), "10");
+
+    let down = dir.path().join("down");
+    std::fs::create_dir(&down).unwrap();
+    swift.ok(&down, &["download", "tree"]);
+    for entry in walk(&work.join("tree")) {
+        let relative = entry.strip_prefix(&work).unwrap();
+        assert_same_file(&entry, &down.join(relative));
+    }
+
+    // More objects than the CLI deletes one by one: it uses bulk delete.
+    swift.ok(&work, &["delete", "tree"]);
+    assert!(swift.list(&work, &[]).is_empty());
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+// ---------------------------------------------------------------------------------------
+// Over HTTP
+// ---------------------------------------------------------------------------------------
+
+fn random(len: usize, seed: u64) -> Vec<u8> {
+    let mut data = vec![0u8; len];
+    rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut data);
+    data
+}
+
+fn md5_hex(data: &[u8]) -> String {
+    hex::encode(Md5::digest(data))
+}
+
+/// A user's token and account URL.
+struct Account {
+    client: reqwest::Client,
+    token: Option<String>,
+    url: String,
+}
+
+impl Account {
+    async fn login(url: &str, user: &str, password: &str) -> Account {
+        let client = http();
+        let (token, body) = token(&client, url, user, password, Some(user)).await;
+        let project = body["token"]["project"]["id"].as_str().unwrap();
+        Account {
+            client,
+            token: Some(token),
+            url: format!("{url}/object/v1/AUTH_{project}"),
+        }
+    }
+
+    /// The same account, as `other` would reach it.
+    fn as_seen_by(&self, other: &Account) -> Account {
+        Account {
+            client: other.client.clone(),
+            token: other.token.clone(),
+            url: self.url.clone(),
+        }
+    }
+
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let url = if path.is_empty() {
+            self.url.clone()
+        } else {
+            format!("{}/{path}", self.url)
+        };
+        let builder = self.client.request(method, url);
+        match &self.token {
+            Some(token) => builder.header("X-Auth-Token", token),
+            None => builder,
+        }
+    }
+
+    async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)]) -> Response {
+        let mut builder = self.request(method, path);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.send().await.unwrap()
+    }
+
+    async fn put(&self, path: &str, body: impl Into<reqwest::Body>, headers: &[(&str, &str)]) {
+        let mut builder = self.request(Method::PUT, path).body(body);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        expect(
+            builder.send().await.unwrap(),
+            &[201, 202],
+            &format!("PUT {path}"),
+        )
+        .await;
+    }
+
+    /// GET that must answer 200: the body.
+    async fn get(&self, path: &str) -> Vec<u8> {
+        let response = self.send(Method::GET, path, &[]).await;
+        expect(response, &[200], &format!("GET {path}"))
+            .await
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec()
+    }
+
+    async fn delete(&self, path: &str) {
+        let response = self.send(Method::DELETE, path, &[]).await;
+        expect(response, &[204], &format!("DELETE {path}")).await;
+    }
+}
+
+async fn expect(response: Response, statuses: &[u16], what: &str) -> Response {
+    let got = response.status().as_u16();
+    if !statuses.contains(&got) {
+        let text = response.text().await.unwrap_or_default();
+        panic!("{what}: expected {statuses:?}, got {got}: {text}");
+    }
+    response
+}
+
+fn header(response: &Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name} header in {:?}", response.headers()))
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// `nefos up` with the demo user and a second user, alice (her own project).
+async fn two_users(data: &Path) -> (NefosProcess, Account, Account) {
+    let nefos = up(data);
+    let credentials = read_credentials(data);
+    let demo = Account::login(&nefos.url, "demo", &credentials["demo"]).await;
+    let admin = admin_token(&http(), &nefos.url, data).await;
+    let response = http()
+        .post(format!("{}/identity/v3/users", nefos.url))
+        .header("X-Auth-Token", admin)
+        .json(&json!({ "user": { "name": "alice", "password": "alice's password" } }))
+        .send()
+        .await
+        .unwrap();
+    expect(response, &[201], "create alice").await;
+    let alice = Account::login(&nefos.url, "alice", "alice's password").await;
+    (nefos, demo, alice)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamic_large_objects_concatenate_their_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_nefos, demo, alice) = two_users(&dir.path().join("data")).await;
+    demo.put("segs", "", &[]).await;
+    demo.put("c", "", &[]).await;
+    let parts = [
+        random(BLOCK_SIZE + 3, 10),
+        random(10, 11),
+        random(1024 * 1024, 12),
+    ];
+    // Uploaded out of order, with neighbours that are not under the prefix.
+    for index in [2, 0, 1] {
+        demo.put(&format!("segs/p/{index:02}"), parts[index].clone(), &[])
+            .await;
+    }
+    demo.put("segs/p0", "not a segment", &[]).await;
+    demo.put("segs/q/00", "not a segment", &[]).await;
+    demo.put("c/dlo", "", &[("X-Object-Manifest", "segs/p/")])
+        .await;
+    let whole = parts.concat();
+    let etag = format!(
+        "\"{}\"",
+        md5_hex(
+            parts
+                .iter()
+                .map(|p| md5_hex(p))
+                .collect::<String>()
+                .as_bytes()
+        )
+    );
+
+    let response = demo.send(Method::GET, "c/dlo", &[]).await;
+    let response = expect(response, &[200], "GET the DLO").await;
+    assert_eq!(header(&response, "etag"), etag);
+    assert_eq!(header(&response, "content-length"), whole.len().to_string());
+    assert_eq!(header(&response, "x-object-manifest"), "segs/p/");
+    assert!(response.bytes().await.unwrap() == whole, "DLO content");
+    let head = demo.send(Method::HEAD, "c/dlo", &[]).await;
+    assert_eq!(header(&head, "content-length"), whole.len().to_string());
+    assert_eq!(header(&head, "etag"), etag);
+
+    // Ranges apply to the whole, across segment boundaries.
+    let (first, last) = (BLOCK_SIZE - 2, BLOCK_SIZE + 15);
+    let range = format!("bytes={first}-{last}");
+    let response = demo.send(Method::GET, "c/dlo", &[("Range", &range)]).await;
+    let response = expect(response, &[206], "GET a range of the DLO").await;
+    assert_eq!(
+        header(&response, "content-range"),
+        format!("bytes {first}-{last}/{}", whole.len())
+    );
+    assert!(response.bytes().await.unwrap() == whole[first..=last]);
+    let response = demo
+        .send(Method::GET, "c/dlo", &[("Range", "bytes=0-1,-2")])
+        .await;
+    let response = expect(response, &[206], "GET two ranges of the DLO").await;
+    assert!(header(&response, "content-type").starts_with("multipart/byteranges"));
+    let body = response.bytes().await.unwrap();
+    let tail = &whole[whole.len() - 2..];
+    assert!(
+        body.windows(2).any(|w| w == tail),
+        "multipart body lacks the tail"
+    );
+
+    // Conditional requests see the ETag of the whole.
+    let response = demo
+        .send(Method::GET, "c/dlo", &[("If-None-Match", &etag)])
+        .await;
+    assert_eq!(response.status(), 304);
+    let response = demo
+        .send(Method::GET, "c/dlo", &[("If-Match", "\"nope\"")])
+        .await;
+    assert_eq!(response.status(), 412);
+
+    // ?multipart-manifest=get: the manifest object itself.
+    let response = demo
+        .send(Method::GET, "c/dlo?multipart-manifest=get", &[])
+        .await;
+    let response = expect(response, &[200], "GET the DLO manifest").await;
+    assert_eq!(header(&response, "x-object-manifest"), "segs/p/");
+    assert!(response.bytes().await.unwrap().is_empty());
+
+    // It is dynamic: a new segment is part of it at once.
+    demo.put("segs/p/03", "more", &[]).await;
+    assert_eq!(
+        demo.get("c/dlo").await,
+        [whole.as_slice(), b"more"].concat()
+    );
+
+    // The prefix is URL-encoded; a missing container is an empty object.
+    demo.put("segs/with space/1", "spaced", &[]).await;
+    demo.put(
+        "c/spaced",
+        "",
+        &[("X-Object-Manifest", "segs/with%20space/")],
+    )
+    .await;
+    assert_eq!(demo.get("c/spaced").await, b"spaced");
+    demo.put("c/nowhere", "", &[("X-Object-Manifest", "missing/x")])
+        .await;
+    assert!(demo.get("c/nowhere").await.is_empty());
+    let response = demo
+        .request(Method::PUT, "c/bad")
+        .header("X-Object-Manifest", "no-slash")
+        .body("")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+
+    // Segments are read as the caller: alice may read the manifest (shared with her), not
+    // the segment container, so she gets no bytes.
+    let response = demo
+        .send(Method::POST, "c/dlo", &[("X-Object-Sharing", "read=alice")])
+        .await;
+    expect(response, &[202], "share the DLO").await;
+    let response = demo
+        .as_seen_by(&alice)
+        .send(Method::GET, "c/dlo", &[])
+        .await;
+    assert_eq!(response.status(), 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_large_objects_validate_serve_and_delete_their_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_nefos, demo, alice) = two_users(&dir.path().join("data")).await;
+    demo.put("segs", "", &[]).await;
+    demo.put("c", "", &[]).await;
+    let a = random(BLOCK_SIZE, 20);
+    let b = random(2 * BLOCK_SIZE, 21);
+    let c = random(BLOCK_SIZE / 4 + 5, 22);
+    let x = random(1000, 23);
+    let y = random(3 * 1024 * 1024, 24);
+    for (name, bytes) in [("a", &a), ("b", &b), ("c", &c), ("x", &x), ("y", &y)] {
+        demo.put(&format!("segs/{name}"), bytes.clone(), &[]).await;
+    }
+    let segment = |name: &str, bytes: &[u8]| json!({ "path": format!("/segs/{name}"), "etag": md5_hex(bytes), "size_bytes": bytes.len() });
+
+    // --- segments that line up with blocks: the manifest's hashmap is theirs -----------
+    let manifest = json!([segment("a", &a), segment("b", &b), segment("c", &c)]);
+    let response = demo
+        .request(Method::PUT, "c/aligned?multipart-manifest=put")
+        .header("X-Object-Meta-Kind", "aligned")
+        .body(manifest.to_string())
+        .send()
+        .await
+        .unwrap();
+    let response = expect(response, &[201], "PUT the aligned manifest").await;
+    let etag = md5_hex([md5_hex(&a), md5_hex(&b), md5_hex(&c)].concat().as_bytes());
+    assert_eq!(header(&response, "etag"), format!("\"{etag}\""));
+    let whole = [a.as_slice(), &b, &c].concat();
+    let head = demo.send(Method::HEAD, "c/aligned", &[]).await;
+    assert_eq!(header(&head, "x-static-large-object"), "True");
+    assert_eq!(header(&head, "etag"), format!("\"{etag}\""));
+    assert_eq!(header(&head, "content-length"), whole.len().to_string());
+    assert_eq!(header(&head, "x-object-meta-kind"), "aligned");
+    assert_eq!(demo.get("c/aligned").await, whole);
+    let hashmap: Value =
+        serde_json::from_slice(&demo.get("c/aligned?hashmap&format=json").await).unwrap();
+    let expected: Vec<String> = whole
+        .chunks(BLOCK_SIZE)
+        .map(|block| hash_block(block).to_hex())
+        .collect();
+    assert_eq!(hashmap["hashes"], json!(expected));
+    // Served from its own blocks, it outlives a deleted segment.
+    demo.delete("segs/a").await;
+    assert_eq!(demo.get("c/aligned").await, whole);
+
+    // --- segments that do not line up, one of them a range: streamed from the segments --
+    let mut ranged = segment("y", &y);
+    ranged["range"] = json!("-100");
+    let manifest = json!([segment("x", &x), ranged, segment("c", &c)]);
+    let response = demo
+        .request(Method::PUT, "c/streamed?multipart-manifest=put")
+        .body(manifest.to_string())
+        .send()
+        .await
+        .unwrap();
+    let response = expect(response, &[201], "PUT the streamed manifest").await;
+    let y_range = format!("{}-{}", y.len() - 100, y.len() - 1);
+    let etag =
+        md5_hex(format!("{}{}:{y_range};{}", md5_hex(&x), md5_hex(&y), md5_hex(&c)).as_bytes());
+    assert_eq!(header(&response, "etag"), format!("\"{etag}\""));
+    let whole = [x.as_slice(), &y[y.len() - 100..], &c].concat();
+    assert_eq!(demo.get("c/streamed").await, whole);
+    let response = demo
+        .send(Method::GET, "c/streamed", &[("Range", "bytes=990-1110")])
+        .await;
+    let response = expect(response, &[206], "GET a range of the SLO").await;
+    assert!(response.bytes().await.unwrap() == whole[990..=1110]);
+
+    // ?multipart-manifest=get: Swift's stored format; &format=raw: the uploaded one.
+    let stored: Value =
+        serde_json::from_slice(&demo.get("c/streamed?multipart-manifest=get").await).unwrap();
+    assert_eq!(stored[0]["name"], "/segs/x");
+    assert_eq!(stored[0]["hash"], md5_hex(&x));
+    assert_eq!(stored[0]["bytes"], x.len());
+    assert!(stored[0]["content_type"].is_string() && stored[0]["last_modified"].is_string());
+    assert_eq!(stored[1]["range"], y_range);
+    assert_eq!(stored[1]["bytes"], y.len());
+    assert!(stored[0].get("range").is_none());
+    let raw: Value = serde_json::from_slice(
+        &demo
+            .get("c/streamed?multipart-manifest=get&format=raw")
+            .await,
+    )
+    .unwrap();
+    assert_eq!(raw[1]["path"], "/segs/y");
+    assert_eq!(raw[1]["size_bytes"], y.len());
+
+    // A manifest may list another: the nested one is expanded.
+    let manifest = json!([{ "path": "/c/streamed" }, { "path": "/segs/x" }]);
+    demo.put("c/nested?multipart-manifest=put", manifest.to_string(), &[])
+        .await;
+    assert_eq!(
+        demo.get("c/nested").await,
+        [whole.as_slice(), x.as_slice()].concat()
+    );
+    let stored: Value =
+        serde_json::from_slice(&demo.get("c/nested?multipart-manifest=get").await).unwrap();
+    assert_eq!(stored[0]["sub_slo"], true);
+
+    // Segments are read as the caller: the shared manifest alone gives alice nothing.
+    let share = |path: &'static str| {
+        let demo = &demo;
+        async move {
+            let response = demo
+                .send(Method::POST, path, &[("X-Object-Sharing", "read=alice")])
+                .await;
+            expect(response, &[202], &format!("share {path}")).await;
+        }
+    };
+    share("c/streamed").await;
+    let as_alice = demo.as_seen_by(&alice);
+    assert_eq!(
+        as_alice.send(Method::GET, "c/streamed", &[]).await.status(),
+        403
+    );
+    for path in ["segs/x", "segs/y", "segs/c"] {
+        share(path).await;
+    }
+    assert_eq!(as_alice.get("c/streamed").await, whole);
+
+    // --- invalid manifests: 400 with every problem listed --------------------------------
+    let mut wrong_etag = segment("x", &x);
+    wrong_etag["etag"] = json!("0123456789abcdef0123456789abcdef");
+    let mut wrong_size = segment("c", &c);
+    wrong_size["size_bytes"] = json!(1);
+    let mut bad_range = segment("x", &x);
+    bad_range["range"] = json!("5000-6000");
+    let manifest = json!([wrong_etag, wrong_size, { "path": "/segs/nope" }, bad_range]);
+    let response = demo
+        .request(Method::PUT, "c/invalid?multipart-manifest=put")
+        .body(manifest.to_string())
+        .send()
+        .await
+        .unwrap();
+    let response = expect(response, &[400], "PUT an invalid manifest").await;
+    let text = response.text().await.unwrap();
+    for line in [
+        "Errors:",
+        "/segs/x, Etag Mismatch",
+        "/segs/c, Size Mismatch",
+        "/segs/nope, 404 Not Found",
+        "/segs/x, Unsatisfiable Range",
+    ] {
+        assert!(text.contains(line), "{line:?} missing from:\n{text}");
+    }
+    let response = demo
+        .request(Method::PUT, "c/invalid?multipart-manifest=put")
+        .header("Accept", "application/json")
+        .body(json!([{ "path": "/segs/nope" }]).to_string())
+        .send()
+        .await
+        .unwrap();
+    let body: Value = expect(response, &[400], "PUT a manifest of a missing segment")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["Errors"], json!([["/segs/nope", "404 Not Found"]]));
+    for (body, needle) in [
+        ("not json", "valid JSON"),
+        ("[]", "at least one segment"),
+        (r#"[{"path": "/segs"}]"#, "Index 0"),
+        (r#"[{"path": "/segs/x", "data": "aGk="}]"#, "unknown key"),
+    ] {
+        let response = demo
+            .request(Method::PUT, "c/invalid?multipart-manifest=put")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let text = expect(response, &[400], body).await.text().await.unwrap();
+        assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
+    }
+    assert_eq!(
+        demo.send(Method::HEAD, "c/invalid", &[]).await.status(),
+        404
+    );
+
+    // A missing segment: 409 before any byte is sent.
+    demo.delete("segs/y").await;
+    let response = demo.send(Method::GET, "c/streamed", &[]).await;
+    assert_eq!(response.status(), 409);
+
+    // --- DELETE ?multipart-manifest=delete: the segments, then the manifest --------------
+    let response = demo
+        .request(Method::DELETE, "c/streamed?multipart-manifest=delete")
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    let body: Value = expect(response, &[200], "delete the SLO")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["Number Deleted"], 3, "{body}");
+    assert_eq!(body["Number Not Found"], 1, "{body}");
+    assert_eq!(body["Response Status"], "200 OK", "{body}");
+    for gone in ["c/streamed", "segs/x", "segs/c"] {
+        assert_eq!(
+            demo.send(Method::HEAD, gone, &[]).await.status(),
+            404,
+            "{gone}"
+        );
+    }
+    assert_eq!(demo.send(Method::HEAD, "segs/b", &[]).await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_delete_removes_objects_and_empty_containers() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let nefos = up(&data);
+    let demo = Account::login(&nefos.url, "demo", &read_credentials(&data)["demo"]).await;
+    for container in ["c", "c x", "full"] {
+        demo.put(&container.replace(' ', "%20"), "", &[]).await;
+    }
+    demo.put("c/a", "a", &[]).await;
+    demo.put("c%20x/b%20c", "b", &[]).await;
+    demo.put("full/keep", "k", &[]).await;
+    let body = "/c/a\n/c/nope\n\n/c%20x/b%20c\n/c%20x\n/full\n";
+    let response = demo
+        .request(Method::POST, "?bulk-delete")
+        .header("Accept", "application/json")
+        .header("Content-Type", "text/plain")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let response = expect(response, &[200], "bulk delete").await;
+    assert!(header(&response, "content-type").starts_with("application/json"));
+    let result: Value = response.json().await.unwrap();
+    assert_eq!(
+        result,
+        json!({
+            "Number Deleted": 3,
+            "Number Not Found": 1,
+            "Response Status": "400 Bad Request",
+            "Response Body": "",
+            "Errors": [["/full", "409 Conflict"]],
+        })
+    );
+    let containers = String::from_utf8(demo.get("").await).unwrap();
+    assert_eq!(containers.lines().collect::<Vec<_>>(), ["c", "full"]);
+    assert_eq!(
+        demo.send(Method::HEAD, "full/keep", &[]).await.status(),
+        200
+    );
+
+    // Plain text unless asked otherwise; a token is needed.
+    let response = demo
+        .request(Method::DELETE, "?bulk-delete")
+        .body("/full/keep\n")
+        .send()
+        .await
+        .unwrap();
+    let text = expect(response, &[200], "bulk delete as text")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        text,
+        "Number Deleted: 1\nNumber Not Found: 0\nResponse Body: \nResponse Status: 200 OK\n\
+         Errors:\n"
+    );
+    let response = http()
+        .post(format!("{}?bulk-delete", demo.url))
+        .body("/c\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_expirer_deletes_due_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let nefos = up(&data);
+    let demo = Account::login(&nefos.url, "demo", &read_credentials(&data)["demo"]).await;
+    demo.put("plain", "", &[("X-Container-Policy-Versioning", "none")])
+        .await;
+    demo.put(
+        "versioned",
+        "",
+        &[("X-Container-Policy-Versioning", "auto")],
+    )
+    .await;
+    demo.put("plain/soon", "x", &[("X-Delete-After", "3")])
+        .await;
+    demo.put("plain/keep", "k", &[]).await;
+    let at = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 4)
+    .to_string();
+    demo.put("versioned/soon", "v", &[("X-Delete-At", &at)])
+        .await;
+    let count = |container: &'static str| {
+        let demo = &demo;
+        async move {
+            let head = demo.send(Method::HEAD, container, &[]).await;
+            header(&head, "x-container-object-count")
+                .parse::<u64>()
+                .unwrap()
+        }
+    };
+    assert_eq!(count("plain").await, 2);
+    assert_eq!(count("versioned").await, 1);
+
+    // Counts include due objects until the expirer has deleted them for real.
+    let started = Instant::now();
+    while count("plain").await != 1 || count("versioned").await != 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the expirer did not delete the due objects"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        demo.send(Method::GET, "plain/soon", &[]).await.status(),
+        404
+    );
+    assert_eq!(demo.get("plain/keep").await, b"k");
+    // A versioned container keeps the history, as for any delete.
+    let versions: Value =
+        serde_json::from_slice(&demo.get("versioned/soon?version=list&format=json").await).unwrap();
+    assert_eq!(
+        versions["versions"].as_array().map(Vec::len),
+        Some(1),
+        "{versions}"
+    );
+}

@@ -1,0 +1,292 @@
+//! What a GET serves: the bytes of an object, or of the segments a large-object manifest
+//! names (Swift's DLO and SLO), as one sequence that ranges apply to.
+//!
+//! An object whose hashmap covers its size (every plain object, and every static manifest
+//! whose segments line up with blocks) is served straight from its blocks. Other static
+//! manifests, and dynamic ones, are resolved into pieces — windows of the hashmaps of
+//! their segments' current versions — when the request arrives, so a missing or changed
+//! segment is an error before the first byte is sent rather than a truncated body.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::stream::{self, Stream, StreamExt};
+use md5::{Digest, Md5};
+use nefos_blocks::{BLOCK_SIZE, BlockHash};
+
+use crate::download::{self, ByteRange};
+use crate::listing::{ListEntry, ListQuery};
+use crate::manifest::{self, StoredSegment};
+use crate::{Accessor, ObjectInfo, Storage, StorageError, VersionSelector};
+
+/// How deeply static manifests may nest (Swift's `max_slo_recursion_depth`).
+pub(crate) const MAX_DEPTH: usize = 10;
+
+/// The bytes a GET of an object serves, resolved through its manifest if it has one.
+#[derive(Debug, Clone)]
+pub struct Content {
+    size: u64,
+    etag: String,
+    /// `None` when only described (see [`Content::described`]).
+    pieces: Option<Vec<Piece>>,
+}
+
+/// A window of one stored hashmap.
+#[derive(Debug, Clone)]
+struct Piece {
+    hashes: Arc<Vec<BlockHash>>,
+    /// The size of the object the hashmap is of, which fixes the length of its last block.
+    size: u64,
+    first: u64,
+    len: u64,
+}
+
+impl Content {
+    /// Bytes in all.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The ETag of the whole, unquoted: the MD5 of a plain object, Swift's manifest ETag
+    /// for a large object.
+    pub fn etag(&self) -> &str {
+        &self.etag
+    }
+
+    /// The size and ETag of an object as stored, without resolving the segments of a
+    /// static manifest: enough for a HEAD, which Swift answers without looking at them.
+    /// Its bytes cannot be read.
+    pub fn described(object: &ObjectInfo) -> Content {
+        Content {
+            size: object.size,
+            etag: object.etag.clone(),
+            pieces: None,
+        }
+    }
+}
+
+/// Whether an object's own hashmap holds all of its bytes.
+pub(crate) fn is_self_contained(object: &ObjectInfo) -> bool {
+    object.hashes.len() as u64 == object.size.div_ceil(BLOCK_SIZE as u64)
+}
+
+/// The parts of `pieces` that fall in `len` bytes from `first` of their concatenation.
+fn window(pieces: &[Piece], first: u64, len: u64) -> Vec<Piece> {
+    let end = first.saturating_add(len);
+    let mut offset = 0u64;
+    let mut out = Vec::new();
+    for piece in pieces {
+        let (start, stop) = (first.max(offset), end.min(offset + piece.len));
+        if start < stop {
+            out.push(Piece {
+                hashes: piece.hashes.clone(),
+                size: piece.size,
+                first: piece.first + (start - offset),
+                len: stop - start,
+            });
+        }
+        offset += piece.len;
+        if offset >= end {
+            break;
+        }
+    }
+    out
+}
+
+impl Storage {
+    /// What a GET of `object` serves. A dynamic manifest (`X-Object-Manifest`) is served
+    /// as the concatenation of the current objects under its prefix unless `raw`; a
+    /// static manifest as its segments. Segments are read as `who`, who must be allowed to.
+    pub async fn content(
+        &self,
+        who: Accessor<'_>,
+        object: &ObjectInfo,
+        raw: bool,
+    ) -> Result<Content, StorageError> {
+        if !raw && let Some(manifest) = object.dynamic_manifest() {
+            return self
+                .dynamic_content(who, &object.project_id, manifest)
+                .await;
+        }
+        Ok(Content {
+            size: object.size,
+            etag: object.etag.clone(),
+            pieces: Some(self.pieces(who, object, 0).await?),
+        })
+    }
+
+    /// The bytes of `content`, or of `range` of them.
+    pub fn read_content(
+        &self,
+        content: &Content,
+        range: Option<ByteRange>,
+    ) -> impl Stream<Item = Result<Bytes, StorageError>> + Send + 'static {
+        let (first, len) = range.map_or((0, content.size), |r| (r.first, r.len()));
+        let Some(pieces) = &content.pieces else {
+            // Only a described content has no pieces, and it is not meant to be read.
+            let error = StorageError::Conflict {
+                reason: "the segments of the large object were not resolved",
+            };
+            return stream::once(async move { Err(error) }).left_stream();
+        };
+        let blocks = self.blocks.clone();
+        stream::iter(window(pieces, first, len))
+            .map(move |piece| {
+                download::read(
+                    blocks.clone(),
+                    piece.hashes,
+                    piece.size,
+                    Some(ByteRange {
+                        first: piece.first,
+                        last: piece.first + piece.len - 1,
+                    }),
+                )
+            })
+            .flatten()
+            .right_stream()
+    }
+
+    /// Swift's DLO: the current objects of a container whose names start with a prefix, in
+    /// name order; the ETag is the MD5 of their ETags. A missing container is no segments.
+    async fn dynamic_content(
+        &self,
+        who: Accessor<'_>,
+        project_id: &str,
+        manifest: &str,
+    ) -> Result<Content, StorageError> {
+        let (container, prefix) = manifest::parse_dynamic(manifest);
+        let mut query = ListQuery {
+            prefix: Some(prefix),
+            ..ListQuery::default()
+        };
+        let mut etags = Md5::new();
+        let mut pieces = Vec::new();
+        let mut size = 0u64;
+        loop {
+            let page = match self.list_objects(who, project_id, &container, &query).await {
+                Ok(page) => page,
+                Err(StorageError::NotFound { .. }) => break,
+                Err(other) => return Err(other),
+            };
+            let full_page = i64::try_from(page.len()).unwrap_or(i64::MAX) >= crate::MAX_LISTING;
+            for entry in page {
+                let ListEntry::Object(segment) = entry else {
+                    continue;
+                };
+                etags.update(segment.etag.as_bytes());
+                size += segment.size;
+                pieces.extend(self.pieces(who, &segment, 1).await?);
+                query.marker = Some(segment.name);
+            }
+            if !full_page {
+                break;
+            }
+        }
+        Ok(Content {
+            size,
+            etag: hex::encode(etags.finalize()),
+            pieces: Some(pieces),
+        })
+    }
+
+    /// The pieces holding the bytes of `object`: its own hashmap, or for a static manifest
+    /// that does not line up with blocks, the pieces of its segments.
+    fn pieces<'a>(
+        &'a self,
+        who: Accessor<'a>,
+        object: &'a ObjectInfo,
+        depth: usize,
+    ) -> BoxFuture<'a, Result<Vec<Piece>, StorageError>> {
+        Box::pin(async move {
+            if is_self_contained(object) {
+                if object.size == 0 {
+                    return Ok(Vec::new());
+                }
+                return Ok(vec![Piece {
+                    hashes: Arc::new(object.hashes.clone()),
+                    size: object.size,
+                    first: 0,
+                    len: object.size,
+                }]);
+            }
+            let Some(segments) = manifest::stored_segments(object)? else {
+                return Err(StorageError::NotFound {
+                    what: "block of the object",
+                });
+            };
+            if depth >= MAX_DEPTH {
+                return Err(StorageError::Conflict {
+                    reason: "static large objects nest too deeply",
+                });
+            }
+            let mut out = Vec::new();
+            for segment in &segments {
+                let found = self
+                    .current_segment(who, &object.project_id, segment)
+                    .await?;
+                let inner = self.pieces(who, &found, depth + 1).await?;
+                let (first, len) = segment.window();
+                out.extend(window(&inner, first, len));
+            }
+            Ok(out)
+        })
+    }
+
+    /// The current version of a segment a static manifest names, which must still be the
+    /// one the manifest was written with.
+    async fn current_segment(
+        &self,
+        who: Accessor<'_>,
+        project_id: &str,
+        segment: &StoredSegment,
+    ) -> Result<ObjectInfo, StorageError> {
+        let missing = StorageError::Conflict {
+            reason: "a segment of the static large object is missing or has changed",
+        };
+        let Some((container, name)) = manifest::split_path(&segment.name) else {
+            return Err(missing);
+        };
+        let found = match self
+            .object(who, project_id, container, name, VersionSelector::Current)
+            .await
+        {
+            Ok(found) => found,
+            Err(StorageError::NotFound { .. }) => return Err(missing),
+            Err(other) => return Err(other),
+        };
+        if found.etag != segment.hash || found.size != segment.bytes {
+            return Err(missing);
+        }
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn piece(len: u64) -> Piece {
+        Piece {
+            hashes: Arc::new(Vec::new()),
+            size: len,
+            first: 0,
+            len,
+        }
+    }
+
+    fn spans(pieces: &[Piece]) -> Vec<(u64, u64)> {
+        pieces.iter().map(|p| (p.first, p.len)).collect()
+    }
+
+    #[test]
+    fn windows_cut_across_pieces() {
+        let pieces = [piece(10), piece(5), piece(20)];
+        assert_eq!(spans(&window(&pieces, 0, 35)), [(0, 10), (0, 5), (0, 20)]);
+        assert_eq!(spans(&window(&pieces, 8, 10)), [(8, 2), (0, 5), (0, 3)]);
+        assert_eq!(spans(&window(&pieces, 10, 5)), [(0, 5)]);
+        assert_eq!(spans(&window(&pieces, 34, 100)), [(19, 1)]);
+        assert!(window(&pieces, 35, 1).is_empty());
+        assert!(window(&pieces, 3, 0).is_empty());
+    }
+}
