@@ -66,8 +66,9 @@ impl Content {
     }
 }
 
-/// Whether an object's own hashmap holds all of its bytes.
-pub(crate) fn is_self_contained(object: &ObjectInfo) -> bool {
+/// Whether an object's own hashmap holds all of its bytes: true of every object but static
+/// manifests whose segments do not line up with blocks.
+pub fn has_own_blocks(object: &ObjectInfo) -> bool {
     object.hashes.len() as u64 == object.size.div_ceil(BLOCK_SIZE as u64)
 }
 
@@ -199,7 +200,7 @@ impl Storage {
         depth: usize,
     ) -> BoxFuture<'a, Result<Vec<Piece>, StorageError>> {
         Box::pin(async move {
-            if is_self_contained(object) {
+            if has_own_blocks(object) {
                 if object.size == 0 {
                     return Ok(Vec::new());
                 }

@@ -27,7 +27,7 @@ use nefos_db::Database;
 pub use access::{Accessor, Permission};
 pub use account::AccountInfo;
 pub use container::{ContainerInfo, ContainerUpdate, Versioning};
-pub use content::Content;
+pub use content::{Content, has_own_blocks};
 pub use download::ByteRange;
 pub use error::StorageError;
 pub use listing::{ListEntry, ListQuery, MAX_LISTING};

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::content::is_self_contained;
+use crate::content::has_own_blocks;
 use crate::object::{NewVersion, check_object_name};
 use crate::{
     Accessor, ObjectInfo, Permission, Storage, StorageError, VersionSelector, WriteOptions,
@@ -476,7 +476,7 @@ fn block_aligned_hashmap(segments: &[Resolved]) -> Option<Vec<BlockHash>> {
         let last = index + 1 == segments.len();
         let end = segment.first + segment.len;
         let ends_cleanly = end % block == 0 || end == segment.object.size;
-        if !is_self_contained(&segment.object)
+        if !has_own_blocks(&segment.object)
             || segment.first % block != 0
             || !ends_cleanly
             || (!last && segment.len % block != 0)

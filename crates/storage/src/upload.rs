@@ -5,16 +5,19 @@
 //! received, with a few blocks in flight; the MD5 that Swift clients check is computed in
 //! order on the blocking pool. Memory stays at a few blocks per upload whatever its size.
 
+use std::collections::VecDeque;
+
 use bytes::Bytes;
-use futures::stream::{FuturesOrdered, StreamExt};
+use futures::stream::StreamExt;
 use futures::{Stream, TryStreamExt};
 use md5::{Digest, Md5};
 use nefos_blocks::{BlockHash, BlockStore, Chunker};
+use tokio::task::JoinHandle;
 
 use crate::StorageError;
 
 /// Blocks being stored at once per upload.
-const IN_FLIGHT: usize = 4;
+const IN_FLIGHT: usize = 6;
 
 /// What an upload stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +40,8 @@ where
 {
     let mut body = std::pin::pin!(body.map_err(|e| StorageError::Body(e.into())));
     let mut chunker = Chunker::new();
-    let mut pending = FuturesOrdered::new();
+    // Each block is stored by a task of its own, so it runs while the next block arrives.
+    let mut pending: VecDeque<JoinHandle<Result<BlockHash, StorageError>>> = VecDeque::new();
     let mut hashes = Vec::new();
     let mut md5 = Md5Chain::default();
     let mut size: u64 = 0;
@@ -51,9 +55,9 @@ where
             md5.feed(block.clone()).await?;
             pending.push_back(store(blocks, block));
             if pending.len() >= IN_FLIGHT
-                && let Some(hash) = pending.next().await
+                && let Some(task) = pending.pop_front()
             {
-                hashes.push(hash?);
+                hashes.push(joined(task).await?);
             }
         }
     }
@@ -61,8 +65,8 @@ where
         md5.feed(block.clone()).await?;
         pending.push_back(store(blocks, block));
     }
-    while let Some(hash) = pending.next().await {
-        hashes.push(hash?);
+    while let Some(task) = pending.pop_front() {
+        hashes.push(joined(task).await?);
     }
     Ok(Uploaded {
         hashes,
@@ -71,15 +75,22 @@ where
     })
 }
 
-async fn store(blocks: &BlockStore, block: Bytes) -> Result<BlockHash, StorageError> {
-    Ok(blocks.put(block).await?)
+fn store(blocks: &BlockStore, block: Bytes) -> JoinHandle<Result<BlockHash, StorageError>> {
+    let blocks = blocks.clone();
+    tokio::spawn(async move { Ok(blocks.put(block).await?) })
+}
+
+async fn joined(
+    task: JoinHandle<Result<BlockHash, StorageError>>,
+) -> Result<BlockHash, StorageError> {
+    task.await.map_err(|e| StorageError::Body(Box::new(e)))?
 }
 
 /// An MD5 computed block after block on the blocking pool, each step overlapping with the
 /// receipt of the next block.
 #[derive(Default)]
 struct Md5Chain {
-    running: Option<tokio::task::JoinHandle<Md5>>,
+    running: Option<JoinHandle<Md5>>,
     state: Option<Md5>,
 }
 

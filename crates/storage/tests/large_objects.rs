@@ -92,9 +92,8 @@ impl Cloud {
     }
 
     async fn put(&self, container: &str, name: &str, data: &[u8], options: WriteOptions) {
-        let body = futures::stream::iter(vec![Ok::<_, std::io::Error>(
-            Bytes::copy_from_slice(data),
-        )]);
+        let body =
+            futures::stream::iter(vec![Ok::<_, std::io::Error>(Bytes::copy_from_slice(data))]);
         self.storage
             .put_object(self.who(), self.project(), container, name, body, options)
             .await
@@ -130,7 +129,11 @@ impl Cloud {
         chunks.concat()
     }
 
-    async fn manifest(&self, name: &str, segments: Vec<SegmentSpec>) -> Result<ObjectInfo, ManifestError> {
+    async fn manifest(
+        &self,
+        name: &str,
+        segments: Vec<SegmentSpec>,
+    ) -> Result<ObjectInfo, ManifestError> {
         self.storage
             .put_static_manifest(
                 self.who(),
@@ -293,11 +296,17 @@ async fn the_expirer_deletes_exactly_the_due_objects() {
         };
         cloud.put("plain", "due", b"x", due()).await;
         cloud.put("plain", "later", b"y", later).await;
-        cloud.put("plain", "forever", b"z", WriteOptions::default()).await;
+        cloud
+            .put("plain", "forever", b"z", WriteOptions::default())
+            .await;
         cloud.put("kept", "due", b"v", due()).await;
 
         assert_eq!(cloud.storage.delete_expired(1).await.unwrap(), 2, "{label}");
-        assert_eq!(cloud.storage.delete_expired(100).await.unwrap(), 0, "{label}");
+        assert_eq!(
+            cloud.storage.delete_expired(100).await.unwrap(),
+            0,
+            "{label}"
+        );
         let versions = |container: &'static str| {
             let cloud = &cloud;
             async move {
