@@ -535,6 +535,7 @@ async fn dynamic_large_objects_concatenate_their_segments() {
     assert_eq!(header(&response, "etag"), etag);
     assert_eq!(header(&response, "content-length"), whole.len().to_string());
     assert_eq!(header(&response, "x-object-manifest"), "segs/p/");
+    assert!(response.headers().get("x-object-hash").is_none());
     assert!(response.bytes().await.unwrap() == whole, "DLO content");
     let head = demo.send(Method::HEAD, "c/dlo", &[]).await;
     assert_eq!(header(&head, "content-length"), whole.len().to_string());
@@ -663,6 +664,22 @@ async fn static_large_objects_validate_serve_and_delete_their_segments() {
         .map(|block| hash_block(block).to_hex())
         .collect();
     assert_eq!(hashmap["hashes"], json!(expected));
+    assert_eq!(
+        header(&head, "x-object-hash"),
+        nefos_blocks::merkle_root(&whole.chunks(BLOCK_SIZE).map(hash_block).collect::<Vec<_>>())
+            .to_hex()
+    );
+    // Published, it is served to anyone: its bytes are its own blocks.
+    let response = demo
+        .send(Method::POST, "c/aligned", &[("X-Object-Public", "true")])
+        .await;
+    let public = header(
+        &expect(response, &[202], "publish").await,
+        "x-object-public",
+    );
+    let response = http().get(&public).send().await.unwrap();
+    let response = expect(response, &[200], "GET the public SLO").await;
+    assert!(response.bytes().await.unwrap() == whole);
     // Served from its own blocks, it outlives a deleted segment.
     demo.delete("segs/a").await;
     assert_eq!(demo.get("c/aligned").await, whole);
@@ -684,6 +701,22 @@ async fn static_large_objects_validate_serve_and_delete_their_segments() {
     assert_eq!(header(&response, "etag"), format!("\"{etag}\""));
     let whole = [x.as_slice(), &y[y.len() - 100..], &c].concat();
     assert_eq!(demo.get("c/streamed").await, whole);
+    let head = demo.send(Method::HEAD, "c/streamed", &[]).await;
+    assert_eq!(header(&head, "etag"), format!("\"{etag}\""));
+    assert_eq!(header(&head, "content-length"), whole.len().to_string());
+    assert!(
+        head.headers().get("x-object-hash").is_none(),
+        "no hashmap of its own"
+    );
+    // Published, its segments are still read as the (anonymous) caller, who may not.
+    let response = demo
+        .send(Method::POST, "c/streamed", &[("X-Object-Public", "true")])
+        .await;
+    let public = header(
+        &expect(response, &[202], "publish").await,
+        "x-object-public",
+    );
+    assert_eq!(http().get(&public).send().await.unwrap().status(), 403);
     let response = demo
         .send(Method::GET, "c/streamed", &[("Range", "bytes=990-1110")])
         .await;

@@ -18,6 +18,7 @@ use super::listing::{self, Format};
 
 /// Swift's default limits, advertised by `/info`.
 pub(super) const MAX_DELETES: usize = 10_000;
+pub(super) const MAX_FAILED_DELETES: usize = 1000;
 /// The longest line: a container and an object name, every byte URL-encoded.
 const MAX_LINE: usize = 3 * (256 + 1024) + 2;
 
@@ -205,6 +206,13 @@ pub(super) async fn delete(
             }
             let outcome = delete_path(storage, who, project, line).await;
             tally.record(line, outcome);
+            if tally.errors.len() >= MAX_FAILED_DELETES {
+                tally.refused = Some((
+                    StatusCode::BAD_REQUEST,
+                    "Max delete failures exceeded".to_owned(),
+                ));
+                return Ok(tally.response(format));
+            }
         }
     }
     Ok(tally.response(format))

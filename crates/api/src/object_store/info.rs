@@ -23,13 +23,13 @@ pub(super) async fn handle() -> Json<Value> {
             "policies": [{ "name": "default", "default": true }],
         },
         "slo": {
-            "max_manifest_segments": 1000,
-            "max_manifest_size": 8 * 1024 * 1024,
+            "max_manifest_segments": nefos_storage::MAX_SEGMENTS,
+            "max_manifest_size": nefos_storage::MAX_MANIFEST_BYTES,
             "min_segment_size": 1,
         },
         "bulk_delete": {
-            "max_deletes_per_request": 10000,
-            "max_failed_deletes": 1000,
+            "max_deletes_per_request": super::bulk::MAX_DELETES,
+            "max_failed_deletes": super::bulk::MAX_FAILED_DELETES,
         },
         "account_quotas": {},
         "container_quotas": {},

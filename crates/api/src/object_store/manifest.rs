@@ -201,10 +201,21 @@ pub(super) fn as_served<'a>(object: &'a ObjectInfo, content: &Content) -> Cow<'a
     }
 }
 
-/// Swift quotes the ETag of a large object: it is not the MD5 of the bytes.
-pub(super) fn quote_etag(out: &mut HeaderMap, object: &ObjectInfo, content: &Content) {
-    if object.dynamic_manifest().is_some() || object.is_static_manifest() {
+/// The headers of a large object served as a whole: Swift quotes its ETag (it is not the
+/// MD5 of the bytes), and `X-Object-Hash` is left out unless the object's own hashmap
+/// holds the bytes served.
+pub(super) fn large_object_headers(
+    out: &mut HeaderMap,
+    object: &ObjectInfo,
+    content: &Content,
+    params: &Params,
+) {
+    let dynamic = object.dynamic_manifest().is_some() && !wants(params, "get");
+    if dynamic || object.is_static_manifest() {
         insert(out, "etag", &format!("\"{}\"", content.etag()));
+    }
+    if dynamic || !nefos_storage::has_own_blocks(object) {
+        out.remove("x-object-hash");
     }
 }
 

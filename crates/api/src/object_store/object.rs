@@ -144,7 +144,7 @@ impl Call<'_> {
         self.preconditions()?
             .check(&manifest::as_served(&object, &content), true)?;
         let mut out = object_headers(self.state, &object);
-        manifest::quote_etag(&mut out, &object, &content);
+        manifest::large_object_headers(&mut out, &object, &content, self.params);
         // Pithos: a sharee sees the object, not the public URL its owner made of it.
         if !Storage::can_access_account(self.who(), &target.project) {
             out.remove("x-object-public");

@@ -27,7 +27,7 @@ pub(super) async fn handle(
         .await?;
     let size = content.size();
     let mut out = object_headers(&state, &object);
-    super::manifest::quote_etag(&mut out, &object, &content);
+    super::manifest::large_object_headers(&mut out, &object, &content, &Default::default());
     // The owner's metadata, sharing and version history are not for the public.
     let private: Vec<_> = out
         .keys()
