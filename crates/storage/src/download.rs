@@ -9,7 +9,7 @@ use nefos_blocks::{BLOCK_SIZE, BlockHash, BlockStore};
 use crate::StorageError;
 
 /// Blocks fetched ahead of the one being sent.
-const READ_AHEAD: usize = 3;
+const READ_AHEAD: usize = 8;
 
 /// An inclusive byte range of an object, already resolved against its size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
