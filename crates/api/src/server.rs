@@ -111,7 +111,9 @@ pub async fn serve(
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
-        .max_buf_size(limits.max_header_bytes.max(8192));
+        // Room above the limit, so that a request somewhat over it is read whole and refused
+        // with a proper 431 by the middleware instead of a dropped connection.
+        .max_buf_size(limits.max_header_bytes.saturating_mul(4).max(8192));
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {

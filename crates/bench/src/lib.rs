@@ -188,6 +188,11 @@ where
         for (name, value) in &call.headers {
             request = request.header(*name, value.as_str());
         }
+        // The connection may still be finishing the previous exchange.
+        sender
+            .ready()
+            .await
+            .with_context(|| format!("connection closed before {} {}", call.method, call.path))?;
         let response = sender
             .send_request(request.body(Full::new(call.body))?)
             .await

@@ -14,7 +14,8 @@
 //! Prints each figure for both, the ratio nefos/Swift, and whether it meets the goal of
 //! issue #3: nefos ≥ 2× Swift on each. Small-object PUTs are bound by fsync latency on both
 //! sides and the machine may be shared, so `--rounds N` repeats the whole comparison
-//! (alternating which system goes first) and reports each figure's median.
+//! (alternating which system goes first) and reports, for each figure, the round with the
+//! median ratio.
 //!
 //! Run: `cargo build --release -p nefos -p nefos-bench && target/release/swift-compare`
 //! (the first run installs Swift into `.venv-swift` and memcached from Debian).
@@ -49,7 +50,8 @@ struct Args {
     /// GETs of the large object.
     #[arg(long, default_value_t = 3)]
     big_gets: u64,
-    /// Rounds of the whole comparison; the table gives each figure's median.
+    /// Rounds of the whole comparison; the final table gives, for each figure, the round
+    /// with the median ratio.
     #[arg(long, default_value_t = 1)]
     rounds: usize,
     /// Worker processes of each Swift server (SWIFT_WORKERS of the start script).
@@ -145,9 +147,13 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     if args.rounds > 1 {
-        println!("median of {} rounds:", args.rounds);
+        println!(
+            "median ratio of {} rounds (each figure from its median round):",
+            args.rounds
+        );
     }
-    print_table(&args, &median(&nefos_rounds), &median(&swift_rounds));
+    let (nefos, swift) = median(&nefos_rounds, &swift_rounds);
+    print_table(&args, &nefos, &swift);
     println!("load average at the end: {}", load_average());
     Ok(())
 }
@@ -192,17 +198,20 @@ async fn measure_nefos(
     measure(&target, args, big).await
 }
 
-/// Each figure's median over the rounds (the upper one of an even count), with the
-/// latencies of the round it came from.
-fn median(rounds: &[Figures]) -> Figures {
-    let figures = rounds.first().map_or(0, Vec::len);
+/// For each figure, both systems' figures from the round whose ratio nefos/Swift is the
+/// median (the upper one of an even count): the two sides of a ratio are always measured in
+/// the same round, minutes apart at most.
+fn median(nefos: &[Figures], swift: &[Figures]) -> (Figures, Figures) {
+    let figures = nefos.first().map_or(0, Vec::len);
     (0..figures)
         .map(|i| {
-            let mut values: Vec<&Figure> = rounds.iter().map(|r| &r[i]).collect();
-            values.sort_by(|a, b| a.value.total_cmp(&b.value));
-            values[values.len() / 2].clone()
+            let mut rounds: Vec<usize> = (0..nefos.len().min(swift.len())).collect();
+            let ratio = |r: usize| nefos[r][i].value / swift[r][i].value;
+            rounds.sort_by(|a, b| ratio(*a).total_cmp(&ratio(*b)));
+            let r = rounds[rounds.len() / 2];
+            (nefos[r][i].clone(), swift[r][i].clone())
         })
-        .collect()
+        .unzip()
 }
 
 /// The names of the figures, in the order [`measure`] produces them.
