@@ -1027,33 +1027,6 @@ async fn accounts_are_isolated_except_as_shared_or_published() {
 }
 
 /// `nefos object ARGS` as demo, against `url`; its output, which must say success.
-async fn object_cli(url: &str, password: &str, args: &[&str]) -> String {
-    let (url, password) = (url.to_owned(), password.to_owned());
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    tokio::task::spawn_blocking(move || {
-        let output = std::process::Command::new(binary())
-            .arg("object")
-            .args(&args)
-            .env("OS_AUTH_URL", format!("{url}/identity/v3"))
-            .env("OS_USERNAME", "demo")
-            .env("OS_PASSWORD", &password)
-            .env("OS_PROJECT_NAME", "demo")
-            .env_remove("OS_CLOUD")
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            output.status.success(),
-            "nefos object {args:?} failed:\n{stdout}\n{stderr}"
-        );
-        stdout
-    })
-    .await
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_object_client_sends_only_the_blocks_the_cloud_lacks() {
     let dir = tempfile::tempdir().unwrap();

@@ -78,7 +78,7 @@ struct Target {
     account: String,
 }
 
-/// Every figure of one system, in the order of [`FIGURES`].
+/// Every figure of one system, in the order of [`figure_names`].
 type Figures = Vec<Figure>;
 
 #[derive(Debug, Clone)]

@@ -324,7 +324,7 @@ async fn upload(
         sent as f64 * 100.0 / total as f64
     };
     println!(
-        "uploaded {total} bytes; sent {sent} bytes of block data ({percent:.2} %), the rest was already stored"
+        "uploaded {total} bytes; sent {sent} bytes ({percent:.3} %): hashmaps and the blocks the cloud lacked"
     );
     if let Some(first) = failures.first() {
         bail!("{} uploads failed; first: {first:#}", failures.len());
@@ -374,15 +374,17 @@ async fn upload_file(
         "bytes": hashmap.bytes,
         "hashes": hashmap.hashes.iter().map(BlockHash::to_hex).collect::<Vec<_>>(),
     });
+    let body = serde_json::to_vec(&body)?;
     let content_type = nefos_storage::guess_content_type(object);
     for attempt in 0..3 {
         let response = session
             .object(Method::PUT, &path)
             .query(&[("hashmap", ""), ("format", "json")])
             .header("Content-Type", content_type)
-            .json(&body)
+            .body(body.clone())
             .send()
             .await?;
+        sent.fetch_add(body.len() as u64, Ordering::Relaxed);
         if response.status() != StatusCode::CONFLICT {
             check(response, "storing the hashmap").await?;
             progress.inc(hashmap.bytes);

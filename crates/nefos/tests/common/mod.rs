@@ -212,3 +212,31 @@ pub fn admin_err(args: &[&str]) -> String {
     );
     stderr
 }
+
+/// `nefos object ARGS` as the demo user, which must succeed; its stdout.
+pub async fn object_cli(url: &str, password: &str, args: &[&str]) -> String {
+    let (url, password) = (url.to_owned(), password.to_owned());
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let output = std::process::Command::new(binary())
+            .arg("object")
+            .args(&args)
+            .env("OS_AUTH_URL", format!("{url}/identity/v3"))
+            .env("OS_USERNAME", "demo")
+            .env("OS_PASSWORD", &password)
+            .env("OS_PROJECT_NAME", "demo")
+            .env_remove("OS_CLOUD")
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "nefos object {args:?} failed:\n{stdout}\n{stderr}"
+        );
+        stdout
+    })
+    .await
+    .unwrap()
+}
