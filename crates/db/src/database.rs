@@ -4,6 +4,7 @@ use std::time::Duration;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Executor};
 
+use crate::transaction::WriterQueue;
 use crate::{DbError, Transaction};
 
 /// The engine behind a [`Database`].
@@ -67,6 +68,7 @@ const SQLITE_PRAGMAS: &[&str] = &[
 pub struct Database {
     pool: AnyPool,
     backend: Backend,
+    writers: WriterQueue,
 }
 
 impl Database {
@@ -103,7 +105,11 @@ impl Database {
                 url: redact(&url),
                 source,
             })?;
-        Ok(Database { pool, backend })
+        Ok(Database {
+            pool,
+            backend,
+            writers: WriterQueue::default(),
+        })
     }
 
     /// The URL of a SQLite database file at `path`.
@@ -124,11 +130,22 @@ impl Database {
     /// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes fails outright,
     /// without waiting, when another connection committed in between.
     pub async fn begin(&self) -> Result<Transaction, DbError> {
-        let begun = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
-        };
-        begun.map_err(DbError::query("begin a transaction"))
+        let failed = DbError::query("begin a transaction");
+        match self.backend {
+            Backend::Sqlite => {
+                let turn = self.writers.clone().lock_owned().await;
+                let tx = self
+                    .pool
+                    .begin_with("BEGIN IMMEDIATE")
+                    .await
+                    .map_err(failed)?;
+                Ok(Transaction::new(tx, Some(turn)))
+            }
+            Backend::Postgres => {
+                let tx = self.pool.begin().await.map_err(failed)?;
+                Ok(Transaction::new(tx, None))
+            }
+        }
     }
 
     /// Serialises the transactions that name `key` until `tx` ends. SQLite needs nothing:

@@ -12,12 +12,12 @@ pub mod identity;
 mod migrate;
 pub mod storage;
 pub mod time;
+mod transaction;
 
 pub use database::{Backend, Database, PoolSettings};
 pub use error::DbError;
 pub use migrate::{MIGRATIONS, Migration, SchemaStatus};
+pub use transaction::Transaction;
 
-/// A database transaction, whichever engine is behind it.
-pub type Transaction = sqlx::Transaction<'static, sqlx::Any>;
 /// A connection, whichever engine is behind it (a [`Transaction`] dereferences to one).
 pub type Connection = sqlx::AnyConnection;

@@ -218,7 +218,7 @@ pub async fn object_cli(url: &str, password: &str, args: &[&str]) -> String {
     let (url, password) = (url.to_owned(), password.to_owned());
     let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
     tokio::task::spawn_blocking(move || {
-        let output = std::process::Command::new(binary())
+        let output = Command::new(binary())
             .arg("object")
             .args(&args)
             .env("OS_AUTH_URL", format!("{url}/identity/v3"))
