@@ -132,6 +132,15 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     if let Some(url) = args.database {
         config.database = Some(url);
     }
+    // A mistyped --data would otherwise silently create an empty cloud to operate on.
+    let sqlite_file = config.data_dir.join("nefos.db");
+    if config.database.is_none() && !sqlite_file.exists() {
+        anyhow::bail!(
+            "no nefos database at {}: give the data directory of a cloud (`nefos up` creates \
+             one), --database URL or --config FILE",
+            sqlite_file.display()
+        );
+    }
     if let AdminCommand::Db(DbCommand::Status) = &args.command {
         let db = nefos_db::Database::connect(&config.database_url(), &Default::default()).await?;
         let binary = nefos_db::MIGRATIONS.last().map_or(0, |m| m.version);

@@ -327,3 +327,15 @@ async fn admin_project_commands_beside_a_running_cloud() {
     // and carol still holds her own project
     common::token(&client, url, "carol", "carol's password", Some("carol")).await;
 }
+
+#[test]
+fn a_data_directory_without_a_cloud_is_refused_not_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("nefos-dta");
+    let stderr = admin_err(&["--data", typo.to_str().unwrap(), "user", "list"]);
+    assert!(stderr.contains("no nefos database"), "{stderr}");
+    assert!(
+        !typo.join("nefos.db").exists(),
+        "an empty database was created"
+    );
+}
