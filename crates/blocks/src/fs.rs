@@ -502,3 +502,12 @@ fn register_instance(tmp_root: &Path) -> Result<InstanceLock> {
         });
     }
 }
+
+/// Asks the kernel to read these files into the page cache in the background.
+pub(crate) fn advise_will_need(paths: &[PathBuf]) {
+    for path in paths {
+        if let Ok(file) = File::open(path) {
+            let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::WillNeed);
+        }
+    }
+}

@@ -331,6 +331,16 @@ impl BlockStore {
         }
     }
 
+    /// Hints that these blocks will be read soon, so the `fs` backend asks the kernel to
+    /// start reading them (readahead into the page cache, no memory of ours). Best effort:
+    /// a failure only loses the hint. Nothing for `s3`.
+    pub async fn prefetch(&self, hashes: &[BlockHash]) {
+        if let Backend::Fs(fs) = &self.inner.backend {
+            let paths: Vec<_> = hashes.iter().map(|h| fs.block_path(h)).collect();
+            let _ = tokio::task::spawn_blocking(move || crate::fs::advise_will_need(&paths)).await;
+        }
+    }
+
     /// Whether the block is stored.
     pub async fn contains(&self, hash: &BlockHash) -> Result<bool> {
         let hash = *hash;

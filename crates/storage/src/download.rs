@@ -8,8 +8,12 @@ use nefos_blocks::{BLOCK_SIZE, BlockHash, BlockStore};
 
 use crate::StorageError;
 
-/// Blocks fetched ahead of the one being sent.
-const READ_AHEAD: usize = 8;
+/// Blocks read into memory ahead of the one being sent.
+const READ_AHEAD: usize = 4;
+
+/// Blocks the kernel is asked to bring into its page cache ahead of the one being sent:
+/// deep read-ahead for the disk without holding the bytes in our memory.
+const PREFETCH: usize = 16;
 
 /// An inclusive byte range of an object, already resolved against its size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,11 +49,27 @@ pub(crate) fn read(
     } else {
         (first / block_size)..end.div_ceil(block_size)
     };
+    let first_index = indices.start;
+    let last_index = indices.end;
     stream::iter(indices)
         .map(move |index| {
             let blocks = blocks.clone();
             let hashes = hashes.clone();
             async move {
+                // The first block asks for the whole window; each later one for the block
+                // that enters it.
+                let window = if index == first_index {
+                    index..(index + PREFETCH as u64).min(last_index)
+                } else {
+                    let entering = index + PREFETCH as u64 - 1;
+                    entering..(entering + 1).min(last_index)
+                };
+                let ahead: Vec<BlockHash> = window
+                    .filter_map(|i| hashes.get(usize::try_from(i).ok()?).copied())
+                    .collect();
+                if !ahead.is_empty() {
+                    blocks.prefetch(&ahead).await;
+                }
                 let block_start = index * block_size;
                 let block_len = (size - block_start).min(block_size);
                 let hash = usize::try_from(index)
