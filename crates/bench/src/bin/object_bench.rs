@@ -3,7 +3,8 @@
 //! (a) One 1 GiB object: PUT (streamed over HTTP, stored as blocks with fdatasync) against
 //!     `dd bs=4M conv=fdatasync` writing the same bytes next to it; GET against `dd` reading
 //!     that file back. Both sides read from and write to the same filesystem in the same
-//!     run; the page cache is dropped before each read (as root), so both read the disk.
+//!     run; the page cache is dropped before each read (as root), so both read the disk,
+//!     and the reads alternate over `--read-rounds` rounds, reporting medians.
 //!     Goal: ratio ≥ 0.8 for both.
 //! (c) Peak server RSS (VmHWM) during a 4 GiB upload. Goal: < 200 MiB.
 //!
@@ -28,6 +29,9 @@ struct Args {
     /// Size of the upload of (c), MiB (0 skips it).
     #[arg(long, default_value_t = 4096)]
     big_mib: u64,
+    /// Rounds of the read comparison (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    read_rounds: u32,
     /// Directory on the disk to measure (default: a temporary directory under /var/tmp).
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -70,11 +74,23 @@ async fn main() -> anyhow::Result<()> {
     let dd_copy = work.path().join("dd-copy");
     let dd_write = time(|| dd(&source, &dd_copy, true))?;
     let put = time_async(client.put_file("bench", "object", &source)).await?;
-    // (a) reads, each from a cold page cache, so both read the disk.
-    let cold = drop_caches();
-    let dd_read = time(|| dd(&dd_copy, Path::new("/dev/null"), false))?;
-    drop_caches();
-    let get = time_async(client.get_to_null("bench", "object", size)).await?;
+    // (a) reads, each from a cold page cache, so both read the disk. The disk's speed
+    // drifts from one second to the next (it is virtual, and shared), so the two take
+    // turns going first over several rounds and each figure is the median of its rounds.
+    let mut dd_reads = Vec::new();
+    let mut gets = Vec::new();
+    let mut cold = true;
+    for round in 0..args.read_rounds.max(1) {
+        for side in [round % 2, 1 - round % 2] {
+            cold &= drop_caches();
+            if side == 0 {
+                dd_reads.push(time(|| dd(&dd_copy, Path::new("/dev/null"), false))?);
+            } else {
+                gets.push(time_async(client.get_to_null("bench", "object", size)).await?);
+            }
+        }
+    }
+    let (dd_read, get) = (median(&mut dd_reads), median(&mut gets));
     if !cold {
         println!("(cannot drop the page cache without root: reads below are from memory)");
     }
@@ -165,6 +181,11 @@ fn dd(from: &Path, to: &Path, sync: bool) -> anyhow::Result<()> {
         bail!("dd failed: {status}");
     }
     Ok(())
+}
+
+fn median(durations: &mut [Duration]) -> Duration {
+    durations.sort_unstable();
+    durations[durations.len() / 2]
 }
 
 fn time(f: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<Duration> {
