@@ -77,6 +77,16 @@ impl IntoResponse for ApiError {
             "error": { "code": self.status.as_u16(), "title": title, "message": self.message }
         });
         let mut response = (self.status, Json(body)).into_response();
+        if matches!(
+            self.status,
+            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+        ) {
+            // The request was refused before it was read whole, so the connection cannot
+            // carry another one; saying so keeps clients from reusing it.
+            response
+                .headers_mut()
+                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             // Keystone names itself so clients know which credentials to present.
             response.headers_mut().insert(

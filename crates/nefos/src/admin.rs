@@ -132,9 +132,10 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     if let Some(url) = args.database {
         config.database = Some(url);
     }
-    // A mistyped --data would otherwise silently create an empty cloud to operate on.
+    // A mistyped --data would otherwise silently create an empty cloud to operate on; a
+    // configuration file names its database on purpose, so it may be created here.
     let sqlite_file = config.data_dir.join("nefos.db");
-    if config.database.is_none() && !sqlite_file.exists() {
+    if args.config.is_none() && config.database.is_none() && !sqlite_file.exists() {
         anyhow::bail!(
             "no nefos database at {}: give the data directory of a cloud (`nefos up` creates \
              one), --database URL or --config FILE",
