@@ -1,3 +1,5 @@
+use sqlx::any::AnyArguments;
+use sqlx::query::QueryAs;
 use sqlx::{Any, Executor};
 
 use crate::DbError;
@@ -36,6 +38,39 @@ pub struct NameRange {
     pub end_marker: Option<String>,
     pub limit: i64,
     pub reverse: bool,
+}
+
+impl NameRange {
+    /// The conditions on `column` for this range, as `$2` (prefix), `$3` and `$4` (bounds),
+    /// followed by `ORDER BY … LIMIT $5`; bind them with [`NameRange::bind`].
+    pub(crate) fn sql(&self, column: &str) -> String {
+        let order = if self.reverse { "DESC" } else { "ASC" };
+        format!(
+            "($2 IS NULL OR substr({column}, 1, length($2)) = $2)
+             AND ($3 IS NULL OR {column} > $3)
+             AND ($4 IS NULL OR {column} < $4)
+             ORDER BY {column} {order}
+             LIMIT $5"
+        )
+    }
+
+    /// Binds `$2`..`$5` of [`NameRange::sql`]. In reverse order the marker is the upper
+    /// bound and the end marker the lower one.
+    pub(crate) fn bind<'q, O>(
+        &'q self,
+        query: QueryAs<'q, Any, O, AnyArguments<'q>>,
+    ) -> QueryAs<'q, Any, O, AnyArguments<'q>> {
+        let (lower, upper) = if self.reverse {
+            (&self.end_marker, &self.marker)
+        } else {
+            (&self.marker, &self.end_marker)
+        };
+        query
+            .bind(&self.prefix)
+            .bind(lower)
+            .bind(upper)
+            .bind(self.limit)
+    }
 }
 
 const CONTAINER_COLUMNS: &str = "id, project_id, name, versioning, meta, created_at, updated_at";
@@ -141,8 +176,8 @@ pub async fn list_containers<'c>(
     project_id: &str,
     range: &NameRange,
 ) -> Result<Vec<ContainerListing>, DbError> {
-    let order = if range.reverse { "DESC" } else { "ASC" };
-    sqlx::query_as(&format!(
+    let range_sql = range.sql("c.name");
+    let sql = format!(
         "SELECT c.name,
                 (SELECT COUNT(*) FROM objects o WHERE o.container_id = c.id AND o.current) AS objects,
                 (SELECT CAST(COALESCE(SUM(o.size), 0) AS BIGINT) FROM objects o
@@ -150,18 +185,11 @@ pub async fn list_containers<'c>(
                 c.updated_at
          FROM containers c
          WHERE c.project_id = $1
-           AND ($2 IS NULL OR substr(c.name, 1, length($2)) = $2)
-           AND ($3 IS NULL OR c.name > $3)
-           AND ($4 IS NULL OR c.name < $4)
-         ORDER BY c.name {order}
-         LIMIT $5"
-    ))
-    .bind(project_id)
-    .bind(&range.prefix)
-    .bind(if range.reverse { &range.end_marker } else { &range.marker })
-    .bind(if range.reverse { &range.marker } else { &range.end_marker })
-    .bind(range.limit)
-    .fetch_all(ex)
-    .await
-    .map_err(DbError::query("list containers"))
+           AND {range_sql}"
+    );
+    range
+        .bind(sqlx::query_as(&sql).bind(project_id))
+        .fetch_all(ex)
+        .await
+        .map_err(DbError::query("list containers"))
 }

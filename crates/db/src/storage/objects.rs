@@ -201,7 +201,7 @@ pub async fn list_objects<'c>(
     range: &NameRange,
     until: Option<i64>,
 ) -> Result<Vec<ObjectRow>, DbError> {
-    let order = if range.reverse { "DESC" } else { "ASC" };
+    let range_sql = range.sql("o.name");
     let which = match until {
         None => "o.current".to_owned(),
         // The newest version at `until` of each name, unless that is a deletion marker.
@@ -212,32 +212,17 @@ pub async fn list_objects<'c>(
             .to_owned(),
     };
     let columns = OBJECT_COLUMNS.replace("CAST(current", "CAST(o.current");
-    sqlx::query_as(&format!(
+    let sql = format!(
         "SELECT {columns} FROM objects o
          WHERE o.container_id = $1 AND {which}
-           AND ($2 IS NULL OR substr(o.name, 1, length($2)) = $2)
-           AND ($3 IS NULL OR o.name > $3)
-           AND ($4 IS NULL OR o.name < $4)
-         ORDER BY o.name {order}
-         LIMIT $5"
-    ))
-    .bind(container_id)
-    .bind(&range.prefix)
-    .bind(if range.reverse {
-        &range.end_marker
-    } else {
-        &range.marker
-    })
-    .bind(if range.reverse {
-        &range.marker
-    } else {
-        &range.end_marker
-    })
-    .bind(range.limit)
-    .bind(until.unwrap_or(0))
-    .fetch_all(ex)
-    .await
-    .map_err(DbError::query("list objects"))
+           AND {range_sql}"
+    );
+    range
+        .bind(sqlx::query_as(&sql).bind(container_id))
+        .bind(until.unwrap_or(0))
+        .fetch_all(ex)
+        .await
+        .map_err(DbError::query("list objects"))
 }
 
 /// Whether a container holds any current object.

@@ -32,9 +32,9 @@ pub async fn list_containers_until<'c>(
     range: &NameRange,
     until: i64,
 ) -> Result<Vec<ContainerListing>, DbError> {
-    let order = if range.reverse { "DESC" } else { "ASC" };
+    let range_sql = range.sql("c.name");
     let live = as_of("c.id", "$6");
-    sqlx::query_as(&format!(
+    let sql = format!(
         "SELECT c.name,
                 (SELECT COUNT(*) FROM objects o WHERE {live}) AS objects,
                 (SELECT CAST(COALESCE(SUM(o.size), 0) AS BIGINT) FROM objects o
@@ -42,29 +42,14 @@ pub async fn list_containers_until<'c>(
                 c.updated_at
          FROM containers c
          WHERE c.project_id = $1 AND c.created_at <= $6
-           AND ($2 IS NULL OR substr(c.name, 1, length($2)) = $2)
-           AND ($3 IS NULL OR c.name > $3)
-           AND ($4 IS NULL OR c.name < $4)
-         ORDER BY c.name {order}
-         LIMIT $5"
-    ))
-    .bind(project_id)
-    .bind(&range.prefix)
-    .bind(if range.reverse {
-        &range.end_marker
-    } else {
-        &range.marker
-    })
-    .bind(if range.reverse {
-        &range.marker
-    } else {
-        &range.end_marker
-    })
-    .bind(range.limit)
-    .bind(until)
-    .fetch_all(ex)
-    .await
-    .map_err(DbError::query("list containers as they were"))
+           AND {range_sql}"
+    );
+    range
+        .bind(sqlx::query_as(&sql).bind(project_id))
+        .bind(until)
+        .fetch_all(ex)
+        .await
+        .map_err(DbError::query("list containers as they were"))
 }
 
 /// Objects and bytes of a container as it was at `until`.
@@ -112,8 +97,8 @@ pub async fn list_shared_containers<'c>(
     project_id: &str,
     range: &NameRange,
 ) -> Result<Vec<ContainerListing>, DbError> {
-    let order = if range.reverse { "DESC" } else { "ASC" };
-    sqlx::query_as(&format!(
+    let range_sql = range.sql("c.name");
+    let sql = format!(
         "SELECT c.name,
                 (SELECT COUNT(*) FROM objects o WHERE o.container_id = c.id AND o.current) AS objects,
                 (SELECT CAST(COALESCE(SUM(o.size), 0) AS BIGINT) FROM objects o
@@ -125,28 +110,13 @@ pub async fn list_shared_containers<'c>(
                        JOIN objects o ON o.container_id = p.container_id AND o.name = p.name
                                      AND o.current
                        WHERE p.container_id = c.id AND p.sharing IS NOT NULL)
-           AND ($2 IS NULL OR substr(c.name, 1, length($2)) = $2)
-           AND ($3 IS NULL OR c.name > $3)
-           AND ($4 IS NULL OR c.name < $4)
-         ORDER BY c.name {order}
-         LIMIT $5"
-    ))
-    .bind(project_id)
-    .bind(&range.prefix)
-    .bind(if range.reverse {
-        &range.end_marker
-    } else {
-        &range.marker
-    })
-    .bind(if range.reverse {
-        &range.marker
-    } else {
-        &range.end_marker
-    })
-    .bind(range.limit)
-    .fetch_all(ex)
-    .await
-    .map_err(DbError::query("list shared containers"))
+           AND {range_sql}"
+    );
+    range
+        .bind(sqlx::query_as(&sql).bind(project_id))
+        .fetch_all(ex)
+        .await
+        .map_err(DbError::query("list shared containers"))
 }
 
 /// A live object whose path carries sharing, with the container it is in.
