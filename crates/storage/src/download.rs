@@ -27,6 +27,7 @@ impl ByteRange {
         self.last - self.first + 1
     }
 
+    /// Never: a range holds at least its first byte.
     pub fn is_empty(&self) -> bool {
         false
     }

@@ -203,7 +203,6 @@ pub fn guess_content_type(name: &str) -> &'static str {
         "mp4" => "video/mp4",
         "mp3" => "audio/mpeg",
         "iso" => "application/x-iso9660-image",
-        "img" | "raw" | "qcow2" => "application/octet-stream",
         _ => "application/octet-stream",
     }
 }
