@@ -155,3 +155,21 @@ fn container_headers(info: &ContainerInfo) -> HeaderMap {
     headers::put_metadata(&mut out, "x-container-meta-", &info.meta);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::seconds_to_micros;
+
+    #[test]
+    fn until_is_read_without_float_rounding() {
+        assert_eq!(seconds_to_micros("1700000000"), Some(1_700_000_000_000_000));
+        assert_eq!(
+            seconds_to_micros("1700000000.5"),
+            Some(1_700_000_000_500_000)
+        );
+        assert_eq!(seconds_to_micros("1.123456789"), Some(1_123_456));
+        assert_eq!(seconds_to_micros("-1"), None);
+        assert_eq!(seconds_to_micros("1.x"), None);
+        assert_eq!(seconds_to_micros("soon"), None);
+    }
+}
