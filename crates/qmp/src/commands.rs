@@ -1,0 +1,129 @@
+//! The QMP commands nodes use, typed: each is a struct of its arguments that names its
+//! command and the shape of its reply.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A QMP command: its arguments serialize to the `arguments` object.
+pub trait QmpCommand: Serialize {
+    const NAME: &'static str;
+    type Reply: DeserializeOwned;
+}
+
+/// Commands whose reply is an empty object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct Empty {}
+
+macro_rules! no_argument_command {
+    ($(#[$doc:meta])* $ty:ident, $name:literal, $reply:ty) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, Default, Serialize)]
+        pub struct $ty {}
+
+        impl QmpCommand for $ty {
+            const NAME: &'static str = $name;
+            type Reply = $reply;
+        }
+    };
+}
+
+no_argument_command!(
+    /// The run state of the guest.
+    QueryStatus,
+    "query-status",
+    StatusInfo
+);
+no_argument_command!(
+    /// Resumes a paused guest.
+    Cont,
+    "cont",
+    Empty
+);
+no_argument_command!(
+    /// Pauses the guest's vCPUs.
+    Stop,
+    "stop",
+    Empty
+);
+no_argument_command!(
+    /// Presses the ACPI power button: the guest OS decides whether and how to shut down.
+    SystemPowerdown,
+    "system_powerdown",
+    Empty
+);
+no_argument_command!(
+    /// Resets the machine at once, as the reset button does.
+    SystemReset,
+    "system_reset",
+    Empty
+);
+no_argument_command!(
+    /// Ends QEMU at once. The reply may be lost as the process exits.
+    Quit,
+    "quit",
+    Empty
+);
+no_argument_command!(
+    /// The block devices and their backing chains.
+    QueryBlock,
+    "query-block",
+    Vec<Value>
+);
+no_argument_command!(
+    /// The version of the QEMU on the other end.
+    QueryVersion,
+    "query-version",
+    VersionInfo
+);
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct StatusInfo {
+    pub running: bool,
+    /// QEMU's `RunState`: `running`, `paused`, `shutdown`, `inmigrate`, `postmigrate`, …
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct VersionInfo {
+    pub qemu: VersionTriple,
+    pub package: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct VersionTriple {
+    pub major: u32,
+    pub minor: u32,
+    pub micro: u32,
+}
+
+/// Adds a block node; the arguments are QEMU's `BlockdevOptions`, passed through.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct BlockdevAdd(pub Value);
+
+impl QmpCommand for BlockdevAdd {
+    const NAME: &'static str = "blockdev-add";
+    type Reply = Empty;
+}
+
+/// Plugs a device; the arguments are the device's properties, `driver` and `id` among them.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct DeviceAdd(pub Value);
+
+impl QmpCommand for DeviceAdd {
+    const NAME: &'static str = "device_add";
+    type Reply = Empty;
+}
+
+/// Asks the guest to release a device; completion is the `DEVICE_DELETED` event.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceDel {
+    pub id: String,
+}
+
+impl QmpCommand for DeviceDel {
+    const NAME: &'static str = "device_del";
+    type Reply = Empty;
+}
