@@ -118,6 +118,12 @@ function str(    out, c, e, cp, lo) {
     for (;;) {
         if (pos > n)
             fail("unterminated string")
+        # Plain runs are taken whole: a character at a time is slow under emulation.
+        if (match(substr(doc, pos, 256), /^[^"\\]+/)) {
+            out = out substr(doc, pos, RLENGTH)
+            pos += RLENGTH
+            continue
+        }
         c = substr(doc, pos++, 1)
         if (c == "\"")
             return out
