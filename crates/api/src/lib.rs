@@ -7,6 +7,7 @@ mod catalog;
 mod error;
 mod extract;
 mod identity;
+mod internal;
 mod middleware;
 mod object_store;
 pub mod server;
@@ -15,7 +16,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
+use nefos_compute::NodeRegistry;
 use nefos_identity::Identity;
+use nefos_node_api::ClusterSecret;
 use nefos_storage::Storage;
 
 pub use catalog::{Catalog, CatalogService};
@@ -27,16 +30,27 @@ pub use server::{HttpLimits, TlsFiles};
 pub struct ApiState {
     pub identity: Identity,
     pub storage: Storage,
+    pub nodes: NodeRegistry,
+    /// What node agents present; without it the internal API refuses every call.
+    pub cluster_secret: Option<ClusterSecret>,
     pub catalog: Arc<Catalog>,
 }
 
 impl ApiState {
     pub fn new(identity: Identity, storage: Storage, public_url: &str) -> Self {
         ApiState {
+            nodes: NodeRegistry::new(identity.database().clone()),
             identity,
             storage,
+            cluster_secret: None,
             catalog: Arc::new(Catalog::new(public_url)),
         }
+    }
+
+    /// Opens the internal API to node agents that present `secret`.
+    pub fn with_cluster_secret(mut self, secret: ClusterSecret) -> Self {
+        self.cluster_secret = Some(secret);
+        self
     }
 
     pub fn public_url(&self) -> &str {
@@ -51,6 +65,10 @@ pub fn router(state: ApiState, limits: &HttpLimits) -> Router {
         .route("/healthz", get(health))
         .nest("/identity", identity::router())
         .nest("/object", object_store::router())
+        .nest(
+            nefos_node_api::INTERNAL_PREFIX,
+            internal::router(state.clone()),
+        )
         .merge(object_store::root_router())
         .fallback(error::unknown_route)
         .with_state(state)

@@ -5,6 +5,7 @@
 //! are written once in the SQL both engines accept (`$N` placeholders, portable types: text
 //! ids, `BIGINT` microsecond timestamps, `BOOLEAN`), and run through sqlx's `Any` driver.
 
+pub mod compute;
 mod database;
 mod error;
 mod flag;

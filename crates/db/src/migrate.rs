@@ -29,6 +29,11 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "storage",
         sql: include_str!("../migrations/0002_storage.sql"),
     },
+    Migration {
+        version: 3,
+        name: "compute_nodes",
+        sql: include_str!("../migrations/0003_compute_nodes.sql"),
+    },
 ];
 
 /// Where a database's schema stands relative to this binary.

@@ -45,6 +45,15 @@ enum AdminCommand {
     /// The block store shared by objects, images and snapshots.
     #[command(subcommand)]
     Blocks(BlocksCommand),
+    /// Compute nodes.
+    #[command(subcommand)]
+    Node(NodeCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum NodeCommand {
+    /// The registered nodes, their capacity and when each was last heard from.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -156,6 +165,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Blocks(command) => {
             blocks(&config, identity.database().clone(), command).await
         }
+        AdminCommand::Node(NodeCommand::List) => list_nodes(identity.database().clone()).await,
         // Opening the database above migrated it.
         AdminCommand::Db(_) => {
             println!(
@@ -339,6 +349,44 @@ fn print_projects(projects: &[Project]) {
         ]);
     }
     println!("{table}");
+}
+
+/// A node that missed this many heartbeats is shown as down.
+const MISSED_HEARTBEATS: u32 = 3;
+
+async fn list_nodes(db: nefos_db::Database) -> anyhow::Result<()> {
+    let nodes = nefos_compute::NodeRegistry::new(db).list().await?;
+    let now = nefos_db::time::now_micros();
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header([
+        "id",
+        "state",
+        "rpc",
+        "cpus",
+        "ram MiB",
+        "disk free GiB",
+        "VMs",
+        "accel",
+        "guest CPU",
+        "last heartbeat",
+    ]);
+    for node in nodes {
+        let alive = node.is_alive(now, Duration::from_secs(10) * MISSED_HEARTBEATS);
+        table.add_row([
+            node.info.id.clone(),
+            if alive { "up" } else { "down" }.to_owned(),
+            node.info.rpc_url.clone(),
+            node.info.cpus.to_string(),
+            node.info.ram_mib.to_string(),
+            (node.info.disk_free_bytes >> 30).to_string(),
+            node.running_vms.to_string(),
+            node.info.accelerator.as_str().to_owned(),
+            node.info.guest_cpu_model.clone(),
+            from_micros(node.heartbeat_at).to_rfc3339(),
+        ]);
+    }
+    println!("{table}");
+    Ok(())
 }
 
 async fn blocks(

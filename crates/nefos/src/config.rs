@@ -10,6 +10,7 @@ use nefos_api::{HttpLimits, TlsFiles};
 use nefos_blocks::BlockStoreConfig;
 use nefos_db::{Database, PoolSettings};
 use nefos_identity::IdentityConfig;
+use nefos_node_api::ClusterSecret;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -30,6 +31,9 @@ pub struct Config {
     pub tls: Option<TlsSection>,
     /// Where object, image and snapshot blocks live. Default: `fs` in `DATA_DIR/blocks`.
     pub blocks: Option<BlockStoreConfig>,
+    /// The secret node agents and the control plane share. Default:
+    /// `DATA_DIR/cluster-secret`, generated on first start.
+    pub cluster_secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -72,6 +76,7 @@ impl Default for Config {
             http: HttpSection::default(),
             tls: None,
             blocks: None,
+            cluster_secret_file: None,
         }
     }
 }
@@ -129,6 +134,22 @@ impl Config {
         self.blocks.clone().unwrap_or_else(|| BlockStoreConfig::Fs {
             path: self.data_dir.join("blocks"),
         })
+    }
+
+    pub fn cluster_secret_path(&self) -> PathBuf {
+        self.cluster_secret_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("cluster-secret"))
+    }
+
+    /// The cluster secret, created (0600) on first use.
+    pub fn cluster_secret(&self) -> anyhow::Result<ClusterSecret> {
+        let path = self.cluster_secret_path();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        Ok(ClusterSecret::load_or_create(&path)?)
     }
 
     pub fn identity_config(&self) -> IdentityConfig {

@@ -3,6 +3,7 @@
 mod admin;
 mod client;
 mod config;
+mod node;
 mod server;
 mod telemetry;
 mod up;
@@ -28,7 +29,9 @@ enum Command {
     Up(up::UpArgs),
     /// Runs the control plane: every HTTP API, from a configuration file.
     Serve(server::ServeArgs),
-    /// Operator commands on the database: users, projects, blocks, schema.
+    /// Runs the node agent of a hypervisor host: QEMU VMs for the control plane.
+    Node(node::NodeArgs),
+    /// Operator commands on the database: users, projects, nodes, blocks, schema.
     Admin(admin::AdminArgs),
     /// Files in the object store: list, upload, download, delete, share, publish.
     Object {
@@ -43,7 +46,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Servers log their work; one-shot commands only what goes wrong.
     let default_log = match cli.command {
-        Command::Up(_) | Command::Serve(_) => "info",
+        Command::Up(_) | Command::Serve(_) | Command::Node(_) => "info",
         Command::Admin(_) | Command::Object { .. } => "warn",
     };
     let _log = telemetry::init(default_log);
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Up(args) => up::run(args).await,
             Command::Serve(args) => server::run(args).await,
+            Command::Node(args) => node::run(args).await,
             Command::Admin(args) => admin::run(args).await,
             Command::Object { cloud, command } => {
                 let session = client::Session::login(&cloud).await?;

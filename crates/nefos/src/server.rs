@@ -83,7 +83,8 @@ impl ControlPlane {
             self.identity.clone(),
             self.storage.clone(),
             &self.public_url,
-        );
+        )
+        .with_cluster_secret(config.cluster_secret()?);
         let app = nefos_api::router(state, &limits);
         let purge = tokio::spawn(purge_expired_tokens(self.identity.clone()));
         let expirer = tokio::spawn(expire_objects(self.storage.clone()));
@@ -138,7 +139,7 @@ async fn expire_objects(storage: Storage) {
     }
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -11,7 +11,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use nefos_identity::{Caller, Identity, IdentityError, NewUser};
+use nefos_identity::{
+    Caller, Identity, IdentityError, NewUser, PasswordCredentials, Scope, UserRef,
+};
+use nefos_node::{NodeAgent, NodeConfig};
+use nefos_storage::{Accessor, ContainerUpdate, VersionSelector, WriteOptions};
 use rand::Rng;
 use rand::distributions::Alphanumeric;
 use rand::rngs::OsRng;
@@ -33,6 +37,23 @@ pub struct UpArgs {
     /// Database URL instead of the SQLite file in the data directory.
     #[arg(long)]
     database: Option<String>,
+    /// Do not run a node agent (no VMs on this machine).
+    #[arg(long)]
+    no_node: bool,
+    /// Where the node agent's RPC API listens (default: a free loopback port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    node_listen: SocketAddr,
+    /// The node agent's accelerator.
+    #[arg(long, value_enum, default_value = "auto")]
+    accelerator: crate::node::AcceleratorArg,
+    /// The demo guest image to upload into the object store (once); built by
+    /// scripts/build-guest-image. Skipped if the file does not exist.
+    #[arg(
+        long,
+        env = "NEFOS_GUEST_IMAGE",
+        default_value = "target/guest/nefos-tiny.raw"
+    )]
+    guest_image: PathBuf,
 }
 
 /// The users `nefos up` provides: the cloud administrator and a regular user to try it as.
@@ -81,6 +102,17 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             created.push((name, password));
         }
     }
+    let guest_image =
+        match import_guest_image(&control_plane, &credentials, &args.guest_image).await {
+            Ok(imported) => imported,
+            Err(error) => {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "cannot import the demo guest image"
+                );
+                None
+            }
+        };
     let clouds_path = args.data.join("clouds.yaml");
     write_private(
         &clouds_path,
@@ -91,8 +123,116 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         &args.data,
         &created,
         &clouds_path,
+        guest_image.as_deref(),
     );
-    control_plane.serve(&config).await
+    if args.no_node {
+        return control_plane.serve(&config).await;
+    }
+    let node = NodeConfig {
+        id: Some("local".to_owned()),
+        listen: args.node_listen,
+        advertise_url: None,
+        data_dir: args.data.join("node"),
+        control_plane_url: control_plane.public_url.clone(),
+        cluster_secret_file: config.cluster_secret_path(),
+        accelerator: args.accelerator.into(),
+        ..NodeConfig::default()
+    };
+    // The secret must exist before the agent reads it.
+    config.cluster_secret()?;
+    let node = tokio::spawn(async move {
+        match NodeAgent::start(&node).await {
+            Ok(agent) => {
+                println!(
+                    "  node agent:             {} (RPC {})",
+                    agent.info().id,
+                    agent.info().rpc_url
+                );
+                if let Err(error) = agent.serve(crate::server::shutdown_signal()).await {
+                    tracing::error!(error = %nefos_api::error_chain(&error), "node agent failed");
+                }
+            }
+            Err(error) => {
+                tracing::error!(error = %nefos_api::error_chain(&error), "no node agent: VMs cannot run here");
+            }
+        }
+    });
+    let served = control_plane.serve(&config).await;
+    node.abort();
+    served
+}
+
+/// The container in the admin's object store that holds the demo guest image.
+const IMAGES_CONTAINER: &str = "images";
+
+/// Uploads the demo guest image into the admin's `images` container unless it is there.
+/// Returns the object's path when the image is in the store.
+async fn import_guest_image(
+    control_plane: &ControlPlane,
+    credentials: &BTreeMap<String, String>,
+    image: &Path,
+) -> anyhow::Result<Option<String>> {
+    let Some(name) = image.file_name().and_then(|n| n.to_str()) else {
+        return Ok(None);
+    };
+    if !image.exists() {
+        return Ok(None);
+    }
+    let password = credentials
+        .get(ADMIN_USER)
+        .context("no admin password in the credentials file")?;
+    let token = control_plane
+        .identity
+        .authenticate_password(
+            PasswordCredentials {
+                user: UserRef::Name(ADMIN_USER.to_owned()),
+                password: password.clone(),
+            },
+            Scope::ProjectName(ADMIN_USER.to_owned()),
+        )
+        .await?;
+    let who = Accessor::Token(&token.context);
+    let project = token
+        .context
+        .project_id()
+        .context("the admin token has no project")?
+        .to_owned();
+    let storage = &control_plane.storage;
+    let path = format!("{IMAGES_CONTAINER}/{name}");
+    let existing = storage
+        .object(
+            who,
+            &project,
+            IMAGES_CONTAINER,
+            name,
+            VersionSelector::Current,
+        )
+        .await;
+    if existing.is_ok() {
+        return Ok(Some(path));
+    }
+    storage
+        .put_container(who, &project, IMAGES_CONTAINER, &ContainerUpdate::default())
+        .await?;
+    let file = tokio::fs::File::open(image)
+        .await
+        .with_context(|| format!("cannot open {}", image.display()))?;
+    let chunks = futures::stream::try_unfold(file, |mut file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut chunk = vec![0u8; 1 << 20];
+        let read = file.read(&mut chunk).await?;
+        chunk.truncate(read);
+        Ok::<_, std::io::Error>((read > 0).then(|| (bytes::Bytes::from(chunk), file)))
+    });
+    let options = WriteOptions {
+        content_type: Some("application/octet-stream".to_owned()),
+        ..WriteOptions::default()
+    };
+    storage
+        .put_object(who, &project, IMAGES_CONTAINER, name, chunks, options)
+        .await?;
+    tracing::info!(%path, "imported the demo guest image");
+    Ok(Some(path))
 }
 
 async fn user_exists(identity: &Identity, name: &str) -> anyhow::Result<bool> {
@@ -193,7 +333,13 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_banner(public_url: &str, data: &Path, created: &[(&str, String)], clouds: &Path) {
+fn print_banner(
+    public_url: &str,
+    data: &Path,
+    created: &[(&str, String)],
+    clouds: &Path,
+    guest_image: Option<&str>,
+) {
     println!("nefos is up");
     println!("  identity (Keystone v3): {public_url}/identity/v3");
     println!("  data directory:         {}", data.display());
@@ -212,6 +358,9 @@ fn print_banner(public_url: &str, data: &Path, created: &[(&str, String)], cloud
         }
     }
     println!("  clouds.yaml:            {}", clouds.display());
+    if let Some(path) = guest_image {
+        println!("  guest image:            {path} (in admin's object store)");
+    }
     println!(
         "try: OS_CLIENT_CONFIG_FILE={} openstack --os-cloud nefos-demo token issue",
         clouds.display()

@@ -25,11 +25,13 @@ pub struct NefosProcess {
 }
 
 impl NefosProcess {
-    /// Runs `nefos up --data DATA --listen 127.0.0.1:PORT` and waits until it serves.
+    /// Runs `nefos up --no-node --data DATA --listen 127.0.0.1:PORT` (a control plane
+    /// without a node agent) and waits until it serves.
     pub fn up(binary: &Path, data: &Path, extra: &[&str]) -> NefosProcess {
         let port = free_port();
         let mut args = vec![
             "up".to_owned(),
+            "--no-node".to_owned(),
             "--data".to_owned(),
             data.display().to_string(),
             "--listen".to_owned(),

@@ -1,0 +1,5 @@
+//! Queries of compute: the nodes that run VMs.
+
+mod nodes;
+
+pub use nodes::*;

@@ -1,0 +1,87 @@
+//! `nefos node`: the node agent of a hypervisor host.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use nefos_node::{AcceleratorChoice, NodeAgent, NodeConfig};
+
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// Configuration file (TOML, the fields of docs/configuration.md's `nefos node`).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// This node's id in the cloud (default: the host name).
+    #[arg(long)]
+    id: Option<String>,
+    /// Where VMs and the image cache live.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Where the RPC API listens.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// The control plane's URL.
+    #[arg(long)]
+    control_plane: Option<String>,
+    /// The file holding the cluster secret.
+    #[arg(long)]
+    cluster_secret_file: Option<PathBuf>,
+    #[arg(long, value_enum)]
+    accelerator: Option<AcceleratorArg>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AcceleratorArg {
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+impl From<AcceleratorArg> for AcceleratorChoice {
+    fn from(arg: AcceleratorArg) -> Self {
+        match arg {
+            AcceleratorArg::Auto => AcceleratorChoice::Auto,
+            AcceleratorArg::Kvm => AcceleratorChoice::Kvm,
+            AcceleratorArg::Tcg => AcceleratorChoice::Tcg,
+        }
+    }
+}
+
+pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read configuration file {}", path.display()))?;
+            toml::from_str::<NodeConfig>(&text)
+                .with_context(|| format!("invalid configuration in {}", path.display()))?
+        }
+        None => NodeConfig::default(),
+    };
+    if let Some(id) = args.id {
+        config.id = Some(id);
+    }
+    if let Some(data) = args.data {
+        config.data_dir = data;
+    }
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(url) = args.control_plane {
+        config.control_plane_url = url;
+    }
+    if let Some(file) = args.cluster_secret_file {
+        config.cluster_secret_file = file;
+    }
+    if let Some(accelerator) = args.accelerator {
+        config.accelerator = accelerator.into();
+    }
+    let agent = NodeAgent::start(&config).await?;
+    println!(
+        "nefos node {} serving its RPC API at {}",
+        agent.info().id,
+        agent.info().rpc_url
+    );
+    agent.serve(crate::server::shutdown_signal()).await?;
+    Ok(())
+}

@@ -1,0 +1,20 @@
+//! The RPC between the control plane and node agents (DESIGN §2, §5).
+//!
+//! Nodes serve `/rpc/v1/…` and the control plane serves `/internal/v1/…`; both are
+//! HTTP/JSON authenticated with the cluster secret and never exposed to tenants. Every
+//! operation on a VM carries a generation number chosen by the control plane: a node
+//! refuses a generation older than the last it applied to that VM, and treats the same
+//! generation again as a retry, so every call is safe to repeat.
+
+mod client;
+mod secret;
+mod types;
+
+pub use client::{NodeClient, NodeClientError};
+pub use secret::{ClusterSecret, SecretError};
+pub use types::*;
+
+/// Where a node serves its RPC API.
+pub const RPC_PREFIX: &str = "/rpc/v1";
+/// Where the control plane serves what nodes call.
+pub const INTERNAL_PREFIX: &str = "/internal/v1";

@@ -1,0 +1,224 @@
+//! What travels between control plane and nodes.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// An image as its content: the Pithos hashmap of its bytes (hex SHA-256 of each 4 MiB
+/// block, trailing zeros stripped) and its size. A node caches images by this content, so
+/// the control plane's names for them do not matter to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageContent {
+    pub size: u64,
+    pub block_size: u64,
+    pub hashes: Vec<String>,
+}
+
+/// Which layout the config drive uses; both are read by cloud-init.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfigDriveLayout {
+    /// OpenStack's config drive: ISO 9660 labelled `config-2`, `openstack/latest/…`.
+    #[default]
+    OpenStack,
+    /// cloud-init's NoCloud: ISO 9660 labelled `cidata`, `meta-data`, `user-data`, ….
+    NoCloud,
+}
+
+/// What the guest learns from its config drive.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestConfig {
+    pub hostname: String,
+    #[serde(default)]
+    pub layout: ConfigDriveLayout,
+    /// The initial password of the guest's administrator account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_pass: Option<String>,
+    /// SSH public keys by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub public_keys: BTreeMap<String, String>,
+    /// User data, base64-encoded as in Nova's API (it may be binary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_data: Option<String>,
+}
+
+/// A network interface of a VM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum NicSpec {
+    /// QEMU's user-mode network, closed to the outside (`restrict=on`): the guest reaches
+    /// nothing, and the node forwards a port on its loopback to each listed guest TCP port.
+    UserForward {
+        mac: String,
+        #[serde(default)]
+        forward_tcp: Vec<u16>,
+    },
+}
+
+/// Everything a node needs to run a VM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmSpec {
+    /// The user's name for the VM (shown in QEMU's process list).
+    pub name: String,
+    pub vcpus: u32,
+    pub ram_mib: u64,
+    /// Size of the root disk; at least the image's size.
+    pub disk_bytes: u64,
+    pub image: ImageContent,
+    pub guest: GuestConfig,
+    #[serde(default)]
+    pub nics: Vec<NicSpec>,
+}
+
+/// Whether a VM should be running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PowerState {
+    Running,
+    Stopped,
+}
+
+/// Define the VM if the node lacks it (disk, config drive), then bring it to `power`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnsureVm {
+    pub generation: u64,
+    pub spec: VmSpec,
+    pub power: PowerState,
+}
+
+/// Stop: ACPI power button, then, after `timeout_seconds`, force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopVm {
+    pub generation: u64,
+    #[serde(default = "default_stop_timeout")]
+    pub timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartVm {
+    pub generation: u64,
+}
+
+/// Reboot: `hard` resets the machine; soft asks the guest to shut down (ACPI) and starts
+/// it again, resetting it instead if it has not stopped after `timeout_seconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RebootVm {
+    pub generation: u64,
+    #[serde(default)]
+    pub hard: bool,
+    #[serde(default = "default_stop_timeout")]
+    pub timeout_seconds: u64,
+}
+
+pub fn default_stop_timeout() -> u64 {
+    60
+}
+
+/// What a VM is doing, as the node sees it now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VmState {
+    /// QEMU runs and the guest's vCPUs run.
+    Running,
+    /// QEMU runs with the vCPUs paused (or in another non-running QEMU state).
+    Paused,
+    /// No QEMU process.
+    Stopped,
+}
+
+/// A guest TCP port and the node's loopback port forwarded to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortForward {
+    pub guest: u16,
+    pub host: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskStatus {
+    pub virtual_bytes: u64,
+    /// Bytes the VM's own overlay occupies on the node's disk.
+    pub allocated_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmStatus {
+    pub id: String,
+    pub name: String,
+    /// The last generation the node applied to this VM.
+    pub generation: u64,
+    /// What the control plane last asked for.
+    pub power: PowerState,
+    pub state: VmState,
+    /// QEMU's own run state (`running`, `paused`, `shutdown`, …) when it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qemu_status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(default)]
+    pub forwards: Vec<PortForward>,
+    pub disk: DiskStatus,
+    /// The content id of the image the root disk grew from.
+    pub image_id: String,
+}
+
+/// The tail of a VM's serial console.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsoleOutput {
+    pub output: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Accelerator {
+    Kvm,
+    Tcg,
+}
+
+impl Accelerator {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Accelerator::Kvm => "kvm",
+            Accelerator::Tcg => "tcg",
+        }
+    }
+}
+
+/// A node as it registers with the control plane.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub id: String,
+    /// Where the node serves its RPC API.
+    pub rpc_url: String,
+    pub cpus: u32,
+    pub ram_mib: u64,
+    /// Free and total bytes where the node keeps disks and its image cache.
+    pub disk_free_bytes: u64,
+    pub disk_total_bytes: u64,
+    /// The CPU model given to guests (a named baseline, so that VMs can move between
+    /// hosts), and the host's own.
+    pub guest_cpu_model: String,
+    pub host_cpu: String,
+    pub accelerator: Accelerator,
+    pub qemu_version: String,
+    pub agent_version: String,
+}
+
+/// A node's periodic sign of life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub running_vms: u32,
+    pub disk_free_bytes: u64,
+}
+
+/// An error in the OpenStack shape: `{"error": {"code", "title", "message"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: u16,
+    pub title: String,
+    pub message: String,
+}

@@ -1,0 +1,278 @@
+//! `nefos node`: the agent on a hypervisor host. It takes the node's lock, adopts the VMs
+//! already running, registers with the control plane, heartbeats, and serves the RPC API.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nefos_node_api::{Accelerator, ClusterSecret, Heartbeat, NodeInfo};
+use serde::Deserialize;
+use thiserror::Error;
+use tokio::net::TcpListener;
+
+use crate::control_plane::ControlPlaneClient;
+use crate::image_cache::{CacheError, ImageCache};
+use crate::qemu::QemuSettings;
+use crate::rpc::{self, RpcState};
+use crate::vm::{VmError, VmManager};
+use crate::{accel, host};
+
+/// Which accelerator to use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AcceleratorChoice {
+    /// KVM if a probe guest boots under it, else TCG.
+    #[default]
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+/// The node agent's settings (the `[node]` part of the configuration file).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// This node's name in the cloud. Default: the host name.
+    pub id: Option<String>,
+    /// Where the RPC API listens.
+    pub listen: SocketAddr,
+    /// The URL the control plane reaches the RPC API at. Default: `http://<listen>`.
+    pub advertise_url: Option<String>,
+    /// Where VMs and the image cache live. Keep the path short: QEMU's unix sockets live
+    /// under it and their paths may not exceed 107 bytes.
+    pub data_dir: PathBuf,
+    /// The control plane's URL.
+    pub control_plane_url: String,
+    /// A file holding the cluster secret.
+    pub cluster_secret_file: PathBuf,
+    pub accelerator: AcceleratorChoice,
+    /// The CPU model guests see. A named baseline lets VMs move between hosts of
+    /// different CPU generations and vendors.
+    pub cpu_model: String,
+    pub qemu_binary: PathBuf,
+    pub heartbeat_seconds: u64,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            id: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            advertise_url: None,
+            data_dir: PathBuf::from("nefos-node"),
+            control_plane_url: "http://127.0.0.1:8080".to_owned(),
+            cluster_secret_file: PathBuf::from("nefos-data/cluster-secret"),
+            accelerator: AcceleratorChoice::Auto,
+            cpu_model: DEFAULT_CPU_MODEL.to_owned(),
+            qemu_binary: PathBuf::from("qemu-system-x86_64"),
+            heartbeat_seconds: 10,
+        }
+    }
+}
+
+/// x86-64-v2 (SSE4.2, POPCNT, CX16) on QEMU's vendor-neutral model: runs under TCG and on
+/// every Intel and AMD host of the last decade.
+pub const DEFAULT_CPU_MODEL: &str = "qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt,+cx16";
+
+#[derive(Debug, Error)]
+pub enum AgentError {
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot use the data directory {path}")]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("another node agent already uses {path}")]
+    Locked { path: PathBuf },
+    #[error("cannot load the cluster secret")]
+    Secret(#[source] nefos_node_api::SecretError),
+    #[error("the accelerator {accelerator} does not run guests here: {reason}")]
+    Accelerator {
+        accelerator: &'static str,
+        reason: String,
+    },
+    #[error("cannot open the image cache")]
+    Cache(#[source] CacheError),
+    #[error("cannot open the VMs")]
+    Vms(#[source] VmError),
+    #[error("the RPC server failed")]
+    Serve(#[source] std::io::Error),
+}
+
+/// A node agent that has its lock, its VMs and its port, ready to serve.
+#[derive(Debug)]
+pub struct NodeAgent {
+    listener: TcpListener,
+    state: RpcState,
+    control_plane: ControlPlaneClient,
+    heartbeat: Duration,
+    _lock: std::fs::File,
+}
+
+impl NodeAgent {
+    pub async fn start(config: &NodeConfig) -> Result<NodeAgent, AgentError> {
+        let data = &config.data_dir;
+        let dir_error = |source| AgentError::DataDir {
+            path: data.clone(),
+            source,
+        };
+        std::fs::create_dir_all(data).map_err(dir_error)?;
+        let lock = lock_data_dir(data)?;
+        let secret =
+            ClusterSecret::load(&config.cluster_secret_file).map_err(AgentError::Secret)?;
+        let accelerator = match config.accelerator {
+            AcceleratorChoice::Auto => accel::choose(&config.qemu_binary).await,
+            AcceleratorChoice::Kvm => {
+                accel::probe(&config.qemu_binary, Accelerator::Kvm)
+                    .await
+                    .map_err(|reason| AgentError::Accelerator {
+                        accelerator: "kvm",
+                        reason,
+                    })?;
+                Accelerator::Kvm
+            }
+            AcceleratorChoice::Tcg => Accelerator::Tcg,
+        };
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| AgentError::Listen {
+                    addr: config.listen,
+                    source,
+                })?;
+        let local = listener.local_addr().map_err(|source| AgentError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+        let control_plane = ControlPlaneClient::new(&config.control_plane_url, secret.clone());
+        let cache = ImageCache::open(&data.join("images")).map_err(AgentError::Cache)?;
+        let qemu = QemuSettings {
+            binary: config.qemu_binary.clone(),
+            accelerator,
+            cpu_model: config.cpu_model.clone(),
+        };
+        let vms = VmManager::open(&data.join("vms"), cache, qemu, control_plane.clone())
+            .map_err(AgentError::Vms)?;
+        let (disk_free_bytes, disk_total_bytes) = host::disk_space(data);
+        let info = NodeInfo {
+            id: config.id.clone().unwrap_or_else(default_node_id),
+            rpc_url: config
+                .advertise_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{local}")),
+            cpus: host::cpus(),
+            ram_mib: host::ram_mib(),
+            disk_free_bytes,
+            disk_total_bytes,
+            guest_cpu_model: config.cpu_model.clone(),
+            host_cpu: host::cpu_model(),
+            accelerator,
+            qemu_version: host::qemu_version(&config.qemu_binary).await,
+            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+        };
+        tracing::info!(node = %info.id, rpc = %info.rpc_url, accelerator = accelerator.as_str(), "node agent ready");
+        Ok(NodeAgent {
+            listener,
+            state: RpcState {
+                vms: Arc::new(vms),
+                info: Arc::new(info),
+                secret,
+            },
+            control_plane,
+            heartbeat: Duration::from_secs(config.heartbeat_seconds.max(1)),
+            _lock: lock,
+        })
+    }
+
+    pub fn info(&self) -> &NodeInfo {
+        &self.state.info
+    }
+
+    /// Registers, heartbeats and serves until `shutdown` resolves. VMs keep running.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), AgentError> {
+        let beats = tokio::spawn(register_and_heartbeat(
+            self.control_plane.clone(),
+            self.state.clone(),
+            self.heartbeat,
+        ));
+        let app = rpc::router(self.state.clone());
+        let served = axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        beats.abort();
+        tracing::info!("node agent stopped; its VMs run on");
+        served.map_err(AgentError::Serve)
+    }
+}
+
+/// One agent per data directory: a second would start second QEMUs for the same VMs.
+fn lock_data_dir(data: &std::path::Path) -> Result<std::fs::File, AgentError> {
+    let path = data.join("node.lock");
+    let file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| AgentError::DataDir {
+            path: path.clone(),
+            source,
+        })?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+        .map_err(|_| AgentError::Locked { path })?;
+    Ok(file)
+}
+
+fn default_node_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".to_owned())
+}
+
+/// Registers (retrying until the control plane answers), then heartbeats; registers again
+/// whenever a heartbeat is refused, e.g. after the control plane lost the node.
+async fn register_and_heartbeat(
+    control_plane: ControlPlaneClient,
+    state: RpcState,
+    every: Duration,
+) {
+    let mut registered = false;
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if !registered {
+            match control_plane.register(&state.info).await {
+                Ok(()) => {
+                    tracing::info!(node = %state.info.id, "registered with the control plane");
+                    registered = true;
+                }
+                Err(error) => {
+                    tracing::warn!(error = %rpc::chain(&error), "cannot register; retrying");
+                    continue;
+                }
+            }
+        }
+        let (disk_free_bytes, _) = host::disk_space(std::path::Path::new("."));
+        let beat = Heartbeat {
+            running_vms: state.vms.running_count(),
+            disk_free_bytes,
+        };
+        if let Err(error) = control_plane.heartbeat(&state.info.id, &beat).await {
+            tracing::warn!(error = %rpc::chain(&error), "heartbeat failed");
+            registered = false;
+        }
+    }
+}

@@ -1,0 +1,371 @@
+//! The node's image cache (DESIGN §5): raw images keyed by their content, filled block by
+//! block. A block the node already holds, in any cached image, is copied from there
+//! instead of fetched; all-zero blocks are holes and cost nothing. A cached image is
+//! read-only and never changes, so any number of VM overlays can stand on it.
+//!
+//! Layout of the cache directory, for an image id `<root>-<size>`:
+//! `<id>.raw` (the image, mode 0444), `<id>.hashmap` (its block hashes, one hex per line,
+//! used to find blocks for later fills), `<id>.partial` (a fill in progress; removed at
+//! start).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use nefos_blocks::{BLOCK_SIZE, BlockHash, hash_block, merkle_root};
+use nefos_node_api::ImageContent;
+use thiserror::Error;
+use tokio::sync::Mutex;
+
+use crate::control_plane::{ControlPlaneClient, ControlPlaneError};
+
+/// Where the blocks of images come from.
+pub trait BlockSource: Send + Sync {
+    fn fetch(
+        &self,
+        hash: &BlockHash,
+    ) -> impl Future<Output = Result<Bytes, ControlPlaneError>> + Send;
+}
+
+impl BlockSource for ControlPlaneClient {
+    async fn fetch(&self, hash: &BlockHash) -> Result<Bytes, ControlPlaneError> {
+        self.fetch_block(hash).await
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum CacheError {
+    #[error("the image's block size is {got}; nefos images use {BLOCK_SIZE}-byte blocks")]
+    BlockSize { got: u64 },
+    #[error("an image of {size} bytes has {expected} blocks, but its hashmap lists {got}")]
+    BlockCount {
+        size: u64,
+        expected: u64,
+        got: usize,
+    },
+    #[error("invalid block hash {hash:?} in the image's hashmap")]
+    BadHash { hash: String },
+    #[error("cannot fetch block {index} of the image")]
+    Fetch {
+        index: usize,
+        #[source]
+        source: ControlPlaneError,
+    },
+    #[error("block {index} of the image is corrupt: expected hash {expected}, got {got}")]
+    Corrupt {
+        index: usize,
+        expected: BlockHash,
+        got: BlockHash,
+    },
+    #[error("image cache I/O on {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl CacheError {
+    fn io(path: &Path) -> impl FnOnce(io::Error) -> CacheError + '_ {
+        move |source| CacheError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// A checked image description: its blocks as hashes and its cache id.
+#[derive(Debug, Clone)]
+pub struct ImageKey {
+    pub id: String,
+    pub size: u64,
+    pub hashes: Vec<BlockHash>,
+}
+
+impl ImageKey {
+    /// Checks that the hashmap fits the size and derives the id from the content alone.
+    pub fn new(content: &ImageContent) -> Result<ImageKey, CacheError> {
+        if content.block_size != BLOCK_SIZE as u64 {
+            return Err(CacheError::BlockSize {
+                got: content.block_size,
+            });
+        }
+        let expected = content.size.div_ceil(BLOCK_SIZE as u64);
+        // Pithos gives an empty object one hash, that of the empty block.
+        let count_ok = content.hashes.len() as u64 == expected
+            || (content.size == 0 && content.hashes.len() == 1);
+        if !count_ok {
+            return Err(CacheError::BlockCount {
+                size: content.size,
+                expected,
+                got: content.hashes.len(),
+            });
+        }
+        let hashes = content
+            .hashes
+            .iter()
+            .map(|h| {
+                h.parse::<BlockHash>()
+                    .map_err(|_| CacheError::BadHash { hash: h.clone() })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let id = format!("{}-{}", merkle_root(&hashes), content.size);
+        Ok(ImageKey {
+            id,
+            size: content.size,
+            hashes,
+        })
+    }
+}
+
+/// A cached image, ready to back overlays.
+#[derive(Debug, Clone)]
+pub struct CachedImage {
+    pub id: String,
+    pub path: PathBuf,
+    pub size: u64,
+}
+
+/// What a fill did, block by block.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FillStats {
+    pub fetched: usize,
+    pub reused: usize,
+    pub zero: usize,
+}
+
+#[derive(Debug)]
+pub struct ImageCache {
+    dir: PathBuf,
+    /// One fill per image at a time; a second caller waits and then finds it cached.
+    fills: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+}
+
+/// Blocks fetched or copied at once during a fill.
+const FILL_CONCURRENCY: usize = 4;
+
+impl ImageCache {
+    /// Opens the cache in `dir`, creating it, and drops fills a crash left unfinished.
+    pub fn open(dir: &Path) -> Result<ImageCache, CacheError> {
+        std::fs::create_dir_all(dir).map_err(CacheError::io(dir))?;
+        for entry in std::fs::read_dir(dir).map_err(CacheError::io(dir))? {
+            let path = entry.map_err(CacheError::io(dir))?.path();
+            if path.extension().is_some_and(|e| e == "partial") {
+                tracing::info!(path = %path.display(), "removing an unfinished image fill");
+                std::fs::remove_file(&path).map_err(CacheError::io(&path))?;
+            }
+        }
+        Ok(ImageCache {
+            dir: dir.to_owned(),
+            fills: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn path_of(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.raw"))
+    }
+
+    /// The image, filling the cache first if it lacks it.
+    pub async fn ensure(
+        &self,
+        key: &ImageKey,
+        source: &impl BlockSource,
+    ) -> Result<(CachedImage, FillStats), CacheError> {
+        let cached = CachedImage {
+            id: key.id.clone(),
+            path: self.path_of(&key.id),
+            size: key.size,
+        };
+        if cached.path.exists() {
+            return Ok((cached, FillStats::default()));
+        }
+        let lock = self
+            .fills
+            .lock()
+            .await
+            .entry(key.id.clone())
+            .or_default()
+            .clone();
+        let _fill = lock.lock().await;
+        if cached.path.exists() {
+            return Ok((cached, FillStats::default()));
+        }
+        let partial = self.dir.join(format!("{}.partial", key.id));
+        let result = self.fill(key, &partial, &cached.path, source).await;
+        if result.is_err() {
+            let _ = std::fs::remove_file(&partial);
+        }
+        self.fills.lock().await.remove(&key.id);
+        result.map(|stats| (cached, stats))
+    }
+
+    async fn fill(
+        &self,
+        key: &ImageKey,
+        partial: &Path,
+        done: &Path,
+        source: &impl BlockSource,
+    ) -> Result<FillStats, CacheError> {
+        let local = self.local_blocks().await?;
+        let file = File::options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(partial)
+            .map_err(CacheError::io(partial))?;
+        file.set_len(key.size).map_err(CacheError::io(partial))?;
+        let file = Arc::new(file);
+        let zero = BlockHash::empty();
+        let stats = futures::stream::iter(key.hashes.iter().copied().enumerate())
+            .map(|(index, hash)| {
+                let file = file.clone();
+                let local = &local;
+                async move {
+                    if hash == zero {
+                        return Ok(FillStats {
+                            zero: 1,
+                            ..FillStats::default()
+                        });
+                    }
+                    let (data, reused) = match local.get(&hash) {
+                        Some(at) => match read_local(at.clone(), hash).await {
+                            Some(data) => (data, true),
+                            None => (fetch(source, index, hash).await?, false),
+                        },
+                        None => (fetch(source, index, hash).await?, false),
+                    };
+                    let offset = index as u64 * BLOCK_SIZE as u64;
+                    let fits = offset + data.len() as u64 <= key.size;
+                    let got = hash_block(&data);
+                    if got != hash || !fits {
+                        return Err(CacheError::Corrupt {
+                            index,
+                            expected: hash,
+                            got,
+                        });
+                    }
+                    let path = partial.to_owned();
+                    tokio::task::spawn_blocking(move || file.write_all_at(&data, offset))
+                        .await
+                        .map_err(|e| CacheError::Io {
+                            path: path.clone(),
+                            source: io::Error::other(e),
+                        })?
+                        .map_err(CacheError::io(&path))?;
+                    Ok(if reused {
+                        FillStats {
+                            reused: 1,
+                            ..FillStats::default()
+                        }
+                    } else {
+                        FillStats {
+                            fetched: 1,
+                            ..FillStats::default()
+                        }
+                    })
+                }
+            })
+            .buffer_unordered(FILL_CONCURRENCY)
+            .try_fold(FillStats::default(), |sum, one| async move {
+                Ok(FillStats {
+                    fetched: sum.fetched + one.fetched,
+                    reused: sum.reused + one.reused,
+                    zero: sum.zero + one.zero,
+                })
+            })
+            .await?;
+
+        let dir = self.dir.clone();
+        let hashmap_path = self.dir.join(format!("{}.hashmap", key.id));
+        let hashmap: String = key.hashes.iter().map(|h| format!("{h}\n")).collect();
+        let (partial, done) = (partial.to_owned(), done.to_owned());
+        tokio::task::spawn_blocking(move || -> Result<(), CacheError> {
+            file.sync_data().map_err(CacheError::io(&partial))?;
+            std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o444))
+                .map_err(CacheError::io(&partial))?;
+            write_synced(&hashmap_path, hashmap.as_bytes())
+                .map_err(CacheError::io(&hashmap_path))?;
+            std::fs::rename(&partial, &done).map_err(CacheError::io(&done))?;
+            File::open(&dir)
+                .and_then(|d| d.sync_all())
+                .map_err(CacheError::io(&dir))
+        })
+        .await
+        .map_err(|e| CacheError::Io {
+            path: self.dir.clone(),
+            source: io::Error::other(e),
+        })??;
+        Ok(stats)
+    }
+
+    /// Where each block of every cached image lies: hash → (image file, block index).
+    async fn local_blocks(&self) -> Result<HashMap<BlockHash, (PathBuf, u64)>, CacheError> {
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut blocks = HashMap::new();
+            for entry in std::fs::read_dir(&dir).map_err(CacheError::io(&dir))? {
+                let path = entry.map_err(CacheError::io(&dir))?.path();
+                if path.extension().is_none_or(|e| e != "hashmap") {
+                    continue;
+                }
+                let image = path.with_extension("raw");
+                let Ok(text) = std::fs::read_to_string(&path) else {
+                    continue;
+                };
+                for (index, line) in text.lines().enumerate() {
+                    if let Ok(hash) = line.parse::<BlockHash>() {
+                        blocks.entry(hash).or_insert((image.clone(), index as u64));
+                    }
+                }
+            }
+            Ok(blocks)
+        })
+        .await
+        .map_err(|e| CacheError::Io {
+            path: self.dir.clone(),
+            source: io::Error::other(e),
+        })?
+    }
+}
+
+/// A block from a cached image, if it is there and still has its hash (a damaged cache
+/// falls back to fetching).
+async fn read_local((image, index): (PathBuf, u64), hash: BlockHash) -> Option<Bytes> {
+    tokio::task::spawn_blocking(move || {
+        let file = File::open(&image).ok()?;
+        let len = file.metadata().ok()?.len();
+        let offset = index * BLOCK_SIZE as u64;
+        let take = usize::try_from(len.saturating_sub(offset).min(BLOCK_SIZE as u64)).ok()?;
+        let mut data = vec![0u8; take];
+        file.read_exact_at(&mut data, offset).ok()?;
+        let data = nefos_blocks::strip_trailing_zeros(&data).to_vec();
+        (hash_block(&data) == hash).then(|| Bytes::from(data))
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+async fn fetch(
+    source: &impl BlockSource,
+    index: usize,
+    hash: BlockHash,
+) -> Result<Bytes, CacheError> {
+    source
+        .fetch(&hash)
+        .await
+        .map_err(|source| CacheError::Fetch { index, source })
+}
+
+fn write_synced(path: &Path, data: &[u8]) -> io::Result<()> {
+    let temp = path.with_extension("tmp");
+    let mut file = File::create(&temp)?;
+    file.write_all(data)?;
+    file.sync_all()?;
+    std::fs::rename(&temp, path)
+}

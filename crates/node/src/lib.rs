@@ -1,0 +1,22 @@
+//! The nefos node agent (DESIGN §5): runs VMs under QEMU on one hypervisor host, on the
+//! control plane's behalf and only through its RPC API.
+//!
+//! - `image_cache`: images by content, filled block by block from the block store;
+//! - `qcow2`: O(1) root disks as overlays on cached images;
+//! - `config_drive`: what guests learn at boot, for cloud-init;
+//! - `qemu`: command lines and detached QEMU processes that outlive the agent;
+//! - `vm`: the VM lifecycle, generation-checked and idempotent;
+//! - `rpc` and `agent`: the HTTP API and the process around it.
+
+pub mod accel;
+mod agent;
+pub mod config_drive;
+pub mod control_plane;
+pub mod host;
+pub mod image_cache;
+pub mod qcow2;
+pub mod qemu;
+mod rpc;
+pub mod vm;
+
+pub use agent::{AcceleratorChoice, AgentError, DEFAULT_CPU_MODEL, NodeAgent, NodeConfig};

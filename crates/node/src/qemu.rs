@@ -1,0 +1,322 @@
+//! QEMU processes: the command line of a VM, starting it detached, and finding, watching
+//! and ending the processes of VMs started earlier — by this agent or a previous one.
+//!
+//! QEMU runs with `-daemonize`: it forks into its own session, writes its pidfile (which
+//! it keeps locked, so a second QEMU for the same VM cannot start) and only then lets the
+//! launching process exit. An agent that dies or restarts therefore never takes its VMs
+//! with it (DESIGN §5).
+
+use std::ffi::OsString;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use nefos_node_api::{Accelerator, NicSpec, PortForward, VmSpec};
+use rustix::process::{Pid, Signal};
+use thiserror::Error;
+
+/// How a node runs QEMU.
+#[derive(Debug, Clone)]
+pub struct QemuSettings {
+    pub binary: PathBuf,
+    pub accelerator: Accelerator,
+    /// The CPU model guests see: a named baseline, so VMs can move between hosts.
+    pub cpu_model: String,
+}
+
+#[derive(Debug, Error)]
+pub enum QemuError {
+    #[error("cannot run {binary}")]
+    Spawn {
+        binary: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("QEMU failed to start ({status}): {log}")]
+    Start { status: String, log: String },
+    #[error("QEMU did not daemonize within {0:?}")]
+    StartTimeout(Duration),
+    #[error("QEMU started but its pidfile {path} is unreadable")]
+    Pidfile {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot write {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The files of one VM, all in its directory. Unix socket paths are limited to 107 bytes,
+/// so the node's data directory should have a short path.
+#[derive(Debug, Clone)]
+pub struct VmPaths {
+    pub dir: PathBuf,
+}
+
+impl VmPaths {
+    pub fn new(dir: PathBuf) -> VmPaths {
+        VmPaths { dir }
+    }
+    /// The qcow2 overlay that is the VM's root disk.
+    pub fn disk(&self) -> PathBuf {
+        self.dir.join("root.qcow2")
+    }
+    pub fn config_drive(&self) -> PathBuf {
+        self.dir.join("config.iso")
+    }
+    /// The last spec and generation applied (JSON).
+    pub fn state(&self) -> PathBuf {
+        self.dir.join("vm.json")
+    }
+    pub fn pidfile(&self) -> PathBuf {
+        self.dir.join("qemu.pid")
+    }
+    pub fn qmp(&self) -> PathBuf {
+        self.dir.join("qmp.sock")
+    }
+    pub fn vnc(&self) -> PathBuf {
+        self.dir.join("vnc.sock")
+    }
+    /// The serial console, appended to across restarts.
+    pub fn console(&self) -> PathBuf {
+        self.dir.join("console.log")
+    }
+    /// QEMU's own messages while it starts.
+    pub fn qemu_log(&self) -> PathBuf {
+        self.dir.join("qemu.log")
+    }
+    /// The loopback ports forwarded to the running QEMU (JSON).
+    pub fn forwards(&self) -> PathBuf {
+        self.dir.join("forwards.json")
+    }
+    /// The files that exist only while QEMU runs.
+    pub fn runtime_files(&self) -> [PathBuf; 4] {
+        [self.pidfile(), self.qmp(), self.vnc(), self.forwards()]
+    }
+}
+
+/// The command line that runs `spec` as VM `id`.
+pub fn command_line(
+    settings: &QemuSettings,
+    id: &str,
+    spec: &VmSpec,
+    paths: &VmPaths,
+    forwards: &[PortForward],
+) -> Vec<OsString> {
+    let mut args: Vec<OsString> = Vec::new();
+    let mut arg = |a: &str| args.push(a.into());
+    let path = |p: PathBuf| p.display().to_string();
+    arg("-name");
+    arg(&format!(
+        "guest={},debug-threads=on",
+        qemu_escape(&spec.name)
+    ));
+    if uuid::Uuid::parse_str(id).is_ok() {
+        arg("-uuid");
+        arg(id);
+    }
+    arg("-machine");
+    arg(&format!("q35,accel={}", settings.accelerator.as_str()));
+    arg("-cpu");
+    arg(&settings.cpu_model);
+    arg("-smp");
+    arg(&spec.vcpus.to_string());
+    arg("-m");
+    arg(&format!("{}M", spec.ram_mib));
+    for fixed in [
+        "-nodefaults",
+        "-no-user-config",
+        "-daemonize",
+        "-msg",
+        "timestamp=on",
+    ] {
+        arg(fixed);
+    }
+    arg("-pidfile");
+    arg(&path(paths.pidfile()));
+    arg("-qmp");
+    arg(&format!(
+        "unix:{},server=on,wait=off",
+        qemu_escape(&path(paths.qmp()))
+    ));
+    arg("-vnc");
+    arg(&format!("unix:{}", qemu_escape(&path(paths.vnc()))));
+    arg("-device");
+    arg("VGA");
+    arg("-chardev");
+    arg(&format!(
+        "file,id=console,path={},append=on",
+        qemu_escape(&path(paths.console()))
+    ));
+    arg("-serial");
+    arg("chardev:console");
+    arg("-device");
+    arg("virtio-rng-pci");
+    arg("-blockdev");
+    arg(&format!(
+        "driver=qcow2,node-name=root,discard=unmap,file.driver=file,file.filename={}",
+        qemu_escape(&path(paths.disk()))
+    ));
+    arg("-device");
+    arg("virtio-blk-pci,drive=root,bootindex=1");
+    arg("-blockdev");
+    arg(&format!(
+        "driver=raw,node-name=config,read-only=on,file.driver=file,file.filename={}",
+        qemu_escape(&path(paths.config_drive()))
+    ));
+    arg("-device");
+    arg("virtio-blk-pci,drive=config");
+    for (index, nic) in spec.nics.iter().enumerate() {
+        match nic {
+            NicSpec::UserForward { mac, .. } => {
+                let mut netdev = format!("user,id=net{index},restrict=on");
+                for forward in forwards {
+                    netdev.push_str(&format!(
+                        ",hostfwd=tcp:127.0.0.1:{}-:{}",
+                        forward.host, forward.guest
+                    ));
+                }
+                arg("-netdev");
+                arg(&netdev);
+                arg("-device");
+                arg(&format!("virtio-net-pci,netdev=net{index},mac={mac}"));
+            }
+        }
+    }
+    args
+}
+
+/// QEMU's option syntax splits on commas; a comma in a value is written twice.
+fn qemu_escape(value: &str) -> String {
+    value.replace(',', ",,")
+}
+
+/// How long QEMU may take to set up and daemonize.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Starts QEMU detached and returns its pid once it runs on its own.
+pub async fn launch(
+    settings: &QemuSettings,
+    args: &[OsString],
+    paths: &VmPaths,
+) -> Result<u32, QemuError> {
+    let log_path = paths.qemu_log();
+    let log = std::fs::File::create(&log_path).map_err(|source| QemuError::Io {
+        path: log_path.clone(),
+        source,
+    })?;
+    let mut child = tokio::process::Command::new(&settings.binary)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| QemuError::Spawn {
+            binary: settings.binary.clone(),
+            source,
+        })?;
+    let status = match tokio::time::timeout(START_TIMEOUT, child.wait()).await {
+        Ok(Ok(status)) => status,
+        Ok(Err(source)) => {
+            return Err(QemuError::Spawn {
+                binary: settings.binary.clone(),
+                source,
+            });
+        }
+        Err(_) => return Err(QemuError::StartTimeout(START_TIMEOUT)),
+    };
+    if !status.success() {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        return Err(QemuError::Start {
+            status: status.to_string(),
+            log: log.trim().to_owned(),
+        });
+    }
+    read_pidfile(&paths.pidfile()).map_err(|source| QemuError::Pidfile {
+        path: paths.pidfile(),
+        source,
+    })
+}
+
+fn read_pidfile(path: &Path) -> io::Result<u32> {
+    let text = std::fs::read_to_string(path)?;
+    text.trim()
+        .parse()
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not a pid"))
+}
+
+/// The pid of the VM's QEMU if it is alive. The pidfile alone is not trusted: the process
+/// must be alive, not a zombie, and be a QEMU started with this very pidfile (pids are
+/// reused).
+pub fn running_pid(paths: &VmPaths) -> Option<u32> {
+    let pidfile = paths.pidfile();
+    let pid = read_pidfile(&pidfile).ok()?;
+    is_our_qemu(pid, &pidfile).then_some(pid)
+}
+
+fn is_our_qemu(pid: u32, pidfile: &Path) -> bool {
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    let Ok(stat) = std::fs::read_to_string(proc.join("stat")) else {
+        return false;
+    };
+    // The state follows the command name, which is in parentheses and may hold spaces.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    if matches!(state, Some("Z" | "X") | None) {
+        return false;
+    }
+    let Ok(cmdline) = std::fs::read(proc.join("cmdline")) else {
+        return false;
+    };
+    let wanted = pidfile.as_os_str().as_encoded_bytes();
+    let mut args = cmdline.split(|&b| b == 0);
+    while let Some(arg) = args.next() {
+        if arg == b"-pidfile" {
+            return args.next() == Some(wanted);
+        }
+    }
+    false
+}
+
+/// Sends SIGKILL; a process that is already gone is fine.
+pub fn kill(pid: u32) {
+    let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
+        return;
+    };
+    if let Err(error) = rustix::process::kill_process(pid, Signal::KILL) {
+        tracing::debug!(%error, "kill of QEMU failed");
+    }
+}
+
+/// Waits until the VM's QEMU has exited; false if it still runs after `timeout`.
+pub async fn wait_exit(paths: &VmPaths, pid: u32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let pidfile = paths.pidfile();
+    loop {
+        if !is_our_qemu(pid, &pidfile) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Removes the files that only a running QEMU uses.
+pub fn remove_runtime_files(paths: &VmPaths) {
+    for file in paths.runtime_files() {
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => tracing::warn!(path = %file.display(), %error, "cannot remove"),
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! The node's RPC API (`/rpc/v1`), for the control plane only: every request must carry
+//! the cluster secret. Errors are OpenStack-shaped JSON with the whole reason, since the
+//! caller is the operator's own control plane.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use nefos_node_api::{
+    ClusterSecret, ConsoleOutput, EnsureVm, ErrorBody, ErrorDetail, NodeInfo, RPC_PREFIX, RebootVm,
+    StartVm, StopVm, VmStatus,
+};
+use serde::Deserialize;
+
+use crate::image_cache::CacheError;
+use crate::vm::{VmError, VmManager};
+
+#[derive(Debug, Clone)]
+pub struct RpcState {
+    pub vms: Arc<VmManager>,
+    pub info: Arc<NodeInfo>,
+    pub secret: ClusterSecret,
+}
+
+pub fn router(state: RpcState) -> Router {
+    let secret = state.secret.clone();
+    let api = Router::new()
+        .route("/node", get(node_info))
+        .route("/vms", get(list))
+        .route("/vms/{id}", get(status).put(ensure).delete(destroy))
+        .route("/vms/{id}/start", post(start))
+        .route("/vms/{id}/stop", post(stop))
+        .route("/vms/{id}/reboot", post(reboot))
+        .route("/vms/{id}/console", get(console))
+        .fallback(|| async { RpcError::new(StatusCode::NOT_FOUND, "no such RPC") })
+        .with_state(state);
+    Router::new()
+        .nest(RPC_PREFIX, api)
+        .fallback(|| async { RpcError::new(StatusCode::NOT_FOUND, "no such RPC") })
+        .layer(axum::middleware::from_fn(move |request, next| {
+            authenticate(secret.clone(), request, next)
+        }))
+}
+
+async fn authenticate(secret: ClusterSecret, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match presented {
+        Some(header) if secret.verify_bearer(header) => next.run(request).await,
+        _ => RpcError::new(
+            StatusCode::UNAUTHORIZED,
+            "the node's RPC API needs the cluster secret (Authorization: Bearer …)",
+        )
+        .into_response(),
+    }
+}
+
+/// A request body that did not parse is a 400 with serde's reason.
+struct Body<T>(T);
+
+impl<T, S> axum::extract::FromRequest<S> for Body<T>
+where
+    Json<T>: axum::extract::FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = RpcError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, RpcError> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(Body(value)),
+            Err(rejection) => Err(RpcError::new(
+                StatusCode::BAD_REQUEST,
+                rejection.body_text(),
+            )),
+        }
+    }
+}
+
+async fn node_info(State(state): State<RpcState>) -> Json<NodeInfo> {
+    Json((*state.info).clone())
+}
+
+async fn list(State(state): State<RpcState>) -> Result<Json<Vec<VmStatus>>, RpcError> {
+    Ok(Json(state.vms.list().await?))
+}
+
+async fn status(
+    State(state): State<RpcState>,
+    Path(id): Path<String>,
+) -> Result<Json<VmStatus>, RpcError> {
+    Ok(Json(state.vms.status(&id).await?))
+}
+
+async fn ensure(
+    State(state): State<RpcState>,
+    Path(id): Path<String>,
+    Body(request): Body<EnsureVm>,
+) -> Result<Json<VmStatus>, RpcError> {
+    Ok(Json(state.vms.ensure(&id, &request).await?))
+}
+
+async fn start(
+    State(state): State<RpcState>,
+    Path(id): Path<String>,
+    Body(request): Body<StartVm>,
+) -> Result<Json<VmStatus>, RpcError> {
+    Ok(Json(state.vms.start(&id, &request).await?))
+}
+
+async fn stop(
+    State(state): State<RpcState>,
+    Path(id): Path<String>,
+    Body(request): Body<StopVm>,
+) -> Result<Json<VmStatus>, RpcError> {
+    Ok(Json(state.vms.stop(&id, &request).await?))
+}
+
+async fn reboot(
+    State(state): State<RpcState>,
+    Path(id): Path<String>,
+    Body(request): Body<RebootVm>,
+) -> Result<Json<VmStatus>, RpcError> {
+    Ok(Json(state.vms.reboot(&id, &request).await?))
+}
+
+#[derive(Debug, Deserialize)]
+struct DestroyQuery {
+    generation: u64,
+}
+
+async fn destroy(
+    State(state): State<RpcState>,
+    Path(id): Path<String>,
+    query: Result<Query<DestroyQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<StatusCode, RpcError> {
+    let Query(query) = query.map_err(|r| RpcError::new(StatusCode::BAD_REQUEST, r.body_text()))?;
+    state.vms.destroy(&id, query.generation).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+struct ConsoleQuery {
+    #[serde(default = "default_console_bytes")]
+    max_bytes: u64,
+}
+
+fn default_console_bytes() -> u64 {
+    64 * 1024
+}
+
+async fn console(
+    State(state): State<RpcState>,
+    Path(id): Path<String>,
+    query: Result<Query<ConsoleQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<ConsoleOutput>, RpcError> {
+    let Query(query) = query.map_err(|r| RpcError::new(StatusCode::BAD_REQUEST, r.body_text()))?;
+    Ok(Json(
+        state
+            .vms
+            .console(&id, query.max_bytes.min(16 << 20))
+            .await?,
+    ))
+}
+
+#[derive(Debug)]
+pub struct RpcError {
+    status: StatusCode,
+    message: String,
+}
+
+impl RpcError {
+    fn new(status: StatusCode, message: impl Into<String>) -> RpcError {
+        RpcError {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<VmError> for RpcError {
+    fn from(error: VmError) -> RpcError {
+        let status = match &error {
+            VmError::NotFound { .. } => StatusCode::NOT_FOUND,
+            VmError::Invalid { .. } | VmError::DiskTooSmall { .. } | VmError::Immutable { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            VmError::Stale { .. } | VmError::GenerationReused { .. } | VmError::NotRunning => {
+                StatusCode::CONFLICT
+            }
+            VmError::Image(
+                CacheError::BlockSize { .. }
+                | CacheError::BlockCount { .. }
+                | CacheError::BadHash { .. },
+            ) => StatusCode::BAD_REQUEST,
+            VmError::Image(CacheError::Fetch { .. } | CacheError::Corrupt { .. }) => {
+                StatusCode::BAD_GATEWAY
+            }
+            VmError::ConfigDrive(crate::config_drive::ConfigDriveError::UserData(_)) => {
+                StatusCode::BAD_REQUEST
+            }
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let message = chain(&error);
+        if status.is_server_error() {
+            tracing::error!(error = %message, "RPC failed");
+        } else {
+            tracing::info!(error = %message, "RPC refused");
+        }
+        RpcError { status, message }
+    }
+}
+
+/// An error and its sources, joined: the control plane sees the whole reason.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+impl IntoResponse for RpcError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.status.as_u16(),
+                title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
+                message: self.message,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
