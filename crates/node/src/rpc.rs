@@ -39,12 +39,14 @@ pub fn router(state: RpcState) -> Router {
         .route("/vms/{id}/console", get(console))
         .fallback(|| async { RpcError::new(StatusCode::NOT_FOUND, "no such RPC") })
         .with_state(state);
+    let api = api.layer(axum::middleware::from_fn(move |request, next| {
+        authenticate(secret.clone(), request, next)
+    }));
     Router::new()
         .nest(RPC_PREFIX, api)
+        // Liveness for process supervisors; says nothing about the VMs.
+        .route("/healthz", get(|| async { "ok\n" }))
         .fallback(|| async { RpcError::new(StatusCode::NOT_FOUND, "no such RPC") })
-        .layer(axum::middleware::from_fn(move |request, next| {
-            authenticate(secret.clone(), request, next)
-        }))
 }
 
 async fn authenticate(secret: ClusterSecret, request: Request, next: Next) -> Response {
