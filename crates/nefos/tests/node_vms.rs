@@ -162,13 +162,25 @@ async fn a_vm_runs_stops_starts_reboots_and_is_destroyed() {
         Some(&1)
     );
 
+    // Soft reboot: the guest shuts down on ACPI and starts again in a new QEMU.
+    let soft = RebootVm {
+        generation: 5,
+        hard: false,
+        timeout_seconds: 60,
+    };
+    let rebooted = node.rpc.reboot_vm(id, &soft).await.unwrap();
+    assert_eq!(rebooted.state, VmState::Running);
+    assert_ne!(rebooted.pid, started.pid);
+    let output = wait_for_boots(&node, id, 4).await;
+    assert!(output.matches("nefos-guest: powering off").count() >= 2, "{output}");
+
     // Destroy removes the process, the disk and the run directory; again is still fine.
-    node.rpc.destroy_vm(id, 5).await.unwrap();
+    node.rpc.destroy_vm(id, 6).await.unwrap();
     assert!(node.qemu_pids().is_empty());
     assert!(node.vm_dirs().is_empty(), "{:?}", node.vm_dirs());
     let missing = node.rpc.vm_status(id).await.unwrap_err();
     assert_eq!(missing.status().map(|s| s.as_u16()), Some(404));
-    node.rpc.destroy_vm(id, 6).await.unwrap();
+    node.rpc.destroy_vm(id, 7).await.unwrap();
 }
 
 #[tokio::test]
