@@ -114,6 +114,7 @@ pub struct NodeAgent {
     state: RpcState,
     control_plane: ControlPlaneClient,
     heartbeat: Duration,
+    data_dir: PathBuf,
     _lock: std::fs::File,
 }
 
@@ -188,6 +189,7 @@ impl NodeAgent {
             },
             control_plane,
             heartbeat: Duration::from_secs(config.heartbeat_seconds.max(1)),
+            data_dir: data.clone(),
             _lock: lock,
         })
     }
@@ -204,6 +206,7 @@ impl NodeAgent {
         let beats = tokio::spawn(register_and_heartbeat(
             self.control_plane.clone(),
             self.state.clone(),
+            self.data_dir.clone(),
             self.heartbeat,
         ));
         let app = rpc::router(self.state.clone());
@@ -246,6 +249,7 @@ fn default_node_id() -> String {
 async fn register_and_heartbeat(
     control_plane: ControlPlaneClient,
     state: RpcState,
+    data_dir: PathBuf,
     every: Duration,
 ) {
     let mut registered = false;
@@ -265,7 +269,7 @@ async fn register_and_heartbeat(
                 }
             }
         }
-        let (disk_free_bytes, _) = host::disk_space(std::path::Path::new("."));
+        let (disk_free_bytes, _) = host::disk_space(&data_dir);
         let beat = Heartbeat {
             running_vms: state.vms.running_count(),
             disk_free_bytes,

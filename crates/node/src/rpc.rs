@@ -20,6 +20,9 @@ use serde::Deserialize;
 use crate::image_cache::CacheError;
 use crate::vm::{VmError, VmManager};
 
+/// Room for the hashmap of a 1 TiB image.
+const MAX_BODY_BYTES: usize = 32 << 20;
+
 #[derive(Debug, Clone)]
 pub struct RpcState {
     pub vms: Arc<VmManager>,
@@ -38,6 +41,8 @@ pub fn router(state: RpcState) -> Router {
         .route("/vms/{id}/reboot", post(reboot))
         .route("/vms/{id}/console", get(console))
         .fallback(|| async { RpcError::new(StatusCode::NOT_FOUND, "no such RPC") })
+        // A spec carries its image's hashmap: 67 bytes per 4 MiB block.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state);
     let api = api.layer(axum::middleware::from_fn(move |request, next| {
         authenticate(secret.clone(), request, next)
