@@ -79,7 +79,7 @@ fn layout(size: u64, backing: &[u8]) -> Result<Layout, OverlayError> {
     let put64 = |h: &mut Vec<u8>, v: u64| h.extend_from_slice(&v.to_be_bytes());
     // Header extensions: the backing format, then the end marker; the backing file name
     // follows them.
-    let format = b"raw";
+    let format: &[u8; 3] = b"raw";
     let format_padded = format.len().next_multiple_of(8);
     let extensions_len = 8 + format_padded + 8;
     let backing_offset = HEADER_LENGTH as usize + extensions_len;
@@ -119,7 +119,7 @@ fn layout(size: u64, backing: &[u8]) -> Result<Layout, OverlayError> {
     header.resize(HEADER_LENGTH as usize, 0);
 
     put32(&mut header, EXT_BACKING_FORMAT);
-    put32(&mut header, format.len() as u32);
+    put32(&mut header, 3); // the length of "raw"
     header.extend_from_slice(format);
     header.resize(header.len() + format_padded - format.len(), 0);
     put32(&mut header, EXT_END);

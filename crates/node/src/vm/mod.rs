@@ -169,12 +169,12 @@ impl VmManager {
         let record = match VmRecord::load(&paths.state())? {
             None => {
                 let record = self.define(id, request, &key, &paths).await?;
-                if request.power == PowerState::Running {
-                    if let Err(error) = self.start_qemu(&paths, id, &record.spec).await {
-                        // A VM that never ran leaves nothing behind.
-                        discard(&paths);
-                        return Err(error);
-                    }
+                if request.power == PowerState::Running
+                    && let Err(error) = self.start_qemu(&paths, id, &record.spec).await
+                {
+                    // A VM that never ran leaves nothing behind.
+                    discard(&paths);
+                    return Err(error);
                 }
                 record
             }
@@ -315,13 +315,13 @@ impl VmManager {
         validate::vm_id(id)?;
         let _guard = self.lock(id).await;
         let paths = self.paths(id);
-        if let Some(record) = VmRecord::load(&paths.state())? {
-            if generation < record.generation {
-                return Err(VmError::Stale {
-                    got: generation,
-                    current: record.generation,
-                });
-            }
+        if let Some(record) = VmRecord::load(&paths.state())?
+            && generation < record.generation
+        {
+            return Err(VmError::Stale {
+                got: generation,
+                current: record.generation,
+            });
         }
         if let Some(pid) = qemu::running_pid(&paths) {
             qemu::kill(pid);
@@ -532,10 +532,10 @@ fn discard(paths: &VmPaths) {
     if let Some(pid) = qemu::running_pid(paths) {
         qemu::kill(pid);
     }
-    if let Err(error) = std::fs::remove_dir_all(&paths.dir) {
-        if error.kind() != io::ErrorKind::NotFound {
-            tracing::error!(dir = %paths.dir.display(), %error, "cannot remove a failed VM's directory");
-        }
+    if let Err(error) = std::fs::remove_dir_all(&paths.dir)
+        && error.kind() != io::ErrorKind::NotFound
+    {
+        tracing::error!(dir = %paths.dir.display(), %error, "cannot remove a failed VM's directory");
     }
 }
 
