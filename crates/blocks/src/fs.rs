@@ -21,13 +21,14 @@ use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use bytes::Bytes;
 use rand::Rng;
 
+use crate::direct::{BufferPool, read_block_direct};
 use crate::error::{BlockError, Result};
 use crate::hash::{BLOCK_SIZE, BlockHash};
 use crate::store::{BlockInfo, Removal};
@@ -43,6 +44,8 @@ pub(crate) struct FsBackend {
     /// Shard directories known to exist durably (their creation fsynced), by the first two
     /// bytes of the hash.
     shards: Mutex<HashSet<[u8; 2]>>,
+    /// Buffers of direct reads.
+    buffers: Arc<BufferPool>,
     /// Held (flock-ed) while this instance is open; removes its temporary directory on drop.
     _instance: InstanceLock,
 }
@@ -143,6 +146,7 @@ impl FsBackend {
             tmp: instance.dir.clone(),
             tmp_counter: AtomicU64::new(0),
             shards: Mutex::new(HashSet::new()),
+            buffers: Arc::new(BufferPool::default()),
             _instance: instance,
         };
         // A garbage collection running in another process owns the trash; else put back
@@ -254,6 +258,18 @@ impl FsBackend {
     pub(crate) fn get(&self, hash: &BlockHash) -> Result<Option<Bytes>> {
         for path in [self.block_path(hash), self.trash_path(hash)] {
             match read_block(&path)? {
+                Some(data) => return Ok(Some(data)),
+                None => continue,
+            }
+        }
+        Ok(None)
+    }
+
+    /// [`FsBackend::get`] for a large sequential read: what the page cache does not hold is
+    /// read past it (see [`crate::direct`]).
+    pub(crate) fn get_direct(&self, hash: &BlockHash) -> Result<Option<Bytes>> {
+        for path in [self.block_path(hash), self.trash_path(hash)] {
+            match read_block_direct(&path, &self.buffers)? {
                 Some(data) => return Ok(Some(data)),
                 None => continue,
             }
@@ -396,11 +412,15 @@ impl Drop for TempFile<'_> {
 }
 
 fn read_block(path: &Path) -> Result<Option<Bytes>> {
-    let mut file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(BlockError::io("open block", path)(e)),
-    };
+    match File::open(path) {
+        Ok(file) => read_open_block(file, path).map(Some),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(BlockError::io("open block", path)(e)),
+    }
+}
+
+/// Everything in the open block file (`path` for messages), read through the page cache.
+pub(crate) fn read_open_block(mut file: File, path: &Path) -> Result<Bytes> {
     let len = file
         .metadata()
         .map_err(BlockError::io("stat block", path))?
@@ -411,7 +431,7 @@ fn read_block(path: &Path) -> Result<Option<Bytes>> {
     let mut data = Vec::with_capacity(hint);
     file.read_to_end(&mut data)
         .map_err(BlockError::io("read block", path))?;
-    Ok(Some(Bytes::from(data)))
+    Ok(Bytes::from(data))
 }
 
 fn read_dir_names(dir: &Path) -> Result<Vec<String>> {

@@ -11,6 +11,7 @@
 //!
 //! This crate holds no HTTP and no database: callers own the references to blocks.
 
+mod direct;
 mod error;
 mod fs;
 pub mod gc;

@@ -331,6 +331,23 @@ impl BlockStore {
         }
     }
 
+    /// [`BlockStore::get`] for a large sequential read (a download): the `fs` backend takes
+    /// what the page cache holds from it and reads the rest straight from the disk
+    /// (`O_DIRECT`) into its own buffer, which saves copying the bytes through the page
+    /// cache and keeps a big read from evicting everything else there; those bytes are not
+    /// cached afterwards (Swift's object server, too, drops large objects from the cache).
+    /// The same as `get` for `s3`.
+    pub async fn get_uncached(&self, hash: &BlockHash) -> Result<Option<Bytes>> {
+        let hash = *hash;
+        match &self.inner.backend {
+            Backend::Fs(fs) => self.fs_blocking(fs, move |fs| fs.get_direct(&hash)).await,
+            Backend::S3(s3) => {
+                let _permit = self.permit().await;
+                s3.get(&hash).await
+            }
+        }
+    }
+
     /// Hints that these blocks will be read soon, so the `fs` backend asks the kernel to
     /// start reading them (readahead into the page cache, no memory of ours). Best effort:
     /// a failure only loses the hint. Nothing for `s3`.

@@ -226,3 +226,49 @@ async fn kill_9_during_writes_loses_nothing() {
     assert!(report.is_clean(), "{report:?}");
     assert!(report.checked >= acked.len());
 }
+
+/// Downloads read blocks the page cache holds only in part: what it holds from it, the rest
+/// from the disk.
+#[tokio::test]
+async fn uncached_reads_of_partly_cached_blocks() {
+    let t = common::fs().await;
+    let data = common::random_block(7, nefos_blocks::BLOCK_SIZE - 1000);
+    let hash = t.store.put(Bytes::from(data.clone())).await.unwrap();
+    let len = data.len() as u64;
+    let last_page = (len - 1) / 4096 * 4096;
+    // Page ranges (first, end) dropped from the cache before a read.
+    let evictions: [&[(u64, u64)]; 8] = [
+        &[],
+        &[(0, len)],
+        &[(0, len / 2)],
+        &[(len / 2, len)],
+        &[(last_page, len)],
+        &[(0, last_page)],
+        &[(8192, 16384), (1_000_000, 1_200_000)],
+        &[(0, 4096), (last_page, len)],
+    ];
+    for evict in evictions {
+        // All of it cached, then the pages of `evict` dropped.
+        std::fs::read(t.store.fs_block_path(&hash).unwrap()).unwrap();
+        for (first, end) in evict {
+            t.evict(&hash, *first..*end);
+        }
+        let read = t.store.get_uncached(&hash).await.unwrap().unwrap();
+        assert!(read == data, "wrong bytes with {evict:?} evicted");
+    }
+}
+
+/// A damaged block file longer than a block is read whole, as `get` reads it.
+#[tokio::test]
+async fn uncached_read_of_an_oversized_block_file() {
+    let t = common::fs().await;
+    let hash = t
+        .store
+        .put(Bytes::from(common::block(8, 1000)))
+        .await
+        .unwrap();
+    let long = common::random_block(9, nefos_blocks::BLOCK_SIZE + 10);
+    t.corrupt(&hash, &long).await;
+    assert_eq!(t.store.get_uncached(&hash).await.unwrap().unwrap(), long);
+    assert_eq!(t.store.get(&hash).await.unwrap().unwrap(), long);
+}

@@ -59,6 +59,7 @@ on_both_backends!(
     gc_restores_what_a_crashed_gc_left,
     concurrent_puts_of_one_block,
     survives_reopen,
+    get_uncached_reads_what_get_reads,
 );
 
 async fn round_trip(t: TestStore) {
@@ -422,4 +423,46 @@ async fn survives_reopen(t: TestStore) {
     }
     let report = verify_all(&reopened).await.unwrap();
     assert_eq!((report.checked, report.intact), (24, 24), "{report:?}");
+}
+
+/// The read of downloads returns the stored bytes whether or not they are cached, at every
+/// length around the alignment of direct reads.
+async fn get_uncached_reads_what_get_reads(t: TestStore) {
+    let empty = t.store.put(Bytes::new()).await.unwrap();
+    assert_eq!(
+        t.store.get_uncached(&empty).await.unwrap().unwrap().len(),
+        0
+    );
+    let absent = hash_block(b"never stored");
+    assert_eq!(t.store.get_uncached(&absent).await.unwrap(), None);
+    for (seed, len) in [
+        (1u8, 1usize),
+        (2, 511),
+        (3, 4095),
+        (4, 4096),
+        (5, 4097),
+        (6, 100_000),
+        (7, BLOCK_SIZE - 1),
+        (8, BLOCK_SIZE),
+    ] {
+        let data = common::random_block(seed.into(), len);
+        let hash = t.store.put(Bytes::from(data.clone())).await.unwrap();
+        // Cached (just written), then from the disk, twice (the second read must not take
+        // what the first left for cached), then cached again by a plain read.
+        assert_eq!(t.store.get_uncached(&hash).await.unwrap().unwrap(), data);
+        for _ in 0..2 {
+            t.evict(&hash, 0..len as u64);
+            let read = t.store.get_uncached(&hash).await.unwrap().unwrap();
+            assert!(read == data, "{}: {len} bytes read back wrong", t.label());
+        }
+        assert_eq!(t.store.get(&hash).await.unwrap().unwrap(), data);
+        assert_eq!(t.store.get_uncached(&hash).await.unwrap().unwrap(), data);
+    }
+    // Bytes outlive the store that read them.
+    let data = common::random_block(9, 300_000);
+    let hash = t.store.put(Bytes::from(data.clone())).await.unwrap();
+    let reopened = t.reopen().await;
+    let read = reopened.get_uncached(&hash).await.unwrap().unwrap();
+    drop(reopened);
+    assert_eq!(read, data);
 }

@@ -15,6 +15,13 @@ const READ_AHEAD: usize = 4;
 /// deep read-ahead for the disk without holding the bytes in our memory.
 const PREFETCH: usize = 16;
 
+/// Reads of more blocks than this bypass the page cache for what it does not hold
+/// ([`BlockStore::get_uncached`]): one copy less, and a big download does not evict
+/// everything else. Smaller ones go through it, so that small objects read often stay
+/// cached. Such reads get no kernel read-ahead: their `READ_AHEAD` reads are what keeps
+/// the disk busy.
+const CACHED_READ_BLOCKS: u64 = 4;
+
 /// An inclusive byte range of an object, already resolved against its size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ByteRange {
@@ -52,24 +59,14 @@ pub(crate) fn read(
     };
     let first_index = indices.start;
     let last_index = indices.end;
+    let uncached = last_index - first_index > CACHED_READ_BLOCKS;
     stream::iter(indices)
         .map(move |index| {
             let blocks = blocks.clone();
             let hashes = hashes.clone();
             async move {
-                // The first block asks for the whole window; each later one for the block
-                // that enters it.
-                let window = if index == first_index {
-                    index..(index + PREFETCH as u64).min(last_index)
-                } else {
-                    let entering = index + PREFETCH as u64 - 1;
-                    entering..(entering + 1).min(last_index)
-                };
-                let ahead: Vec<BlockHash> = window
-                    .filter_map(|i| hashes.get(usize::try_from(i).ok()?).copied())
-                    .collect();
-                if !ahead.is_empty() {
-                    blocks.prefetch(&ahead).await;
+                if !uncached {
+                    prefetch(&blocks, &hashes, index, first_index, last_index).await;
                 }
                 let block_start = index * block_size;
                 let block_len = (size - block_start).min(block_size);
@@ -79,7 +76,12 @@ pub(crate) fn read(
                     .ok_or(StorageError::NotFound {
                         what: "block of the object",
                     })?;
-                let stored = blocks.get(hash).await?.ok_or(StorageError::NotFound {
+                let stored = if uncached {
+                    blocks.get_uncached(hash).await?
+                } else {
+                    blocks.get(hash).await?
+                };
+                let stored = stored.ok_or(StorageError::NotFound {
                     what: "block of the object",
                 })?;
                 let full = pad(stored, block_len);
@@ -89,6 +91,23 @@ pub(crate) fn read(
             }
         })
         .buffered(READ_AHEAD)
+}
+
+/// Asks the kernel to read ahead of block `index` of a read of blocks `first..last`: the
+/// first block asks for the whole window, each later one for the block that enters it.
+async fn prefetch(blocks: &BlockStore, hashes: &[BlockHash], index: u64, first: u64, last: u64) {
+    let window = if index == first {
+        index..(index + PREFETCH as u64).min(last)
+    } else {
+        let entering = index + PREFETCH as u64 - 1;
+        entering..(entering + 1).min(last)
+    };
+    let ahead: Vec<BlockHash> = window
+        .filter_map(|i| hashes.get(usize::try_from(i).ok()?).copied())
+        .collect();
+    if !ahead.is_empty() {
+        blocks.prefetch(&ahead).await;
+    }
 }
 
 /// Blocks are stored without trailing zeros; an object's block has its full length.

@@ -56,6 +56,21 @@ impl TestStore {
 }
 
 impl TestStore {
+    /// Drops the pages `range` of a block's file from the page cache (`fs`; nothing for
+    /// `s3`), so that the next read of them goes to the disk.
+    pub fn evict(&self, hash: &BlockHash, range: std::ops::Range<u64>) {
+        if let Some(path) = self.store.fs_block_path(hash) {
+            let file = std::fs::File::open(path).unwrap();
+            rustix::fs::fadvise(
+                &file,
+                range.start,
+                std::num::NonZeroU64::new(range.end - range.start),
+                rustix::fs::Advice::DontNeed,
+            )
+            .unwrap();
+        }
+    }
+
     /// Leaves a block as a garbage collection that crashed mid-deletion would: moved to
     /// the trash.
     pub async fn move_to_trash(&self, hash: &BlockHash) {
@@ -159,6 +174,23 @@ pub fn block(seed: u8, len: usize) -> Vec<u8> {
         .collect();
     if let Some(last) = data.last_mut() {
         *last = seed | 1;
+    }
+    data
+}
+
+/// `len` pseudo-random bytes (no period), ending in a non-zero byte: a misplaced page shows.
+pub fn random_block(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut data: Vec<u8> = (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    if let Some(last) = data.last_mut() {
+        *last |= 1;
     }
     data
 }
