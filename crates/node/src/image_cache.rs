@@ -200,7 +200,15 @@ impl ImageCache {
         if result.is_err() {
             let _ = std::fs::remove_file(&partial);
         }
-        self.fills.lock().await.remove(&key.id);
+        // Callers still waiting for this fill hold its lock (a failed fill leaves them one
+        // to retry); the last one out removes it, so that a newcomer cannot start a second
+        // fill of the same `.partial` beside theirs. Clones are taken under `fills`, so
+        // the count cannot grow while it is held.
+        let mut fills = self.fills.lock().await;
+        if Arc::strong_count(&lock) <= 2 {
+            fills.remove(&key.id);
+        }
+        drop(fills);
         result.map(|stats| (cached, stats))
     }
 
