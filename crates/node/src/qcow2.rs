@@ -17,6 +17,7 @@ const MAGIC: u32 = 0x5146_49fb;
 const VERSION: u32 = 3;
 const CLUSTER_BITS: u32 = 16;
 const CLUSTER_SIZE: u64 = 1 << CLUSTER_BITS;
+const SECTOR: u64 = 512;
 /// 16-bit refcounts, QEMU's default.
 const REFCOUNT_ORDER: u32 = 4;
 const HEADER_LENGTH: u32 = 112;
@@ -37,12 +38,13 @@ pub enum OverlayError {
     Io(#[source] io::Error),
 }
 
-/// Writes a new qcow2 file at `path` (which must not exist) of virtual size `size`, backed
-/// by the raw file `backing` (stored as given: pass an absolute path). The file is synced
-/// before this returns.
+/// Writes a new qcow2 file at `path` (which must not exist) of virtual size `size`, rounded
+/// up to whole 512-byte sectors (QEMU would otherwise cut the tail off), backed by the raw
+/// file `backing` (stored as given: pass an absolute path). The file is synced before this
+/// returns.
 pub fn create_overlay(path: &Path, backing: &Path, size: u64) -> Result<(), OverlayError> {
     let backing = backing.as_os_str().as_encoded_bytes();
-    let image = layout(size, backing)?;
+    let image = layout(size.next_multiple_of(SECTOR), backing)?;
     let mut file = File::options()
         .write(true)
         .create_new(true)
