@@ -172,7 +172,10 @@ async fn a_vm_runs_stops_starts_reboots_and_is_destroyed() {
     assert_eq!(rebooted.state, VmState::Running);
     assert_ne!(rebooted.pid, started.pid);
     let output = wait_for_boots(&node, id, 4).await;
-    assert!(output.matches("nefos-guest: powering off").count() >= 2, "{output}");
+    assert!(
+        output.matches("nefos-guest: powering off").count() >= 2,
+        "{output}"
+    );
 
     // Destroy removes the process, the disk and the run directory; again is still fine.
     node.rpc.destroy_vm(id, 6).await.unwrap();
