@@ -7,9 +7,10 @@
 //! allocate and reclaim, and no other data evicted by a big download. Where the filesystem
 //! refuses `O_DIRECT`, the read falls back to a buffered one.
 //!
-//! Buffers come from a small pool: they are zeroed once when allocated (reading into
-//! uninitialised memory would need `unsafe`) and handed out as [`Bytes`] that return them
-//! to the pool when the last reference goes.
+//! Buffers are anonymous memory maps of a block's size (page-aligned, and backed by huge
+//! pages where the kernel has them, which makes pinning them for the disk cheap), kept in
+//! a small pool and handed out as [`Bytes`] that return them to it when the last reference
+//! goes.
 
 use std::fs::File;
 use std::io::ErrorKind;
@@ -18,6 +19,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use memmap2::{Advice, MmapMut};
 use rustix::fs::OFlags;
 use rustix::io::{Errno, IoSliceMut, ReadWriteFlags};
 
@@ -28,28 +30,30 @@ use crate::hash::BLOCK_SIZE;
 /// of any disk's logical block size.
 pub(crate) const DIRECT_ALIGN: usize = 4096;
 
-/// A buffer holds a block at an aligned address somewhere in its first `DIRECT_ALIGN` bytes.
-const BUFFER_LEN: usize = BLOCK_SIZE + DIRECT_ALIGN;
-
-/// Buffers the pool keeps for reuse; more are freed.
+/// Buffers the pool keeps for reuse; more are unmapped.
 const IDLE_BUFFERS: usize = 4;
 
 /// Block-sized buffers for direct reads.
 #[derive(Debug, Default)]
 pub(crate) struct BufferPool {
-    idle: Mutex<Vec<Vec<u8>>>,
+    idle: Mutex<Vec<MmapMut>>,
 }
 
 impl BufferPool {
-    fn take(self: &Arc<Self>) -> Vec<u8> {
-        self.idle
-            .lock()
-            .ok()
-            .and_then(|mut idle| idle.pop())
-            .unwrap_or_else(|| vec![0; BUFFER_LEN])
+    /// A buffer from the pool, or a new one; `None` if no memory can be mapped.
+    fn take(&self) -> Option<MmapMut> {
+        if let Some(buffer) = self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
+            return Some(buffer);
+        }
+        let buffer = MmapMut::map_anon(BLOCK_SIZE)
+            .inspect_err(|error| tracing::warn!(%error, "cannot map a read buffer"))
+            .ok()?;
+        // Best effort: without huge pages it is only slower.
+        let _ = buffer.advise(Advice::HugePage);
+        Some(buffer)
     }
 
-    fn give_back(&self, buffer: Vec<u8>) {
+    fn give_back(&self, buffer: MmapMut) {
         if let Ok(mut idle) = self.idle.lock()
             && idle.len() < IDLE_BUFFERS
         {
@@ -60,8 +64,8 @@ impl BufferPool {
 
 /// The bytes of a block in a pooled buffer, owned by the [`Bytes`] made of them.
 struct PooledBlock {
-    buffer: Vec<u8>,
-    start: usize,
+    /// Always `Some` until dropped.
+    buffer: Option<MmapMut>,
     len: usize,
     pool: Arc<BufferPool>,
 }
@@ -69,14 +73,17 @@ struct PooledBlock {
 impl AsRef<[u8]> for PooledBlock {
     fn as_ref(&self) -> &[u8] {
         self.buffer
-            .get(self.start..self.start + self.len)
+            .as_ref()
+            .and_then(|b| b.get(..self.len))
             .unwrap_or_default()
     }
 }
 
 impl Drop for PooledBlock {
     fn drop(&mut self) {
-        self.pool.give_back(std::mem::take(&mut self.buffer));
+        if let Some(buffer) = self.buffer.take() {
+            self.pool.give_back(buffer);
+        }
     }
 }
 
@@ -97,16 +104,17 @@ pub(crate) fn read_block_direct(path: &Path, pool: &Arc<BufferPool>) -> Result<O
         // A damaged file longer than a block: read it all, as a buffered read does.
         _ => return crate::fs::read_open_block(file, path).map(Some),
     };
-    let mut buffer = pool.take();
-    let start = buffer.as_ptr().align_offset(DIRECT_ALIGN);
-    let end = start + len.next_multiple_of(DIRECT_ALIGN);
-    let Some(area) = buffer.get_mut(start..end) else {
+    let Some(mut buffer) = pool.take() else {
+        return crate::fs::read_open_block(file, path).map(Some);
+    };
+    let end = len.next_multiple_of(DIRECT_ALIGN);
+    let aligned = buffer.as_ptr().align_offset(DIRECT_ALIGN) == 0;
+    let Some(area) = buffer.get_mut(..end).filter(|_| aligned) else {
         return crate::fs::read_open_block(file, path).map(Some);
     };
     let read = fill(&file, path, area, len)?;
     Ok(Some(Bytes::from_owner(PooledBlock {
-        buffer,
-        start,
+        buffer: Some(buffer),
         len: read,
         pool: Arc::clone(pool),
     })))
