@@ -1,5 +1,7 @@
 //! The QMP client against a scripted peer (ordering corner cases) and a real QEMU.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
