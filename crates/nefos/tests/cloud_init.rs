@@ -22,7 +22,7 @@ const FINISHED: &str = " finished at ";
 const TIMEOUT: Duration = Duration::from_secs(900);
 
 fn cloudinit_image() -> PathBuf {
-    let path = std::env::var_os("NEFOS_CLOUDINIT_IMAGE").map_or_else(
+    let path = std::env::var_os("NEFOS_TEST_CLOUDINIT_IMAGE").map_or_else(
         || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/guest/debian-cloudinit.raw"),
         PathBuf::from,
     );

@@ -58,6 +58,8 @@ impl NefosProcess {
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
             )
             .env("NO_COLOR", "1")
+            // Tests say which guest image a cloud imports (`--guest-image`), if any.
+            .env_remove("NEFOS_GUEST_IMAGE")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -17,7 +17,7 @@ pub const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
 
 /// The tiny guest image `scripts/build-guest-image` makes.
 pub fn guest_image() -> PathBuf {
-    let path = std::env::var_os("NEFOS_GUEST_IMAGE").map_or_else(
+    let path = std::env::var_os("NEFOS_TEST_GUEST_IMAGE").map_or_else(
         || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/guest/nefos-tiny.raw"),
         PathBuf::from,
     );
