@@ -243,3 +243,40 @@ pub fn fill_pseudo_random(buffer: &mut [u8], mut seed: u64) {
 pub fn ms(duration: Duration) -> String {
     format!("{:.2} ms", duration.as_secs_f64() * 1000.0)
 }
+
+/// Logs in as `user` (scoped to the project of the same name, as `nefos up` makes it) and
+/// returns the token and the object-store account URL from the catalog.
+pub async fn login_object_store(
+    http: &reqwest::Client,
+    url: &str,
+    user: &str,
+    password: &str,
+) -> anyhow::Result<(String, String)> {
+    let body = serde_json::json!({"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": user, "domain": {"id": "default"}, "password": password}}},
+        "scope": {"project": {"name": user, "domain": {"id": "default"}}},
+    }});
+    let response = http
+        .post(format!("{url}/identity/v3/auth/tokens"))
+        .json(&body)
+        .send()
+        .await?
+        .error_for_status()?;
+    let token = response
+        .headers()
+        .get("x-subject-token")
+        .context("no token")?
+        .to_str()?
+        .to_owned();
+    let answer: serde_json::Value = response.json().await?;
+    let account = answer["token"]["catalog"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["type"] == "object-store")
+        .and_then(|s| s["endpoints"][0]["url"].as_str())
+        .context("no object-store endpoint")?
+        .to_owned();
+    Ok((token, account))
+}

@@ -321,32 +321,8 @@ impl Client {
             .remove("demo")
             .context("no demo password")?;
         let http = reqwest::Client::new();
-        let body = serde_json::json!({"auth": {
-            "identity": {"methods": ["password"], "password": {"user": {
-                "name": "demo", "domain": {"id": "default"}, "password": password}}},
-            "scope": {"project": {"name": "demo", "domain": {"id": "default"}}},
-        }});
-        let response = http
-            .post(format!("{url}/identity/v3/auth/tokens"))
-            .json(&body)
-            .send()
-            .await?
-            .error_for_status()?;
-        let token = response
-            .headers()
-            .get("x-subject-token")
-            .context("no token")?
-            .to_str()?
-            .to_owned();
-        let answer: serde_json::Value = response.json().await?;
-        let account = answer["token"]["catalog"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|s| s["type"] == "object-store")
-            .and_then(|s| s["endpoints"][0]["url"].as_str())
-            .context("no object-store endpoint")?
-            .to_owned();
+        let (token, account) =
+            nefos_bench::login_object_store(&http, url, "demo", &password).await?;
         Ok(Client {
             http,
             token,
