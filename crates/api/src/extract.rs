@@ -21,10 +21,20 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Json(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        // Through a `Value` first, so that a NUL anywhere in the document is refused here
+        // rather than reaching a database that cannot store it.
+        let document = match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(document)) => document,
+            Err(rejection) => return Err(json_rejection(rejection)),
+        };
+        if !crate::clean_text::json_has_no_nul(&document) {
+            return Err(ApiError::bad_request(
+                "invalid request body: a string holds the NUL character",
+            ));
         }
+        serde_json::from_value(document)
+            .map(Json)
+            .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod auth;
 mod catalog;
+mod clean_text;
 mod error;
 mod extract;
 mod identity;
@@ -63,13 +64,19 @@ pub fn router(state: ApiState, limits: &HttpLimits) -> Router {
     let max_header_bytes = limits.max_header_bytes;
     Router::new()
         .route("/healthz", get(health))
-        .nest("/identity", identity::router())
-        .nest("/object", object_store::router())
+        .nest(
+            "/identity",
+            identity::router().layer(axum::middleware::from_fn(clean_text::keystone)),
+        )
+        .nest(
+            "/object",
+            object_store::router().layer(axum::middleware::from_fn(clean_text::swift)),
+        )
         .nest(
             nefos_node_api::INTERNAL_PREFIX,
             internal::router(state.clone()),
         )
-        .merge(object_store::root_router())
+        .merge(object_store::root_router().layer(axum::middleware::from_fn(clean_text::swift)))
         .fallback(error::unknown_route)
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))

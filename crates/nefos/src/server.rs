@@ -88,10 +88,12 @@ impl ControlPlane {
         let app = nefos_api::router(state, &limits);
         let purge = tokio::spawn(purge_expired_tokens(self.identity.clone()));
         let expirer = tokio::spawn(expire_objects(self.storage.clone()));
+        let digests = tokio::spawn(compute_digests(self.storage.clone()));
         tracing::info!(listen = %self.listener.local_addr()?, public_url = %self.public_url, "serving");
         nefos_api::server::serve(self.listener, app, tls, limits, shutdown_signal()).await?;
         purge.abort();
         expirer.abort();
+        digests.abort();
         self.identity.database().close().await;
         tracing::info!("stopped");
         Ok(())
@@ -134,6 +136,32 @@ async fn expire_objects(storage: Storage) {
             Ok(deleted) => tracing::info!(deleted, "deleted expired objects"),
             Err(error) => {
                 tracing::warn!(error = %nefos_api::error_chain(&error), "object expiry failed")
+            }
+        }
+    }
+}
+
+/// How often the digest job looks for versions stored without their MD5.
+const DIGEST_INTERVAL: Duration = Duration::from_secs(1);
+/// Versions completed per pass.
+const DIGEST_BATCH: i64 = 16;
+
+/// Computes the MD5s of versions made from hashmaps or partial updates (see
+/// `nefos_storage`'s digest job). The pending versions in the database are its queue;
+/// idempotent, so every control-plane process may run it.
+async fn compute_digests(storage: Storage) {
+    let mut tick = tokio::time::interval(DIGEST_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        loop {
+            match storage.compute_pending_digests(DIGEST_BATCH).await {
+                Ok(done) if done >= DIGEST_BATCH.unsigned_abs() => continue,
+                Ok(_) => break,
+                Err(error) => {
+                    tracing::warn!(error = %nefos_api::error_chain(&error), "digest job failed");
+                    break;
+                }
             }
         }
     }

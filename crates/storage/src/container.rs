@@ -72,10 +72,10 @@ pub struct ContainerUpdate {
 }
 
 pub(crate) fn check_container_name(name: &str) -> Result<(), StorageError> {
-    if name.is_empty() || name.len() > 256 || name.contains('/') {
+    if name.is_empty() || name.len() > 256 || name.contains(['/', '\0']) {
         return Err(StorageError::invalid(
             "container name",
-            "1 to 256 bytes without '/'",
+            "1 to 256 bytes without '/' or NUL",
         ));
     }
     Ok(())

@@ -27,7 +27,8 @@ pub(crate) const MAX_DEPTH: usize = 10;
 #[derive(Debug, Clone)]
 pub struct Content {
     size: u64,
-    etag: String,
+    /// `None` while an MD5 it depends on is still being computed.
+    etag: Option<String>,
     /// `None` when only described (see [`Content::described`]).
     pieces: Option<Vec<Piece>>,
 }
@@ -50,8 +51,8 @@ impl Content {
 
     /// The ETag of the whole, unquoted: the MD5 of a plain object, Swift's manifest ETag
     /// for a large object.
-    pub fn etag(&self) -> &str {
-        &self.etag
+    pub fn etag(&self) -> Option<&str> {
+        self.etag.as_deref()
     }
 
     /// The size and ETag of an object as stored, without resolving the segments of a
@@ -69,7 +70,7 @@ impl Content {
 /// Whether an object's own hashmap holds all of its bytes: true of every object but static
 /// manifests whose segments do not line up with blocks.
 pub fn has_own_blocks(object: &ObjectInfo) -> bool {
-    object.hashes.len() as u64 == object.size.div_ceil(BLOCK_SIZE as u64)
+    object.blocks == object.size.div_ceil(BLOCK_SIZE as u64)
 }
 
 /// The parts of `pieces` that fall in `len` bytes from `first` of their concatenation.
@@ -161,7 +162,7 @@ impl Storage {
             prefix: Some(prefix),
             ..ListQuery::default()
         };
-        let mut etags = Md5::new();
+        let mut etags = Some(Md5::new());
         let mut pieces = Vec::new();
         let mut size = 0u64;
         loop {
@@ -175,7 +176,11 @@ impl Storage {
                 let ListEntry::Object(segment) = entry else {
                     continue;
                 };
-                etags.update(segment.etag.as_bytes());
+                // One segment without its MD5 yet leaves the whole without an ETag.
+                etags = etags.zip(segment.etag.as_ref()).map(|(mut md5, etag)| {
+                    md5.update(etag.as_bytes());
+                    md5
+                });
                 size += segment.size;
                 pieces.extend(self.pieces(who, &segment, 1).await?);
                 query.marker = Some(segment.name);
@@ -186,7 +191,7 @@ impl Storage {
         }
         Ok(Content {
             size,
-            etag: hex::encode(etags.finalize()),
+            etag: etags.map(|md5| hex::encode(md5.finalize())),
             pieces: Some(pieces),
         })
     }
@@ -205,7 +210,7 @@ impl Storage {
                     return Ok(Vec::new());
                 }
                 return Ok(vec![Piece {
-                    hashes: Arc::new(object.hashes.clone()),
+                    hashes: Arc::new(self.hashmap(object).await?),
                     size: object.size,
                     first: 0,
                     len: object.size,
@@ -256,7 +261,7 @@ impl Storage {
             Err(StorageError::NotFound { .. }) => return Err(missing),
             Err(other) => return Err(other),
         };
-        if found.etag != segment.hash || found.size != segment.bytes {
+        if found.etag.as_deref() != Some(segment.hash.as_str()) || found.size != segment.bytes {
             return Err(missing);
         }
         Ok(found)

@@ -45,6 +45,10 @@ pub enum StorageError {
     #[error("{} blocks are missing", missing.len())]
     MissingBlocks { missing: Vec<String> },
 
+    /// A stored hashmap does not parse: the database is damaged.
+    #[error("the hashmap of object version {serial} is damaged")]
+    CorruptHashmap { serial: i64 },
+
     #[error("the block store failed")]
     Blocks(#[source] BlockError),
 

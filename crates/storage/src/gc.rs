@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use futures::TryStreamExt;
 use nefos_blocks::{BlockHash, GcPass, GcReport, VerifyReport};
 use nefos_db::storage as q;
 
@@ -16,11 +17,14 @@ impl Storage {
     pub async fn collect_garbage(&self, older_than: Duration) -> Result<GcReport, StorageError> {
         let pass = GcPass::start(&self.blocks, older_than).await?;
         // The references are read after the listing: that order is what makes it safe.
-        let referenced: HashSet<BlockHash> = q::all_hashmaps(self.db.pool())
-            .await?
-            .iter()
-            .flat_map(|text| parse_hashmap(text))
-            .collect();
+        // They are streamed a version at a time into the set of distinct blocks, so memory
+        // follows the blocks stored, not the versions that share them; a hashmap that does
+        // not parse stops the collection before anything is deleted.
+        let mut referenced: HashSet<BlockHash> = HashSet::new();
+        let mut hashmaps = std::pin::pin!(q::live_hashmaps(self.db.pool()));
+        while let Some((serial, text)) = hashmaps.try_next().await? {
+            referenced.extend(parse_hashmap(serial, &text)?);
+        }
         Ok(pass.sweep(|hash| referenced.contains(hash)).await)
     }
 

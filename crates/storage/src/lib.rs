@@ -10,9 +10,11 @@ mod access;
 mod account;
 mod container;
 mod content;
+mod digest;
 mod download;
 mod error;
 mod expiry;
+mod expiry_time;
 mod gc;
 mod listing;
 mod manifest;
@@ -30,6 +32,7 @@ pub use container::{ContainerInfo, ContainerUpdate, Versioning};
 pub use content::{Content, has_own_blocks};
 pub use download::ByteRange;
 pub use error::StorageError;
+pub use expiry_time::{MAX_DELETE_AT, delete_after, delete_at};
 pub use listing::{ListEntry, ListQuery, MAX_LISTING};
 pub use manifest::{
     MAX_MANIFEST_BYTES, MAX_SEGMENTS, ManifestError, SegmentProblem, SegmentSpec, StoredSegment,

@@ -48,14 +48,27 @@ impl ListQuery {
         self.limit.unwrap_or(MAX_LISTING).clamp(0, MAX_LISTING)
     }
 
-    fn range(&self, limit: i64) -> NameRange {
-        NameRange {
+    /// The bounds of the listing, refused when one holds a NUL (no name can).
+    fn range(&self, limit: i64) -> Result<NameRange, StorageError> {
+        for (field, value) in [
+            ("prefix", &self.prefix),
+            ("marker", &self.marker),
+            ("end_marker", &self.end_marker),
+        ] {
+            if value.as_deref().is_some_and(|v| v.contains('\0')) {
+                return Err(StorageError::invalid(field, "holds a NUL character"));
+            }
+        }
+        if self.delimiter == Some('\0') {
+            return Err(StorageError::invalid("delimiter", "is the NUL character"));
+        }
+        Ok(NameRange {
             prefix: self.prefix.clone().filter(|p| !p.is_empty()),
             marker: self.marker.clone().filter(|m| !m.is_empty()),
             end_marker: self.end_marker.clone().filter(|m| !m.is_empty()),
             limit,
             reverse: self.reverse,
-        }
+        })
     }
 
     /// For a name under the prefix, the subdirectory it rolls up into, if any.
@@ -77,7 +90,7 @@ impl Storage {
         query: &ListQuery,
     ) -> Result<Vec<ContainerListing>, StorageError> {
         Self::require_account(who, project_id, Permission::Read)?;
-        let range = query.range(query.limit());
+        let range = query.range(query.limit())?;
         if let Some(until) = query.until {
             return Ok(q::list_containers_until(self.db.pool(), project_id, &range, until).await?);
         }
@@ -103,7 +116,7 @@ impl Storage {
             let rows = q::list_objects(
                 self.db.pool(),
                 &container.id,
-                &query.range(i64::try_from(want).unwrap_or(MAX_LISTING)),
+                &query.range(i64::try_from(want).unwrap_or(MAX_LISTING))?,
                 query.until,
             )
             .await?;

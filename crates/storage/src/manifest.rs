@@ -359,7 +359,10 @@ impl Storage {
             }
         }
         let size = resolved.iter().map(|r| r.len).sum();
-        let hashes = block_aligned_hashmap(&resolved).unwrap_or_default();
+        let hashes = match block_aligned_windows(&resolved) {
+            Some(windows) => self.aligned_hashmap(&resolved, &windows).await?,
+            None => Vec::new(),
+        };
         let stored: Vec<&StoredSegment> = resolved.iter().map(|r| &r.stored).collect();
         let mut headers = options.headers;
         headers.remove("x-object-manifest");
@@ -373,7 +376,7 @@ impl Storage {
         let version = NewVersion {
             hashes,
             size,
-            etag,
+            etag: Some(etag),
             content_type: options
                 .content_type
                 .unwrap_or_else(|| guess_content_type(name).to_owned()),
@@ -427,7 +430,14 @@ impl Storage {
         if spec.size_bytes.is_some_and(|size| size != object.size) {
             problems.push("Size Mismatch");
         }
-        if spec.etag.as_ref().is_some_and(|etag| *etag != object.etag) {
+        // A segment made from a hashmap has no MD5 until the digest job computes it, and a
+        // manifest records its segments' MD5s.
+        let Some(segment_etag) = object.etag.clone() else {
+            return Ok(Err(
+                "Etag not computed yet; retry in a few seconds".to_owned()
+            ));
+        };
+        if spec.etag.as_ref().is_some_and(|etag| *etag != segment_etag) {
             problems.push("Etag Mismatch");
         }
         if !problems.is_empty() {
@@ -436,7 +446,7 @@ impl Storage {
         let whole = first == 0 && len == object.size;
         let stored = StoredSegment {
             name: format!("/{container}/{name}"),
-            hash: object.etag.clone(),
+            hash: segment_etag,
             bytes: object.size,
             content_type: object.content_type.clone(),
             last_modified: nefos_db::time::from_micros(object.modified_at)
@@ -466,12 +476,32 @@ fn manifest_etag<'a>(segments: impl Iterator<Item = &'a StoredSegment>) -> Strin
     hex::encode(md5.finalize())
 }
 
-/// The hashmap of the whole when the segments line up with blocks: each uses whole blocks
-/// of a self-contained segment from a block boundary, and all but the last a whole number
-/// of blocks (the last may end with its segment's own short final block).
-fn block_aligned_hashmap(segments: &[Resolved]) -> Option<Vec<BlockHash>> {
+impl Storage {
+    /// The hashmap of the whole: the given block windows of each segment's hashmap.
+    async fn aligned_hashmap(
+        &self,
+        segments: &[Resolved],
+        windows: &[(usize, usize)],
+    ) -> Result<Vec<BlockHash>, StorageError> {
+        let mut hashes = Vec::new();
+        for (segment, &(from, to)) in segments.iter().zip(windows) {
+            let own = self.hashmap(&segment.object).await?;
+            let window = own.get(from..to).ok_or(StorageError::CorruptHashmap {
+                serial: segment.object.serial,
+            })?;
+            hashes.extend_from_slice(window);
+        }
+        Ok(hashes)
+    }
+}
+
+/// When the segments line up with blocks, the window of blocks each contributes to the
+/// hashmap of the whole: each uses whole blocks of a self-contained segment from a block
+/// boundary, and all but the last a whole number of blocks (the last may end with its
+/// segment's own short final block).
+fn block_aligned_windows(segments: &[Resolved]) -> Option<Vec<(usize, usize)>> {
     let block = BLOCK_SIZE as u64;
-    let mut hashes = Vec::new();
+    let mut windows = Vec::new();
     for (index, segment) in segments.iter().enumerate() {
         let last = index + 1 == segments.len();
         let end = segment.first + segment.len;
@@ -485,9 +515,9 @@ fn block_aligned_hashmap(segments: &[Resolved]) -> Option<Vec<BlockHash>> {
         }
         let from = usize::try_from(segment.first / block).ok()?;
         let to = usize::try_from(end.div_ceil(block)).ok()?;
-        hashes.extend_from_slice(segment.object.hashes.get(from..to)?);
+        windows.push((from, to));
     }
-    Some(hashes)
+    Some(windows)
 }
 
 #[cfg(test)]

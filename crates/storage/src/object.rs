@@ -41,9 +41,15 @@ pub struct ObjectInfo {
     /// The version id (Pithos `X-Object-Version`).
     pub serial: i64,
     pub size: u64,
-    pub hashes: Vec<BlockHash>,
-    /// MD5 of the content, or Swift's manifest ETag.
-    pub etag: String,
+    /// Pithos `X-Object-Hash`: the Merkle root of the hashmap. `None` only in listings of
+    /// versions written before nefos stored it, until the digest job fills it in.
+    pub hash: Option<BlockHash>,
+    /// How many blocks the hashmap lists (the hashmap itself is read only to serve or
+    /// copy the content: [`Storage::hashmap`]).
+    pub blocks: u64,
+    /// MD5 of the content, or Swift's manifest ETag; `None` while the digest job has not
+    /// computed it (versions made from a hashmap or by a partial update).
+    pub etag: Option<String>,
     pub content_type: String,
     pub meta: Metadata,
     /// Stored headers (see [`STORED_HEADERS`]), lower-case names.
@@ -57,11 +63,6 @@ pub struct ObjectInfo {
 }
 
 impl ObjectInfo {
-    /// Pithos `X-Object-Hash`: the Merkle root of the hashmap.
-    pub fn merkle_root(&self) -> BlockHash {
-        merkle_root(&self.hashes)
-    }
-
     pub fn is_static_manifest(&self) -> bool {
         self.headers
             .get("x-static-large-object")
@@ -136,8 +137,13 @@ impl Preconditions {
     /// `reading` is true for GET and HEAD, where a failed If-None-Match is "not modified".
     pub fn check(&self, object: &ObjectInfo, reading: bool) -> Result<(), StorageError> {
         let etag_matches = |tags: &[String]| {
-            tags.iter()
-                .any(|t| t == "*" || t.trim_matches('"') == object.etag)
+            tags.iter().any(|t| {
+                t == "*"
+                    || object
+                        .etag
+                        .as_deref()
+                        .is_some_and(|e| t.trim_matches('"') == e)
+            })
         };
         let modified = object.modified_at / 1_000_000;
         if let Some(tags) = &self.if_match {
@@ -167,10 +173,14 @@ impl Preconditions {
     }
 }
 
-/// A name of an object: Swift allows up to 1024 bytes.
+/// A name of an object: Swift allows up to 1024 bytes, and no NUL (which PostgreSQL
+/// cannot store).
 pub(crate) fn check_object_name(name: &str) -> Result<(), StorageError> {
-    if name.is_empty() || name.len() > 1024 {
-        return Err(StorageError::invalid("object name", "1 to 1024 bytes"));
+    if name.is_empty() || name.len() > 1024 || name.contains('\0') {
+        return Err(StorageError::invalid(
+            "object name",
+            "1 to 1024 bytes without NUL",
+        ));
     }
     Ok(())
 }
@@ -215,10 +225,21 @@ pub(crate) fn hashmap_text(hashes: &[BlockHash]) -> String {
     text
 }
 
-pub(crate) fn parse_hashmap(text: &str) -> Vec<BlockHash> {
+/// Reads a stored hashmap. A row that does not parse is an error, never a shorter list:
+/// garbage collection trusting a short list would delete blocks still in use.
+pub(crate) fn parse_hashmap(serial: i64, text: &str) -> Result<Vec<BlockHash>, StorageError> {
+    let corrupt = || StorageError::CorruptHashmap { serial };
+    if !text.len().is_multiple_of(64) {
+        return Err(corrupt());
+    }
     text.as_bytes()
         .chunks(64)
-        .filter_map(|chunk| std::str::from_utf8(chunk).ok()?.parse().ok())
+        .map(|chunk| {
+            std::str::from_utf8(chunk)
+                .ok()
+                .and_then(|hex| hex.parse().ok())
+                .ok_or_else(corrupt)
+        })
         .collect()
 }
 
@@ -233,11 +254,12 @@ pub(crate) fn object_info(
         project_id: container.project_id.clone(),
         container_id: container.id.clone(),
         container: container.name.clone(),
-        hashes: parse_hashmap(&row.hashmap),
+        hash: row.hash.as_deref().and_then(|h| h.parse().ok()),
+        blocks: u64::try_from(row.blocks).unwrap_or(0),
         name: row.name,
         serial: row.serial,
         size: u64::try_from(row.size).unwrap_or(0),
-        etag: row.etag,
+        etag: Some(row.etag).filter(|e| !e.is_empty()),
         content_type: row.content_type,
         meta: stored.meta,
         headers: stored.headers,
@@ -254,7 +276,8 @@ pub(crate) fn object_info(
 pub(crate) struct NewVersion {
     pub(crate) hashes: Vec<BlockHash>,
     pub(crate) size: u64,
-    pub(crate) etag: String,
+    /// `None`: the digest job computes it later.
+    pub(crate) etag: Option<String>,
     pub(crate) content_type: String,
     pub(crate) meta: Metadata,
     pub(crate) headers: BTreeMap<String, String>,
@@ -301,7 +324,21 @@ impl Storage {
             return Err(StorageError::NotFound { what: "object" });
         }
         let path = q::get_path(pool, &container.id, name).await?;
-        Ok(object_info(container, row, path))
+        let mut object = object_info(container, row, path);
+        if object.hash.is_none() {
+            // Written before the hash was stored: one object's hashmap is cheap to read.
+            object.hash = Some(merkle_root(&self.hashmap(&object).await?));
+        }
+        Ok(object)
+    }
+
+    /// The hashmap of an object version: what serving or copying its content needs, and
+    /// nothing else does.
+    pub async fn hashmap(&self, object: &ObjectInfo) -> Result<Vec<BlockHash>, StorageError> {
+        let text = q::get_hashmap(self.db.pool(), object.serial)
+            .await?
+            .ok_or(StorageError::NotFound { what: "object" })?;
+        parse_hashmap(object.serial, &text)
     }
 
     /// Requires `needed` on one object: as the owner, or through sharing.
@@ -322,17 +359,19 @@ impl Storage {
     }
 
     /// The bytes of an object version, or of `range` of them.
-    pub fn read(
+    pub async fn read(
         &self,
         object: &ObjectInfo,
         range: Option<ByteRange>,
-    ) -> impl Stream<Item = Result<Bytes, StorageError>> + Send + 'static {
-        download::read(
+    ) -> Result<impl Stream<Item = Result<Bytes, StorageError>> + Send + 'static, StorageError>
+    {
+        let hashes = self.hashmap(object).await?;
+        Ok(download::read(
             self.blocks.clone(),
-            Arc::new(object.hashes.clone()),
+            Arc::new(hashes),
             object.size,
             range,
-        )
+        ))
     }
 
     /// Uploads a new version from a stream of bytes.
@@ -375,7 +414,7 @@ impl Storage {
         let version = NewVersion {
             hashes,
             size,
-            etag: md5,
+            etag: Some(md5),
             content_type: options
                 .content_type
                 .unwrap_or_else(|| guess_content_type(name).to_owned()),
@@ -450,15 +489,16 @@ impl Storage {
             current: true,
             deleted: false,
             size: i64::try_from(version.size).unwrap_or(i64::MAX),
-            hashmap: hashmap_text(&version.hashes),
-            etag: version.etag,
+            hash: Some(merkle_root(&version.hashes).to_hex()),
+            blocks: i64::try_from(version.hashes.len()).unwrap_or(i64::MAX),
+            etag: version.etag.unwrap_or_default(),
             content_type: version.content_type,
             meta: serde_json::to_string(&stored).unwrap_or_else(|_| "{}".to_owned()),
             delete_at: version.delete_at,
             modified_at: now,
             modified_by,
         };
-        q::insert_object(&mut *tx, &row).await?;
+        q::insert_object(&mut *tx, &row, &hashmap_text(&version.hashes)).await?;
         let path = q::get_path(&mut *tx, &container.id, name).await?;
         tx.commit()
             .await
@@ -521,9 +561,10 @@ impl Storage {
         let object = self
             .object(who, src_project, src_container, src_name, version)
             .await?;
+        let hashes = self.hashmap(&object).await?;
         // A copy refers to blocks without storing them: touching them first keeps a
         // garbage collection from taking them should the source go meanwhile.
-        let missing = self.blocks.touch(&object.hashes).await?;
+        let missing = self.blocks.touch(&hashes).await?;
         if !missing.is_empty() {
             let missing = missing.iter().map(BlockHash::to_hex).collect();
             return Err(StorageError::MissingBlocks { missing });
@@ -543,7 +584,7 @@ impl Storage {
         user_meta.extend(options.meta);
         headers.extend(options.headers);
         let new = NewVersion {
-            hashes: object.hashes.clone(),
+            hashes,
             size: object.size,
             etag: object.etag.clone(),
             content_type: options.content_type.unwrap_or(object.content_type.clone()),
@@ -712,7 +753,8 @@ pub(crate) async fn record_deletion(
             current: false,
             deleted: true,
             size: 0,
-            hashmap: String::new(),
+            hash: None,
+            blocks: 0,
             etag: String::new(),
             meta: "{}".to_owned(),
             delete_at: None,
@@ -720,7 +762,7 @@ pub(crate) async fn record_deletion(
             modified_by,
             ..current
         };
-        q::insert_object(&mut **tx, &marker).await?;
+        q::insert_object(&mut **tx, &marker, "").await?;
     }
     q::put_path(
         &mut **tx,
@@ -767,7 +809,18 @@ mod tests {
             nefos_blocks::hash_block(b"a"),
             nefos_blocks::hash_block(b"b"),
         ];
-        assert_eq!(parse_hashmap(&hashmap_text(&hashes)), hashes);
-        assert!(parse_hashmap("").is_empty());
+        assert_eq!(parse_hashmap(1, &hashmap_text(&hashes)).unwrap(), hashes);
+        assert!(parse_hashmap(1, "").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_damaged_hashmap_is_an_error_not_a_shorter_list() {
+        let good = hashmap_text(&[nefos_blocks::hash_block(b"a")]);
+        let not_hex = format!("{good}{}", "z".repeat(64));
+        assert!(matches!(
+            parse_hashmap(7, &not_hex),
+            Err(StorageError::CorruptHashmap { serial: 7 })
+        ));
+        assert!(parse_hashmap(7, &good[..63]).is_err());
     }
 }

@@ -4,19 +4,16 @@
 //! as they were at a time, and listings of what is shared.
 //!
 //! ETags stay Swift's: the MD5 of the content. A version made from a hashmap or by a
-//! partial update has no uploaded stream to hash, so its MD5 is computed by reading its
-//! blocks back (with read-ahead, hashing on the blocking pool). That costs one read of the
-//! object per such write, which Swift clients that check ETags (`swift`, SDKs) need;
-//! Pithos itself may answer with the Merkle root instead, which nefos always gives in
-//! `X-Object-Hash`.
+//! partial update has no uploaded stream to hash, and reading every block back would make
+//! a request of a few bytes cost a read of the whole object; so such versions are stored
+//! without it and the digest job (`digest.rs`) computes it shortly after. The Pithos hash
+//! (`X-Object-Hash`) is always there at once.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt, TryStreamExt};
-use md5::{Digest, Md5};
-use nefos_blocks::{BLOCK_SIZE, BlockError, BlockHash, Chunker};
+use nefos_blocks::{BLOCK_SIZE, BlockHash, Chunker};
 use nefos_db::DbError;
 use nefos_db::storage::{self as q, ContainerListing, NameRange};
 use nefos_db::time::now_micros;
@@ -25,7 +22,7 @@ use nefos_identity::AuthContext;
 use crate::access::{Accessor, Sharing};
 use crate::account::AccountInfo;
 use crate::container::ContainerInfo;
-use crate::download::{self, ByteRange};
+use crate::download::ByteRange;
 use crate::listing::{ListEntry, ListQuery, MAX_LISTING};
 use crate::meta::{self, Metadata};
 use crate::object::{
@@ -121,27 +118,6 @@ fn concurrent_write(error: StorageError) -> StorageError {
 }
 
 impl Storage {
-    /// The MD5 of the object made of `hashes` and `size` bytes, read back from the store.
-    pub(crate) async fn md5_of(
-        &self,
-        hashes: &[BlockHash],
-        size: u64,
-    ) -> Result<String, StorageError> {
-        let stream = download::read(self.blocks.clone(), Arc::new(hashes.to_vec()), size, None);
-        let mut stream = std::pin::pin!(stream);
-        let mut hasher = Md5::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk?;
-            hasher = tokio::task::spawn_blocking(move || {
-                hasher.update(&chunk);
-                hasher
-            })
-            .await
-            .map_err(|e| StorageError::Blocks(BlockError::Task(e)))?;
-        }
-        Ok(hex::encode(hasher.finalize()))
-    }
-
     /// Creates a version of `name` from a hashmap (Pithos `PUT ?hashmap`): every block must
     /// already be stored, else [`StorageError::MissingBlocks`] lists those that are not (the
     /// client uploads them to the container and tries again). No data moves.
@@ -177,20 +153,27 @@ impl Storage {
                 missing: missing.iter().map(BlockHash::to_hex).collect(),
             });
         }
-        let md5 = self.md5_of(&hashes, bytes).await?;
-        if let Some(expected) = &options.etag {
-            let expected = expected.trim_matches('"').to_ascii_lowercase();
-            if expected != md5 {
-                return Err(StorageError::EtagMismatch {
-                    expected,
-                    actual: md5,
-                });
+        // The MD5 would take a read of every block: the digest job computes it after the
+        // version is stored, so this request costs what its hashmap costs. A client that
+        // sends an ETag asked for the check, and pays for it.
+        let etag = match &options.etag {
+            None => None,
+            Some(expected) => {
+                let expected = expected.trim_matches('"').to_ascii_lowercase();
+                let md5 = self.md5_of(&hashes, bytes).await?;
+                if expected != md5 {
+                    return Err(StorageError::EtagMismatch {
+                        expected,
+                        actual: md5,
+                    });
+                }
+                Some(md5)
             }
-        }
+        };
         let version = NewVersion {
             hashes,
             size: bytes,
-            etag: md5,
+            etag,
             content_type: options
                 .content_type
                 .unwrap_or_else(|| guess_content_type(name).to_owned()),
@@ -320,7 +303,7 @@ impl Storage {
         {
             return Err(StorageError::RangeNotSatisfiable { size });
         }
-        let mut writer = Splice::new(self, current.hashes.clone(), size, offset);
+        let mut writer = Splice::new(self, self.hashmap(&current).await?, size, offset);
         match &source {
             Some(object) => {
                 let length = length.unwrap_or(0);
@@ -329,7 +312,7 @@ impl Storage {
                     last: length - 1,
                 });
                 let data = if length > 0 {
-                    self.read(object, range).boxed()
+                    self.read(object, range).await?.boxed()
                 } else {
                     futures::stream::empty().boxed()
                 };
@@ -345,11 +328,12 @@ impl Storage {
             self.resize(&mut hashes, new_size, final_size).await?;
             new_size = final_size;
         }
-        let md5 = self.md5_of(&hashes, new_size).await?;
+        // Only the changed blocks were read or written; the MD5 of the whole is left to
+        // the digest job.
         let version = NewVersion {
             hashes,
             size: new_size,
-            etag: md5,
+            etag: None,
             content_type: current.content_type.clone(),
             meta: merged_meta,
             headers: current.headers.clone(),

@@ -36,6 +36,10 @@ struct Cloud {
 }
 
 impl Cloud {
+    async fn hashes(&self, object: &ObjectInfo) -> Vec<BlockHash> {
+        self.storage.hashmap(object).await.unwrap()
+    }
+
     async fn new(t: TestDatabase) -> Cloud {
         let dir = tempfile::tempdir().unwrap();
         let blocks = BlockStore::open(&BlockStoreConfig::Fs {
@@ -142,7 +146,12 @@ impl Cloud {
             .storage
             .object(who, account, container, name, version)
             .await?;
-        let chunks: Vec<Bytes> = self.storage.read(&object, None).try_collect().await?;
+        let chunks: Vec<Bytes> = self
+            .storage
+            .read(&object, None)
+            .await?
+            .try_collect()
+            .await?;
         Ok(chunks.concat())
     }
 
@@ -406,7 +415,7 @@ async fn copies_and_moves_share_hashmaps() {
         cloud.container(&alice, "d", Versioning::None).await;
         let data = random(2 * BLOCK + 1000, 1);
         let original = cloud.put(&alice, "c", "big", &data).await.unwrap();
-        assert_eq!(original.hashes.len(), 3, "{l}");
+        assert_eq!(cloud.hashes(&original).await.len(), 3, "{l}");
         let stored = cloud.blocks_stored().await;
         assert_eq!(stored, 3, "{l}");
 
@@ -422,7 +431,11 @@ async fn copies_and_moves_share_hashmaps() {
             )
             .await
             .unwrap();
-        assert_eq!(copy.hashes, original.hashes, "{l}");
+        assert_eq!(
+            cloud.hashes(&copy).await,
+            cloud.hashes(&original).await,
+            "{l}"
+        );
         assert_eq!(copy.etag, original.etag, "{l}");
         // A move is a copy of the hashmap and a deletion of the source.
         let moved = cloud
@@ -442,7 +455,11 @@ async fn copies_and_moves_share_hashmaps() {
             .delete_object(me, account, "d", "copy")
             .await
             .unwrap();
-        assert_eq!(moved.hashes, original.hashes, "{l}");
+        assert_eq!(
+            cloud.hashes(&moved).await,
+            cloud.hashes(&original).await,
+            "{l}"
+        );
         assert_eq!(
             cloud.blocks_stored().await,
             stored,
@@ -482,7 +499,7 @@ async fn hashmap_puts_need_every_block() {
         let mut changed = data.clone();
         changed[BLOCK..2 * BLOCK].copy_from_slice(&random(BLOCK, 3));
         let hashes: Vec<BlockHash> = changed.chunks(BLOCK).map(hash_block).collect();
-        assert_eq!(hashes[0], original.hashes[0]);
+        assert_eq!(hashes[0], cloud.hashes(&original).await[0]);
         let put = |hashes: Vec<BlockHash>, bytes: u64| {
             cloud.storage.put_hashmap(
                 me,
@@ -527,8 +544,20 @@ async fn hashmap_puts_need_every_block() {
         assert_eq!(posted, vec![hashes[1]], "{l}");
         assert_eq!(cloud.blocks_stored().await, before + 1, "{l}");
         let second = put(hashes.clone(), changed.len() as u64).await.unwrap();
-        assert_eq!(second.hashes, hashes, "{l}");
-        assert_eq!(second.etag, md5_hex(&changed), "{l}: the ETag is the MD5");
+        assert_eq!(cloud.hashes(&second).await, hashes, "{l}");
+        // The MD5 is the digest job's, not the request's.
+        assert_eq!(second.etag, None, "{l}");
+        assert_eq!(cloud.storage.compute_pending_digests(100).await.unwrap(), 1);
+        let second = cloud
+            .storage
+            .object(me, account, "c", "second", VersionSelector::Current)
+            .await
+            .unwrap();
+        assert_eq!(
+            second.etag.as_deref(),
+            Some(md5_hex(&changed).as_str()),
+            "{l}: the ETag is the MD5"
+        );
         assert_eq!(cloud.blocks_stored().await, before + 1, "{l}");
         assert_eq!(
             cloud
@@ -566,7 +595,14 @@ async fn hashmap_puts_need_every_block() {
             StorageError::InvalidInput { .. }
         );
         let empty = put(vec![], 0).await.unwrap();
-        assert_eq!(empty.etag, md5_hex(b""), "{l}");
+        assert_eq!(empty.etag, None, "{l}");
+        cloud.storage.compute_pending_digests(100).await.unwrap();
+        let empty = cloud
+            .storage
+            .object(me, account, "c", &empty.name, VersionSelector::Current)
+            .await
+            .unwrap();
+        assert_eq!(empty.etag.as_deref(), Some(md5_hex(b"").as_str()), "{l}");
         assert_eq!(empty.size, 0, "{l}");
 
         // Another account may not use this container, even with hashes of blocks it has.
@@ -615,6 +651,7 @@ async fn partial_updates_store_only_the_blocks_they_change() {
         let original = cloud.put(&alice, "c", "o", &expected).await.unwrap();
         let mut stored = cloud.blocks_stored().await;
         let current = |expected: Vec<u8>| async move {
+            cloud.storage.compute_pending_digests(100).await.unwrap();
             let object = cloud
                 .storage
                 .object(me, account, "c", "o", VersionSelector::Current)
@@ -626,7 +663,11 @@ async fn partial_updates_store_only_the_blocks_they_change() {
                 .unwrap();
             assert_eq!(data.len(), expected.len(), "{l}");
             assert!(data == expected, "{l}: the content differs");
-            assert_eq!(object.etag, md5_hex(&expected), "{l}");
+            assert_eq!(
+                object.etag.as_deref(),
+                Some(md5_hex(&expected).as_str()),
+                "{l}"
+            );
             assert_eq!(object.size, expected.len() as u64, "{l}");
             object
         };
@@ -639,8 +680,16 @@ async fn partial_updates_store_only_the_blocks_they_change() {
             .unwrap();
         expected.extend_from_slice(&tail);
         current(expected.clone()).await;
-        assert_eq!(appended.hashes[..2], original.hashes[..2], "{l}");
-        assert_ne!(appended.hashes[2], original.hashes[2], "{l}");
+        assert_eq!(
+            cloud.hashes(&appended).await[..2],
+            cloud.hashes(&original).await[..2],
+            "{l}"
+        );
+        assert_ne!(
+            cloud.hashes(&appended).await[2],
+            cloud.hashes(&original).await[2],
+            "{l}"
+        );
         assert_eq!(cloud.blocks_stored().await, stored + 1, "{l}");
         stored += 1;
 
@@ -662,8 +711,16 @@ async fn partial_updates_store_only_the_blocks_they_change() {
             .unwrap();
         expected[100..150].copy_from_slice(&patch);
         current(expected.clone()).await;
-        assert_ne!(patched.hashes[0], appended.hashes[0], "{l}");
-        assert_eq!(patched.hashes[1..], appended.hashes[1..], "{l}");
+        assert_ne!(
+            cloud.hashes(&patched).await[0],
+            cloud.hashes(&appended).await[0],
+            "{l}"
+        );
+        assert_eq!(
+            cloud.hashes(&patched).await[1..],
+            cloud.hashes(&appended).await[1..],
+            "{l}"
+        );
         assert_eq!(cloud.blocks_stored().await, stored + 1, "{l}");
         stored += 1;
 
@@ -686,8 +743,12 @@ async fn partial_updates_store_only_the_blocks_they_change() {
         expected.truncate(offset);
         expected.extend_from_slice(&across);
         let grown = current(expected.clone()).await;
-        assert_eq!(grown.hashes.len(), 4, "{l}");
-        assert_eq!(grown.hashes[..2], patched.hashes[..2], "{l}");
+        assert_eq!(cloud.hashes(&grown).await.len(), 4, "{l}");
+        assert_eq!(
+            cloud.hashes(&grown).await[..2],
+            cloud.hashes(&patched).await[..2],
+            "{l}"
+        );
         assert_eq!(cloud.blocks_stored().await, stored + 2, "{l}");
         stored += 2;
 
@@ -708,8 +769,12 @@ async fn partial_updates_store_only_the_blocks_they_change() {
             .unwrap();
         expected.truncate(BLOCK + 5);
         current(expected.clone()).await;
-        assert_eq!(truncated.hashes.len(), 2, "{l}");
-        assert_eq!(truncated.hashes[0], grown.hashes[0], "{l}");
+        assert_eq!(cloud.hashes(&truncated).await.len(), 2, "{l}");
+        assert_eq!(
+            cloud.hashes(&truncated).await[0],
+            cloud.hashes(&grown).await[0],
+            "{l}"
+        );
         assert_eq!(cloud.blocks_stored().await, stored + 1, "{l}");
         stored += 1;
 
@@ -730,7 +795,11 @@ async fn partial_updates_store_only_the_blocks_they_change() {
             .unwrap();
         expected.resize(3 * BLOCK + 1, 0);
         current(expected.clone()).await;
-        assert_eq!(extended.hashes[..2], truncated.hashes[..], "{l}");
+        assert_eq!(
+            cloud.hashes(&extended).await[..2],
+            cloud.hashes(&truncated).await[..],
+            "{l}"
+        );
         assert!(cloud.blocks_stored().await <= stored + 1, "{l}");
         stored = cloud.blocks_stored().await;
 
@@ -1239,6 +1308,8 @@ async fn public_objects_are_served_by_token_until_revoked() {
         let data: Vec<Bytes> = cloud
             .storage
             .read(&object, None)
+            .await
+            .unwrap()
             .try_collect()
             .await
             .unwrap();
@@ -1345,5 +1416,109 @@ async fn concurrent_writers_of_one_name_all_succeed_and_one_version_is_current()
             .map(Result::unwrap)
             .collect();
         assert_eq!(created.iter().filter(|c| **c).count(), 1, "{}", cloud.label);
+    }
+}
+
+#[tokio::test]
+async fn listings_and_heads_never_read_hashmaps_and_gc_stops_at_a_damaged_one() {
+    for cloud in &clouds().await {
+        let l = cloud.label;
+        let alice = cloud.user("alice").await;
+        let me = Accessor::Token(&alice);
+        let account = project(&alice);
+        cloud.container(&alice, "c", Versioning::Auto).await;
+        let data = random(BLOCK + 10, 9);
+        let object = cloud.put(&alice, "c", "o", &data).await.unwrap();
+        let hash = object.hash.unwrap();
+        assert_eq!(
+            hash,
+            nefos_blocks::merkle_root(&cloud.hashes(&object).await)
+        );
+        // Damage the stored hashmap: what needs only size, hash and metadata must not
+        // notice, because it must not read it.
+        sqlx::query("UPDATE objects SET hashmap = 'damaged' WHERE serial = $1")
+            .bind(object.serial)
+            .execute(cloud.storage.database().pool())
+            .await
+            .unwrap();
+        let listed = cloud
+            .storage
+            .list_objects(me, account, "c", &ListQuery::default())
+            .await
+            .unwrap();
+        match &listed[..] {
+            [ListEntry::Object(found)] => {
+                assert_eq!(found.hash, Some(hash), "{l}");
+                assert_eq!(found.etag, object.etag, "{l}");
+                assert_eq!(found.size, data.len() as u64, "{l}");
+            }
+            other => panic!("{l}: {other:?}"),
+        }
+        let head = cloud
+            .storage
+            .object(me, account, "c", "o", VersionSelector::Current)
+            .await
+            .unwrap();
+        assert_eq!(head.hash, Some(hash), "{l}");
+        // Reading the content needs the hashmap, and says it is damaged.
+        assert_err!(
+            l,
+            cloud
+                .get(me, account, "c", "o", VersionSelector::Current)
+                .await,
+            StorageError::CorruptHashmap { .. }
+        );
+        // Garbage collection stops rather than delete blocks a damaged row may refer to.
+        let before = cloud.blocks_stored().await;
+        assert_err!(
+            l,
+            cloud.storage.collect_garbage(Duration::ZERO).await,
+            StorageError::CorruptHashmap { .. }
+        );
+        assert_eq!(cloud.blocks_stored().await, before, "{l}");
+    }
+}
+
+#[tokio::test]
+async fn names_and_listing_bounds_with_nul_are_refused() {
+    for cloud in &clouds().await {
+        let l = cloud.label;
+        let alice = cloud.user("alice").await;
+        let me = Accessor::Token(&alice);
+        let account = project(&alice);
+        cloud.container(&alice, "c", Versioning::Auto).await;
+        assert_err!(
+            l,
+            cloud.put(&alice, "c", "a\0b", b"x").await,
+            StorageError::InvalidInput { .. }
+        );
+        assert_err!(
+            l,
+            cloud
+                .storage
+                .put_container(me, account, "c\0d", &ContainerUpdate::default())
+                .await,
+            StorageError::InvalidInput { .. }
+        );
+        for query in [
+            ListQuery {
+                prefix: Some("\0".to_owned()),
+                ..ListQuery::default()
+            },
+            ListQuery {
+                marker: Some("a\0".to_owned()),
+                ..ListQuery::default()
+            },
+            ListQuery {
+                end_marker: Some("\0".to_owned()),
+                ..ListQuery::default()
+            },
+        ] {
+            assert_err!(
+                l,
+                cloud.storage.list_objects(me, account, "c", &query).await,
+                StorageError::InvalidInput { .. }
+            );
+        }
     }
 }

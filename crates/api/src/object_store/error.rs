@@ -63,7 +63,9 @@ impl From<StorageError> for SwiftError {
                 e.json = Some(serde_json::json!(missing));
                 return e;
             }
-            StorageError::Blocks(_) | StorageError::Database(_) => {
+            StorageError::Blocks(_)
+            | StorageError::Database(_)
+            | StorageError::CorruptHashmap { .. } => {
                 let internal = ApiError::internal(&error);
                 return SwiftError::new(internal.status, internal.message);
             }

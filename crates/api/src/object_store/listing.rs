@@ -124,11 +124,11 @@ pub fn objects(
                     ListEntry::Subdir(s) => json!({ "subdir": s }),
                     ListEntry::Object(o) => json!({
                         "name": o.name,
-                        "hash": o.etag,
+                        "hash": o.etag.as_deref().unwrap_or(""),
                         "bytes": o.size,
                         "content_type": o.content_type,
                         "last_modified": listing_date(o.modified_at),
-                        "x_object_hash": o.merkle_root().to_hex(),
+                        "x_object_hash": o.hash.map(|h| h.to_hex()),
                         "x_object_version": o.serial,
                     }),
                 })
@@ -149,7 +149,7 @@ pub fn objects(
                     ListEntry::Object(o) => xml.push_str(&format!(
                         "<object><name>{}</name><hash>{}</hash><bytes>{}</bytes><content_type>{}</content_type><last_modified>{}</last_modified></object>",
                         xml_escape(&o.name),
-                        o.etag,
+                        o.etag.as_deref().unwrap_or(""),
                         o.size,
                         xml_escape(&o.content_type),
                         listing_date(o.modified_at)

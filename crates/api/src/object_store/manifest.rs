@@ -91,7 +91,9 @@ pub(super) async fn put_static(
 
 fn created(object: &ObjectInfo) -> Response {
     let mut out = HeaderMap::new();
-    insert(&mut out, "etag", &format!("\"{}\"", object.etag));
+    if let Some(etag) = &object.etag {
+        insert(&mut out, "etag", &format!("\"{etag}\""));
+    }
     insert(
         &mut out,
         "last-modified",
@@ -192,11 +194,11 @@ pub(super) async fn content(
 /// The object as served, for conditional requests and headers: a dynamic large object
 /// has the ETag of its segments.
 pub(super) fn as_served<'a>(object: &'a ObjectInfo, content: &Content) -> Cow<'a, ObjectInfo> {
-    if object.etag == content.etag() {
+    if object.etag.as_deref() == content.etag() {
         Cow::Borrowed(object)
     } else {
         let mut served = object.clone();
-        served.etag = content.etag().to_owned();
+        served.etag = content.etag().map(str::to_owned);
         Cow::Owned(served)
     }
 }
@@ -212,7 +214,12 @@ pub(super) fn large_object_headers(
 ) {
     let dynamic = object.dynamic_manifest().is_some() && !wants(params, "get");
     if dynamic || object.is_static_manifest() {
-        insert(out, "etag", &format!("\"{}\"", content.etag()));
+        match content.etag() {
+            Some(etag) => insert(out, "etag", &format!("\"{etag}\"")),
+            None => {
+                out.remove("etag");
+            }
+        }
     }
     if dynamic || !nefos_storage::has_own_blocks(object) {
         out.remove("x-object-hash");

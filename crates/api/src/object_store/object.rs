@@ -150,11 +150,12 @@ impl Call<'_> {
             out.remove("x-object-public");
         }
         if self.params.contains_key("hashmap") {
+            let hashes = storage.hashmap(&object).await?;
             let body = serde_json::json!({
                 "block_size": nefos_blocks::BLOCK_SIZE,
                 "block_hash": "sha256",
                 "bytes": object.size,
-                "hashes": object.hashes.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
+                "hashes": hashes.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
             });
             return Ok((StatusCode::OK, out, axum::Json(body)).into_response());
         }
@@ -276,18 +277,10 @@ impl Call<'_> {
             return Ok(Some(None));
         }
         if let Some(at) = headers::number(self.request, "x-delete-at")? {
-            if at <= now {
-                return Err(SwiftError::bad_request("X-Delete-At is in the past"));
-            }
-            return Ok(Some(Some(at)));
+            return Ok(Some(Some(nefos_storage::delete_at(at, now)?)));
         }
         if let Some(after) = headers::number(self.request, "x-delete-after")? {
-            if after < 0 {
-                return Err(SwiftError::bad_request(
-                    "X-Delete-After must not be negative",
-                ));
-            }
-            return Ok(Some(Some(now + after)));
+            return Ok(Some(Some(nefos_storage::delete_after(after, now)?)));
         }
         Ok(None)
     }
@@ -546,14 +539,18 @@ impl Call<'_> {
 
 fn created(object: &ObjectInfo) -> Response {
     let mut out = HeaderMap::new();
-    insert(&mut out, "etag", &object.etag);
+    if let Some(etag) = &object.etag {
+        insert(&mut out, "etag", etag);
+    }
     insert(
         &mut out,
         "last-modified",
         &headers::http_date(object.modified_at),
     );
     insert(&mut out, "x-object-version", &object.serial.to_string());
-    insert(&mut out, "x-object-hash", &object.merkle_root().to_hex());
+    if let Some(hash) = &object.hash {
+        insert(&mut out, "x-object-hash", &hash.to_hex());
+    }
     insert(&mut out, "content-length", "0");
     (StatusCode::CREATED, out).into_response()
 }
@@ -561,12 +558,14 @@ fn created(object: &ObjectInfo) -> Response {
 /// The headers describing an object (GET and HEAD).
 pub(super) fn object_headers(state: &ApiState, object: &ObjectInfo) -> HeaderMap {
     let mut out = HeaderMap::new();
-    let etag = if object.is_static_manifest() {
-        format!("\"{}\"", object.etag)
-    } else {
-        object.etag.clone()
-    };
-    insert(&mut out, "etag", &etag);
+    // Absent while the digest job has not computed the MD5 (see nefos_storage's digest).
+    if let Some(etag) = &object.etag {
+        if object.is_static_manifest() {
+            insert(&mut out, "etag", &format!("\"{etag}\""));
+        } else {
+            insert(&mut out, "etag", etag);
+        }
+    }
     insert(
         &mut out,
         header::CONTENT_TYPE.as_str(),
@@ -583,7 +582,9 @@ pub(super) fn object_headers(state: &ApiState, object: &ObjectInfo) -> HeaderMap
         &headers::timestamp(object.modified_at),
     );
     insert(&mut out, "accept-ranges", "bytes");
-    insert(&mut out, "x-object-hash", &object.merkle_root().to_hex());
+    if let Some(hash) = &object.hash {
+        insert(&mut out, "x-object-hash", &hash.to_hex());
+    }
     insert(&mut out, "x-object-version", &object.serial.to_string());
     insert(
         &mut out,

@@ -299,9 +299,13 @@ pub(super) fn data_update(
 /// The answer to a data update: 204 with the new version's ETag and version.
 pub(super) fn updated(object: &ObjectInfo) -> Response {
     let mut out = HeaderMap::new();
-    insert(&mut out, "etag", &object.etag);
+    if let Some(etag) = &object.etag {
+        insert(&mut out, "etag", etag);
+    }
     insert(&mut out, "x-object-version", &object.serial.to_string());
-    insert(&mut out, "x-object-hash", &object.merkle_root().to_hex());
+    if let Some(hash) = &object.hash {
+        insert(&mut out, "x-object-hash", &hash.to_hex());
+    }
     insert(
         &mut out,
         "last-modified",

@@ -5,15 +5,22 @@ use nefos_storage::ByteRange;
 /// What a `Range` header asks of an object of a given size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RangeRequest {
-    /// No header, or one to ignore (syntax error, too many ranges): the whole object.
+    /// No header, or one to ignore (a syntax error): the whole object.
     Full,
     Ranges(Vec<ByteRange>),
-    /// Every range starts past the end: 416.
+    /// Every range starts past the end, `bytes=-0`, or a set of ranges that asks for far
+    /// more work than data: 416.
     Unsatisfiable,
 }
 
-/// More ranges than this are served as the whole object, as Swift does.
+/// Limits on a set of ranges, Swift's answer to RFC 9110 §14.2's warning that many or
+/// overlapping ranges make a small request cost a large answer: beyond any of them the
+/// request is refused with 416 rather than served.
 const MAX_RANGES: usize = 50;
+/// Pairs of ranges that overlap.
+const MAX_OVERLAPPING_PAIRS: usize = 2;
+/// Ranges that start before the one ahead of them.
+const MAX_DESCENDING: usize = 7;
 
 pub fn parse(header: Option<&str>, size: u64) -> RangeRequest {
     let Some(specs) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
@@ -28,7 +35,9 @@ pub fn parse(header: Option<&str>, size: u64) -> RangeRequest {
         };
         let range = match (first.trim(), last.trim()) {
             ("", suffix) => match suffix.parse::<u64>() {
-                Ok(0) | Err(_) => return RangeRequest::Full,
+                // The last zero bytes: nothing can satisfy that (Swift answers 416 too).
+                Ok(0) => return RangeRequest::Unsatisfiable,
+                Err(_) => return RangeRequest::Full,
                 Ok(_) if size == 0 => None,
                 Ok(n) => Some(ByteRange {
                     first: size.saturating_sub(n),
@@ -53,13 +62,34 @@ pub fn parse(header: Option<&str>, size: u64) -> RangeRequest {
         };
         ranges.extend(range);
     }
-    if count == 0 || count > MAX_RANGES {
+    if count == 0 {
         RangeRequest::Full
-    } else if ranges.is_empty() {
+    } else if ranges.is_empty() || count > MAX_RANGES || is_egregious(&ranges) {
         RangeRequest::Unsatisfiable
     } else {
         RangeRequest::Ranges(ranges)
     }
+}
+
+/// Whether ranges overlap or go backwards more than [`MAX_OVERLAPPING_PAIRS`] and
+/// [`MAX_DESCENDING`] allow (at most [`MAX_RANGES`] of them, so pairs are cheap to count).
+fn is_egregious(ranges: &[ByteRange]) -> bool {
+    let mut overlapping = 0;
+    for (i, a) in ranges.iter().enumerate() {
+        for b in &ranges[i + 1..] {
+            if a.first <= b.last && b.first <= a.last {
+                overlapping += 1;
+                if overlapping > MAX_OVERLAPPING_PAIRS {
+                    return true;
+                }
+            }
+        }
+    }
+    let descending = ranges
+        .windows(2)
+        .filter(|pair| pair[1].first < pair[0].first)
+        .count();
+    descending > MAX_DESCENDING
 }
 
 #[cfg(test)]
@@ -102,6 +132,54 @@ mod tests {
         assert_eq!(parse(Some("bytes=4-2"), 10), RangeRequest::Full);
         assert_eq!(parse(Some("bytes=x-2"), 10), RangeRequest::Full);
         assert_eq!(parse(Some("items=0-2"), 10), RangeRequest::Full);
-        assert_eq!(parse(Some("bytes=-0"), 10), RangeRequest::Full);
+        assert_eq!(parse(Some("bytes=-0"), 10), RangeRequest::Unsatisfiable);
+    }
+
+    #[test]
+    fn egregious_sets_of_ranges_are_refused() {
+        let many = |n: usize, spec: &str| format!("bytes={}", vec![spec; n].join(","));
+        // Fifty overlapping `0-` would answer fifty copies of the object.
+        assert_eq!(
+            parse(Some(&many(50, "0-")), 1 << 30),
+            RangeRequest::Unsatisfiable
+        );
+        assert_eq!(
+            parse(Some(&many(3, "0-")), 100),
+            RangeRequest::Unsatisfiable
+        );
+        // Two overlapping ranges (one pair) are fine, three pairs are not.
+        assert!(matches!(
+            parse(Some("bytes=0-10,5-15"), 100),
+            RangeRequest::Ranges(r) if r.len() == 2
+        ));
+        // Fifty disjoint ascending ranges pass; fifty-one do not.
+        let ascending = |n: u64| {
+            let specs: Vec<String> = (0..n).map(|i| format!("{}-{}", i * 2, i * 2)).collect();
+            format!("bytes={}", specs.join(","))
+        };
+        assert!(matches!(
+            parse(Some(&ascending(50)), 1000),
+            RangeRequest::Ranges(_)
+        ));
+        assert_eq!(
+            parse(Some(&ascending(51)), 1000),
+            RangeRequest::Unsatisfiable
+        );
+        // Seven steps backwards pass, eight do not.
+        let descending = |n: u64| {
+            let specs: Vec<String> = (0..=n)
+                .rev()
+                .map(|i| format!("{}-{}", i * 2, i * 2))
+                .collect();
+            format!("bytes={}", specs.join(","))
+        };
+        assert!(matches!(
+            parse(Some(&descending(7)), 1000),
+            RangeRequest::Ranges(_)
+        ));
+        assert_eq!(
+            parse(Some(&descending(8)), 1000),
+            RangeRequest::Unsatisfiable
+        );
     }
 }

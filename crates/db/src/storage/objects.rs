@@ -1,3 +1,4 @@
+use futures::{Stream, TryStreamExt};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, FromRow, Row};
 
@@ -5,7 +6,9 @@ use crate::flag::get_bool;
 use crate::storage::NameRange;
 use crate::{Connection, DbError};
 
-/// A row of `objects`: one version of one object.
+/// A row of `objects`: one version of one object, without its hashmap, which can be
+/// large (a 5 GiB object's is 80 KB) and is read only where the content is needed
+/// ([`get_hashmap`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectRow {
     pub serial: i64,
@@ -14,8 +17,13 @@ pub struct ObjectRow {
     pub current: bool,
     pub deleted: bool,
     pub size: i64,
-    /// Block hashes, 64 hex digits each, concatenated.
-    pub hashmap: String,
+    /// The Pithos hash (Merkle root of the hashmap), hex; `None` for versions written
+    /// before it was stored, until the digest job fills it in.
+    pub hash: Option<String>,
+    /// How many block hashes the hashmap holds.
+    pub blocks: i64,
+    /// MD5 of the content, hex (Swift's ETag), or Swift's manifest ETag; empty while the
+    /// digest job has not computed it yet.
     pub etag: String,
     pub content_type: String,
     /// JSON object of metadata and stored headers.
@@ -34,7 +42,8 @@ impl FromRow<'_, AnyRow> for ObjectRow {
             current: get_bool(row, "current")?,
             deleted: get_bool(row, "deleted")?,
             size: row.try_get("size")?,
-            hashmap: row.try_get("hashmap")?,
+            hash: row.try_get("hash")?,
+            blocks: row.try_get("blocks")?,
             etag: row.try_get("etag")?,
             content_type: row.try_get("content_type")?,
             meta: row.try_get("meta")?,
@@ -46,7 +55,7 @@ impl FromRow<'_, AnyRow> for ObjectRow {
 }
 
 const OBJECT_COLUMNS: &str = "serial, container_id, name, CAST(current AS INTEGER) AS current,
-    CAST(deleted AS INTEGER) AS deleted, size, hashmap, etag, content_type, meta, delete_at,
+    CAST(deleted AS INTEGER) AS deleted, size, hash, blocks, etag, content_type, meta, delete_at,
     modified_at, modified_by";
 
 /// A new, never reused version number; call inside the transaction that uses it.
@@ -59,14 +68,17 @@ pub async fn next_serial(conn: &mut Connection) -> Result<i64, DbError> {
     .map_err(DbError::query("allocate a version number"))
 }
 
+/// Stores a version with its hashmap (block hashes, 64 hex digits each, concatenated).
 pub async fn insert_object<'c>(
     ex: impl Executor<'c, Database = Any>,
     row: &ObjectRow,
+    hashmap: &str,
 ) -> Result<(), DbError> {
     sqlx::query(
-        "INSERT INTO objects (serial, container_id, name, current, deleted, size, hashmap, etag,
-                              content_type, meta, delete_at, modified_at, modified_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        "INSERT INTO objects (serial, container_id, name, current, deleted, size, hashmap, hash,
+                              blocks, etag, content_type, meta, delete_at, modified_at,
+                              modified_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
     )
     .bind(row.serial)
     .bind(&row.container_id)
@@ -74,7 +86,9 @@ pub async fn insert_object<'c>(
     .bind(row.current)
     .bind(row.deleted)
     .bind(row.size)
-    .bind(&row.hashmap)
+    .bind(hashmap)
+    .bind(&row.hash)
+    .bind(row.blocks)
     .bind(&row.etag)
     .bind(&row.content_type)
     .bind(&row.meta)
@@ -257,14 +271,83 @@ pub async fn expired_objects<'c>(
     .map_err(DbError::query("find expired objects"))
 }
 
-/// The hashmaps of every stored version, for garbage collection of blocks.
-pub async fn all_hashmaps<'c>(
+/// The hashmap of one version (block hashes, 64 hex digits each, concatenated).
+pub async fn get_hashmap<'c>(
     ex: impl Executor<'c, Database = Any>,
-) -> Result<Vec<String>, DbError> {
-    sqlx::query_scalar("SELECT hashmap FROM objects WHERE NOT deleted")
-        .fetch_all(ex)
+    serial: i64,
+) -> Result<Option<String>, DbError> {
+    sqlx::query_scalar("SELECT hashmap FROM objects WHERE serial = $1")
+        .bind(serial)
+        .fetch_optional(ex)
         .await
-        .map_err(DbError::query("read every hashmap"))
+        .map_err(DbError::query("read an object's hashmap"))
+}
+
+/// The hashmaps of every stored version, one row at a time, for garbage collection of
+/// blocks: memory stays that of one hashmap whatever the number of objects.
+pub fn live_hashmaps<'c>(
+    ex: impl Executor<'c, Database = Any> + 'c,
+) -> impl Stream<Item = Result<(i64, String), DbError>> + Send + 'c {
+    sqlx::query_as("SELECT serial, hashmap FROM objects WHERE NOT deleted")
+        .fetch(ex)
+        .map_err(|source| DbError::Query {
+            action: "read every hashmap",
+            source,
+        })
+}
+
+/// A version whose MD5 or Pithos hash is still to be computed.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct PendingDigest {
+    pub serial: i64,
+    pub size: i64,
+    /// The MD5 is missing (else only the hash is).
+    pub etag_pending: bool,
+}
+
+/// Up to `limit` versions whose MD5 or hash is missing, oldest first.
+pub async fn pending_digests<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    limit: i64,
+) -> Result<Vec<PendingDigest>, DbError> {
+    let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT serial, size, CASE WHEN etag = '' THEN 1 ELSE 0 END FROM objects
+         WHERE (etag = '' OR hash IS NULL) AND NOT deleted ORDER BY serial LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(ex)
+    .await
+    .map_err(DbError::query("find objects without digests"))?;
+    Ok(rows
+        .into_iter()
+        .map(|(serial, size, etag_pending)| PendingDigest {
+            serial,
+            size,
+            etag_pending: etag_pending != 0,
+        })
+        .collect())
+}
+
+/// Records a version's computed digests; a digest already set is kept (versions never
+/// change content, so whoever computed it first computed the same value).
+pub async fn set_digests<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    serial: i64,
+    etag: &str,
+    hash: &str,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE objects SET etag = CASE WHEN etag = '' THEN $2 ELSE etag END,
+                            hash = COALESCE(hash, $3)
+         WHERE serial = $1",
+    )
+    .bind(serial)
+    .bind(etag)
+    .bind(hash)
+    .execute(ex)
+    .await
+    .map_err(DbError::query("record an object's digests"))?;
+    Ok(())
 }
 
 /// Rewrites the metadata, content type and expiry of one version in place.
