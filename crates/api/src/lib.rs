@@ -1,6 +1,6 @@
-//! The nefos HTTP APIs (DESIGN §8). Each API family is a router that parses the request,
-//! calls a domain crate and renders the answer in that family's conventions; no domain
-//! logic lives here.
+//! The nefos HTTP APIs (docs/design.md §8). Each API family is a router that parses the
+//! request, calls a domain crate and renders the answer in that family's conventions; no
+//! domain logic lives here.
 
 mod auth;
 mod catalog;

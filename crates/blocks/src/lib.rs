@@ -1,6 +1,6 @@
-//! The content-addressed block store of nefos (DESIGN §4): objects, images and snapshots
-//! are lists of 4 MiB blocks named by their Pithos hash, each stored once whatever refers
-//! to it, on a local filesystem (`fs`) or an S3-compatible service (`s3`).
+//! The content-addressed block store of nefos (docs/design.md §4): objects, images and
+//! snapshots are lists of 4 MiB blocks named by their Pithos hash, each stored once
+//! whatever refers to it, on a local filesystem (`fs`) or an S3-compatible service (`s3`).
 //!
 //! - [`hash`]: block hashes, the Merkle root of a hashmap, and a [`Chunker`] that cuts an
 //!   upload into blocks as it arrives.

@@ -1,5 +1,5 @@
-//! Compute (DESIGN §2, §5): today the registry of the nodes that run VMs — what each node
-//! says of itself when it registers, and when it was last heard from.
+//! Compute (docs/design.md §2, §5): today the registry of the nodes that run VMs — what
+//! each node says of itself when it registers, and when it was last heard from.
 
 mod nodes;
 

@@ -1,4 +1,4 @@
--- Identity: users, projects, role assignments and tokens (DESIGN §7).
+-- Identity: users, projects, role assignments and tokens (docs/design.md §7).
 -- Portable SQL: the same text runs on SQLite and PostgreSQL. Ids are text,
 -- times are microseconds since the Unix epoch.
 

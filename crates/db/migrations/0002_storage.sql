@@ -1,7 +1,7 @@
--- Object storage (DESIGN §4): an account is a project; a container belongs to one; every
--- version of every object is a row whose content is a list of block hashes (its hashmap)
--- in the block store. Portable SQL, as in 0001; names sort bytewise (@COLLATE_BYTES@ is
--- replaced by each engine's spelling of that collation).
+-- Object storage (docs/design.md §4): an account is a project; a container belongs to
+-- one; every version of every object is a row whose content is a list of block hashes
+-- (its hashmap) in the block store. Portable SQL, as in 0001; names sort bytewise
+-- (@COLLATE_BYTES@ is replaced by each engine's spelling of that collation).
 
 -- Monotonic counters allocated inside transactions (`UPDATE … RETURNING`), because SQLite
 -- and PostgreSQL spell auto-increment differently.

@@ -1,5 +1,5 @@
--- Compute nodes (DESIGN §5): each node agent registers itself and heartbeats. A node's
--- row is its latest self-description; the control plane holds no other node state.
+-- Compute nodes (docs/design.md §5): each node agent registers itself and heartbeats. A
+-- node's row is its latest self-description; the control plane holds no other node state.
 CREATE TABLE compute_nodes (
     id                TEXT PRIMARY KEY,
     rpc_url           TEXT NOT NULL,

@@ -1,4 +1,4 @@
-//! The nefos control-plane database (DESIGN §3).
+//! The nefos control-plane database (docs/design.md §3).
 //!
 //! One schema and one query codebase for both supported engines: an embedded SQLite file
 //! (the default, WAL with `synchronous=FULL`) and PostgreSQL for multi-node clouds. Queries

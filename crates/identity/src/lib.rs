@@ -1,5 +1,6 @@
-//! Identity for nefos (DESIGN §7): users, projects (each user has a personal base project),
-//! role assignments and bearer tokens, with the authorization rules every API relies on.
+//! Identity for nefos (docs/design.md §7): users, projects (each user has a personal base
+//! project), role assignments and bearer tokens, with the authorization rules every API
+//! relies on.
 //!
 //! This crate holds no HTTP: the API crate translates Keystone and Synnefo requests into
 //! calls on [`Identity`], and operator commands call it directly as [`Caller::Operator`].

@@ -1,5 +1,5 @@
 //! Users. Creating a user creates its personal base project in the same transaction, so no
-//! user ever exists without one (DESIGN §7).
+//! user ever exists without one (docs/design.md §7).
 
 use nefos_db::identity::{self as q, ProjectRow, RoleAssignmentRow, UserRow};
 use nefos_db::time::now_micros;

@@ -1,4 +1,4 @@
-//! `nefos`: the one binary of the nefos cloud (DESIGN §1).
+//! `nefos`: the one binary of the nefos cloud (docs/design.md §1).
 
 mod admin;
 mod client;

@@ -1,6 +1,7 @@
 //! kill -9 of `nefos up` in the middle of a burst of user creations: after a restart the
 //! database opens, every user whose creation was acknowledged exists, and no user exists
-//! without its base project (DESIGN §7: a user and its base project are created together).
+//! without its base project (docs/design.md §7: a user and its base project are created
+//! together).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

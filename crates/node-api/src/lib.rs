@@ -1,4 +1,4 @@
-//! The RPC between the control plane and node agents (DESIGN §2, §5).
+//! The RPC between the control plane and node agents (docs/design.md §2, §5).
 //!
 //! Nodes serve `/rpc/v1/…` and the control plane serves `/internal/v1/…`; both are
 //! HTTP/JSON authenticated with the cluster secret and never exposed to tenants. Every

@@ -1,5 +1,5 @@
-//! Config drives (DESIGN §5): what a guest learns at boot, as an ISO 9660 image in either
-//! layout cloud-init reads — OpenStack's (`config-2`) or NoCloud (`cidata`).
+//! Config drives (docs/design.md §5): what a guest learns at boot, as an ISO 9660 image in
+//! either layout cloud-init reads — OpenStack's (`config-2`) or NoCloud (`cidata`).
 
 use std::io;
 use std::path::{Path, PathBuf};

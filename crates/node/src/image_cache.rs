@@ -1,6 +1,6 @@
-//! The node's image cache (DESIGN §5): raw images keyed by their content, filled block by
-//! block. A block the node already holds, in any cached image, is copied from there
-//! instead of fetched; all-zero blocks are holes and cost nothing. A cached image is
+//! The node's image cache (docs/design.md §5): raw images keyed by their content, filled
+//! block by block. A block the node already holds, in any cached image, is copied from
+//! there instead of fetched; all-zero blocks are holes and cost nothing. A cached image is
 //! read-only and never changes, so any number of VM overlays can stand on it.
 //!
 //! Layout of the cache directory, for an image id `<root>-<size>`:

@@ -1,5 +1,5 @@
-//! The nefos node agent (DESIGN §5): runs VMs under QEMU on one hypervisor host, on the
-//! control plane's behalf and only through its RPC API.
+//! The nefos node agent (docs/design.md §5): runs VMs under QEMU on one hypervisor host,
+//! on the control plane's behalf and only through its RPC API.
 //!
 //! - `image_cache`: images by content, filled block by block from the block store;
 //! - `qcow2`: O(1) root disks as overlays on cached images;

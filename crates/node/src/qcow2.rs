@@ -1,7 +1,7 @@
 //! qcow2 overlays written directly: a root disk is a qcow2 file whose backing file is the
 //! cached raw image, so creating one costs a few KiB of metadata whatever the image's size
-//! (DESIGN §5). Writing the header ourselves keeps that O(1) path free of a `qemu-img`
-//! process start, which would dominate it.
+//! (docs/design.md §5). Writing the header ourselves keeps that O(1) path free of a
+//! `qemu-img` process start, which would dominate it.
 //!
 //! The file holds four kinds of cluster, in this order: the header (with the backing
 //! file's name and format), one refcount-table cluster, one refcount block, and the L1

@@ -4,7 +4,7 @@
 //! QEMU runs with `-daemonize`: it forks into its own session, writes its pidfile (which
 //! it keeps locked, so a second QEMU for the same VM cannot start) and only then lets the
 //! launching process exit. An agent that dies or restarts therefore never takes its VMs
-//! with it (DESIGN §5).
+//! with it (docs/design.md §5).
 
 use std::ffi::OsString;
 use std::io;

@@ -1,4 +1,4 @@
-//! A client for QMP, QEMU's machine protocol, over a unix socket (DESIGN §5).
+//! A client for QMP, QEMU's machine protocol, over a unix socket (docs/design.md §5).
 //!
 //! QMP is line-delimited JSON. After the greeting and `qmp_capabilities`, every command
 //! carries an `id` and its reply echoes it; asynchronous events can arrive at any time,

@@ -1,7 +1,7 @@
-//! Object storage for nefos (DESIGN §4): Pithos semantics over the content-addressed block
-//! store. An account is a project; containers hold objects; an object version is an
-//! ordered list of block hashes (its hashmap) plus its size and metadata, so copying or
-//! moving an object copies a list, never data.
+//! Object storage for nefos (docs/design.md §4): Pithos semantics over the
+//! content-addressed block store. An account is a project; containers hold objects; an
+//! object version is an ordered list of block hashes (its hashmap) plus its size and
+//! metadata, so copying or moving an object copies a list, never data.
 //!
 //! No HTTP here: the API crate translates the Swift and Pithos protocols into calls on
 //! [`Storage`].
