@@ -173,24 +173,18 @@ impl Session {
         })
     }
 
-    /// A request to the object store, path relative to the account.
-    pub fn object(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    /// A request with the session's token.
+    pub fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
         self.http
-            .request(method, format!("{}/{}", self.object_url, path))
+            .request(method, url)
             .header("X-Auth-Token", &self.token)
     }
-}
 
-/// Percent-encodes a path for a URL, keeping `/`.
-pub fn encode_path(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for byte in path.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                out.push(byte as char)
-            }
-            other => out.push_str(&format!("%{other:02X}")),
-        }
+    /// The object store's URL above the accounts (`…/object/v1`).
+    pub fn storage_root(&self) -> &str {
+        let account_url = self.object_url.trim_end_matches('/');
+        account_url
+            .rsplit_once('/')
+            .map_or(account_url, |(root, _)| root)
     }
-    out
 }
