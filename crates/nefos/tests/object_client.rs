@@ -677,3 +677,158 @@ async fn sharing_with_an_unknown_user_fails_and_changes_nothing() {
     let out = demo_ok(&server, &password, &["share", "C", "a"]).await;
     assert_eq!(out, "C/a: not shared\n");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openstack_settings_choose_domains_regions_and_token_logins() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = up(&data);
+    let password = read_credentials(&data)["demo"].clone();
+    let file = dir.path().join("f.txt");
+    std::fs::write(&file, "x").unwrap();
+    demo_ok(
+        &server,
+        &password,
+        &["upload", "box", file.to_str().unwrap()],
+    )
+    .await;
+    let demo_with = |settings: &[(&str, &str)]| {
+        let mut command = object_command(&server.url, "demo", &password, &["list", "-f", "value"]);
+        for (name, value) in settings {
+            command.env(name, value);
+        }
+        command
+    };
+    let listed = |output: Output| {
+        let stdout = succeeded(&output);
+        assert!(stdout.starts_with("box 1 1"), "{stdout}");
+    };
+
+    listed(
+        run(demo_with(&[
+            ("OS_USER_DOMAIN_NAME", "Default"),
+            ("OS_PROJECT_DOMAIN_NAME", "Default"),
+            ("OS_REGION_NAME", "RegionOne"),
+            ("OS_INTERFACE", "public"),
+        ]))
+        .await,
+    );
+    let stderr = failed(&run(demo_with(&[("OS_REGION_NAME", "Elsewhere")])).await);
+    assert!(
+        stderr.contains("no object-store endpoint in region \"Elsewhere\"; it has RegionOne"),
+        "{stderr}"
+    );
+    let stderr = failed(&run(demo_with(&[("OS_USER_DOMAIN_NAME", "Other")])).await);
+    assert!(stderr.contains("login refused (401"), "{stderr}");
+
+    // A token instead of a password: as it is, rescoped to a project, or straight to a
+    // storage URL without asking the identity service (here: an address nobody serves).
+    let demo = login(&server.url, "demo", &password).await;
+    let with_token = |settings: &[(&str, &str)]| {
+        let mut command = demo_with(&[("OS_AUTH_TYPE", "token"), ("OS_TOKEN", &demo.token)]);
+        command
+            .env_remove("OS_USERNAME")
+            .env_remove("OS_PASSWORD")
+            .env_remove("OS_PROJECT_NAME");
+        for (name, value) in settings {
+            command.env(name, value);
+        }
+        command
+    };
+    listed(run(with_token(&[])).await);
+    listed(run(with_token(&[("OS_PROJECT_NAME", "demo")])).await);
+    listed(
+        run(with_token(&[
+            ("OS_AUTH_URL", "http://127.0.0.1:9/identity/v3"),
+            ("OS_STORAGE_URL", &demo.account),
+        ]))
+        .await,
+    );
+    let mut flag = with_token(&[("OS_AUTH_URL", "http://127.0.0.1:9/identity/v3")]);
+    flag.args(["--os-storage-url", &demo.account]);
+    listed(run(flag).await);
+    let stderr = failed(&run(with_token(&[("OS_TOKEN", "not-a-token")])).await);
+    assert!(stderr.contains("login refused"), "{stderr}");
+    let mut no_token = with_token(&[]);
+    no_token.env_remove("OS_TOKEN");
+    let stderr = failed(&run(no_token).await);
+    assert!(
+        stderr.contains("no token: give --os-token, OS_TOKEN"),
+        "{stderr}"
+    );
+    let stderr = failed(&run(with_token(&[("OS_AUTH_TYPE", "v3oidc")])).await);
+    assert!(stderr.contains("\"v3oidc\" is not supported"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn os_cacert_makes_the_client_trust_a_cloud_s_own_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+    let toml_path = |path: &Path| toml::Value::String(path.display().to_string()).to_string();
+    let port = free_port();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    let config = dir.path().join("nefos.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = {}\n\n[tls]\ncertificate = {}\nkey = {}\n",
+            toml_path(&dir.path().join("data")),
+            toml_path(&cert),
+            toml_path(&key),
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    admin_ok(&[
+        "--config",
+        config,
+        "user",
+        "create",
+        "alice",
+        "--password",
+        "alice pw",
+    ]);
+    let url = format!("https://127.0.0.1:{port}");
+    let mut server = NefosProcess::start(
+        &binary(),
+        &["serve".to_owned(), "--config".to_owned(), config.to_owned()],
+        &url,
+    );
+    let probe = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(certified.cert.pem().as_bytes()).unwrap(),
+        )
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !probe
+        .get(format!("{url}/healthz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        if let Some(status) = server.exited() {
+            panic!("nefos serve exited with {status}:\n{}", server.output());
+        }
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "no answer over TLS:\n{}",
+            server.output()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let untrusted = failed(&run(object_command(&server.url, "alice", "alice pw", &["list"])).await);
+    assert!(untrusted.contains("cannot reach"), "{untrusted}");
+    let mut trusted = object_command(&server.url, "alice", "alice pw", &["list", "-f", "json"]);
+    trusted.env("OS_CACERT", &cert);
+    assert_eq!(succeeded(&run(trusted).await), "[]\n");
+    let mut not_pem = object_command(&server.url, "alice", "alice pw", &["list"]);
+    not_pem.env("OS_CACERT", &key);
+    let stderr = failed(&run(not_pem).await);
+    assert!(stderr.contains("holds no PEM certificate"), "{stderr}");
+}

@@ -70,8 +70,8 @@ pub enum ObjectCommand {
         object: Option<String>,
         /// For one object: a file, `DIR/` (or an existing directory) to keep the name's
         /// last segment there, or `-` for standard output; default: the object's name under
-        /// the current directory. For a container: the directory; default: the container's
-        /// name.
+        /// the current directory (refused if it has a `..` segment). For a container: the
+        /// directory; default: the container's name.
         #[arg(long, short)]
         output: Option<PathBuf>,
         /// How many objects to fetch at once.
