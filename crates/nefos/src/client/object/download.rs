@@ -26,42 +26,50 @@ pub async fn download(
 ) -> anyhow::Result<()> {
     names::container_url(container)?;
     let to_stdout = output.as_deref() == Some(Path::new(STDOUT));
-    let targets: Vec<(String, PathBuf)> = match object {
-        Some(object) if to_stdout => return to_standard_output(account, container, &object).await,
+    match object {
+        Some(object) if to_stdout => to_standard_output(account, container, &object).await,
         Some(object) => {
             let out = single_target(&object, output).await?;
-            vec![(object, out)]
+            let failures = fetch_all(account, container, vec![(object, out)], 1).await;
+            failures.into_iter().next().map_or(Ok(()), Err)
         }
         None if to_stdout => bail!("-o - takes one object; name it"),
         None => {
             let root = output.unwrap_or_else(|| PathBuf::from(container));
-            let mut targets = Vec::new();
-            let mut refused = Vec::new();
-            for entry in account.listing(Some(container), None).await? {
-                let Some(name) = entry["name"].as_str() else {
-                    continue;
-                };
-                match names::local_path_in(&root, name) {
-                    Ok(out) => targets.push((name.to_owned(), out)),
-                    Err(error) => refused.push(error),
-                }
-            }
-            for error in &refused {
-                eprintln!("nefos: skipped: {error:#}");
-            }
-            let results = fetch_all(account, container, targets, jobs).await;
-            let failures = refused.len() + results.len();
-            if let Some(first) = refused.first().or(results.first()) {
-                bail!("{failures} objects were not downloaded; first: {first:#}");
-            }
-            return Ok(());
+            whole_container(account, container, &root, jobs).await
         }
-    };
-    let failures = fetch_all(account, container, targets, jobs).await;
-    match failures.into_iter().next() {
-        Some(error) => Err(error),
-        None => Ok(()),
     }
+}
+
+/// Every object of a container under `root`, except those whose names would leave it.
+async fn whole_container(
+    account: &Account<'_>,
+    container: &str,
+    root: &Path,
+    jobs: usize,
+) -> anyhow::Result<()> {
+    let mut targets = Vec::new();
+    let mut refused = Vec::new();
+    for entry in account.listing(Some(container), None).await? {
+        let Some(name) = entry["name"].as_str() else {
+            continue;
+        };
+        match names::local_path_in(root, name) {
+            Ok(out) => targets.push((name.to_owned(), out)),
+            Err(error) => refused.push(error),
+        }
+    }
+    for error in &refused {
+        eprintln!("nefos: skipped: {error:#}");
+    }
+    let failed = fetch_all(account, container, targets, jobs).await;
+    if let Some(first) = refused.first().or(failed.first()) {
+        bail!(
+            "{} objects were not downloaded; first: {first:#}",
+            refused.len() + failed.len()
+        );
+    }
+    Ok(())
 }
 
 /// The file one object goes to: `-o FILE` as given, into `-o DIR/` (or an existing
