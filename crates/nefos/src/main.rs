@@ -36,7 +36,7 @@ enum Command {
     /// Files in the object store: list, upload, download, delete, share, publish.
     Object {
         #[command(flatten)]
-        cloud: client::CloudArgs,
+        cloud: Box<client::CloudArgs>,
         #[command(subcommand)]
         command: client::object::ObjectCommand,
     },

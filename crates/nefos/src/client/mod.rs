@@ -3,5 +3,7 @@
 
 pub mod object;
 mod session;
+mod settings;
 
-pub use session::{CloudArgs, Session};
+pub use session::Session;
+pub use settings::CloudArgs;

@@ -1,80 +1,11 @@
-//! Logging in: credentials from flags, `OS_*` variables or a `clouds.yaml` entry, a
-//! Keystone v3 token, and the service endpoints from its catalog.
-
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+//! Logging in: a Keystone v3 token (from a password, or from a token the user holds) and
+//! the object-store endpoint from its catalog, or the storage URL the user gave.
 
 use anyhow::{Context, anyhow, bail};
-use clap::Args;
-use serde::Deserialize;
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-/// Where and as whom to log in. Flags override `OS_*` variables, which override the
-/// `clouds.yaml` entry named by `--os-cloud`.
-#[derive(Debug, Clone, Args)]
-pub struct CloudArgs {
-    /// A cloud of clouds.yaml (`OS_CLIENT_CONFIG_FILE`, ./clouds.yaml, ~/.config/openstack/).
-    #[arg(long, env = "OS_CLOUD", global = true)]
-    os_cloud: Option<String>,
-    #[arg(long, env = "OS_AUTH_URL", global = true)]
-    os_auth_url: Option<String>,
-    #[arg(long, env = "OS_USERNAME", global = true)]
-    os_username: Option<String>,
-    #[arg(long, env = "OS_PASSWORD", global = true, hide_env_values = true)]
-    os_password: Option<String>,
-    #[arg(long, env = "OS_PROJECT_NAME", global = true)]
-    os_project_name: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct CloudsFile {
-    clouds: BTreeMap<String, CloudEntry>,
-}
-
-#[derive(Debug, Deserialize)]
-struct CloudEntry {
-    auth: CloudAuth,
-}
-
-#[derive(Debug, Deserialize)]
-struct CloudAuth {
-    auth_url: Option<String>,
-    username: Option<String>,
-    password: Option<String>,
-    project_name: Option<String>,
-}
-
-fn clouds_yaml_paths() -> Vec<PathBuf> {
-    let mut paths = Vec::new();
-    if let Some(file) = std::env::var_os("OS_CLIENT_CONFIG_FILE") {
-        paths.push(PathBuf::from(file));
-    }
-    paths.push(PathBuf::from("clouds.yaml"));
-    if let Some(home) = std::env::var_os("HOME") {
-        paths.push(PathBuf::from(home).join(".config/openstack/clouds.yaml"));
-    }
-    paths.push(PathBuf::from("/etc/openstack/clouds.yaml"));
-    paths
-}
-
-fn cloud_entry(name: &str) -> anyhow::Result<CloudAuth> {
-    for path in clouds_yaml_paths() {
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            continue;
-        };
-        let file: CloudsFile = serde_yaml_ng::from_str(&text)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        if let Some(entry) = file
-            .clouds
-            .into_iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, e)| e)
-        {
-            return Ok(entry.auth);
-        }
-    }
-    bail!("no cloud named {name:?} in any clouds.yaml (set OS_CLIENT_CONFIG_FILE)")
-}
+use super::settings::{CloudArgs, Credentials, Named, Settings};
 
 /// A logged-in client.
 #[derive(Debug, Clone)]
@@ -85,87 +16,80 @@ pub struct Session {
     pub object_url: String,
 }
 
+/// `{"name": …}` or `{"id": …}`, as Keystone takes projects and domains.
+fn reference(named: &Named) -> Value {
+    match named {
+        Named::Name(name) => json!({ "name": name }),
+        Named::Id(id) => json!({ "id": id }),
+    }
+}
+
+/// An HTTP client that also trusts the certificate authorities of `OS_CACERT`.
+async fn http_client(settings: &Settings) -> anyhow::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder();
+    if let Some(path) = &settings.cacert {
+        let pem = tokio::fs::read(path)
+            .await
+            .with_context(|| format!("cannot read the CA certificates {}", path.display()))?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("{} holds no PEM certificate", path.display()))?;
+        if certificates.is_empty() {
+            bail!("{} holds no PEM certificate", path.display());
+        }
+        for certificate in certificates {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    builder.build().context("cannot build an HTTP client")
+}
+
 impl Session {
     pub async fn login(args: &CloudArgs) -> anyhow::Result<Session> {
-        let entry = match &args.os_cloud {
-            Some(name) => Some(cloud_entry(name)?),
-            None => None,
+        let settings = args.resolve().await?;
+        let http = http_client(&settings).await?;
+        if let (Credentials::Token(token), Some(storage_url)) =
+            (&settings.credentials, &settings.storage_url)
+        {
+            // The swift CLI's way: the user already holds everything a request needs.
+            return Ok(Session {
+                http,
+                token: token.clone(),
+                object_url: storage_url.trim_end_matches('/').to_owned(),
+            });
+        }
+        let auth_url = settings
+            .auth_url
+            .as_deref()
+            .ok_or_else(|| anyhow!("no auth-url: give --os-auth-url or OS_AUTH_URL"))?;
+        let tokens_url = format!("{}/auth/tokens", auth_url.trim_end_matches('/'));
+        let (token, answer) = match (&settings.credentials, &settings.project) {
+            (Credentials::Token(token), None) => {
+                // An unscoped request would lose the token's project: ask what it grants.
+                let request = http
+                    .get(&tokens_url)
+                    .header("X-Auth-Token", token)
+                    .header("X-Subject-Token", token);
+                (
+                    token.clone(),
+                    identity_answer(request, &tokens_url).await?.1,
+                )
+            }
+            (credentials, project) => {
+                let request = http.post(&tokens_url).json(&token_request(
+                    credentials,
+                    &settings.user_domain,
+                    project.as_ref(),
+                    &settings.project_domain,
+                ));
+                let (token, answer) = identity_answer(request, &tokens_url).await?;
+                let token = token.ok_or_else(|| anyhow!("the identity service issued no token"))?;
+                (token, answer)
+            }
         };
-        let pick = |flag: &Option<String>, from_file: Option<&Option<String>>, what: &str| {
-            flag.clone()
-                .or_else(|| from_file.and_then(Clone::clone))
-                .ok_or_else(|| {
-                    anyhow!(
-                        "no {what}: give --os-{what}, OS_{}, or --os-cloud",
-                        what.to_uppercase().replace('-', "_")
-                    )
-                })
+        let object_url = match &settings.storage_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => object_endpoint(&answer, settings.region.as_deref(), &settings.interface)?,
         };
-        let auth_url = pick(
-            &args.os_auth_url,
-            entry.as_ref().map(|e| &e.auth_url),
-            "auth-url",
-        )?;
-        let username = pick(
-            &args.os_username,
-            entry.as_ref().map(|e| &e.username),
-            "username",
-        )?;
-        let password = pick(
-            &args.os_password,
-            entry.as_ref().map(|e| &e.password),
-            "password",
-        )?;
-        let project = pick(
-            &args.os_project_name,
-            entry.as_ref().map(|e| &e.project_name),
-            "project-name",
-        )?;
-        let http = reqwest::Client::builder()
-            .build()
-            .context("cannot build an HTTP client")?;
-        let body = json!({"auth": {
-            "identity": {"methods": ["password"], "password": {"user": {
-                "name": username, "domain": {"id": "default"}, "password": password}}},
-            "scope": {"project": {"name": project, "domain": {"id": "default"}}},
-        }});
-        let url = format!("{}/auth/tokens", auth_url.trim_end_matches('/'));
-        let response = http
-            .post(&url)
-            .json(&body)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {url}"))?;
-        let status = response.status();
-        let token = response
-            .headers()
-            .get("x-subject-token")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let answer: Value = response
-            .json()
-            .await
-            .context("the identity service answered something other than JSON")?;
-        let Some(token) = token.filter(|_| status.is_success()) else {
-            let message = answer["error"]["message"]
-                .as_str()
-                .unwrap_or("no reason given");
-            bail!("login refused ({status}): {message}");
-        };
-        let object_url = answer["token"]["catalog"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|s| s["type"] == "object-store")
-            .and_then(|s| {
-                s["endpoints"]
-                    .as_array()?
-                    .iter()
-                    .find(|e| e["interface"] == "public")
-            })
-            .and_then(|e| e["url"].as_str())
-            .map(str::to_owned)
-            .ok_or_else(|| anyhow!("the cloud's catalog has no object-store endpoint"))?;
         Ok(Session {
             http,
             token,
@@ -173,24 +97,181 @@ impl Session {
         })
     }
 
-    /// A request to the object store, path relative to the account.
-    pub fn object(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    /// A request with the session's token.
+    pub fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
         self.http
-            .request(method, format!("{}/{}", self.object_url, path))
+            .request(method, url)
             .header("X-Auth-Token", &self.token)
+    }
+
+    /// The object store's URL above the accounts (`…/object/v1`).
+    pub fn storage_root(&self) -> &str {
+        let account_url = self.object_url.trim_end_matches('/');
+        account_url
+            .rsplit_once('/')
+            .map_or(account_url, |(root, _)| root)
     }
 }
 
-/// Percent-encodes a path for a URL, keeping `/`.
-pub fn encode_path(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for byte in path.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                out.push(byte as char)
-            }
-            other => out.push_str(&format!("%{other:02X}")),
+/// The body of `POST /auth/tokens`.
+fn token_request(
+    credentials: &Credentials,
+    user_domain: &Named,
+    project: Option<&Named>,
+    project_domain: &Named,
+) -> Value {
+    let identity = match credentials {
+        Credentials::Password { username, password } => json!({
+            "methods": ["password"],
+            "password": {"user": {
+                "name": username, "domain": reference(user_domain), "password": password}},
+        }),
+        Credentials::Token(token) => json!({"methods": ["token"], "token": {"id": token}}),
+    };
+    let mut body = json!({"auth": {"identity": identity}});
+    if let Some(project) = project {
+        let mut scope = reference(project);
+        if matches!(project, Named::Name(_)) {
+            scope["domain"] = reference(project_domain);
         }
+        body["auth"]["scope"] = json!({ "project": scope });
     }
-    out
+    body
+}
+
+/// Sends a token request; the `X-Subject-Token` and the JSON body of a success.
+async fn identity_answer(
+    request: reqwest::RequestBuilder,
+    url: &str,
+) -> anyhow::Result<(Option<String>, Value)> {
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = response.status();
+    let token = response
+        .headers()
+        .get("x-subject-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let answer: Value = response
+        .json()
+        .await
+        .with_context(|| format!("{url} answered {status} with something other than JSON"))?;
+    if !status.is_success() {
+        let message = answer["error"]["message"]
+            .as_str()
+            .unwrap_or("no reason given");
+        if status == StatusCode::NOT_FOUND {
+            bail!("login refused ({status}): {message} (is the token still valid?)");
+        }
+        bail!("login refused ({status}): {message}");
+    }
+    Ok((token, answer))
+}
+
+/// The object-store endpoint of a token's catalog, in `region` if given, on `interface`.
+fn object_endpoint(
+    answer: &Value,
+    region: Option<&str>,
+    interface: &str,
+) -> anyhow::Result<String> {
+    let endpoints: Vec<&Value> = answer["token"]["catalog"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["type"] == "object-store")
+        .flat_map(|s| s["endpoints"].as_array().into_iter().flatten())
+        .filter(|e| e["interface"] == interface)
+        .collect();
+    let in_region = |e: &&&Value| {
+        region.is_none_or(|r| e["region_id"].as_str() == Some(r) || e["region"].as_str() == Some(r))
+    };
+    if let Some(url) = endpoints
+        .iter()
+        .find(in_region)
+        .and_then(|e| e["url"].as_str())
+    {
+        return Ok(url.trim_end_matches('/').to_owned());
+    }
+    match region {
+        Some(region) if !endpoints.is_empty() => {
+            let mut regions: Vec<&str> = endpoints
+                .iter()
+                .filter_map(|e| e["region_id"].as_str().or(e["region"].as_str()))
+                .collect();
+            regions.sort_unstable();
+            regions.dedup();
+            bail!(
+                "the cloud's catalog has no object-store endpoint in region {region:?}; it has {}",
+                regions.join(", ")
+            )
+        }
+        _ => bail!("the cloud's catalog has no {interface} object-store endpoint"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer() -> Value {
+        json!({"token": {"catalog": [
+            {"type": "identity", "endpoints": [
+                {"interface": "public", "region_id": "A", "url": "http://id"}]},
+            {"type": "object-store", "endpoints": [
+                {"interface": "internal", "region_id": "A", "url": "http://a-internal/"},
+                {"interface": "public", "region_id": "A", "url": "http://a/"},
+                {"interface": "public", "region": "B", "url": "http://b"}]},
+        ]}})
+    }
+
+    #[test]
+    fn endpoints_are_chosen_by_region_and_interface() {
+        assert_eq!(
+            object_endpoint(&answer(), None, "public").unwrap(),
+            "http://a"
+        );
+        assert_eq!(
+            object_endpoint(&answer(), Some("B"), "public").unwrap(),
+            "http://b"
+        );
+        assert_eq!(
+            object_endpoint(&answer(), Some("A"), "internal").unwrap(),
+            "http://a-internal"
+        );
+        let error = object_endpoint(&answer(), Some("C"), "public").unwrap_err();
+        assert!(error.to_string().contains("it has A, B"), "{error}");
+        assert!(object_endpoint(&answer(), None, "admin").is_err());
+    }
+
+    #[test]
+    fn token_requests_name_domains_and_scope() {
+        let password = Credentials::Password {
+            username: "u".into(),
+            password: "p".into(),
+        };
+        let body = token_request(
+            &password,
+            &Named::Name("Default".into()),
+            Some(&Named::Name("proj".into())),
+            &Named::Id("default".into()),
+        );
+        assert_eq!(
+            body["auth"]["identity"]["password"]["user"]["domain"],
+            json!({"name": "Default"})
+        );
+        assert_eq!(
+            body["auth"]["scope"],
+            json!({"project": {"name": "proj", "domain": {"id": "default"}}})
+        );
+        let body = token_request(
+            &Credentials::Token("t".into()),
+            &Named::Id("default".into()),
+            Some(&Named::Id("p1".into())),
+            &Named::Id("default".into()),
+        );
+        assert_eq!(body["auth"]["identity"]["token"]["id"], "t");
+        assert_eq!(body["auth"]["scope"], json!({"project": {"id": "p1"}}));
+    }
 }
