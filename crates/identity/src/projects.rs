@@ -135,6 +135,11 @@ impl Identity {
             row.description = description;
         }
         if let Some(enabled) = patch.enabled {
+            if row.enabled && !enabled {
+                // As Keystone: disabling a project revokes its tokens for good, so enabling
+                // it again does not bring them back.
+                q::revoke_project_tokens(&mut *tx, id, None, now_micros()).await?;
+            }
             row.enabled = enabled;
         }
         row.updated_at = now_micros();
@@ -222,6 +227,9 @@ impl Identity {
                 &format!("{project_id}/{user_id}"),
             ));
         }
+        // As Keystone: a removed role revokes the user's tokens on the project, which stay
+        // revoked when the user is added again.
+        q::revoke_project_tokens(&mut *tx, project_id, Some(user_id), now_micros()).await?;
         tx.commit()
             .await
             .map_err(DbError::query("commit a role revocation"))?;

@@ -132,6 +132,28 @@ pub async fn revoke_user_tokens<'c>(
     Ok(done.rows_affected())
 }
 
+/// Revokes every live token scoped to a project, of one user or of everyone: Keystone's
+/// revocation event on a role removal or a project being disabled. Such a token stays
+/// revoked when the role or the project comes back.
+pub async fn revoke_project_tokens<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    project_id: &str,
+    user_id: Option<&str>,
+    now: i64,
+) -> Result<u64, DbError> {
+    let done = sqlx::query(
+        "UPDATE tokens SET revoked_at = $3
+         WHERE project_id = $1 AND ($2 IS NULL OR user_id = $2) AND revoked_at IS NULL",
+    )
+    .bind(project_id)
+    .bind(user_id)
+    .bind(now)
+    .execute(ex)
+    .await
+    .map_err(DbError::query("revoke a project's tokens"))?;
+    Ok(done.rows_affected())
+}
+
 /// Deletes tokens that expired before `before`; returns how many.
 pub async fn purge_expired_tokens<'c>(
     ex: impl Executor<'c, Database = Any>,
