@@ -16,6 +16,8 @@ use nefos_identity::IdentityError;
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Seconds a refused client should wait (`Retry-After`, on 429 and 503).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -23,7 +25,13 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -62,6 +70,11 @@ impl From<IdentityError> for ApiError {
                 StatusCode::CONFLICT
             }
             IdentityError::InvalidInput { .. } => StatusCode::BAD_REQUEST,
+            IdentityError::Throttled { retry_after_secs }
+            | IdentityError::Busy { retry_after_secs } => {
+                return ApiError::new(StatusCode::TOO_MANY_REQUESTS, error.to_string())
+                    .with_retry_after(*retry_after_secs);
+            }
             IdentityError::PasswordHash { .. }
             | IdentityError::Task(_)
             | IdentityError::Database(_) => return ApiError::internal(&error),
@@ -86,6 +99,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if self.status == StatusCode::UNAUTHORIZED {
             // Keystone names itself so clients know which credentials to present.

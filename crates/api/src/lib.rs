@@ -5,6 +5,7 @@
 mod auth;
 mod catalog;
 mod clean_text;
+mod client_address;
 mod error;
 mod extract;
 mod identity;
@@ -23,6 +24,7 @@ use nefos_node_api::ClusterSecret;
 use nefos_storage::Storage;
 
 pub use catalog::{Catalog, CatalogService};
+pub use client_address::ClientAddress;
 pub use error::{ApiError, chain as error_chain};
 pub use server::{HttpLimits, TlsFiles};
 

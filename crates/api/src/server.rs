@@ -16,6 +16,9 @@ use hyper_util::service::TowerToHyperService;
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+use crate::client_address::{ClientAddress, ClientAddresses};
 
 /// Limits on what a client may send.
 #[derive(Debug, Clone)]
@@ -29,6 +32,8 @@ pub struct HttpLimits {
     pub header_timeout: Duration,
     /// How long requests in flight may run on after shutdown starts.
     pub shutdown_grace: Duration,
+    /// Front proxies (load balancers) whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for HttpLimits {
@@ -38,6 +43,7 @@ impl Default for HttpLimits {
             max_body_bytes: 1024 * 1024,
             header_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -114,6 +120,7 @@ pub async fn serve(
         // Room above the limit, so that a request somewhat over it is read whole and refused
         // with a proper 431 by the middleware instead of a dropped connection.
         .max_buf_size(limits.max_header_bytes.saturating_mul(4).max(8192));
+    let trusted_proxies: Arc<[std::net::IpAddr]> = Arc::from(limits.trusted_proxies.as_slice());
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -130,7 +137,17 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        let addresses = ClientAddresses {
+            peer,
+            trusted_proxies: Arc::clone(&trusted_proxies),
+        };
+        let service = TowerToHyperService::new(app.clone().map_request(
+            move |mut request: http::Request<hyper::body::Incoming>| {
+                let client = ClientAddress(addresses.of(&request));
+                request.extensions_mut().insert(client);
+                request
+            },
+        ));
         let http = http.clone();
         match &tls {
             None => {

@@ -1,11 +1,11 @@
 //! Authentication: exchanging a password or a token for a new, possibly scoped, token.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use nefos_db::identity::{self as q, TokenRow, UserRow};
 use nefos_db::time::now_micros;
 
-use crate::password::verify_password;
 use crate::secret::{audit_id, new_token, token_hash};
 use crate::{AuthContext, Identity, IdentityError, Project, ScopedProject};
 
@@ -50,23 +50,57 @@ impl Identity {
         credentials: PasswordCredentials,
         scope: Scope,
     ) -> Result<IssuedToken, IdentityError> {
+        self.authenticate_password_from(None, credentials, scope)
+            .await
+    }
+
+    /// [`Identity::authenticate_password`] for a client at `address`: failed logins are
+    /// throttled per user name and per address (see `throttle.rs`), before any hashing.
+    pub async fn authenticate_password_from(
+        &self,
+        address: Option<IpAddr>,
+        credentials: PasswordCredentials,
+        scope: Scope,
+    ) -> Result<IssuedToken, IdentityError> {
+        let name = match &credentials.user {
+            UserRef::Id(id) | UserRef::Name(id) => id.clone(),
+        };
+        if let Err(wait) = self.throttle.attempt(&name, address) {
+            return Err(IdentityError::Throttled {
+                retry_after_secs: wait.as_secs().max(1),
+            });
+        }
+        let checked = self.check_password(credentials).await;
+        let user = match checked {
+            Ok(Some(user)) => user,
+            Ok(None) => {
+                return Err(IdentityError::Unauthorized {
+                    reason: BAD_CREDENTIALS,
+                });
+            }
+            Err(error) => {
+                self.throttle.abandoned(&name, address);
+                return Err(error);
+            }
+        };
+        self.throttle.succeeded(&name, address);
+        let expires_at = now_micros().saturating_add(ttl_micros(self.config.token_ttl));
+        self.issue(user, scope, vec!["password".to_owned()], expires_at)
+            .await
+    }
+
+    /// The enabled user the credentials name, if the password is theirs.
+    async fn check_password(
+        &self,
+        credentials: PasswordCredentials,
+    ) -> Result<Option<UserRow>, IdentityError> {
         let row = match &credentials.user {
             UserRef::Id(id) => q::get_user(self.db.pool(), id).await?,
             UserRef::Name(name) => q::get_user_by_name(self.db.pool(), name).await?,
         };
         let stored = row.as_ref().and_then(|u| u.password_hash.clone());
-        let password_ok = verify_password(stored, credentials.password).await?;
-        let user = match row {
-            Some(user) if password_ok && user.enabled => user,
-            _ => {
-                return Err(IdentityError::Unauthorized {
-                    reason: BAD_CREDENTIALS,
-                });
-            }
-        };
-        let expires_at = now_micros().saturating_add(ttl_micros(self.config.token_ttl));
-        self.issue(user, scope, vec!["password".to_owned()], expires_at)
-            .await
+        let password_ok = self.hashers.verify(stored, credentials.password).await?;
+        Ok(row.filter(|user| password_ok && user.enabled))
     }
 
     /// Exchanges a valid token for a new one, typically to change its scope. The new token

@@ -27,6 +27,14 @@ pub enum IdentityError {
     #[error("{reason}")]
     NotAllowed { reason: &'static str },
 
+    /// Too many failed logins for this user name or from this address: try again later.
+    #[error("too many failed logins; try again in {retry_after_secs} s")]
+    Throttled { retry_after_secs: u64 },
+
+    /// Every password hashing thread is busy and the queue is full.
+    #[error("the identity service is busy; try again in {retry_after_secs} s")]
+    Busy { retry_after_secs: u64 },
+
     #[error("password hashing failed: {reason}")]
     PasswordHash { reason: String },
 

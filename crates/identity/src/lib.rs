@@ -13,6 +13,7 @@ mod model;
 mod password;
 mod projects;
 mod secret;
+mod throttle;
 mod users;
 mod validate;
 
@@ -28,6 +29,7 @@ pub use model::{
     NewProject, NewUser, Project, ProjectFilter, ProjectKind, ProjectPatch, Role, RoleAssignment,
     RoleAssignmentFilter, User, UserFilter, UserPatch,
 };
+pub use throttle::LoginThrottleConfig;
 
 /// The name of the system project whose `admin` role makes a cloud administrator.
 pub const ADMIN_PROJECT: &str = "admin";
@@ -41,6 +43,8 @@ pub struct IdentityConfig {
     /// again (zero: always ask). Bounds how late a revocation made by another control-plane
     /// process takes effect here.
     pub token_cache_ttl: Duration,
+    /// Limits on failed password logins.
+    pub login_throttle: LoginThrottleConfig,
 }
 
 impl Default for IdentityConfig {
@@ -48,6 +52,7 @@ impl Default for IdentityConfig {
         IdentityConfig {
             token_ttl: Duration::from_secs(24 * 3600),
             token_cache_ttl: Duration::from_secs(5),
+            login_throttle: LoginThrottleConfig::default(),
         }
     }
 }
@@ -58,12 +63,22 @@ pub struct Identity {
     db: Database,
     config: IdentityConfig,
     cache: Arc<cache::TokenCache>,
+    hashers: Arc<password::PasswordHashers>,
+    throttle: Arc<throttle::LoginThrottle>,
 }
 
 impl Identity {
     pub fn new(db: Database, config: IdentityConfig) -> Self {
         let cache = Arc::new(cache::TokenCache::new(config.token_cache_ttl));
-        Identity { db, config, cache }
+        let hashers = Arc::new(password::PasswordHashers::new());
+        let throttle = Arc::new(throttle::LoginThrottle::new(&config.login_throttle));
+        Identity {
+            db,
+            config,
+            cache,
+            hashers,
+            throttle,
+        }
     }
 
     pub fn database(&self) -> &Database {

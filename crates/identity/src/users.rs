@@ -5,7 +5,7 @@ use nefos_db::identity::{self as q, ProjectRow, RoleAssignmentRow, UserRow};
 use nefos_db::time::now_micros;
 
 use crate::model::{check_email, check_name};
-use crate::password::{check_password_input, hash_password, verify_password};
+use crate::password::check_password_input;
 use crate::secret::new_id;
 use crate::{
     ADMIN_PROJECT, Caller, Identity, IdentityError, NewUser, Project, ProjectFilter, ProjectKind,
@@ -43,7 +43,7 @@ impl Identity {
             check_email(email)?;
         }
         let password_hash = match new.password {
-            Some(password) => Some(hash_password(password).await?),
+            Some(password) => Some(self.hashers.hash(password).await?),
             None => None,
         };
         let now = now_micros();
@@ -166,7 +166,7 @@ impl Identity {
             check_email(email)?;
         }
         let password_hash = match patch.password {
-            Some(password) => Some(hash_password(password).await?),
+            Some(password) => Some(self.hashers.hash(password).await?),
             None => None,
         };
         let mut tx = self.db.begin().await?;
@@ -232,7 +232,7 @@ impl Identity {
         let row = q::get_user(self.db.pool(), id)
             .await?
             .ok_or_else(|| IdentityError::not_found("user", id))?;
-        if !verify_password(row.password_hash, original).await? {
+        if !self.hashers.verify(row.password_hash, original).await? {
             return Err(IdentityError::Unauthorized {
                 reason: "the original password is wrong",
             });

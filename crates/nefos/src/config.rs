@@ -9,7 +9,7 @@ use anyhow::Context;
 use nefos_api::{HttpLimits, TlsFiles};
 use nefos_blocks::BlockStoreConfig;
 use nefos_db::{Database, PoolSettings};
-use nefos_identity::IdentityConfig;
+use nefos_identity::{IdentityConfig, LoginThrottleConfig};
 use nefos_node_api::ClusterSecret;
 use serde::Deserialize;
 
@@ -44,6 +44,12 @@ pub struct IdentitySection {
     /// How long a process trusts a token it validated (0: never), in seconds. A revocation
     /// made through another control-plane process takes effect here within this time.
     pub token_cache_seconds: u64,
+    /// Failed password logins allowed per user name within `login_window_seconds`, after
+    /// which that name's logins get 429 until the window passes (0: no limit).
+    pub login_max_failures_per_user: u32,
+    /// Failed password logins allowed per client address within the window (0: no limit).
+    pub login_max_failures_per_address: u32,
+    pub login_window_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -53,6 +59,9 @@ pub struct HttpSection {
     pub max_body_bytes: usize,
     pub header_timeout_seconds: u64,
     pub shutdown_grace_seconds: u64,
+    /// Front proxies (load balancers) whose `X-Forwarded-For` header names the client, for
+    /// the per-address login throttle.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -87,6 +96,9 @@ impl Default for IdentitySection {
         IdentitySection {
             token_ttl_seconds: defaults.token_ttl.as_secs(),
             token_cache_seconds: defaults.token_cache_ttl.as_secs(),
+            login_max_failures_per_user: defaults.login_throttle.max_failures_per_user,
+            login_max_failures_per_address: defaults.login_throttle.max_failures_per_address,
+            login_window_seconds: defaults.login_throttle.window.as_secs(),
         }
     }
 }
@@ -99,6 +111,7 @@ impl Default for HttpSection {
             max_body_bytes: limits.max_body_bytes,
             header_timeout_seconds: limits.header_timeout.as_secs(),
             shutdown_grace_seconds: limits.shutdown_grace.as_secs(),
+            trusted_proxies: limits.trusted_proxies,
         }
     }
 }
@@ -156,6 +169,11 @@ impl Config {
         IdentityConfig {
             token_ttl: Duration::from_secs(self.identity.token_ttl_seconds),
             token_cache_ttl: Duration::from_secs(self.identity.token_cache_seconds),
+            login_throttle: LoginThrottleConfig {
+                max_failures_per_user: self.identity.login_max_failures_per_user,
+                max_failures_per_address: self.identity.login_max_failures_per_address,
+                window: Duration::from_secs(self.identity.login_window_seconds),
+            },
         }
     }
 
@@ -165,6 +183,7 @@ impl Config {
             max_body_bytes: self.http.max_body_bytes,
             header_timeout: Duration::from_secs(self.http.header_timeout_seconds),
             shutdown_grace: Duration::from_secs(self.http.shutdown_grace_seconds),
+            trusted_proxies: self.http.trusted_proxies.clone(),
         }
     }
 

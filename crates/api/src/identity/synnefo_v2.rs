@@ -35,6 +35,7 @@ struct V2Password {
 /// token is scoped to the user's personal project, as Synnefo's tokens are.
 pub(super) async fn tokens(
     State(state): State<ApiState>,
+    client: Option<axum::Extension<crate::ClientAddress>>,
     extract::Json(request): extract::Json<TokensRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let auth = request.auth;
@@ -52,7 +53,7 @@ pub(super) async fn tokens(
             let scope = scope.unwrap_or(Scope::Unscoped);
             let issued = state
                 .identity
-                .authenticate_password(credentials, scope)
+                .authenticate_password_from(client.map(|c| c.0.0), credentials, scope)
                 .await?;
             rescope_to_base(&state, issued).await?
         }

@@ -143,6 +143,7 @@ fn scope(body: Option<ScopeBody>) -> Result<Scope, ApiError> {
 /// `POST /v3/auth/tokens`.
 pub(super) async fn issue(
     State(state): State<ApiState>,
+    client: Option<axum::Extension<crate::ClientAddress>>,
     Query(query): Query<CatalogQuery>,
     extract::Json(request): extract::Json<AuthRequest>,
 ) -> Result<Response, ApiError> {
@@ -171,7 +172,7 @@ pub(super) async fn issue(
             };
             state
                 .identity
-                .authenticate_password(credentials, scope)
+                .authenticate_password_from(client.map(|c| c.0.0), credentials, scope)
                 .await?
         }
         [method] if method == "token" => {

@@ -14,6 +14,7 @@ use crate::ApiState;
 /// `X-Auth-Key` is the password.
 pub(super) async fn handle(
     State(state): State<ApiState>,
+    client: Option<axum::Extension<crate::ClientAddress>>,
     request: HeaderMap,
 ) -> Result<Response, SwiftError> {
     let user = headers::text(&request, "x-auth-user")?
@@ -32,7 +33,11 @@ pub(super) async fn handle(
     };
     let issued = state
         .identity
-        .authenticate_password(credentials, Scope::ProjectName(project.to_owned()))
+        .authenticate_password_from(
+            client.map(|c| c.0.0),
+            credentials,
+            Scope::ProjectName(project.to_owned()),
+        )
         .await
         .map_err(|e| match e {
             nefos_identity::IdentityError::Unauthorized { .. } => SwiftError::unauthorized(),

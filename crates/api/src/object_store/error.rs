@@ -76,7 +76,13 @@ impl From<StorageError> for SwiftError {
 
 impl From<ApiError> for SwiftError {
     fn from(error: ApiError) -> Self {
-        SwiftError::new(error.status, error.message)
+        let mut swift = SwiftError::new(error.status, error.message);
+        if let Some(seconds) = error.retry_after {
+            swift
+                .headers
+                .push((header::RETRY_AFTER, seconds.to_string()));
+        }
+        swift
     }
 }
 
