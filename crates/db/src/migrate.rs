@@ -34,6 +34,11 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "compute_nodes",
         sql: include_str!("../migrations/0003_compute_nodes.sql"),
     },
+    Migration {
+        version: 4,
+        name: "node_credentials",
+        sql: include_str!("../migrations/0004_node_credentials.sql"),
+    },
 ];
 
 /// Where a database's schema stands relative to this binary.
