@@ -111,6 +111,37 @@ async fn a_join_token_works_once_and_the_node_token_until_revoked() {
 }
 
 #[tokio::test]
+async fn racing_joins_with_one_token_make_one_credential() {
+    for t in nefos_test_utils::each_backend().await {
+        let label = t.label;
+        let nodes = NodeRegistry::new(t.db.clone());
+        let enrolment = nodes.enroll("hv01", HOUR).await.unwrap();
+        let joins = (0..8).map(|_| {
+            let (nodes, token) = (nodes.clone(), enrolment.join_token.clone());
+            tokio::spawn(async move { nodes.join(&token).await })
+        });
+        let mut joined = Vec::new();
+        for join in joins {
+            match join.await.unwrap() {
+                Ok(credential) => joined.push(credential),
+                Err(ComputeError::JoinRefused) => {}
+                Err(error) => panic!("{label}: {error}"),
+            }
+        }
+        assert_eq!(joined.len(), 1, "{label}");
+        assert_eq!(
+            nodes
+                .authenticate(&joined[0].token)
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("hv01"),
+            "{label}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_join_token_expires_and_a_new_enrolment_replaces_it() {
     for t in nefos_test_utils::each_backend().await {
         let label = t.label;
