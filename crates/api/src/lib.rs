@@ -1,6 +1,7 @@
 //! The nefos HTTP APIs (docs/design.md §8). Each API family is a router that parses the
 //! request, calls a domain crate and renders the answer in that family's conventions; no
-//! domain logic lives here.
+//! domain logic lives here. [`router`] is every public API; [`internal_router`] is the API
+//! of node agents, served on a listener of its own (docs/design.md §3).
 
 mod auth;
 mod catalog;
@@ -20,12 +21,12 @@ use axum::Router;
 use axum::routing::get;
 use nefos_compute::NodeRegistry;
 use nefos_identity::Identity;
-use nefos_node_api::ClusterSecret;
 use nefos_storage::Storage;
 
 pub use catalog::{Catalog, CatalogService};
 pub use client_address::ClientAddress;
 pub use error::{ApiError, chain as error_chain};
+pub use internal::{InternalState, router as internal_router};
 pub use server::{HttpLimits, TlsFiles};
 
 /// What every handler can reach.
@@ -34,8 +35,6 @@ pub struct ApiState {
     pub identity: Identity,
     pub storage: Storage,
     pub nodes: NodeRegistry,
-    /// What node agents present; without it the internal API refuses every call.
-    pub cluster_secret: Option<ClusterSecret>,
     pub catalog: Arc<Catalog>,
 }
 
@@ -45,15 +44,8 @@ impl ApiState {
             nodes: NodeRegistry::new(identity.database().clone()),
             identity,
             storage,
-            cluster_secret: None,
             catalog: Arc::new(Catalog::new(public_url)),
         }
-    }
-
-    /// Opens the internal API to node agents that present `secret`.
-    pub fn with_cluster_secret(mut self, secret: ClusterSecret) -> Self {
-        self.cluster_secret = Some(secret);
-        self
     }
 
     pub fn public_url(&self) -> &str {
@@ -73,10 +65,6 @@ pub fn router(state: ApiState, limits: &HttpLimits) -> Router {
         .nest(
             "/object",
             object_store::router().layer(axum::middleware::from_fn(clean_text::swift)),
-        )
-        .nest(
-            nefos_node_api::INTERNAL_PREFIX,
-            internal::router(state.clone()),
         )
         .merge(object_store::root_router().layer(axum::middleware::from_fn(clean_text::swift)))
         .fallback(error::unknown_route)

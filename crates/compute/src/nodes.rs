@@ -2,7 +2,10 @@ use std::time::Duration;
 
 use nefos_db::compute::{self as queries, NodeRow};
 use nefos_db::{Database, DbError};
-use nefos_node_api::{Heartbeat, NodeInfo};
+use nefos_node_api::{
+    ClusterSecret, EnsureVm, Heartbeat, NodeClient, NodeClientError, NodeCredential, NodeInfo,
+    Secret, VmStatus,
+};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -11,6 +14,18 @@ pub enum ComputeError {
     UnknownNode { id: String },
     #[error("invalid node registration: {reason}")]
     InvalidNode { reason: String },
+    #[error("node {id} has no credential: enrol it first (`nefos admin node enroll {id}`)")]
+    NotEnrolled { id: String },
+    #[error("node {id} is enrolled already: revoke it before enrolling it again")]
+    AlreadyEnrolled { id: String },
+    #[error("the join token is unknown, used or expired")]
+    JoinRefused,
+    #[error("node {node} failed the call")]
+    Rpc {
+        node: String,
+        #[source]
+        source: NodeClientError,
+    },
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -28,8 +43,7 @@ pub struct Node {
 impl Node {
     /// Whether the node was heard from within `silence` before `now` (microseconds).
     pub fn is_alive(&self, now: i64, silence: Duration) -> bool {
-        let silence = i64::try_from(silence.as_micros()).unwrap_or(i64::MAX);
-        now.saturating_sub(self.heartbeat_at) <= silence
+        now.saturating_sub(self.heartbeat_at) <= micros(silence)
     }
 }
 
@@ -42,24 +56,143 @@ fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
+fn micros(duration: Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// A node id: 1 to 64 of A-Z a-z 0-9 - _ .
+fn check_node_id(id: &str) -> Result<(), ComputeError> {
+    let id_ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if id_ok {
+        Ok(())
+    } else {
+        Err(ComputeError::InvalidNode {
+            reason: format!("node id {id:?} must be 1 to 64 of A-Z a-z 0-9 - _ ."),
+        })
+    }
+}
+
+/// A pending enrolment: the join token to hand to the node, shown once.
+#[derive(Debug, Clone)]
+pub struct Enrolment {
+    pub node_id: String,
+    pub join_token: Secret,
+    /// Microseconds since the epoch.
+    pub expires_at: i64,
+}
+
+/// A node that has exchanged its join token: its token, to hand to it once, and the id
+/// its RPC key is derived from.
+#[derive(Debug, Clone)]
+pub struct Joined {
+    pub node_id: String,
+    pub token: Secret,
+    pub credential_id: String,
+}
+
 impl NodeRegistry {
     pub fn new(db: Database) -> NodeRegistry {
         NodeRegistry { db }
     }
 
+    /// Starts enrolling node `id`: a one-time join token, valid for `valid_for`, that the
+    /// node exchanges for its own credential ([`NodeRegistry::join`]). Enrolling a node
+    /// whose enrolment is pending replaces the token; a node that has joined must be
+    /// revoked first.
+    pub async fn enroll(&self, id: &str, valid_for: Duration) -> Result<Enrolment, ComputeError> {
+        check_node_id(id)?;
+        let join_token = Secret::generate();
+        let now = nefos_db::time::now_micros();
+        let expires_at = now.saturating_add(micros(valid_for));
+        let stored = queries::put_enrolment(
+            self.db.pool(),
+            id,
+            &join_token.stored_hash(),
+            expires_at,
+            &Secret::generate().stored_hash(),
+            now,
+        )
+        .await?;
+        if !stored {
+            return Err(ComputeError::AlreadyEnrolled { id: id.to_owned() });
+        }
+        tracing::info!(node = %id, "node enrolment started");
+        Ok(Enrolment {
+            node_id: id.to_owned(),
+            join_token,
+            expires_at,
+        })
+    }
+
+    /// Exchanges a join token, once and before it expires, for the node's own token.
+    pub async fn join(&self, join_token: &Secret) -> Result<Joined, ComputeError> {
+        let token = Secret::generate();
+        let joined = queries::complete_join(
+            self.db.pool(),
+            &join_token.stored_hash(),
+            &token.stored_hash(),
+            nefos_db::time::now_micros(),
+        )
+        .await?
+        .ok_or(ComputeError::JoinRefused)?;
+        tracing::info!(node = %joined.node_id, "node joined");
+        Ok(Joined {
+            node_id: joined.node_id,
+            token,
+            credential_id: joined.credential_id,
+        })
+    }
+
+    /// The node holding `token`, unless its credential was revoked.
+    pub async fn authenticate(&self, token: &Secret) -> Result<Option<String>, ComputeError> {
+        Ok(queries::node_of_token(self.db.pool(), &token.stored_hash()).await?)
+    }
+
+    /// Revokes node `id` alone: its credential (or pending enrolment), its block grants and
+    /// its registration go, so its next call to the internal API is refused.
+    pub async fn revoke(&self, id: &str) -> Result<(), ComputeError> {
+        let mut tx = self.db.begin().await?;
+        let had_credential = queries::delete_credential(&mut *tx, id).await?;
+        queries::revoke_blocks(&mut *tx, id).await?;
+        let was_registered = queries::delete_node(&mut *tx, id).await?;
+        if !(had_credential || was_registered) {
+            return Err(ComputeError::UnknownNode { id: id.to_owned() });
+        }
+        tx.commit()
+            .await
+            .map_err(DbError::query("commit a node's revocation"))?;
+        tracing::info!(node = %id, "node revoked");
+        Ok(())
+    }
+
+    /// Lets node `id` read the blocks of an image it is asked to run.
+    pub async fn grant_image(&self, id: &str, hashes: &[String]) -> Result<(), ComputeError> {
+        // Stored as the internal API names blocks: lowercase hex.
+        let mut unique: Vec<String> = hashes.iter().map(|h| h.to_ascii_lowercase()).collect();
+        unique.sort_unstable();
+        unique.dedup();
+        let unique: Vec<&str> = unique.iter().map(String::as_str).collect();
+        let mut tx = self.db.begin().await?;
+        queries::grant_blocks(&mut tx, id, &unique, nefos_db::time::now_micros()).await?;
+        tx.commit()
+            .await
+            .map_err(DbError::query("commit a node's block grants"))?;
+        Ok(())
+    }
+
+    /// Whether node `id` may read block `hash` (lowercase hex): only if it was granted an
+    /// image holding it.
+    pub async fn may_read_block(&self, id: &str, hash: &str) -> Result<bool, ComputeError> {
+        Ok(queries::block_granted(self.db.pool(), id, hash).await?)
+    }
+
     /// Records a node's self-description; registering again replaces it.
     pub async fn register(&self, info: &NodeInfo) -> Result<Node, ComputeError> {
-        let id_ok = !info.id.is_empty()
-            && info.id.len() <= 64
-            && info
-                .id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-        if !id_ok {
-            return Err(ComputeError::InvalidNode {
-                reason: format!("node id {:?} must be 1 to 64 of A-Z a-z 0-9 - _ .", info.id),
-            });
-        }
+        check_node_id(&info.id)?;
         if !(info.rpc_url.starts_with("http://") || info.rpc_url.starts_with("https://")) {
             return Err(ComputeError::InvalidNode {
                 reason: format!("rpc_url {:?} is not an http(s) URL", info.rpc_url),
@@ -143,5 +276,69 @@ fn node_of(row: NodeRow) -> Node {
         running_vms: u32::try_from(row.running_vms).unwrap_or(0),
         registered_at: row.registered_at,
         heartbeat_at: row.heartbeat_at,
+    }
+}
+
+/// The control plane's way to drive nodes: it holds the control plane's key, derives each
+/// node's RPC key from it, and grants a node an image's blocks before asking it to run it.
+#[derive(Debug, Clone)]
+pub struct NodeRpc {
+    registry: NodeRegistry,
+    key: ClusterSecret,
+}
+
+impl NodeRpc {
+    pub fn new(registry: NodeRegistry, key: ClusterSecret) -> NodeRpc {
+        NodeRpc { registry, key }
+    }
+
+    pub fn registry(&self) -> &NodeRegistry {
+        &self.registry
+    }
+
+    /// Completes a node's enrolment: its token and its RPC key, to hand to it once.
+    pub async fn join(&self, join_token: &Secret) -> Result<NodeCredential, ComputeError> {
+        let joined = self.registry.join(join_token).await?;
+        let rpc_key = self
+            .key
+            .node_rpc_key(&joined.node_id, &joined.credential_id);
+        Ok(NodeCredential {
+            node_id: joined.node_id,
+            token: joined.token.expose().to_owned(),
+            rpc_key: rpc_key.expose().to_owned(),
+        })
+    }
+
+    /// A client of node `id`'s RPC, at the address it registered, with its RPC key.
+    pub async fn client(&self, id: &str) -> Result<NodeClient, ComputeError> {
+        let credential_id = queries::credential_id_of(self.registry.db.pool(), id)
+            .await?
+            .ok_or_else(|| ComputeError::NotEnrolled { id: id.to_owned() })?;
+        let node = self.registry.get(id).await?;
+        Ok(NodeClient::new(
+            &node.info.rpc_url,
+            self.key.node_rpc_key(id, &credential_id),
+        ))
+    }
+
+    /// Asks node `node` to ensure VM `vm` — the one way to make a node run an image: the
+    /// node is first granted the image's blocks, which it then fetches.
+    pub async fn ensure_vm(
+        &self,
+        node: &str,
+        vm: &str,
+        request: &EnsureVm,
+    ) -> Result<VmStatus, ComputeError> {
+        let client = self.client(node).await?;
+        self.registry
+            .grant_image(node, &request.spec.image.hashes)
+            .await?;
+        client
+            .ensure_vm(vm, request)
+            .await
+            .map_err(|source| ComputeError::Rpc {
+                node: node.to_owned(),
+                source,
+            })
     }
 }

@@ -39,6 +39,11 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "object_digests",
         sql: include_str!("../migrations/0004_object_digests.sql"),
     },
+    Migration {
+        version: 5,
+        name: "node_credentials",
+        sql: include_str!("../migrations/0005_node_credentials.sql"),
+    },
 ];
 
 /// Where a database's schema stands relative to this binary.

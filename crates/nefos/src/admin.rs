@@ -54,6 +54,18 @@ enum AdminCommand {
 enum NodeCommand {
     /// The registered nodes, their capacity and when each was last heard from.
     List,
+    /// Enrols a node: prints a one-time join token that the node, started with
+    /// `--join-token`, exchanges for its own credential.
+    Enroll {
+        /// The node's id in the cloud.
+        name: String,
+        /// How long the join token stays valid.
+        #[arg(long, default_value_t = 60)]
+        valid_minutes: u64,
+    },
+    /// Revokes a node alone: its credential, its registration and the image blocks it was
+    /// granted. Its next call to the control plane is refused.
+    Revoke { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,7 +177,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Blocks(command) => {
             blocks(&config, identity.database().clone(), command).await
         }
-        AdminCommand::Node(NodeCommand::List) => list_nodes(identity.database().clone()).await,
+        AdminCommand::Node(command) => node(identity.database().clone(), command).await,
         // Opening the database above migrated it.
         AdminCommand::Db(_) => {
             println!(
@@ -353,6 +365,36 @@ fn print_projects(projects: &[Project]) {
 
 /// A node that missed this many heartbeats is shown as down.
 const MISSED_HEARTBEATS: u32 = 3;
+
+async fn node(db: nefos_db::Database, command: NodeCommand) -> anyhow::Result<()> {
+    match command {
+        NodeCommand::List => list_nodes(db).await,
+        NodeCommand::Enroll {
+            name,
+            valid_minutes,
+        } => {
+            let valid_for = Duration::from_secs(valid_minutes.saturating_mul(60));
+            let enrolment = nefos_compute::NodeRegistry::new(db)
+                .enroll(&name, valid_for)
+                .await?;
+            let token = enrolment.join_token.expose();
+            println!(
+                "join token of node {name}, usable once until {}:",
+                from_micros(enrolment.expires_at).to_rfc3339()
+            );
+            println!("{token}");
+            println!(
+                "on the node: nefos node --control-plane URL_OF_THE_INTERNAL_API --join-token {token}"
+            );
+            Ok(())
+        }
+        NodeCommand::Revoke { name } => {
+            nefos_compute::NodeRegistry::new(db).revoke(&name).await?;
+            println!("node {name} is revoked");
+            Ok(())
+        }
+    }
+}
 
 async fn list_nodes(db: nefos_db::Database) -> anyhow::Result<()> {
     let nodes = nefos_compute::NodeRegistry::new(db).list().await?;

@@ -31,9 +31,14 @@ pub struct Config {
     pub tls: Option<TlsSection>,
     /// Where object, image and snapshot blocks live. Default: `fs` in `DATA_DIR/blocks`.
     pub blocks: Option<BlockStoreConfig>,
-    /// The secret node agents and the control plane share. Default:
+    /// The control plane's own key, from which it derives each node's RPC key; shared by
+    /// the cloud's `nefos serve` processes and never given to a node. Default:
     /// `DATA_DIR/cluster-secret`, generated on first start.
     pub cluster_secret_file: Option<PathBuf>,
+    /// Address the internal API (node enrolment, heartbeats, image blocks) listens on,
+    /// apart from the public APIs: an address on the operators' network that nodes reach
+    /// and tenants do not.
+    pub internal_listen: SocketAddr,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -86,6 +91,7 @@ impl Default for Config {
             tls: None,
             blocks: None,
             cluster_secret_file: None,
+            internal_listen: SocketAddr::from(([127, 0, 0, 1], 8082)),
         }
     }
 }
@@ -155,7 +161,7 @@ impl Config {
             .unwrap_or_else(|| self.data_dir.join("cluster-secret"))
     }
 
-    /// The cluster secret, created (0600) on first use.
+    /// The control plane's key, created (0600) on first use.
     pub fn cluster_secret(&self) -> anyhow::Result<ClusterSecret> {
         let path = self.cluster_secret_path();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -12,7 +12,7 @@ pub struct NodeArgs {
     /// Configuration file (TOML, the fields of docs/configuration.md's `nefos node`).
     #[arg(long, short)]
     config: Option<PathBuf>,
-    /// This node's id in the cloud (default: the host name).
+    /// This node's id in the cloud; if given, it must be the name it was enrolled under.
     #[arg(long)]
     id: Option<String>,
     /// Where VMs and the image cache live.
@@ -21,12 +21,13 @@ pub struct NodeArgs {
     /// Where the RPC API listens.
     #[arg(long)]
     listen: Option<SocketAddr>,
-    /// The control plane's URL.
+    /// The URL of the control plane's internal API.
     #[arg(long)]
     control_plane: Option<String>,
-    /// The file holding the cluster secret.
-    #[arg(long)]
-    cluster_secret_file: Option<PathBuf>,
+    /// The one-time token from `nefos admin node enroll NAME`, needed at the first start
+    /// only: the node exchanges it for its own credential and keeps that.
+    #[arg(long, env = "NEFOS_JOIN_TOKEN", hide_env_values = true)]
+    join_token: Option<String>,
     #[arg(long, value_enum)]
     accelerator: Option<AcceleratorArg>,
 }
@@ -70,8 +71,8 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     if let Some(url) = args.control_plane {
         config.control_plane_url = url;
     }
-    if let Some(file) = args.cluster_secret_file {
-        config.cluster_secret_file = file;
+    if let Some(token) = args.join_token {
+        config.join_token = Some(token);
     }
     if let Some(accelerator) = args.accelerator {
         config.accelerator = accelerator.into();

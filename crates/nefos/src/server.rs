@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use nefos_api::ApiState;
+use futures::FutureExt;
+use nefos_api::{ApiState, InternalState};
 use nefos_blocks::BlockStore;
+use nefos_compute::{NodeRegistry, NodeRpc};
 use nefos_identity::Identity;
 use nefos_storage::Storage;
 use tokio::net::TcpListener;
@@ -27,14 +29,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let control_plane = ControlPlane::start(&config).await?;
     println!("nefos control plane at {}", control_plane.public_url);
+    println!("internal API for nodes at {}", control_plane.internal_url);
     control_plane.serve(&config).await
 }
 
-/// A control plane that has bound its port and opened its database.
+/// A control plane that has bound its ports and opened its database.
 #[derive(Debug)]
 pub struct ControlPlane {
     pub listener: TcpListener,
     pub public_url: String,
+    /// The internal API's own listener, for node agents.
+    pub internal_listener: TcpListener,
+    /// The internal API's URL as bound (what a node on this machine would use).
+    pub internal_url: String,
     pub identity: Identity,
     pub storage: Storage,
 }
@@ -58,6 +65,20 @@ impl ControlPlane {
             .unwrap_or_else(|| format!("{scheme}://{local}"))
             .trim_end_matches('/')
             .to_owned();
+        let internal_listener = TcpListener::bind(config.internal_listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen for the internal API on {}",
+                    config.internal_listen
+                )
+            })?;
+        let internal_url = format!(
+            "{scheme}://{}",
+            internal_listener
+                .local_addr()
+                .context("cannot read the internal API's listening address")?
+        );
         let db = config.open_database().await?;
         let identity = Identity::new(db.clone(), config.identity_config());
         let blocks = BlockStore::open(&config.block_store())
@@ -67,6 +88,8 @@ impl ControlPlane {
         Ok(ControlPlane {
             listener,
             public_url,
+            internal_listener,
+            internal_url,
             identity,
             storage,
         })
@@ -83,17 +106,38 @@ impl ControlPlane {
             self.identity.clone(),
             self.storage.clone(),
             &self.public_url,
-        )
-        .with_cluster_secret(config.cluster_secret()?);
+        );
         let app = nefos_api::router(state, &limits);
+        let internal = nefos_api::internal_router(
+            InternalState {
+                nodes: NodeRpc::new(
+                    NodeRegistry::new(self.identity.database().clone()),
+                    config.cluster_secret()?,
+                ),
+                storage: self.storage.clone(),
+            },
+            &limits,
+        );
         let purge = tokio::spawn(purge_expired_tokens(self.identity.clone()));
         let expirer = tokio::spawn(expire_objects(self.storage.clone()));
         let digests = tokio::spawn(compute_digests(self.storage.clone()));
-        tracing::info!(listen = %self.listener.local_addr()?, public_url = %self.public_url, "serving");
-        nefos_api::server::serve(self.listener, app, tls, limits, shutdown_signal()).await?;
+        tracing::info!(listen = %self.listener.local_addr()?, public_url = %self.public_url, internal_url = %self.internal_url, "serving");
+        // One signal stops both listeners.
+        let shutdown = shutdown_signal().shared();
+        let served = tokio::try_join!(
+            nefos_api::server::serve(
+                self.listener,
+                app,
+                tls.clone(),
+                limits.clone(),
+                shutdown.clone()
+            ),
+            nefos_api::server::serve(self.internal_listener, internal, tls, limits, shutdown),
+        );
         purge.abort();
         expirer.abort();
         digests.abort();
+        served?;
         self.identity.database().close().await;
         tracing::info!("stopped");
         Ok(())

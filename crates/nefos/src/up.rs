@@ -8,9 +8,11 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use nefos_compute::{ComputeError, NodeRegistry};
 use nefos_identity::{
     Caller, Identity, IdentityError, NewUser, PasswordCredentials, Scope, UserRef,
 };
@@ -34,6 +36,10 @@ pub struct UpArgs {
     /// URL clients reach the cloud at. Default: http://<listen>.
     #[arg(long)]
     public_url: Option<String>,
+    /// Address of the internal API, for node agents (default: a free loopback port; the
+    /// node agent of `nefos up` runs in this process and finds it).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    internal_listen: SocketAddr,
     /// Database URL instead of the SQLite file in the data directory.
     #[arg(long)]
     database: Option<String>,
@@ -71,6 +77,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         public_url: args.public_url,
         data_dir: args.data.clone(),
         database: args.database,
+        internal_listen: args.internal_listen,
         ..Config::default()
     };
     let control_plane = ControlPlane::start(&config).await?;
@@ -120,6 +127,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     )?;
     print_banner(
         &control_plane.public_url,
+        &control_plane.internal_url,
         &args.data,
         &created,
         &clouds_path,
@@ -128,18 +136,18 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     if args.no_node {
         return control_plane.serve(&config).await;
     }
+    let node_dir = args.data.join("node");
+    let join_token = enroll_local_node(&control_plane, &node_dir).await?;
     let node = NodeConfig {
-        id: Some("local".to_owned()),
+        id: Some(LOCAL_NODE.to_owned()),
         listen: args.node_listen,
         advertise_url: None,
-        data_dir: args.data.join("node"),
-        control_plane_url: control_plane.public_url.clone(),
-        cluster_secret_file: config.cluster_secret_path(),
+        data_dir: node_dir,
+        control_plane_url: control_plane.internal_url.clone(),
+        join_token,
         accelerator: args.accelerator.into(),
         ..NodeConfig::default()
     };
-    // The secret must exist before the agent reads it.
-    config.cluster_secret()?;
     let node = tokio::spawn(async move {
         match NodeAgent::start(&node).await {
             Ok(agent) => {
@@ -160,6 +168,33 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let served = control_plane.serve(&config).await;
     node.abort();
     served
+}
+
+/// The id of the node agent `nefos up` runs.
+const LOCAL_NODE: &str = "local";
+
+/// A join token for the local node unless it holds a credential already. A node without
+/// one (a first start, or a crash before it saved its credential) is enrolled afresh, so
+/// whatever the database had for it goes first.
+async fn enroll_local_node(
+    control_plane: &ControlPlane,
+    node_dir: &Path,
+) -> anyhow::Result<Option<String>> {
+    let credential = node_dir.join(nefos_node::credential::CREDENTIAL_FILE);
+    if tokio::fs::try_exists(&credential)
+        .await
+        .with_context(|| format!("cannot look for {}", credential.display()))?
+    {
+        return Ok(None);
+    }
+    let nodes = NodeRegistry::new(control_plane.identity.database().clone());
+    match nodes.revoke(LOCAL_NODE).await {
+        Ok(()) | Err(ComputeError::UnknownNode { .. }) => {}
+        Err(error) => return Err(error.into()),
+    }
+    // The agent exchanges it within moments, in this process.
+    let enrolment = nodes.enroll(LOCAL_NODE, Duration::from_secs(600)).await?;
+    Ok(Some(enrolment.join_token.expose().to_owned()))
 }
 
 /// The container in the admin's object store that holds the demo guest image.
@@ -335,6 +370,7 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
 
 fn print_banner(
     public_url: &str,
+    internal_url: &str,
     data: &Path,
     created: &[(&str, String)],
     clouds: &Path,
@@ -342,6 +378,7 @@ fn print_banner(
 ) {
     println!("nefos is up");
     println!("  identity (Keystone v3): {public_url}/identity/v3");
+    println!("  internal API (nodes):   {internal_url}");
     println!("  data directory:         {}", data.display());
     if created.is_empty() {
         println!(

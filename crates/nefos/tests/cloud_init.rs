@@ -38,7 +38,7 @@ fn cloudinit_image() -> PathBuf {
 #[ignore = "slow: scripts/test runs it on its own, after building the cloud-init image"]
 async fn real_cloud_init_applies_both_config_drive_layouts() {
     let cloud = Cloud::with_image(&cloudinit_image()).await;
-    let node = Node::start(&cloud, "node-ci");
+    let node = Node::start(&cloud, "node-ci").await;
     let keys = tempfile::tempdir().unwrap();
     let (key, public) = ssh_key(keys.path());
     let vms = [
@@ -81,7 +81,7 @@ async fn real_cloud_init_applies_both_config_drive_layouts() {
             spec,
             power: PowerState::Running,
         };
-        let status = node.rpc.ensure_vm(name, &request).await.unwrap();
+        let status = node.ensure_vm(name, &request).await.unwrap();
         assert_eq!(status.state, VmState::Running, "{status:?}");
     }
     for (name, _, datasource, _) in vms {

@@ -14,8 +14,8 @@ use base64::Engine;
 use common::http;
 use common::vms::{Cloud, MARKER, Node, console, forward, ssh, ssh_key, ticks, wait_for_boots};
 use nefos_node_api::{
-    ClusterSecret, ConfigDriveLayout, EnsureVm, GuestConfig, NicSpec, NodeClient, PowerState,
-    RebootVm, StartVm, StopVm, VmSpec, VmState, VmStatus,
+    ConfigDriveLayout, EnsureVm, GuestConfig, NicSpec, NodeClient, PowerState, RebootVm, Secret,
+    StartVm, StopVm, VmSpec, VmState, VmStatus,
 };
 use serde_json::Value;
 
@@ -46,7 +46,7 @@ fn spec(cloud: &Cloud, name: &str, layout: ConfigDriveLayout, key: Option<&str>)
 #[tokio::test]
 async fn a_vm_runs_stops_starts_reboots_and_is_destroyed() {
     let cloud = Cloud::start().await;
-    let node = Node::start(&cloud, "node-a");
+    let node = Node::start(&cloud, "node-a").await;
     let keys = tempfile::tempdir().unwrap();
     let (key, public) = ssh_key(keys.path());
     let id = "6a1e0f2c-0000-4000-8000-000000000001";
@@ -55,7 +55,7 @@ async fn a_vm_runs_stops_starts_reboots_and_is_destroyed() {
         spec: spec(&cloud, "alpha", ConfigDriveLayout::OpenStack, Some(&public)),
         power: PowerState::Running,
     };
-    let status = node.rpc.ensure_vm(id, &request).await.unwrap();
+    let status = node.ensure_vm(id, &request).await.unwrap();
     assert_eq!(status.state, VmState::Running, "{status:?}");
     assert!(status.disk.allocated_bytes < 1 << 20, "{status:?}");
 
@@ -91,7 +91,7 @@ async fn a_vm_runs_stops_starts_reboots_and_is_destroyed() {
     );
 
     // Repeating the ensure changes nothing.
-    let again = node.rpc.ensure_vm(id, &request).await.unwrap();
+    let again = node.ensure_vm(id, &request).await.unwrap();
     assert_eq!(again.pid, status.pid);
 
     // ACPI stop: the guest powers itself off well within the timeout.
@@ -189,7 +189,7 @@ async fn a_vm_runs_stops_starts_reboots_and_is_destroyed() {
 #[tokio::test]
 async fn vms_run_on_through_a_kill_9_of_the_agent() {
     let cloud = Cloud::start().await;
-    let mut node = Node::start(&cloud, "node-b");
+    let mut node = Node::start(&cloud, "node-b").await;
     let ids = ["vm-one", "vm-two", "vm-three"];
     let mut requests = Vec::new();
     for id in ids {
@@ -198,7 +198,7 @@ async fn vms_run_on_through_a_kill_9_of_the_agent() {
             spec: spec(&cloud, id, ConfigDriveLayout::NoCloud, None),
             power: PowerState::Running,
         };
-        node.rpc.ensure_vm(id, &request).await.unwrap();
+        node.ensure_vm(id, &request).await.unwrap();
         requests.push(request);
     }
     let mut pids = Vec::new();
@@ -230,7 +230,7 @@ async fn vms_run_on_through_a_kill_9_of_the_agent() {
         let status = node.rpc.vm_status(id).await.unwrap();
         assert_eq!(status.pid, Some(*pid), "{id} got another QEMU");
         // The same ensure again is a no-op: no second QEMU, no restart.
-        let again = node.rpc.ensure_vm(id, request).await.unwrap();
+        let again = node.ensure_vm(id, request).await.unwrap();
         assert_eq!(again.pid, Some(*pid));
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -257,7 +257,7 @@ async fn vms_run_on_through_a_kill_9_of_the_agent() {
 #[tokio::test]
 async fn bad_requests_get_clear_errors_and_leave_nothing_behind() {
     let cloud = Cloud::start().await;
-    let node = Node::start(&cloud, "node-c");
+    let node = Node::start(&cloud, "node-c").await;
     let good = spec(&cloud, "gamma", ConfigDriveLayout::OpenStack, None);
     let ensure = |spec: VmSpec| EnsureVm {
         generation: 1,
@@ -275,7 +275,7 @@ async fn bad_requests_get_clear_errors_and_leave_nothing_behind() {
     let mut missing = good.clone();
     missing.image.hashes[0] = "ab".repeat(32);
     expect(
-        node.rpc.ensure_vm("vm-missing", &ensure(missing)).await,
+        node.ensure_vm("vm-missing", &ensure(missing)).await,
         502,
         "no block",
     );
@@ -284,21 +284,21 @@ async fn bad_requests_get_clear_errors_and_leave_nothing_behind() {
     let mut small = good.clone();
     small.disk_bytes = good.image.size - 1;
     expect(
-        node.rpc.ensure_vm("vm-small", &ensure(small)).await,
+        node.ensure_vm("vm-small", &ensure(small)).await,
         400,
         "smaller than the image",
     );
 
     // Malformed ids and specs.
     expect(
-        node.rpc.ensure_vm("bad.id", &ensure(good.clone())).await,
+        node.ensure_vm("bad.id", &ensure(good.clone())).await,
         400,
         "invalid VM id",
     );
     let mut bad_host = good.clone();
     bad_host.guest.hostname = "-nope".into();
     expect(
-        node.rpc.ensure_vm("vm-host", &ensure(bad_host)).await,
+        node.ensure_vm("vm-host", &ensure(bad_host)).await,
         400,
         "hostname",
     );
@@ -316,9 +316,7 @@ async fn bad_requests_get_clear_errors_and_leave_nothing_behind() {
     damaged[0] ^= 0xff;
     std::fs::write(&block, damaged).unwrap();
     expect(
-        node.rpc
-            .ensure_vm("vm-corrupt", &ensure(good.clone()))
-            .await,
+        node.ensure_vm("vm-corrupt", &ensure(good.clone())).await,
         502,
         "corrupt",
     );
@@ -328,13 +326,13 @@ async fn bad_requests_get_clear_errors_and_leave_nothing_behind() {
     let mut huge = good.clone();
     huge.ram_mib = 1 << 40;
     expect(
-        node.rpc.ensure_vm("vm-huge", &ensure(huge)).await,
+        node.ensure_vm("vm-huge", &ensure(huge)).await,
         500,
         "QEMU failed to start",
     );
 
-    // Without the cluster secret, or with another, nothing is served.
-    for auth in [None, Some("Bearer not-the-cluster-secret")] {
+    // Without the node's RPC key, or with another, nothing is served.
+    for auth in [None, Some("Bearer not-the-rpc-key-of-this-node")] {
         let mut request = http().get(format!("{}/rpc/v1/vms", node.url()));
         if let Some(auth) = auth {
             request = request.header("authorization", auth);
@@ -346,10 +344,10 @@ async fn bad_requests_get_clear_errors_and_leave_nothing_behind() {
             body["error"]["message"]
                 .as_str()
                 .unwrap()
-                .contains("cluster secret")
+                .contains("RPC key")
         );
     }
-    let stranger = NodeClient::new(&node.url(), ClusterSecret::generate());
+    let stranger = NodeClient::new(&node.url(), Secret::generate());
     assert_eq!(
         stranger
             .list_vms()

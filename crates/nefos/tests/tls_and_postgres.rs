@@ -50,10 +50,12 @@ async fn serve_over_tls_with_a_self_signed_certificate() {
     std::fs::write(&cert, &cert_pem).unwrap();
     std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
     let port = common::free_port();
+    let internal_port = common::free_port();
     let (config_path, args) = config(
         dir.path(),
         &format!(
-            "listen = \"127.0.0.1:{port}\"\ndata_dir = {}\n\n[http]\nheader_timeout_seconds = 1\n\n\
+            "listen = \"127.0.0.1:{port}\"\ninternal_listen = \"127.0.0.1:{internal_port}\"\n\
+             data_dir = {}\n\n[http]\nheader_timeout_seconds = 1\n\n\
              [tls]\ncertificate = {}\nkey = {}\n",
             path_str(&dir.path().join("data")),
             path_str(&cert),
@@ -113,6 +115,19 @@ async fn serve_over_tls_with_a_self_signed_certificate() {
     )
     .await;
     assert_eq!(projects["projects"][0]["name"], "alice", "{projects}");
+
+    // The internal API has its own listener, over TLS too; the public one does not serve it.
+    let internal = format!("https://127.0.0.1:{internal_port}/internal/v1/enroll");
+    let join = serde_json::json!({ "join_token": "not-a-join-token" });
+    let response = client.post(&internal).json(&join).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    let response = client
+        .post(format!("{url}/internal/v1/enroll"))
+        .json(&join)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
 
     // The certificate is really checked, and nothing is served in clear text.
     let untrusting = reqwest::Client::builder()
@@ -190,7 +205,8 @@ async fn serve_on_postgres_migrates_issues_tokens_and_expires_them() {
     let (_, args) = config(
         dir.path(),
         &format!(
-            "listen = \"127.0.0.1:{port}\"\ndata_dir = {}\ndatabase = {}\n\n\
+            "listen = \"127.0.0.1:{port}\"\ninternal_listen = \"127.0.0.1:0\"\n\
+             data_dir = {}\ndatabase = {}\n\n\
              [identity]\ntoken_ttl_seconds = 1\n",
             path_str(&dir.path().join("data")),
             toml_str(&test_db.url),

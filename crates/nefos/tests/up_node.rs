@@ -51,6 +51,18 @@ async fn up_runs_a_node_and_imports_the_guest_image_once() {
     common::wait_for_output(&cloud, "guest image:            images/nefos-tiny.raw");
     let list = wait_for_node(data.path());
     assert!(list.contains("tcg"), "{list}");
+    // `nefos up` enrolled its node: it holds its own credential, not the control plane's
+    // key, and the internal API listens on loopback apart from the public APIs.
+    let credential_file = data.path().join("node").join("credential.json");
+    let credential = std::fs::read_to_string(&credential_file).unwrap();
+    let key = std::fs::read_to_string(data.path().join("cluster-secret")).unwrap();
+    assert!(
+        credential.contains("\"node_id\": \"local\""),
+        "{credential}"
+    );
+    assert!(!credential.contains(key.trim()));
+    let banner = common::wait_for_output(&cloud, "internal API (nodes):   http://127.0.0.1:");
+    assert!(!banner.contains(&format!("internal API (nodes):   {}", cloud.url)));
 
     let client = http();
     let token = common::admin_token(&client, &cloud.url, data.path()).await;
@@ -103,4 +115,9 @@ async fn up_runs_a_node_and_imports_the_guest_image_once() {
     let token = common::admin_token(&client, &cloud.url, data.path()).await;
     assert_eq!(head(client, token).await, (length, version));
     wait_for_node(data.path());
+    // The restarted node kept its credential: no new enrolment.
+    assert_eq!(
+        std::fs::read_to_string(&credential_file).unwrap(),
+        credential
+    );
 }

@@ -6,15 +6,15 @@ use serde::de::DeserializeOwned;
 use thiserror::Error;
 
 use crate::{
-    ClusterSecret, ConsoleOutput, EnsureVm, ErrorBody, NodeInfo, RPC_PREFIX, RebootVm, StartVm,
-    StopVm, VmStatus,
+    ConsoleOutput, EnsureVm, ErrorBody, NodeInfo, RPC_PREFIX, RebootVm, Secret, StartVm, StopVm,
+    VmStatus,
 };
 
-/// The control plane's client of one node's RPC API.
+/// The control plane's client of one node's RPC API, holding that node's RPC key.
 #[derive(Debug, Clone)]
 pub struct NodeClient {
     base: String,
-    secret: ClusterSecret,
+    rpc_key: Secret,
     http: reqwest::Client,
 }
 
@@ -51,11 +51,12 @@ impl NodeClientError {
 const CALL_TIMEOUT: Duration = Duration::from_secs(600);
 
 impl NodeClient {
-    /// `rpc_url` is the node's base URL, e.g. `http://10.0.0.5:8081`.
-    pub fn new(rpc_url: &str, secret: ClusterSecret) -> NodeClient {
+    /// `rpc_url` is the node's base URL, e.g. `http://10.0.0.5:8081`; `rpc_key` the key
+    /// the control plane derives for it ([`crate::ClusterSecret::node_rpc_key`]).
+    pub fn new(rpc_url: &str, rpc_key: Secret) -> NodeClient {
         NodeClient {
             base: format!("{}{RPC_PREFIX}", rpc_url.trim_end_matches('/')),
-            secret,
+            rpc_key,
             http: reqwest::Client::builder()
                 .timeout(CALL_TIMEOUT)
                 .build()
@@ -67,6 +68,9 @@ impl NodeClient {
         self.call(Method::GET, "/node", None::<&()>).await
     }
 
+    /// Defines and powers a VM. The node fetches the image's blocks from the control plane,
+    /// which serves a node only the blocks granted to it: the control plane asks through
+    /// `nefos_compute::NodeRpc::ensure_vm`, which records the grant first.
     pub async fn ensure_vm(
         &self,
         id: &str,
@@ -150,7 +154,7 @@ impl NodeClient {
         let mut request = self
             .http
             .request(method, url)
-            .header(reqwest::header::AUTHORIZATION, self.secret.bearer());
+            .header(reqwest::header::AUTHORIZATION, self.rpc_key.bearer());
         if let Some(body) = body {
             request = request.json(body);
         }

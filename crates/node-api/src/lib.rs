@@ -1,7 +1,10 @@
 //! The RPC between the control plane and node agents (docs/design.md §2, §5).
 //!
-//! Nodes serve `/rpc/v1/…` and the control plane serves `/internal/v1/…`; both are
-//! HTTP/JSON authenticated with the cluster secret and never exposed to tenants. Every
+//! Nodes serve `/rpc/v1/…` and the control plane serves `/internal/v1/…` on a listener of
+//! its own; both are HTTP/JSON and never exposed to tenants. Each node has its own
+//! credential from its enrolment: a token it presents to the internal API, and the RPC
+//! key the control plane presents to it, derived from the control plane's key
+//! ([`ClusterSecret::node_rpc_key`]), so one node's credential opens no other node. Every
 //! operation on a VM carries a generation number chosen by the control plane: a node
 //! refuses a generation older than the last it applied to that VM, and treats the same
 //! generation again as a retry, so every call is safe to repeat.
@@ -11,7 +14,7 @@ mod secret;
 mod types;
 
 pub use client::{NodeClient, NodeClientError};
-pub use secret::{ClusterSecret, SecretError};
+pub use secret::{ClusterSecret, Secret, SecretError};
 pub use types::*;
 
 /// Where a node serves its RPC API.

@@ -8,12 +8,78 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-/// The shared secret that control plane and nodes present to each other as
-/// `Authorization: Bearer <secret>`.
+/// A bearer secret: a node's token, a node's RPC key, a join token. Presented as
+/// `Authorization: Bearer <secret>`; never printed by `Debug`.
 #[derive(Clone)]
-pub struct ClusterSecret {
+pub struct Secret {
     value: String,
     digest: [u8; 32],
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        let value = value.into();
+        let digest = Sha256::digest(value.as_bytes()).into();
+        Secret { value, digest }
+    }
+
+    /// 256 random bits, base64url.
+    pub fn generate() -> Secret {
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        Secret::new(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// The secret carried by an `Authorization` header value, if it carries one.
+    pub fn from_bearer(header: &str) -> Option<Secret> {
+        let value = header.strip_prefix("Bearer ")?.trim();
+        (!value.is_empty()).then(|| Secret::new(value))
+    }
+
+    /// The secret itself, to hand to its holder once.
+    pub fn expose(&self) -> &str {
+        &self.value
+    }
+
+    /// What a database keeps instead of the secret: its SHA-256, in hex. The secrets are
+    /// 256 random bits, so a fast hash is as good as a slow one against guessing.
+    pub fn stored_hash(&self) -> String {
+        hex::encode(self.digest)
+    }
+
+    /// The `Authorization` header value that carries this secret.
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.value)
+    }
+
+    /// Whether an `Authorization` header value carries this secret. Compares digests, so
+    /// the time taken says nothing about how much of a guess was right.
+    pub fn verify_bearer(&self, header: &str) -> bool {
+        let Some(presented) = Secret::from_bearer(header) else {
+            return false;
+        };
+        presented
+            .digest
+            .iter()
+            .zip(self.digest.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    }
+}
+
+/// The control plane's own key. It never leaves the control plane (every `nefos serve`
+/// process of a cloud reads the same file): from it the control plane derives each node's
+/// RPC key, which the node receives once, at enrolment. A node thus knows its own RPC key
+/// and no other node's.
+#[derive(Clone)]
+pub struct ClusterSecret {
+    secret: Secret,
 }
 
 impl std::fmt::Debug for ClusterSecret {
@@ -43,18 +109,22 @@ pub enum SecretError {
 /// Secrets shorter than this are refused: they could be guessed.
 pub const MIN_SECRET_LEN: usize = 16;
 
+/// Names what the HMAC derives, so that the key can serve other derivations later without
+/// one standing in for another.
+const RPC_KEY_CONTEXT: &[u8] = b"nefos node rpc key v1";
+
 impl ClusterSecret {
     pub fn new(value: impl Into<String>) -> ClusterSecret {
-        let value = value.into();
-        let digest = Sha256::digest(value.as_bytes()).into();
-        ClusterSecret { value, digest }
+        ClusterSecret {
+            secret: Secret::new(value),
+        }
     }
 
     /// 256 random bits, base64url.
     pub fn generate() -> ClusterSecret {
-        let mut bytes = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        ClusterSecret::new(URL_SAFE_NO_PAD.encode(bytes))
+        ClusterSecret {
+            secret: Secret::generate(),
+        }
     }
 
     /// Reads a secret file (surrounding whitespace ignored).
@@ -84,7 +154,7 @@ impl ClusterSecret {
                         .create_new(true)
                         .mode(0o600)
                         .open(path)?;
-                    file.write_all(secret.value.as_bytes())?;
+                    file.write_all(secret.secret.expose().as_bytes())?;
                     file.write_all(b"\n")?;
                     file.sync_all()
                 };
@@ -105,24 +175,45 @@ impl ClusterSecret {
         }
     }
 
-    /// The `Authorization` header value that carries this secret.
-    pub fn bearer(&self) -> String {
-        format!("Bearer {}", self.value)
+    /// The key the control plane presents to node `node_id` and the node accepts:
+    /// HMAC-SHA256 over the node's id and the id of its current credential. A new
+    /// enrolment of the same name has a new credential id, so a revoked host's key does
+    /// not open the RPC of the host enrolled under its name afterwards.
+    pub fn node_rpc_key(&self, node_id: &str, credential_id: &str) -> Secret {
+        let mut message = Vec::new();
+        for part in [
+            RPC_KEY_CONTEXT,
+            node_id.as_bytes(),
+            credential_id.as_bytes(),
+        ] {
+            // Length-prefixed, so that no two (id, credential) pairs feed the same bytes.
+            message.extend_from_slice(&(part.len() as u64).to_be_bytes());
+            message.extend_from_slice(part);
+        }
+        let mac = hmac_sha256(self.secret.expose().as_bytes(), &message);
+        Secret::new(URL_SAFE_NO_PAD.encode(mac))
     }
+}
 
-    /// Whether an `Authorization` header value carries this secret. Compares digests, so
-    /// the time taken says nothing about how much of a guess was right.
-    pub fn verify_bearer(&self, header: &str) -> bool {
-        let Some(presented) = header.strip_prefix("Bearer ") else {
-            return false;
-        };
-        let presented: [u8; 32] = Sha256::digest(presented.trim().as_bytes()).into();
-        presented
-            .iter()
-            .zip(self.digest.iter())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+/// HMAC-SHA256 (RFC 2104): SHA-256 over the key padded to a block and XORed with the
+/// outer pad, then the SHA-256 of the key XORed with the inner pad and the message.
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    const BLOCK: usize = 64;
+    let mut padded = [0u8; BLOCK];
+    if key.len() > BLOCK {
+        padded[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        padded[..key.len()].copy_from_slice(key);
     }
+    let inner = Sha256::new()
+        .chain_update(padded.map(|b| b ^ 0x36))
+        .chain_update(message)
+        .finalize();
+    Sha256::new()
+        .chain_update(padded.map(|b| b ^ 0x5c))
+        .chain_update(inner)
+        .finalize()
+        .into()
 }
 
 #[cfg(test)]
@@ -131,11 +222,53 @@ mod tests {
 
     #[test]
     fn bearer_round_trips_and_rejects_others() {
-        let secret = ClusterSecret::generate();
+        let secret = Secret::generate();
         assert!(secret.verify_bearer(&secret.bearer()));
         assert!(!secret.verify_bearer("Bearer wrong-secret-value"));
+        assert!(!secret.verify_bearer("Bearer "));
         assert!(!secret.verify_bearer(&secret.bearer().replace("Bearer ", "Basic ")));
-        assert!(!ClusterSecret::generate().verify_bearer(&secret.bearer()));
+        assert!(!Secret::generate().verify_bearer(&secret.bearer()));
+        let parsed = Secret::from_bearer(&secret.bearer()).unwrap();
+        assert_eq!(parsed.stored_hash(), secret.stored_hash());
+        assert_eq!(secret.stored_hash().len(), 64);
+        assert!(!format!("{secret:?}").contains(secret.expose()));
+    }
+
+    #[test]
+    fn hmac_matches_rfc_4231() {
+        // Test cases 2 (short key) and 6 (a key longer than the block).
+        assert_eq!(
+            hex::encode(hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        assert_eq!(
+            hex::encode(hmac_sha256(
+                &[0xaa; 131],
+                b"Test Using Larger Than Block-Size Key - Hash Key First"
+            )),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+    }
+
+    #[test]
+    fn rpc_keys_differ_by_node_credential_and_cluster() {
+        let cluster = ClusterSecret::generate();
+        let a = cluster.node_rpc_key("node-a", "c1");
+        assert_eq!(
+            a.expose(),
+            cluster.node_rpc_key("node-a", "c1").expose(),
+            "the control plane must derive the same key every time"
+        );
+        let others = [
+            cluster.node_rpc_key("node-b", "c1"),
+            cluster.node_rpc_key("node-a", "c2"),
+            // Moving a byte from one part to the other is another key.
+            cluster.node_rpc_key("node-ac", "1"),
+            ClusterSecret::generate().node_rpc_key("node-a", "c1"),
+        ];
+        for other in others {
+            assert!(!a.verify_bearer(&other.bearer()));
+        }
     }
 
     #[test]
@@ -144,7 +277,10 @@ mod tests {
         let path = dir.path().join("cluster-secret");
         let first = ClusterSecret::load_or_create(&path).unwrap();
         let again = ClusterSecret::load_or_create(&path).unwrap();
-        assert!(again.verify_bearer(&first.bearer()));
+        assert_eq!(
+            again.node_rpc_key("n", "c").expose(),
+            first.node_rpc_key("n", "c").expose()
+        );
         let mode = std::fs::metadata(&path).unwrap().permissions();
         assert_eq!(
             std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,

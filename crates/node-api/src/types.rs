@@ -222,3 +222,36 @@ pub struct ErrorDetail {
     pub title: String,
     pub message: String,
 }
+
+/// A node's first call, `POST /internal/v1/enroll`: the one-time join token an operator
+/// got from `nefos admin node enroll`.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct JoinRequest {
+    pub join_token: String,
+}
+
+impl std::fmt::Debug for JoinRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JoinRequest { join_token: … }")
+    }
+}
+
+/// What a node receives, once, for its join token, and keeps in its data directory.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeCredential {
+    /// The name the operator enrolled the node under: its id in the cloud.
+    pub node_id: String,
+    /// What the node presents to the internal API (the control plane keeps its hash).
+    pub token: String,
+    /// What the control plane presents to the node's RPC API; no other node's RPC
+    /// accepts it.
+    pub rpc_key: String,
+}
+
+impl std::fmt::Debug for NodeCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeCredential")
+            .field("node_id", &self.node_id)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,5 +1,6 @@
-//! `nefos node`: the agent on a hypervisor host. It takes the node's lock, adopts the VMs
-//! already running, registers with the control plane, heartbeats, and serves the RPC API.
+//! `nefos node`: the agent on a hypervisor host. It takes the node's lock, enrols with its
+//! join token if it has no credential yet, adopts the VMs already running, registers with
+//! the control plane, heartbeats, and serves the RPC API.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -7,12 +8,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nefos_node_api::{Accelerator, ClusterSecret, Heartbeat, NodeInfo};
+use nefos_node_api::{Accelerator, Heartbeat, NodeCredential, NodeInfo, Secret};
 use serde::Deserialize;
 use thiserror::Error;
 use tokio::net::TcpListener;
 
-use crate::control_plane::ControlPlaneClient;
+use crate::control_plane::{ControlPlaneClient, ControlPlaneError};
+use crate::credential::{self, CREDENTIAL_FILE, CredentialError};
 use crate::image_cache::{CacheError, ImageCache};
 use crate::qemu::QemuSettings;
 use crate::rpc::{self, RpcState};
@@ -34,7 +36,8 @@ pub enum AcceleratorChoice {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NodeConfig {
-    /// This node's name in the cloud. Default: the host name.
+    /// This node's name in the cloud: the name it was enrolled under. Given, it must match
+    /// the credential's.
     pub id: Option<String>,
     /// Where the RPC API listens.
     pub listen: SocketAddr,
@@ -43,10 +46,12 @@ pub struct NodeConfig {
     /// Where VMs and the image cache live. Keep the path short: QEMU's unix sockets live
     /// under it and their paths may not exceed 107 bytes.
     pub data_dir: PathBuf,
-    /// The control plane's URL.
+    /// The URL of the control plane's internal API.
     pub control_plane_url: String,
-    /// A file holding the cluster secret.
-    pub cluster_secret_file: PathBuf,
+    /// The one-time token from `nefos admin node enroll`, exchanged at the first start for
+    /// the node's credential (kept in `DATA/credential.json`); ignored once the node has
+    /// one.
+    pub join_token: Option<String>,
     pub accelerator: AcceleratorChoice,
     /// The CPU model guests see. A named baseline lets VMs move between hosts of
     /// different CPU generations and vendors.
@@ -62,8 +67,8 @@ impl Default for NodeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
             advertise_url: None,
             data_dir: PathBuf::from("nefos-node"),
-            control_plane_url: "http://127.0.0.1:8080".to_owned(),
-            cluster_secret_file: PathBuf::from("nefos-data/cluster-secret"),
+            control_plane_url: "http://127.0.0.1:8082".to_owned(),
+            join_token: None,
             accelerator: AcceleratorChoice::Auto,
             cpu_model: DEFAULT_CPU_MODEL.to_owned(),
             qemu_binary: PathBuf::from("qemu-system-x86_64"),
@@ -92,8 +97,20 @@ pub enum AgentError {
     },
     #[error("another node agent already uses {path}")]
     Locked { path: PathBuf },
-    #[error("cannot load the cluster secret")]
-    Secret(#[source] nefos_node_api::SecretError),
+    #[error(
+        "this node has no credential ({path}): enrol it with `nefos admin node enroll NAME` on \
+         the control plane and start it once with the join token (--join-token)"
+    )]
+    NotEnrolled { path: PathBuf },
+    #[error("cannot enrol with the control plane")]
+    Join(#[source] ControlPlaneError),
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
+    #[error("this node is configured as {configured:?} but enrolled as {enrolled:?}")]
+    WrongId {
+        configured: String,
+        enrolled: String,
+    },
     #[error("the accelerator {accelerator} does not run guests here: {reason}")]
     Accelerator {
         accelerator: &'static str,
@@ -127,8 +144,13 @@ impl NodeAgent {
         };
         std::fs::create_dir_all(data).map_err(dir_error)?;
         let lock = lock_data_dir(data)?;
-        let secret =
-            ClusterSecret::load(&config.cluster_secret_file).map_err(AgentError::Secret)?;
+        let credential = credential(config).await?;
+        if let Some(configured) = config.id.as_ref().filter(|id| **id != credential.node_id) {
+            return Err(AgentError::WrongId {
+                configured: configured.clone(),
+                enrolled: credential.node_id,
+            });
+        }
         let accelerator = match config.accelerator {
             AcceleratorChoice::Auto => accel::choose(&config.qemu_binary).await,
             AcceleratorChoice::Kvm => {
@@ -153,7 +175,10 @@ impl NodeAgent {
             addr: config.listen,
             source,
         })?;
-        let control_plane = ControlPlaneClient::new(&config.control_plane_url, secret.clone());
+        let control_plane = ControlPlaneClient::new(
+            &config.control_plane_url,
+            Secret::new(credential.token.clone()),
+        );
         let cache = ImageCache::open(&data.join("images")).map_err(AgentError::Cache)?;
         let qemu = QemuSettings {
             binary: config.qemu_binary.clone(),
@@ -164,7 +189,7 @@ impl NodeAgent {
             .map_err(AgentError::Vms)?;
         let (disk_free_bytes, disk_total_bytes) = host::disk_space(data);
         let info = NodeInfo {
-            id: config.id.clone().unwrap_or_else(default_node_id),
+            id: credential.node_id.clone(),
             rpc_url: config
                 .advertise_url
                 .clone()
@@ -185,7 +210,7 @@ impl NodeAgent {
             state: RpcState {
                 vms: Arc::new(vms),
                 info: Arc::new(info),
-                secret,
+                rpc_key: Secret::new(credential.rpc_key),
             },
             control_plane,
             heartbeat: Duration::from_secs(config.heartbeat_seconds.max(1)),
@@ -236,12 +261,25 @@ fn lock_data_dir(data: &std::path::Path) -> Result<std::fs::File, AgentError> {
     Ok(file)
 }
 
-fn default_node_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "node".to_owned())
+/// The node's credential: the one it keeps, or else the one its join token is exchanged
+/// for, saved before it is used.
+async fn credential(config: &NodeConfig) -> Result<NodeCredential, AgentError> {
+    let path = config.data_dir.join(CREDENTIAL_FILE);
+    if let Some(kept) = credential::load(&path).await? {
+        if config.join_token.is_some() {
+            tracing::info!(node = %kept.node_id, path = %path.display(), "enrolled already; the join token is not needed (remove the credential file to enrol anew)");
+        }
+        return Ok(kept);
+    }
+    let Some(join_token) = &config.join_token else {
+        return Err(AgentError::NotEnrolled { path });
+    };
+    let credential = ControlPlaneClient::join(&config.control_plane_url, join_token)
+        .await
+        .map_err(AgentError::Join)?;
+    credential::save(&path, &credential).await?;
+    tracing::info!(node = %credential.node_id, "enrolled with the control plane");
+    Ok(credential)
 }
 
 /// Registers (retrying until the control plane answers), then heartbeats; registers again

@@ -1,18 +1,19 @@
-//! The node's client of the control plane's internal API: registration, heartbeats, and
-//! the blocks that fill the image cache.
+//! The node's client of the control plane's internal API: enrolment, registration,
+//! heartbeats, and the blocks that fill the image cache.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use nefos_blocks::BlockHash;
-use nefos_node_api::{ClusterSecret, Heartbeat, INTERNAL_PREFIX, NodeInfo};
+use nefos_node_api::{Heartbeat, INTERNAL_PREFIX, JoinRequest, NodeCredential, NodeInfo, Secret};
 use reqwest::StatusCode;
 use thiserror::Error;
 
+/// The client of one node, presenting that node's token.
 #[derive(Debug, Clone)]
 pub struct ControlPlaneClient {
     base: String,
-    secret: ClusterSecret,
+    token: Secret,
     http: reqwest::Client,
 }
 
@@ -26,22 +27,63 @@ pub enum ControlPlaneError {
     },
     #[error("the control plane answered {status} to {url}")]
     Status { url: String, status: StatusCode },
-    #[error("the block store has no block {hash}")]
+    #[error("the block store has no block {hash}, or this node may not read it")]
     MissingBlock { hash: BlockHash },
+    #[error("the control plane at {url} refused the join token: it is unknown, used or expired")]
+    JoinRefused { url: String },
+    #[error("the control plane's answer to {url} is not a node credential")]
+    Decode {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
 }
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(TIMEOUT)
+        .build()
+        .unwrap_or_default()
+}
+
+fn internal_base(url: &str) -> String {
+    format!("{}{INTERNAL_PREFIX}", url.trim_end_matches('/'))
+}
+
 impl ControlPlaneClient {
-    pub fn new(url: &str, secret: ClusterSecret) -> ControlPlaneClient {
+    /// `url` is the control plane's internal API; `token` the node's own.
+    pub fn new(url: &str, token: Secret) -> ControlPlaneClient {
         ControlPlaneClient {
-            base: format!("{}{INTERNAL_PREFIX}", url.trim_end_matches('/')),
-            secret,
-            http: reqwest::Client::builder()
-                .timeout(TIMEOUT)
-                .build()
-                .unwrap_or_default(),
+            base: internal_base(url),
+            token,
+            http: http_client(),
         }
+    }
+
+    /// Exchanges a one-time join token for the node's credential.
+    pub async fn join(url: &str, join_token: &str) -> Result<NodeCredential, ControlPlaneError> {
+        let url = format!("{}/enroll", internal_base(url));
+        let request = JoinRequest {
+            join_token: join_token.trim().to_owned(),
+        };
+        let response = http_client()
+            .post(&url)
+            .json(&request)
+            .send()
+            .await
+            .map_err(|source| ControlPlaneError::Transport {
+                url: url.clone(),
+                source,
+            })?;
+        if response.status() == StatusCode::UNAUTHORIZED {
+            return Err(ControlPlaneError::JoinRefused { url });
+        }
+        Self::check(response, &url)?
+            .json()
+            .await
+            .map_err(|source| ControlPlaneError::Decode { url, source })
     }
 
     pub async fn register(&self, info: &NodeInfo) -> Result<(), ControlPlaneError> {
@@ -65,7 +107,7 @@ impl ControlPlaneClient {
         let response = self
             .http
             .get(&url)
-            .header(reqwest::header::AUTHORIZATION, self.secret.bearer())
+            .header(reqwest::header::AUTHORIZATION, self.token.bearer())
             .send()
             .await
             .map_err(|source| ControlPlaneError::Transport {
@@ -88,7 +130,7 @@ impl ControlPlaneClient {
         url: &str,
     ) -> Result<reqwest::Response, ControlPlaneError> {
         let response = request
-            .header(reqwest::header::AUTHORIZATION, self.secret.bearer())
+            .header(reqwest::header::AUTHORIZATION, self.token.bearer())
             .send()
             .await
             .map_err(|source| ControlPlaneError::Transport {

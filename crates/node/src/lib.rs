@@ -6,12 +6,14 @@
 //! - `config_drive`: what guests learn at boot, for cloud-init;
 //! - `qemu`: command lines and detached QEMU processes that outlive the agent;
 //! - `vm`: the VM lifecycle, generation-checked and idempotent;
+//! - `credential`: the node's own credential, from its enrolment;
 //! - `rpc` and `agent`: the HTTP API and the process around it.
 
 pub mod accel;
 mod agent;
 pub mod config_drive;
 pub mod control_plane;
+pub mod credential;
 pub mod host;
 pub mod image_cache;
 pub mod qcow2;

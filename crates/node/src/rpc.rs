@@ -1,6 +1,7 @@
 //! The node's RPC API (`/rpc/v1`), for the control plane only: every request must carry
-//! the cluster secret. Errors are OpenStack-shaped JSON with the whole reason, since the
-//! caller is the operator's own control plane.
+//! this node's RPC key, which the control plane derives and no other node holds. Errors
+//! are OpenStack-shaped JSON with the whole reason, since the caller is the operator's own
+//! control plane.
 
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use nefos_node_api::{
-    ClusterSecret, ConsoleOutput, EnsureVm, ErrorBody, ErrorDetail, NodeInfo, RPC_PREFIX, RebootVm,
+    ConsoleOutput, EnsureVm, ErrorBody, ErrorDetail, NodeInfo, RPC_PREFIX, RebootVm, Secret,
     StartVm, StopVm, VmStatus,
 };
 use serde::Deserialize;
@@ -27,11 +28,12 @@ const MAX_BODY_BYTES: usize = 32 << 20;
 pub struct RpcState {
     pub vms: Arc<VmManager>,
     pub info: Arc<NodeInfo>,
-    pub secret: ClusterSecret,
+    /// What the control plane presents: this node's RPC key, from its enrolment.
+    pub rpc_key: Secret,
 }
 
 pub fn router(state: RpcState) -> Router {
-    let secret = state.secret.clone();
+    let rpc_key = state.rpc_key.clone();
     let api = Router::new()
         .route("/node", get(node_info))
         .route("/vms", get(list))
@@ -45,7 +47,7 @@ pub fn router(state: RpcState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state);
     let api = api.layer(axum::middleware::from_fn(move |request, next| {
-        authenticate(secret.clone(), request, next)
+        authenticate(rpc_key.clone(), request, next)
     }));
     Router::new()
         .nest(RPC_PREFIX, api)
@@ -54,16 +56,16 @@ pub fn router(state: RpcState) -> Router {
         .fallback(|| async { RpcError::new(StatusCode::NOT_FOUND, "no such RPC") })
 }
 
-async fn authenticate(secret: ClusterSecret, request: Request, next: Next) -> Response {
+async fn authenticate(rpc_key: Secret, request: Request, next: Next) -> Response {
     let presented = request
         .headers()
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     match presented {
-        Some(header) if secret.verify_bearer(header) => next.run(request).await,
+        Some(header) if rpc_key.verify_bearer(header) => next.run(request).await,
         _ => RpcError::new(
             StatusCode::UNAUTHORIZED,
-            "the node's RPC API needs the cluster secret (Authorization: Bearer …)",
+            "the node's RPC API needs this node's RPC key (Authorization: Bearer …)",
         )
         .into_response(),
     }

@@ -3,10 +3,12 @@
 //!
 //! Starts a control plane (`nefos up --no-node`), puts the tiny guest image
 //! (`target/guest/nefos-tiny.raw`, made by `scripts/build-guest-image`) in the admin's object
-//! store and starts a `nefos node` (TCG) beside it. One VM is spawned and destroyed first to
+//! store, enrols a node and starts it (`nefos node`, TCG) beside it. The VMs are asked for
+//! as the control plane asks: through `nefos_compute::NodeRpc`, which grants the node the
+//! image's blocks before it calls the node. One VM is spawned and destroyed first to
 //! fill the node's image cache; its time is reported on its own, labelled as cold. Then over
 //! `--rounds` rounds, taking turns at going first:
-//! (a) nefos: `ensure_vm` (power running, a fresh VM id, 1 vCPU, 128 MiB, a user-mode NIC
+//! (a) nefos: `NodeRpc::ensure_vm` (power running, a fresh VM id, 1 vCPU, 128 MiB, a user-mode NIC
 //!     forwarding TCP 22 and 80, a config drive naming the host), timed from sending the RPC
 //!     until `NEFOS-GUEST-READY` is in the VM's console log; then `destroy_vm`;
 //! (b) bare QEMU: the closest command line by hand (same machine, accelerator, CPU model,
@@ -31,6 +33,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use nefos_compute::{ComputeError, NodeRegistry, NodeRpc};
+use nefos_db::{Database, PoolSettings};
 use nefos_node::DEFAULT_CPU_MODEL;
 use nefos_node_api::{
     ClusterSecret, ConfigDriveLayout, EnsureVm, GuestConfig, ImageContent, NicSpec, NodeClient,
@@ -101,9 +105,10 @@ async fn main() -> anyhow::Result<()> {
     let load_before = load_average();
 
     let cloud = Cloud::start(&binary, &image).await?;
-    let node = Node::start(&binary, &cloud)?;
+    let node = Node::start(&binary, &cloud).await?;
     let mut bench = Bench {
         node: &node,
+        nodes: &cloud.nodes,
         image_content: cloud.image.clone(),
         image: image.clone(),
         qemu: args.qemu.clone(),
@@ -143,6 +148,8 @@ struct Spawn {
 
 struct Bench<'a> {
     node: &'a Node,
+    /// The control plane's side: grants and the node's RPC key.
+    nodes: &'a NodeRpc,
     image_content: ImageContent,
     image: PathBuf,
     qemu: PathBuf,
@@ -296,9 +303,8 @@ impl Bench<'_> {
         self.live.push(id.clone());
         let started = Instant::now();
         let status = self
-            .node
-            .rpc
-            .ensure_vm(&id, &request)
+            .nodes
+            .ensure_vm(NODE_ID, &id, &request)
             .await
             .with_context(|| format!("ensure_vm {id}"))?;
         let rpc = started.elapsed();
@@ -462,10 +468,14 @@ impl Drop for Killed {
     }
 }
 
-/// A control plane with the guest image in the admin's object store.
+/// A control plane with the guest image in the admin's object store, and the bench's
+/// handle on its nodes over its database and key.
 struct Cloud {
-    process: NefosProcess,
-    data: TempDir,
+    /// Kept for its drop, which stops the control plane before its directory goes.
+    _process: NefosProcess,
+    internal_url: String,
+    nodes: NodeRpc,
+    _data: TempDir,
     image: ImageContent,
 }
 
@@ -474,7 +484,15 @@ impl Cloud {
         let data = tempfile::Builder::new()
             .prefix("spawn-bench-cp-")
             .tempdir()?;
-        let process = NefosProcess::up(binary, data.path(), &[]);
+        let internal = format!("127.0.0.1:{}", free_port());
+        let process = NefosProcess::up(binary, data.path(), &["--internal-listen", &internal]);
+        let db = Database::connect(
+            &Database::sqlite_url(&data.path().join("nefos.db")),
+            &PoolSettings::default(),
+        )
+        .await?;
+        let key = ClusterSecret::load(&data.path().join("cluster-secret"))?;
+        let nodes = NodeRpc::new(NodeRegistry::new(db), key);
         let password = read_credentials(data.path())
             .remove("admin")
             .context("no admin password in the credentials file")?;
@@ -517,14 +535,19 @@ impl Cloud {
                 .collect::<anyhow::Result<_>>()?,
         };
         Ok(Cloud {
-            process,
-            data,
+            _process: process,
+            internal_url: format!("http://{internal}"),
+            nodes,
+            _data: data,
             image,
         })
     }
 }
 
-/// A `nefos node` (TCG) attached to the control plane. Fields drop in order: the process
+/// The id the bench's node is enrolled under.
+const NODE_ID: &str = "spawn-bench";
+
+/// A `nefos node` (TCG) enrolled with the control plane. Fields drop in order: the process
 /// before its directory.
 struct Node {
     process: NefosProcess,
@@ -533,29 +556,45 @@ struct Node {
 }
 
 impl Node {
-    fn start(binary: &Path, cloud: &Cloud) -> anyhow::Result<Node> {
+    async fn start(binary: &Path, cloud: &Cloud) -> anyhow::Result<Node> {
         // QEMU's unix sockets live under the data directory: keep its path short.
         let dir = tempfile::Builder::new().prefix("nfs").tempdir_in("/tmp")?;
-        let secret_file = cloud.data.path().join("cluster-secret");
+        let enrolment = cloud
+            .nodes
+            .registry()
+            .enroll(NODE_ID, Duration::from_secs(600))
+            .await?;
         let url_port = free_port();
         let url = format!("http://127.0.0.1:{url_port}");
         let args = vec![
             "node".to_owned(),
             "--id".to_owned(),
-            "spawn-bench".to_owned(),
+            NODE_ID.to_owned(),
             "--data".to_owned(),
             dir.path().display().to_string(),
             "--listen".to_owned(),
             format!("127.0.0.1:{url_port}"),
             "--control-plane".to_owned(),
-            cloud.process.url.clone(),
-            "--cluster-secret-file".to_owned(),
-            secret_file.display().to_string(),
+            cloud.internal_url.clone(),
+            "--join-token".to_owned(),
+            enrolment.join_token.expose().to_owned(),
             "--accelerator".to_owned(),
             "tcg".to_owned(),
         ];
         let process = NefosProcess::spawn(binary, &args, &url);
-        let rpc = NodeClient::new(&url, ClusterSecret::load(&secret_file)?);
+        // The node serves once it has joined and registers a moment later.
+        let started = Instant::now();
+        let rpc = loop {
+            match cloud.nodes.client(NODE_ID).await {
+                Ok(rpc) => break rpc,
+                Err(ComputeError::UnknownNode { .. })
+                    if started.elapsed() < Duration::from_secs(60) =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(error) => return Err(error).context("the node did not register"),
+            }
+        };
         Ok(Node { process, rpc, dir })
     }
 }

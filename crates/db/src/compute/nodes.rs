@@ -105,3 +105,16 @@ pub async fn get_node<'c>(
     .await
     .map_err(DbError::query("read a node"))
 }
+
+/// Forgets a node's registration; false if it was not registered.
+pub async fn delete_node<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    id: &str,
+) -> Result<bool, DbError> {
+    let done = sqlx::query("DELETE FROM compute_nodes WHERE id = $1")
+        .bind(id)
+        .execute(ex)
+        .await
+        .map_err(DbError::query("delete a node"))?;
+    Ok(done.rows_affected() > 0)
+}

@@ -1,11 +1,16 @@
-//! VMs for the integration tests: a control plane holding a guest image, and a `nefos
-//! node` process driven over its RPC API, as the control plane will drive it.
+//! VMs for the integration tests: a control plane holding a guest image, and `nefos node`
+//! processes enrolled with it and driven over their RPC API as the control plane drives
+//! them, through `nefos_compute::NodeRpc`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use nefos_node_api::{ClusterSecret, ImageContent, NodeClient, VmStatus};
+use nefos_compute::{ComputeError, NodeRegistry, NodeRpc};
+use nefos_db::{Database, PoolSettings};
+use nefos_node_api::{
+    ClusterSecret, EnsureVm, ImageContent, NodeClient, NodeClientError, NodeCredential, VmStatus,
+};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -29,10 +34,15 @@ pub fn guest_image() -> PathBuf {
     path
 }
 
-/// A control plane with the guest image in the admin's object store.
+/// A control plane (`nefos up --no-node`) with its internal API on a port of its own, and
+/// the test's own handle on its nodes: [`NodeRpc`] over the cloud's database and key, as
+/// the control plane holds them.
 pub struct Cloud {
     pub process: NefosProcess,
     pub data: TempDir,
+    pub internal_url: String,
+    pub nodes: NodeRpc,
+    /// The guest image, when the cloud was started with one.
     pub image: ImageContent,
 }
 
@@ -44,37 +54,69 @@ impl Cloud {
 
     /// A control plane with the image at `path` in the admin's `images` container.
     pub async fn with_image(path: &Path) -> Cloud {
-        let data = tempfile::tempdir().unwrap();
-        let process = super::up(data.path());
-        let client = http();
-        let (token, body) = super::token(
-            &client,
-            &process.url,
-            "admin",
-            &super::read_credentials(data.path())["admin"],
-            Some("admin"),
-        )
-        .await;
-        let project = body["token"]["project"]["id"].as_str().unwrap().to_owned();
-        let container = format!("{}/object/v1/AUTH_{project}/images", process.url);
-        let put = |url: String, body: Vec<u8>| {
-            client
-                .put(url)
-                .header("x-auth-token", &token)
-                .body(body)
-                .send()
-        };
-        assert!(
-            put(container.clone(), Vec::new())
-                .await
-                .unwrap()
-                .status()
-                .is_success()
-        );
+        let mut cloud = Cloud::empty().await;
         let name = path.file_name().unwrap().to_str().unwrap();
-        let object = format!("{container}/{name}");
         let file = tokio::fs::File::open(path).await.unwrap();
         let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
+        cloud.image = cloud.upload("admin", "images", name, body).await;
+        cloud
+    }
+
+    /// A control plane with no image.
+    pub async fn empty() -> Cloud {
+        let data = tempfile::tempdir().unwrap();
+        let internal = format!("127.0.0.1:{}", free_port());
+        let process = NefosProcess::up(&binary(), data.path(), &["--internal-listen", &internal]);
+        let db = Database::connect(
+            &Database::sqlite_url(&data.path().join("nefos.db")),
+            &PoolSettings::default(),
+        )
+        .await
+        .unwrap();
+        let key = ClusterSecret::load(&data.path().join("cluster-secret")).unwrap();
+        Cloud {
+            process,
+            data,
+            internal_url: format!("http://{internal}"),
+            nodes: NodeRpc::new(NodeRegistry::new(db), key),
+            image: ImageContent {
+                size: 0,
+                block_size: 0,
+                hashes: Vec::new(),
+            },
+        }
+    }
+
+    /// Stores `body` as `container/name` in `user`'s own project; its content.
+    pub async fn upload(
+        &self,
+        user: &str,
+        container: &str,
+        name: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> ImageContent {
+        let client = http();
+        let (token, answer) = super::token(
+            &client,
+            &self.process.url,
+            user,
+            &super::read_credentials(self.data.path())[user],
+            Some(user),
+        )
+        .await;
+        let project = answer["token"]["project"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let container = format!("{}/object/v1/AUTH_{project}/{container}", self.process.url);
+        let response = client
+            .put(&container)
+            .header("x-auth-token", &token)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+        let object = format!("{container}/{name}");
         let response = client
             .put(&object)
             .header("x-auth-token", &token)
@@ -93,7 +135,7 @@ impl Cloud {
             .json()
             .await
             .unwrap();
-        let image = ImageContent {
+        ImageContent {
             size: hashmap["bytes"].as_u64().unwrap(),
             block_size: hashmap["block_size"].as_u64().unwrap(),
             hashes: hashmap["hashes"]
@@ -102,20 +144,25 @@ impl Cloud {
                 .iter()
                 .map(|h| h.as_str().unwrap().to_owned())
                 .collect(),
-        };
-        Cloud {
-            process,
-            data,
-            image,
         }
     }
 
-    pub fn secret_file(&self) -> PathBuf {
-        self.data.path().join("cluster-secret")
-    }
-
-    pub fn secret(&self) -> ClusterSecret {
-        ClusterSecret::load(&self.secret_file()).unwrap()
+    /// `nefos admin node enroll NAME`: the join token it prints.
+    pub fn enroll(&self, name: &str, valid_minutes: u64) -> String {
+        let out = super::admin_ok(&[
+            "node",
+            "enroll",
+            name,
+            "--valid-minutes",
+            &valid_minutes.to_string(),
+            "--data",
+            self.data.path().to_str().unwrap(),
+        ]);
+        out.lines()
+            .nth(1)
+            .unwrap_or_else(|| panic!("no join token in:\n{out}"))
+            .trim()
+            .to_owned()
     }
 
     pub fn block_file(&self, hash: &str) -> PathBuf {
@@ -129,17 +176,22 @@ impl Cloud {
     }
 }
 
-/// A `nefos node` process; on drop it kills the QEMUs it left running.
+/// A `nefos node` process, enrolled as its id; on drop it kills the QEMUs it left running.
 pub struct Node {
+    pub id: String,
     pub process: Option<NefosProcess>,
     pub dir: TempDir,
     pub port: u16,
     pub args: Vec<String>,
+    /// The control plane's client of this node, with the key it derives for it.
     pub rpc: NodeClient,
+    nodes: NodeRpc,
 }
 
 impl Node {
-    pub fn start(cloud: &Cloud, id: &str) -> Node {
+    /// Enrols node `id` with `nefos admin node enroll` and starts it with the join token.
+    pub async fn start(cloud: &Cloud, id: &str) -> Node {
+        let join_token = cloud.enroll(id, 60);
         // QEMU's unix sockets live under the data directory: keep its path short.
         let dir = tempfile::Builder::new()
             .prefix("nfn")
@@ -155,9 +207,9 @@ impl Node {
             "--listen",
             &format!("127.0.0.1:{port}"),
             "--control-plane",
-            &cloud.process.url,
-            "--cluster-secret-file",
-            cloud.secret_file().to_str().unwrap(),
+            &cloud.internal_url,
+            "--join-token",
+            &join_token,
             "--accelerator",
             "tcg",
         ]
@@ -166,14 +218,46 @@ impl Node {
         .collect();
         let url = format!("http://127.0.0.1:{port}");
         let process = NefosProcess::spawn(&binary(), &args, &url);
-        let rpc = NodeClient::new(&url, cloud.secret());
+        // The node serves once it has joined; it registers a moment later.
+        let started = Instant::now();
+        let rpc = loop {
+            match cloud.nodes.client(id).await {
+                Ok(rpc) => break rpc,
+                Err(ComputeError::UnknownNode { .. }) if started.elapsed() < BOOT_TIMEOUT => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(error) => panic!("node {id} did not register: {error}"),
+            }
+        };
         Node {
+            id: id.to_owned(),
             process: Some(process),
             dir,
             port,
             args,
             rpc,
+            nodes: cloud.nodes.clone(),
         }
+    }
+
+    /// Asks the node to ensure VM `vm` as the control plane does: the node is granted the
+    /// image's blocks, then called.
+    pub async fn ensure_vm(
+        &self,
+        vm: &str,
+        request: &EnsureVm,
+    ) -> Result<VmStatus, NodeClientError> {
+        match self.nodes.ensure_vm(&self.id, vm, request).await {
+            Ok(status) => Ok(status),
+            Err(ComputeError::Rpc { source, .. }) => Err(source),
+            Err(error) => panic!("cannot ask node {} for VM {vm}: {error}", self.id),
+        }
+    }
+
+    /// The credential the node keeps in its data directory.
+    pub fn credential(&self) -> NodeCredential {
+        let text = std::fs::read(self.dir.path().join("credential.json")).unwrap();
+        serde_json::from_slice(&text).unwrap()
     }
 
     pub fn url(&self) -> String {
