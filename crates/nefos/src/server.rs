@@ -85,6 +85,14 @@ impl ControlPlane {
             .await
             .context("cannot open the block store")?;
         let storage = Storage::new(db, blocks);
+        // Sharing grants of earlier versions named users by name; they are kept by id now.
+        let upgraded = storage
+            .upgrade_grantee_names()
+            .await
+            .context("cannot upgrade the sharing grants to user ids")?;
+        if upgraded > 0 {
+            tracing::info!(upgraded, "sharing grants and groups now name users by id");
+        }
         Ok(ControlPlane {
             listener,
             public_url,

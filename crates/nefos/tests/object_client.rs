@@ -650,7 +650,6 @@ async fn sharing_adds_grants_and_a_sharee_lists_and_downloads_them() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the server to refuse grants naming unknown users (storage crate, in progress)"]
 async fn sharing_with_an_unknown_user_fails_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");

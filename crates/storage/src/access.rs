@@ -2,8 +2,9 @@
 //!
 //! An account belongs to a project: a token scoped to that project may write it (roles
 //! `admin` and `member`) or read it (`reader`); a cloud administrator may do anything.
-//! Beyond that, Pithos sharing grants read or write on single objects to named users,
-//! to every authenticated user (`*`), or to a group of the owner account (`ACCOUNT:GROUP`).
+//! Beyond that, Pithos sharing grants read or write on single objects to users (stored by
+//! id, shown by name: `grantees.rs`), to every authenticated user (`*`), or to a group of
+//! the owner account (`ACCOUNT:GROUP`).
 
 use nefos_db::storage as q;
 use nefos_identity::{AuthContext, Role};
@@ -145,27 +146,26 @@ impl Storage {
         }
     }
 
-    /// Whether a sharing list names the caller, directly, as `*`, or through a group of
-    /// the owner account.
+    /// Whether a sharing list names the caller, by user id, as `*`, or through a group
+    /// of the owner account (groups hold user ids too: see `grantees.rs`).
     async fn grants(
         &self,
-        names: &[String],
+        entries: &[String],
         ctx: &AuthContext,
         owner: &str,
     ) -> Result<bool, StorageError> {
-        for name in names {
-            if name == "*" || *name == ctx.user_name || *name == ctx.user_id {
+        for entry in entries {
+            if entry == "*" || *entry == ctx.user_id {
                 return Ok(true);
             }
-            if let Some((account, group)) = name.split_once(':')
+            if let Some((account, group)) = entry.split_once(':')
                 && account == owner
             {
                 let groups = self.account_groups(owner).await?;
-                if groups.get(group).is_some_and(|members| {
-                    members
-                        .iter()
-                        .any(|m| *m == ctx.user_name || *m == ctx.user_id)
-                }) {
+                if groups
+                    .get(group)
+                    .is_some_and(|members| members.contains(&ctx.user_id))
+                {
                     return Ok(true);
                 }
             }

@@ -18,7 +18,7 @@ pub struct AccountInfo {
     pub project_id: String,
     pub stats: AccountStats,
     pub meta: Metadata,
-    /// Group name → user names.
+    /// Group name → user names (stored by id).
     pub groups: BTreeMap<String, Vec<String>>,
     pub updated_at: i64,
 }
@@ -40,10 +40,13 @@ impl Storage {
                 .as_ref()
                 .map(|r| meta::from_json(&r.meta))
                 .unwrap_or_default(),
-            groups: row
-                .as_ref()
-                .map(|r| parse_groups(&r.groups))
-                .unwrap_or_default(),
+            groups: self
+                .show_groups(
+                    row.as_ref()
+                        .map(|r| parse_groups(&r.groups))
+                        .unwrap_or_default(),
+                )
+                .await?,
             updated_at: row.map_or(0, |r| r.updated_at),
         })
     }
@@ -79,6 +82,14 @@ impl Storage {
                 ));
             }
         }
+        // Members are stored by user id; an unknown user is refused before anything is
+        // written.
+        let mut resolved = BTreeMap::new();
+        for (name, members) in groups_update {
+            let ids = self.resolve_grantees("X-Account-Group", members).await?;
+            resolved.insert(name.clone(), ids);
+        }
+        let groups_update = &resolved;
         let mut tx = self.db.begin().await?;
         let existing = q::get_account(&mut *tx, project_id).await?;
         let mut stored = existing
@@ -114,7 +125,22 @@ impl Storage {
         Ok(())
     }
 
-    /// An account's groups, for sharing checks.
+    /// Groups as clients see them: members by name.
+    async fn show_groups(
+        &self,
+        groups: BTreeMap<String, Vec<String>>,
+    ) -> Result<BTreeMap<String, Vec<String>>, StorageError> {
+        let mut shown = BTreeMap::new();
+        for (name, members) in groups {
+            let members = self.show_grantees(&members).await?;
+            if !members.is_empty() {
+                shown.insert(name, members);
+            }
+        }
+        Ok(shown)
+    }
+
+    /// An account's groups (members by user id), for sharing checks.
     pub(crate) async fn account_groups(
         &self,
         project_id: &str,

@@ -16,12 +16,14 @@ mod error;
 mod expiry;
 mod expiry_time;
 mod gc;
+mod grantees;
 mod listing;
 mod manifest;
 mod meta;
 mod object;
 mod pithos;
 mod upload;
+mod write_access;
 
 use nefos_blocks::BlockStore;
 use nefos_db::Database;

@@ -21,8 +21,8 @@ use thiserror::Error;
 use crate::content::has_own_blocks;
 use crate::object::{NewVersion, check_object_name};
 use crate::{
-    Accessor, ObjectInfo, Permission, Storage, StorageError, VersionSelector, WriteOptions,
-    guess_content_type, meta,
+    Accessor, ObjectInfo, Storage, StorageError, VersionSelector, WriteOptions, guess_content_type,
+    meta,
 };
 
 /// Where a static manifest keeps its segment list among the object's stored headers. Not
@@ -319,7 +319,8 @@ impl Storage {
     ) -> Result<ObjectInfo, ManifestError> {
         check_object_name(name)?;
         let target = self.object_container(who, project_id, container).await?;
-        self.require_object(who, &target, name, Permission::Write)
+        let access = self
+            .authorize_write(who, &target, name, &options, true)
             .await?;
         if options.if_none_match_any
             && q::get_current(self.db.pool(), &target.id, name)
@@ -383,6 +384,7 @@ impl Storage {
             meta: options.meta,
             headers,
             delete_at: options.delete_at,
+            access,
         };
         Ok(self.commit_version(who, &target, name, version).await?)
     }

@@ -10,12 +10,13 @@ use nefos_db::storage::{self as q, ContainerRow, ObjectRow, PathRow};
 use nefos_db::time::now_micros;
 use serde::{Deserialize, Serialize};
 
-use crate::access::{Accessor, Sharing};
+use crate::access::Accessor;
 use crate::container::{QUOTA_BYTES, QUOTA_COUNT, Versioning};
 use crate::download::{self, ByteRange};
 use crate::manifest;
 use crate::meta::{self, Metadata};
 use crate::upload::{self, Uploaded};
+use crate::write_access::WriteAccess;
 use crate::{Permission, Storage, StorageError};
 
 /// Swift's single-object limit: larger objects are uploaded as segments and a manifest.
@@ -107,6 +108,10 @@ pub struct WriteOptions {
     pub delete_at: Option<i64>,
     /// `If-None-Match: *`: fail if the object exists.
     pub if_none_match_any: bool,
+    /// `X-Object-Sharing` to set with the version (`Some("")` removes it). Owner only.
+    pub sharing: Option<String>,
+    /// `X-Object-Public` to set with the version. Owner only.
+    pub public: Option<bool>,
 }
 
 /// Changes to an object's metadata (Swift `POST`), and to its path's sharing and publicity.
@@ -282,6 +287,8 @@ pub(crate) struct NewVersion {
     pub(crate) meta: Metadata,
     pub(crate) headers: BTreeMap<String, String>,
     pub(crate) delete_at: Option<i64>,
+    /// What the authorisation of the write allows and brings along.
+    pub(crate) access: WriteAccess,
 }
 
 impl Storage {
@@ -328,6 +335,15 @@ impl Storage {
         if object.hash.is_none() {
             // Written before the hash was stored: one object's hashmap is cheap to read.
             object.hash = Some(merkle_root(&self.hashmap(&object).await?));
+        }
+        self.shown(object).await
+    }
+
+    /// An object as clients see it: its sharing names users by name.
+    pub(crate) async fn shown(&self, mut object: ObjectInfo) -> Result<ObjectInfo, StorageError> {
+        if let Some(stored) = &object.sharing {
+            let shown = self.show_sharing(stored).await?;
+            object.sharing = (!shown.is_empty()).then_some(shown);
         }
         Ok(object)
     }
@@ -390,7 +406,8 @@ impl Storage {
     {
         check_object_name(name)?;
         let container = self.object_container(who, project_id, container).await?;
-        self.require_object(who, &container, name, Permission::Write)
+        let access = self
+            .authorize_write(who, &container, name, &options, false)
             .await?;
         if options.if_none_match_any
             && q::get_current(self.db.pool(), &container.id, name)
@@ -421,6 +438,7 @@ impl Storage {
             meta: options.meta,
             headers: options.headers,
             delete_at: options.delete_at,
+            access,
         };
         self.commit_version(who, &container, name, version).await
     }
@@ -451,10 +469,21 @@ impl Storage {
     ) -> Result<ObjectInfo, StorageError> {
         check_object_name(name)?;
         self.check_quotas(container, name, version.size).await?;
-        let stored = StoredMeta {
-            meta: version.meta,
-            headers: version.headers,
+        let NewVersion {
+            hashes,
+            size,
+            etag,
+            content_type,
+            meta: user_meta,
+            headers,
+            delete_at,
+            access,
+        } = version;
+        let mut stored = StoredMeta {
+            meta: user_meta,
+            headers,
         };
+        let mut delete_at = delete_at;
         let now = now_micros();
         let modified_by = match who {
             Accessor::Token(ctx) => ctx.user_id.clone(),
@@ -472,6 +501,14 @@ impl Storage {
                 });
             }
         }
+        if access.keeps_owner_fields
+            && let Some(replaced) = q::get_current(&mut *tx, &container.id, name).await?
+        {
+            // A sharee replaces the data; what the object is beyond it stays the owner's.
+            let owners: StoredMeta = serde_json::from_str(&replaced.meta).unwrap_or_default();
+            stored.meta = owners.meta;
+            delete_at = replaced.delete_at;
+        }
         let serial = q::next_serial(&mut tx).await?;
         let versioning = match q::get_container_by_id(&mut *tx, &container.id).await? {
             Some(row) => row.versioning,
@@ -488,22 +525,41 @@ impl Storage {
             name: name.to_owned(),
             current: true,
             deleted: false,
-            size: i64::try_from(version.size).unwrap_or(i64::MAX),
-            hash: Some(merkle_root(&version.hashes).to_hex()),
-            blocks: i64::try_from(version.hashes.len()).unwrap_or(i64::MAX),
-            etag: version.etag.unwrap_or_default(),
-            content_type: version.content_type,
+            size: i64::try_from(size).unwrap_or(i64::MAX),
+            hash: Some(merkle_root(&hashes).to_hex()),
+            blocks: i64::try_from(hashes.len()).unwrap_or(i64::MAX),
+            etag: etag.unwrap_or_default(),
+            content_type,
             meta: serde_json::to_string(&stored).unwrap_or_else(|_| "{}".to_owned()),
-            delete_at: version.delete_at,
+            delete_at,
             modified_at: now,
             modified_by,
         };
-        q::insert_object(&mut *tx, &row, &hashmap_text(&version.hashes)).await?;
-        let path = q::get_path(&mut *tx, &container.id, name).await?;
+        q::insert_object(&mut *tx, &row, &hashmap_text(&hashes)).await?;
+        let mut path = q::get_path(&mut *tx, &container.id, name).await?;
+        if access.sharing.is_some() || access.public.is_some() {
+            let mut attributes = path.unwrap_or(PathRow {
+                container_id: container.id.clone(),
+                name: name.to_owned(),
+                ..PathRow::default()
+            });
+            if let Some(sharing) = access.sharing {
+                attributes.sharing = sharing;
+            }
+            match access.public {
+                Some(true) if attributes.public_token.is_none() => {
+                    attributes.public_token = Some(public_token());
+                }
+                Some(false) => attributes.public_token = None,
+                _ => {}
+            }
+            q::put_path(&mut *tx, &attributes).await?;
+            path = Some(attributes);
+        }
         tx.commit()
             .await
             .map_err(nefos_db::DbError::query("commit an object version"))?;
-        Ok(object_info(container, row, path))
+        self.shown(object_info(container, row, path)).await
     }
 
     /// Refuses a write of `size` bytes to `name` that would exceed the container's or the
@@ -561,6 +617,13 @@ impl Storage {
         let object = self
             .object(who, src_project, src_container, src_name, version)
             .await?;
+        let container = self
+            .object_container(who, dst_project, dst_container)
+            .await?;
+        let access = self
+            .authorize_write(who, &container, dst_name, &options, false)
+            .await?;
+        meta::check(&options.meta)?;
         let hashes = self.hashmap(&object).await?;
         // A copy refers to blocks without storing them: touching them first keeps a
         // garbage collection from taking them should the source go meanwhile.
@@ -569,12 +632,6 @@ impl Storage {
             let missing = missing.iter().map(BlockHash::to_hex).collect();
             return Err(StorageError::MissingBlocks { missing });
         }
-        let container = self
-            .object_container(who, dst_project, dst_container)
-            .await?;
-        self.require_object(who, &container, dst_name, Permission::Write)
-            .await?;
-        meta::check(&options.meta)?;
         let (mut user_meta, mut headers) = if fresh_meta {
             // A static large object's segment list describes its bytes, not its metadata.
             (Metadata::new(), manifest::content_headers(&object.headers))
@@ -591,8 +648,43 @@ impl Storage {
             meta: user_meta,
             headers,
             delete_at: options.delete_at,
+            access,
         };
         self.commit_version(who, &container, dst_name, new).await
+    }
+
+    /// Moves an object (Pithos `MOVE`, `X-Move-From`): a copy that shares its blocks, then
+    /// the deletion of the source. The right to delete the source is checked first, with
+    /// everything the copy needs, so a refused move writes nothing.
+    pub async fn move_object(
+        &self,
+        who: Accessor<'_>,
+        source: (&str, &str, &str),
+        target: (&str, &str, &str),
+        options: WriteOptions,
+        fresh_meta: bool,
+    ) -> Result<ObjectInfo, StorageError> {
+        let (src_project, src_container, src_name) = source;
+        let container = self
+            .object_container(who, src_project, src_container)
+            .await?;
+        self.require_object(who, &container, src_name, Permission::Write)
+            .await?;
+        let moved = self
+            .copy_object(
+                who,
+                source,
+                VersionSelector::Current,
+                target,
+                options,
+                fresh_meta,
+            )
+            .await?;
+        if source != target {
+            self.delete_object(who, src_project, src_container, src_name)
+                .await?;
+        }
+        Ok(moved)
     }
 
     /// Deletes the current version. A versioned container keeps the history and records
@@ -663,14 +755,7 @@ impl Storage {
         }
         let sharing = match update.sharing.as_deref() {
             None => None,
-            Some(text) => {
-                let parsed = Sharing::parse(text)?;
-                Some(if parsed.is_empty() {
-                    None
-                } else {
-                    Some(parsed.render())
-                })
-            }
+            Some(text) => Some(self.store_sharing(text).await?),
         };
         let mut tx = self.db.begin().await?;
         let mut row = q::get_current(&mut *tx, &container.id, name)
@@ -714,7 +799,7 @@ impl Storage {
         tx.commit()
             .await
             .map_err(nefos_db::DbError::query("commit an object update"))?;
-        Ok(object_info(&container, row, Some(path)))
+        self.shown(object_info(&container, row, Some(path))).await
     }
 
     /// A public object by its token: no credentials needed.

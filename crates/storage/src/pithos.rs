@@ -64,6 +64,10 @@ pub struct DataUpdate {
     /// Metadata items to set on the new version (an empty value removes one).
     pub meta: Metadata,
     pub preconditions: Preconditions,
+    /// `X-Object-Sharing` to set with the new version. Owner only.
+    pub sharing: Option<String>,
+    /// `X-Object-Public` to set with the new version. Owner only.
+    pub public: Option<bool>,
 }
 
 /// Checks a client's hashmap against its declared size: a hash per started block, except
@@ -134,7 +138,8 @@ impl Storage {
     ) -> Result<ObjectInfo, StorageError> {
         check_object_name(name)?;
         let container = self.object_container(who, project_id, container).await?;
-        self.require_object(who, &container, name, Permission::Write)
+        let access = self
+            .authorize_write(who, &container, name, &options, false)
             .await?;
         let hashes = check_hashmap(bytes, hashes)?;
         meta::check(&options.meta)?;
@@ -180,6 +185,7 @@ impl Storage {
             meta: options.meta,
             headers: options.headers,
             delete_at: options.delete_at,
+            access,
         };
         self.commit_version(who, &container, name, version)
             .await
@@ -253,7 +259,14 @@ impl Storage {
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let container = self.object_container(who, project_id, container).await?;
-        self.require_object(who, &container, name, Permission::Write)
+        let owner_parts = WriteOptions {
+            meta: update.meta.clone(),
+            sharing: update.sharing.clone(),
+            public: update.public,
+            ..WriteOptions::default()
+        };
+        let access = self
+            .authorize_write(who, &container, name, &owner_parts, false)
             .await?;
         let current = self
             .find_object(&container, name, VersionSelector::Current)
@@ -338,6 +351,7 @@ impl Storage {
             meta: merged_meta,
             headers: current.headers.clone(),
             delete_at: current.delete_at,
+            access,
         };
         self.commit_version_over(who, &container, name, version, Some(Some(current.serial)))
             .await
@@ -462,19 +476,22 @@ impl Storage {
             return Err(StorageError::NotFound { what: "container" });
         };
         let now_seconds = now_micros() / 1_000_000;
-        let objects = visible
-            .into_iter()
-            .filter(|(row, _)| row.object.delete_at.is_none_or(|at| at > now_seconds))
-            .map(|(row, _)| {
-                let path = q::PathRow {
-                    container_id: row.object.container_id.clone(),
-                    name: row.object.name.clone(),
-                    sharing: Some(row.sharing),
-                    public_token: row.public_token,
-                };
-                object_info(&container_row, row.object, Some(path))
-            })
-            .collect();
+        let mut objects = Vec::with_capacity(visible.len());
+        for (row, _) in visible {
+            if row.object.delete_at.is_some_and(|at| at <= now_seconds) {
+                continue;
+            }
+            let path = q::PathRow {
+                container_id: row.object.container_id.clone(),
+                name: row.object.name.clone(),
+                sharing: Some(row.sharing),
+                public_token: row.public_token,
+            };
+            objects.push(
+                self.shown(object_info(&container_row, row.object, Some(path)))
+                    .await?,
+            );
+        }
         Ok(page(objects, query))
     }
 
@@ -607,7 +624,7 @@ impl<'a> Grants<'a> {
         owner: &str,
         names: &[String],
     ) -> Result<bool, StorageError> {
-        let is_caller = |n: &str| n == ctx.user_name || n == ctx.user_id;
+        let is_caller = |n: &str| n == ctx.user_id;
         for name in names {
             if name == "*" || is_caller(name) {
                 return Ok(true);

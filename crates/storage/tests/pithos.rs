@@ -1522,3 +1522,266 @@ async fn names_and_listing_bounds_with_nul_are_refused() {
         }
     }
 }
+
+/// Shares `name` of `owner`'s container `c` with a sharing value.
+async fn share(cloud: &Cloud, owner: &AuthContext, name: &str, sharing: &str) {
+    cloud
+        .storage
+        .update_object(
+            Accessor::Token(owner),
+            project(owner),
+            "c",
+            name,
+            ObjectUpdate {
+                sharing: Some(sharing.to_owned()),
+                ..ObjectUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn grants_follow_users_not_names() {
+    for cloud in &clouds().await {
+        let l = cloud.label;
+        let alice = cloud.user("alice").await;
+        let bob = cloud.user("bob").await;
+        let account = project(&alice);
+        cloud.container(&alice, "c", Versioning::Auto).await;
+        cloud.put(&alice, "c", "doc", b"private").await.unwrap();
+        share(cloud, &alice, "doc", "read=bob").await;
+        let read = |who: &AuthContext| {
+            let who = who.clone();
+            async move {
+                cloud
+                    .get(
+                        Accessor::Token(&who),
+                        account,
+                        "c",
+                        "doc",
+                        VersionSelector::Current,
+                    )
+                    .await
+            }
+        };
+        assert_eq!(read(&bob).await.unwrap(), b"private", "{l}");
+        let shown = cloud
+            .storage
+            .object(
+                Accessor::Token(&alice),
+                account,
+                "c",
+                "doc",
+                VersionSelector::Current,
+            )
+            .await
+            .unwrap();
+        assert_eq!(shown.sharing.as_deref(), Some("read=bob"), "{l}");
+
+        // An unknown user is refused, and the grant stays as it was.
+        let refused = cloud
+            .storage
+            .update_object(
+                Accessor::Token(&alice),
+                account,
+                "c",
+                "doc",
+                ObjectUpdate {
+                    sharing: Some("read=nobody".to_owned()),
+                    ..ObjectUpdate::default()
+                },
+            )
+            .await;
+        assert_err!(l, refused, StorageError::InvalidInput { .. });
+        assert_eq!(read(&bob).await.unwrap(), b"private", "{l}");
+
+        // Bob goes; a new user called bob gets nothing of the old one's.
+        cloud
+            .identity
+            .delete_user(Caller::Operator, &bob.user_id)
+            .await
+            .unwrap();
+        cloud.storage.forget_user(&bob.user_id).await.unwrap();
+        let new_bob = cloud.user("bob").await;
+        assert_err!(l, read(&new_bob).await, StorageError::Forbidden);
+        let shown = cloud
+            .storage
+            .object(
+                Accessor::Token(&alice),
+                account,
+                "c",
+                "doc",
+                VersionSelector::Current,
+            )
+            .await
+            .unwrap();
+        assert_eq!(shown.sharing, None, "{l}: the deleted user's grant is gone");
+        let stored = sqlx::query_scalar::<_, Option<String>>(
+            "SELECT sharing FROM object_paths WHERE name = 'doc'",
+        )
+        .fetch_optional(cloud.storage.database().pool())
+        .await
+        .unwrap()
+        .flatten();
+        assert_eq!(stored, None, "{l}");
+
+        // Groups hold ids too.
+        cloud
+            .storage
+            .update_account(
+                Accessor::Token(&alice),
+                account,
+                &Default::default(),
+                &[("team".to_owned(), vec!["bob".to_owned()])].into(),
+                false,
+            )
+            .await
+            .unwrap();
+        share(cloud, &alice, "doc", &format!("read={account}:team")).await;
+        assert_eq!(read(&new_bob).await.unwrap(), b"private", "{l}");
+        let info = cloud
+            .storage
+            .account(Accessor::Token(&alice), account)
+            .await
+            .unwrap();
+        assert_eq!(info.groups["team"], ["bob"], "{l}: shown by name");
+        cloud
+            .identity
+            .delete_user(Caller::Operator, &new_bob.user_id)
+            .await
+            .unwrap();
+        cloud.storage.forget_user(&new_bob.user_id).await.unwrap();
+        let third_bob = cloud.user("bob").await;
+        assert_err!(l, read(&third_bob).await, StorageError::Forbidden);
+        let info = cloud
+            .storage
+            .account(Accessor::Token(&alice), account)
+            .await
+            .unwrap();
+        assert!(info.groups.is_empty(), "{l}: {:?}", info.groups);
+    }
+}
+
+#[tokio::test]
+async fn a_sharee_replaces_data_only_and_a_refused_write_stores_nothing() {
+    for cloud in &clouds().await {
+        let l = cloud.label;
+        let alice = cloud.user("alice").await;
+        let bob = cloud.user("bob").await;
+        let account = project(&alice);
+        cloud.container(&alice, "c", Versioning::Auto).await;
+        cloud.container(&bob, "mine", Versioning::Auto).await;
+        let keep = WriteOptions {
+            meta: [("owner-note".to_owned(), "mine".to_owned())].into(),
+            ..WriteOptions::default()
+        };
+        let body = |data: &'static [u8]| {
+            futures::stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from_static(data))])
+        };
+        cloud
+            .storage
+            .put_object(
+                Accessor::Token(&alice),
+                account,
+                "c",
+                "shared",
+                body(b"v1"),
+                keep,
+            )
+            .await
+            .unwrap();
+        share(cloud, &alice, "shared", "write=bob").await;
+        let versions = || async {
+            cloud
+                .storage
+                .object_versions(Accessor::Token(&alice), account, "c", "shared")
+                .await
+                .unwrap()
+                .len()
+        };
+        let stored_before = cloud.blocks_stored().await;
+
+        // Everything beyond the data is the owner's: each is refused before the body is
+        // read, and nothing is stored.
+        let owner_only = [
+            WriteOptions {
+                headers: [("x-object-manifest".to_owned(), "vic/keep".to_owned())].into(),
+                ..WriteOptions::default()
+            },
+            WriteOptions {
+                meta: [("owner-note".to_owned(), "bob's".to_owned())].into(),
+                ..WriteOptions::default()
+            },
+            WriteOptions {
+                delete_at: Some(4_000_000_000),
+                ..WriteOptions::default()
+            },
+            WriteOptions {
+                sharing: Some("read=bob".to_owned()),
+                ..WriteOptions::default()
+            },
+            WriteOptions {
+                public: Some(true),
+                ..WriteOptions::default()
+            },
+        ];
+        for options in owner_only {
+            let refused = cloud
+                .storage
+                .put_object(
+                    Accessor::Token(&bob),
+                    account,
+                    "c",
+                    "shared",
+                    body(b"never stored"),
+                    options.clone(),
+                )
+                .await;
+            assert_err!(l, refused, StorageError::Forbidden);
+        }
+        assert_eq!(versions().await, 1, "{l}");
+        assert_eq!(cloud.blocks_stored().await, stored_before, "{l}");
+
+        // Data alone is fine, and the owner's metadata stays.
+        let replaced = cloud
+            .storage
+            .put_object(
+                Accessor::Token(&bob),
+                account,
+                "c",
+                "shared",
+                body(b"v2 by bob"),
+                WriteOptions::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(replaced.meta["owner-note"], "mine", "{l}");
+        assert_eq!(versions().await, 2, "{l}");
+
+        // A reader cannot move the object into their own account: refused before the copy.
+        share(cloud, &alice, "shared", "read=bob").await;
+        let moved = cloud
+            .storage
+            .move_object(
+                Accessor::Token(&bob),
+                (account, "c", "shared"),
+                (project(&bob), "mine", "taken"),
+                WriteOptions::default(),
+                false,
+            )
+            .await;
+        assert_err!(l, moved, StorageError::Forbidden);
+        let mine = cloud
+            .storage
+            .list_objects(
+                Accessor::Token(&bob),
+                project(&bob),
+                "mine",
+                &ListQuery::default(),
+            )
+            .await
+            .unwrap();
+        assert!(mine.is_empty(), "{l}: the copy must not have been made");
+    }
+}

@@ -157,6 +157,11 @@ pub(super) async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     state.identity.delete_user(auth.caller(), &id).await?;
+    // The user's sharing grants and group memberships go too. Ids are never reused, so a
+    // failure here leaves only grants that grant nothing: logged, not an error.
+    if let Err(error) = state.storage.forget_user(&id).await {
+        tracing::warn!(user = %id, error = %crate::error_chain(&error), "could not remove a deleted user's grants");
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -267,7 +267,19 @@ impl Call<'_> {
             delete_at: self.delete_at()?.flatten(),
             if_none_match_any: headers::text(self.request, "if-none-match")?
                 .is_some_and(|v| v.trim() == "*"),
+            sharing: self.sharing()?,
+            public: self.public()?,
         })
+    }
+
+    /// `X-Object-Sharing` given on a write or an update.
+    fn sharing(&self) -> Result<Option<String>, SwiftError> {
+        Ok(headers::text(self.request, "x-object-sharing")?.map(str::to_owned))
+    }
+
+    /// `X-Object-Public` given on a write or an update.
+    fn public(&self) -> Result<Option<bool>, SwiftError> {
+        Ok(headers::text(self.request, "x-object-public")?.map(|v| v.eq_ignore_ascii_case("true")))
     }
 
     /// `X-Delete-At` / `X-Delete-After` / `X-Remove-Delete-At`: `Some(None)` removes.
@@ -290,13 +302,8 @@ impl Call<'_> {
         manifest::check_dynamic(&options)?;
         if manifest::wants(self.params, "put") {
             let format = super::listing::format(self.params, self.request);
-            let response =
-                manifest::put_static(self.storage(), self.who(), target, format, options, body)
-                    .await?;
-            if response.status().is_success() {
-                self.apply_path_attributes(target).await?;
-            }
-            return Ok(response);
+            return manifest::put_static(self.storage(), self.who(), target, format, options, body)
+                .await;
         }
         let storage = self.storage();
         for (header, is_move) in [("x-copy-from", false), ("x-move-from", true)] {
@@ -321,7 +328,6 @@ impl Call<'_> {
                 options,
             )
             .await?;
-            self.apply_path_attributes(target).await?;
             return Ok(created(&object));
         }
         let object = storage
@@ -334,33 +340,7 @@ impl Call<'_> {
                 options,
             )
             .await?;
-        self.apply_path_attributes(target).await?;
         Ok(created(&object))
-    }
-
-    /// `X-Object-Sharing` and `X-Object-Public` given on a write.
-    async fn apply_path_attributes(&self, target: &Target) -> Result<(), SwiftError> {
-        let sharing = headers::text(self.request, "x-object-sharing")?.map(str::to_owned);
-        let public =
-            headers::text(self.request, "x-object-public")?.map(|v| v.eq_ignore_ascii_case("true"));
-        if sharing.is_none() && public.is_none() {
-            return Ok(());
-        }
-        let update = ObjectUpdate {
-            sharing,
-            public,
-            ..ObjectUpdate::default()
-        };
-        self.storage()
-            .update_object(
-                self.who(),
-                &target.project,
-                &target.container,
-                &target.object,
-                update,
-            )
-            .await?;
-        Ok(())
     }
 
     /// `container/object` from a copy header, in `account` (`AUTH_<project>`).
@@ -402,30 +382,25 @@ impl Call<'_> {
             ..options
         };
         let storage = self.storage();
-        let object = storage
-            .copy_object(
-                self.who(),
-                (&source.project, &source.container, &source.object),
-                self.version()?,
-                (&target.project, &target.container, &target.object),
-                options,
-                fresh,
-            )
-            .await?;
-        if is_move
-            && (&source.project, &source.container, &source.object)
-                != (&target.project, &target.container, &target.object)
-        {
+        let from = (
+            source.project.as_str(),
+            source.container.as_str(),
+            source.object.as_str(),
+        );
+        let to = (
+            target.project.as_str(),
+            target.container.as_str(),
+            target.object.as_str(),
+        );
+        let object = if is_move {
             storage
-                .delete_object(
-                    self.who(),
-                    &source.project,
-                    &source.container,
-                    &source.object,
-                )
-                .await?;
-        }
-        self.apply_path_attributes(target).await?;
+                .move_object(self.who(), from, to, options, fresh)
+                .await?
+        } else {
+            storage
+                .copy_object(self.who(), from, self.version()?, to, options, fresh)
+                .await?
+        };
         let mut response = created(&object);
         insert(
             response.headers_mut(),
@@ -456,6 +431,8 @@ impl Call<'_> {
         // Pithos: a Content-Range (or X-Source-Object, or X-Object-Bytes) updates the data.
         if let Some(mut update) = super::pithos::data_update(self.request, target)? {
             update.preconditions = self.preconditions()?;
+            update.sharing = self.sharing()?;
+            update.public = self.public()?;
             let object = self
                 .storage()
                 .update_object_data(
@@ -467,7 +444,6 @@ impl Call<'_> {
                     body.into_data_stream(),
                 )
                 .await?;
-            self.apply_path_attributes(target).await?;
             return Ok(super::pithos::updated(&object));
         }
         let content_type = headers::text(self.request, "content-type")?
@@ -489,9 +465,8 @@ impl Call<'_> {
             content_type,
             headers: stored,
             delete_at: self.delete_at()?,
-            sharing: headers::text(self.request, "x-object-sharing")?.map(str::to_owned),
-            public: headers::text(self.request, "x-object-public")?
-                .map(|v| v.eq_ignore_ascii_case("true")),
+            sharing: self.sharing()?,
+            public: self.public()?,
         };
         let object = self
             .storage()

@@ -8,7 +8,7 @@ pub struct AccountRow {
     pub project_id: String,
     /// JSON object of user metadata.
     pub meta: String,
-    /// JSON object: group name → user names.
+    /// JSON object: group name → user ids.
     pub groups: String,
     pub updated_at: i64,
 }
@@ -75,4 +75,20 @@ pub async fn account_stats<'c>(
         objects,
         bytes,
     })
+}
+
+/// Accounts whose groups contain `needle` (a user id, when that user goes), or every
+/// account with groups with `None`.
+pub async fn accounts_grouping<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    needle: Option<&str>,
+) -> Result<Vec<AccountRow>, DbError> {
+    sqlx::query_as(
+        "SELECT project_id, meta, groups, updated_at FROM storage_accounts
+         WHERE groups <> '{}' AND ($1 IS NULL OR groups LIKE '%' || $1 || '%')",
+    )
+    .bind(needle)
+    .fetch_all(ex)
+    .await
+    .map_err(DbError::query("find accounts with groups"))
 }

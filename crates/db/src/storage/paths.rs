@@ -83,3 +83,19 @@ pub async fn shared_paths<'c>(
     .await
     .map_err(DbError::query("list shared objects"))
 }
+
+/// Paths whose sharing value contains `needle` (a user id, when that user goes), or every
+/// shared path with `None`.
+pub async fn paths_sharing_with<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    needle: Option<&str>,
+) -> Result<Vec<PathRow>, DbError> {
+    sqlx::query_as(
+        "SELECT container_id, name, sharing, public_token FROM object_paths
+         WHERE sharing IS NOT NULL AND ($1 IS NULL OR sharing LIKE '%' || $1 || '%')",
+    )
+    .bind(needle)
+    .fetch_all(ex)
+    .await
+    .map_err(DbError::query("find shared paths"))
+}
