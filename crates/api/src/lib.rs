@@ -14,6 +14,7 @@ mod internal;
 mod middleware;
 mod object_store;
 pub mod server;
+mod slow_body;
 
 use std::sync::Arc;
 
@@ -28,6 +29,7 @@ pub use client_address::ClientAddress;
 pub use error::{ApiError, chain as error_chain};
 pub use internal::{InternalState, router as internal_router};
 pub use server::{HttpLimits, TlsFiles};
+pub use slow_body::BodyPace;
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
@@ -56,6 +58,7 @@ impl ApiState {
 /// Every API nefos serves, with request ids and the access log around them.
 pub fn router(state: ApiState, limits: &HttpLimits) -> Router {
     let max_header_bytes = limits.max_header_bytes;
+    let body_pace = limits.body_pace;
     Router::new()
         .route("/healthz", get(health))
         .nest(
@@ -70,6 +73,9 @@ pub fn router(state: ApiState, limits: &HttpLimits) -> Router {
         .fallback(error::unknown_route)
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            slow_body::pace_bodies(body_pace, request, next)
+        }))
         .layer(axum::middleware::from_fn(move |request, next| {
             middleware::limit_header_size(max_header_bytes, request, next)
         }))

@@ -19,6 +19,7 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::client_address::{ClientAddress, ClientAddresses};
+use crate::slow_body::BodyPace;
 
 /// Limits on what a client may send.
 #[derive(Debug, Clone)]
@@ -34,6 +35,10 @@ pub struct HttpLimits {
     pub shutdown_grace: Duration,
     /// Front proxies (load balancers) whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// How slowly a request body may arrive before it is cut off (408).
+    pub body_pace: BodyPace,
+    /// Connections served at once; further clients wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 impl Default for HttpLimits {
@@ -44,6 +49,8 @@ impl Default for HttpLimits {
             header_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
             trusted_proxies: Vec::new(),
+            body_pace: BodyPace::default(),
+            max_connections: 4096,
         }
     }
 }
@@ -121,8 +128,18 @@ pub async fn serve(
         // with a proper 431 by the middleware instead of a dropped connection.
         .max_buf_size(limits.max_header_bytes.saturating_mul(4).max(8192));
     let trusted_proxies: Arc<[std::net::IpAddr]> = Arc::from(limits.trusted_proxies.as_slice());
+    // A connection takes a place before it is accepted, so that past the bound clients
+    // wait in the kernel's backlog instead of costing a task each.
+    let places = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     tokio::pin!(shutdown);
     loop {
+        let place = tokio::select! {
+            place = Arc::clone(&places).acquire_owned() => match place {
+                Ok(place) => place,
+                Err(_closed) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -153,7 +170,10 @@ pub async fn serve(
             None => {
                 let conn = http.serve_connection(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn);
-                tokio::spawn(log_connection_end(conn, peer));
+                tokio::spawn(async move {
+                    log_connection_end(conn, peer).await;
+                    drop(place);
+                });
             }
             Some(acceptor) => {
                 let acceptor = acceptor.clone();
@@ -176,6 +196,7 @@ pub async fn serve(
                     };
                     let conn = watcher.watch(http.serve_connection(TokioIo::new(stream), service));
                     log_connection_end(conn, peer).await;
+                    drop(place);
                 });
             }
         }

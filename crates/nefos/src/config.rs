@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use nefos_api::{HttpLimits, TlsFiles};
+use nefos_api::{BodyPace, HttpLimits, TlsFiles};
 use nefos_blocks::BlockStoreConfig;
 use nefos_db::{Database, PoolSettings};
 use nefos_identity::{IdentityConfig, LoginThrottleConfig};
@@ -67,6 +67,14 @@ pub struct HttpSection {
     /// Front proxies (load balancers) whose `X-Forwarded-For` header names the client, for
     /// the per-address login throttle.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// A request body that sends nothing for this long is cut off (408).
+    pub body_idle_timeout_seconds: u64,
+    /// After `body_grace_seconds`, a request body must average at least this rate (0: no
+    /// minimum), or it is cut off (408).
+    pub body_min_bytes_per_second: u64,
+    pub body_grace_seconds: u64,
+    /// Connections served at once; more clients wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -118,6 +126,10 @@ impl Default for HttpSection {
             header_timeout_seconds: limits.header_timeout.as_secs(),
             shutdown_grace_seconds: limits.shutdown_grace.as_secs(),
             trusted_proxies: limits.trusted_proxies,
+            body_idle_timeout_seconds: limits.body_pace.idle_timeout.as_secs(),
+            body_min_bytes_per_second: limits.body_pace.min_bytes_per_second,
+            body_grace_seconds: limits.body_pace.grace.as_secs(),
+            max_connections: limits.max_connections,
         }
     }
 }
@@ -190,6 +202,12 @@ impl Config {
             header_timeout: Duration::from_secs(self.http.header_timeout_seconds),
             shutdown_grace: Duration::from_secs(self.http.shutdown_grace_seconds),
             trusted_proxies: self.http.trusted_proxies.clone(),
+            body_pace: BodyPace {
+                idle_timeout: Duration::from_secs(self.http.body_idle_timeout_seconds),
+                min_bytes_per_second: self.http.body_min_bytes_per_second,
+                grace: Duration::from_secs(self.http.body_grace_seconds),
+            },
+            max_connections: self.http.max_connections,
         }
     }
 

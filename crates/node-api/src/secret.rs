@@ -29,11 +29,12 @@ impl Secret {
         Secret { value, digest }
     }
 
-    /// 256 random bits, base64url.
+    /// 256 random bits, in hex: join tokens are typed on command lines, where a base64url
+    /// value starting with `-` would be taken for an option.
     pub fn generate() -> Secret {
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
-        Secret::new(URL_SAFE_NO_PAD.encode(bytes))
+        Secret::new(hex::encode(bytes))
     }
 
     /// The secret carried by an `Authorization` header value, if it carries one.

@@ -164,8 +164,8 @@ impl Storage {
     async fn ids_of_legacy(&self, entries: &[String]) -> Result<Vec<String>, StorageError> {
         let mut ids = Vec::with_capacity(entries.len());
         for entry in entries {
-            let keep = !names_a_user(entry)
-                || users::get_user(self.db.pool(), entry).await?.is_some();
+            let keep =
+                !names_a_user(entry) || users::get_user(self.db.pool(), entry).await?.is_some();
             if keep {
                 ids.push(entry.clone());
             } else if let Some(user) = users::get_user_by_name(self.db.pool(), entry).await? {

@@ -45,6 +45,9 @@ impl From<StorageError> for SwiftError {
             StorageError::NotFound { .. } => StatusCode::NOT_FOUND,
             StorageError::Forbidden => StatusCode::FORBIDDEN,
             StorageError::Conflict { .. } => StatusCode::CONFLICT,
+            StorageError::Body(source) if crate::slow_body::is_slow_body(source.as_ref()) => {
+                StatusCode::REQUEST_TIMEOUT
+            }
             StorageError::InvalidInput { .. } | StorageError::Body(_) => StatusCode::BAD_REQUEST,
             StorageError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             StorageError::NotModified => StatusCode::NOT_MODIFIED,
