@@ -108,7 +108,7 @@ impl Storage {
     ) -> Result<Content, StorageError> {
         if !raw && let Some(manifest) = object.dynamic_manifest() {
             return self
-                .dynamic_content(who, &object.project_id, manifest)
+                .dynamic_content(who, &object.project_id, manifest, true)
                 .await;
         }
         Ok(Content {
@@ -116,6 +116,24 @@ impl Storage {
             etag: object.etag.clone(),
             pieces: Some(self.pieces(who, object, 0).await?),
         })
+    }
+
+    /// What a HEAD of `object` describes: its size and ETag, without reading a hashmap.
+    /// A dynamic manifest's are its segments' (listed as `who`, as a GET would), a static
+    /// manifest's are stored with it. Its bytes cannot be read.
+    pub async fn content_description(
+        &self,
+        who: Accessor<'_>,
+        object: &ObjectInfo,
+        raw: bool,
+    ) -> Result<Content, StorageError> {
+        match object.dynamic_manifest() {
+            Some(manifest) if !raw => {
+                self.dynamic_content(who, &object.project_id, manifest, false)
+                    .await
+            }
+            _ => Ok(Content::described(object)),
+        }
     }
 
     /// The bytes of `content`, or of `range` of them.
@@ -151,11 +169,13 @@ impl Storage {
 
     /// Swift's DLO: the current objects of a container whose names start with a prefix, in
     /// name order; the ETag is the MD5 of their ETags. A missing container is no segments.
+    /// Without `with_pieces` only the size and ETag are found, from the listing alone.
     async fn dynamic_content(
         &self,
         who: Accessor<'_>,
         project_id: &str,
         manifest: &str,
+        with_pieces: bool,
     ) -> Result<Content, StorageError> {
         let (container, prefix) = manifest::parse_dynamic(manifest);
         let mut query = ListQuery {
@@ -182,7 +202,9 @@ impl Storage {
                     md5
                 });
                 size += segment.size;
-                pieces.extend(self.pieces(who, &segment, 1).await?);
+                if with_pieces {
+                    pieces.extend(self.pieces(who, &segment, 1).await?);
+                }
                 query.marker = Some(segment.name);
             }
             if !full_page {
@@ -192,7 +214,7 @@ impl Storage {
         Ok(Content {
             size,
             etag: etags.map(|md5| hex::encode(md5.finalize())),
-            pieces: Some(pieces),
+            pieces: with_pieces.then_some(pieces),
         })
     }
 
