@@ -285,6 +285,28 @@ impl FsBackend {
         sync_dir(&dir)
     }
 
+    /// Writes `data` to a file `name` in this instance's temporary directory (where a
+    /// crash leaves nothing that looks like a block), syncs it, reads it back and removes
+    /// it; returns the bytes read.
+    pub(crate) fn probe(&self, name: &str, data: &[u8]) -> Result<Bytes> {
+        let path = self.tmp.join(format!("probe-{name}"));
+        let guard = TempFile(&path);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .open(&path)
+            .map_err(BlockError::io("create probe file", &path))?;
+        file.write_all(data)
+            .map_err(BlockError::io("write probe file", &path))?;
+        file.sync_data()
+            .map_err(BlockError::io("fdatasync probe file", &path))?;
+        drop(file);
+        let read = read_block(&path)?.unwrap_or_default();
+        drop(guard);
+        Ok(read)
+    }
+
     /// The stored bytes of a block, also looking in the trash so that a block a garbage
     /// collection is about to put back stays readable.
     pub(crate) fn get(&self, hash: &BlockHash) -> Result<Option<Bytes>> {

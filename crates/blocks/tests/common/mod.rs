@@ -95,6 +95,15 @@ impl TestStore {
         }
     }
 
+    /// Every key in the test bucket (`s3` only).
+    pub async fn s3_keys(&self) -> Vec<String> {
+        use futures::TryStreamExt;
+        use object_store::ObjectStore;
+        let client = self.s3_client();
+        let listed: Vec<object_store::ObjectMeta> = client.list(None).try_collect().await.unwrap();
+        listed.into_iter().map(|m| m.location.to_string()).collect()
+    }
+
     /// A plain client of the test bucket, to act behind the store's back.
     fn s3_client(&self) -> object_store::aws::AmazonS3 {
         let (endpoint, bucket) = self.s3.as_ref().unwrap();
