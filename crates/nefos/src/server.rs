@@ -25,6 +25,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
+    crate::data_dir::prepare(&config.data_dir).await?;
     let control_plane = ControlPlane::start(&config).await?;
     println!("nefos control plane at {}", control_plane.public_url);
     control_plane.serve(&config).await
@@ -63,6 +64,14 @@ impl ControlPlane {
         let blocks = BlockStore::open(&config.block_store())
             .await
             .context("cannot open the block store")?;
+        // A store that cannot take a block would otherwise show only as failed uploads.
+        blocks.probe().await.with_context(|| {
+            format!(
+                "the block store at {} failed its start-up check (write, read back and \
+                 delete a probe)",
+                blocks.location()
+            )
+        })?;
         let storage = Storage::new(db, blocks);
         Ok(ControlPlane {
             listener,
