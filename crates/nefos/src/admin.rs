@@ -170,6 +170,10 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     // must not leave an empty cloud behind to operate on.
     let db = match &args.command {
         AdminCommand::Db(DbCommand::Migrate) => {
+            if config.database.is_none() {
+                // The default database lives in the data directory, as `nefos serve` makes it.
+                crate::data_dir::create(&config.data_dir).await?;
+            }
             let db = nefos_db::Database::connect(&url, &settings).await?;
             let status = db.migrate().await?;
             println!(
