@@ -52,8 +52,9 @@ async fn serve_over_tls_with_a_self_signed_certificate() {
             path_str(&key),
         ),
     );
-    std::fs::create_dir(dir.path().join("data")).unwrap();
-    // `serve` creates no users: the operator does, on the same configuration.
+    // `serve` creates no users: the operator does, on the same configuration, once the
+    // database exists (admin commands other than `db migrate` never create one).
+    common::admin_ok(&["--config", &config_path, "db", "migrate"]);
     common::admin_ok(&[
         "--config",
         &config_path,
