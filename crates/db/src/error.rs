@@ -14,7 +14,7 @@ pub enum DbError {
         source: sqlx::Error,
     },
 
-    #[error("the database at {location} did not answer within {timeout:?}")]
+    #[error("cannot reach the database at {location} within {timeout:?}")]
     Unreachable {
         location: String,
         timeout: std::time::Duration,

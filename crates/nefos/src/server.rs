@@ -59,8 +59,6 @@ impl ControlPlane {
             .unwrap_or_else(|| format!("{scheme}://{local}"))
             .trim_end_matches('/')
             .to_owned();
-        let db = config.open_database().await?;
-        let identity = Identity::new(db.clone(), config.identity_config());
         let blocks = BlockStore::open(&config.block_store())
             .await
             .context("cannot open the block store")?;
@@ -72,6 +70,10 @@ impl ControlPlane {
                 blocks.location()
             )
         })?;
+        // Opened after the block store's check, so that a start refused for its store
+        // leaves the database as it found it.
+        let db = config.open_database().await?;
+        let identity = Identity::new(db.clone(), config.identity_config());
         let storage = Storage::new(db, blocks);
         Ok(ControlPlane {
             listener,

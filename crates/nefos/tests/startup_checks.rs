@@ -223,6 +223,10 @@ async fn serve_checks_the_block_store_before_it_serves() {
     let output = refused.output();
     assert!(!status.success(), "{output}");
     assert!(output.contains("failed its start-up check"), "{output}");
+    assert!(
+        !dir.path().join("data/nefos.db").exists(),
+        "a start refused for its block store created the database"
+    );
 
     // A store that works: serves.
     let args = serve_args(
