@@ -32,6 +32,17 @@ pub enum BlockError {
         source: object_store::Error,
     },
 
+    /// An `http://` endpoint without `allow_http`.
+    #[error(
+        "the S3 endpoint {endpoint} is plain HTTP, which the block store refuses unless \
+         `allow_http = true` is set in [blocks] (for a trusted network only); or use https://"
+    )]
+    PlainHttp { endpoint: String },
+
+    /// The start-up check read back other bytes than it wrote.
+    #[error("the block store at {location} returned other bytes than were written to it")]
+    ProbeMismatch { location: String },
+
     /// A request to the S3 service failed.
     #[error("S3 request failed: cannot {action} {key}")]
     S3 {

@@ -1,8 +1,8 @@
 //! The `fs` backend: one file per block on a local filesystem.
 //!
 //! ```text
-//! ROOT/blocks/ab/cd/abcd…    a block (stripped of trailing zeros), read-only, immutable;
-//!                            its mtime is the block's last-touched time
+//! ROOT/blocks/ab/cd/abcd…    a block (stripped of trailing zeros), read-only (0400),
+//!                            immutable; its mtime is the block's last-touched time
 //! ROOT/tmp/ID/…              temporary files of the open store instance ID
 //! ROOT/tmp/ID.lock           flock-ed by instance ID while it is open
 //! ROOT/trash/abcd…           a block a garbage collection is deleting (see crate::gc)
@@ -15,11 +15,15 @@
 //! either absent or complete. A block that exists is never rewritten: putting it again
 //! only sets its mtime. Every function here blocks; the store calls them on the blocking
 //! pool.
+//!
+//! Blocks are tenants' data: every directory is 0700 and every file readable by the owner
+//! only, whatever the process umask, and opening the store tightens a root that an older
+//! release (or an operator) left open to others.
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{ErrorKind, Read, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -80,12 +84,20 @@ pub(crate) struct OpenCleanup {
     pub trash_restored: usize,
 }
 
+/// Mode of the store's directories.
+const DIR_MODE: u32 = 0o700;
+/// Mode of a block file: read-only, since a block is never rewritten.
+const BLOCK_MODE: u32 = 0o400;
+/// Mode of the store's other files (locks, temporary files before they become blocks).
+const FILE_MODE: u32 = 0o600;
+
 fn open_lock_file(path: &Path) -> Result<File> {
     OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
+        .mode(FILE_MODE)
         .open(path)
         .map_err(BlockError::io("open lock file", path))
 }
@@ -98,7 +110,7 @@ fn sync_dir(path: &Path) -> Result<()> {
 
 /// Creates `path` if missing; fsyncs its parent when it did.
 fn create_dir_durably(path: &Path) -> Result<()> {
-    match fs::create_dir(path) {
+    match fs::DirBuilder::new().mode(DIR_MODE).create(path) {
         Ok(()) => {
             if let Some(parent) = path.parent() {
                 sync_dir(parent)?;
@@ -108,6 +120,16 @@ fn create_dir_durably(path: &Path) -> Result<()> {
         Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(BlockError::io("create directory", path)(e)),
     }
+}
+
+/// Sets a directory's mode to [`DIR_MODE`] unless it already is.
+fn make_private(dir: &Path) -> Result<()> {
+    let meta = fs::metadata(dir).map_err(BlockError::io("stat directory", dir))?;
+    if meta.permissions().mode() & 0o7777 != DIR_MODE {
+        fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE))
+            .map_err(BlockError::io("restrict the permissions of", dir))?;
+    }
+    Ok(())
 }
 
 fn mtime(meta: &fs::Metadata, path: &Path) -> Result<SystemTime> {
@@ -121,12 +143,21 @@ impl FsBackend {
     /// the trash.
     pub(crate) fn open(root: &Path) -> Result<(FsBackend, OpenCleanup)> {
         let root = root.to_path_buf();
-        fs::create_dir_all(&root).map_err(BlockError::io("create block store directory", &root))?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(&root)
+            .map_err(BlockError::io("create block store directory", &root))?;
         let blocks = root.join("blocks");
         let tmp_root = root.join("tmp");
         let trash = root.join("trash");
         for dir in [&blocks, &tmp_root, &trash] {
             create_dir_durably(dir)?;
+        }
+        // Shards and blocks made by older releases stay as they were, but nobody else can
+        // reach them through a private root.
+        for dir in [&root, &blocks, &tmp_root, &trash] {
+            make_private(dir)?;
         }
         let mut cleanup = OpenCleanup::default();
 
@@ -239,18 +270,41 @@ impl FsBackend {
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(FILE_MODE)
             .open(&tmp)
             .map_err(BlockError::io("create temporary file", &tmp))?;
         file.write_all(data)
             .map_err(BlockError::io("write temporary file", &tmp))?;
         file.sync_data()
             .map_err(BlockError::io("fdatasync temporary file", &tmp))?;
-        file.set_permissions(fs::Permissions::from_mode(0o444))
+        file.set_permissions(fs::Permissions::from_mode(BLOCK_MODE))
             .map_err(BlockError::io("make read-only", &tmp))?;
         drop(file);
         fs::rename(&tmp, path).map_err(BlockError::io("rename temporary file to", path))?;
         std::mem::forget(guard);
         sync_dir(&dir)
+    }
+
+    /// Writes `data` to a file `name` in this instance's temporary directory (where a
+    /// crash leaves nothing that looks like a block), syncs it, reads it back and removes
+    /// it; returns the bytes read.
+    pub(crate) fn probe(&self, name: &str, data: &[u8]) -> Result<Bytes> {
+        let path = self.tmp.join(format!("probe-{name}"));
+        let guard = TempFile(&path);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .open(&path)
+            .map_err(BlockError::io("create probe file", &path))?;
+        file.write_all(data)
+            .map_err(BlockError::io("write probe file", &path))?;
+        file.sync_data()
+            .map_err(BlockError::io("fdatasync probe file", &path))?;
+        drop(file);
+        let read = read_block(&path)?.unwrap_or_default();
+        drop(guard);
+        Ok(read)
     }
 
     /// The stored bytes of a block, also looking in the trash so that a block a garbage
@@ -506,6 +560,7 @@ fn register_instance(tmp_root: &Path) -> Result<InstanceLock> {
             .read(true)
             .write(true)
             .create_new(true)
+            .mode(FILE_MODE)
             .open(&lock_path)
         {
             Ok(file) => file,
@@ -514,7 +569,10 @@ fn register_instance(tmp_root: &Path) -> Result<InstanceLock> {
         };
         file.lock().map_err(BlockError::io("lock", &lock_path))?;
         let dir = tmp_root.join(&id);
-        fs::create_dir(&dir).map_err(BlockError::io("create temporary directory", &dir))?;
+        fs::DirBuilder::new()
+            .mode(DIR_MODE)
+            .create(&dir)
+            .map_err(BlockError::io("create temporary directory", &dir))?;
         return Ok(InstanceLock {
             file,
             lock_path,

@@ -5,6 +5,8 @@
 //! PREFIX/touched/abcd…     empty marker: its Last-Modified is when the block was last
 //!                          put again or touched
 //! PREFIX/trash/abcd…       a block a garbage collection is deleting (see crate::gc)
+//! PREFIX/probe/RANDOM      written, read and deleted by the start-up check
+//!                          ([`crate::BlockStore::probe`]); its name is no block hash
 //! ```
 //!
 //! # Refreshing "last touched" on S3
@@ -47,6 +49,7 @@ use crate::store::{BlockInfo, Removal};
 
 const TOUCHED: &str = "touched";
 const TRASH: &str = "trash";
+const PROBE: &str = "probe";
 
 /// Settings of the `s3` backend (see [`crate::BlockStoreConfig::S3`]).
 #[derive(Clone)]
@@ -78,6 +81,16 @@ impl S3Backend {
         // built without a provider of its own and uses the process default. Installing it
         // fails harmlessly when the process has installed one already.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // object_store accepts such an endpoint here and refuses every request later ("URL
+        // scheme is not allowed"), which would make every upload fail long after start.
+        if let Some(endpoint) = settings.endpoint
+            && endpoint.to_ascii_lowercase().starts_with("http://")
+            && !settings.allow_http
+        {
+            return Err(BlockError::PlainHttp {
+                endpoint: endpoint.to_owned(),
+            });
+        }
         let mut builder = AmazonS3Builder::new()
             .with_bucket_name(settings.bucket)
             .with_region(settings.region)
@@ -203,6 +216,22 @@ impl S3Backend {
         Ok(None)
     }
 
+    /// Writes `data` under a probe key named `name`, reads it back and deletes it; returns
+    /// the bytes read.
+    pub(crate) async fn probe(&self, name: &str, data: Bytes) -> Result<Bytes> {
+        let key = self.key(&[PROBE, name]);
+        self.put_object(&key, data).await?;
+        let read = match self.client.get(&key).await {
+            Ok(result) => result.bytes().await.map_err(BlockError::s3("GET", &key)),
+            Err(e) => Err(BlockError::s3("GET", &key)(e)),
+        };
+        // Deleted even when the read failed, so that a failed check leaves nothing behind.
+        let deleted = self.delete_object(&key).await;
+        let read = read?;
+        deleted?;
+        Ok(read)
+    }
+
     pub(crate) async fn contains(&self, hash: &BlockHash) -> Result<bool> {
         self.exists(&self.block_key(hash)).await
     }
@@ -247,6 +276,8 @@ impl S3Backend {
                     }
                     _ => tracing::warn!(key = %meta.location, "not a block; skipped"),
                 },
+                // A probe a crashed start-up check left behind; nothing to report.
+                [kind, _] if kind == PROBE => {}
                 [kind, name] if kind == TOUCHED || kind == TRASH => match name.parse() {
                     Ok(hash) if kind == TOUCHED => {
                         scan.markers.insert(hash, time);

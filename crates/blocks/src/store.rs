@@ -8,6 +8,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, stream};
+use rand::Rng;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, OwnedMutexGuard, Semaphore};
@@ -64,7 +65,8 @@ pub enum BlockStoreConfig {
         access_key_id: Option<String>,
         #[serde(default)]
         secret_access_key: Option<String>,
-        /// Allow an `http://` endpoint (a local test server).
+        /// Allow an `http://` endpoint (a local test server); without it such an endpoint
+        /// is refused when the store is opened.
         #[serde(default)]
         allow_http: bool,
         /// Prefix of every key this store writes.
@@ -189,8 +191,9 @@ async fn strip_and_hash(data: Bytes) -> Result<(BlockHash, Bytes)> {
 impl BlockStore {
     /// Opens the store `config` names. For `fs`, creates the directory if needed, removes
     /// temporary files of writers that are gone (a crash) and puts back blocks a crashed
-    /// garbage collection was deleting. For `s3`, only builds the client: the bucket must
-    /// exist, and nothing is checked until the first request.
+    /// garbage collection was deleting. For `s3`, builds the client and refuses a plain
+    /// `http://` endpoint unless `allow_http`: the bucket must exist, and nothing else is
+    /// checked until the first request or [`BlockStore::probe`].
     pub async fn open(config: &BlockStoreConfig) -> Result<BlockStore> {
         let backend = match config {
             BlockStoreConfig::Fs { path } => {
@@ -233,6 +236,36 @@ impl BlockStore {
                 gc: Arc::new(Mutex::new(())),
             }),
         })
+    }
+
+    /// Checks that the store works before anything relies on it: writes a small random
+    /// object, reads it back and deletes it. The object is not a block (`fs`: a file in the
+    /// store's temporary directory; `s3`: a key under `PREFIX/probe/` named by 128 random
+    /// bits), so a failed or interrupted check leaves nothing a listing of blocks would
+    /// show. A wrong endpoint, missing bucket, bad credentials or a read-only directory
+    /// show here, at start, instead of as failed uploads.
+    pub async fn probe(&self) -> Result<()> {
+        let mut random = [0u8; 16];
+        rand::thread_rng().fill(&mut random[..]);
+        let name = hex::encode(random);
+        let data = Bytes::from(format!("nefos block store probe {name}\n"));
+        let read = match &self.inner.backend {
+            Backend::Fs(fs) => {
+                let expected = data.clone();
+                self.fs_blocking(fs, move |fs| fs.probe(&name, &expected))
+                    .await?
+            }
+            Backend::S3(s3) => {
+                let _permit = self.permit().await;
+                s3.probe(&name, data.clone()).await?
+            }
+        };
+        if read != data {
+            return Err(BlockError::ProbeMismatch {
+                location: self.location(),
+            });
+        }
+        Ok(())
     }
 
     /// `fs` or `s3`.

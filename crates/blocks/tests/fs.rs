@@ -272,3 +272,57 @@ async fn uncached_read_of_an_oversized_block_file() {
     assert_eq!(t.store.get_uncached(&hash).await.unwrap().unwrap(), long);
     assert_eq!(t.store.get(&hash).await.unwrap().unwrap(), long);
 }
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+/// Blocks are tenants' data: only the owner may list or read them.
+#[tokio::test]
+async fn directories_and_files_are_private() {
+    let t = common::fs().await;
+    let root = t.dir.as_ref().unwrap().path().join("store");
+    let hash = t
+        .store
+        .put(Bytes::from(common::block(3, 5000)))
+        .await
+        .unwrap();
+    let block = t.store.fs_block_path(&hash).unwrap();
+    assert_eq!(mode(&block), 0o400, "block {}", block.display());
+    let shard = block.parent().unwrap();
+    for dir in [
+        root.clone(),
+        root.join("blocks"),
+        root.join("tmp"),
+        root.join("trash"),
+        shard.to_path_buf(),
+        shard.parent().unwrap().to_path_buf(),
+    ] {
+        assert_eq!(mode(&dir), 0o700, "directory {}", dir.display());
+    }
+    for entry in std::fs::read_dir(root.join("tmp")).unwrap() {
+        let path = entry.unwrap().path();
+        let expected = if path.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(mode(&path), expected, "{}", path.display());
+    }
+    assert_eq!(mode(&root.join("open.lock")), 0o600);
+}
+
+/// A store an older release left readable by everyone is made private when opened.
+#[tokio::test]
+async fn open_tightens_an_existing_open_store() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    for sub in ["", "blocks", "tmp", "trash"] {
+        let path = root.join(sub);
+        std::fs::create_dir_all(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let config = BlockStoreConfig::Fs { path: root.clone() };
+    let _store = BlockStore::open(&config).await.unwrap();
+    for sub in ["", "blocks", "tmp", "trash"] {
+        assert_eq!(mode(&root.join(sub)), 0o700, "{sub:?}");
+    }
+}

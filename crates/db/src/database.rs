@@ -40,7 +40,12 @@ impl Backend {
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
     pub max_connections: u32,
+    /// How long a query waits for a free connection of the pool.
     pub acquire_timeout: Duration,
+    /// How long opening the database may take before it is reported unreachable. Kept
+    /// short: a server that is down or firewalled should be named at start, not after the
+    /// pool's retries.
+    pub connect_timeout: Duration,
 }
 
 impl Default for PoolSettings {
@@ -48,8 +53,16 @@ impl Default for PoolSettings {
         PoolSettings {
             max_connections: 16,
             acquire_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
         }
     }
+}
+
+/// Whether opening a SQLite database may create its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Create {
+    IfMissing,
+    Never,
 }
 
 /// Every SQLite connection gets these before its first use. WAL lets readers run beside the
@@ -72,9 +85,22 @@ pub struct Database {
 }
 
 impl Database {
-    /// Opens `url` (`sqlite://PATH` or `postgres://…`). A SQLite file is created if missing.
-    /// Does not migrate: call [`Database::migrate`] or [`Database::check_schema`].
+    /// Opens `url` (`sqlite://PATH` or `postgres://…`). A SQLite file is created if missing
+    /// (mode 0600). Does not migrate: call [`Database::migrate`] or
+    /// [`Database::check_schema`]. For the commands that set a cloud up; the others use
+    /// [`Database::connect_existing`].
     pub async fn connect(url: &str, settings: &PoolSettings) -> Result<Self, DbError> {
+        Self::open(url, settings, Create::IfMissing).await
+    }
+
+    /// Opens a database that must exist already: a missing SQLite file is
+    /// [`DbError::NoDatabase`], never created, so a mistyped path cannot make an empty
+    /// cloud to operate on.
+    pub async fn connect_existing(url: &str, settings: &PoolSettings) -> Result<Self, DbError> {
+        Self::open(url, settings, Create::Never).await
+    }
+
+    async fn open(url: &str, settings: &PoolSettings, create: Create) -> Result<Self, DbError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
         let mut options = AnyPoolOptions::new()
@@ -90,21 +116,25 @@ impl Database {
                         Ok(())
                     })
                 });
-                if url.contains('?') {
-                    url.to_owned()
-                } else {
-                    format!("{url}?mode=rwc")
+                if let Some(path) = sqlite_path(url) {
+                    prepare_sqlite_file(path, create).await?;
                 }
+                let mode = match create {
+                    Create::IfMissing => "mode=rwc",
+                    Create::Never => "mode=rw",
+                };
+                with_default_param(url, "mode=", mode)
             }
             Backend::Postgres => url.to_owned(),
         };
-        let pool = options
-            .connect(&url)
+        let location = location(&url);
+        let pool = tokio::time::timeout(settings.connect_timeout, options.connect(&url))
             .await
-            .map_err(|source| DbError::Connect {
-                url: redact(&url),
-                source,
-            })?;
+            .map_err(|_| DbError::Unreachable {
+                location: location.clone(),
+                timeout: settings.connect_timeout,
+            })?
+            .map_err(|source| DbError::Connect { location, source })?;
         Ok(Database {
             pool,
             backend,
@@ -169,6 +199,102 @@ impl Database {
     }
 }
 
+/// The file of a SQLite URL (`sqlite://PATH`, `sqlite:PATH`, with or without a query);
+/// `None` for an in-memory database.
+fn sqlite_path(url: &str) -> Option<&Path> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+    (!path.is_empty() && path != ":memory:").then(|| Path::new(path))
+}
+
+/// `url` with `param` (`key=value`) added unless the URL sets `key` itself.
+fn with_default_param(url: &str, key: &str, param: &str) -> String {
+    match url.split_once('?') {
+        Some((_, query)) if query.split('&').any(|p| p.starts_with(key)) => url.to_owned(),
+        Some(_) => format!("{url}&{param}"),
+        None => format!("{url}?{param}"),
+    }
+}
+
+/// The database file and the WAL and shared-memory files beside it hold every password
+/// hash and token hash of the cloud: readable by their owner only. SQLite gives the `-wal`
+/// and `-shm` files the mode of the database file, so a database created 0600 keeps them
+/// private whatever the umask; files an older release left open are tightened here.
+async fn prepare_sqlite_file(path: &Path, create: Create) -> Result<(), DbError> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let io = |source| DbError::Files {
+            path: path.clone(),
+            source,
+        };
+        if !path.try_exists().map_err(io)? {
+            match create {
+                Create::Never => return Err(DbError::NoDatabase { path }),
+                Create::IfMissing => {
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .truncate(false)
+                        .mode(PRIVATE_FILE_MODE)
+                        .open(&path)
+                        .map_err(io)?;
+                }
+            }
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.clone().into_os_string();
+            name.push(suffix);
+            let file = std::path::PathBuf::from(name);
+            let meta = match std::fs::metadata(&file) {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(DbError::Files { path: file, source }),
+            };
+            if meta.permissions().mode() & 0o777 != PRIVATE_FILE_MODE {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(PRIVATE_FILE_MODE))
+                    .map_err(|source| DbError::Files { path: file, source })?;
+            }
+        }
+        Ok(())
+    })
+    .await
+    .map_err(DbError::Task)?
+}
+
+const PRIVATE_FILE_MODE: u32 = 0o600;
+
+/// Where a database is, for messages: the file of a SQLite URL, `HOST:PORT` of a
+/// PostgreSQL one. Never the user name or password, nor the rest of the URL.
+fn location(url: &str) -> String {
+    if let Some(path) = sqlite_path(url) {
+        return path.display().to_string();
+    }
+    let Some((_, rest)) = url.split_once("://") else {
+        return "the database".to_owned();
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let host_port = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    if host_port.is_empty() {
+        // libpq's default: the local socket.
+        return "localhost:5432".to_owned();
+    }
+    let has_port = match host_port.rsplit_once(':') {
+        // `[::1]` has colons but no port; `[::1]:5433` and `db:5433` have one.
+        Some((_, port)) => !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()),
+        None => false,
+    };
+    if has_port && !host_port.ends_with(']') {
+        host_port.to_owned()
+    } else {
+        format!("{host_port}:5432")
+    }
+}
+
 /// `url` with any password replaced, for messages and logs.
 fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -195,6 +321,42 @@ mod tests {
         );
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
+
+    #[test]
+    fn location_names_the_server_never_the_credentials() {
+        assert_eq!(
+            location("postgres://u:secret@db.example:6543/nefos"),
+            "db.example:6543"
+        );
+        assert_eq!(
+            location("postgresql://u:secret@db/nefos?sslmode=require"),
+            "db:5432"
+        );
+        assert_eq!(location("postgres://[::1]:5433/n"), "[::1]:5433");
+        assert_eq!(location("postgres://u@[::1]/n"), "[::1]:5432");
+        assert_eq!(
+            location("sqlite:///var/lib/nefos/nefos.db?mode=rw"),
+            "/var/lib/nefos/nefos.db"
+        );
+    }
+
+    #[test]
+    fn sqlite_mode_is_added_unless_given() {
+        assert_eq!(
+            with_default_param("sqlite:///a", "mode=", "mode=rw"),
+            "sqlite:///a?mode=rw"
+        );
+        assert_eq!(
+            with_default_param("sqlite:///a?cache=shared", "mode=", "mode=rw"),
+            "sqlite:///a?cache=shared&mode=rw"
+        );
+        assert_eq!(
+            with_default_param("sqlite:///a?mode=ro", "mode=", "mode=rw"),
+            "sqlite:///a?mode=ro"
+        );
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("sqlite:a.db?x=y"), Some(Path::new("a.db")));
     }
 
     #[test]

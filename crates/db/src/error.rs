@@ -6,12 +6,33 @@ pub enum DbError {
     #[error("unsupported database URL {url:?}: expected sqlite://PATH or postgres://…")]
     UnsupportedUrl { url: String },
 
-    #[error("cannot open database {url}")]
+    #[error("cannot open the database at {location}")]
     Connect {
-        url: String,
+        /// The file, or `HOST:PORT` of the server: never the credentials.
+        location: String,
         #[source]
         source: sqlx::Error,
     },
+
+    #[error("cannot reach the database at {location} within {timeout:?}")]
+    Unreachable {
+        location: String,
+        timeout: std::time::Duration,
+    },
+
+    /// A command that must not create a database found none.
+    #[error("no database at {}", path.display())]
+    NoDatabase { path: std::path::PathBuf },
+
+    #[error("cannot prepare the database file {}", path.display())]
+    Files {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("a background task of the database layer failed")]
+    Task(#[source] tokio::task::JoinError),
 
     #[error(
         "the database schema is at version {database}, newer than this nefos binary knows \

@@ -130,7 +130,6 @@ impl Database {
 
     /// Checks, without changing anything, that the schema is exactly this binary's version.
     pub async fn check_schema(&self) -> Result<i64, DbError> {
-        self.ensure_schema_table().await?;
         let version = self.schema_version().await?;
         let binary = latest_version();
         match version.cmp(&binary) {
@@ -146,13 +145,30 @@ impl Database {
         }
     }
 
-    /// The highest migration version recorded in the database (0 for an empty one).
+    /// The highest migration version recorded in the database (0 for an empty one, which
+    /// this leaves empty).
     pub async fn schema_version(&self) -> Result<i64, DbError> {
         let mut conn = self
             .pool()
             .acquire()
             .await
             .map_err(DbError::query("acquire a connection"))?;
+        let exists = match self.backend() {
+            Backend::Sqlite => {
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'nefos_schema'"
+            }
+            Backend::Postgres => {
+                "SELECT COUNT(*) FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_name = 'nefos_schema'"
+            }
+        };
+        let tables: i64 = sqlx::query_scalar(exists)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(DbError::query("look for the schema table"))?;
+        if tables == 0 {
+            return Ok(0);
+        }
         current_version(&mut conn).await
     }
 

@@ -217,6 +217,22 @@ impl Identity {
         Ok(row.into())
     }
 
+    /// Whether `password` is the user's password, without issuing a token or changing
+    /// anything. Administrators only (`nefos admin bootstrap` asks it of the cloud
+    /// administrator's password before deciding whether to reset it).
+    pub async fn password_matches(
+        &self,
+        caller: Caller<'_>,
+        id: &str,
+        password: String,
+    ) -> Result<bool, IdentityError> {
+        caller.require_admin("check passwords")?;
+        let row = q::get_user(self.db.pool(), id)
+            .await?
+            .ok_or_else(|| IdentityError::not_found("user", id))?;
+        self.hashers.verify(row.password_hash, password).await
+    }
+
     /// A user changes its own password, proving the old one; all its tokens are revoked.
     pub async fn change_own_password(
         &self,

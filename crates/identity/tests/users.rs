@@ -672,3 +672,41 @@ async fn the_admin_user_cannot_be_deleted() {
         assert!(c.is_valid(&token).await, "{}", t.label);
     }
 }
+
+#[tokio::test]
+async fn password_matches_tells_only_administrators() {
+    for t in each_backend().await {
+        let c = Cloud::new(&t);
+        let alice = c.add_user("alice").await;
+        assert!(
+            c.identity
+                .password_matches(Caller::Operator, &alice.id, PASSWORD.to_owned())
+                .await
+                .must(t.label),
+            "{}",
+            t.label
+        );
+        assert!(
+            !c.identity
+                .password_matches(Caller::Operator, &alice.id, "not it".to_owned())
+                .await
+                .must(t.label),
+            "{}",
+            t.label
+        );
+        let alices = c.base_login(&alice).await;
+        let refused = c
+            .identity
+            .password_matches(
+                Caller::Token(&alices.context),
+                &alice.id,
+                PASSWORD.to_owned(),
+            )
+            .await;
+        assert!(
+            matches!(refused, Err(IdentityError::Forbidden { .. })),
+            "{}: {refused:?}",
+            t.label
+        );
+    }
+}

@@ -8,11 +8,13 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use nefos_db::time::from_micros;
+use nefos_db::{DbError, PoolSettings};
 use nefos_identity::{
-    Caller, Identity, NewProject, NewUser, Project, ProjectFilter, Role, RoleAssignmentFilter,
-    User, UserFilter, UserPatch,
+    ADMIN_PROJECT, Caller, Identity, NewProject, NewUser, Project, ProjectFilter, Role,
+    RoleAssignmentFilter, User, UserFilter, UserPatch,
 };
 
+use crate::bootstrap::{self, AdminOutcome};
 use crate::config::Config;
 use crate::up::generate_password;
 
@@ -33,6 +35,9 @@ pub struct AdminArgs {
 
 #[derive(Debug, Subcommand)]
 enum AdminCommand {
+    /// Creates the cloud administrator (the system project `admin`, the user `admin` and its
+    /// `admin` role there) unless it exists; run again, it changes nothing and says so.
+    Bootstrap(BootstrapArgs),
     /// Users.
     #[command(subcommand)]
     User(UserCommand),
@@ -48,6 +53,21 @@ enum AdminCommand {
     /// Compute nodes.
     #[command(subcommand)]
     Node(NodeCommand),
+}
+
+#[derive(Debug, Args)]
+struct BootstrapArgs {
+    /// The administrator's password. Default: generated, printed and saved to
+    /// --password-file.
+    #[arg(long, env = "NEFOS_ADMIN_PASSWORD", hide_env_values = true)]
+    admin_password: Option<String>,
+    /// Where a generated password is saved (mode 0600). Default: DATA_DIR/admin-password.
+    #[arg(long)]
+    password_file: Option<PathBuf>,
+    /// Set the administrator's password (the one given, or a generated one) even though it
+    /// exists with another; its tokens are revoked.
+    #[arg(long)]
+    reset_password: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -153,40 +173,137 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     if let Some(url) = args.database {
         config.database = Some(url);
     }
-    // A mistyped --data would otherwise silently create an empty cloud to operate on; a
-    // configuration file names its database on purpose, so it may be created here.
-    let sqlite_file = config.data_dir.join("nefos.db");
-    if args.config.is_none() && config.database.is_none() && !sqlite_file.exists() {
-        anyhow::bail!(
-            "no nefos database at {}: give the data directory of a cloud (`nefos up` creates \
-             one), --database URL or --config FILE",
-            sqlite_file.display()
-        );
-    }
+    let url = config.database_url();
+    let settings = PoolSettings {
+        max_connections: config.database_max_connections,
+        ..PoolSettings::default()
+    };
+    // Only `db migrate` may create or migrate a database: a mistyped --data or --database
+    // must not leave an empty cloud behind to operate on.
+    let db = match &args.command {
+        AdminCommand::Db(DbCommand::Migrate) => {
+            if config.database.is_none() {
+                // The default database lives in the data directory, as `nefos serve` makes it.
+                crate::data_dir::create(&config.data_dir).await?;
+            }
+            let db = nefos_db::Database::connect(&url, &settings).await?;
+            let status = db.migrate().await?;
+            println!(
+                "schema at version {} ({} migrations applied)",
+                status.version, status.applied
+            );
+            return Ok(());
+        }
+        _ => nefos_db::Database::connect_existing(&url, &settings)
+            .await
+            .map_err(open_error)?,
+    };
     if let AdminCommand::Db(DbCommand::Status) = &args.command {
-        let db = nefos_db::Database::connect(&config.database_url(), &Default::default()).await?;
         let binary = nefos_db::MIGRATIONS.last().map_or(0, |m| m.version);
         println!("database schema version: {}", db.schema_version().await?);
         println!("binary schema version:   {binary}");
         return Ok(());
     }
-    let identity = Identity::new(config.open_database().await?, config.identity_config());
+    db.check_schema().await.map_err(open_error)?;
+    let identity = Identity::new(db, config.identity_config());
     match args.command {
+        AdminCommand::Bootstrap(bootstrap_args) => {
+            bootstrap(&identity, &config, bootstrap_args).await
+        }
         AdminCommand::User(command) => user(&identity, command).await,
         AdminCommand::Project(command) => project(&identity, command).await,
         AdminCommand::Blocks(command) => {
             blocks(&config, identity.database().clone(), command).await
         }
         AdminCommand::Node(command) => node(identity.database().clone(), command).await,
-        // Opening the database above migrated it.
-        AdminCommand::Db(_) => {
-            println!(
-                "schema at version {}",
-                identity.database().schema_version().await?
-            );
-            Ok(())
-        }
+        // Handled above, before the schema check.
+        AdminCommand::Db(_) => Ok(()),
     }
+}
+
+/// What an operator should do about a database the command cannot use.
+fn open_error(error: DbError) -> anyhow::Error {
+    match error {
+        DbError::NoDatabase { path } => anyhow::anyhow!(
+            "no database at {}; run `nefos admin db migrate` or start `nefos up`",
+            path.display()
+        ),
+        DbError::SchemaTooOld { database, binary } => anyhow::anyhow!(
+            "the database schema is at version {database}, behind this binary's {binary}; \
+             run `nefos admin db migrate` first"
+        ),
+        other => other.into(),
+    }
+}
+
+/// `nefos admin bootstrap`: see [`crate::bootstrap`].
+async fn bootstrap(
+    identity: &Identity,
+    config: &Config,
+    args: BootstrapArgs,
+) -> anyhow::Result<()> {
+    let exists = bootstrap::admin_exists(identity).await?;
+    let password_file = args
+        .password_file
+        .unwrap_or_else(|| config.data_dir.join("admin-password"));
+    // A password nobody gave is shown once and saved before it is used, so that a crash in
+    // between leaves a saved password rather than an administrator nobody can log in as.
+    let mut announce = None;
+    let password = match args.admin_password {
+        Some(password) => Some(password),
+        None if !exists || args.reset_password => {
+            // What an earlier run saved before it failed to create the administrator.
+            let saved = match exists {
+                false => crate::data_dir::read_if_exists(&password_file)
+                    .await?
+                    .map(|text| text.trim().to_owned())
+                    .filter(|p| !p.is_empty()),
+                true => None,
+            };
+            let password = match saved {
+                Some(password) => password,
+                None => {
+                    let password = generate_password();
+                    let (path, text) = (password_file.clone(), format!("{password}\n"));
+                    tokio::task::spawn_blocking(move || {
+                        crate::data_dir::write_private(&path, &text)
+                    })
+                    .await
+                    .context("saving the generated password failed")??;
+                    password
+                }
+            };
+            announce = Some(password.clone());
+            Some(password)
+        }
+        None => None,
+    };
+    let outcome =
+        bootstrap::ensure_admin(identity, password.as_deref(), args.reset_password).await?;
+    let user = bootstrap::ADMIN_USER;
+    match outcome {
+        AdminOutcome::Created => println!(
+            "created the cloud administrator: user {user}, system project {ADMIN_PROJECT}, role admin"
+        ),
+        AdminOutcome::Unchanged => {
+            println!("the cloud administrator {user} exists; nothing changed");
+        }
+        AdminOutcome::RoleRestored => println!(
+            "the cloud administrator {user} had lost its admin role on {ADMIN_PROJECT}; granted it again"
+        ),
+        AdminOutcome::PasswordReset => {
+            println!("password of {user} reset; its tokens are revoked");
+        }
+        AdminOutcome::OtherPassword => anyhow::bail!(
+            "the cloud administrator {user} exists with another password, left as it is; \
+             add --reset-password to set it"
+        ),
+    }
+    if let Some(password) = announce {
+        println!("password: {password}");
+        println!("saved in: {}", password_file.display());
+    }
+    Ok(())
 }
 
 async fn user(identity: &Identity, command: UserCommand) -> anyhow::Result<()> {

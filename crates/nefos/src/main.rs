@@ -1,8 +1,10 @@
 //! `nefos`: the one binary of the nefos cloud (docs/design.md §1).
 
 mod admin;
+mod bootstrap;
 mod client;
 mod config;
+mod data_dir;
 mod node;
 mod server;
 mod telemetry;
@@ -50,6 +52,11 @@ fn main() -> ExitCode {
         Command::Admin(_) | Command::Object { .. } => "warn",
     };
     let _log = telemetry::init(default_log);
+    // Servers and operator commands write the cloud's secrets and tenants' data; the
+    // client writes the user's own downloads, which keep the user's umask.
+    if !matches!(cli.command, Command::Object { .. }) {
+        data_dir::restrict_umask();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

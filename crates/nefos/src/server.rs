@@ -27,6 +27,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
+    crate::data_dir::prepare(&config.data_dir).await?;
     let control_plane = ControlPlane::start(&config).await?;
     println!("nefos control plane at {}", control_plane.public_url);
     println!("internal API for nodes at {}", control_plane.internal_url);
@@ -79,11 +80,21 @@ impl ControlPlane {
                 .local_addr()
                 .context("cannot read the internal API's listening address")?
         );
-        let db = config.open_database().await?;
-        let identity = Identity::new(db.clone(), config.identity_config());
         let blocks = BlockStore::open(&config.block_store())
             .await
             .context("cannot open the block store")?;
+        // A store that cannot take a block would otherwise show only as failed uploads.
+        blocks.probe().await.with_context(|| {
+            format!(
+                "the block store at {} failed its start-up check (write, read back and \
+                 delete a probe)",
+                blocks.location()
+            )
+        })?;
+        // Opened after the block store's check, so that a start refused for its store
+        // leaves the database as it found it.
+        let db = config.open_database().await?;
+        let identity = Identity::new(db.clone(), config.identity_config());
         let storage = Storage::new(db, blocks);
         // Sharing grants of earlier versions named users by name; they are kept by id now.
         let upgraded = storage

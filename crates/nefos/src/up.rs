@@ -4,9 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::net::SocketAddr;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -22,7 +20,9 @@ use rand::Rng;
 use rand::distributions::Alphanumeric;
 use rand::rngs::OsRng;
 
+use crate::bootstrap::{self, ADMIN_USER};
 use crate::config::Config;
+use crate::data_dir::{self, DataDirLock, write_private};
 use crate::server::ControlPlane;
 
 #[derive(Debug, Args)]
@@ -62,16 +62,15 @@ pub struct UpArgs {
     guest_image: PathBuf,
 }
 
-/// The users `nefos up` provides: the cloud administrator and a regular user to try it as.
-const ADMIN_USER: &str = "admin";
+/// The regular user `nefos up` provides beside the cloud administrator, to try it as.
 const DEMO_USER: &str = "demo";
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&args.data)
-        .with_context(|| format!("cannot create the data directory {}", args.data.display()))?;
+    data_dir::create(&args.data).await?;
+    // Before anything in the directory is touched: a second `nefos up` here would rewrite
+    // clouds.yaml and the credentials under the first.
+    let _lock = DataDirLock::acquire(&args.data).await?;
+    data_dir::tighten(&args.data).await?;
     let config = Config {
         listen: args.listen,
         public_url: args.public_url,
@@ -280,17 +279,18 @@ async fn user_exists(identity: &Identity, name: &str) -> anyhow::Result<bool> {
 
 /// Creates one of the users `nefos up` provides, with `password`.
 async fn create_user(identity: &Identity, name: &str, password: String) -> anyhow::Result<()> {
+    if name == ADMIN_USER {
+        // The same path as `nefos admin bootstrap`: the system project, the user, the role.
+        bootstrap::ensure_admin(identity, Some(&password), false).await?;
+        return Ok(());
+    }
     let new = NewUser {
         name: name.to_owned(),
         email: None,
         password: Some(password),
         enabled: true,
     };
-    if name == ADMIN_USER {
-        identity.create_admin_user(new).await?;
-    } else {
-        identity.create_user(Caller::Operator, new).await?;
-    }
+    identity.create_user(Caller::Operator, new).await?;
     Ok(())
 }
 
@@ -344,28 +344,6 @@ fn clouds_yaml(public_url: &str, credentials: &BTreeMap<String, String>) -> Stri
         ));
     }
     yaml
-}
-
-/// Writes a file readable by its owner only, atomically (temp file, fsync, rename).
-fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
-    let temp = path.with_extension("tmp");
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temp)
-        .with_context(|| format!("cannot write {}", temp.display()))?;
-    file.set_permissions(fs::Permissions::from_mode(0o600))?;
-    file.write_all(contents.as_bytes())?;
-    file.sync_all()?;
-    fs::rename(&temp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    // The rename itself must reach the disk too.
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-    fs::File::open(dir.unwrap_or(Path::new(".")))
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("cannot sync the directory of {}", path.display()))?;
-    Ok(())
 }
 
 fn print_banner(

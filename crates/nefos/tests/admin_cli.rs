@@ -333,7 +333,13 @@ fn a_data_directory_without_a_cloud_is_refused_not_created() {
     let dir = tempfile::tempdir().unwrap();
     let typo = dir.path().join("nefos-dta");
     let stderr = admin_err(&["--data", typo.to_str().unwrap(), "user", "list"]);
-    assert!(stderr.contains("no nefos database"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "no database at {}",
+            typo.join("nefos.db").display()
+        )),
+        "{stderr}"
+    );
     assert!(
         !typo.join("nefos.db").exists(),
         "an empty database was created"

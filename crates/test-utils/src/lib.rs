@@ -1,10 +1,13 @@
-//! Helpers for nefos tests: a fresh database on each engine, and the real `nefos` binary
-//! run as a child process that is killed when the test ends.
+//! Helpers for nefos tests: a fresh database on each engine, a fresh bucket on the test S3
+//! server, and the real `nefos` binary run as a child process that is killed when the test
+//! ends.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod database;
 mod process;
+mod s3;
 
 pub use database::{TestDatabase, each_backend, postgres, sqlite};
-pub use process::{NefosProcess, free_port, read_credentials, target_binary};
+pub use process::{NefosProcess, free_port, read_credentials, serve_args, target_binary, toml_str};
+pub use s3::{S3_ENV, s3_bucket};

@@ -29,16 +29,27 @@ impl NefosProcess {
     /// without a node agent) and waits until it serves.
     pub fn up(binary: &Path, data: &Path, extra: &[&str]) -> NefosProcess {
         let port = free_port();
-        let mut args = vec![
+        let mut args = Self::up_args(data, port);
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        Self::spawn(binary, &args, &format!("http://127.0.0.1:{port}"))
+    }
+
+    /// The arguments of `nefos up --no-node --data DATA --listen 127.0.0.1:PORT`.
+    pub fn up_args(data: &Path, port: u16) -> Vec<String> {
+        vec![
             "up".to_owned(),
             "--no-node".to_owned(),
             "--data".to_owned(),
             data.display().to_string(),
             "--listen".to_owned(),
             format!("127.0.0.1:{port}"),
-        ];
-        args.extend(extra.iter().map(|s| (*s).to_owned()));
-        Self::spawn(binary, &args, &format!("http://127.0.0.1:{port}"))
+        ]
+    }
+
+    /// [`Self::up`] on `port` without waiting for it to serve: for a start that is to fail.
+    pub fn up_unchecked(binary: &Path, data: &Path, port: u16) -> NefosProcess {
+        let args = Self::up_args(data, port);
+        Self::start(binary, &args, &format!("http://127.0.0.1:{port}"))
     }
 
     /// Runs `binary ARGS` and waits until `url/healthz` answers.
@@ -51,7 +62,14 @@ impl NefosProcess {
     /// Runs `binary ARGS` without waiting for it to serve: for a process the plain-HTTP
     /// health probe cannot reach (TLS), whose caller polls it itself with [`Self::exited`].
     pub fn start(binary: &Path, args: &[String], url: &str) -> NefosProcess {
-        let mut child = Command::new(binary)
+        Self::start_command(Self::command(binary, args), url)
+    }
+
+    /// The command [`Self::start`] runs, for a test that changes its environment before
+    /// passing it to [`Self::start_command`].
+    pub fn command(binary: &Path, args: &[String]) -> Command {
+        let mut command = Command::new(binary);
+        command
             .args(args)
             .env(
                 "RUST_LOG",
@@ -59,11 +77,17 @@ impl NefosProcess {
             )
             .env("NO_COLOR", "1")
             // Tests say which guest image a cloud imports (`--guest-image`), if any.
-            .env_remove("NEFOS_GUEST_IMAGE")
+            .env_remove("NEFOS_GUEST_IMAGE");
+        command
+    }
+
+    /// Runs `command` with its output collected, without waiting for it to serve.
+    pub fn start_command(mut command: Command, url: &str) -> NefosProcess {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+            .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", command.get_program()));
         let output = Arc::new(Mutex::new(String::new()));
         for stream in [
             child
@@ -132,6 +156,26 @@ impl NefosProcess {
         let _ = self.child.wait();
     }
 
+    /// Waits up to `limit` for the process to exit by itself; its status, or a panic
+    /// showing what it printed.
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Some(status) = self.exited() {
+                // The reader threads may still hold the last lines.
+                std::thread::sleep(Duration::from_millis(100));
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("nefos still runs after {limit:?}:\n{}", self.output());
+    }
+
+    /// Waits until `url/healthz` answers, or panics (for a process from [`Self::start`]).
+    pub fn wait_serving(&mut self) {
+        self.wait_healthy(Duration::from_secs(60));
+    }
+
     /// Waits for the process to exit by itself.
     pub fn wait(&mut self) -> std::process::ExitStatus {
         self.child.wait().unwrap()
@@ -174,4 +218,20 @@ pub fn read_credentials(data: &Path) -> std::collections::HashMap<String, String
 pub fn target_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     exe.parent().and_then(Path::parent).unwrap().join(name)
+}
+
+/// A TOML string literal, for configuration files written by tests.
+pub fn toml_str(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
+}
+
+/// Writes `text` to `dir/nefos.toml` and returns the arguments of `nefos serve` with it.
+pub fn serve_args(dir: &Path, text: &str) -> Vec<String> {
+    let path = dir.join("nefos.toml");
+    std::fs::write(&path, text).unwrap();
+    vec![
+        "serve".to_owned(),
+        "--config".to_owned(),
+        path.display().to_string(),
+    ]
 }

@@ -11,10 +11,6 @@ use nefos_blocks::{BlockHash, BlockStore, BlockStoreConfig};
 use object_store::ObjectStoreExt;
 use tempfile::TempDir;
 
-/// The environment variable naming the S3 server tests use (`http://127.0.0.1:PORT`).
-/// `scripts/test` starts moto_server and sets it.
-pub const S3_ENV: &str = "NEFOS_TEST_S3";
-
 /// A fresh, empty store for one test, and what keeps it alive.
 #[derive(Debug)]
 pub struct TestStore {
@@ -95,6 +91,15 @@ impl TestStore {
         }
     }
 
+    /// Every key in the test bucket (`s3` only).
+    pub async fn s3_keys(&self) -> Vec<String> {
+        use futures::TryStreamExt;
+        use object_store::ObjectStore;
+        let client = self.s3_client();
+        let listed: Vec<object_store::ObjectMeta> = client.list(None).try_collect().await.unwrap();
+        listed.into_iter().map(|m| m.location.to_string()).collect()
+    }
+
     /// A plain client of the test bucket, to act behind the store's back.
     fn s3_client(&self) -> object_store::aws::AmazonS3 {
         let (endpoint, bucket) = self.s3.as_ref().unwrap();
@@ -129,26 +134,7 @@ pub async fn fs() -> TestStore {
 /// Panics when the variable is unset: the S3 half of the suite must not pass by being
 /// skipped.
 pub async fn s3() -> TestStore {
-    let endpoint = std::env::var(S3_ENV).unwrap_or_else(|_| {
-        panic!(
-            "{S3_ENV} is not set: run the tests with scripts/test, which starts a local S3 \
-             server (moto_server), or point {S3_ENV} at one (http://127.0.0.1:PORT) that \
-             accepts unauthenticated bucket creation"
-        )
-    });
-    let endpoint = endpoint.trim_end_matches('/').to_owned();
-    let bucket = format!("nefos-test-{}", uuid::Uuid::new_v4().simple());
-    // object_store cannot create buckets; moto accepts an unsigned PUT.
-    let response = reqwest::Client::new()
-        .put(format!("{endpoint}/{bucket}"))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("cannot reach the S3 server at {endpoint}: {e}"));
-    assert!(
-        response.status().is_success(),
-        "creating bucket {bucket} at {endpoint}: {}",
-        response.status()
-    );
+    let (endpoint, bucket) = nefos_test_utils::s3_bucket().await;
     let config = BlockStoreConfig::S3 {
         bucket: bucket.clone(),
         endpoint: Some(endpoint.clone()),
