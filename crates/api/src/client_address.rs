@@ -21,19 +21,22 @@ pub(crate) struct ClientAddresses {
 
 impl ClientAddresses {
     pub(crate) fn of<B>(&self, request: &Request<B>) -> IpAddr {
-        let peer = self.peer.ip();
+        let peer = self.peer.ip().to_canonical();
         if !self.trusted_proxies.contains(&peer) {
             return peer;
         }
+        // The last entry is the one the proxy added; anything before it is the client's
+        // say. An entry the proxy wrote that does not parse falls back to the proxy itself,
+        // never to an entry the client wrote.
         request
             .headers()
             .get_all("x-forwarded-for")
             .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .filter_map(|entry| entry.trim().parse::<IpAddr>().ok())
             .next_back()
-            .unwrap_or(peer)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.rsplit(',').next())
+            .and_then(|entry| entry.trim().parse::<IpAddr>().ok())
+            .map_or(peer, |ip| ip.to_canonical())
     }
 }
 
@@ -60,5 +63,17 @@ mod tests {
         assert_eq!(direct.of(&request), IpAddr::from([192, 0, 2, 1]));
         let no_header = Request::builder().body(()).unwrap();
         assert_eq!(via_proxy.of(&no_header), proxy);
+        // A last entry that does not parse never lets an earlier, client-written one count.
+        let spoofed = Request::builder()
+            .header("x-forwarded-for", "203.0.113.9, unknown")
+            .body(())
+            .unwrap();
+        assert_eq!(via_proxy.of(&spoofed), proxy);
+        // A proxy seen through an IPv6 socket is still the trusted one.
+        let mapped = ClientAddresses {
+            peer: SocketAddr::new("::ffff:10.0.0.2".parse().unwrap(), 40000),
+            trusted_proxies: Arc::from([proxy]),
+        };
+        assert_eq!(mapped.of(&request), IpAddr::from([198, 51, 100, 4]));
     }
 }

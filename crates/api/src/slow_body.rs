@@ -20,10 +20,11 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use thiserror::Error;
 use tokio::time::{Instant, Sleep};
 
-/// How slow a request body may be.
+/// How slow a request body may be. The clocks start when the handler first reads the
+/// body, so time the server itself takes before reading is not held against the client.
 #[derive(Debug, Clone, Copy)]
 pub struct BodyPace {
-    /// The longest wait for the next piece of a body.
+    /// The longest wait for the next piece of a body (0: no limit).
     pub idle_timeout: Duration,
     /// The average rate a body must keep once `grace` has passed (0: no minimum).
     pub min_bytes_per_second: u64,
@@ -65,28 +66,43 @@ pub fn is_slow_body(error: &(dyn std::error::Error + 'static)) -> bool {
 struct PacedBody {
     inner: Body,
     pace: BodyPace,
-    started: Instant,
+    /// When the body was first read; its clocks start then.
+    started: Option<Instant>,
     received: u64,
-    idle: Pin<Box<Sleep>>,
+    /// The idle deadline, when there is one.
+    idle: Option<Pin<Box<Sleep>>>,
     failed: bool,
 }
 
 impl PacedBody {
     fn new(inner: Body, pace: BodyPace) -> Self {
-        let now = Instant::now();
         PacedBody {
             inner,
             pace,
-            started: now,
+            started: None,
             received: 0,
-            idle: Box::pin(tokio::time::sleep_until(now + pace.idle_timeout)),
+            idle: None,
             failed: false,
         }
     }
 
+    /// Starts the clocks at the first read.
+    fn start(&mut self, now: Instant) -> Instant {
+        if let Some(started) = self.started {
+            return started;
+        }
+        self.started = Some(now);
+        if !self.pace.idle_timeout.is_zero() {
+            self.idle = Some(Box::pin(tokio::time::sleep_until(
+                now + self.pace.idle_timeout,
+            )));
+        }
+        now
+    }
+
     /// The rate so far, if it is under the minimum once the grace period has passed.
-    fn too_slow(&self, now: Instant) -> Option<SlowBody> {
-        let elapsed = now.saturating_duration_since(self.started);
+    fn too_slow(&self, started: Instant, now: Instant) -> Option<SlowBody> {
+        let elapsed = now.saturating_duration_since(started);
         if self.pace.min_bytes_per_second == 0 || elapsed < self.pace.grace {
             return None;
         }
@@ -110,26 +126,31 @@ impl HttpBody for PacedBody {
         if this.failed {
             return Poll::Ready(None);
         }
+        let started = this.start(Instant::now());
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 let now = Instant::now();
                 if let Some(data) = frame.data_ref() {
                     this.received = this.received.saturating_add(data.len() as u64);
                 }
-                if let Some(slow) = this.too_slow(now) {
+                if let Some(slow) = this.too_slow(started, now) {
                     this.failed = true;
                     return Poll::Ready(Some(Err(axum::Error::new(slow))));
                 }
-                this.idle.as_mut().reset(now + this.pace.idle_timeout);
+                if let Some(idle) = &mut this.idle {
+                    idle.as_mut().reset(now + this.pace.idle_timeout);
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Pending => {
-                if this.idle.as_mut().poll(cx).is_ready() {
+                if let Some(idle) = &mut this.idle
+                    && idle.as_mut().poll(cx).is_ready()
+                {
                     this.failed = true;
                     let seconds = this.pace.idle_timeout.as_secs();
                     return Poll::Ready(Some(Err(axum::Error::new(SlowBody::Idle { seconds }))));
                 }
-                if let Some(slow) = this.too_slow(Instant::now()) {
+                if let Some(slow) = this.too_slow(started, Instant::now()) {
                     this.failed = true;
                     return Poll::Ready(Some(Err(axum::Error::new(slow))));
                 }

@@ -38,6 +38,9 @@ pub struct IssuedToken {
     pub context: AuthContext,
 }
 
+/// Longer than any user's name (255 characters of up to 4 bytes) or id.
+const MAX_LOGIN_NAME_BYTES: usize = 1024;
+
 const BAD_CREDENTIALS: &str =
     "the request you have made requires authentication: invalid user name or password";
 const NO_ACCESS: &str =
@@ -65,6 +68,12 @@ impl Identity {
         let name = match &credentials.user {
             UserRef::Id(id) | UserRef::Name(id) => id.clone(),
         };
+        // No user has a longer name or id: nothing to check, and nothing worth counting.
+        if name.len() > MAX_LOGIN_NAME_BYTES {
+            return Err(IdentityError::Unauthorized {
+                reason: BAD_CREDENTIALS,
+            });
+        }
         if let Err(wait) = self.throttle.attempt(&name, address) {
             return Err(IdentityError::Throttled {
                 retry_after_secs: wait.as_secs().max(1),

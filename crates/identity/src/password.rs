@@ -53,9 +53,12 @@ type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 #[derive(Debug)]
 pub(crate) struct PasswordHashers {
     jobs: SyncSender<Job>,
-    /// Admission to the queue: workers plus waiting places.
-    places: Semaphore,
+    /// Admission to the queue: workers plus waiting places. A place is held until its job
+    /// has run, so the channel always has room for an admitted job.
+    places: Arc<Semaphore>,
     queue_wait: Duration,
+    /// Hashing threads that started; with none, hashing fails instead of waiting forever.
+    workers: usize,
 }
 
 impl PasswordHashers {
@@ -70,19 +73,22 @@ impl PasswordHashers {
         let places = workers * (1 + QUEUE_PER_WORKER);
         let (jobs, queue) = sync_channel::<Job>(places);
         let queue = Arc::new(Mutex::new(queue));
+        let mut started = 0;
         for index in 0..workers {
             let queue = Arc::clone(&queue);
             let spawned = std::thread::Builder::new()
                 .name(format!("nefos-argon2-{index}"))
                 .spawn(move || work(&queue));
-            if let Err(error) = spawned {
-                tracing::error!(%error, "cannot start a password hashing thread");
+            match spawned {
+                Ok(_) => started += 1,
+                Err(error) => tracing::error!(%error, "cannot start a password hashing thread"),
             }
         }
         PasswordHashers {
             jobs,
-            places: Semaphore::new(places),
+            places: Arc::new(Semaphore::new(places)),
             queue_wait,
+            workers: started,
         }
     }
 
@@ -91,18 +97,27 @@ impl PasswordHashers {
         &self,
         job: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
     ) -> Result<T, IdentityError> {
+        if self.workers == 0 {
+            return Err(IdentityError::PasswordHash {
+                reason: "no password hashing thread could be started".to_owned(),
+            });
+        }
         let busy = IdentityError::Busy {
             retry_after_secs: BUSY_RETRY_AFTER_SECS,
         };
-        let _place = match tokio::time::timeout(self.queue_wait, self.places.acquire()).await {
+        let acquire = Arc::clone(&self.places).acquire_owned();
+        let place = match tokio::time::timeout(self.queue_wait, acquire).await {
             Ok(Ok(place)) => place,
             Ok(Err(_)) | Err(_) => return Err(busy),
         };
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move |memory| {
             let _ = reply.send(job(memory));
+            // Released when the job has run, even if its caller has gone away.
+            drop(place);
         });
-        // Never blocks: the channel holds as many jobs as there are places.
+        // Never blocks: the channel holds as many jobs as there are places, and a place is
+        // freed only after its job has left the channel.
         self.jobs.try_send(job).map_err(|_| IdentityError::Busy {
             retry_after_secs: BUSY_RETRY_AFTER_SECS,
         })?;

@@ -138,21 +138,37 @@ impl LoginThrottle {
         }
     }
 
-    /// User names compare without case, as logins do.
+    /// User names compare without case, as logins do. Callers refuse names longer than
+    /// any user can have before they get here, so keys stay small.
     fn user_key(user: &str) -> String {
         user.to_lowercase()
+    }
+
+    /// The key of an address: IPv4 as it is (also when mapped into IPv6), IPv6 by its /64,
+    /// the block one client usually holds whole.
+    fn address_key(address: IpAddr) -> IpAddr {
+        match address.to_canonical() {
+            IpAddr::V6(v6) => {
+                let [a, b, c, d, ..] = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0))
+            }
+            v4 => v4,
+        }
     }
 
     /// Counts a login attempt as failed until it succeeds, or says how long it must wait
     /// before it may be tried.
     pub(crate) fn attempt(&self, user: &str, address: Option<IpAddr>) -> Result<(), Duration> {
         let now = Instant::now();
-        let user = Self::user_key(user);
-        self.by_user.take(&user, self.window, now)?;
-        if let Some(address) = address
-            && let Err(wait) = self.by_address.take(&address, self.window, now)
-        {
-            self.by_user.give_back(&user);
+        // The address first: a throttled address adds no name to the table.
+        let address = address.map(Self::address_key);
+        if let Some(address) = address {
+            self.by_address.take(&address, self.window, now)?;
+        }
+        if let Err(wait) = self.by_user.take(&Self::user_key(user), self.window, now) {
+            if let Some(address) = address {
+                self.by_address.give_back(&address);
+            }
             return Err(wait);
         }
         Ok(())
@@ -163,7 +179,7 @@ impl LoginThrottle {
     pub(crate) fn abandoned(&self, user: &str, address: Option<IpAddr>) {
         self.by_user.give_back(&Self::user_key(user));
         if let Some(address) = address {
-            self.by_address.give_back(&address);
+            self.by_address.give_back(&Self::address_key(address));
         }
     }
 
@@ -172,7 +188,7 @@ impl LoginThrottle {
     pub(crate) fn succeeded(&self, user: &str, address: Option<IpAddr>) {
         self.by_user.clear(&Self::user_key(user));
         if let Some(address) = address {
-            self.by_address.give_back(&address);
+            self.by_address.give_back(&Self::address_key(address));
         }
     }
 }
@@ -228,6 +244,36 @@ mod tests {
             assert!(t.attempt("bob", Some(office)).is_ok());
             t.abandoned("bob", Some(office));
         }
+    }
+
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_64() {
+        let t = throttle(0, 2);
+        let first: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let same_64: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        assert!(t.attempt("a", Some(first)).is_ok());
+        assert!(t.attempt("b", Some(same_64)).is_ok());
+        assert!(t.attempt("c", Some(same_64)).is_err());
+        assert!(
+            t.attempt("c", Some("2001:db8:1:3::1".parse().unwrap()))
+                .is_ok()
+        );
+        // An IPv4 client seen through an IPv6 socket is the same client.
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert!(t.attempt("a", Some(mapped)).is_ok());
+        assert!(t.attempt("a", Some([192, 0, 2, 1].into())).is_ok());
+        assert!(t.attempt("a", Some([192, 0, 2, 1].into())).is_err());
+    }
+
+    #[test]
+    fn a_throttled_address_adds_no_names() {
+        let t = throttle(10, 1);
+        let attacker: IpAddr = [192, 0, 2, 7].into();
+        assert!(t.attempt("first", Some(attacker)).is_ok());
+        for n in 0..100 {
+            assert!(t.attempt(&format!("name-{n}"), Some(attacker)).is_err());
+        }
+        assert_eq!(t.by_user.map().len(), 1);
     }
 
     #[test]

@@ -44,8 +44,24 @@ pub async fn create(dir: &Path) -> anyhow::Result<()> {
     .context("creating the data directory failed")?
 }
 
-/// Tightens `dir` and what lies directly in it: directories to 0700, files to 0600.
-/// Deeper levels are the business of their owners (the block store tightens its own
+/// What nefos keeps directly in a data directory. Only these are tightened: an operator
+/// may point `data_dir` at a directory that holds other things too, which are not ours.
+const OWN_ENTRIES: &[&str] = &[
+    "nefos.db",
+    "nefos.db-wal",
+    "nefos.db-shm",
+    "nefos.db-journal",
+    LOCK_FILE,
+    "blocks",
+    "node",
+    "credentials",
+    "clouds.yaml",
+    "cluster-secret",
+    "admin-password",
+];
+
+/// Tightens `dir` and what nefos keeps directly in it: directories to 0700, files to
+/// 0600. Deeper levels are the business of their owners (the block store tightens its own
 /// root); a private parent already keeps them from others.
 pub async fn tighten(dir: &Path) -> anyhow::Result<()> {
     let dir = dir.to_path_buf();
@@ -62,6 +78,9 @@ fn tighten_blocking(dir: &Path) -> anyhow::Result<()> {
         let entry =
             entry.with_context(|| format!("cannot list the data directory {}", dir.display()))?;
         let path = entry.path();
+        if !OWN_ENTRIES.iter().any(|own| entry.file_name() == *own) {
+            continue;
+        }
         let kind = entry
             .file_type()
             .with_context(|| format!("cannot stat {}", path.display()))?;

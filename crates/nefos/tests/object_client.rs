@@ -782,6 +782,9 @@ async fn os_cacert_makes_the_client_trust_a_cloud_s_own_certificate() {
     )
     .unwrap();
     let config = config.to_str().unwrap();
+    // As the operator does: create the database, then its users (admin commands other
+    // than `db migrate` never create one).
+    admin_ok(&["--config", config, "db", "migrate"]);
     admin_ok(&[
         "--config",
         config,

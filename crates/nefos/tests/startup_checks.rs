@@ -40,11 +40,19 @@ async fn up_makes_the_data_directory_private_and_tightens_an_open_one() {
         let open = if path.is_dir() { 0o755 } else { 0o644 };
         fs::set_permissions(&path, fs::Permissions::from_mode(open)).unwrap();
     }
+    // What nefos did not put there is not nefos's to change.
+    let foreign = data.join("notes-of-the-operator.txt");
+    fs::write(&foreign, "mine").unwrap();
+    fs::set_permissions(&foreign, fs::Permissions::from_mode(0o644)).unwrap();
 
     let nefos = common::up(&data);
     assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&foreign), 0o644);
     for entry in fs::read_dir(&data).unwrap() {
         let path = entry.unwrap().path();
+        if path == foreign {
+            continue;
+        }
         let expected = if path.is_dir() { 0o700 } else { 0o600 };
         assert_eq!(mode(&path), expected, "{}", path.display());
     }

@@ -121,7 +121,7 @@ impl ClusterSecret {
         }
     }
 
-    /// 256 random bits, base64url.
+    /// 256 random bits, in hex.
     pub fn generate() -> ClusterSecret {
         ClusterSecret {
             secret: Secret::generate(),

@@ -124,6 +124,7 @@ impl Storage {
         container_id: &str,
         name: &str,
     ) -> Result<Option<Permission>, StorageError> {
+        crate::container::refuse_nul("object name", name)?;
         if let Some(permission) = Self::account_permission(who, project_id) {
             return Ok(Some(permission));
         }

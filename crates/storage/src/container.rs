@@ -71,6 +71,14 @@ pub struct ContainerUpdate {
     pub versioning: Option<Versioning>,
 }
 
+/// Refuses a name holding NUL, which no stored name can (PostgreSQL cannot store it).
+pub(crate) fn refuse_nul(field: &'static str, name: &str) -> Result<(), StorageError> {
+    if name.contains('\0') {
+        return Err(StorageError::invalid(field, "holds a NUL character"));
+    }
+    Ok(())
+}
+
 pub(crate) fn check_container_name(name: &str) -> Result<(), StorageError> {
     if name.is_empty() || name.len() > 256 || name.contains(['/', '\0']) {
         return Err(StorageError::invalid(
@@ -207,6 +215,10 @@ impl Storage {
         project_id: &str,
         name: &str,
     ) -> Result<ContainerRow, StorageError> {
+        // Names reach here from request bodies too (bulk deletes, manifests): one that no
+        // container can have is refused before it reaches a database that cannot hold it.
+        refuse_nul("container name", name)?;
+        refuse_nul("account", project_id)?;
         match q::get_container(self.db.pool(), project_id, name).await? {
             Some(row) => Ok(row),
             None if Self::account_permission(who, project_id).is_some() => {

@@ -26,24 +26,40 @@ impl Storage {
         let pending = q::pending_digests(self.db.pool(), batch.max(1)).await?;
         let mut done = 0;
         for version in pending {
-            // Gone meanwhile (deleted, or an unversioned container's old version).
-            let Some(text) = q::get_hashmap(self.db.pool(), version.serial).await? else {
-                continue;
-            };
-            let hashes = parse_hashmap(version.serial, &text)?;
-            drop(text);
-            let size = u64::try_from(version.size).unwrap_or(0);
-            let etag = if version.etag_pending {
-                self.md5_of(&hashes, size).await?
-            } else {
-                // Kept by the query: only a missing ETag is overwritten.
-                String::new()
-            };
-            let hash = merkle_root(&hashes).to_hex();
-            q::set_digests(self.db.pool(), version.serial, &etag, &hash).await?;
-            done += 1;
+            // One version that cannot be read (a lost block, a damaged row) must not hold up
+            // the others: it is logged and tried again on the next pass.
+            match self.compute_digests_of(&version).await {
+                Ok(true) => done += 1,
+                Ok(false) => {}
+                Err(error) => tracing::warn!(
+                    serial = version.serial,
+                    // Recorded as an error, with its sources.
+                    error = &error as &dyn std::error::Error,
+                    "cannot compute an object version's digests"
+                ),
+            }
         }
         Ok(done)
+    }
+
+    /// Computes and stores the digests of one version; false if it is gone.
+    async fn compute_digests_of(&self, version: &q::PendingDigest) -> Result<bool, StorageError> {
+        // Gone meanwhile (deleted, or an unversioned container's old version).
+        let Some(text) = q::get_hashmap(self.db.pool(), version.serial).await? else {
+            return Ok(false);
+        };
+        let hashes = parse_hashmap(version.serial, &text)?;
+        drop(text);
+        let size = u64::try_from(version.size).unwrap_or(0);
+        let etag = if version.etag_pending {
+            self.md5_of(&hashes, size).await?
+        } else {
+            // Kept by the query: only a missing ETag is overwritten.
+            String::new()
+        };
+        let hash = merkle_root(&hashes).to_hex();
+        q::set_digests(self.db.pool(), version.serial, &etag, &hash).await?;
+        Ok(true)
     }
 
     /// The MD5 of the object made of `hashes` and `size` bytes, read back from the store

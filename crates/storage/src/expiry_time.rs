@@ -21,12 +21,13 @@ pub fn delete_at(at: i64, now: i64) -> Result<i64, StorageError> {
     Ok(at.min(MAX_DELETE_AT))
 }
 
-/// `X-Delete-After`: seconds from `now`, not negative.
+/// `X-Delete-After`: seconds from `now`, at least one (as in Swift, 0 is a time in the
+/// past by the time the object is stored).
 pub fn delete_after(after: i64, now: i64) -> Result<i64, StorageError> {
-    if after < 0 {
+    if after <= 0 {
         return Err(StorageError::invalid(
             "X-Delete-After",
-            "must not be negative",
+            "the time is in the past",
         ));
     }
     Ok(now
@@ -43,7 +44,7 @@ mod tests {
         let now = 1_800_000_000;
         assert_eq!(delete_after(i64::MAX, now).unwrap(), MAX_DELETE_AT);
         assert_eq!(delete_after(60, now).unwrap(), now + 60);
-        assert_eq!(delete_after(0, now).unwrap(), now);
+        assert!(delete_after(0, now).is_err());
         assert!(delete_after(-1, now).is_err());
         assert_eq!(delete_at(i64::MAX, now).unwrap(), MAX_DELETE_AT);
         assert_eq!(delete_at(now + 1, now).unwrap(), now + 1);

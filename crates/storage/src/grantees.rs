@@ -95,27 +95,49 @@ impl Storage {
     /// back (ids are not reused), so a grant left behind by a failure here grants nothing;
     /// this keeps what owners see true.
     pub async fn forget_user(&self, user_id: &str) -> Result<(), StorageError> {
-        for mut path in q::paths_sharing_with(self.db.pool(), Some(user_id)).await? {
+        for path in q::paths_sharing_with(self.db.pool(), Some(user_id)).await? {
             let Some(text) = &path.sharing else {
                 continue;
             };
             let mut sharing = Sharing::parse(text).unwrap_or_default();
             sharing.read.retain(|entry| entry != user_id);
             sharing.write.retain(|entry| entry != user_id);
-            path.sharing = (!sharing.is_empty()).then(|| sharing.render());
-            q::put_path(self.db.pool(), &path).await?;
+            self.set_sharing(&path, &sharing).await?;
         }
-        for mut account in q::accounts_grouping(self.db.pool(), Some(user_id)).await? {
+        for account in q::accounts_grouping(self.db.pool(), Some(user_id)).await? {
             let mut groups: BTreeMap<String, Vec<String>> =
                 serde_json::from_str(&account.groups).unwrap_or_default();
             for members in groups.values_mut() {
                 members.retain(|member| member != user_id);
             }
             groups.retain(|_, members| !members.is_empty());
-            account.groups = serde_json::to_string(&groups).unwrap_or_else(|_| "{}".to_owned());
-            account.updated_at = now_micros();
-            q::upsert_account(self.db.pool(), &account).await?;
+            self.set_groups(&account.project_id, &groups).await?;
         }
+        Ok(())
+    }
+
+    /// Rewrites only a path's sharing: its public URL, which someone may be changing at
+    /// this moment, is not written back.
+    async fn set_sharing(&self, path: &q::PathRow, sharing: &Sharing) -> Result<(), StorageError> {
+        let text = (!sharing.is_empty()).then(|| sharing.render());
+        q::set_path_sharing(
+            self.db.pool(),
+            &path.container_id,
+            &path.name,
+            text.as_deref(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Rewrites only an account's groups, not its metadata.
+    async fn set_groups(
+        &self,
+        project_id: &str,
+        groups: &BTreeMap<String, Vec<String>>,
+    ) -> Result<(), StorageError> {
+        let text = serde_json::to_string(groups).unwrap_or_else(|_| "{}".to_owned());
+        q::set_account_groups(self.db.pool(), project_id, &text, now_micros()).await?;
         Ok(())
     }
 
@@ -124,7 +146,7 @@ impl Storage {
     /// already are ids stay. Run at start.
     pub async fn upgrade_grantee_names(&self) -> Result<u64, StorageError> {
         let mut changed = 0;
-        for mut path in q::paths_sharing_with(self.db.pool(), None).await? {
+        for path in q::paths_sharing_with(self.db.pool(), None).await? {
             let Some(text) = &path.sharing else {
                 continue;
             };
@@ -135,11 +157,10 @@ impl Storage {
                 continue;
             }
             (sharing.read, sharing.write) = (read, write);
-            path.sharing = (!sharing.is_empty()).then(|| sharing.render());
-            q::put_path(self.db.pool(), &path).await?;
+            self.set_sharing(&path, &sharing).await?;
             changed += 1;
         }
-        for mut account in q::accounts_grouping(self.db.pool(), None).await? {
+        for account in q::accounts_grouping(self.db.pool(), None).await? {
             let groups: BTreeMap<String, Vec<String>> =
                 serde_json::from_str(&account.groups).unwrap_or_default();
             let mut upgraded = BTreeMap::new();
@@ -152,8 +173,7 @@ impl Storage {
             if upgraded == groups {
                 continue;
             }
-            account.groups = serde_json::to_string(&upgraded).unwrap_or_else(|_| "{}".to_owned());
-            q::upsert_account(self.db.pool(), &account).await?;
+            self.set_groups(&account.project_id, &upgraded).await?;
             changed += 1;
         }
         Ok(changed)

@@ -16,7 +16,7 @@ use crate::download::{self, ByteRange};
 use crate::manifest;
 use crate::meta::{self, Metadata};
 use crate::upload::{self, Uploaded};
-use crate::write_access::WriteAccess;
+use crate::write_access::{self, WriteAccess};
 use crate::{Permission, Storage, StorageError};
 
 /// Swift's single-object limit: larger objects are uploaded as segments and a manifest.
@@ -500,6 +500,11 @@ impl Storage {
                     reason: "the object changed during the update; retry",
                 });
             }
+        }
+        if access.keeps_owner_fields && write_access::makes_manifest(&stored.headers) {
+            // A sharee's copy of a manifest onto the owner's object would make the owner's
+            // GET serve, and delete, objects the sharee chose.
+            return Err(StorageError::Forbidden);
         }
         if access.keeps_owner_fields
             && let Some(replaced) = q::get_current(&mut *tx, &container.id, name).await?

@@ -18,6 +18,11 @@ use nefos_db::storage::ContainerRow;
 /// Headers that make an object a large-object manifest.
 const MANIFEST_HEADERS: &[&str] = &["x-object-manifest", "x-static-large-object"];
 
+/// Whether stored headers make an object a large-object manifest.
+pub(crate) fn makes_manifest(headers: &std::collections::BTreeMap<String, String>) -> bool {
+    MANIFEST_HEADERS.iter().any(|h| headers.contains_key(*h))
+}
+
 /// What a write authorised by [`Storage::authorize_write`] may do.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct WriteAccess {
@@ -28,18 +33,14 @@ pub(crate) struct WriteAccess {
     pub(crate) public: Option<bool>,
 }
 
-/// Which owner-only parts a write sets, by their headers' names; `makes_manifest` for a
+/// Which owner-only parts a write sets, by their headers' names; `manifest_upload` for a
 /// static large-object upload (`?multipart-manifest=put`).
-fn owner_only_parts(options: &WriteOptions, makes_manifest: bool) -> Vec<&'static str> {
+fn owner_only_parts(options: &WriteOptions, manifest_upload: bool) -> Vec<&'static str> {
     let mut parts = Vec::new();
     if !options.meta.is_empty() {
         parts.push("X-Object-Meta-*");
     }
-    if MANIFEST_HEADERS
-        .iter()
-        .any(|h| options.headers.contains_key(*h))
-        || makes_manifest
-    {
+    if makes_manifest(&options.headers) || manifest_upload {
         parts.push("a large-object manifest");
     }
     if options.delete_at.is_some() {
@@ -63,14 +64,14 @@ impl Storage {
         container: &ContainerRow,
         name: &str,
         options: &WriteOptions,
-        makes_manifest: bool,
+        manifest_upload: bool,
     ) -> Result<WriteAccess, StorageError> {
         let owner = Self::account_permission(who, &container.project_id)
             .is_some_and(|held| held >= Permission::Write);
         if !owner {
             self.require_object(who, container, name, Permission::Write)
                 .await?;
-            let parts = owner_only_parts(options, makes_manifest);
+            let parts = owner_only_parts(options, manifest_upload);
             if !parts.is_empty() {
                 tracing::debug!(?parts, "a sharee's write sets what only the owner may");
                 return Err(StorageError::Forbidden);

@@ -1759,6 +1759,42 @@ async fn a_sharee_replaces_data_only_and_a_refused_write_stores_nothing() {
         assert_eq!(replaced.meta["owner-note"], "mine", "{l}");
         assert_eq!(versions().await, 2, "{l}");
 
+        // Nor can a manifest arrive by copying one of the sharee's own onto the object.
+        let dlo = WriteOptions {
+            headers: [("x-object-manifest".to_owned(), "vic/keep".to_owned())].into(),
+            ..WriteOptions::default()
+        };
+        cloud
+            .storage
+            .put_object(
+                Accessor::Token(&bob),
+                project(&bob),
+                "mine",
+                "dlo",
+                body(b""),
+                dlo,
+            )
+            .await
+            .unwrap();
+        let copied = cloud
+            .storage
+            .copy_object(
+                Accessor::Token(&bob),
+                (project(&bob), "mine", "dlo"),
+                VersionSelector::Current,
+                (account, "c", "shared"),
+                WriteOptions::default(),
+                false,
+            )
+            .await;
+        assert_err!(l, copied, StorageError::Forbidden);
+        assert_eq!(versions().await, 2, "{l}");
+        cloud
+            .storage
+            .delete_object(Accessor::Token(&bob), project(&bob), "mine", "dlo")
+            .await
+            .unwrap();
+
         // A reader cannot move the object into their own account: refused before the copy.
         share(cloud, &alice, "shared", "read=bob").await;
         let moved = cloud

@@ -4,8 +4,13 @@
 //!  - baseline: one client logs in as `demo` with the right password, one login after the
 //!    other, on an idle server, for `--seconds`;
 //!  - flood: the same client again, while `--attackers` concurrent clients post wrong
-//!    passwords for user names that do not exist, from another loopback address
-//!    (127.0.0.2), for the same time.
+//!    passwords for user names that do not exist, from other loopback addresses
+//!    (127.0.0.2 and up: `--attacker-addresses` of them), for the same time.
+//!
+//! From one address (the default), what is measured is the per-address throttle: after
+//! its budget the flood is answered 429 without hashing. From as many addresses as there
+//! are attackers, every attempt is hashed, and what is measured is the bounded hashing:
+//! memory stays put, and valid logins wait their turn in the queue with the flood.
 //!
 //! Prints the server's resident memory at the start, its peak (`VmHWM`) and at the end
 //! (after a quiet second), the valid logins' p50/p99 in both phases and their ratio, and
@@ -32,6 +37,9 @@ struct Args {
     /// Concurrent clients posting wrong passwords.
     #[arg(long, default_value_t = 64)]
     attackers: usize,
+    /// Loopback addresses the attackers come from (127.0.0.2 and up).
+    #[arg(long, default_value_t = 1)]
+    attacker_addresses: u8,
     /// Seconds of each phase.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
@@ -116,10 +124,12 @@ async fn main() -> anyhow::Result<()> {
     let baseline = valid_logins(&server.url, &password, Instant::now() + phase).await?;
 
     let stop = Arc::new(AtomicBool::new(false));
-    let attacker_address: IpAddr = [127, 0, 0, 2].into();
+    let addresses = args.attacker_addresses.clamp(1, 250);
     let mut attackers = Vec::new();
     for n in 0..args.attackers {
         let (url, stop) = (server.url.clone(), Arc::clone(&stop));
+        let host = 2 + u8::try_from(n % usize::from(addresses)).unwrap_or(0);
+        let attacker_address: IpAddr = [127, 0, 0, host].into();
         let client = reqwest::Client::builder()
             .local_address(attacker_address)
             .timeout(Duration::from_secs(30))
@@ -190,7 +200,7 @@ async fn main() -> anyhow::Result<()> {
         })
         .collect();
     println!(
-        "attackers ({} clients from {attacker_address}): {}",
+        "attackers ({} clients from {addresses} address(es)): {}",
         args.attackers,
         answered.join(", ")
     );

@@ -92,3 +92,20 @@ pub async fn accounts_grouping<'c>(
     .await
     .map_err(DbError::query("find accounts with groups"))
 }
+
+/// Sets only the groups of an account (leaving its metadata as it is now).
+pub async fn set_account_groups<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    project_id: &str,
+    groups: &str,
+    updated_at: i64,
+) -> Result<(), DbError> {
+    sqlx::query("UPDATE storage_accounts SET groups = $2, updated_at = $3 WHERE project_id = $1")
+        .bind(project_id)
+        .bind(groups)
+        .bind(updated_at)
+        .execute(ex)
+        .await
+        .map_err(DbError::query("change an account's groups"))?;
+    Ok(())
+}

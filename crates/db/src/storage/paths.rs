@@ -99,3 +99,20 @@ pub async fn paths_sharing_with<'c>(
     .await
     .map_err(DbError::query("find shared paths"))
 }
+
+/// Sets only the sharing of a path (leaving its public URL as it is now).
+pub async fn set_path_sharing<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    container_id: &str,
+    name: &str,
+    sharing: Option<&str>,
+) -> Result<(), DbError> {
+    sqlx::query("UPDATE object_paths SET sharing = $3 WHERE container_id = $1 AND name = $2")
+        .bind(container_id)
+        .bind(name)
+        .bind(sharing)
+        .execute(ex)
+        .await
+        .map_err(DbError::query("change a path's sharing"))?;
+    Ok(())
+}
