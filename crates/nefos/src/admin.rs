@@ -264,12 +264,9 @@ async fn bootstrap(
                 Some(password) => password,
                 None => {
                     let password = generate_password();
-                    let (path, text) = (password_file.clone(), format!("{password}\n"));
-                    tokio::task::spawn_blocking(move || {
-                        crate::data_dir::write_private(&path, &text)
-                    })
-                    .await
-                    .context("saving the generated password failed")??;
+                    crate::data_dir::save_private(&password_file, format!("{password}\n"))
+                        .await
+                        .context("saving the generated password failed")?;
                     password
                 }
             };

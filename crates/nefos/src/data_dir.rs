@@ -174,7 +174,15 @@ fn in_use_message(dir: &Path, pid: Option<u32>) -> String {
 
 /// Writes a file readable by its owner only, atomically (temp file, fsync, rename, and
 /// the directory fsynced), so a crash leaves the old contents or the new, never a part.
-pub fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+pub async fn save_private(path: &Path, contents: String) -> anyhow::Result<()> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || write_private(&path, &contents))
+        .await
+        .context("writing a private file failed")?
+}
+
+/// [`save_private`]'s blocking work.
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::DirBuilder::new()
             .recursive(true)

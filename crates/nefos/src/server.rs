@@ -127,11 +127,16 @@ impl ControlPlane {
             &self.public_url,
         );
         let app = nefos_api::router(state, &limits);
+        // The key file is read (or made) off the async runtime.
+        let key_config = config.clone();
+        let cluster_secret = tokio::task::spawn_blocking(move || key_config.cluster_secret())
+            .await
+            .context("reading the control plane's key failed")??;
         let internal = nefos_api::internal_router(
             InternalState {
                 nodes: NodeRpc::new(
                     NodeRegistry::new(self.identity.database().clone()),
-                    config.cluster_secret()?,
+                    cluster_secret,
                 ),
                 storage: self.storage.clone(),
             },

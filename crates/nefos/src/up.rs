@@ -3,7 +3,6 @@
 //! `clouds.yaml` for the OpenStack CLI, and serves.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -22,7 +21,7 @@ use rand::rngs::OsRng;
 
 use crate::bootstrap::{self, ADMIN_USER};
 use crate::config::Config;
-use crate::data_dir::{self, DataDirLock, write_private};
+use crate::data_dir::{self, DataDirLock, save_private};
 use crate::server::ControlPlane;
 
 #[derive(Debug, Args)]
@@ -81,7 +80,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     };
     let control_plane = ControlPlane::start(&config).await?;
     let credentials_path = args.data.join("credentials");
-    let mut credentials = read_credentials(&credentials_path)?;
+    let mut credentials = read_credentials(&credentials_path).await?;
     let mut missing = Vec::new();
     for name in [ADMIN_USER, DEMO_USER] {
         if !user_exists(&control_plane.identity, name).await? {
@@ -102,7 +101,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                 (name, password.clone())
             })
             .collect();
-        write_private(&credentials_path, &credentials_file(&credentials))?;
+        save_private(&credentials_path, credentials_file(&credentials)).await?;
         for (name, password) in pending {
             create_user(&control_plane.identity, name, password.clone()).await?;
             created.push((name, password));
@@ -120,10 +119,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             }
         };
     let clouds_path = args.data.join("clouds.yaml");
-    write_private(
+    save_private(
         &clouds_path,
-        &clouds_yaml(&control_plane.public_url, &credentials),
-    )?;
+        clouds_yaml(&control_plane.public_url, &credentials),
+    )
+    .await?;
     print_banner(
         &control_plane.public_url,
         &control_plane.internal_url,
@@ -303,8 +303,8 @@ pub fn generate_password() -> String {
 }
 
 /// `DATA/credentials`: one `user password` line each.
-fn read_credentials(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
-    let text = match fs::read_to_string(path) {
+async fn read_credentials(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+    let text = match tokio::fs::read_to_string(path).await {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
         Err(error) => {
