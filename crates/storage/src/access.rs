@@ -26,15 +26,16 @@ pub enum Permission {
     Write,
 }
 
-/// A parsed `X-Object-Sharing` value: `read=a,b;write=c`.
+/// A parsed `X-Object-Sharing` value: `read=a,b;write=c`. The one reading of that
+/// grammar: the server's, and the `nefos object` client's.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Sharing {
-    pub(crate) read: Vec<String>,
-    pub(crate) write: Vec<String>,
+pub struct Sharing {
+    pub read: Vec<String>,
+    pub write: Vec<String>,
 }
 
 impl Sharing {
-    pub(crate) fn parse(text: &str) -> Result<Sharing, StorageError> {
+    pub fn parse(text: &str) -> Result<Sharing, StorageError> {
         let mut sharing = Sharing::default();
         for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
             let (kind, names) = part.split_once('=').ok_or_else(|| {
@@ -63,11 +64,22 @@ impl Sharing {
         Ok(sharing)
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.read.is_empty() && self.write.is_empty()
     }
 
-    pub(crate) fn render(&self) -> String {
+    /// Adds grants to those held, each grantee once.
+    pub fn add(&mut self, read: &[String], write: &[String]) {
+        for (list, names) in [(&mut self.read, read), (&mut self.write, write)] {
+            for name in names {
+                if !list.contains(name) {
+                    list.push(name.clone());
+                }
+            }
+        }
+    }
+
+    pub fn render(&self) -> String {
         let mut parts = Vec::new();
         if !self.read.is_empty() {
             parts.push(format!("read={}", self.read.join(",")));

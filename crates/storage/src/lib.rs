@@ -28,7 +28,7 @@ mod write_access;
 use nefos_blocks::BlockStore;
 use nefos_db::Database;
 
-pub use access::{Accessor, Permission};
+pub use access::{Accessor, Permission, Sharing};
 pub use account::AccountInfo;
 pub use container::{ContainerInfo, ContainerUpdate, Versioning};
 pub use content::{Content, has_own_blocks};

@@ -6,61 +6,12 @@
 //! they are about.
 
 use anyhow::bail;
+use nefos_storage::Sharing;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, RequestBuilder};
 
 use super::names;
 use super::store::{Account, check};
-
-/// Who may read and who may write an object (`X-Object-Sharing: read=a,b;write=c`).
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Grants {
-    read: Vec<String>,
-    write: Vec<String>,
-}
-
-impl Grants {
-    fn parse(header: &str) -> Grants {
-        let mut grants = Grants::default();
-        for part in header.split(';') {
-            let Some((kind, who)) = part.split_once('=') else {
-                continue;
-            };
-            let who: Vec<String> = who
-                .split(',')
-                .map(str::trim)
-                .filter(|w| !w.is_empty())
-                .map(str::to_owned)
-                .collect();
-            match kind.trim() {
-                "read" => add(&mut grants.read, &who),
-                "write" => add(&mut grants.write, &who),
-                _ => {}
-            }
-        }
-        grants
-    }
-
-    fn render(&self) -> String {
-        let mut parts = Vec::new();
-        if !self.read.is_empty() {
-            parts.push(format!("read={}", self.read.join(",")));
-        }
-        if !self.write.is_empty() {
-            parts.push(format!("write={}", self.write.join(",")));
-        }
-        parts.join(";")
-    }
-}
-
-/// Adds the names `list` does not hold yet.
-fn add(list: &mut Vec<String>, names: &[String]) {
-    for name in names {
-        if !list.contains(name) {
-            list.push(name.clone());
-        }
-    }
-}
 
 /// A grantee as the sharing header can carry it: a user name, `*`, or `ACCOUNT:GROUP`.
 fn check_grantee(name: &str) -> anyhow::Result<()> {
@@ -110,13 +61,12 @@ pub async fn share(
     let before = current
         .get("x-object-sharing")
         .and_then(|v| v.to_str().ok())
-        .map(Grants::parse)
+        .and_then(|text| Sharing::parse(text).ok())
         .unwrap_or_default();
     let changes = clear || !read.is_empty() || !write.is_empty();
     let grants = if changes {
-        let mut grants = if clear { Grants::default() } else { before };
-        add(&mut grants.read, read);
-        add(&mut grants.write, write);
+        let mut grants = if clear { Sharing::default() } else { before };
+        grants.add(read, write);
         let response = post_keeping_metadata(account, &path, &current)
             .header("X-Object-Sharing", grants.render())
             .send()
@@ -168,13 +118,11 @@ mod tests {
     }
 
     #[test]
-    fn grants_round_trip_and_merge_without_duplicates() {
-        let mut grants = Grants::parse("read=alice, bob;write=p1:team");
-        assert_eq!(grants.read, strings(&["alice", "bob"]));
-        add(&mut grants.read, &strings(&["bob", "carol"]));
+    fn grants_merge_without_duplicates() {
+        let mut grants = Sharing::parse("read=alice, bob;write=p1:team").unwrap();
+        grants.add(&strings(&["bob", "carol"]), &[]);
         assert_eq!(grants.render(), "read=alice,bob,carol;write=p1:team");
-        assert_eq!(Grants::parse(""), Grants::default());
-        assert_eq!(Grants::default().render(), "");
+        assert_eq!(Sharing::default().render(), "");
     }
 
     #[test]
