@@ -1821,3 +1821,48 @@ async fn a_sharee_replaces_data_only_and_a_refused_write_stores_nothing() {
         assert!(mine.is_empty(), "{l}: the copy must not have been made");
     }
 }
+
+#[tokio::test]
+async fn the_digest_job_passes_over_a_version_it_cannot_read() {
+    for cloud in &clouds().await {
+        let l = cloud.label;
+        let alice = cloud.user("alice").await;
+        let me = Accessor::Token(&alice);
+        let account = project(&alice);
+        cloud.container(&alice, "c", Versioning::Auto).await;
+        let data = random(BLOCK + 10, 11);
+        let source = cloud.put(&alice, "c", "source", &data).await.unwrap();
+        let hashes = cloud.hashes(&source).await;
+        let mut made = Vec::new();
+        for name in ["damaged", "fine"] {
+            let object = cloud
+                .storage
+                .put_hashmap(
+                    me,
+                    account,
+                    "c",
+                    name,
+                    data.len() as u64,
+                    hashes.clone(),
+                    WriteOptions::default(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(object.etag, None, "{l}");
+            made.push(object);
+        }
+        // The older version cannot be read; the newer one must get its MD5 all the same.
+        sqlx::query("UPDATE objects SET hashmap = 'damaged' WHERE serial = $1")
+            .bind(made[0].serial)
+            .execute(cloud.storage.database().pool())
+            .await
+            .unwrap();
+        assert_eq!(cloud.storage.compute_pending_digests(16).await.unwrap(), 1);
+        let fine = cloud
+            .storage
+            .object(me, account, "c", "fine", VersionSelector::Current)
+            .await
+            .unwrap();
+        assert_eq!(fine.etag, source.etag, "{l}");
+    }
+}

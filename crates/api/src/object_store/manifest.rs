@@ -57,11 +57,15 @@ pub(super) async fn put_static(
 ) -> Result<Response, SwiftError> {
     let body = axum::body::to_bytes(body, MAX_MANIFEST_BYTES)
         .await
-        .map_err(|_| {
-            SwiftError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("a manifest is at most {MAX_MANIFEST_BYTES} bytes"),
-            )
+        .map_err(|error| {
+            if crate::slow_body::is_slow_body(&error) {
+                SwiftError::new(StatusCode::REQUEST_TIMEOUT, error.to_string())
+            } else {
+                SwiftError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("a manifest is at most {MAX_MANIFEST_BYTES} bytes"),
+                )
+            }
         })?;
     let stored = match parse_manifest(&body) {
         Ok(segments) => {
