@@ -24,6 +24,11 @@ const SWIFT_PATH_HEADERS: &[&str] = &[
 
 /// Whether percent-decoded `raw` is UTF-8 without NUL.
 pub(crate) fn is_clean(raw: &str) -> bool {
+    // Without escapes it is already text (a `&str`), and a URI or header value cannot hold
+    // a raw NUL: nothing to decode on the common path.
+    if !raw.contains('%') {
+        return !raw.contains('\0');
+    }
     let decoded: Vec<u8> = percent_decode_str(raw).collect();
     !decoded.contains(&0) && std::str::from_utf8(&decoded).is_ok()
 }

@@ -171,6 +171,10 @@ impl HttpBody for PacedBody {
 
 /// Puts every request body under `pace`.
 pub(crate) async fn pace_bodies(pace: BodyPace, request: Request, next: Next) -> Response {
+    // A request without a body (most GETs and HEADs) has nothing to pace.
+    if request.body().is_end_stream() {
+        return next.run(request).await;
+    }
     let request = request.map(|body| Body::new(PacedBody::new(body, pace)));
     next.run(request).await
 }

@@ -186,27 +186,8 @@ async fn two_control_planes_on_postgres_and_s3_with_a_node_serve_one_cloud() {
         .unwrap_or_else(|| panic!("no join token in:\n{enrolled}"))
         .trim()
         .to_owned();
-    let node_dir = tempfile::Builder::new()
-        .prefix("nfn")
-        .tempdir_in("/tmp")
-        .unwrap();
-    let node_port = free_port();
-    let node_args: Vec<String> = [
-        "node",
-        "--data",
-        node_dir.path().to_str().unwrap(),
-        "--listen",
-        &format!("127.0.0.1:{node_port}"),
-        "--control-plane",
-        &b.internal_url,
-        "--join-token",
-        &join_token,
-        "--accelerator",
-        "tcg",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
+    let (node_dir, node_port) = vms::node_dir_and_port();
+    let node_args = vms::node_args(node_dir.path(), node_port, &b.internal_url, &join_token);
     let _node = NefosProcess::spawn(
         &binary(),
         &node_args,

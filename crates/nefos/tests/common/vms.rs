@@ -188,34 +188,45 @@ pub struct Node {
     nodes: NodeRpc,
 }
 
+/// A data directory for a node agent, with a short path (QEMU's unix sockets live under
+/// it), and a free port for its RPC API.
+pub fn node_dir_and_port() -> (TempDir, u16) {
+    let dir = tempfile::Builder::new()
+        .prefix("nfn")
+        .tempdir_in("/tmp")
+        .unwrap();
+    (dir, free_port())
+}
+
+/// `nefos node` joining the control plane at `control_plane` (its internal API) with a
+/// join token, under TCG.
+pub fn node_args(data: &Path, port: u16, control_plane: &str, join_token: &str) -> Vec<String> {
+    [
+        "node",
+        "--data",
+        data.to_str().unwrap(),
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--control-plane",
+        control_plane,
+        "--join-token",
+        join_token,
+        "--accelerator",
+        "tcg",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
+}
+
 impl Node {
     /// Enrols node `id` with `nefos admin node enroll` and starts it with the join token.
     pub async fn start(cloud: &Cloud, id: &str) -> Node {
         let join_token = cloud.enroll(id, 60);
         // QEMU's unix sockets live under the data directory: keep its path short.
-        let dir = tempfile::Builder::new()
-            .prefix("nfn")
-            .tempdir_in("/tmp")
-            .unwrap();
-        let port = free_port();
-        let args: Vec<String> = [
-            "node",
-            "--id",
-            id,
-            "--data",
-            dir.path().to_str().unwrap(),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--control-plane",
-            &cloud.internal_url,
-            "--join-token",
-            &join_token,
-            "--accelerator",
-            "tcg",
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
+        let (dir, port) = node_dir_and_port();
+        let mut args = node_args(dir.path(), port, &cloud.internal_url, &join_token);
+        args.extend(["--id".to_owned(), id.to_owned()]);
         let url = format!("http://127.0.0.1:{port}");
         let process = NefosProcess::spawn(&binary(), &args, &url);
         // The node serves once it has joined; it registers a moment later.
