@@ -11,6 +11,7 @@ mod error;
 mod flag;
 pub mod identity;
 mod migrate;
+pub mod quota;
 pub mod storage;
 pub mod time;
 mod transaction;

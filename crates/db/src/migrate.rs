@@ -44,6 +44,11 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "node_credentials",
         sql: include_str!("../migrations/0005_node_credentials.sql"),
     },
+    Migration {
+        version: 6,
+        name: "quotas",
+        sql: include_str!("../migrations/0006_quotas.sql"),
+    },
 ];
 
 /// Where a database's schema stands relative to this binary.

@@ -14,6 +14,8 @@ pub struct ContainerRow {
     pub versioning: String,
     /// JSON object of user metadata.
     pub meta: String,
+    /// Pithos's policy quota: the bytes every version in the container may take.
+    pub quota_bytes: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -73,15 +75,17 @@ impl NameRange {
     }
 }
 
-const CONTAINER_COLUMNS: &str = "id, project_id, name, versioning, meta, created_at, updated_at";
+const CONTAINER_COLUMNS: &str =
+    "id, project_id, name, versioning, meta, quota_bytes, created_at, updated_at";
 
 pub async fn insert_container<'c>(
     ex: impl Executor<'c, Database = Any>,
     row: &ContainerRow,
 ) -> Result<(), DbError> {
     sqlx::query(
-        "INSERT INTO containers (id, project_id, name, versioning, meta, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO containers (id, project_id, name, versioning, meta, created_at, updated_at,
+                                 quota_bytes)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&row.id)
     .bind(&row.project_id)
@@ -90,6 +94,7 @@ pub async fn insert_container<'c>(
     .bind(&row.meta)
     .bind(row.created_at)
     .bind(row.updated_at)
+    .bind(row.quota_bytes)
     .execute(ex)
     .await
     .map_err(DbError::insert(
@@ -127,19 +132,37 @@ pub async fn get_container_by_id<'c>(
     .map_err(DbError::query("read a container"))
 }
 
-/// Writes `versioning`, `meta` and `updated_at`.
+/// Writes `versioning`, `meta`, `quota_bytes` and `updated_at`.
 pub async fn update_container<'c>(
     ex: impl Executor<'c, Database = Any>,
     row: &ContainerRow,
 ) -> Result<(), DbError> {
-    sqlx::query("UPDATE containers SET versioning = $2, meta = $3, updated_at = $4 WHERE id = $1")
-        .bind(&row.id)
-        .bind(&row.versioning)
-        .bind(&row.meta)
-        .bind(row.updated_at)
+    sqlx::query(
+        "UPDATE containers SET versioning = $2, meta = $3, updated_at = $4, quota_bytes = $5
+         WHERE id = $1",
+    )
+    .bind(&row.id)
+    .bind(&row.versioning)
+    .bind(&row.meta)
+    .bind(row.updated_at)
+    .bind(row.quota_bytes)
+    .execute(ex)
+    .await
+    .map_err(DbError::query("update a container"))?;
+    Ok(())
+}
+
+/// Takes a container's row lock until the transaction ends (PostgreSQL; SQLite runs one
+/// writer at a time anyway): writers that check its quota take turns.
+pub async fn lock_container<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    id: &str,
+) -> Result<(), DbError> {
+    sqlx::query("UPDATE containers SET updated_at = updated_at WHERE id = $1")
+        .bind(id)
         .execute(ex)
         .await
-        .map_err(DbError::query("update a container"))?;
+        .map_err(DbError::query("lock a container"))?;
     Ok(())
 }
 

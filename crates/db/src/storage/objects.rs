@@ -31,6 +31,8 @@ pub struct ObjectRow {
     pub delete_at: Option<i64>,
     pub modified_at: i64,
     pub modified_by: String,
+    /// The member whose `pithos.diskspace` this version is charged to.
+    pub charged_to: String,
 }
 
 impl FromRow<'_, AnyRow> for ObjectRow {
@@ -50,13 +52,14 @@ impl FromRow<'_, AnyRow> for ObjectRow {
             delete_at: row.try_get("delete_at")?,
             modified_at: row.try_get("modified_at")?,
             modified_by: row.try_get("modified_by")?,
+            charged_to: row.try_get("charged_to")?,
         })
     }
 }
 
 const OBJECT_COLUMNS: &str = "serial, container_id, name, CAST(current AS INTEGER) AS current,
     CAST(deleted AS INTEGER) AS deleted, size, hash, blocks, etag, content_type, meta, delete_at,
-    modified_at, modified_by";
+    modified_at, modified_by, charged_to";
 
 /// A new, never reused version number; call inside the transaction that uses it.
 pub async fn next_serial(conn: &mut Connection) -> Result<i64, DbError> {
@@ -77,8 +80,8 @@ pub async fn insert_object<'c>(
     sqlx::query(
         "INSERT INTO objects (serial, container_id, name, current, deleted, size, hashmap, hash,
                               blocks, etag, content_type, meta, delete_at, modified_at,
-                              modified_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                              modified_by, charged_to)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(row.serial)
     .bind(&row.container_id)
@@ -95,6 +98,7 @@ pub async fn insert_object<'c>(
     .bind(row.delete_at)
     .bind(row.modified_at)
     .bind(&row.modified_by)
+    .bind(&row.charged_to)
     .execute(ex)
     .await
     .map_err(DbError::insert(
@@ -193,19 +197,96 @@ pub async fn retire_current<'c>(
     Ok(done.rows_affected() > 0)
 }
 
-/// Deletes every version of a name (unversioned containers keep no history).
+/// Bytes charged to each member, as `(member, bytes)`.
+pub type Charges = Vec<(String, i64)>;
+
+/// Deletes every version of a name (unversioned containers keep no history); returns the
+/// bytes they were charged, by member.
 pub async fn delete_all_versions<'c>(
     ex: impl Executor<'c, Database = Any>,
     container_id: &str,
     name: &str,
-) -> Result<u64, DbError> {
-    let done = sqlx::query("DELETE FROM objects WHERE container_id = $1 AND name = $2")
-        .bind(container_id)
-        .bind(name)
-        .execute(ex)
-        .await
-        .map_err(DbError::query("delete object versions"))?;
-    Ok(done.rows_affected())
+) -> Result<Charges, DbError> {
+    let rows = sqlx::query(
+        "DELETE FROM objects WHERE container_id = $1 AND name = $2 RETURNING charged_to, size",
+    )
+    .bind(container_id)
+    .bind(name)
+    .fetch_all(ex)
+    .await
+    .map_err(DbError::query("delete object versions"))?;
+    let mut charges: Charges = Vec::new();
+    for row in rows {
+        let read = |source| DbError::Query {
+            action: "delete object versions",
+            source,
+        };
+        let member: String = row.try_get("charged_to").map_err(read)?;
+        let size: i64 = row.try_get("size").map_err(read)?;
+        match charges.iter_mut().find(|(m, _)| *m == member) {
+            Some((_, bytes)) => *bytes += size,
+            None => charges.push((member, size)),
+        }
+    }
+    Ok(charges)
+}
+
+/// The bytes every version in a container is charged, by member.
+pub async fn container_charges<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    container_id: &str,
+) -> Result<Charges, DbError> {
+    let rows = sqlx::query(
+        "SELECT charged_to, CAST(SUM(size) AS BIGINT) AS bytes FROM objects
+         WHERE container_id = $1 GROUP BY charged_to ORDER BY charged_to",
+    )
+    .bind(container_id)
+    .fetch_all(ex)
+    .await
+    .map_err(DbError::query("sum a container's charges"))?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("charged_to")?, row.try_get("bytes")?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(DbError::query("sum a container's charges"))
+}
+
+/// The bytes of every version of every object, by (account, member): what
+/// `pithos.diskspace` usage must be.
+pub async fn stored_bytes_by_member<'c>(
+    ex: impl Executor<'c, Database = Any>,
+) -> Result<Vec<(String, String, i64)>, DbError> {
+    let rows = sqlx::query(
+        "SELECT c.project_id, o.charged_to, CAST(SUM(o.size) AS BIGINT) AS bytes
+           FROM objects o JOIN containers c ON c.id = o.container_id
+          GROUP BY c.project_id, o.charged_to ORDER BY c.project_id, o.charged_to",
+    )
+    .fetch_all(ex)
+    .await
+    .map_err(DbError::query("sum stored bytes"))?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get("project_id")?,
+                row.try_get("charged_to")?,
+                row.try_get("bytes")?,
+            ))
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(DbError::query("sum stored bytes"))
+}
+
+/// The bytes of every version in a container: what its Pithos policy quota counts.
+pub async fn container_version_bytes<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    container_id: &str,
+) -> Result<i64, DbError> {
+    sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM objects WHERE container_id = $1",
+    )
+    .bind(container_id)
+    .fetch_one(ex)
+    .await
+    .map_err(DbError::query("sum a container's versions"))
 }
 
 /// Current objects of a container in name order (or as they were at `until`).

@@ -1,0 +1,171 @@
+use sqlx::any::AnyRow;
+use sqlx::{Any, Executor, FromRow, Row};
+
+use crate::{Connection, DbError};
+
+/// A row of `quota_commissions`: a pending commission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommissionRow {
+    pub serial: i64,
+    pub client: String,
+    pub instance: Option<String>,
+    pub name: String,
+    pub issued_at: i64,
+}
+
+impl FromRow<'_, AnyRow> for CommissionRow {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(CommissionRow {
+            serial: row.try_get("serial")?,
+            client: row.try_get("client")?,
+            instance: row.try_get("instance")?,
+            name: row.try_get("name")?,
+            issued_at: row.try_get("issued_at")?,
+        })
+    }
+}
+
+/// A row of `quota_provisions`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvisionRow {
+    pub project_id: String,
+    pub member_id: String,
+    pub resource: String,
+    pub quantity: i64,
+}
+
+impl FromRow<'_, AnyRow> for ProvisionRow {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(ProvisionRow {
+            project_id: row.try_get("project_id")?,
+            member_id: row.try_get("member_id")?,
+            resource: row.try_get("resource")?,
+            quantity: row.try_get("quantity")?,
+        })
+    }
+}
+
+/// A new commission serial. Called in a transaction of its own, committed at once: the
+/// counter's row lock is then held for a moment, not for the whole commission, so
+/// commissions on different holdings do not queue behind it. A serial whose commission
+/// is then refused is simply never seen.
+pub async fn next_commission_serial(conn: &mut Connection) -> Result<i64, DbError> {
+    sqlx::query_scalar(
+        "UPDATE counters SET value = value + 1 WHERE name = 'commission_serial' RETURNING value",
+    )
+    .fetch_one(conn)
+    .await
+    .map_err(DbError::query("allocate a commission serial"))
+}
+
+pub async fn insert_commission(
+    conn: &mut Connection,
+    commission: &CommissionRow,
+    provisions: &[ProvisionRow],
+) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO quota_commissions (serial, client, instance, name, issued_at)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(commission.serial)
+    .bind(&commission.client)
+    .bind(&commission.instance)
+    .bind(&commission.name)
+    .bind(commission.issued_at)
+    .execute(&mut *conn)
+    .await
+    .map_err(DbError::query("record a commission"))?;
+    for provision in provisions {
+        sqlx::query(
+            "INSERT INTO quota_provisions (serial, project_id, member_id, resource, quantity)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(commission.serial)
+        .bind(&provision.project_id)
+        .bind(&provision.member_id)
+        .bind(&provision.resource)
+        .bind(provision.quantity)
+        .execute(&mut *conn)
+        .await
+        .map_err(DbError::query("record a provision"))?;
+    }
+    Ok(())
+}
+
+pub async fn get_commission<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    serial: i64,
+) -> Result<Option<CommissionRow>, DbError> {
+    sqlx::query_as(
+        "SELECT serial, client, instance, name, issued_at FROM quota_commissions
+         WHERE serial = $1",
+    )
+    .bind(serial)
+    .fetch_optional(ex)
+    .await
+    .map_err(DbError::query("read a commission"))
+}
+
+pub async fn list_provisions<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    serial: i64,
+) -> Result<Vec<ProvisionRow>, DbError> {
+    sqlx::query_as(
+        "SELECT project_id, member_id, resource, quantity FROM quota_provisions
+         WHERE serial = $1 ORDER BY project_id, member_id, resource",
+    )
+    .bind(serial)
+    .fetch_all(ex)
+    .await
+    .map_err(DbError::query("read the provisions of a commission"))
+}
+
+/// Removes a resolved commission; returns whether it was still pending. The delete takes
+/// the commission's row lock, so two resolutions of one commission cannot both proceed.
+pub async fn delete_commission<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    serial: i64,
+) -> Result<bool, DbError> {
+    let done = sqlx::query("DELETE FROM quota_commissions WHERE serial = $1")
+        .bind(serial)
+        .execute(ex)
+        .await
+        .map_err(DbError::query("resolve a commission"))?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Pending commissions, oldest first: of one client, or all.
+pub async fn list_commissions<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    client: Option<&str>,
+) -> Result<Vec<CommissionRow>, DbError> {
+    sqlx::query_as(
+        "SELECT serial, client, instance, name, issued_at FROM quota_commissions
+         WHERE ($1 IS NULL OR client = $1) ORDER BY serial",
+    )
+    .bind(client)
+    .fetch_all(ex)
+    .await
+    .map_err(DbError::query("list commissions"))
+}
+
+/// Pending commissions held by control-plane processes that are gone: with no row in
+/// `control_plane_instances`, or no heartbeat since `alive_since`, and not `except`.
+pub async fn list_abandoned_commissions<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    alive_since: i64,
+    except: &str,
+) -> Result<Vec<i64>, DbError> {
+    sqlx::query_scalar(
+        "SELECT c.serial FROM quota_commissions c
+         WHERE c.instance IS NOT NULL AND c.instance <> $2
+           AND NOT EXISTS (SELECT 1 FROM control_plane_instances i
+                            WHERE i.id = c.instance AND i.heartbeat_at >= $1)
+         ORDER BY c.serial",
+    )
+    .bind(alive_since)
+    .bind(except)
+    .fetch_all(ex)
+    .await
+    .map_err(DbError::query("list abandoned commissions"))
+}
