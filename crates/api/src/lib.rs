@@ -22,6 +22,7 @@ use axum::Router;
 use axum::routing::get;
 use nefos_compute::NodeRegistry;
 use nefos_identity::Identity;
+use nefos_quota::Quotas;
 use nefos_storage::Storage;
 
 pub use catalog::{Catalog, CatalogService};
@@ -36,6 +37,7 @@ pub use slow_body::BodyPace;
 pub struct ApiState {
     pub identity: Identity,
     pub storage: Storage,
+    pub quotas: Quotas,
     pub nodes: NodeRegistry,
     pub catalog: Arc<Catalog>,
 }
@@ -45,6 +47,7 @@ impl ApiState {
         ApiState {
             nodes: NodeRegistry::new(identity.database().clone()),
             identity,
+            quotas: storage.quotas().clone(),
             storage,
             catalog: Arc::new(Catalog::new(public_url)),
         }

@@ -551,7 +551,8 @@ async fn blocks(
     command: BlocksCommand,
 ) -> anyhow::Result<()> {
     let store = nefos_blocks::BlockStore::open(&config.block_store()).await?;
-    let storage = nefos_storage::Storage::new(db, store);
+    let quotas = nefos_quota::Quotas::new(db.clone());
+    let storage = nefos_storage::Storage::new(db, store, quotas);
     match command {
         BlocksCommand::Gc { older_than_hours } => {
             let report = storage

@@ -9,7 +9,9 @@ use futures::FutureExt;
 use nefos_api::{ApiState, InternalState};
 use nefos_blocks::BlockStore;
 use nefos_compute::{NodeRegistry, NodeRpc};
+use nefos_db::Backend;
 use nefos_identity::Identity;
+use nefos_quota::{CYCLADES_RESOURCES, PITHOS_DISKSPACE, Quotas};
 use nefos_storage::Storage;
 use tokio::net::TcpListener;
 
@@ -95,7 +97,29 @@ impl ControlPlane {
         // leaves the database as it found it.
         let db = config.open_database().await?;
         let identity = Identity::new(db.clone(), config.identity_config());
-        let storage = Storage::new(db, blocks);
+        let quotas = Quotas::new(db.clone());
+        quotas
+            .register_resources(&[PITHOS_DISKSPACE])
+            .await
+            .context("cannot register object storage's quota resource")?;
+        quotas
+            .register_resources(CYCLADES_RESOURCES)
+            .await
+            .context("cannot register compute's quota resources")?;
+        quotas
+            .heartbeat()
+            .await
+            .context("cannot record this process among the control plane's")?;
+        // The one process of a SQLite cloud knows that every commission another left
+        // pending is abandoned; with PostgreSQL, others may be running, and the liveness
+        // job waits for their heartbeats to stop.
+        if db.backend() == Backend::Sqlite {
+            quotas
+                .reject_abandoned(Duration::ZERO)
+                .await
+                .context("cannot resolve the commissions a stopped process left pending")?;
+        }
+        let storage = Storage::new(db, blocks, quotas);
         // Sharing grants of earlier versions named users by name; they are kept by id now.
         let upgraded = storage
             .upgrade_grantee_names()
@@ -145,6 +169,7 @@ impl ControlPlane {
         let purge = tokio::spawn(purge_expired_tokens(self.identity.clone()));
         let expirer = tokio::spawn(expire_objects(self.storage.clone()));
         let digests = tokio::spawn(compute_digests(self.storage.clone()));
+        let liveness = tokio::spawn(quota_liveness(self.storage.quotas().clone()));
         tracing::info!(listen = %self.listener.local_addr()?, public_url = %self.public_url, internal_url = %self.internal_url, "serving");
         // One signal stops both listeners.
         let shutdown = shutdown_signal().shared();
@@ -161,6 +186,7 @@ impl ControlPlane {
         purge.abort();
         expirer.abort();
         digests.abort();
+        liveness.abort();
         served?;
         self.identity.database().close().await;
         tracing::info!("stopped");
@@ -231,6 +257,29 @@ async fn compute_digests(storage: Storage) {
                     break;
                 }
             }
+        }
+    }
+}
+
+/// How often a control-plane process records that it is alive.
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+/// How long a process may be silent before the commissions it holds pending are rejected:
+/// several heartbeats, so a busy process is not taken for a stopped one.
+const ABANDONED_AFTER: Duration = Duration::from_secs(30);
+
+/// Records this process's heartbeat and rejects the commissions of processes that stopped
+/// (see `nefos_quota`'s liveness). Every control-plane process runs it.
+async fn quota_liveness(quotas: Quotas) {
+    let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(error) = quotas.heartbeat().await {
+            tracing::warn!(error = %nefos_api::error_chain(&error), "heartbeat failed");
+            continue;
+        }
+        if let Err(error) = quotas.reject_abandoned(ABANDONED_AFTER).await {
+            tracing::warn!(error = %nefos_api::error_chain(&error), "resolving abandoned commissions failed");
         }
     }
 }

@@ -57,6 +57,8 @@ pub struct ContainerInfo {
     pub name: String,
     pub versioning: Versioning,
     pub meta: Metadata,
+    /// Pithos's policy quota, if any.
+    pub quota_bytes: Option<i64>,
     pub objects: i64,
     pub bytes: i64,
     pub created_at: i64,
@@ -69,6 +71,9 @@ pub struct ContainerUpdate {
     /// Items to set; an empty value removes one.
     pub meta: Metadata,
     pub versioning: Option<Versioning>,
+    /// Pithos's `X-Container-Policy-Quota`: bytes of every kept version; `Some(None)`
+    /// (or a quota of 0, as in Pithos) removes the limit.
+    pub quota_bytes: Option<Option<i64>>,
 }
 
 /// Refuses a name holding NUL, which no stored name can (PostgreSQL cannot store it).
@@ -131,6 +136,7 @@ impl Storage {
                     name: name.to_owned(),
                     versioning: Versioning::default().as_str().to_owned(),
                     meta: "{}".to_owned(),
+                    quota_bytes: None,
                     created_at: now,
                     updated_at: now,
                 };
@@ -200,6 +206,9 @@ impl Storage {
                 reason: "the container is not empty",
             });
         }
+        // The history it kept goes with it, and with that what it was charged.
+        let released = q::container_charges(&mut *tx, &row.id).await?;
+        self.release(&mut tx, &row, &released).await?;
         q::delete_container(&mut *tx, &row.id).await?;
         tx.commit()
             .await
@@ -237,6 +246,15 @@ fn apply(row: &mut ContainerRow, update: &ContainerUpdate) -> Result<(), Storage
     if let Some(versioning) = update.versioning {
         row.versioning = versioning.as_str().to_owned();
     }
+    if let Some(quota) = update.quota_bytes {
+        if quota.is_some_and(|q| q < 0) {
+            return Err(StorageError::invalid(
+                "X-Container-Policy-Quota",
+                "must be a number of bytes",
+            ));
+        }
+        row.quota_bytes = quota.filter(|q| *q > 0);
+    }
     Ok(())
 }
 
@@ -244,6 +262,7 @@ pub(crate) fn info(row: ContainerRow, objects: i64, bytes: i64) -> ContainerInfo
     ContainerInfo {
         versioning: Versioning::from_stored(&row.versioning),
         meta: meta::from_json(&row.meta),
+        quota_bytes: row.quota_bytes,
         id: row.id,
         project_id: row.project_id,
         name: row.name,

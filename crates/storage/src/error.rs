@@ -34,6 +34,10 @@ pub enum StorageError {
     #[error("the upload would exceed the {scope} quota")]
     QuotaExceeded { scope: &'static str },
 
+    /// The quota engine refused the change (`pithos.diskspace` does not fit), or failed.
+    #[error(transparent)]
+    Quota(#[from] nefos_quota::QuotaError),
+
     #[error("the object is larger than {limit} bytes")]
     TooLarge { limit: u64 },
 

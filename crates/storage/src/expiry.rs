@@ -5,7 +5,6 @@
 use nefos_db::storage as q;
 use nefos_db::time::now_micros;
 
-use crate::object::record_deletion;
 use crate::{Storage, StorageError};
 
 /// Who the versions the expirer writes (deletion markers) are recorded as modified by.
@@ -47,7 +46,8 @@ impl Storage {
             // Replaced, or its expiry changed, since it was found.
             return Ok(false);
         }
-        record_deletion(&mut tx, current, EXPIRER.to_owned()).await?;
+        self.record_deletion(&mut tx, current, EXPIRER.to_owned())
+            .await?;
         tx.commit()
             .await
             .map_err(nefos_db::DbError::query("commit an expiry"))?;

@@ -8,6 +8,7 @@
 
 mod access;
 mod account;
+mod charging;
 mod container;
 mod content;
 mod digest;
@@ -27,6 +28,7 @@ mod write_access;
 
 use nefos_blocks::BlockStore;
 use nefos_db::Database;
+use nefos_quota::Quotas;
 
 pub use access::{Accessor, Permission, Sharing};
 pub use account::AccountInfo;
@@ -52,11 +54,19 @@ pub use pithos::{DataUpdate, SourceObject};
 pub struct Storage {
     db: Database,
     blocks: BlockStore,
+    /// Charges `pithos.diskspace` for every stored version.
+    quotas: Quotas,
 }
 
 impl Storage {
-    pub fn new(db: Database, blocks: BlockStore) -> Self {
-        Storage { db, blocks }
+    /// Object storage over `db` and `blocks`, charging through `quotas` (which must be
+    /// the process's one engine: it marks the commissions this process holds pending).
+    pub fn new(db: Database, blocks: BlockStore, quotas: Quotas) -> Self {
+        Storage { db, blocks, quotas }
+    }
+
+    pub fn quotas(&self) -> &Quotas {
+        &self.quotas
     }
 
     pub fn blocks(&self) -> &BlockStore {

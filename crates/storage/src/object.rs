@@ -11,6 +11,7 @@ use nefos_db::time::now_micros;
 use serde::{Deserialize, Serialize};
 
 use crate::access::Accessor;
+use crate::charging::Reservation;
 use crate::container::{QUOTA_BYTES, QUOTA_COUNT, Versioning};
 use crate::download::{self, ByteRange};
 use crate::manifest;
@@ -112,6 +113,9 @@ pub struct WriteOptions {
     pub sharing: Option<String>,
     /// `X-Object-Public` to set with the version. Owner only.
     pub public: Option<bool>,
+    /// The body's length when the request declares it (`Content-Length`): its bytes are
+    /// reserved against the quota before the body is read.
+    pub size: Option<u64>,
 }
 
 /// Changes to an object's metadata (Swift `POST`), and to its path's sharing and publicity.
@@ -417,6 +421,7 @@ impl Storage {
             return Err(StorageError::PreconditionFailed);
         }
         meta::check(&options.meta)?;
+        let reservation = self.reserve(who, &container, name, options.size).await?;
         let Uploaded { hashes, size, md5 } =
             upload::upload(&self.blocks, body, MAX_OBJECT_SIZE).await?;
         if let Some(expected) = &options.etag {
@@ -440,7 +445,8 @@ impl Storage {
             delete_at: options.delete_at,
             access,
         };
-        self.commit_version(who, &container, name, version).await
+        self.commit_version_over(who, &container, name, version, None, Some(reservation))
+            .await
     }
 
     /// Records a new current version of `name`, checking quotas, in one transaction.
@@ -451,7 +457,7 @@ impl Storage {
         name: &str,
         version: NewVersion,
     ) -> Result<ObjectInfo, StorageError> {
-        self.commit_version_over(who, container, name, version, None)
+        self.commit_version_over(who, container, name, version, None, None)
             .await
     }
 
@@ -466,9 +472,9 @@ impl Storage {
         name: &str,
         version: NewVersion,
         base: Option<Option<i64>>,
+        mut reservation: Option<Reservation>,
     ) -> Result<ObjectInfo, StorageError> {
         check_object_name(name)?;
-        self.check_quotas(container, name, version.size).await?;
         let NewVersion {
             hashes,
             size,
@@ -515,22 +521,37 @@ impl Storage {
             delete_at = replaced.delete_at;
         }
         let serial = q::next_serial(&mut tx).await?;
-        let versioning = match q::get_container_by_id(&mut *tx, &container.id).await? {
-            Some(row) => row.versioning,
-            None => return Err(StorageError::NotFound { what: "container" }),
+        let Some(now_container) = q::get_container_by_id(&mut *tx, &container.id).await? else {
+            return Err(StorageError::NotFound { what: "container" });
         };
-        if versioning == Versioning::None.as_str() {
-            q::delete_all_versions(&mut *tx, &container.id, name).await?;
+        let released = if now_container.versioning == Versioning::None.as_str() {
+            q::delete_all_versions(&mut *tx, &container.id, name).await?
         } else {
             q::retire_current(&mut *tx, &container.id, name).await?;
-        }
+            Vec::new()
+        };
+        let size = i64::try_from(size).unwrap_or(i64::MAX);
+        self.check_container_quotas(&mut tx, &now_container, size)
+            .await?;
+        let member = self
+            .charged_member(&mut tx, who, &container.project_id)
+            .await?;
+        self.charge_version(
+            &mut tx,
+            container,
+            &member,
+            size,
+            &released,
+            reservation.as_mut(),
+        )
+        .await?;
         let row = ObjectRow {
             serial,
             container_id: container.id.clone(),
             name: name.to_owned(),
             current: true,
             deleted: false,
-            size: i64::try_from(size).unwrap_or(i64::MAX),
+            size,
             hash: Some(merkle_root(&hashes).to_hex()),
             blocks: i64::try_from(hashes.len()).unwrap_or(i64::MAX),
             etag: etag.unwrap_or_default(),
@@ -539,6 +560,7 @@ impl Storage {
             delete_at,
             modified_at: now,
             modified_by,
+            charged_to: member,
         };
         q::insert_object(&mut *tx, &row, &hashmap_text(&hashes)).await?;
         let mut path = q::get_path(&mut *tx, &container.id, name).await?;
@@ -564,41 +586,46 @@ impl Storage {
         tx.commit()
             .await
             .map_err(nefos_db::DbError::query("commit an object version"))?;
+        if let Some(reservation) = reservation {
+            reservation.settle();
+        }
         self.shown(object_info(container, row, path)).await
     }
 
-    /// Refuses a write of `size` bytes to `name` that would exceed the container's or the
-    /// account's quota (the version it replaces no longer counts).
-    async fn check_quotas(
+    /// Refuses a new version of `size` bytes that would exceed the container's quotas
+    /// (Swift's `X-Container-Meta-Quota-Bytes`/`-Count` over current objects, Pithos's
+    /// policy quota over every kept version) or Swift's account quota. Called inside the
+    /// transaction that writes it, once the version it replaces is gone or history, with
+    /// the container (or account) locked, so concurrent writers check one at a time.
+    async fn check_container_quotas(
         &self,
+        tx: &mut nefos_db::Transaction,
         container: &ContainerRow,
-        name: &str,
-        size: u64,
+        size: i64,
     ) -> Result<(), StorageError> {
         let container_meta = meta::from_json(&container.meta);
-        let limit = |key: &str| container_meta.get(key).and_then(|v| v.parse::<u64>().ok());
-        let account_quota = self.account_quota(&container.project_id).await?;
-        if limit(QUOTA_BYTES).is_none() && limit(QUOTA_COUNT).is_none() && account_quota.is_none() {
-            return Ok(());
+        let limit = |key: &str| container_meta.get(key).and_then(|v| v.parse::<i64>().ok());
+        let (max_bytes, max_count) = (limit(QUOTA_BYTES), limit(QUOTA_COUNT));
+        if max_bytes.is_some() || max_count.is_some() || container.quota_bytes.is_some() {
+            q::lock_container(&mut **tx, &container.id).await?;
+            let (count, bytes) = q::container_stats(&mut **tx, &container.id).await?;
+            if max_bytes.is_some_and(|max| bytes + size > max)
+                || max_count.is_some_and(|max| count + 1 > max)
+            {
+                return Err(StorageError::QuotaExceeded { scope: "container" });
+            }
+            if let Some(max) = container.quota_bytes
+                && q::container_version_bytes(&mut **tx, &container.id).await? + size > max
+            {
+                return Err(StorageError::QuotaExceeded { scope: "container" });
+            }
         }
-        let replaced = q::get_current(self.db.pool(), &container.id, name).await?;
-        let replaced_size = replaced
-            .as_ref()
-            .map_or(0, |r| u64::try_from(r.size).unwrap_or(0));
-        let (count, bytes) = q::container_stats(self.db.pool(), &container.id).await?;
-        let count = u64::try_from(count).unwrap_or(0) + u64::from(replaced.is_none());
-        let bytes = u64::try_from(bytes).unwrap_or(0)
-            - replaced_size.min(u64::try_from(bytes).unwrap_or(0))
-            + size;
-        if limit(QUOTA_BYTES).is_some_and(|max| bytes > max)
-            || limit(QUOTA_COUNT).is_some_and(|max| count > max)
-        {
-            return Err(StorageError::QuotaExceeded { scope: "container" });
-        }
-        if let Some(max) = account_quota {
-            let stats = q::account_stats(self.db.pool(), &container.project_id).await?;
-            let used = u64::try_from(stats.bytes).unwrap_or(0);
-            if used - replaced_size.min(used) + size > max {
+        if let Some(max) = self.account_quota(&container.project_id).await? {
+            self.db
+                .lock_key(tx, &format!("account:{}", container.project_id))
+                .await?;
+            let stats = q::account_stats(&mut **tx, &container.project_id).await?;
+            if stats.bytes + size > i64::try_from(max).unwrap_or(i64::MAX) {
                 return Err(StorageError::QuotaExceeded { scope: "account" });
             }
         }
@@ -715,7 +742,7 @@ impl Storage {
             Accessor::Token(ctx) => ctx.user_id.clone(),
             Accessor::Anonymous => String::new(),
         };
-        record_deletion(&mut tx, current, modified_by).await?;
+        self.record_deletion(&mut tx, current, modified_by).await?;
         tx.commit()
             .await
             .map_err(nefos_db::DbError::query("commit an object deletion"))?;
@@ -820,50 +847,54 @@ impl Storage {
     }
 }
 
-/// Deletes the current version `current` inside `tx`. A versioned container keeps the
-/// history and records the deletion, so `until=` still sees what was there; sharing and
-/// the public URL of the path go with it.
-pub(crate) async fn record_deletion(
-    tx: &mut nefos_db::Transaction,
-    current: ObjectRow,
-    modified_by: String,
-) -> Result<(), StorageError> {
-    let (container_id, name) = (current.container_id.clone(), current.name.clone());
-    let versioning = q::get_container_by_id(&mut **tx, &container_id)
-        .await?
-        .map(|c| c.versioning)
-        .unwrap_or_default();
-    if versioning == Versioning::None.as_str() {
-        q::delete_all_versions(&mut **tx, &container_id, &name).await?;
-    } else {
-        q::retire_current(&mut **tx, &container_id, &name).await?;
-        let serial = q::next_serial(tx).await?;
-        let marker = ObjectRow {
-            serial,
-            current: false,
-            deleted: true,
-            size: 0,
-            hash: None,
-            blocks: 0,
-            etag: String::new(),
-            meta: "{}".to_owned(),
-            delete_at: None,
-            modified_at: now_micros().max(current.modified_at + 1),
-            modified_by,
-            ..current
-        };
-        q::insert_object(&mut **tx, &marker, "").await?;
+impl Storage {
+    /// Deletes the current version `current` inside `tx`. A versioned container keeps the
+    /// history and records the deletion, so `until=` still sees what was there; sharing and
+    /// the public URL of the path go with it. In an unversioned container the versions
+    /// removed release what they were charged.
+    pub(crate) async fn record_deletion(
+        &self,
+        tx: &mut nefos_db::Transaction,
+        current: ObjectRow,
+        modified_by: String,
+    ) -> Result<(), StorageError> {
+        let (container_id, name) = (current.container_id.clone(), current.name.clone());
+        let container = q::get_container_by_id(&mut **tx, &container_id)
+            .await?
+            .ok_or(StorageError::NotFound { what: "container" })?;
+        if container.versioning == Versioning::None.as_str() {
+            let released = q::delete_all_versions(&mut **tx, &container_id, &name).await?;
+            self.release(tx, &container, &released).await?;
+        } else {
+            q::retire_current(&mut **tx, &container_id, &name).await?;
+            let serial = q::next_serial(tx).await?;
+            let marker = ObjectRow {
+                serial,
+                current: false,
+                deleted: true,
+                size: 0,
+                hash: None,
+                blocks: 0,
+                etag: String::new(),
+                meta: "{}".to_owned(),
+                delete_at: None,
+                modified_at: now_micros().max(current.modified_at + 1),
+                modified_by,
+                ..current
+            };
+            q::insert_object(&mut **tx, &marker, "").await?;
+        }
+        q::put_path(
+            &mut **tx,
+            &PathRow {
+                container_id,
+                name,
+                ..PathRow::default()
+            },
+        )
+        .await?;
+        Ok(())
     }
-    q::put_path(
-        &mut **tx,
-        &PathRow {
-            container_id,
-            name,
-            ..PathRow::default()
-        },
-    )
-    .await?;
-    Ok(())
 }
 
 /// The lock key of an object name: writers of one name take turns.

@@ -202,13 +202,17 @@ impl Storage {
         project_id: &str,
         container: &str,
         body: S,
+        declared_size: Option<u64>,
     ) -> Result<Vec<BlockHash>, StorageError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         Self::require_account(who, project_id, Permission::Write)?;
-        self.object_container(who, project_id, container).await?;
+        let container = self.object_container(who, project_id, container).await?;
+        // Blocks are charged when an object names them; storing them needs the room.
+        self.check_room(who, &container, declared_size.unwrap_or(1))
+            .await?;
         let mut body = std::pin::pin!(body.map_err(|e| StorageError::Body(e.into())));
         let mut chunker = Chunker::new();
         let mut pending = futures::stream::FuturesOrdered::new();
@@ -316,6 +320,12 @@ impl Storage {
         {
             return Err(StorageError::RangeNotSatisfiable { size });
         }
+        // The new version's size, when the request says it, is reserved before any data
+        // is read; otherwise only that some room is left is checked.
+        let expected_size = update
+            .final_size
+            .or(length.map(|length| size.max(offset + length)));
+        let reservation = self.reserve(who, &container, name, expected_size).await?;
         let mut writer = Splice::new(self, self.hashmap(&current).await?, size, offset);
         match &source {
             Some(object) => {
@@ -353,9 +363,16 @@ impl Storage {
             delete_at: current.delete_at,
             access,
         };
-        self.commit_version_over(who, &container, name, version, Some(Some(current.serial)))
-            .await
-            .map_err(concurrent_write)
+        self.commit_version_over(
+            who,
+            &container,
+            name,
+            version,
+            Some(Some(current.serial)),
+            Some(reservation),
+        )
+        .await
+        .map_err(concurrent_write)
     }
 
     /// Sets the size of the object made of `hashes` and `size` bytes to `to`: a cut into a

@@ -65,7 +65,7 @@ impl Cloud {
             .context;
         Cloud {
             label: t.label,
-            storage: Storage::new(t.db.clone(), blocks),
+            storage: Storage::new(t.db.clone(), blocks, nefos_quota::Quotas::new(t.db.clone())),
             user,
             _blocks_dir: dir,
             _db: t,

@@ -49,7 +49,7 @@ impl Cloud {
         .unwrap();
         Cloud {
             label: t.label,
-            storage: Storage::new(t.db.clone(), blocks),
+            storage: Storage::new(t.db.clone(), blocks, nefos_quota::Quotas::new(t.db.clone())),
             identity: Identity::new(t.db.clone(), IdentityConfig::default()),
             _blocks_dir: dir,
             _db: t,
@@ -538,6 +538,7 @@ async fn hashmap_puts_need_every_block() {
                 futures::stream::iter(vec![Ok::<_, std::io::Error>(Bytes::copy_from_slice(
                     &changed[BLOCK..2 * BLOCK],
                 ))]),
+                None,
             )
             .await
             .unwrap();
@@ -577,6 +578,7 @@ async fn hashmap_puts_need_every_block() {
                 account,
                 "c",
                 futures::stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from(two.clone()))]),
+                None,
             )
             .await
             .unwrap();
@@ -632,6 +634,7 @@ async fn hashmap_puts_need_every_block() {
                     account,
                     "c",
                     futures::stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from_static(b"x"))]),
+                    None,
                 )
                 .await,
             StorageError::Forbidden

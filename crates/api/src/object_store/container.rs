@@ -121,9 +121,23 @@ fn update(request: &HeaderMap) -> Result<ContainerUpdate, SwiftError> {
         Some(v) => Some(Versioning::parse(v)?),
         None => None,
     };
+    // Pithos: a quota of 0 (or an empty value) means none.
+    let quota_bytes = match headers::text(request, "x-container-policy-quota")? {
+        None => None,
+        Some(v) if v.trim().is_empty() => Some(None),
+        Some(v) => match v.trim().parse::<i64>() {
+            Ok(bytes) if bytes >= 0 => Some(Some(bytes)),
+            _ => {
+                return Err(SwiftError::bad_request(
+                    "X-Container-Policy-Quota must be a number of bytes",
+                ));
+            }
+        },
+    };
     Ok(ContainerUpdate {
         meta: headers::metadata(request, "container")?,
         versioning,
+        quota_bytes,
     })
 }
 
@@ -149,6 +163,11 @@ fn container_headers(info: &ContainerInfo) -> HeaderMap {
         &mut out,
         "last-modified",
         &headers::http_date(info.updated_at),
+    );
+    insert(
+        &mut out,
+        "x-container-policy-quota",
+        &info.quota_bytes.unwrap_or(0).to_string(),
     );
     insert(&mut out, "x-storage-policy", "default");
     out.extend(super::pithos::block_headers());

@@ -2,6 +2,7 @@
 
 use axum::response::{IntoResponse, Response};
 use http::{StatusCode, header};
+use nefos_quota::QuotaError;
 use nefos_storage::StorageError;
 
 use crate::ApiError;
@@ -58,15 +59,16 @@ impl From<StorageError> for SwiftError {
                 return e;
             }
             StorageError::EtagMismatch { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            StorageError::QuotaExceeded { .. } | StorageError::TooLarge { .. } => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
+            StorageError::QuotaExceeded { .. }
+            | StorageError::TooLarge { .. }
+            | StorageError::Quota(QuotaError::Exceeded(_)) => StatusCode::PAYLOAD_TOO_LARGE,
             StorageError::MissingBlocks { missing } => {
                 let mut e = SwiftError::new(StatusCode::CONFLICT, error.to_string());
                 e.json = Some(serde_json::json!(missing));
                 return e;
             }
             StorageError::Blocks(_)
+            | StorageError::Quota(_)
             | StorageError::Database(_)
             | StorageError::CorruptHashmap { .. } => {
                 let internal = ApiError::internal(&error);

@@ -269,6 +269,8 @@ impl Call<'_> {
                 .is_some_and(|v| v.trim() == "*"),
             sharing: self.sharing()?,
             public: self.public()?,
+            // A chunked body has none: its room is checked only as it is committed.
+            size: headers::text(self.request, "content-length")?.and_then(|v| v.parse().ok()),
         })
     }
 

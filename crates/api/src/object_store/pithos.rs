@@ -152,8 +152,15 @@ pub(super) async fn upload_blocks(
     request: &HeaderMap,
     body: Body,
 ) -> Result<Response, SwiftError> {
+    let declared_size = headers::text(request, "content-length")?.and_then(|v| v.parse().ok());
     let hashes = storage
-        .put_blocks(who, project, container, body.into_data_stream())
+        .put_blocks(
+            who,
+            project,
+            container,
+            body.into_data_stream(),
+            declared_size,
+        )
         .await?;
     let hexes: Vec<String> = hashes.iter().map(BlockHash::to_hex).collect();
     let mut out = HeaderMap::new();

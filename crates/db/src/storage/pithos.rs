@@ -10,7 +10,8 @@ use crate::storage::{ContainerListing, NameRange, ObjectRow};
 /// Object columns with the `o.` alias (the same set `ObjectRow` reads).
 const OBJECT_COLUMNS: &str = "o.serial, o.container_id, o.name,
     CAST(o.current AS INTEGER) AS current, CAST(o.deleted AS INTEGER) AS deleted, o.size,
-    o.hash, o.blocks, o.etag, o.content_type, o.meta, o.delete_at, o.modified_at, o.modified_by";
+    o.hash, o.blocks, o.etag, o.content_type, o.meta, o.delete_at, o.modified_at, o.modified_by,
+    o.charged_to";
 
 /// The versions of container `{c}.id` that were live at time `{t}`: for each name, the
 /// newest version written by then, unless that is a deletion marker.
