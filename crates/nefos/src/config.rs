@@ -39,6 +39,37 @@ pub struct Config {
     /// apart from the public APIs: an address on the operators' network that nodes reach
     /// and tenants do not.
     pub internal_listen: SocketAddr,
+    pub quotas: QuotasSection,
+}
+
+/// How control-plane processes find the commissions a stopped one left pending.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotasSection {
+    /// How often each process records that it is alive, in seconds.
+    pub heartbeat_seconds: u64,
+    /// A process silent this long (seconds) is taken for stopped, and the commissions it
+    /// held pending are rejected. Keep it several heartbeats long.
+    pub abandoned_after_seconds: u64,
+}
+
+impl Default for QuotasSection {
+    fn default() -> Self {
+        QuotasSection {
+            heartbeat_seconds: 5,
+            abandoned_after_seconds: 30,
+        }
+    }
+}
+
+impl QuotasSection {
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_secs(self.heartbeat_seconds.max(1))
+    }
+
+    pub fn abandoned_after(&self) -> Duration {
+        Duration::from_secs(self.abandoned_after_seconds)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -100,6 +131,7 @@ impl Default for Config {
             blocks: None,
             cluster_secret_file: None,
             internal_listen: SocketAddr::from(([127, 0, 0, 1], 8082)),
+            quotas: QuotasSection::default(),
         }
     }
 }

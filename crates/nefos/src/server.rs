@@ -169,7 +169,11 @@ impl ControlPlane {
         let purge = tokio::spawn(purge_expired_tokens(self.identity.clone()));
         let expirer = tokio::spawn(expire_objects(self.storage.clone()));
         let digests = tokio::spawn(compute_digests(self.storage.clone()));
-        let liveness = tokio::spawn(quota_liveness(self.storage.quotas().clone()));
+        let liveness = tokio::spawn(quota_liveness(
+            self.storage.quotas().clone(),
+            config.quotas.heartbeat(),
+            config.quotas.abandoned_after(),
+        ));
         tracing::info!(listen = %self.listener.local_addr()?, public_url = %self.public_url, internal_url = %self.internal_url, "serving");
         // One signal stops both listeners.
         let shutdown = shutdown_signal().shared();
@@ -261,16 +265,11 @@ async fn compute_digests(storage: Storage) {
     }
 }
 
-/// How often a control-plane process records that it is alive.
-const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
-/// How long a process may be silent before the commissions it holds pending are rejected:
-/// several heartbeats, so a busy process is not taken for a stopped one.
-const ABANDONED_AFTER: Duration = Duration::from_secs(30);
-
-/// Records this process's heartbeat and rejects the commissions of processes that stopped
-/// (see `nefos_quota`'s liveness). Every control-plane process runs it.
-async fn quota_liveness(quotas: Quotas) {
-    let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
+/// Records this process's heartbeat every `heartbeat` and rejects the commissions of
+/// processes silent for `abandoned_after` (see `nefos_quota`'s liveness). Every
+/// control-plane process runs it.
+async fn quota_liveness(quotas: Quotas, heartbeat: Duration, abandoned_after: Duration) {
+    let mut tick = tokio::time::interval(heartbeat);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
@@ -278,7 +277,7 @@ async fn quota_liveness(quotas: Quotas) {
             tracing::warn!(error = %nefos_api::error_chain(&error), "heartbeat failed");
             continue;
         }
-        if let Err(error) = quotas.reject_abandoned(ABANDONED_AFTER).await {
+        if let Err(error) = quotas.reject_abandoned(abandoned_after).await {
             tracing::warn!(error = %nefos_api::error_chain(&error), "resolving abandoned commissions failed");
         }
     }

@@ -112,6 +112,17 @@ impl Storage {
         let member = self
             .charged_member(&mut conn, who, &container.project_id)
             .await?;
+        let mut freed = 0;
+        if size.is_some()
+            && container.versioning == Versioning::None.as_str()
+            && let Some(current) = q::get_current(&mut *conn, &container.id, name).await?
+            && current.charged_to == member
+        {
+            freed = current.size;
+        }
+        // Returned before the commission takes a connection of its own: holding one while
+        // waiting for another would let a burst of uploads exhaust the pool.
+        drop(conn);
         let mut reservation = Reservation {
             quotas: self.quotas.clone(),
             serial: None,
@@ -124,13 +135,6 @@ impl Storage {
                 .await?;
             return Ok(reservation);
         };
-        let mut freed = 0;
-        if container.versioning == Versioning::None.as_str()
-            && let Some(current) = q::get_current(&mut *conn, &container.id, name).await?
-            && current.charged_to == member
-        {
-            freed = current.size;
-        }
         let bytes = i64::try_from(size)
             .unwrap_or(i64::MAX)
             .saturating_sub(freed);
@@ -164,6 +168,7 @@ impl Storage {
         let member = self
             .charged_member(&mut conn, who, &container.project_id)
             .await?;
+        drop(conn);
         let bytes = i64::try_from(bytes.max(1)).unwrap_or(i64::MAX);
         self.quotas
             .check(&[self.diskspace(container, &member, bytes)])
