@@ -18,7 +18,13 @@ use nefos_quota::projects::Grant;
 use nefos_quota::{PITHOS_DISKSPACE, Quotas};
 use nefos_test_utils::{TestDatabase, serve_args, toml_str};
 
-const MIB: i64 = 1 << 20;
+/// A mebibyte, for buffers.
+const MIB: usize = 1 << 20;
+
+/// `n` mebibytes, for limits and usage.
+fn mib(n: i64) -> i64 {
+    n << 20
+}
 const DISK: &str = "pithos.diskspace";
 
 /// A control plane (`nefos serve`) on one database, and a handle on that database.
@@ -197,27 +203,21 @@ async fn concurrent_uploads_into_a_nearly_full_account_store_exactly_what_fits()
     for label in ["sqlite", "postgres"] {
         let cloud = Cloud::start(dir.path(), label).await;
         let client = http();
-        let tenant = tenant(&cloud, "racer", 10 * MIB + 1000).await;
+        let tenant = tenant(&cloud, "racer", mib(10) + 1000).await;
         assert_eq!(put(&client, &tenant, "c", Vec::new()).await, 201, "{label}");
 
         // 20 uploads of 1 MiB each fit alone; 10 fit together.
-        let statuses = join_all((0..20).map(|i| {
-            put(
-                &client,
-                &tenant,
-                format!("c/o{i}"),
-                vec![i as u8; MIB as usize],
-            )
-        }))
-        .await;
+        let statuses =
+            join_all((0u8..20).map(|i| put(&client, &tenant, format!("c/o{i}"), vec![i; MIB])))
+                .await;
         let stored = statuses.iter().filter(|s| **s == 201).count();
         let refused = statuses.iter().filter(|s| **s == 413).count();
         assert_eq!((stored, refused), (10, 10), "{label}: {statuses:?}");
-        assert_eq!(usage(&cloud, &tenant).await, (10 * MIB, 0), "{label}");
+        assert_eq!(usage(&cloud, &tenant).await, (mib(10), 0), "{label}");
 
         // Streamed uploads of unknown size are checked as they commit: of 6 × 100 KiB
         // with room for 3, exactly 3 are stored.
-        set_limit(&cloud, &tenant.project_id, 10 * MIB + 3 * 100 * 1024 + 1000).await;
+        set_limit(&cloud, &tenant.project_id, mib(10) + 3 * 100 * 1024 + 1000).await;
         let statuses = join_all(
             (0..6).map(|i| put_chunked(&client, &tenant, format!("c/s{i}"), vec![7; 100 * 1024])),
         )
@@ -249,17 +249,14 @@ async fn kept_versions_count_and_deletes_release() {
     for label in ["sqlite", "postgres"] {
         let cloud = Cloud::start(dir.path(), label).await;
         let client = http();
-        let tenant = tenant(&cloud, "keeper", 100 * MIB).await;
+        let tenant = tenant(&cloud, "keeper", mib(100)).await;
         // A container that keeps every version (the default, as in Pithos): six
         // overwrites of one object hold six versions, all charged.
         assert_eq!(put(&client, &tenant, "kept", Vec::new()).await, 201);
         for i in 0..6 {
-            assert_eq!(
-                put(&client, &tenant, "kept/o", vec![i; MIB as usize]).await,
-                201
-            );
+            assert_eq!(put(&client, &tenant, "kept/o", vec![i; MIB]).await, 201);
         }
-        assert_eq!(usage(&cloud, &tenant).await.0, 6 * MIB, "{label}");
+        assert_eq!(usage(&cloud, &tenant).await.0, mib(6), "{label}");
         // Deleting keeps the history, and its charge.
         let deleted = client
             .delete(format!("{}/kept/o", tenant.account))
@@ -268,7 +265,7 @@ async fn kept_versions_count_and_deletes_release() {
             .await
             .unwrap();
         assert_eq!(deleted.status(), 204);
-        assert_eq!(usage(&cloud, &tenant).await.0, 6 * MIB, "{label}");
+        assert_eq!(usage(&cloud, &tenant).await.0, mib(6), "{label}");
 
         // A container that keeps none: an overwrite replaces, a delete releases.
         let created = client
@@ -280,18 +277,12 @@ async fn kept_versions_count_and_deletes_release() {
             .unwrap();
         assert_eq!(created.status(), 201);
         for _ in 0..3 {
-            assert_eq!(
-                put(&client, &tenant, "flat/o", vec![1; 2 * MIB as usize]).await,
-                201
-            );
+            assert_eq!(put(&client, &tenant, "flat/o", vec![1; 2 * MIB]).await, 201);
         }
-        assert_eq!(usage(&cloud, &tenant).await.0, 8 * MIB, "{label}");
+        assert_eq!(usage(&cloud, &tenant).await.0, mib(8), "{label}");
         // A full account may still replace an object with one no larger.
-        set_limit(&cloud, &tenant.project_id, 8 * MIB).await;
-        assert_eq!(
-            put(&client, &tenant, "flat/o", vec![2; 2 * MIB as usize]).await,
-            201
-        );
+        set_limit(&cloud, &tenant.project_id, mib(8)).await;
+        assert_eq!(put(&client, &tenant, "flat/o", vec![2; 2 * MIB]).await, 201);
         assert_eq!(
             put(&client, &tenant, "flat/p", vec![2; 1]).await,
             413,
@@ -304,22 +295,19 @@ async fn kept_versions_count_and_deletes_release() {
             .await
             .unwrap();
         assert_eq!(deleted.status(), 204);
-        assert_eq!(usage(&cloud, &tenant).await.0, 6 * MIB, "{label}");
+        assert_eq!(usage(&cloud, &tenant).await.0, mib(6), "{label}");
 
         // Pithos's container policy quota counts every kept version.
         let policy = client
             .post(format!("{}/kept", tenant.account))
             .header("x-auth-token", &tenant.token)
-            .header("x-container-policy-quota", (7 * MIB).to_string())
+            .header("x-container-policy-quota", mib(7).to_string())
             .send()
             .await
             .unwrap();
         assert_eq!(policy.status(), 204);
-        set_limit(&cloud, &tenant.project_id, 100 * MIB).await;
-        assert_eq!(
-            put(&client, &tenant, "kept/p", vec![3; MIB as usize]).await,
-            201
-        );
+        set_limit(&cloud, &tenant.project_id, mib(100)).await;
+        assert_eq!(put(&client, &tenant, "kept/p", vec![3; MIB]).await, 201);
         assert_eq!(
             put(&client, &tenant, "kept/q", vec![3; 1]).await,
             413,
@@ -335,7 +323,7 @@ async fn a_control_plane_killed_mid_upload_leaves_no_commission_pending() {
     for label in ["sqlite", "postgres"] {
         let mut cloud = Cloud::start(dir.path(), label).await;
         let client = http();
-        let tenant = tenant(&cloud, "crasher", 200 * MIB).await;
+        let tenant = tenant(&cloud, "crasher", mib(200)).await;
         assert_eq!(put(&client, &tenant, "c", Vec::new()).await, 201);
         // A burst: uploads that finish, and uploads that declare 4 MiB, send one and
         // stall, holding their reservations pending.
@@ -343,33 +331,23 @@ async fn a_control_plane_killed_mid_upload_leaves_no_commission_pending() {
         for i in 0..8 {
             let (sender, receiver) =
                 tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
-            sender.send(Ok(vec![9; MIB as usize])).await.unwrap();
+            sender.send(Ok(vec![9; MIB])).await.unwrap();
             let body = reqwest::Body::wrap_stream(tokio_stream_of(receiver));
             let request = client
                 .put(format!("{}/c/stalled{i}", tenant.account))
                 .header("x-auth-token", &tenant.token)
-                .header("content-length", (4 * MIB).to_string())
+                .header("content-length", mib(4).to_string())
                 .body(body)
                 .send();
             stalled.push((sender, tokio::spawn(request)));
         }
-        let finished = join_all((0..8).map(|i| {
-            put(
-                &client,
-                &tenant,
-                format!("c/done{i}"),
-                vec![i as u8; MIB as usize],
-            )
-        }))
-        .await;
+        let finished =
+            join_all((0u8..8).map(|i| put(&client, &tenant, format!("c/done{i}"), vec![i; MIB])))
+                .await;
         assert!(finished.iter().all(|s| *s == 201), "{label}: {finished:?}");
         let quotas = cloud.quotas();
         wait_until(|| async { quotas.pending(None).await.unwrap().len() == 8 }).await;
-        assert_eq!(
-            usage(&cloud, &tenant).await,
-            (40 * MIB, 32 * MIB),
-            "{label}"
-        );
+        assert_eq!(usage(&cloud, &tenant).await, (mib(40), mib(32)), "{label}");
 
         cloud.process.kill9();
         drop(stalled);
@@ -377,7 +355,7 @@ async fn a_control_plane_killed_mid_upload_leaves_no_commission_pending() {
         // SQLite's one process rejects them as it starts; with PostgreSQL, once the killed
         // process has been silent for `abandoned_after_seconds`.
         wait_until(|| async { quotas.pending(None).await.unwrap().is_empty() }).await;
-        assert_eq!(usage(&cloud, &tenant).await, (8 * MIB, 0), "{label}");
+        assert_eq!(usage(&cloud, &tenant).await, (mib(8), 0), "{label}");
         assert_usage_matches_storage(&cloud).await;
         drop(restarted);
     }
