@@ -10,7 +10,9 @@
 
 use std::collections::BTreeMap;
 
-use nefos_db::quota::{self as q, CommissionRow, ProvisionRow, UsageEventRow, WHOLE_PROJECT};
+use nefos_db::quota::{
+    self as q, CommissionRow, HoldingChange, HoldingRow, ProvisionRow, UsageEventRow, WHOLE_PROJECT,
+};
 use nefos_db::time::now_micros;
 use nefos_db::{DbError, Transaction};
 
@@ -90,14 +92,7 @@ impl Quotas {
         commission: NewCommission,
         held_here: bool,
     ) -> Result<i64, QuotaError> {
-        let serial = {
-            let mut tx = self.db.begin().await?;
-            let serial = q::next_commission_serial(&mut tx).await?;
-            tx.commit()
-                .await
-                .map_err(DbError::query("commit a commission serial"))?;
-            serial
-        };
+        let serial = self.next_serial().await?;
         let provisions = rows(&commission.provisions);
         let mut tx = self.db.begin().await?;
         apply(&mut tx, &provisions, Step::Issue, commission.force).await?;
@@ -267,6 +262,7 @@ async fn apply(
             }
         }
     }
+    let mut deltas = Vec::with_capacity(changes.len());
     for ((project_id, member_id, resource), change) in &changes {
         let (add_min, add_max) = match step {
             Step::Issue => (change.decrease, change.increase),
@@ -277,45 +273,79 @@ async fn apply(
                 (net, net)
             }
         };
-        if add_min == 0 && add_max == 0 {
-            continue;
-        }
-        let (usage_min, usage_max) =
-            q::add_to_holding(&mut **tx, project_id, member_id, resource, add_min, add_max).await?;
-        if !checks {
-            continue;
-        }
-        if add_max > 0 && !force {
-            let limit = if member_id == WHOLE_PROJECT {
-                project_limits.get(&(project_id.clone(), resource.clone()))
-            } else {
-                member_limits.get(&(project_id.clone(), member_id.clone(), resource.clone()))
-            }
-            .copied()
-            .unwrap_or(0);
-            if usage_max > limit {
-                return Err(QuotaError::Exceeded(Box::new(Shortfall {
-                    project_id: project_id.clone(),
-                    member_id: (member_id != WHOLE_PROJECT).then(|| member_id.clone()),
-                    resource: resource.clone(),
-                    limit,
-                    usage: usage_max - add_max,
-                    requested: add_max,
-                })));
-            }
-        }
-        if add_min < 0 && usage_min < 0 {
-            return Err(QuotaError::BelowZero {
+        if add_min != 0 || add_max != 0 {
+            deltas.push(HoldingChange {
                 project_id: project_id.clone(),
                 member_id: member_id.clone(),
                 resource: resource.clone(),
-                usage: usage_min - add_min,
-                released: -add_min,
+                add_min,
+                add_max,
             });
+        }
+    }
+    // One statement for every holding, in the map's (sorted) order.
+    let updated = q::add_to_holdings(&mut **tx, &deltas).await?;
+    if checks {
+        for delta in &deltas {
+            let Some(now) = updated.iter().find(|h| {
+                h.project_id == delta.project_id
+                    && h.member_id == delta.member_id
+                    && h.resource == delta.resource
+            }) else {
+                continue;
+            };
+            check_holding(delta, now, &member_limits, &project_limits, force)?;
         }
     }
     if matches!(step, Step::Accept | Step::Charge) {
         record_usage(tx, &changes, now).await?;
+    }
+    Ok(())
+}
+
+/// Refuses an issued change that takes a holding over its limit (unless forced) or a
+/// release that takes its usage below zero.
+fn check_holding(
+    delta: &HoldingChange,
+    now: &HoldingRow,
+    member_limits: &BTreeMap<HoldingKey, i64>,
+    project_limits: &BTreeMap<(String, String), i64>,
+    force: bool,
+) -> Result<(), QuotaError> {
+    let HoldingChange {
+        project_id,
+        member_id,
+        resource,
+        add_min,
+        add_max,
+    } = delta;
+    if *add_max > 0 && !force {
+        let limit = if member_id == WHOLE_PROJECT {
+            project_limits.get(&(project_id.clone(), resource.clone()))
+        } else {
+            member_limits.get(&(project_id.clone(), member_id.clone(), resource.clone()))
+        }
+        .copied()
+        .unwrap_or(0);
+        if now.usage_max > limit {
+            return Err(QuotaError::Exceeded(Box::new(Shortfall {
+                project_id: project_id.clone(),
+                member_id: (member_id != WHOLE_PROJECT).then(|| member_id.clone()),
+                resource: resource.clone(),
+                limit,
+                usage: now.usage_max - add_max,
+                requested: *add_max,
+            })));
+        }
+    }
+    if *add_min < 0 && now.usage_min < 0 {
+        return Err(QuotaError::BelowZero {
+            project_id: project_id.clone(),
+            member_id: member_id.clone(),
+            resource: resource.clone(),
+            usage: now.usage_min - add_min,
+            released: -add_min,
+        });
     }
     Ok(())
 }

@@ -17,7 +17,11 @@ mod report;
 mod resources;
 mod views;
 
+use std::ops::Range;
+use std::sync::Arc;
+
 use nefos_db::Database;
+use tokio::sync::Mutex;
 
 pub use commission::{Commission, NewCommission, Provision};
 pub use error::{QuotaError, Shortfall};
@@ -33,14 +37,35 @@ pub use views::{HoldingView, ProjectQuota};
 pub struct Quotas {
     db: Database,
     instance: String,
+    /// Commission serials this process took from the database and has not handed out yet.
+    serials: Arc<Mutex<Range<i64>>>,
 }
+
+/// Commission serials a process takes from the database at a time. A process that stops
+/// leaves the rest of its block unused: serials are unique and grow, with gaps.
+const SERIAL_BLOCK: i64 = 100;
 
 impl Quotas {
     pub fn new(db: Database) -> Self {
         Quotas {
             db,
             instance: uuid::Uuid::new_v4().simple().to_string(),
+            serials: Arc::new(Mutex::new(0..0)),
         }
+    }
+
+    /// A new commission serial, from this process's block (taking a new block when it has
+    /// none left).
+    async fn next_serial(&self) -> Result<i64, QuotaError> {
+        let mut serials = self.serials.lock().await;
+        if serials.is_empty() {
+            let last =
+                nefos_db::quota::reserve_commission_serials(self.db.pool(), SERIAL_BLOCK).await?;
+            *serials = (last - SERIAL_BLOCK + 1)..(last + 1);
+        }
+        let serial = serials.start;
+        serials.start += 1;
+        Ok(serial)
     }
 
     pub fn database(&self) -> &Database {

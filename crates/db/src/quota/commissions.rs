@@ -45,17 +45,22 @@ impl FromRow<'_, AnyRow> for ProvisionRow {
     }
 }
 
-/// A new commission serial. Called in a transaction of its own, committed at once: the
-/// counter's row lock is then held for a moment, not for the whole commission, so
-/// commissions on different holdings do not queue behind it. A serial whose commission
-/// is then refused is simply never seen.
-pub async fn next_commission_serial(conn: &mut Connection) -> Result<i64, DbError> {
+/// Takes `count` commission serials for a process to hand out, and returns the last (the
+/// block is `last - count + 1 ..= last`). Called outside any commission's transaction,
+/// once per block: the counter's row would otherwise be locked by every commission until
+/// it commits, and commissions on different holdings would queue behind it.
+pub async fn reserve_commission_serials<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    count: i64,
+) -> Result<i64, DbError> {
     sqlx::query_scalar(
-        "UPDATE counters SET value = value + 1 WHERE name = 'commission_serial' RETURNING value",
+        "UPDATE counters SET value = value + $1 WHERE name = 'commission_serial'
+         RETURNING value",
     )
-    .fetch_one(conn)
+    .bind(count)
+    .fetch_one(ex)
     .await
-    .map_err(DbError::query("allocate a commission serial"))
+    .map_err(DbError::query("allocate commission serials"))
 }
 
 pub async fn insert_commission(

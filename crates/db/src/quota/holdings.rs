@@ -29,40 +29,63 @@ impl FromRow<'_, AnyRow> for HoldingRow {
     }
 }
 
-/// Adds to a holding's bounds, creating it at zero first, and returns the new
-/// `(usage_min, usage_max)`. The update takes the holding's row lock (PostgreSQL) until the
-/// transaction ends, so concurrent commissions on one holding check one after the other.
-pub async fn add_to_holding<'c>(
+/// What to add to one holding's bounds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldingChange {
+    pub project_id: String,
+    pub member_id: String,
+    pub resource: String,
+    pub add_min: i64,
+    pub add_max: i64,
+}
+
+/// Adds to holdings' bounds, creating missing ones at zero, in one statement, and returns
+/// every changed holding as it is now. The update takes the holdings' row locks
+/// (PostgreSQL) in the order given, until the transaction ends: concurrent commissions on
+/// one holding check one after the other, and callers that always give holdings in the
+/// same (sorted) order cannot deadlock.
+pub async fn add_to_holdings<'c>(
     ex: impl Executor<'c, Database = Any>,
-    project_id: &str,
-    member_id: &str,
-    resource: &str,
-    add_min: i64,
-    add_max: i64,
-) -> Result<(i64, i64), DbError> {
-    let row = sqlx::query(
+    changes: &[HoldingChange],
+) -> Result<Vec<HoldingRow>, DbError> {
+    if changes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let values: Vec<String> = (0..changes.len())
+        .map(|i| {
+            let n = i * 5;
+            format!(
+                "(${}, ${}, ${}, ${}, ${})",
+                n + 1,
+                n + 2,
+                n + 3,
+                n + 4,
+                n + 5
+            )
+        })
+        .collect();
+    let sql = format!(
         "INSERT INTO quota_holdings (project_id, member_id, resource, usage_min, usage_max)
-         VALUES ($1, $2, $3, $4, $5)
+         VALUES {}
          ON CONFLICT (project_id, member_id, resource) DO UPDATE
             SET usage_min = quota_holdings.usage_min + excluded.usage_min,
                 usage_max = quota_holdings.usage_max + excluded.usage_max
-         RETURNING usage_min, usage_max",
-    )
-    .bind(project_id)
-    .bind(member_id)
-    .bind(resource)
-    .bind(add_min)
-    .bind(add_max)
-    .fetch_one(ex)
-    .await
-    .map_err(DbError::query("update a quota holding"))?;
-    let min = row
-        .try_get("usage_min")
-        .map_err(DbError::query("read a quota holding"))?;
-    let max = row
-        .try_get("usage_max")
-        .map_err(DbError::query("read a quota holding"))?;
-    Ok((min, max))
+         RETURNING project_id, member_id, resource, usage_min, usage_max",
+        values.join(", ")
+    );
+    let mut query = sqlx::query_as(&sql);
+    for change in changes {
+        query = query
+            .bind(&change.project_id)
+            .bind(&change.member_id)
+            .bind(&change.resource)
+            .bind(change.add_min)
+            .bind(change.add_max);
+    }
+    query
+        .fetch_all(ex)
+        .await
+        .map_err(DbError::query("update quota holdings"))
 }
 
 /// Sets a holding's usage outright, keeping what pending commissions reserve around it
