@@ -295,12 +295,8 @@ impl Quotas {
         caller: Caller<'_>,
         application_id: &str,
     ) -> Result<Application, QuotaError> {
-        let app = self.application(caller, application_id).await?;
-        if caller.user_id() != Some(app.applicant_id.as_str()) {
-            return Err(QuotaError::not_allowed(
-                "only the applicant cancels an application",
-            ));
-        }
+        self.own_application(caller, application_id, "cancels")
+            .await?;
         self.close_application(application_id, "cancelled", "")
             .await
     }
@@ -311,12 +307,9 @@ impl Quotas {
         caller: Caller<'_>,
         application_id: &str,
     ) -> Result<Application, QuotaError> {
-        let app = self.application(caller, application_id).await?;
-        if caller.user_id() != Some(app.applicant_id.as_str()) {
-            return Err(QuotaError::not_allowed(
-                "only the applicant dismisses an application",
-            ));
-        }
+        let app = self
+            .own_application(caller, application_id, "dismisses")
+            .await?;
         let now = now_micros();
         if !q::decide_application(
             self.db.pool(),
@@ -333,6 +326,23 @@ impl Quotas {
             ));
         }
         self.application(caller, application_id).await
+    }
+
+    /// An application of the caller's own: only its applicant `does` what is asked.
+    async fn own_application(
+        &self,
+        caller: Caller<'_>,
+        application_id: &str,
+        does: &str,
+    ) -> Result<Application, QuotaError> {
+        let app = self.application(caller, application_id).await?;
+        if caller.user_id() == Some(app.applicant_id.as_str()) {
+            Ok(app)
+        } else {
+            Err(QuotaError::not_allowed(format!(
+                "only the applicant {does} an application"
+            )))
+        }
     }
 
     async fn close_application(
