@@ -24,7 +24,8 @@ pub use commissions::{
 pub use errors::{ErrorBody, Fault, OverLimitData, fault_name};
 pub use ids::IdText;
 pub use memberships::{
-    MembershipAction, MembershipCreated, MembershipRequest, MembershipView, MembershipsQuery,
+    ApplicationsQuery, MembershipAction, MembershipCreated, MembershipRequest, MembershipView,
+    MembershipsQuery,
 };
 pub use projects::{
     ActionArgs, ApplicationView, Applied, GrantView, ProjectAction, ProjectSpec, ProjectView,

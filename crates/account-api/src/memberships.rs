@@ -21,7 +21,7 @@ pub struct MembershipView {
     pub dates: BTreeMap<String, String>,
 }
 
-/// The query of `GET /projects/memberships` (and of `GET /projects/apps`).
+/// The query of `GET /projects/memberships`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MembershipsQuery {
@@ -29,6 +29,9 @@ pub struct MembershipsQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
 }
+
+/// The query of `GET /projects/apps`: the same filter.
+pub type ApplicationsQuery = MembershipsQuery;
 
 /// `POST /projects/memberships`: exactly one of them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

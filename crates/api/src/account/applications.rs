@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use nefos_account_api::{ApplicationView, MembershipsQuery};
+use nefos_account_api::{ApplicationView, ApplicationsQuery};
 use nefos_quota::projects::Application;
 
 use super::error::AccountError;
@@ -16,7 +16,7 @@ use crate::ApiState;
 pub(super) async fn list(
     State(state): State<ApiState>,
     user: User,
-    Query(query): Query<MembershipsQuery>,
+    Query(query): Query<ApplicationsQuery>,
 ) -> Result<Json<Vec<ApplicationView>>, AccountError> {
     let applications = state
         .quotas
