@@ -42,6 +42,13 @@ impl Catalog {
                     path: "/object/v1/AUTH_{project_id}",
                     version: "v1",
                 },
+                // Synnefo's account API; astakosclient finds it by this name and version.
+                CatalogService {
+                    service_type: nefos_account_api::CATALOG_TYPE,
+                    name: nefos_account_api::CATALOG_NAME,
+                    path: nefos_account_api::PREFIX,
+                    version: nefos_account_api::VERSION,
+                },
             ],
         }
     }
@@ -89,7 +96,10 @@ impl Catalog {
         serde_json::Value::Array(entries)
     }
 
-    /// The catalog in the shape Synnefo's `/identity/v2.0/tokens` gives kamaki.
+    /// The catalog in the shape Synnefo's `/identity/v2.0/tokens` gives kamaki. Every
+    /// endpoint carries Synnefo's `SNF:uiURL`, which astakosclient requires of the account
+    /// service's: nefos has no web UI yet, so it is the cloud's base URL (astakosclient
+    /// only reads it for `kamaki service list`, which nefos does not serve).
     pub fn to_synnefo_v2(&self, project_id: Option<&str>) -> serde_json::Value {
         let entries: Vec<_> = self
             .services
@@ -104,6 +114,7 @@ impl Catalog {
                         "region": REGION,
                         "versionId": s.version,
                         "publicURL": url,
+                        "SNF:uiURL": self.public_url,
                     }],
                 })
             })

@@ -3,6 +3,7 @@
 //! domain logic lives here. [`router`] is every public API; [`internal_router`] is the API
 //! of node agents, served on a listener of its own (docs/design.md §3).
 
+mod account;
 mod auth;
 mod catalog;
 mod clean_text;
@@ -67,6 +68,10 @@ pub fn router(state: ApiState, limits: &HttpLimits) -> Router {
         .nest(
             "/identity",
             identity::router().layer(axum::middleware::from_fn(clean_text::keystone)),
+        )
+        .nest(
+            nefos_account_api::PREFIX,
+            account::router().layer(axum::middleware::from_fn(clean_text::account)),
         )
         .nest(
             "/object",

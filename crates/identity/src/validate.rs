@@ -91,6 +91,14 @@ impl Identity {
         Ok(())
     }
 
+    /// Forgets every validation this process remembers, so the next request of each token
+    /// asks the database. For changes made outside this crate that revoke tokens (a
+    /// project membership ending, in the quota engine's transaction), which the cache
+    /// would otherwise trust for up to `token_cache_ttl`.
+    pub fn forget_cached_tokens(&self) {
+        self.cache.clear();
+    }
+
     /// Deletes tokens that expired more than `grace` ago; returns how many.
     pub async fn purge_expired_tokens(
         &self,

@@ -704,7 +704,7 @@ async fn synnefo_v2_tokens_answer_in_synnefos_shape() {
         cloud.url("/identity/v3")
     );
 
-    // The token works on every API, and a token body gives a new one.
+    // The token works on every API, and a token body gives it back, as Astakos does.
     get_json(
         &cloud.client,
         &cloud.url("/identity/v3/auth/projects"),
@@ -714,6 +714,12 @@ async fn synnefo_v2_tokens_answer_in_synnefos_shape() {
     let again = json!({"auth": {"token": {"id": token}}});
     let response = cloud.post("/identity/v2.0/tokens", None, &again).await;
     assert_eq!(response.status(), 200);
+    let again: Value = response.json().await.unwrap();
+    assert_eq!(again["access"]["token"]["id"], token.as_str(), "{again}");
+    assert_eq!(
+        again["access"]["token"]["tenant"]["name"], "demo",
+        "{again}"
+    );
 
     let wrong = json!({"auth": {"passwordCredentials": {"username": "demo", "password": "nope"}}});
     assert_keystone_error(cloud.post("/identity/v2.0/tokens", None, &wrong).await, 401).await;

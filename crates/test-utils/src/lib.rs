@@ -1,13 +1,15 @@
 //! Helpers for nefos tests: a fresh database on each engine, a fresh bucket on the test S3
-//! server, and the real `nefos` binary run as a child process that is killed when the test
-//! ends.
+//! server, the real `nefos` binary run as a child process that is killed when the test
+//! ends, and the real kamaki CLI configured for a cloud.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod database;
+mod kamaki;
 mod process;
 mod s3;
 
 pub use database::{TestDatabase, each_backend, postgres, sqlite};
+pub use kamaki::{KAMAKI_ENV, Kamaki};
 pub use process::{NefosProcess, free_port, read_credentials, serve_args, target_binary, toml_str};
 pub use s3::{S3_ENV, s3_bucket};

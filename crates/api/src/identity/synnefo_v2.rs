@@ -31,8 +31,9 @@ struct V2Password {
     password: String,
 }
 
-/// `POST /identity/v2.0/tokens` with password or token credentials. Without a tenant the
-/// token is scoped to the user's personal project, as Synnefo's tokens are.
+/// `POST /identity/v2.0/tokens` with password or token credentials. A password without a
+/// tenant gets a token scoped to the user's personal project, as Synnefo's tokens are; a
+/// token without a tenant is answered with itself, as Astakos does.
 pub(super) async fn tokens(
     State(state): State<ApiState>,
     client: Option<axum::Extension<crate::ClientAddress>>,
@@ -59,12 +60,14 @@ pub(super) async fn tokens(
         }
         (None, Some(token)) => match scope {
             Some(scope) => state.identity.authenticate_token(&token.id, scope).await?,
+            // Astakos answers a token with itself, and kamaki logs in again whenever the
+            // token it gets back differs from the one it holds: validate, issue nothing.
             None => {
-                let issued = state
-                    .identity
-                    .authenticate_token(&token.id, Scope::Unscoped)
-                    .await?;
-                rescope_to_base(&state, issued).await?
+                let context = state.identity.validate(&token.id).await?;
+                IssuedToken {
+                    token: token.id,
+                    context,
+                }
             }
         },
         (None, None) => {

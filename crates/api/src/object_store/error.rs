@@ -115,6 +115,14 @@ impl IntoResponse for SwiftError {
                 response.headers_mut().insert(name, value);
             }
         }
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+            // An upload refused for its size or the quota is answered before its body is
+            // read: the connection cannot carry another request, and saying so keeps
+            // clients from sending one on it.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+        }
         response
     }
 }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod account;
 pub mod vms;
 
 use std::path::{Path, PathBuf};
