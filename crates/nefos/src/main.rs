@@ -42,6 +42,20 @@ enum Command {
         #[command(subcommand)]
         command: client::object::ObjectCommand,
     },
+    /// Projects: list, show, apply for, join and leave them; members of your own.
+    Project {
+        #[command(flatten)]
+        cloud: Box<client::CloudArgs>,
+        #[command(subcommand)]
+        command: client::account::ProjectCommand,
+    },
+    /// Your quotas: limits and usage in each of your projects.
+    Quota {
+        #[command(flatten)]
+        cloud: Box<client::CloudArgs>,
+        #[command(subcommand)]
+        command: client::account::QuotaCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -49,12 +63,18 @@ fn main() -> ExitCode {
     // Servers log their work; one-shot commands only what goes wrong.
     let default_log = match cli.command {
         Command::Up(_) | Command::Serve(_) | Command::Node(_) => "info",
-        Command::Admin(_) | Command::Object { .. } => "warn",
+        Command::Admin(_)
+        | Command::Object { .. }
+        | Command::Project { .. }
+        | Command::Quota { .. } => "warn",
     };
     let _log = telemetry::init(default_log);
     // Servers and operator commands write the cloud's secrets and tenants' data; the
     // client writes the user's own downloads, which keep the user's umask.
-    if !matches!(cli.command, Command::Object { .. }) {
+    if !matches!(
+        cli.command,
+        Command::Object { .. } | Command::Project { .. } | Command::Quota { .. }
+    ) {
         data_dir::restrict_umask();
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -76,6 +96,14 @@ fn main() -> ExitCode {
             Command::Object { cloud, command } => {
                 let session = client::Session::login(&cloud).await?;
                 client::object::run(&session, command).await
+            }
+            Command::Project { cloud, command } => {
+                let session = client::Session::login(&cloud).await?;
+                client::account::run_project(&session, command).await
+            }
+            Command::Quota { cloud, command } => {
+                let session = client::Session::login(&cloud).await?;
+                client::account::run_quota(&session, command).await
             }
         }
     });

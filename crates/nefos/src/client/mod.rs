@@ -1,7 +1,10 @@
-//! The end-user client: `nefos object …` (more resources as the services appear).
-//! It talks to a nefos cloud only through its public APIs, like any OpenStack client.
+//! The end-user client: `nefos object …`, `nefos project …` and `nefos quota …` (more
+//! resources as the services appear). It talks to a nefos cloud only through its public
+//! APIs, like any OpenStack client.
 
+pub mod account;
 pub mod object;
+mod output;
 mod session;
 mod settings;
 

@@ -14,6 +14,10 @@ pub struct Session {
     pub token: String,
     /// The object-store endpoint of the token's project (`…/object/v1/AUTH_<project>`).
     pub object_url: String,
+    /// The account service's endpoint (`…/account/v1.0`), when the login had a catalog.
+    pub account_url: Option<String>,
+    /// Who the token belongs to, when the login said.
+    pub user_id: Option<String>,
 }
 
 /// `{"name": …}` or `{"id": …}`, as Keystone takes projects and domains.
@@ -55,6 +59,8 @@ impl Session {
                 http,
                 token: token.clone(),
                 object_url: storage_url.trim_end_matches('/').to_owned(),
+                account_url: None,
+                user_id: None,
             });
         }
         let auth_url = settings
@@ -86,14 +92,25 @@ impl Session {
                 (token, answer)
             }
         };
+        let region = settings.region.as_deref();
         let object_url = match &settings.storage_url {
             Some(url) => url.trim_end_matches('/').to_owned(),
-            None => object_endpoint(&answer, settings.region.as_deref(), &settings.interface)?,
+            None => endpoint(&answer, "object-store", region, &settings.interface)?,
         };
+        let account_url = endpoint(
+            &answer,
+            nefos_account_api::CATALOG_TYPE,
+            region,
+            &settings.interface,
+        )
+        .ok();
+        let user_id = answer["token"]["user"]["id"].as_str().map(str::to_owned);
         Ok(Session {
             http,
             token,
             object_url,
+            account_url,
+            user_id,
         })
     }
 
@@ -170,9 +187,11 @@ async fn identity_answer(
     Ok((token, answer))
 }
 
-/// The object-store endpoint of a token's catalog, in `region` if given, on `interface`.
-fn object_endpoint(
+/// The endpoint of a service type in a token's catalog, in `region` if given, on
+/// `interface`.
+fn endpoint(
     answer: &Value,
+    service_type: &str,
     region: Option<&str>,
     interface: &str,
 ) -> anyhow::Result<String> {
@@ -180,7 +199,7 @@ fn object_endpoint(
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|s| s["type"] == "object-store")
+        .filter(|s| s["type"] == service_type)
         .flat_map(|s| s["endpoints"].as_array().into_iter().flatten())
         .filter(|e| e["interface"] == interface)
         .collect();
@@ -203,11 +222,11 @@ fn object_endpoint(
             regions.sort_unstable();
             regions.dedup();
             bail!(
-                "the cloud's catalog has no object-store endpoint in region {region:?}; it has {}",
+                "the cloud's catalog has no {service_type} endpoint in region {region:?}; it has {}",
                 regions.join(", ")
             )
         }
-        _ => bail!("the cloud's catalog has no {interface} object-store endpoint"),
+        _ => bail!("the cloud's catalog has no {interface} {service_type} endpoint"),
     }
 }
 
@@ -229,20 +248,20 @@ mod tests {
     #[test]
     fn endpoints_are_chosen_by_region_and_interface() {
         assert_eq!(
-            object_endpoint(&answer(), None, "public").unwrap(),
+            endpoint(&answer(), "object-store", None, "public").unwrap(),
             "http://a"
         );
         assert_eq!(
-            object_endpoint(&answer(), Some("B"), "public").unwrap(),
+            endpoint(&answer(), "object-store", Some("B"), "public").unwrap(),
             "http://b"
         );
         assert_eq!(
-            object_endpoint(&answer(), Some("A"), "internal").unwrap(),
+            endpoint(&answer(), "object-store", Some("A"), "internal").unwrap(),
             "http://a-internal"
         );
-        let error = object_endpoint(&answer(), Some("C"), "public").unwrap_err();
+        let error = endpoint(&answer(), "object-store", Some("C"), "public").unwrap_err();
         assert!(error.to_string().contains("it has A, B"), "{error}");
-        assert!(object_endpoint(&answer(), None, "admin").is_err());
+        assert!(endpoint(&answer(), "object-store", None, "admin").is_err());
     }
 
     #[test]

@@ -5,7 +5,6 @@ mod delete;
 mod download;
 mod list;
 mod names;
-mod output;
 mod share;
 mod store;
 mod upload;
@@ -15,9 +14,9 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use indicatif::ProgressStyle;
 
-use self::output::FormatArg;
 use self::store::Account;
 use super::Session;
+use super::output::{self, FormatArg};
 
 #[derive(Debug, Subcommand)]
 pub enum ObjectCommand {
