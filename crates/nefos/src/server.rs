@@ -98,14 +98,7 @@ impl ControlPlane {
         let db = config.open_database().await?;
         let identity = Identity::new(db.clone(), config.identity_config());
         let quotas = Quotas::new(db.clone());
-        quotas
-            .register_resources(&[PITHOS_DISKSPACE])
-            .await
-            .context("cannot register object storage's quota resource")?;
-        quotas
-            .register_resources(CYCLADES_RESOURCES)
-            .await
-            .context("cannot register compute's quota resources")?;
+        register_quota_resources(&quotas).await?;
         quotas
             .heartbeat()
             .await
@@ -261,11 +254,26 @@ async fn compute_digests(storage: Storage) {
     }
 }
 
+/// Registers the resources this binary's services count (defaults an administrator
+/// changed are kept): at every start of the control plane, and before the admin commands
+/// on quotas, so that they know every resource even before the first start.
+pub(crate) async fn register_quota_resources(quotas: &Quotas) -> anyhow::Result<()> {
+    quotas
+        .register_resources(&[PITHOS_DISKSPACE])
+        .await
+        .context("cannot register object storage's quota resource")?;
+    quotas
+        .register_resources(CYCLADES_RESOURCES)
+        .await
+        .context("cannot register compute's quota resources")?;
+    Ok(())
+}
+
 /// How often a control-plane process records that it is alive.
 const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 /// How long a process may be silent before the commissions it holds pending are rejected:
 /// several heartbeats, so a busy process is not taken for a stopped one.
-const ABANDONED_AFTER: Duration = Duration::from_secs(30);
+pub(crate) const ABANDONED_AFTER: Duration = Duration::from_secs(30);
 
 /// Records this process's heartbeat and rejects the commissions of processes that stopped
 /// (see `nefos_quota`'s liveness). Every control-plane process runs it.
