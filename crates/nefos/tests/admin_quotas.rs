@@ -374,7 +374,7 @@ async fn quotas_of_users_and_projects_are_shown_and_set() {
         "{out}"
     );
     assert!(
-        out.contains("1 of these use more than their limit"),
+        out.contains("1 marked OVER use more than their limit"),
         "{out}"
     );
     cloud.quotas.reject(serial).await.unwrap();
@@ -556,6 +556,12 @@ async fn applications_are_decided_and_projects_suspended_resumed_and_terminated(
     // Not yet a project anyone can use.
     let out = cloud.ok(&["project", "list"]);
     assert_eq!(row(&out, "lab")[4], "uninitialized", "{out}");
+    // A limit set now is replaced by what the application asks, as the command warns.
+    let out = cloud.ok(&["quota", "set", "--project", "lab", VM, "3"]);
+    assert!(
+        out.contains("note: the project is not approved yet"),
+        "{out}"
+    );
 
     // Approved: the project is active.
     let out = cloud.ok(&[
@@ -577,6 +583,13 @@ async fn applications_are_decided_and_projects_suspended_resumed_and_terminated(
         row(&out, "lab")[2..5],
         ["regular", "true", "active"],
         "{out}"
+    );
+    let shown = cloud.json(&["quota", "show", "--project", "lab"]);
+    assert_eq!(holding(&shown, &lab, None, VM)["limit"], 0, "{shown:#}");
+    assert_eq!(
+        holding(&shown, &lab, None, DISK)["limit"],
+        4 * GIB,
+        "{shown:#}"
     );
     // Denied only with a reason; a project never approved is deleted.
     let err = cloud.fails(&["project", "application", "deny", &bad_app]);
@@ -642,6 +655,11 @@ async fn applications_are_decided_and_projects_suspended_resumed_and_terminated(
     let out = cloud.ok(&["project", "suspend", "lab"]);
     assert!(
         out.contains(&format!("project lab ({lab}) is suspended")),
+        "{out}"
+    );
+    let out = cloud.ok(&["quota", "set", "--project", "lab", DISK, "4GiB"]);
+    assert!(
+        out.contains("note: the project is suspended; it grants nothing while it is"),
         "{out}"
     );
     let shown = cloud.json(&["quota", "show", "--project", "lab"]);

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use clap::{ArgGroup, Args, Subcommand};
 use nefos_identity::{Caller, Identity, ProjectKind};
-use nefos_quota::projects::Grant;
+use nefos_quota::projects::{Grant, ProjectInfo};
 use nefos_quota::{HoldingView, Quotas, Resource};
 
 use super::amount;
@@ -223,7 +223,8 @@ async fn show(identity: &Identity, quotas: &Quotas, args: ShowArgs) -> anyhow::R
     let over = out.holdings.iter().filter(|h| h.over_limit).count();
     if over > 0 {
         println!(
-            "{over} of these use more than their limit (OVER): they can add nothing until they release enough or the limit is raised"
+            "{over} marked OVER use more than their limit: nothing can be added there until \
+             enough is released or the limit is raised"
         );
     }
     Ok(())
@@ -233,34 +234,29 @@ async fn set(identity: &Identity, quotas: &Quotas, args: SetArgs) -> anyhow::Res
     let op = Caller::Operator;
     let resource = resource::find(quotas, &args.resource).await?;
     let limit = amount::parse(&args.limit, &resource.name, &resource.unit)?;
-    let (project_id, project_name, grant) = if let Some(user) = &args.user {
-        let user = identity.user_by_id_or_name(op, user).await?;
-        let project = identity.project(op, &user.base_project_id).await?;
-        let grant = Grant {
-            member_capacity: limit,
-            project_capacity: limit,
-        };
-        (project.id, project.name, grant)
+    let project_id = if let Some(user) = &args.user {
+        identity.user_by_id_or_name(op, user).await?.base_project_id
     } else if let Some(project) = &args.project {
-        let project = identity.project_by_id_or_name(op, project).await?;
-        let member = match &args.member_limit {
-            Some(text) => amount::parse(text, &resource.name, &resource.unit)?,
-            None => member_limit_in_force(quotas, &project.id, &resource).await?,
-        };
-        let grant = Grant {
-            member_capacity: member,
-            project_capacity: limit,
-        };
-        (project.id, project.name, grant)
+        identity.project_by_id_or_name(op, project).await?.id
     } else {
         anyhow::bail!("name a user (--user) or a project (--project)");
     };
+    let project = quotas.project(op, &project_id).await?;
+    let member = match (&args.user, &args.member_limit) {
+        (Some(_), _) => limit,
+        (None, Some(text)) => amount::parse(text, &resource.name, &resource.unit)?,
+        (None, None) => member_limit_in_force(&project, &resource),
+    };
+    let grant = Grant {
+        member_capacity: member,
+        project_capacity: limit,
+    };
     quotas
-        .set_grant(op, &project_id, &resource.name, grant)
+        .set_grant(op, &project.id, &resource.name, grant)
         .await?;
     let out = SetOut {
-        project_id,
-        project_name,
+        project_id: project.id,
+        project_name: project.name,
         resource: resource.name,
         unit: resource.unit,
         project_limit: grant.project_capacity,
@@ -284,20 +280,23 @@ async fn set(identity: &Identity, quotas: &Quotas, args: SetArgs) -> anyhow::Res
             amount::show(out.member_limit, &out.unit)
         ),
     }
+    match project.state.as_str() {
+        "active" => {}
+        "uninitialized" => println!(
+            "note: the project is not approved yet; it grants nothing until it is, and approving \
+             its application replaces its grants with what the application asks"
+        ),
+        state => println!("note: the project is {state}; it grants nothing while it is"),
+    }
     Ok(())
 }
 
-/// What each member of a project may use of `resource` now: its grant, or the default
-/// for its kind of project.
-async fn member_limit_in_force(
-    quotas: &Quotas,
-    project_id: &str,
-    resource: &Resource,
-) -> anyhow::Result<i64> {
-    let project = quotas.project(Caller::Operator, project_id).await?;
-    Ok(match project.resources.get(&resource.name) {
+/// What the project grants each member of `resource` now: its grant, or the default for
+/// its kind of project.
+fn member_limit_in_force(project: &ProjectInfo, resource: &Resource) -> i64 {
+    match project.resources.get(&resource.name) {
         Some(grant) => grant.member_capacity,
         None if project.kind == "regular" => resource.project_default,
         None => resource.base_default,
-    })
+    }
 }

@@ -104,8 +104,6 @@ pub async fn run(identity: &Identity, quotas: &Quotas, args: ReconcileArgs) -> a
 /// upload committing meanwhile is counted in both or in neither; with `fix`, corrects the
 /// usage in that same transaction.
 async fn compare(quotas: &Quotas, fix: bool) -> anyhow::Result<Vec<Discrepancy>> {
-    let changed = "usage changed while it was being corrected (uploads or deletions are \
-                   running); nothing was changed, run the command again";
     let mut tx = quotas.database().begin_snapshot().await?;
     let stored = nefos_db::storage::stored_bytes_by_member(&mut *tx).await?;
     let found = match quotas
@@ -114,12 +112,17 @@ async fn compare(quotas: &Quotas, fix: bool) -> anyhow::Result<Vec<Discrepancy>>
     {
         Ok(found) => found,
         Err(QuotaError::Db(error)) if error.is_serialization_failure() => {
-            anyhow::bail!(changed)
+            anyhow::bail!(
+                "usage changed while it was being corrected (uploads or deletions are \
+                 running); nothing was changed, run the command again"
+            )
         }
         Err(other) => return Err(other.into()),
     };
     if fix {
-        tx.commit().await.context(changed)?;
+        tx.commit()
+            .await
+            .context("cannot commit the corrected usage; nothing was changed")?;
     } else {
         tx.rollback()
             .await
@@ -192,8 +195,8 @@ fn print_report(out: &ReconcileOut, names: &Names) {
         return;
     }
     println!(
-        "{} pending commissions (a running control plane rejects those of a process that has \
-         been silent for {} s; the others are still in flight):",
+        "{} pending commissions (a running control plane rejects those a stopped process \
+         held once it has been silent for {} s):",
         out.pending_commissions.len(),
         crate::server::ABANDONED_AFTER.as_secs()
     );
