@@ -9,10 +9,9 @@ mod reconcile;
 mod resource;
 mod usage;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
-
-use std::collections::HashMap;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};

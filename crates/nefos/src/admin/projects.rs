@@ -17,6 +17,7 @@ pub enum ApplicationCommand {
         /// Only those in this state: pending, approved, denied, dismissed or cancelled.
         #[arg(long, value_parser = ["pending", "approved", "denied", "dismissed", "cancelled"])]
         state: Option<String>,
+        /// Print JSON (exact numbers) instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -27,6 +28,7 @@ pub enum ApplicationCommand {
         /// Why, for the applicant.
         #[arg(long, default_value = "")]
         reason: String,
+        /// Print JSON (exact numbers) instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -36,6 +38,7 @@ pub enum ApplicationCommand {
         /// Why, for the applicant.
         #[arg(long)]
         reason: String,
+        /// Print JSON (exact numbers) instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -46,6 +49,7 @@ pub enum ApplicationCommand {
 pub struct LifecycleArgs {
     /// The project, by name or id.
     project: String,
+    /// Print JSON (exact numbers) instead of a table.
     #[arg(long)]
     json: bool,
 }

@@ -40,6 +40,7 @@ pub struct ShowArgs {
     /// Only this resource.
     #[arg(long)]
     resource: Option<String>,
+    /// Print JSON (exact numbers) instead of a table.
     #[arg(long)]
     json: bool,
 }
@@ -61,6 +62,7 @@ pub struct SetArgs {
     /// The limit of each member of the project (default: the one in force now).
     #[arg(long, conflicts_with = "user", allow_hyphen_values = true)]
     member_limit: Option<String>,
+    /// Print JSON (exact numbers) instead of a table.
     #[arg(long)]
     json: bool,
 }

@@ -15,6 +15,7 @@ pub struct ReconcileArgs {
     /// Set every differing usage to what is stored.
     #[arg(long)]
     fix: bool,
+    /// Print JSON (exact numbers) instead of a table.
     #[arg(long)]
     json: bool,
 }

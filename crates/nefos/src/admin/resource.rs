@@ -12,6 +12,7 @@ use super::output::{print_json, table};
 pub enum ResourceCommand {
     /// Lists the resources and their defaults.
     List {
+        /// Print JSON (exact numbers) instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -34,6 +35,7 @@ pub struct SetDefaultArgs {
     /// omits the resource.
     #[arg(long, allow_hyphen_values = true)]
     project: Option<String>,
+    /// Print JSON (exact numbers) instead of a table.
     #[arg(long)]
     json: bool,
 }
