@@ -178,6 +178,25 @@ impl Database {
         }
     }
 
+    /// Starts a transaction that may write and whose reads all see one snapshot, for work
+    /// that compares tables written together elsewhere (reconciliation). On PostgreSQL this
+    /// is `REPEATABLE READ`: a write of a row that another transaction changed since the
+    /// snapshot fails with a serialization error rather than act on what was read. SQLite's
+    /// [`Database::begin`] holds the write lock throughout, which gives the same.
+    pub async fn begin_snapshot(&self) -> Result<Transaction, DbError> {
+        match self.backend {
+            Backend::Sqlite => self.begin().await,
+            Backend::Postgres => {
+                let tx = self
+                    .pool
+                    .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ")
+                    .await
+                    .map_err(DbError::query("begin a snapshot transaction"))?;
+                Ok(Transaction::new(tx, None))
+            }
+        }
+    }
+
     /// Serialises the transactions that name `key` until `tx` ends. SQLite needs nothing:
     /// its write transactions already run one at a time (`BEGIN IMMEDIATE`). PostgreSQL
     /// takes a transaction-scoped advisory lock on a hash of the key, so two writers of the

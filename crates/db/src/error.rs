@@ -87,4 +87,17 @@ impl DbError {
             }
         }
     }
+
+    /// Whether PostgreSQL refused a write because another transaction changed the row
+    /// since this one's snapshot ([`crate::Database::begin_snapshot`]): nothing was
+    /// written, and the work can be retried.
+    pub fn is_serialization_failure(&self) -> bool {
+        match self {
+            DbError::Query { source, .. } => source
+                .as_database_error()
+                .and_then(|e| e.code())
+                .is_some_and(|code| code == "40001"),
+            _ => false,
+        }
+    }
 }

@@ -33,7 +33,7 @@ enum Command {
     Serve(server::ServeArgs),
     /// Runs the node agent of a hypervisor host: QEMU VMs for the control plane.
     Node(node::NodeArgs),
-    /// Operator commands on the database: users, projects, nodes, blocks, schema.
+    /// Operator commands on the database: users, projects, quotas, nodes, blocks, schema.
     Admin(admin::AdminArgs),
     /// Files in the object store: list, upload, download, delete, share, publish.
     Object {

@@ -98,14 +98,7 @@ impl ControlPlane {
         let db = config.open_database().await?;
         let identity = Identity::new(db.clone(), config.identity_config());
         let quotas = Quotas::new(db.clone());
-        quotas
-            .register_resources(&[PITHOS_DISKSPACE])
-            .await
-            .context("cannot register object storage's quota resource")?;
-        quotas
-            .register_resources(CYCLADES_RESOURCES)
-            .await
-            .context("cannot register compute's quota resources")?;
+        register_quota_resources(&quotas).await?;
         quotas
             .heartbeat()
             .await
@@ -263,6 +256,21 @@ async fn compute_digests(storage: Storage) {
             }
         }
     }
+}
+
+/// Registers the resources this binary's services count (defaults an administrator
+/// changed are kept): at every start of the control plane, and before the admin commands
+/// on quotas, so that they know every resource even before the first start.
+pub(crate) async fn register_quota_resources(quotas: &Quotas) -> anyhow::Result<()> {
+    quotas
+        .register_resources(&[PITHOS_DISKSPACE])
+        .await
+        .context("cannot register object storage's quota resource")?;
+    quotas
+        .register_resources(CYCLADES_RESOURCES)
+        .await
+        .context("cannot register compute's quota resources")?;
+    Ok(())
 }
 
 /// Records this process's heartbeat every `heartbeat` and rejects the commissions of

@@ -223,7 +223,7 @@ async fn admin_project_commands_beside_a_running_cloud() {
     let chem = cells(row(&out, "chem"));
     assert_eq!(
         chem[1..],
-        ["chem", "regular", "true", "Chemistry department"],
+        ["chem", "regular", "true", "active", "Chemistry department"],
         "{out}"
     );
     let chem_id = chem[0].to_owned();

@@ -32,9 +32,13 @@ impl Quotas {
     ) -> Result<Vec<Discrepancy>, QuotaError> {
         let mut expected: BTreeMap<(String, String), i64> = BTreeMap::new();
         for (project_id, member_id, usage) in actual {
-            *expected
-                .entry((project_id.clone(), member_id.clone()))
-                .or_default() += usage;
+            // What is charged to no member (versions from before quotas that no one could
+            // be charged for) counts in the project's total only.
+            if member_id != WHOLE_PROJECT {
+                *expected
+                    .entry((project_id.clone(), member_id.clone()))
+                    .or_default() += usage;
+            }
             *expected
                 .entry((project_id.clone(), WHOLE_PROJECT.to_owned()))
                 .or_default() += usage;

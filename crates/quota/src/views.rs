@@ -76,6 +76,45 @@ impl Quotas {
         self.quota_of(project_id, None).await
     }
 
+    /// Every member's quota in a project, by user id: whoever holds a role on it, and whoever
+    /// still holds usage there (a member who left keeps what it used, over a zero limit).
+    /// Its owner, its members or an administrator may ask.
+    pub async fn member_quotas(
+        &self,
+        caller: Caller<'_>,
+        project_id: &str,
+    ) -> Result<BTreeMap<String, BTreeMap<String, HoldingView>>, QuotaError> {
+        self.require_project_reader(caller, project_id).await?;
+        let filter = iq::AssignmentFilter {
+            project_id: Some(project_id.to_owned()),
+            ..iq::AssignmentFilter::default()
+        };
+        let mut members: Vec<String> = iq::list_role_assignments(self.db.pool(), &filter)
+            .await?
+            .into_iter()
+            .map(|a| a.user_id)
+            .collect();
+        let holdings = HoldingFilter {
+            project_id: Some(project_id.to_owned()),
+            ..HoldingFilter::default()
+        };
+        members.extend(
+            q::list_holdings(self.db.pool(), &holdings)
+                .await?
+                .into_iter()
+                .filter(|h| h.member_id != WHOLE_PROJECT && (h.usage_min != 0 || h.usage_max != 0))
+                .map(|h| h.member_id),
+        );
+        members.sort_unstable();
+        members.dedup();
+        let mut quotas = BTreeMap::new();
+        for member in members {
+            let quota = self.quota_of(project_id, Some(&member)).await?;
+            quotas.insert(member, quota.member);
+        }
+        Ok(quotas)
+    }
+
     /// Limits and usage of `project_id` for `member` (or only the project's own).
     pub(crate) async fn quota_of(
         &self,

@@ -1,6 +1,15 @@
 //! `nefos admin`: operator commands that work on the database directly, like Synnefo's
 //! snf-manage. They act as [`Caller::Operator`].
 
+mod amount;
+mod output;
+mod projects;
+mod quota;
+mod reconcile;
+mod resource;
+mod usage;
+
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -13,7 +22,10 @@ use nefos_identity::{
     ADMIN_PROJECT, Caller, Identity, NewProject, NewUser, Project, ProjectFilter, Role,
     RoleAssignmentFilter, User, UserFilter, UserPatch,
 };
+use nefos_quota::Quotas;
+use nefos_quota::projects::{LifecycleAction, ProjectQuery};
 
+use self::output::{date, table};
 use crate::bootstrap::{self, AdminOutcome};
 use crate::config::Config;
 use crate::up::generate_password;
@@ -41,9 +53,19 @@ enum AdminCommand {
     /// Users.
     #[command(subcommand)]
     User(UserCommand),
-    /// Projects and their members.
+    /// Projects: their members, the applications that create and change them, their
+    /// life cycle.
     #[command(subcommand)]
     Project(ProjectCommand),
+    /// The resources quotas count and their default limits.
+    #[command(subcommand)]
+    Resource(resource::ResourceCommand),
+    /// Limits and usage of users and projects; reconciliation with what exists.
+    #[command(subcommand)]
+    Quota(quota::QuotaCommand),
+    /// Usage over time, for accounting.
+    #[command(subcommand)]
+    Usage(usage::UsageCommand),
     /// The database schema.
     #[command(subcommand)]
     Db(DbCommand),
@@ -152,6 +174,17 @@ enum ProjectCommand {
         #[arg(long)]
         role: Option<String>,
     },
+    /// Applications for new projects and for changes, which an administrator approves or
+    /// denies.
+    #[command(subcommand)]
+    Application(projects::ApplicationCommand),
+    /// Suspends an active project: it grants nothing until resumed, so its members keep
+    /// what they have but can add nothing.
+    Suspend(projects::LifecycleArgs),
+    /// Resumes a suspended project.
+    Resume(projects::LifecycleArgs),
+    /// Terminates an active or suspended project, for good: it grants nothing any more.
+    Terminate(projects::LifecycleArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -205,13 +238,23 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     db.check_schema().await.map_err(open_error)?;
+    let quotas = Quotas::new(db.clone());
+    if matches!(
+        args.command,
+        AdminCommand::Resource(_) | AdminCommand::Quota(_) | AdminCommand::Usage(_)
+    ) {
+        crate::server::register_quota_resources(&quotas).await?;
+    }
     let identity = Identity::new(db, config.identity_config());
     match args.command {
         AdminCommand::Bootstrap(bootstrap_args) => {
             bootstrap(&identity, &config, bootstrap_args).await
         }
         AdminCommand::User(command) => user(&identity, command).await,
-        AdminCommand::Project(command) => project(&identity, command).await,
+        AdminCommand::Project(command) => project(&identity, &quotas, command).await,
+        AdminCommand::Resource(command) => resource::run(&quotas, command).await,
+        AdminCommand::Quota(command) => quota::run(&identity, &quotas, command).await,
+        AdminCommand::Usage(command) => usage::run(&identity, &quotas, command).await,
         AdminCommand::Blocks(command) => {
             blocks(&config, identity.database().clone(), command).await
         }
@@ -373,7 +416,11 @@ async fn set_enabled(identity: &Identity, user: &str, enabled: bool) -> anyhow::
     Ok(())
 }
 
-async fn project(identity: &Identity, command: ProjectCommand) -> anyhow::Result<()> {
+async fn project(
+    identity: &Identity,
+    quotas: &Quotas,
+    command: ProjectCommand,
+) -> anyhow::Result<()> {
     let op = Caller::Operator;
     match command {
         ProjectCommand::Create { name, description } => {
@@ -387,14 +434,18 @@ async fn project(identity: &Identity, command: ProjectCommand) -> anyhow::Result
                     },
                 )
                 .await?;
-            print_projects(&[project]);
+            print_projects(quotas, &[project]).await?;
         }
         ProjectCommand::List => {
-            print_projects(&identity.projects(op, &ProjectFilter::default()).await?);
+            print_projects(
+                quotas,
+                &identity.projects(op, &ProjectFilter::default()).await?,
+            )
+            .await?;
         }
         ProjectCommand::Show { project } => {
             let project = identity.project_by_id_or_name(op, &project).await?;
-            print_projects(std::slice::from_ref(&project));
+            print_projects(quotas, std::slice::from_ref(&project)).await?;
             let filter = RoleAssignmentFilter {
                 project_id: Some(project.id.clone()),
                 ..Default::default()
@@ -433,20 +484,20 @@ async fn project(identity: &Identity, command: ProjectCommand) -> anyhow::Result
                 .await?;
             println!("removed {} from {}", user.name, project.name);
         }
+        ProjectCommand::Application(command) => {
+            projects::applications(identity, quotas, command).await?;
+        }
+        ProjectCommand::Suspend(args) => {
+            projects::lifecycle(identity, quotas, LifecycleAction::Suspend, args).await?;
+        }
+        ProjectCommand::Resume(args) => {
+            projects::lifecycle(identity, quotas, LifecycleAction::Resume, args).await?;
+        }
+        ProjectCommand::Terminate(args) => {
+            projects::lifecycle(identity, quotas, LifecycleAction::Terminate, args).await?;
+        }
     }
     Ok(())
-}
-
-fn table(header: &[&str]) -> Table {
-    let mut table = Table::new();
-    table
-        .load_preset(UTF8_FULL_CONDENSED)
-        .set_header(header.to_vec());
-    table
-}
-
-fn date(micros: i64) -> String {
-    from_micros(micros).format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 fn print_users(users: &[User]) {
@@ -463,18 +514,31 @@ fn print_users(users: &[User]) {
     println!("{table}");
 }
 
-fn print_projects(projects: &[Project]) {
-    let mut table = table(&["id", "name", "kind", "enabled", "description"]);
+/// Projects with their Synnefo state (`active`, `suspended`, …) beside Keystone's fields.
+async fn print_projects(quotas: &Quotas, projects: &[Project]) -> anyhow::Result<()> {
+    let query = ProjectQuery {
+        all: true,
+        ..ProjectQuery::default()
+    };
+    let states: HashMap<String, String> = quotas
+        .projects(Caller::Operator, &query)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p.state))
+        .collect();
+    let mut table = table(&["id", "name", "kind", "enabled", "state", "description"]);
     for p in projects {
         table.add_row(vec![
             p.id.clone(),
             p.name.clone(),
             p.kind.as_str().to_owned(),
             p.enabled.to_string(),
+            states.get(&p.id).cloned().unwrap_or_default(),
             p.description.clone(),
         ]);
     }
     println!("{table}");
+    Ok(())
 }
 
 /// A node that missed this many heartbeats is shown as down.
@@ -551,7 +615,7 @@ async fn blocks(
     command: BlocksCommand,
 ) -> anyhow::Result<()> {
     let store = nefos_blocks::BlockStore::open(&config.block_store()).await?;
-    let quotas = nefos_quota::Quotas::new(db.clone());
+    let quotas = Quotas::new(db.clone());
     let storage = nefos_storage::Storage::new(db, store, quotas);
     match command {
         BlocksCommand::Gc { older_than_hours } => {
