@@ -208,7 +208,11 @@ pub async fn run(session: &Session, command: ProjectCommand) -> anyhow::Result<(
                 bail!("you are not a member of {project}");
             };
             let left = act(session, own.id, MembershipAction::Leave(None)).await?;
-            println!("membership {} in {project}: {}", left.id, left.state);
+            // Astakos calls a membership that ended `removed`, however it ended.
+            match left.state.as_str() {
+                "leave_requested" => println!("asked to leave {project}; its owner decides"),
+                _ => println!("left {project}"),
+            }
         }
         ProjectCommand::Members { project, format } => {
             let members = memberships(session, &project).await?;
