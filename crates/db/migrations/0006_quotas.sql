@@ -112,9 +112,11 @@ CREATE TABLE quota_commissions (
     issued_at BIGINT NOT NULL
 );
 CREATE INDEX quota_commissions_client ON quota_commissions (client);
+-- A provision goes with its project: a commission pending when its project is deleted
+-- then resolves as nothing.
 CREATE TABLE quota_provisions (
     serial     BIGINT NOT NULL REFERENCES quota_commissions (serial) ON DELETE CASCADE,
-    project_id TEXT NOT NULL,
+    project_id TEXT NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
     member_id  TEXT NOT NULL,
     resource   TEXT NOT NULL,
     quantity   BIGINT NOT NULL
@@ -145,6 +147,11 @@ CREATE TABLE control_plane_instances (
 -- owner of a personal project, or else to their writer; their usage is counted in once,
 -- here (the resource is registered here for that reason).
 ALTER TABLE objects ADD COLUMN charged_to TEXT NOT NULL DEFAULT '';
+-- What a version is charged: its size, but nothing for a static large object's manifest,
+-- whose bytes are its segments' (deletion markers have no size).
+ALTER TABLE objects ADD COLUMN charged_bytes BIGINT NOT NULL DEFAULT 0;
+UPDATE objects SET charged_bytes = CASE
+    WHEN meta LIKE '%"x-static-large-object":"True"%' THEN 0 ELSE size END;
 UPDATE objects SET charged_to = COALESCE(
     (SELECT p.owner_id FROM containers c JOIN projects p ON p.id = c.project_id
       WHERE c.id = objects.container_id AND p.owner_id IS NOT NULL),
@@ -152,14 +159,27 @@ UPDATE objects SET charged_to = COALESCE(
 INSERT INTO quota_resources (name, service, unit, description, base_default,
                              project_default, registered_at)
 VALUES ('pithos.diskspace', 'pithos', 'bytes', 'Storage space', 21474836480, 0, 0);
+-- Regular projects made before quotas existed keep storing: they grant each member, and
+-- all together, what a personal project has by default (a project applied for later
+-- grants what its application asks).
+INSERT INTO project_quotas (project_id, resource, member_limit, project_limit)
+SELECT id, 'pithos.diskspace', 21474836480, 21474836480 FROM projects WHERE kind = 'regular';
 INSERT INTO quota_holdings (project_id, member_id, resource, usage_min, usage_max)
-SELECT c.project_id, o.charged_to, 'pithos.diskspace', SUM(o.size), SUM(o.size)
+SELECT c.project_id, o.charged_to, 'pithos.diskspace', SUM(o.charged_bytes),
+       SUM(o.charged_bytes)
   FROM objects o JOIN containers c ON c.id = o.container_id
+ WHERE o.charged_to <> ''
  GROUP BY c.project_id, o.charged_to;
 INSERT INTO quota_holdings (project_id, member_id, resource, usage_min, usage_max)
-SELECT c.project_id, '', 'pithos.diskspace', SUM(o.size), SUM(o.size)
+SELECT c.project_id, '', 'pithos.diskspace', SUM(o.charged_bytes), SUM(o.charged_bytes)
   FROM objects o JOIN containers c ON c.id = o.container_id
  GROUP BY c.project_id;
+
+-- Their history, for usage over time: each version from when it was written.
+INSERT INTO quota_usage_events (project_id, member_id, resource, quantity, at)
+SELECT c.project_id, o.charged_to, 'pithos.diskspace', o.charged_bytes, o.modified_at
+  FROM objects o JOIN containers c ON c.id = o.container_id
+ WHERE o.charged_bytes > 0 AND o.charged_to <> '';
 
 -- Pithos's container policy quota: bytes of every version the container keeps.
 ALTER TABLE containers ADD COLUMN quota_bytes BIGINT;

@@ -212,6 +212,20 @@ impl Database {
         Ok(())
     }
 
+    /// [`Database::lock_key`], shared: transactions that name `key` this way run side by
+    /// side, and exclude one that takes it with [`Database::lock_key`] (writers into a
+    /// container, say, against the container's deletion).
+    pub async fn lock_key_shared(&self, tx: &mut Transaction, key: &str) -> Result<(), DbError> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))")
+                .bind(key)
+                .execute(&mut **tx)
+                .await
+                .map_err(DbError::query("take a shared lock"))?;
+        }
+        Ok(())
+    }
+
     /// Closes every connection, waiting for those in use to be returned.
     pub async fn close(&self) {
         self.pool.close().await;

@@ -297,6 +297,31 @@ async fn kept_versions_count_and_deletes_release() {
         assert_eq!(deleted.status(), 204);
         assert_eq!(usage(&cloud, &tenant).await.0, mib(6), "{label}");
 
+        // A static large object's manifest adds nothing: its segments hold its bytes.
+        let before = usage(&cloud, &tenant).await.0;
+        for segment in ["s1", "s2"] {
+            assert_eq!(
+                put(&client, &tenant, format!("flat/{segment}"), vec![4; MIB]).await,
+                201
+            );
+        }
+        let manifest = serde_json::json!([
+            {"path": "/flat/s1", "size_bytes": MIB},
+            {"path": "/flat/s2", "size_bytes": MIB},
+        ]);
+        let put_manifest = client
+            .put(format!(
+                "{}/flat/large?multipart-manifest=put",
+                tenant.account
+            ))
+            .header("x-auth-token", &tenant.token)
+            .body(manifest.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put_manifest.status(), 201, "{label}");
+        assert_eq!(usage(&cloud, &tenant).await.0, before + mib(2), "{label}");
+
         // Pithos's container policy quota counts every kept version.
         let policy = client
             .post(format!("{}/kept", tenant.account))

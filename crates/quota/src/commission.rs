@@ -93,6 +93,23 @@ impl Quotas {
         held_here: bool,
     ) -> Result<i64, QuotaError> {
         let serial = self.next_serial().await?;
+        if held_here && let Ok(mut in_flight) = self.in_flight.lock() {
+            // Before it is visible, so the liveness job never takes it for left behind.
+            in_flight.insert(serial);
+        }
+        let issued = self.issue_as(serial, commission, held_here).await;
+        if issued.is_err() {
+            self.settled(serial);
+        }
+        issued
+    }
+
+    async fn issue_as(
+        &self,
+        serial: i64,
+        commission: NewCommission,
+        held_here: bool,
+    ) -> Result<i64, QuotaError> {
         let provisions = rows(&commission.provisions);
         let mut tx = self.db.begin().await?;
         apply(&mut tx, &provisions, Step::Issue, commission.force).await?;
@@ -112,6 +129,7 @@ impl Quotas {
 
     /// Makes a pending commission permanent.
     pub async fn accept(&self, serial: i64) -> Result<(), QuotaError> {
+        self.settled(serial);
         let mut tx = self.db.begin().await?;
         resolve_in(&mut tx, serial, Step::Accept).await?;
         tx.commit()
@@ -122,6 +140,7 @@ impl Quotas {
 
     /// Releases what a pending commission reserved.
     pub async fn reject(&self, serial: i64) -> Result<(), QuotaError> {
+        self.settled(serial);
         let mut tx = self.db.begin().await?;
         resolve_in(&mut tx, serial, Step::Reject).await?;
         tx.commit()

@@ -17,6 +17,7 @@ mod report;
 mod resources;
 mod views;
 
+use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -39,6 +40,10 @@ pub struct Quotas {
     instance: String,
     /// Commission serials this process took from the database and has not handed out yet.
     serials: Arc<Mutex<Range<i64>>>,
+    /// The commissions this process holds pending for work still under way (an upload
+    /// being read). One pending under this process's id but not here was left behind by
+    /// work that ended without resolving it, and the liveness job rejects it.
+    in_flight: Arc<std::sync::Mutex<HashSet<i64>>>,
 }
 
 /// Commission serials a process takes from the database at a time. A process that stops
@@ -51,7 +56,23 @@ impl Quotas {
             db,
             instance: uuid::Uuid::new_v4().simple().to_string(),
             serials: Arc::new(Mutex::new(0..0)),
+            in_flight: Arc::default(),
         }
+    }
+
+    /// Marks a commission this process holds as no longer under way: resolved, or about to
+    /// be by a transaction that committed.
+    pub fn settled(&self, serial: i64) {
+        if let Ok(mut in_flight) = self.in_flight.lock() {
+            in_flight.remove(&serial);
+        }
+    }
+
+    fn is_in_flight(&self, serial: i64) -> bool {
+        self.in_flight
+            .lock()
+            .map(|in_flight| in_flight.contains(&serial))
+            .unwrap_or(true)
     }
 
     /// A new commission serial, from this process's block (taking a new block when it has

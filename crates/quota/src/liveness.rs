@@ -33,7 +33,10 @@ impl Quotas {
                 Ok(()) => rejected += 1,
                 // Resolved meanwhile by its process after all, or by another.
                 Err(QuotaError::NoCommission { .. }) => {}
-                Err(error) => return Err(error),
+                // One that cannot be resolved must not keep the others pending.
+                Err(error) => {
+                    tracing::warn!(serial, error = %error, "cannot reject an abandoned commission");
+                }
             }
         }
         if rejected > 0 {
@@ -43,6 +46,26 @@ impl Quotas {
             );
         }
         q::forget_dead_instances(self.db.pool(), alive_since).await?;
+        Ok(rejected + self.reject_left_behind().await?)
+    }
+
+    /// Rejects this process's own pending commissions whose work has ended without
+    /// resolving them (an upload whose rejection failed when it was dropped).
+    async fn reject_left_behind(&self) -> Result<usize, QuotaError> {
+        let held = q::list_commissions_of_instance(self.db.pool(), &self.instance).await?;
+        let mut rejected = 0;
+        for serial in held {
+            if self.is_in_flight(serial) {
+                continue;
+            }
+            match self.reject(serial).await {
+                Ok(()) => rejected += 1,
+                Err(QuotaError::NoCommission { .. }) => {}
+                Err(error) => {
+                    tracing::warn!(serial, error = %error, "cannot reject a commission left behind");
+                }
+            }
+        }
         Ok(rejected)
     }
 }

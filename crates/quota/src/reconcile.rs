@@ -64,6 +64,17 @@ impl Quotas {
             let (project_id, member_id) = key;
             if fix {
                 q::set_holding_usage(&mut **tx, &project_id, &member_id, resource, actual).await?;
+                if member_id != WHOLE_PROJECT {
+                    // Usage over time follows the correction from now on.
+                    let event = q::UsageEventRow {
+                        project_id: project_id.clone(),
+                        member_id: member_id.clone(),
+                        resource: resource.to_owned(),
+                        quantity: actual - held,
+                        at: nefos_db::time::now_micros(),
+                    };
+                    q::insert_usage_event(&mut **tx, &event).await?;
+                }
             }
             found.push(Discrepancy {
                 member_id: (member_id != WHOLE_PROJECT).then_some(member_id),

@@ -150,11 +150,13 @@ impl Storage {
     }
 
     /// The account quota in bytes, if one is set.
+    /// Read through the caller's connection (a write's transaction): a second connection
+    /// from the pool could wait forever on a pool that writers have exhausted.
     pub(crate) async fn account_quota(
-        &self,
+        conn: &mut nefos_db::Connection,
         project_id: &str,
     ) -> Result<Option<u64>, StorageError> {
-        let row = q::get_account(self.db.pool(), project_id).await?;
+        let row = q::get_account(&mut *conn, project_id).await?;
         Ok(row.and_then(|r| {
             meta::from_json(&r.meta)
                 .get(QUOTA_BYTES)

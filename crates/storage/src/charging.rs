@@ -45,7 +45,9 @@ impl Reservation {
 
     /// Marks the reservation resolved, once the transaction that accepted it committed.
     pub(crate) fn settle(mut self) {
-        self.serial = None;
+        if let Some(serial) = self.serial.take() {
+            self.quotas.settled(serial);
+        }
     }
 }
 
@@ -55,16 +57,21 @@ impl Drop for Reservation {
             return;
         };
         let quotas = self.quotas.clone();
-        // Dropped mid-request (the client went away): reject off the request's task.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                match quotas.reject(serial).await {
-                    Ok(()) | Err(QuotaError::NoCommission { .. }) => {}
-                    Err(error) => {
-                        tracing::warn!(serial, %error, "cannot reject an upload's reservation; the liveness job will")
+        // Dropped mid-request (the client went away): reject off the request's task. With
+        // no runtime to do it on, or should the rejection fail, the liveness job rejects it,
+        // since it is no longer marked in flight.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    match quotas.reject(serial).await {
+                        Ok(()) | Err(QuotaError::NoCommission { .. }) => {}
+                        Err(error) => {
+                            tracing::warn!(serial, %error, "cannot reject an upload's reservation; the liveness job will retry");
+                        }
                     }
-                }
-            });
+                });
+            }
+            Err(_) => quotas.settled(serial),
         }
     }
 }
@@ -118,7 +125,7 @@ impl Storage {
             && let Some(current) = q::get_current(&mut *conn, &container.id, name).await?
             && current.charged_to == member
         {
-            freed = current.size;
+            freed = current.charged_bytes;
         }
         // Returned before the commission takes a connection of its own: holding one while
         // waiting for another would let a burst of uploads exhaust the pool.

@@ -201,6 +201,11 @@ impl Storage {
         let row = q::get_container(&mut *tx, project_id, name)
             .await?
             .ok_or(StorageError::NotFound { what: "container" })?;
+        // Alone against its writers, so that what is checked and released here is all
+        // that is deleted.
+        self.db
+            .lock_key(&mut tx, &crate::object::container_lock(&row.id))
+            .await?;
         if !q::container_is_empty(&mut *tx, &row.id).await? {
             return Err(StorageError::Conflict {
                 reason: "the container is not empty",

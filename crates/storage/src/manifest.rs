@@ -32,6 +32,13 @@ pub const SLO_MANIFEST_KEY: &str = "nefos:slo-manifest";
 /// The stored header that marks a static manifest.
 const SLO_HEADER: &str = "x-static-large-object";
 
+/// Whether stored headers make a version a static large object's manifest.
+pub(crate) fn is_static(headers: &BTreeMap<String, String>) -> bool {
+    headers
+        .get(SLO_HEADER)
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
 /// Swift's defaults, advertised by `/info`.
 pub const MAX_SEGMENTS: usize = 1000;
 pub const MAX_MANIFEST_BYTES: usize = 8 * 1024 * 1024;

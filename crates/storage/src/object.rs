@@ -499,6 +499,9 @@ impl Storage {
         self.db
             .lock_key(&mut tx, &name_lock(&container.id, name))
             .await?;
+        self.db
+            .lock_key_shared(&mut tx, &container_lock(&container.id))
+            .await?;
         if let Some(base) = base {
             let now_current = q::get_current(&mut *tx, &container.id, name).await?;
             if now_current.map(|r| r.serial) != base {
@@ -531,7 +534,14 @@ impl Storage {
             Vec::new()
         };
         let size = i64::try_from(size).unwrap_or(i64::MAX);
-        self.check_container_quotas(&mut tx, &now_container, size)
+        // A static large object's manifest holds no bytes of its own: its segments are
+        // charged for them.
+        let charged_bytes = if manifest::is_static(&stored.headers) {
+            0
+        } else {
+            size
+        };
+        self.check_container_quotas(&mut tx, &now_container, charged_bytes)
             .await?;
         let member = self
             .charged_member(&mut tx, who, &container.project_id)
@@ -540,7 +550,7 @@ impl Storage {
             &mut tx,
             container,
             &member,
-            size,
+            charged_bytes,
             &released,
             reservation.as_mut(),
         )
@@ -561,6 +571,7 @@ impl Storage {
             modified_at: now,
             modified_by,
             charged_to: member,
+            charged_bytes,
         };
         q::insert_object(&mut *tx, &row, &hashmap_text(&hashes)).await?;
         let mut path = q::get_path(&mut *tx, &container.id, name).await?;
@@ -620,7 +631,7 @@ impl Storage {
                 return Err(StorageError::QuotaExceeded { scope: "container" });
             }
         }
-        if let Some(max) = self.account_quota(&container.project_id).await? {
+        if let Some(max) = Self::account_quota(tx, &container.project_id).await? {
             self.db
                 .lock_key(tx, &format!("account:{}", container.project_id))
                 .await?;
@@ -859,6 +870,9 @@ impl Storage {
         modified_by: String,
     ) -> Result<(), StorageError> {
         let (container_id, name) = (current.container_id.clone(), current.name.clone());
+        self.db
+            .lock_key_shared(tx, &container_lock(&container_id))
+            .await?;
         let container = q::get_container_by_id(&mut **tx, &container_id)
             .await?
             .ok_or(StorageError::NotFound { what: "container" })?;
@@ -880,6 +894,7 @@ impl Storage {
                 delete_at: None,
                 modified_at: now_micros().max(current.modified_at + 1),
                 modified_by,
+                charged_bytes: 0,
                 ..current
             };
             q::insert_object(&mut **tx, &marker, "").await?;
@@ -895,6 +910,12 @@ impl Storage {
         .await?;
         Ok(())
     }
+}
+
+/// The lock key of a container: its writers share it, its deletion takes it alone, so a
+/// version cannot be written into a container as it is deleted (and vanish uncounted).
+pub(crate) fn container_lock(container_id: &str) -> String {
+    format!("container:{container_id}")
 }
 
 /// The lock key of an object name: writers of one name take turns.

@@ -133,8 +133,11 @@ pub async fn update_project(conn: &mut Connection, project: &ProjectRow) -> Resu
     Ok(done.rows_affected() > 0)
 }
 
-/// Deletes a project with its role assignments and the tokens scoped to it.
+/// Deletes a project with its role assignments, the tokens scoped to it and its quota
+/// holdings; what its members still used there is recorded as released now, so usage
+/// over time ends with it.
 pub async fn delete_project(conn: &mut Connection, id: &str) -> Result<bool, DbError> {
+    crate::quota::close_project_usage(&mut *conn, id, crate::time::now_micros()).await?;
     let done = sqlx::query("DELETE FROM projects WHERE id = $1")
         .bind(id)
         .execute(conn)

@@ -154,6 +154,18 @@ pub async fn list_commissions<'c>(
     .map_err(DbError::query("list commissions"))
 }
 
+/// The pending commissions a control-plane process holds.
+pub async fn list_commissions_of_instance<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    instance: &str,
+) -> Result<Vec<i64>, DbError> {
+    sqlx::query_scalar("SELECT serial FROM quota_commissions WHERE instance = $1 ORDER BY serial")
+        .bind(instance)
+        .fetch_all(ex)
+        .await
+        .map_err(DbError::query("list a process's commissions"))
+}
+
 /// Pending commissions held by control-plane processes that are gone: with no row in
 /// `control_plane_instances`, or no heartbeat since `alive_since`, and not `except`.
 pub async fn list_abandoned_commissions<'c>(

@@ -32,6 +32,26 @@ pub async fn insert_usage_event<'c>(
     Ok(())
 }
 
+/// Records the release of everything a project's members still use (before the project
+/// and its holdings are deleted).
+pub async fn close_project_usage<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    project_id: &str,
+    now: i64,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO quota_usage_events (project_id, member_id, resource, quantity, at)
+         SELECT project_id, member_id, resource, -usage_min, $2 FROM quota_holdings
+          WHERE project_id = $1 AND member_id <> '' AND usage_min <> 0",
+    )
+    .bind(project_id)
+    .bind(now)
+    .execute(ex)
+    .await
+    .map_err(DbError::query("close a project's usage"))?;
+    Ok(())
+}
+
 /// The integral of usage over `[from, to)` per (project, member, resource), in
 /// quantity × microseconds (a float: a TiB over a year exceeds 64 bits).
 #[derive(Debug, Clone, PartialEq)]

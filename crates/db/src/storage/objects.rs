@@ -33,6 +33,9 @@ pub struct ObjectRow {
     pub modified_by: String,
     /// The member whose `pithos.diskspace` this version is charged to.
     pub charged_to: String,
+    /// What it is charged: its size, but nothing for a deletion marker or a static large
+    /// object's manifest, whose bytes are its segments' (charged as such).
+    pub charged_bytes: i64,
 }
 
 impl FromRow<'_, AnyRow> for ObjectRow {
@@ -53,13 +56,14 @@ impl FromRow<'_, AnyRow> for ObjectRow {
             modified_at: row.try_get("modified_at")?,
             modified_by: row.try_get("modified_by")?,
             charged_to: row.try_get("charged_to")?,
+            charged_bytes: row.try_get("charged_bytes")?,
         })
     }
 }
 
 const OBJECT_COLUMNS: &str = "serial, container_id, name, CAST(current AS INTEGER) AS current,
     CAST(deleted AS INTEGER) AS deleted, size, hash, blocks, etag, content_type, meta, delete_at,
-    modified_at, modified_by, charged_to";
+    modified_at, modified_by, charged_to, charged_bytes";
 
 /// A new, never reused version number; call inside the transaction that uses it.
 pub async fn next_serial(conn: &mut Connection) -> Result<i64, DbError> {
@@ -80,8 +84,8 @@ pub async fn insert_object<'c>(
     sqlx::query(
         "INSERT INTO objects (serial, container_id, name, current, deleted, size, hashmap, hash,
                               blocks, etag, content_type, meta, delete_at, modified_at,
-                              modified_by, charged_to)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                              modified_by, charged_to, charged_bytes)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
     )
     .bind(row.serial)
     .bind(&row.container_id)
@@ -99,6 +103,7 @@ pub async fn insert_object<'c>(
     .bind(row.modified_at)
     .bind(&row.modified_by)
     .bind(&row.charged_to)
+    .bind(row.charged_bytes)
     .execute(ex)
     .await
     .map_err(DbError::insert(
@@ -208,7 +213,8 @@ pub async fn delete_all_versions<'c>(
     name: &str,
 ) -> Result<Charges, DbError> {
     let rows = sqlx::query(
-        "DELETE FROM objects WHERE container_id = $1 AND name = $2 RETURNING charged_to, size",
+        "DELETE FROM objects WHERE container_id = $1 AND name = $2
+         RETURNING charged_to, charged_bytes",
     )
     .bind(container_id)
     .bind(name)
@@ -222,7 +228,7 @@ pub async fn delete_all_versions<'c>(
             source,
         };
         let member: String = row.try_get("charged_to").map_err(read)?;
-        let size: i64 = row.try_get("size").map_err(read)?;
+        let size: i64 = row.try_get("charged_bytes").map_err(read)?;
         match charges.iter_mut().find(|(m, _)| *m == member) {
             Some((_, bytes)) => *bytes += size,
             None => charges.push((member, size)),
@@ -237,7 +243,7 @@ pub async fn container_charges<'c>(
     container_id: &str,
 ) -> Result<Charges, DbError> {
     let rows = sqlx::query(
-        "SELECT charged_to, CAST(SUM(size) AS BIGINT) AS bytes FROM objects
+        "SELECT charged_to, CAST(SUM(charged_bytes) AS BIGINT) AS bytes FROM objects
          WHERE container_id = $1 GROUP BY charged_to ORDER BY charged_to",
     )
     .bind(container_id)
@@ -256,7 +262,7 @@ pub async fn stored_bytes_by_member<'c>(
     ex: impl Executor<'c, Database = Any>,
 ) -> Result<Vec<(String, String, i64)>, DbError> {
     let rows = sqlx::query(
-        "SELECT c.project_id, o.charged_to, CAST(SUM(o.size) AS BIGINT) AS bytes
+        "SELECT c.project_id, o.charged_to, CAST(SUM(o.charged_bytes) AS BIGINT) AS bytes
            FROM objects o JOIN containers c ON c.id = o.container_id
           GROUP BY c.project_id, o.charged_to ORDER BY c.project_id, o.charged_to",
     )
@@ -281,7 +287,8 @@ pub async fn container_version_bytes<'c>(
     container_id: &str,
 ) -> Result<i64, DbError> {
     sqlx::query_scalar(
-        "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM objects WHERE container_id = $1",
+        "SELECT CAST(COALESCE(SUM(charged_bytes), 0) AS BIGINT) FROM objects
+         WHERE container_id = $1",
     )
     .bind(container_id)
     .fetch_one(ex)

@@ -11,7 +11,7 @@ use crate::storage::{ContainerListing, NameRange, ObjectRow};
 const OBJECT_COLUMNS: &str = "o.serial, o.container_id, o.name,
     CAST(o.current AS INTEGER) AS current, CAST(o.deleted AS INTEGER) AS deleted, o.size,
     o.hash, o.blocks, o.etag, o.content_type, o.meta, o.delete_at, o.modified_at, o.modified_by,
-    o.charged_to";
+    o.charged_to, o.charged_bytes";
 
 /// The versions of container `{c}.id` that were live at time `{t}`: for each name, the
 /// newest version written by then, unless that is a deletion marker.

@@ -105,6 +105,7 @@ impl Quotas {
         let mut tx = self.db.begin().await?;
         let project_id = match &spec.project_id {
             Some(id) => {
+                self.lock_project(&mut tx, id).await?;
                 let project = q::get_project_settings(&mut *tx, id)
                     .await?
                     .ok_or_else(|| QuotaError::not_found("project", id))?;
@@ -191,7 +192,10 @@ impl Quotas {
             .await?
             .ok_or_else(|| QuotaError::not_found("application", id))?;
         if caller.user_id() != Some(row.applicant_id.as_str()) && !caller.is_admin() {
-            self.require_project_owner(caller, &row.project_id).await?;
+            // Not "project not found": that would tell a stranger the project exists.
+            self.require_project_owner(caller, &row.project_id)
+                .await
+                .map_err(|_| QuotaError::not_found("application", id))?;
         }
         Application::try_from(row)
     }
@@ -266,7 +270,13 @@ impl Quotas {
                 other => other.into(),
             })?;
         q::replace_project_grants(&mut tx, &project.id, &grants).await?;
-        q::decide_application(&mut *tx, application_id, "pending", "approved", reason, now).await?;
+        if !q::decide_application(&mut *tx, application_id, "pending", "approved", reason, now)
+            .await?
+        {
+            return Err(QuotaError::conflict(
+                "the application was decided meanwhile",
+            ));
+        }
         let decided = q::get_application(&mut *tx, application_id)
             .await?
             .ok_or_else(|| QuotaError::not_found("application", application_id))?;
@@ -354,7 +364,11 @@ impl Quotas {
         let now = now_micros();
         let mut tx = self.db.begin().await?;
         let app = self.pending_application(&mut tx, application_id).await?;
-        q::decide_application(&mut *tx, application_id, "pending", to, reason, now).await?;
+        if !q::decide_application(&mut *tx, application_id, "pending", to, reason, now).await? {
+            return Err(QuotaError::conflict(
+                "the application was decided meanwhile",
+            ));
+        }
         if let Some(mut project) = q::get_project_settings(&mut *tx, &app.project_id).await?
             && project.state == "uninitialized"
         {
@@ -375,6 +389,11 @@ impl Quotas {
         tx: &mut nefos_db::Transaction,
         id: &str,
     ) -> Result<ApplicationRow, QuotaError> {
+        let found = q::get_application(&mut **tx, id)
+            .await?
+            .ok_or_else(|| QuotaError::not_found("application", id))?;
+        // Read again once the project is ours: another decision may have come first.
+        self.lock_project(tx, &found.project_id).await?;
         let app = q::get_application(&mut **tx, id)
             .await?
             .ok_or_else(|| QuotaError::not_found("application", id))?;

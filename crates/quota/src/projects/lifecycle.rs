@@ -48,6 +48,7 @@ impl Quotas {
         require_admin(caller, "suspend, resume or terminate projects")?;
         let (from, to) = action.transition();
         let mut tx = self.db.begin().await?;
+        self.lock_project(&mut tx, project_id).await?;
         let mut project = q::get_project_settings(&mut *tx, project_id)
             .await?
             .ok_or_else(|| QuotaError::not_found("project", project_id))?;

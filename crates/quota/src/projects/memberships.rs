@@ -78,6 +78,7 @@ impl Quotas {
             return Err(QuotaError::not_allowed("users join projects"));
         };
         let mut tx = self.db.begin().await?;
+        self.lock_project(&mut tx, project_id).await?;
         let project = q::get_project_settings(&mut *tx, project_id)
             .await?
             .filter(|p| p.kind == "regular")
@@ -122,6 +123,7 @@ impl Quotas {
     ) -> Result<Membership, QuotaError> {
         self.require_project_owner(caller, project_id).await?;
         let mut tx = self.db.begin().await?;
+        self.lock_project(&mut tx, project_id).await?;
         let project = q::get_project_settings(&mut *tx, project_id)
             .await?
             .ok_or_else(|| QuotaError::not_found("project", project_id))?;
@@ -154,6 +156,11 @@ impl Quotas {
         action: MembershipAction,
     ) -> Result<Membership, QuotaError> {
         let mut tx = self.db.begin().await?;
+        let found = q::get_membership(&mut *tx, membership_id)
+            .await?
+            .ok_or_else(|| QuotaError::not_found("membership", membership_id.to_string()))?;
+        // Read again once the project is ours: its state may have moved meanwhile.
+        self.lock_project(&mut tx, &found.project_id).await?;
         let membership = q::get_membership(&mut *tx, membership_id)
             .await?
             .ok_or_else(|| QuotaError::not_found("membership", membership_id.to_string()))?;

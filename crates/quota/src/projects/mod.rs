@@ -235,6 +235,20 @@ impl Quotas {
         Ok(())
     }
 
+    /// Makes the transactions that change one project (its state, settings, applications
+    /// and memberships) take turns, so that each decides on what the previous one left:
+    /// an approval racing a termination, or two joins racing for the last place.
+    pub(crate) async fn lock_project(
+        &self,
+        tx: &mut nefos_db::Transaction,
+        project_id: &str,
+    ) -> Result<(), QuotaError> {
+        self.db
+            .lock_key(tx, &format!("project:{project_id}"))
+            .await?;
+        Ok(())
+    }
+
     /// Owner, member, or administrator; anyone else is told the project does not exist.
     pub(crate) async fn require_project_reader(
         &self,
