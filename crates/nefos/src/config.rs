@@ -67,8 +67,10 @@ impl QuotasSection {
         Duration::from_secs(self.heartbeat_seconds.max(1))
     }
 
+    /// At least three heartbeats, whatever is configured: a shorter silence would take
+    /// live processes for stopped ones and reject their uploads' reservations.
     pub fn abandoned_after(&self) -> Duration {
-        Duration::from_secs(self.abandoned_after_seconds)
+        Duration::from_secs(self.abandoned_after_seconds).max(self.heartbeat() * 3)
     }
 }
 

@@ -267,9 +267,15 @@ impl Quotas {
         let is_member = !iq::roles_on_project(self.db.pool(), &ctx.user_id, project_id)
             .await?
             .is_empty();
+        // A user asking to join sees the project; one rejected or gone no longer does.
         let asked = q::membership_of(self.db.pool(), project_id, &ctx.user_id)
             .await?
-            .is_some();
+            .is_some_and(|m| {
+                matches!(
+                    m.state.as_str(),
+                    "requested" | "accepted" | "leave_requested"
+                )
+            });
         if project.owner_id.as_deref() == Some(ctx.user_id.as_str()) || is_member || asked {
             Ok(())
         } else {
