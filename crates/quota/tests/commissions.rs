@@ -406,3 +406,60 @@ fn context(user: &User) -> nefos_identity::AuthContext {
         audit_id: String::new(),
     }
 }
+
+#[tokio::test]
+async fn a_deleted_projects_pending_commission_resolves_as_nothing_and_its_usage_ends() {
+    for backend in each_backend().await {
+        let identity = Identity::new(backend.db.clone(), IdentityConfig::default());
+        let (quotas, doomed) = limited_user(&backend.db, "doomed", 100).await;
+        let project = doomed.base_project_id.clone();
+        let used = quotas
+            .issue(
+                commission(vec![Provision::new(&project, &doomed.id, DISK, 40)]),
+                false,
+            )
+            .await
+            .unwrap();
+        quotas.accept(used).await.unwrap();
+        quotas.heartbeat().await.unwrap();
+        quotas
+            .issue(
+                commission(vec![Provision::new(&project, &doomed.id, DISK, 10)]),
+                true,
+            )
+            .await
+            .unwrap();
+        let start = nefos_db::time::now_micros();
+        identity
+            .delete_user(Caller::Operator, &doomed.id)
+            .await
+            .unwrap();
+        let end = nefos_db::time::now_micros();
+        // Another process finds the commission abandoned and resolves it: nothing is left
+        // of it, and the next start is not refused.
+        let survivor = Quotas::new(backend.db.clone());
+        assert_eq!(survivor.reject_abandoned(Duration::ZERO).await.unwrap(), 1);
+        assert!(
+            survivor.pending(None).await.unwrap().is_empty(),
+            "{}",
+            backend.label
+        );
+        // The usage report counts the 40 up to the deletion, and nothing after it.
+        let report = survivor
+            .usage_report(Caller::Operator, start, end + 3_600_000_000, true)
+            .await
+            .unwrap();
+        let line = report
+            .lines
+            .iter()
+            .find(|l| l.holder == project)
+            .expect("a line for the deleted project");
+        assert_eq!(line.usage_at_end, 0, "{}", backend.label);
+        let most = 40.0 * (end - start) as f64 / 3_600_000_000.0 / 1_073_741_824.0 / 730.5;
+        assert!(
+            line.amount > 0.0 && line.amount <= most * 1.01,
+            "{}: {line:?}",
+            backend.label
+        );
+    }
+}
