@@ -99,29 +99,27 @@ CREATE TABLE quota_holdings (
     PRIMARY KEY (project_id, member_id, resource)
 );
 
--- Pending commissions and their provisions; resolved ones leave these tables (accepted
--- ones stay as usage events).
-CREATE TABLE quota_commissions (
-    serial    BIGINT PRIMARY KEY,
+-- Pending commissions, a row per provision (a commission is the rows of its serial), so
+-- that issuing one is one insert and resolving it one delete. Resolved ones leave the
+-- table (accepted ones stay as usage events). A provision goes with its project: a
+-- commission pending when its project is deleted then resolves as nothing of it.
+CREATE TABLE quota_provisions (
+    serial     BIGINT NOT NULL,
     -- Who issued it: a service ('pithos', 'cyclades') or the user id of an API client.
-    client    TEXT NOT NULL,
+    client     TEXT NOT NULL,
     -- The control-plane process holding it pending, when a service issued it: should that
     -- process stop, another rejects the commission.
-    instance  TEXT,
-    name      TEXT NOT NULL,
-    issued_at BIGINT NOT NULL
-);
-CREATE INDEX quota_commissions_client ON quota_commissions (client);
--- A provision goes with its project: a commission pending when its project is deleted
--- then resolves as nothing.
-CREATE TABLE quota_provisions (
-    serial     BIGINT NOT NULL REFERENCES quota_commissions (serial) ON DELETE CASCADE,
+    instance   TEXT,
+    name       TEXT NOT NULL,
+    issued_at  BIGINT NOT NULL,
     project_id TEXT NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
     member_id  TEXT NOT NULL,
     resource   TEXT NOT NULL,
     quantity   BIGINT NOT NULL
 );
 CREATE INDEX quota_provisions_serial ON quota_provisions (serial);
+CREATE INDEX quota_provisions_client ON quota_provisions (client);
+CREATE INDEX quota_provisions_instance ON quota_provisions (instance);
 INSERT INTO counters (name, value) VALUES ('commission_serial', 0);
 
 -- Every accepted change of a member's usage, for usage over time (VM-hours, GiB-months).

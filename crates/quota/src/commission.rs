@@ -92,6 +92,9 @@ impl Quotas {
         commission: NewCommission,
         held_here: bool,
     ) -> Result<i64, QuotaError> {
+        if commission.provisions.is_empty() {
+            return Err(QuotaError::invalid("commission", "it has no provisions"));
+        }
         let serial = self.next_serial().await?;
         if held_here && let Ok(mut in_flight) = self.in_flight.lock() {
             // Before it is visible, so the liveness job never takes it for left behind.
@@ -224,10 +227,10 @@ fn rows(provisions: &[Provision]) -> Vec<ProvisionRow> {
 }
 
 async fn resolve_in(tx: &mut Transaction, serial: i64, step: Step) -> Result<(), QuotaError> {
-    let provisions = q::list_provisions(&mut **tx, serial).await?;
-    // Deleting first takes the commission's lock: a second resolution waits, then finds
+    // Taking it out first takes its rows' locks: a second resolution waits, then finds
     // nothing to resolve.
-    if !q::delete_commission(&mut **tx, serial).await? {
+    let provisions = q::take_commission(&mut **tx, serial).await?;
+    if provisions.is_empty() {
         return Err(QuotaError::NoCommission { serial });
     }
     apply(tx, &provisions, step, false).await

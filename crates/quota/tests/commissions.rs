@@ -408,7 +408,7 @@ fn context(user: &User) -> nefos_identity::AuthContext {
 }
 
 #[tokio::test]
-async fn a_deleted_projects_pending_commission_resolves_as_nothing_and_its_usage_ends() {
+async fn a_deleted_projects_pending_commission_goes_with_it_and_its_usage_ends() {
     for backend in each_backend().await {
         let identity = Identity::new(backend.db.clone(), IdentityConfig::default());
         let (quotas, doomed) = limited_user(&backend.db, "doomed", 100).await;
@@ -435,10 +435,10 @@ async fn a_deleted_projects_pending_commission_resolves_as_nothing_and_its_usage
             .await
             .unwrap();
         let end = nefos_db::time::now_micros();
-        // Another process finds the commission abandoned and resolves it: nothing is left
-        // of it, and the next start is not refused.
+        // The pending commission went with its project: nothing is left to resolve, and
+        // the next start is not refused.
         let survivor = Quotas::new(backend.db.clone());
-        assert_eq!(survivor.reject_abandoned(Duration::ZERO).await.unwrap(), 1);
+        assert_eq!(survivor.reject_abandoned(Duration::ZERO).await.unwrap(), 0);
         assert!(
             survivor.pending(None).await.unwrap().is_empty(),
             "{}",

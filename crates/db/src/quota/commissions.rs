@@ -3,7 +3,7 @@ use sqlx::{Any, Executor, FromRow, Row};
 
 use crate::{Connection, DbError};
 
-/// A row of `quota_commissions`: a pending commission.
+/// A pending commission, as the rows of its provisions in `quota_provisions` record it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommissionRow {
     pub serial: i64,
@@ -25,7 +25,7 @@ impl FromRow<'_, AnyRow> for CommissionRow {
     }
 }
 
-/// A row of `quota_provisions`.
+/// One provision of a pending commission.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProvisionRow {
     pub project_id: String,
@@ -63,37 +63,50 @@ pub async fn reserve_commission_serials<'c>(
     .map_err(DbError::query("allocate commission serials"))
 }
 
+/// Records a pending commission: its provisions, in one statement.
 pub async fn insert_commission(
     conn: &mut Connection,
     commission: &CommissionRow,
     provisions: &[ProvisionRow],
 ) -> Result<(), DbError> {
-    sqlx::query(
-        "INSERT INTO quota_commissions (serial, client, instance, name, issued_at)
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(commission.serial)
-    .bind(&commission.client)
-    .bind(&commission.instance)
-    .bind(&commission.name)
-    .bind(commission.issued_at)
-    .execute(&mut *conn)
-    .await
-    .map_err(DbError::query("record a commission"))?;
-    for provision in provisions {
-        sqlx::query(
-            "INSERT INTO quota_provisions (serial, project_id, member_id, resource, quantity)
-             VALUES ($1, $2, $3, $4, $5)",
-        )
+    if provisions.is_empty() {
+        return Ok(());
+    }
+    let values: Vec<String> = (0..provisions.len())
+        .map(|i| {
+            let n = 5 + i * 4;
+            format!(
+                "($1, $2, $3, $4, $5, ${}, ${}, ${}, ${})",
+                n + 1,
+                n + 2,
+                n + 3,
+                n + 4
+            )
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO quota_provisions (serial, client, instance, name, issued_at, project_id,
+                                       member_id, resource, quantity)
+         VALUES {}",
+        values.join(", ")
+    );
+    let mut query = sqlx::query(&sql)
         .bind(commission.serial)
-        .bind(&provision.project_id)
-        .bind(&provision.member_id)
-        .bind(&provision.resource)
-        .bind(provision.quantity)
+        .bind(&commission.client)
+        .bind(&commission.instance)
+        .bind(&commission.name)
+        .bind(commission.issued_at);
+    for provision in provisions {
+        query = query
+            .bind(&provision.project_id)
+            .bind(&provision.member_id)
+            .bind(&provision.resource)
+            .bind(provision.quantity);
+    }
+    query
         .execute(&mut *conn)
         .await
-        .map_err(DbError::query("record a provision"))?;
-    }
+        .map_err(DbError::query("record a commission"))?;
     Ok(())
 }
 
@@ -102,8 +115,8 @@ pub async fn get_commission<'c>(
     serial: i64,
 ) -> Result<Option<CommissionRow>, DbError> {
     sqlx::query_as(
-        "SELECT serial, client, instance, name, issued_at FROM quota_commissions
-         WHERE serial = $1",
+        "SELECT serial, client, instance, name, issued_at FROM quota_provisions
+         WHERE serial = $1 LIMIT 1",
     )
     .bind(serial)
     .fetch_optional(ex)
@@ -125,18 +138,21 @@ pub async fn list_provisions<'c>(
     .map_err(DbError::query("read the provisions of a commission"))
 }
 
-/// Removes a resolved commission; returns whether it was still pending. The delete takes
-/// the commission's row lock, so two resolutions of one commission cannot both proceed.
-pub async fn delete_commission<'c>(
+/// Removes a pending commission to resolve it, and returns its provisions (none when it
+/// was no longer pending). The delete takes the rows' locks, so two resolutions of one
+/// commission cannot both proceed.
+pub async fn take_commission<'c>(
     ex: impl Executor<'c, Database = Any>,
     serial: i64,
-) -> Result<bool, DbError> {
-    let done = sqlx::query("DELETE FROM quota_commissions WHERE serial = $1")
-        .bind(serial)
-        .execute(ex)
-        .await
-        .map_err(DbError::query("resolve a commission"))?;
-    Ok(done.rows_affected() > 0)
+) -> Result<Vec<ProvisionRow>, DbError> {
+    sqlx::query_as(
+        "DELETE FROM quota_provisions WHERE serial = $1
+         RETURNING project_id, member_id, resource, quantity",
+    )
+    .bind(serial)
+    .fetch_all(ex)
+    .await
+    .map_err(DbError::query("resolve a commission"))
 }
 
 /// Pending commissions, oldest first: of one client, or all.
@@ -145,7 +161,7 @@ pub async fn list_commissions<'c>(
     client: Option<&str>,
 ) -> Result<Vec<CommissionRow>, DbError> {
     sqlx::query_as(
-        "SELECT serial, client, instance, name, issued_at FROM quota_commissions
+        "SELECT DISTINCT serial, client, instance, name, issued_at FROM quota_provisions
          WHERE ($1 IS NULL OR client = $1) ORDER BY serial",
     )
     .bind(client)
@@ -159,11 +175,13 @@ pub async fn list_commissions_of_instance<'c>(
     ex: impl Executor<'c, Database = Any>,
     instance: &str,
 ) -> Result<Vec<i64>, DbError> {
-    sqlx::query_scalar("SELECT serial FROM quota_commissions WHERE instance = $1 ORDER BY serial")
-        .bind(instance)
-        .fetch_all(ex)
-        .await
-        .map_err(DbError::query("list a process's commissions"))
+    sqlx::query_scalar(
+        "SELECT DISTINCT serial FROM quota_provisions WHERE instance = $1 ORDER BY serial",
+    )
+    .bind(instance)
+    .fetch_all(ex)
+    .await
+    .map_err(DbError::query("list a process's commissions"))
 }
 
 /// Pending commissions held by control-plane processes that are gone: with no row in
@@ -174,11 +192,11 @@ pub async fn list_abandoned_commissions<'c>(
     except: &str,
 ) -> Result<Vec<i64>, DbError> {
     sqlx::query_scalar(
-        "SELECT c.serial FROM quota_commissions c
-         WHERE c.instance IS NOT NULL AND c.instance <> $2
+        "SELECT DISTINCT p.serial FROM quota_provisions p
+         WHERE p.instance IS NOT NULL AND p.instance <> $2
            AND NOT EXISTS (SELECT 1 FROM control_plane_instances i
-                            WHERE i.id = c.instance AND i.heartbeat_at >= $1)
-         ORDER BY c.serial",
+                            WHERE i.id = p.instance AND i.heartbeat_at >= $1)
+         ORDER BY p.serial",
     )
     .bind(alive_since)
     .bind(except)

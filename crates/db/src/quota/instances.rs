@@ -28,7 +28,7 @@ pub async fn forget_dead_instances<'c>(
     let done = sqlx::query(
         "DELETE FROM control_plane_instances
          WHERE heartbeat_at < $1
-           AND NOT EXISTS (SELECT 1 FROM quota_commissions c WHERE c.instance = id)",
+           AND NOT EXISTS (SELECT 1 FROM quota_provisions p WHERE p.instance = id)",
     )
     .bind(before)
     .execute(ex)
