@@ -3,31 +3,18 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use nefos_db::Database;
-use nefos_identity::{Caller, Identity, IdentityConfig, NewUser, User};
+use nefos_identity::{Caller, Identity, IdentityConfig, User};
 use nefos_quota::projects::{ApplicationSpec, Grant, MembershipAction, Policy};
 use nefos_quota::{NewCommission, PITHOS_DISKSPACE, Provision, QuotaError, Quotas};
 use nefos_test_utils::each_backend;
 
-const DISK: &str = "pithos.diskspace";
-
-async fn user(identity: &Identity, name: &str) -> User {
-    identity
-        .create_user(
-            Caller::Operator,
-            NewUser {
-                name: name.to_owned(),
-                email: None,
-                password: None,
-                enabled: true,
-            },
-        )
-        .await
-        .unwrap()
-}
+use common::{DISK, context, user};
 
 fn commission(provisions: Vec<Provision>) -> NewCommission {
     NewCommission {
@@ -390,20 +377,6 @@ async fn a_project_grants_its_members_what_it_says_until_it_stops() {
             .await
             .unwrap();
         tx.commit().await.unwrap();
-    }
-}
-
-/// What an unscoped token of `user` says: who the user is, with no roles.
-fn context(user: &User) -> nefos_identity::AuthContext {
-    nefos_identity::AuthContext {
-        user_id: user.id.clone(),
-        user_name: user.name.clone(),
-        project: None,
-        roles: Vec::new(),
-        methods: vec!["password".to_owned()],
-        issued_at: 0,
-        expires_at: i64::MAX,
-        audit_id: String::new(),
     }
 }
 

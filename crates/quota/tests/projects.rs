@@ -3,36 +3,18 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 
-use nefos_identity::{AuthContext, Caller, Identity, IdentityConfig, NewUser, User};
+use nefos_identity::{AuthContext, Caller, Identity, IdentityConfig, User};
 use nefos_quota::projects::{ApplicationSpec, Grant, MembershipAction, Policy};
 use nefos_quota::{PITHOS_DISKSPACE, QuotaError, Quotas};
 use nefos_test_utils::each_backend;
 
 async fn user(identity: &Identity, name: &str) -> (User, AuthContext) {
-    let user = identity
-        .create_user(
-            Caller::Operator,
-            NewUser {
-                name: name.to_owned(),
-                email: None,
-                password: None,
-                enabled: true,
-            },
-        )
-        .await
-        .unwrap();
-    let context = AuthContext {
-        user_id: user.id.clone(),
-        user_name: user.name.clone(),
-        project: None,
-        roles: Vec::new(),
-        methods: vec!["password".to_owned()],
-        issued_at: 0,
-        expires_at: i64::MAX,
-        audit_id: String::new(),
-    };
+    let user = common::user(identity, name).await;
+    let context = common::context(&user);
     (user, context)
 }
 

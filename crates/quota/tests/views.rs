@@ -3,42 +3,16 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 
-use nefos_identity::{AuthContext, Caller, Identity, IdentityConfig, NewUser, User};
+use nefos_identity::{Caller, Identity, IdentityConfig};
 use nefos_quota::projects::{ApplicationSpec, Grant, Policy};
 use nefos_quota::{Discrepancy, PITHOS_DISKSPACE, Provision, Quotas};
 use nefos_test_utils::each_backend;
 
-const DISK: &str = "pithos.diskspace";
-
-async fn user(identity: &Identity, name: &str) -> User {
-    identity
-        .create_user(
-            Caller::Operator,
-            NewUser {
-                name: name.to_owned(),
-                email: None,
-                password: None,
-                enabled: true,
-            },
-        )
-        .await
-        .unwrap()
-}
-
-fn context(user: &User) -> AuthContext {
-    AuthContext {
-        user_id: user.id.clone(),
-        user_name: user.name.clone(),
-        project: None,
-        roles: Vec::new(),
-        methods: vec!["password".to_owned()],
-        issued_at: 0,
-        expires_at: i64::MAX,
-        audit_id: String::new(),
-    }
-}
+use common::{DISK, context, user};
 
 async fn charge(quotas: &Quotas, project: &str, member: &str, quantity: i64) {
     let mut tx = quotas.database().begin().await.unwrap();
