@@ -2,11 +2,11 @@
 //!
 //! Issuing checks every holding the provisions touch against its limit and reserves the
 //! change (an increase raises `usage_max`, a decrease lowers `usage_min`), or refuses the
-//! whole commission; accepting makes it permanent, rejecting releases it. Each holding is
-//! changed by one `UPDATE`, which takes its row lock on PostgreSQL until the transaction
-//! ends: commissions on one holding check one after another, commissions on different
-//! holdings run side by side. Holdings are always locked in the same (sorted) order, so two
-//! commissions cannot deadlock. SQLite runs one writer at a time anyway.
+//! whole commission; accepting makes it permanent, rejecting releases it. The holdings a
+//! step touches change in one upsert, which takes their row locks on PostgreSQL until the
+//! transaction ends: commissions on one holding check one after another, commissions on
+//! different holdings run side by side. Holdings are always locked in the same (sorted)
+//! order, so two commissions cannot deadlock. SQLite runs one writer at a time anyway.
 
 use std::collections::BTreeMap;
 
