@@ -11,6 +11,7 @@ mod client_address;
 mod error;
 mod extract;
 mod identity;
+mod image;
 mod internal;
 mod middleware;
 mod object_store;
@@ -23,6 +24,7 @@ use axum::Router;
 use axum::routing::get;
 use nefos_compute::NodeRegistry;
 use nefos_identity::Identity;
+use nefos_image::Images;
 use nefos_quota::Quotas;
 use nefos_storage::Storage;
 
@@ -38,6 +40,7 @@ pub use slow_body::BodyPace;
 pub struct ApiState {
     pub identity: Identity,
     pub storage: Storage,
+    pub images: Images,
     pub quotas: Quotas,
     pub nodes: NodeRegistry,
     pub catalog: Arc<Catalog>,
@@ -49,6 +52,7 @@ impl ApiState {
             nodes: NodeRegistry::new(identity.database().clone()),
             identity,
             quotas: storage.quotas().clone(),
+            images: Images::new(storage.clone()),
             storage,
             catalog: Arc::new(Catalog::new(public_url)),
         }
@@ -73,6 +77,7 @@ pub fn router(state: ApiState, limits: &HttpLimits) -> Router {
             nefos_account_api::PREFIX,
             account::router().layer(axum::middleware::from_fn(clean_text::account)),
         )
+        .nest(nefos_image_api::PREFIX, image::router())
         .nest(
             "/object",
             object_store::router().layer(axum::middleware::from_fn(clean_text::swift)),

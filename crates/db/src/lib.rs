@@ -10,6 +10,7 @@ mod database;
 mod error;
 mod flag;
 pub mod identity;
+pub mod image;
 mod migrate;
 pub mod quota;
 pub mod storage;

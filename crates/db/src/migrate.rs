@@ -49,6 +49,11 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "quotas",
         sql: include_str!("../migrations/0006_quotas.sql"),
     },
+    Migration {
+        version: 7,
+        name: "images",
+        sql: include_str!("../migrations/0007_images.sql"),
+    },
 ];
 
 /// Where a database's schema stands relative to this binary.

@@ -116,6 +116,9 @@ pub struct WriteOptions {
     /// The body's length when the request declares it (`Content-Length`): its bytes are
     /// reserved against the quota before the body is read.
     pub size: Option<u64>,
+    /// The largest body to store; [`MAX_OBJECT_SIZE`] (Swift's limit) when `None`. The
+    /// image service raises it: disk images are larger than Swift's single objects.
+    pub size_limit: Option<u64>,
 }
 
 /// Changes to an object's metadata (Swift `POST`), and to its path's sharing and publicity.
@@ -352,6 +355,28 @@ impl Storage {
         Ok(object)
     }
 
+    /// An object version by its version id, with no access check: for services that
+    /// authorised their caller themselves (the image service serves an image's object to
+    /// whoever may see the image). `None` once the version is no longer stored.
+    pub async fn version_for_service(
+        &self,
+        container_id: &str,
+        name: &str,
+        serial: i64,
+    ) -> Result<Option<ObjectInfo>, StorageError> {
+        let Some(container) = q::get_container_by_id(self.db.pool(), container_id).await? else {
+            return Ok(None);
+        };
+        match self
+            .find_object(&container, name, VersionSelector::Serial(serial))
+            .await
+        {
+            Ok(object) => Ok(Some(object)),
+            Err(StorageError::NotFound { .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
     /// The hashmap of an object version: what serving or copying its content needs, and
     /// nothing else does.
     pub async fn hashmap(&self, object: &ObjectInfo) -> Result<Vec<BlockHash>, StorageError> {
@@ -421,9 +446,12 @@ impl Storage {
             return Err(StorageError::PreconditionFailed);
         }
         meta::check(&options.meta)?;
+        let size_limit = options.size_limit.unwrap_or(MAX_OBJECT_SIZE);
+        if options.size.is_some_and(|size| size > size_limit) {
+            return Err(StorageError::TooLarge { limit: size_limit });
+        }
         let reservation = self.reserve(who, &container, name, options.size).await?;
-        let Uploaded { hashes, size, md5 } =
-            upload::upload(&self.blocks, body, MAX_OBJECT_SIZE).await?;
+        let Uploaded { hashes, size, md5 } = upload::upload(&self.blocks, body, size_limit).await?;
         if let Some(expected) = &options.etag {
             let expected = expected.trim_matches('"').to_ascii_lowercase();
             if expected != md5 {

@@ -271,6 +271,7 @@ impl Call<'_> {
             public: self.public()?,
             // A chunked body has none: its room is checked only as it is committed.
             size: headers::text(self.request, "content-length")?.and_then(|v| v.parse().ok()),
+            size_limit: None,
         })
     }
 

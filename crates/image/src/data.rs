@@ -1,0 +1,570 @@
+//! An image's data: uploaded into an object (Glance's upload, and its stage-then-import),
+//! an object registered as an image (Plankton), and the data served back.
+//!
+//! Every path ends the same way: the object version is inspected where it lies, then bound
+//! to the image in one transaction that also checks the image still wants it. Data the
+//! image service wrote and then refused is deleted again, so a refused upload leaves
+//! nothing stored and nothing charged.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use futures::Stream;
+use nefos_db::image::{self as q};
+use nefos_db::time::now_micros;
+use nefos_storage::{
+    Accessor, ByteRange, ContainerUpdate, ObjectInfo, StorageError, VersionSelector, WriteOptions,
+};
+
+use crate::hashing::{HashTap, OS_HASH_ALGO};
+use crate::inspect::{Inspected, inspect_object};
+use crate::registry::{image_lock, to_db};
+use crate::{Caller, Image, ImageError, ImageStatus, Images, NewImage, Visibility};
+
+/// The container of each account that Glance uploads go to; the object is named by the
+/// image's id.
+pub const UPLOAD_CONTAINER: &str = "images";
+
+/// The container format of images registered without one (Plankton's `bare`).
+pub const REGISTERED_CONTAINER_FORMAT: &str = "bare";
+
+/// An object named by its account (project), container and name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRef {
+    pub project_id: String,
+    pub container: String,
+    pub name: String,
+}
+
+/// An image's data, ready to stream.
+pub struct ImageData {
+    pub image: Image,
+    /// The whole size, whatever the range.
+    pub size: u64,
+    /// The range served, when one was asked for.
+    pub range: Option<ByteRange>,
+    pub body: std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, StorageError>> + Send>>,
+}
+
+impl std::fmt::Debug for ImageData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageData")
+            .field("image", &self.image.id)
+            .field("size", &self.size)
+            .field("range", &self.range)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which way data arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Arrival {
+    /// `PUT /file`: queued → saving → active.
+    Upload,
+    /// `PUT /stage`: queued → uploading, then an import makes it active.
+    Stage,
+}
+
+impl Images {
+    /// Stores the data of a queued image and makes it active (Glance's upload).
+    /// `declared_size` is the body's length when the request says it.
+    pub async fn upload<S, E>(
+        &self,
+        caller: Caller<'_>,
+        id: &str,
+        body: S,
+        declared_size: Option<u64>,
+    ) -> Result<Image, ImageError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+    {
+        self.receive(caller, id, body, declared_size, Arrival::Upload)
+            .await
+    }
+
+    /// Stores the data of a queued image for a later import (Glance's `glance-direct`
+    /// stage): the image moves to `uploading`.
+    pub async fn stage<S, E>(
+        &self,
+        caller: Caller<'_>,
+        id: &str,
+        body: S,
+        declared_size: Option<u64>,
+    ) -> Result<Image, ImageError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+    {
+        self.receive(caller, id, body, declared_size, Arrival::Stage)
+            .await
+    }
+
+    async fn receive<S, E>(
+        &self,
+        caller: Caller<'_>,
+        id: &str,
+        body: S,
+        declared_size: Option<u64>,
+        arrival: Arrival,
+    ) -> Result<Image, ImageError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+    {
+        let image = self.get(caller, id).await?;
+        caller.require_owner(&image, "upload data to")?;
+        let (Some(disk_format), Some(_)) = (&image.disk_format, &image.container_format) else {
+            return Err(ImageError::invalid(
+                "image",
+                "Properties disk_format, container_format must be set prior to saving data.",
+            ));
+        };
+        let disk_format = disk_format.clone();
+        let receiving = match arrival {
+            Arrival::Upload => ImageStatus::Saving,
+            Arrival::Stage => ImageStatus::Uploading,
+        };
+        if !q::transition_status(
+            self.db.pool(),
+            id,
+            &[ImageStatus::Queued.as_str()],
+            receiving.as_str(),
+        )
+        .await?
+        {
+            return Err(ImageError::conflict(format!(
+                "Image status transition from '{}' to '{}' is not allowed",
+                image.status.as_str(),
+                receiving.as_str()
+            )));
+        }
+        let stored = self
+            .store_data(caller, &image, body, declared_size, &disk_format, arrival)
+            .await;
+        match stored {
+            Ok(image) => Ok(image),
+            Err(error) => {
+                // Back to queued, so the caller can try again (Glance restores a failed
+                // upload the same way). A deleted image stays deleted.
+                let _ = q::transition_status(
+                    self.db.pool(),
+                    id,
+                    &[receiving.as_str()],
+                    ImageStatus::Queued.as_str(),
+                )
+                .await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Streams the body into the owner's upload container, inspects it and binds it.
+    async fn store_data<S, E>(
+        &self,
+        caller: Caller<'_>,
+        image: &Image,
+        body: S,
+        declared_size: Option<u64>,
+        disk_format: &str,
+        arrival: Arrival,
+    ) -> Result<Image, ImageError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+    {
+        let who = Accessor::Token(caller.context());
+        self.ensure_upload_container(caller, &image.owner).await?;
+        let tap = HashTap::new();
+        let options = WriteOptions {
+            content_type: Some("application/octet-stream".to_owned()),
+            size: declared_size,
+            size_limit: Some(self.size_cap),
+            ..WriteOptions::default()
+        };
+        let object = self
+            .storage
+            .put_object(
+                who,
+                &image.owner,
+                UPLOAD_CONTAINER,
+                &image.id,
+                tap.tap(body),
+                options,
+            )
+            .await?;
+        let os_hash = tap.finish().await;
+        let result = async {
+            let inspected = match arrival {
+                Arrival::Upload => Some(inspect_object(&self.storage, &object, disk_format).await?),
+                // Glance inspects at import: until then the data is only staged.
+                Arrival::Stage => None,
+            };
+            let to = match arrival {
+                Arrival::Upload => ImageStatus::Active,
+                Arrival::Stage => ImageStatus::Uploading,
+            };
+            let from = match arrival {
+                Arrival::Upload => ImageStatus::Saving,
+                Arrival::Stage => ImageStatus::Uploading,
+            };
+            self.bind(
+                &image.id,
+                from,
+                to,
+                &object,
+                true,
+                inspected.as_ref(),
+                os_hash.as_deref(),
+            )
+            .await
+        }
+        .await;
+        if result.is_err() {
+            self.discard(caller, &object).await;
+        }
+        result?;
+        self.get(caller, &image.id).await
+    }
+
+    /// Creates the owner's upload container if it is missing. It keeps no history
+    /// (versioning `none`): an image's data is deleted with it.
+    async fn ensure_upload_container(
+        &self,
+        caller: Caller<'_>,
+        owner: &str,
+    ) -> Result<(), ImageError> {
+        let who = Accessor::Token(caller.context());
+        match self.storage.container(who, owner, UPLOAD_CONTAINER).await {
+            Ok(_) => Ok(()),
+            Err(StorageError::NotFound { .. }) => {
+                let update = ContainerUpdate {
+                    versioning: Some(nefos_storage::Versioning::None),
+                    ..ContainerUpdate::default()
+                };
+                self.storage
+                    .put_container(who, owner, UPLOAD_CONTAINER, &update)
+                    .await?;
+                Ok(())
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Deletes an object the image service wrote and will not use.
+    async fn discard(&self, caller: Caller<'_>, object: &ObjectInfo) {
+        let deleted = self
+            .storage
+            .delete_object(
+                Accessor::Token(caller.context()),
+                &object.project_id,
+                &object.container,
+                &object.name,
+            )
+            .await;
+        if let Err(error) = deleted {
+            tracing::warn!(
+                object = %object.name, container = %object.container,
+                error = %error, "could not delete the data of a refused image"
+            );
+        }
+    }
+
+    /// Binds `object` to image `id` if the image is still `from`, moving it to `to`.
+    #[allow(clippy::too_many_arguments)]
+    async fn bind(
+        &self,
+        id: &str,
+        from: ImageStatus,
+        to: ImageStatus,
+        object: &ObjectInfo,
+        owned: bool,
+        inspected: Option<&Inspected>,
+        os_hash: Option<&str>,
+    ) -> Result<(), ImageError> {
+        let mut tx = self.db.begin().await?;
+        self.db.lock_key(&mut tx, &image_lock(id)).await?;
+        let mut row = q::get_image(&mut *tx, id)
+            .await?
+            .ok_or_else(|| ImageError::not_found(id))?;
+        if row.status != from.as_str() {
+            return Err(ImageError::conflict(format!(
+                "Image {id} changed status to '{}' while its data was stored",
+                row.status
+            )));
+        }
+        row.status = to.as_str().to_owned();
+        row.size = Some(to_db(object.size, "size")?);
+        if let Some(inspected) = inspected {
+            row.virtual_size = Some(to_db(inspected.virtual_size, "virtual_size")?);
+        }
+        row.checksum = object.etag.clone().filter(|e| !e.is_empty());
+        row.os_hash_algo = os_hash.map(|_| OS_HASH_ALGO.to_owned());
+        row.os_hash_value = os_hash.map(str::to_owned);
+        row.container_id = Some(object.container_id.clone());
+        row.object_name = Some(object.name.clone());
+        row.object_serial = Some(object.serial);
+        row.object_owned = owned;
+        row.updated_at = now_micros();
+        q::update_image(&mut tx, &row).await?;
+        if let Some(why) = inspected.and_then(|i| i.unbootable.as_ref()) {
+            let mut properties = q::properties(&mut *tx, id).await?;
+            properties.insert(UNBOOTABLE_PROPERTY.to_owned(), why.clone());
+            q::set_properties(&mut tx, id, &properties).await?;
+        }
+        tx.commit()
+            .await
+            .map_err(nefos_db::DbError::query("commit an image's data"))?;
+        Ok(())
+    }
+
+    /// Makes a staged image active (Glance's `glance-direct` import): inspects the staged
+    /// data and binds it, or refuses it and deletes it.
+    pub async fn import(&self, caller: Caller<'_>, id: &str) -> Result<Image, ImageError> {
+        let image = self.get(caller, id).await?;
+        caller.require_owner(&image, "import")?;
+        let (ImageStatus::Uploading, Some(location)) = (image.status, &image.location) else {
+            return Err(ImageError::conflict(
+                "Image needs to be staged before 'glance-direct' method can be used",
+            ));
+        };
+        let disk_format = image.disk_format.clone().unwrap_or_default();
+        if !q::transition_status(
+            self.db.pool(),
+            id,
+            &[ImageStatus::Uploading.as_str()],
+            ImageStatus::Importing.as_str(),
+        )
+        .await?
+        {
+            return Err(ImageError::conflict(format!(
+                "Image {id} is already being imported"
+            )));
+        }
+        let object = self
+            .storage
+            .version_for_service(&location.container_id, &location.name, location.serial)
+            .await?
+            .ok_or_else(|| ImageError::not_found(id))?;
+        let result = async {
+            let inspected = inspect_object(&self.storage, &object, &disk_format).await?;
+            self.bind(
+                id,
+                ImageStatus::Importing,
+                ImageStatus::Active,
+                &object,
+                true,
+                Some(&inspected),
+                image.os_hash_value.as_deref(),
+            )
+            .await
+        }
+        .await;
+        if let Err(error) = result {
+            self.discard(caller, &object).await;
+            let mut tx = self.db.begin().await?;
+            if let Some(mut row) = q::get_image(&mut *tx, id).await? {
+                // The staged data is gone: the image is queued again, with none.
+                row.status = ImageStatus::Queued.as_str().to_owned();
+                row.size = None;
+                row.checksum = None;
+                row.os_hash_algo = None;
+                row.os_hash_value = None;
+                row.container_id = None;
+                row.object_name = None;
+                row.object_serial = None;
+                row.updated_at = now_micros();
+                q::update_image(&mut tx, &row).await?;
+                tx.commit()
+                    .await
+                    .map_err(nefos_db::DbError::query("commit a failed import"))?;
+            }
+            return Err(error);
+        }
+        self.get(caller, id).await
+    }
+
+    /// Registers an object as an image (Plankton): the image *is* that object version, no
+    /// byte is copied. Registering an object that already is an image updates that image.
+    /// The caller must be able to write the object's account, which owns the image.
+    pub async fn register(
+        &self,
+        caller: Caller<'_>,
+        object: &ObjectRef,
+        mut new: NewImage,
+    ) -> Result<Image, ImageError> {
+        new.check()?;
+        if !caller.writes_for(&object.project_id) {
+            return Err(ImageError::forbidden(
+                "Only the owner of an object may register it as an image.",
+            ));
+        }
+        let info = self
+            .storage
+            .object(
+                Accessor::Token(caller.context()),
+                &object.project_id,
+                &object.container,
+                &object.name,
+                VersionSelector::Current,
+            )
+            .await?;
+        let disk_format = new.disk_format.clone().unwrap_or_else(|| "raw".to_owned());
+        let inspected = inspect_object(&self.storage, &info, &disk_format).await?;
+        let visibility = new.visibility.unwrap_or(Visibility::Private);
+        caller.may_set_visibility(visibility)?;
+        let existing = q::image_of_object(self.db.pool(), info.serial).await?;
+        let now = now_micros();
+        let mut tx = self.db.begin().await?;
+        let id = match existing {
+            Some(mut row) => {
+                self.db.lock_key(&mut tx, &image_lock(&row.id)).await?;
+                row.name = new.name.or(row.name);
+                row.visibility = visibility.as_str().to_owned();
+                row.disk_format = Some(disk_format);
+                row.min_disk = to_db(new.min_disk, "min_disk")?;
+                row.min_ram = to_db(new.min_ram, "min_ram")?;
+                row.updated_at = now;
+                q::update_image(&mut tx, &row).await?;
+                row.id
+            }
+            None => {
+                let row = nefos_db::image::ImageRow {
+                    id: new
+                        .id
+                        .take()
+                        .unwrap_or_else(|| uuid::Uuid::new_v4().hyphenated().to_string()),
+                    owner_id: object.project_id.clone(),
+                    name: new.name.take(),
+                    status: ImageStatus::Active.as_str().to_owned(),
+                    visibility: visibility.as_str().to_owned(),
+                    protected: new.protected,
+                    os_hidden: new.os_hidden,
+                    disk_format: Some(disk_format),
+                    container_format: Some(
+                        new.container_format
+                            .take()
+                            .unwrap_or_else(|| REGISTERED_CONTAINER_FORMAT.to_owned()),
+                    ),
+                    min_disk: to_db(new.min_disk, "min_disk")?,
+                    min_ram: to_db(new.min_ram, "min_ram")?,
+                    size: Some(to_db(info.size, "size")?),
+                    virtual_size: Some(to_db(inspected.virtual_size, "virtual_size")?),
+                    checksum: info.etag.clone().filter(|e| !e.is_empty()),
+                    os_hash_algo: None,
+                    os_hash_value: None,
+                    container_id: Some(info.container_id.clone()),
+                    object_name: Some(info.name.clone()),
+                    object_serial: Some(info.serial),
+                    object_owned: false,
+                    created_at: now,
+                    updated_at: now,
+                };
+                q::insert_image(&mut tx, &row)
+                    .await
+                    .map_err(|error| match error {
+                        nefos_db::DbError::Conflict { .. } => ImageError::conflict(format!(
+                            "Image with identifier {} already exists!",
+                            row.id
+                        )),
+                        other => other.into(),
+                    })?;
+                row.id
+            }
+        };
+        let mut properties: BTreeMap<String, String> = q::properties(&mut *tx, &id).await?;
+        properties.extend(new.properties);
+        match &inspected.unbootable {
+            Some(why) => properties.insert(UNBOOTABLE_PROPERTY.to_owned(), why.clone()),
+            None => properties.remove(UNBOOTABLE_PROPERTY),
+        };
+        q::set_properties(&mut tx, &id, &properties).await?;
+        if !new.tags.is_empty() {
+            q::set_tags(&mut tx, &id, &new.tags).await?;
+        }
+        tx.commit()
+            .await
+            .map_err(nefos_db::DbError::query("commit an image registration"))?;
+        self.get(caller, &id).await
+    }
+
+    /// The data of an image, or `range` of it. Deactivated images serve their data only to
+    /// administrators, as in Glance.
+    pub async fn download(
+        &self,
+        caller: Caller<'_>,
+        id: &str,
+        range: Option<ByteRangeRequest>,
+    ) -> Result<ImageData, ImageError> {
+        let image = self.get(caller, id).await?;
+        match image.status {
+            ImageStatus::Active => {}
+            ImageStatus::Deactivated if caller.is_admin() => {}
+            ImageStatus::Deactivated => {
+                return Err(ImageError::forbidden(
+                    "The requested image has been deactivated. Image data download is forbidden.",
+                ));
+            }
+            _ => return Err(ImageError::NoData { id: id.to_owned() }),
+        }
+        let object = self.object_of(&image).await?;
+        let range = range.map(|r| r.resolve(object.size)).transpose()?;
+        let body = self.storage.read(&object, range).await?;
+        Ok(ImageData {
+            size: object.size,
+            range,
+            image,
+            body: Box::pin(body),
+        })
+    }
+
+    /// The object version an image with data is.
+    pub(crate) async fn object_of(&self, image: &Image) -> Result<ObjectInfo, ImageError> {
+        let location = image.location.as_ref().ok_or_else(|| ImageError::NoData {
+            id: image.id.clone(),
+        })?;
+        self.storage
+            .version_for_service(&location.container_id, &location.name, location.serial)
+            .await?
+            .ok_or_else(|| ImageError::not_found(&image.id))
+    }
+}
+
+/// The property that records why an image cannot boot, set by inspection.
+pub const UNBOOTABLE_PROPERTY: &str = "nefos_unbootable";
+
+/// A `Range` request before it is resolved against the image's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteRangeRequest {
+    /// `bytes=first-last` (`last` omitted: to the end).
+    From { first: u64, last: Option<u64> },
+    /// `bytes=-n`: the last `n` bytes.
+    Suffix(u64),
+}
+
+impl ByteRangeRequest {
+    fn resolve(self, size: u64) -> Result<ByteRange, ImageError> {
+        let unsatisfiable = || ImageError::RangeNotSatisfiable { size };
+        match self {
+            ByteRangeRequest::From { first, last } => {
+                if first >= size {
+                    return Err(unsatisfiable());
+                }
+                let last = last.map_or(size - 1, |l| l.min(size - 1));
+                if last < first {
+                    return Err(unsatisfiable());
+                }
+                Ok(ByteRange { first, last })
+            }
+            ByteRangeRequest::Suffix(n) => {
+                if n == 0 || size == 0 {
+                    return Err(unsatisfiable());
+                }
+                Ok(ByteRange {
+                    first: size.saturating_sub(n),
+                    last: size - 1,
+                })
+            }
+        }
+    }
+}
