@@ -42,6 +42,13 @@ impl Catalog {
                     path: "/object/v1/AUTH_{project_id}",
                     version: "v1",
                 },
+                // Glance v2; clients discover the version at the root.
+                CatalogService {
+                    service_type: nefos_image_api::CATALOG_TYPE,
+                    name: nefos_image_api::CATALOG_NAME,
+                    path: nefos_image_api::PREFIX,
+                    version: "v2",
+                },
                 // Synnefo's account API; astakosclient finds it by this name and version.
                 CatalogService {
                     service_type: nefos_account_api::CATALOG_TYPE,

@@ -4,6 +4,7 @@
 //! (`nefos-api`) renders these types and the `nefos image` client reads them.
 
 pub mod glance;
+pub mod plankton;
 
 /// Where the image service is served, under the cloud's public URL; Glance's version
 /// document is its root.
