@@ -12,6 +12,9 @@ pub struct CatalogService {
     pub path: &'static str,
     /// The API version Synnefo's catalog advertises for it.
     pub version: &'static str,
+    /// The endpoint path in Synnefo's catalog, when it differs (kamaki names the account
+    /// in the object store's paths itself).
+    pub synnefo_path: Option<&'static str>,
 }
 
 /// The region every endpoint is in.
@@ -35,19 +38,23 @@ impl Catalog {
                     name: "keystone",
                     path: "/identity/v3",
                     version: "v3.14",
+                    synnefo_path: None,
                 },
                 CatalogService {
                     service_type: "object-store",
                     name: "swift",
                     path: "/object/v1/AUTH_{project_id}",
                     version: "v1",
+                    synnefo_path: Some("/object/v1"),
                 },
-                // Glance v2; clients discover the version at the root.
+                // Glance v2, whose clients discover the version at the root; kamaki (the
+                // Synnefo catalog) adds Plankton's `/v1.0` to the same URL itself.
                 CatalogService {
                     service_type: nefos_image_api::CATALOG_TYPE,
                     name: nefos_image_api::CATALOG_NAME,
                     path: nefos_image_api::PREFIX,
-                    version: "v2",
+                    version: "v1.0",
+                    synnefo_path: None,
                 },
                 // Synnefo's account API; astakosclient finds it by this name and version.
                 CatalogService {
@@ -55,6 +62,7 @@ impl Catalog {
                     name: nefos_account_api::CATALOG_NAME,
                     path: nefos_account_api::PREFIX,
                     version: nefos_account_api::VERSION,
+                    synnefo_path: None,
                 },
             ],
         }
@@ -111,7 +119,13 @@ impl Catalog {
         let entries: Vec<_> = self
             .services
             .iter()
-            .filter_map(|s| Some((s, self.endpoint(s, project_id)?)))
+            .filter_map(|s| {
+                let url = match s.synnefo_path {
+                    Some(path) => format!("{}{path}", self.public_url),
+                    None => self.endpoint(s, project_id)?,
+                };
+                Some((s, url))
+            })
             .map(|(s, url)| {
                 serde_json::json!({
                     "name": s.name,

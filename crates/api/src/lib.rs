@@ -78,9 +78,20 @@ pub fn router(state: ApiState, limits: &HttpLimits) -> Router {
             account::router().layer(axum::middleware::from_fn(clean_text::account)),
         )
         .nest(nefos_image_api::PREFIX, image::router())
-        .nest(
+        // A service of its own, so that Synnefo's account names are rewritten before its
+        // routes are matched (a router's layers run after its routing).
+        .nest_service(
             "/object",
-            object_store::router().layer(axum::middleware::from_fn(clean_text::swift)),
+            tower::Layer::layer(
+                &axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    object_store::synnefo_account_names,
+                ),
+                object_store::router()
+                    .layer(axum::middleware::from_fn(clean_text::swift))
+                    .fallback(error::unknown_route)
+                    .with_state(state.clone()),
+            ),
         )
         .merge(object_store::root_router().layer(axum::middleware::from_fn(clean_text::swift)))
         .fallback(error::unknown_route)

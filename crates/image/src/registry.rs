@@ -252,6 +252,20 @@ impl Images {
         Ok(())
     }
 
+    /// Unregisters an image (Plankton): the record goes, the object stays, whoever wrote it,
+    /// as the file it is.
+    pub async fn unregister(&self, caller: Caller<'_>, id: &str) -> Result<(), ImageError> {
+        let image = self.get(caller, id).await?;
+        caller.require_owner(&image, "unregister")?;
+        if image.protected {
+            return Err(ImageError::forbidden(format!(
+                "Image {id} is protected and cannot be unregistered."
+            )));
+        }
+        q::delete_image(self.db.pool(), id).await?;
+        Ok(())
+    }
+
     /// Adds a tag (idempotent).
     pub async fn add_tag(&self, caller: Caller<'_>, id: &str, tag: &str) -> Result<(), ImageError> {
         check_tag(tag)?;

@@ -162,6 +162,9 @@ impl ControlPlane {
         let purge = tokio::spawn(purge_expired_tokens(self.identity.clone()));
         let expirer = tokio::spawn(expire_objects(self.storage.clone()));
         let digests = tokio::spawn(compute_digests(self.storage.clone()));
+        let unregistered = tokio::spawn(forget_unregistered_images(nefos_image::Images::new(
+            self.storage.clone(),
+        )));
         let liveness = tokio::spawn(quota_liveness(
             self.storage.quotas().clone(),
             config.quotas.heartbeat(),
@@ -183,6 +186,7 @@ impl ControlPlane {
         purge.abort();
         expirer.abort();
         digests.abort();
+        unregistered.abort();
         liveness.abort();
         served?;
         self.identity.database().close().await;
@@ -253,6 +257,26 @@ async fn compute_digests(storage: Storage) {
                     tracing::warn!(error = %nefos_api::error_chain(&error), "digest job failed");
                     break;
                 }
+            }
+        }
+    }
+}
+
+/// How often the rows of images whose object went away are dropped.
+const UNREGISTERED_IMAGES_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Drops the rows of images whose object was deleted or overwritten. They stopped being
+/// images then (every read checks); this only tidies the table. Idempotent, so every
+/// control-plane process may run it.
+async fn forget_unregistered_images(images: nefos_image::Images) {
+    let mut tick = tokio::time::interval(UNREGISTERED_IMAGES_INTERVAL);
+    loop {
+        tick.tick().await;
+        match images.forget_unregistered().await {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(count, "dropped the records of unregistered images"),
+            Err(error) => {
+                tracing::warn!(error = %nefos_api::error_chain(&error), "unregistered-image sweep failed");
             }
         }
     }

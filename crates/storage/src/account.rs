@@ -168,3 +168,19 @@ impl Storage {
 fn parse_groups(text: &str) -> BTreeMap<String, Vec<String>> {
     serde_json::from_str(text).unwrap_or_default()
 }
+
+impl Storage {
+    /// The project whose account `name` is. nefos names accounts `AUTH_<project id>`;
+    /// Synnefo's clients (kamaki) name a user's account by the user's id, which is that
+    /// user's personal project here. `None` when the name is neither.
+    pub async fn resolve_account(&self, name: &str) -> Result<Option<String>, StorageError> {
+        if let Some(project) = name.strip_prefix("AUTH_") {
+            return Ok((!project.is_empty()).then(|| project.to_owned()));
+        }
+        if name.is_empty() || name.contains('\0') {
+            return Ok(None);
+        }
+        let user = nefos_db::identity::get_user(self.db.pool(), name).await?;
+        Ok(user.map(|u| u.base_project_id))
+    }
+}

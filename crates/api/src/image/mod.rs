@@ -1,12 +1,14 @@
 //! The image APIs under [`nefos_image_api::PREFIX`] (docs/images.md): Glance v2 at `/v2`
-//! with its version document at the root, over [`nefos_image::Images`], in the shapes of
-//! [`nefos_image_api`]. Errors are Glance's (`error.rs`, the one mapping of `ImageError`).
+//! with its version document at the root, and Synnefo's Plankton at `/v1.0`
+//! (`plankton/`), both over [`nefos_image::Images`], in the shapes of [`nefos_image_api`].
+//! Glance's errors (`error.rs`) are the one mapping of `ImageError` to statuses.
 
 mod data;
 mod error;
 mod images;
 mod list_query;
 mod members;
+mod plankton;
 mod request;
 mod schemas;
 mod views;
@@ -52,6 +54,11 @@ pub(crate) fn router() -> Router<ApiState> {
         .route(paths::SCHEMA_IMAGES, get(schemas::images))
         .route(paths::SCHEMA_MEMBER, get(schemas::member))
         .route(paths::SCHEMA_MEMBERS, get(schemas::members))
+        .nest(
+            nefos_image_api::plankton::VERSION_PREFIX,
+            plankton::router(),
+        )
+        .nest("/v1", plankton::router())
         .fallback(error::unknown_route)
         .method_not_allowed_fallback(error::method_not_allowed)
 }

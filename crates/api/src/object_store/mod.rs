@@ -91,3 +91,41 @@ pub(crate) fn deny(context: Option<&AuthContext>, error: SwiftError) -> SwiftErr
         error
     }
 }
+
+/// Synnefo's clients (kamaki) name an account by its user's id, where nefos names it
+/// `AUTH_<project>`: a path whose account is a user's id is rewritten to that user's
+/// personal project's account before routing, so every handler sees one naming.
+pub(crate) async fn synnefo_account_names(
+    axum::extract::State(state): axum::extract::State<ApiState>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let path = request.uri().path();
+    let Some(rest) = path.strip_prefix("/v1/") else {
+        return next.run(request).await;
+    };
+    let (account, tail) = rest.split_once('/').map_or((rest, ""), |(a, t)| (a, t));
+    if account.is_empty() || account.starts_with("AUTH_") {
+        return next.run(request).await;
+    }
+    let decoded = percent_encoding::percent_decode_str(account).decode_utf8_lossy();
+    let project = match state.storage.resolve_account(&decoded).await {
+        Ok(Some(project)) => project,
+        Ok(None) => return next.run(request).await,
+        Err(error) => return axum::response::IntoResponse::into_response(SwiftError::from(error)),
+    };
+    let separator = if tail.is_empty() && !rest.contains('/') {
+        ""
+    } else {
+        "/"
+    };
+    let mut rewritten = format!("/v1/AUTH_{project}{separator}{tail}");
+    if let Some(query) = request.uri().query() {
+        rewritten.push('?');
+        rewritten.push_str(query);
+    }
+    if let Ok(uri) = rewritten.parse() {
+        *request.uri_mut() = uri;
+    }
+    next.run(request).await
+}
