@@ -23,7 +23,7 @@ use nefos_blocks::{BLOCK_SIZE, BlockHash, BlockStore, BlockStoreConfig, hash_blo
 use nefos_node::control_plane::ControlPlaneError;
 use nefos_node::image_cache::{BlockSource, CacheError, FillStats, ImageCache, ImageKey};
 use nefos_node::qcow2::{OverlayError, create_overlay};
-use nefos_node_api::ImageContent;
+use nefos_node_api::{DiskFormat, ImageContent};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -371,6 +371,7 @@ impl Image {
             size: self.size(),
             block_size: BLOCK_SIZE as u64,
             hashes: self.hashes().iter().map(BlockHash::to_hex).collect(),
+            format: DiskFormat::Raw,
         }
     }
 
@@ -543,6 +544,7 @@ fn hashmaps_that_do_not_fit_their_size_are_refused() {
         size,
         block_size,
         hashes: vec![hash.clone(); count],
+        format: DiskFormat::Raw,
     };
     let block = BLOCK_SIZE as u64;
     for (size, count) in [
