@@ -14,6 +14,7 @@ mod secret;
 mod types;
 
 pub use client::{NodeClient, NodeClientError};
+pub use nefos_disk_format::DiskFormat;
 pub use secret::{ClusterSecret, Secret, SecretError};
 pub use types::*;
 

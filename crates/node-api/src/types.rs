@@ -2,16 +2,26 @@
 
 use std::collections::BTreeMap;
 
+use nefos_disk_format::DiskFormat;
 use serde::{Deserialize, Serialize};
 
 /// An image as its content: the Pithos hashmap of its bytes (hex SHA-256 of each 4 MiB
-/// block, trailing zeros stripped) and its size. A node caches images by this content, so
-/// the control plane's names for them do not matter to it.
+/// block, trailing zeros stripped) and its size, and the format it was declared with. A
+/// node caches images by this content, so the control plane's names for them do not
+/// matter to it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageContent {
     pub size: u64,
     pub block_size: u64,
     pub hashes: Vec<String>,
+    /// The node inspects the image against it and opens the image as it says.
+    #[serde(default = "raw")]
+    pub format: DiskFormat,
+}
+
+/// Images were raw before the spec said which format they have.
+fn raw() -> DiskFormat {
+    DiskFormat::Raw
 }
 
 /// Which layout the config drive uses; both are read by cloud-init.
@@ -253,5 +263,28 @@ impl std::fmt::Debug for NodeCredential {
         f.debug_struct("NodeCredential")
             .field("node_id", &self.node_id)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_image_without_a_format_is_raw() {
+        let old: ImageContent =
+            serde_json::from_str(r#"{"size": 5, "block_size": 4194304, "hashes": ["ab"]}"#)
+                .unwrap();
+        assert_eq!(old.format, DiskFormat::Raw);
+        let qcow2 = ImageContent {
+            format: DiskFormat::Qcow2,
+            ..old
+        };
+        let json = serde_json::to_value(&qcow2).unwrap();
+        assert_eq!(json["format"], "qcow2");
+        assert_eq!(serde_json::from_value::<ImageContent>(json).unwrap(), qcow2);
+        let vmdk = r#"{"size": 5, "block_size": 4194304, "hashes": [], "format": "vmdk"}"#;
+        let error = serde_json::from_str::<ImageContent>(vmdk).unwrap_err();
+        assert!(error.to_string().contains("not supported"), "{error}");
     }
 }

@@ -1,12 +1,27 @@
-//! The node's image cache (docs/design.md §5): raw images keyed by their content, filled
+//! The node's image cache (docs/design.md §5): images keyed by their content, filled
 //! block by block. A block the node already holds, in any cached image, is copied from
 //! there instead of fetched; all-zero blocks are holes and cost nothing. A cached image is
 //! read-only and never changes, so any number of VM overlays can stand on it.
 //!
+//! A cached image is a byte copy of the image object, raw or qcow2 as it was declared; a
+//! qcow2 image is not converted to raw. Converting would cost a pass over the whole disk
+//! (its virtual size, not its often much smaller file) at every first use and a cache that
+//! no longer holds the object's blocks, so later fills could not reuse them. QEMU reads
+//! through a qcow2 base as well as a raw one, and an overlay stands on either, so spawning
+//! stays O(1) in the image's size.
+//!
+//! Every image is inspected (`nefos_disk_format`) against its declared format before a VM
+//! first uses it: after a fill, before the file takes its final name, and again whenever
+//! a VM is defined on an image already cached (by an older agent, perhaps). The control
+//! plane inspects images on upload too; this is the node's own defence, so that a file
+//! named in an image's header can never be opened on this host.
+//!
 //! Layout of the cache directory, for an image id `<root>-<size>`:
-//! `<id>.raw` (the image, mode 0444), `<id>.hashmap` (its block hashes, one hex per line,
-//! used to find blocks for later fills), `<id>.partial` (a fill in progress; removed at
-//! start).
+//! `<id>.raw` or `<id>.qcow2` (the image, mode 0444, named by its format),
+//! `<id>.hashmap` (its block hashes, one hex per line, used to find blocks for later
+//! fills), `<id>.partial` (a fill in progress; removed at start). The id is the content
+//! alone: inspection refuses qcow2 content declared raw and anything else declared qcow2,
+//! so only one format of a given content can ever be cached.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -18,6 +33,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use nefos_blocks::{BLOCK_SIZE, BlockHash, hash_block, merkle_root};
+use nefos_disk_format::{DiskFormat, InspectError, Inspection, ReadAt};
 use nefos_node_api::ImageContent;
 use thiserror::Error;
 use tokio::sync::Mutex;
@@ -62,6 +78,14 @@ pub enum CacheError {
         expected: BlockHash,
         got: BlockHash,
     },
+    #[error("the image failed its safety inspection")]
+    Refused(#[source] InspectError),
+    #[error("cannot inspect the image {path}")]
+    Inspect {
+        path: PathBuf,
+        #[source]
+        source: InspectError,
+    },
     #[error("image cache I/O on {path}")]
     Io {
         path: PathBuf,
@@ -79,12 +103,14 @@ impl CacheError {
     }
 }
 
-/// A checked image description: its blocks as hashes and its cache id.
+/// A checked image description: its blocks as hashes, its cache id and its declared
+/// format.
 #[derive(Debug, Clone)]
 pub struct ImageKey {
     pub id: String,
     pub size: u64,
     pub hashes: Vec<BlockHash>,
+    pub format: DiskFormat,
 }
 
 impl ImageKey {
@@ -119,16 +145,20 @@ impl ImageKey {
             id,
             size: content.size,
             hashes,
+            format: content.format,
         })
     }
 }
 
-/// A cached image, ready to back overlays.
+/// A cached image, inspected and ready to back overlays.
 #[derive(Debug, Clone)]
 pub struct CachedImage {
     pub id: String,
     pub path: PathBuf,
+    /// The file's length.
     pub size: u64,
+    /// What it is: its format and the size of the disk it holds.
+    pub inspection: Inspection,
 }
 
 /// What a fill did, block by block.
@@ -151,8 +181,11 @@ const FILL_CONCURRENCY: usize = 4;
 
 impl ImageCache {
     /// Opens the cache in `dir`, creating it, and drops fills a crash left unfinished.
+    /// The cache keeps `dir` as an absolute path: its images' paths go into overlays and
+    /// onto QEMU's command line, and must mean the same file from anywhere.
     pub fn open(dir: &Path) -> Result<ImageCache, CacheError> {
         std::fs::create_dir_all(dir).map_err(CacheError::io(dir))?;
+        let dir = &std::fs::canonicalize(dir).map_err(CacheError::io(dir))?;
         for entry in std::fs::read_dir(dir).map_err(CacheError::io(dir))? {
             let path = entry.map_err(CacheError::io(dir))?.path();
             if path.extension().is_some_and(|e| e == "partial") {
@@ -166,22 +199,19 @@ impl ImageCache {
         })
     }
 
-    pub fn path_of(&self, id: &str) -> PathBuf {
-        self.dir.join(format!("{id}.raw"))
+    /// Where the image `id` of `format` is, once cached.
+    pub fn path_of(&self, id: &str, format: DiskFormat) -> PathBuf {
+        self.dir.join(format!("{id}.{}", format.as_str()))
     }
 
-    /// The image, filling the cache first if it lacks it.
+    /// The image, inspected, filling the cache first if it lacks it.
     pub async fn ensure(
         &self,
         key: &ImageKey,
         source: &impl BlockSource,
     ) -> Result<(CachedImage, FillStats), CacheError> {
-        let cached = CachedImage {
-            id: key.id.clone(),
-            path: self.path_of(&key.id),
-            size: key.size,
-        };
-        if cached.path.exists() {
+        let path = self.path_of(&key.id, key.format);
+        if let Some(cached) = self.cached(key, &path).await? {
             return Ok((cached, FillStats::default()));
         }
         let lock = self
@@ -192,14 +222,18 @@ impl ImageCache {
             .or_default()
             .clone();
         let _fill = lock.lock().await;
-        if cached.path.exists() {
-            return Ok((cached, FillStats::default()));
-        }
-        let partial = self.dir.join(format!("{}.partial", key.id));
-        let result = self.fill(key, &partial, &cached.path, source).await;
-        if result.is_err() {
-            let _ = std::fs::remove_file(&partial);
-        }
+        let result = match self.cached(key, &path).await {
+            Ok(Some(cached)) => Ok((cached, FillStats::default())),
+            Ok(None) => {
+                let partial = self.dir.join(format!("{}.partial", key.id));
+                let result = self.fill(key, &partial, &path, source).await;
+                if result.is_err() {
+                    let _ = tokio::fs::remove_file(&partial).await;
+                }
+                result
+            }
+            Err(error) => Err(error),
+        };
         // Callers still waiting for this fill hold its lock (a failed fill leaves them one
         // to retry); the last one out removes it, so that a newcomer cannot start a second
         // fill of the same `.partial` beside theirs. Clones are taken under `fills`, so
@@ -209,16 +243,34 @@ impl ImageCache {
             fills.remove(&key.id);
         }
         drop(fills);
-        result.map(|stats| (cached, stats))
+        result
     }
 
+    /// The image at `path` if it is cached, inspected again: it may predate inspection.
+    async fn cached(&self, key: &ImageKey, path: &Path) -> Result<Option<CachedImage>, CacheError> {
+        if !tokio::fs::try_exists(path)
+            .await
+            .map_err(CacheError::io(path))?
+        {
+            return Ok(None);
+        }
+        let inspection = inspect_file(path, key.size, key.format).await?;
+        Ok(Some(CachedImage {
+            id: key.id.clone(),
+            path: path.to_owned(),
+            size: key.size,
+            inspection,
+        }))
+    }
+
+    /// Fills `partial` with the image, inspects it and only then gives it its name `done`.
     async fn fill(
         &self,
         key: &ImageKey,
         partial: &Path,
         done: &Path,
         source: &impl BlockSource,
-    ) -> Result<FillStats, CacheError> {
+    ) -> Result<(CachedImage, FillStats), CacheError> {
         let local = self.local_blocks().await?;
         let file = File::options()
             .write(true)
@@ -287,10 +339,17 @@ impl ImageCache {
                 })
             })
             .await?;
+        let inspection = inspect_file(partial, key.size, key.format).await?;
 
         let dir = self.dir.clone();
         let hashmap_path = self.dir.join(format!("{}.hashmap", key.id));
         let hashmap: String = key.hashes.iter().map(|h| format!("{h}\n")).collect();
+        let cached = CachedImage {
+            id: key.id.clone(),
+            path: done.to_owned(),
+            size: key.size,
+            inspection,
+        };
         let (partial, done) = (partial.to_owned(), done.to_owned());
         tokio::task::spawn_blocking(move || -> Result<(), CacheError> {
             file.sync_data().map_err(CacheError::io(&partial))?;
@@ -308,7 +367,7 @@ impl ImageCache {
             path: self.dir.clone(),
             source: io::Error::other(e),
         })??;
-        Ok(stats)
+        Ok((cached, stats))
     }
 
     /// Where each block of every cached image lies: hash → (image file, block index).
@@ -321,7 +380,14 @@ impl ImageCache {
                 if path.extension().is_none_or(|e| e != "hashmap") {
                     continue;
                 }
-                let image = path.with_extension("raw");
+                // The image of this content, in the one format it was cached in.
+                let Some(image) = [DiskFormat::Raw, DiskFormat::Qcow2]
+                    .map(|format| path.with_extension(format.as_str()))
+                    .into_iter()
+                    .find(|image| image.exists())
+                else {
+                    continue;
+                };
                 let Ok(text) = std::fs::read_to_string(&path) else {
                     continue;
                 };
@@ -368,6 +434,51 @@ async fn fetch(
         .fetch(&hash)
         .await
         .map_err(|source| CacheError::Fetch { index, source })
+}
+
+/// A local image file, read for inspection off the async runtime's threads.
+#[derive(Debug)]
+struct ImageFile {
+    file: Arc<File>,
+}
+
+impl ReadAt for ImageFile {
+    type Error = io::Error;
+
+    async fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        let file = self.file.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut bytes = vec![0; len];
+            file.read_exact_at(&mut bytes, offset)?;
+            Ok(bytes)
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+}
+
+/// Inspects the image file at `path`, `len` bytes long, against its declared `format`.
+async fn inspect_file(path: &Path, len: u64, format: DiskFormat) -> Result<Inspection, CacheError> {
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(CacheError::io(path))?
+        .into_std()
+        .await;
+    let image = ImageFile {
+        file: Arc::new(file),
+    };
+    nefos_disk_format::inspect(&image, len, format)
+        .await
+        .map_err(|source| {
+            if source.is_refusal() {
+                CacheError::Refused(source)
+            } else {
+                CacheError::Inspect {
+                    path: path.to_owned(),
+                    source,
+                }
+            }
+        })
 }
 
 fn write_synced(path: &Path, data: &[u8]) -> io::Result<()> {

@@ -1,7 +1,14 @@
 //! qcow2 overlays written directly: a root disk is a qcow2 file whose backing file is the
-//! cached raw image, so creating one costs a few KiB of metadata whatever the image's size
+//! cached image, so creating one costs a few KiB of metadata whatever the image's size
 //! (docs/design.md §5). Writing the header ourselves keeps that O(1) path free of a
 //! `qemu-img` process start, which would dominate it.
+//!
+//! The base may be raw or qcow2: the cache keeps images as they were uploaded (see
+//! `image_cache`), and a qcow2 overlay may stand on a qcow2 base as well as on a raw one.
+//! The header names the base's format as well as its path, so that tools that open the
+//! overlay by itself (`qemu-img info`, `check`, `convert`) read a qcow2 base as qcow2, not
+//! its metadata as disk. QEMU itself never follows this name: the node gives it the base
+//! as a block node of its own (see `qemu`).
 //!
 //! The file holds four kinds of cluster, in this order: the header (with the backing
 //! file's name and format), one refcount-table cluster, one refcount block, and the L1
@@ -12,6 +19,8 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+
+use nefos_disk_format::DiskFormat;
 
 const MAGIC: u32 = 0x5146_49fb;
 const VERSION: u32 = 3;
@@ -39,12 +48,17 @@ pub enum OverlayError {
 }
 
 /// Writes a new qcow2 file at `path` (which must not exist) of virtual size `size`, rounded
-/// up to whole 512-byte sectors (QEMU would otherwise cut the tail off), backed by the raw
-/// file `backing` (stored as given: pass an absolute path). The file is synced before this
-/// returns.
-pub fn create_overlay(path: &Path, backing: &Path, size: u64) -> Result<(), OverlayError> {
+/// up to whole 512-byte sectors (QEMU would otherwise cut the tail off), backed by the file
+/// `backing` of format `backing_format` (stored as given: pass an absolute path). The file
+/// is synced before this returns.
+pub fn create_overlay(
+    path: &Path,
+    backing: &Path,
+    backing_format: DiskFormat,
+    size: u64,
+) -> Result<(), OverlayError> {
     let backing = backing.as_os_str().as_encoded_bytes();
-    let image = layout(size.next_multiple_of(SECTOR), backing)?;
+    let image = layout(size.next_multiple_of(SECTOR), backing, backing_format)?;
     let mut file = File::options()
         .write(true)
         .create_new(true)
@@ -70,7 +84,7 @@ impl Layout {
     }
 }
 
-fn layout(size: u64, backing: &[u8]) -> Result<Layout, OverlayError> {
+fn layout(size: u64, backing: &[u8], backing_format: DiskFormat) -> Result<Layout, OverlayError> {
     let l1_entries = size.div_ceil(L2_COVERAGE).max(1);
     let l1_clusters = (l1_entries * 8).div_ceil(CLUSTER_SIZE);
     if 3 + l1_clusters > REFCOUNTS_PER_BLOCK {
@@ -81,7 +95,8 @@ fn layout(size: u64, backing: &[u8]) -> Result<Layout, OverlayError> {
     let put64 = |h: &mut Vec<u8>, v: u64| h.extend_from_slice(&v.to_be_bytes());
     // Header extensions: the backing format, then the end marker; the backing file name
     // follows them.
-    let format: &[u8; 3] = b"raw";
+    let format = backing_format.as_str().as_bytes();
+    let format_len = u32::try_from(format.len()).unwrap_or(u32::MAX);
     let format_padded = format.len().next_multiple_of(8);
     let extensions_len = 8 + format_padded + 8;
     let backing_offset = HEADER_LENGTH as usize + extensions_len;
@@ -121,7 +136,7 @@ fn layout(size: u64, backing: &[u8]) -> Result<Layout, OverlayError> {
     header.resize(HEADER_LENGTH as usize, 0);
 
     put32(&mut header, EXT_BACKING_FORMAT);
-    put32(&mut header, 3); // the length of "raw"
+    put32(&mut header, format_len);
     header.extend_from_slice(format);
     header.resize(header.len() + format_padded - format.len(), 0);
     put32(&mut header, EXT_END);
@@ -162,7 +177,7 @@ mod tests {
 
     #[test]
     fn header_fields_are_where_qcow2_puts_them() {
-        let image = layout(10 << 30, b"/base.raw").unwrap();
+        let image = layout(10 << 30, b"/base.raw", DiskFormat::Raw).unwrap();
         let h = &image.header;
         assert_eq!(&h[0..4], b"QFI\xfb");
         assert_eq!(u32::from_be_bytes(h[4..8].try_into().unwrap()), 3);
@@ -174,10 +189,28 @@ mod tests {
     }
 
     #[test]
+    fn the_header_names_the_backing_format() {
+        for (format, padded) in [
+            (DiskFormat::Raw, &b"raw\0\0\0\0\0"[..]),
+            (DiskFormat::Qcow2, &b"qcow2\0\0\0"[..]),
+        ] {
+            let image = layout(1 << 30, b"/base", format).unwrap();
+            let h = &image.header;
+            // The backing format extension, then the end marker, then the name.
+            assert_eq!(&h[112..116], &0xe279_2acau32.to_be_bytes());
+            let len = u32::from_be_bytes(h[116..120].try_into().unwrap());
+            assert_eq!(len as usize, format.as_str().len());
+            assert_eq!(&h[120..128], padded);
+            assert_eq!(&h[128..136], &[0; 8]);
+            assert_eq!(u64::from_be_bytes(h[8..16].try_into().unwrap()), 136);
+        }
+    }
+
+    #[test]
     fn names_too_long_for_the_header_are_refused() {
         let name = vec![b'a'; 2000];
         assert!(matches!(
-            layout(1 << 30, &name),
+            layout(1 << 30, &name, DiskFormat::Raw),
             Err(OverlayError::BackingNameTooLong { .. })
         ));
     }

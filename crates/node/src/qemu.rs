@@ -5,6 +5,14 @@
 //! it keeps locked, so a second QEMU for the same VM cannot start) and only then lets the
 //! launching process exit. An agent that dies or restarts therefore never takes its VMs
 //! with it (docs/design.md §5).
+//!
+//! The root disk is two block nodes, both spelled out so that QEMU opens no file the
+//! node did not name: `base`, the cached image, read-only, with the driver of its declared
+//! format (raw or qcow2) and, for qcow2, `"backing": null`, so that a base whose header
+//! named a file (which inspection refuses anyway) still could not make QEMU open it; and
+//! `root`, the VM's qcow2 overlay, whose backing is the node `base` rather than the name
+//! in the overlay's header. These use -blockdev's JSON form, which has `null` and needs no
+//! escaping of commas in paths.
 
 use std::ffi::OsString;
 use std::io;
@@ -12,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use nefos_node_api::{Accelerator, NicSpec, PortForward, VmSpec};
+use nefos_node_api::{Accelerator, DiskFormat, NicSpec, PortForward, VmSpec};
 use rustix::process::{Pid, Signal};
 use thiserror::Error;
 
@@ -100,12 +108,14 @@ impl VmPaths {
     }
 }
 
-/// The command line that runs `spec` as VM `id`.
+/// The command line that runs `spec` as VM `id`, whose root disk stands on the cached
+/// image `base` (of the format `spec` declares).
 pub fn command_line(
     settings: &QemuSettings,
     id: &str,
     spec: &VmSpec,
     paths: &VmPaths,
+    base: &Path,
     forwards: &[PortForward],
 ) -> Vec<OsString> {
     let mut args: Vec<OsString> = Vec::new();
@@ -157,11 +167,14 @@ pub fn command_line(
     arg("chardev:console");
     arg("-device");
     arg("virtio-rng-pci");
-    arg("-blockdev");
-    arg(&format!(
-        "driver=qcow2,node-name=root,discard=unmap,file.driver=file,file.filename={}",
-        qemu_escape(&path(paths.disk()))
-    ));
+    for node in root_disk(
+        &path(base.to_owned()),
+        spec.image.format,
+        &path(paths.disk()),
+    ) {
+        arg("-blockdev");
+        arg(&node);
+    }
     arg("-device");
     arg("virtio-blk-pci,drive=root,bootindex=1");
     arg("-blockdev");
@@ -189,6 +202,28 @@ pub fn command_line(
         }
     }
     args
+}
+
+/// The `-blockdev` definitions of the root disk: the read-only base, then the overlay on
+/// it.
+fn root_disk(base: &str, base_format: DiskFormat, overlay: &str) -> [String; 2] {
+    let mut base_node = serde_json::json!({
+        "driver": base_format.as_str(),
+        "node-name": "base",
+        "read-only": true,
+        "file": {"driver": "file", "filename": base, "read-only": true},
+    });
+    if base_format == DiskFormat::Qcow2 {
+        base_node["backing"] = serde_json::Value::Null;
+    }
+    let root_node = serde_json::json!({
+        "driver": "qcow2",
+        "node-name": "root",
+        "discard": "unmap",
+        "file": {"driver": "file", "filename": overlay},
+        "backing": "base",
+    });
+    [base_node.to_string(), root_node.to_string()]
 }
 
 /// QEMU's option syntax splits on commas; a comma in a value is written twice.
@@ -318,5 +353,38 @@ pub fn remove_runtime_files(paths: &VmPaths) {
             Err(error) if error.kind() == io::ErrorKind::NotFound => {}
             Err(error) => tracing::warn!(path = %file.display(), %error, "cannot remove"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_root_disk_names_its_base_and_nothing_else() {
+        let nodes = |format| {
+            root_disk("/cache/a,b.img", format, "/vms/x/root.qcow2")
+                .map(|node| serde_json::from_str::<serde_json::Value>(&node).unwrap())
+        };
+        let [base, root] = nodes(DiskFormat::Qcow2);
+        assert_eq!(
+            base,
+            serde_json::json!({
+                "driver": "qcow2",
+                "node-name": "base",
+                "read-only": true,
+                "file": {"driver": "file", "filename": "/cache/a,b.img", "read-only": true},
+                "backing": null,
+            })
+        );
+        assert_eq!(root["backing"], "base");
+        assert_eq!(root["driver"], "qcow2");
+        assert_eq!(root["file"]["filename"], "/vms/x/root.qcow2");
+        // A raw base has no backing to refuse; QEMU's raw driver takes no such option.
+        let [base, root] = nodes(DiskFormat::Raw);
+        assert_eq!(base["driver"], "raw");
+        assert_eq!(base["read-only"], true);
+        assert!(base.get("backing").is_none());
+        assert_eq!(root["backing"], "base");
     }
 }

@@ -206,7 +206,8 @@ impl From<VmError> for RpcError {
             VmError::Image(
                 CacheError::BlockSize { .. }
                 | CacheError::BlockCount { .. }
-                | CacheError::BadHash { .. },
+                | CacheError::BadHash { .. }
+                | CacheError::Refused(_),
             ) => StatusCode::BAD_REQUEST,
             VmError::Image(CacheError::Fetch { .. } | CacheError::Corrupt { .. }) => {
                 StatusCode::BAD_GATEWAY

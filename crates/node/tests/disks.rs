@@ -1,7 +1,8 @@
 //! The node's disks against the real tools and the real block store: qcow2 overlays
-//! written by `nefos_node::qcow2` as QEMU's `qemu-img` and `qemu-io` read them, thin
-//! provisioning (an overlay on a 2 GiB image costs milliseconds and kilobytes), and the
-//! image cache filled from a `nefos_blocks::BlockStore`.
+//! written by `nefos_node::qcow2` as QEMU's `qemu-img` and `qemu-io` read them, on raw and
+//! qcow2 bases, thin provisioning (an overlay on a 2 GiB image costs milliseconds and
+//! kilobytes), and the image cache filled from a `nefos_blocks::BlockStore`, inspecting
+//! what it caches.
 
 #![allow(
     clippy::unwrap_used,
@@ -20,10 +21,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use nefos_blocks::{BLOCK_SIZE, BlockHash, BlockStore, BlockStoreConfig, hash_block};
+use nefos_disk_format::{ContentFormat, InspectError};
 use nefos_node::control_plane::ControlPlaneError;
 use nefos_node::image_cache::{BlockSource, CacheError, FillStats, ImageCache, ImageKey};
 use nefos_node::qcow2::{OverlayError, create_overlay};
-use nefos_node_api::ImageContent;
+use nefos_node_api::{DiskFormat, ImageContent};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -129,7 +131,7 @@ fn l1_entries(overlay: &Path) -> u64 {
 fn check_overlay(dir: &Path, base: &Path, size: u64) -> u64 {
     let overlay = dir.join(format!("overlay-{size}.qcow2"));
     let base_sum = sha256_file(base);
-    create_overlay(&overlay, base, size).unwrap();
+    create_overlay(&overlay, base, DiskFormat::Raw, size).unwrap();
     let fresh = std::fs::metadata(&overlay).unwrap();
     let on_disk = fresh.blocks() * 512;
     assert!(on_disk < MIB, "a {size}-byte overlay takes {on_disk} bytes");
@@ -233,7 +235,7 @@ fn an_existing_file_is_never_overwritten() {
     let base = write_base(dir.path());
     let overlay = dir.path().join("disk.qcow2");
     std::fs::write(&overlay, b"a guest's data").unwrap();
-    let err = create_overlay(&overlay, &base, 10 * GIB).unwrap_err();
+    let err = create_overlay(&overlay, &base, DiskFormat::Raw, 10 * GIB).unwrap_err();
     assert!(
         matches!(&err, OverlayError::Io(e) if e.kind() == ErrorKind::AlreadyExists),
         "{err:?}"
@@ -242,11 +244,58 @@ fn an_existing_file_is_never_overwritten() {
 
     // A second overlay at the path of a good one is refused too, and leaves it good.
     let good = dir.path().join("good.qcow2");
-    create_overlay(&good, &base, 10 * GIB).unwrap();
+    create_overlay(&good, &base, DiskFormat::Raw, 10 * GIB).unwrap();
     let before = sha256_file(&good);
-    assert!(create_overlay(&good, &base, 20 * GIB).is_err());
+    assert!(create_overlay(&good, &base, DiskFormat::Raw, 20 * GIB).is_err());
     assert_eq!(sha256_file(&good), before);
     assert_check_clean(&good);
+}
+
+/// A qcow2 base (the raw base converted by `qemu-img`) shows through an overlay as the
+/// raw one does, and the overlay's header names its format, so that QEMU's tools do not
+/// read the base's metadata as disk.
+#[test]
+fn overlays_on_a_qcow2_base_read_through_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = write_base(dir.path());
+    let base = dir.path().join("base.qcow2");
+    qemu(
+        "qemu-img",
+        &[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "qcow2",
+            raw.to_str().unwrap(),
+            base.to_str().unwrap(),
+        ],
+    );
+    let overlay = dir.path().join("root.qcow2");
+    create_overlay(&overlay, &base, DiskFormat::Qcow2, 10 * GIB).unwrap();
+    assert_check_clean(&overlay);
+    let info: Value = serde_json::from_str(&qemu(
+        "qemu-img",
+        &[
+            "info",
+            "-f",
+            "qcow2",
+            "--output=json",
+            overlay.to_str().unwrap(),
+        ],
+    ))
+    .unwrap();
+    assert_eq!(info["backing-filename-format"], "qcow2", "{info}");
+    assert_eq!(info["backing-filename"], base.to_str().unwrap(), "{info}");
+    assert_eq!(info["virtual-size"], 10 * GIB, "{info}");
+    for (offset, len, byte) in BASE_RUNS {
+        qemu_io(&overlay, &format!("read -P {byte:#04x} {offset} {len}"));
+    }
+    qemu_io(&overlay, &format!("read -P 0 {BASE_SIZE} {MIB}"));
+    qemu_io(&overlay, "write -P 0xcd 524288 131072");
+    qemu_io(&overlay, "read -P 0xcd 524288 131072");
+    qemu_io(&overlay, "read -P 0xaa 0 524288");
+    assert_check_clean(&overlay);
 }
 
 /// Acceptance (thin provisioning): the root disk of a VM on a cached 2 GiB image takes
@@ -261,7 +310,7 @@ fn an_overlay_on_a_2_gib_image_is_fast_and_small() {
     for round in 0..5 {
         let overlay = dir.path().join(format!("root-{round}.qcow2"));
         let started = Instant::now();
-        create_overlay(&overlay, &base, 2 * GIB).unwrap();
+        create_overlay(&overlay, &base, DiskFormat::Raw, 2 * GIB).unwrap();
         best = best.min(started.elapsed());
         let on_disk = std::fs::metadata(&overlay).unwrap().blocks() * 512;
         assert!(on_disk < MIB, "the overlay takes {on_disk} bytes on disk");
@@ -371,6 +420,7 @@ impl Image {
             size: self.size(),
             block_size: BLOCK_SIZE as u64,
             hashes: self.hashes().iter().map(BlockHash::to_hex).collect(),
+            format: DiskFormat::Raw,
         }
     }
 
@@ -427,7 +477,7 @@ async fn the_cache_fills_images_from_the_block_store_once_per_block() {
     for (index, hash) in a.hashes().iter().enumerate() {
         assert_eq!(source.of(hash), usize::from(index != 1), "block {index}");
     }
-    assert_eq!(cached.path, cache.path_of(&key_a.id));
+    assert_eq!(cached.path, cache.path_of(&key_a.id, DiskFormat::Raw));
     assert_eq!(cached.size, a.size());
     assert!(std::fs::read(&cached.path).unwrap() == a.bytes());
     let meta = std::fs::metadata(&cached.path).unwrap();
@@ -543,6 +593,7 @@ fn hashmaps_that_do_not_fit_their_size_are_refused() {
         size,
         block_size,
         hashes: vec![hash.clone(); count],
+        format: DiskFormat::Raw,
     };
     let block = BLOCK_SIZE as u64;
     for (size, count) in [
@@ -596,7 +647,7 @@ fn opening_the_cache_removes_unfinished_fills() {
     std::fs::write(dir.path().join("other-1.hashmap"), b"").unwrap();
     let cache = ImageCache::open(dir.path()).unwrap();
     assert!(!dir.path().join(format!("{id}.partial")).exists());
-    assert!(!cache.path_of(&id).exists());
+    assert!(!cache.path_of(&id, DiskFormat::Raw).exists());
     assert_eq!(
         std::fs::read(dir.path().join("other-1.raw")).unwrap(),
         b"done"
@@ -717,4 +768,124 @@ async fn after_a_failed_fill_waiting_callers_still_fill_one_at_a_time() {
         1
     );
     assert_eq!(source.inner.total(), 2);
+}
+
+/// An image as stored: the bytes of `path` in blocks.
+fn image_of_file(path: &Path) -> Image {
+    let bytes = std::fs::read(path).unwrap();
+    Image {
+        blocks: bytes.chunks(BLOCK_SIZE).map(<[u8]>::to_vec).collect(),
+    }
+}
+
+fn content_as(image: &Image, format: DiskFormat) -> ImageContent {
+    ImageContent {
+        format,
+        ..image.content()
+    }
+}
+
+/// Every image is inspected against its declared format before it is used: a qcow2 image
+/// is cached as the qcow2 bytes it is; the same bytes declared raw, a qcow2 with a backing
+/// file, or an unsafe image an older agent cached are refused, and a refused fill leaves
+/// nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_inspects_what_it_caches() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = CountingStore::open(&dir.path().join("blocks")).await;
+    let cache_dir = dir.path().join("cache");
+    let cache = ImageCache::open(&cache_dir).unwrap();
+
+    // A 6 MiB disk of random bytes as qcow2: two blocks of file.
+    let raw = dir.path().join("disk.raw");
+    std::fs::write(&raw, random_bytes(6 * MIB as usize, 30)).unwrap();
+    let qcow2 = dir.path().join("disk.qcow2");
+    qemu(
+        "qemu-img",
+        &[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "qcow2",
+            raw.to_str().unwrap(),
+            qcow2.to_str().unwrap(),
+        ],
+    );
+    let image = image_of_file(&qcow2);
+    assert_eq!(image.blocks.len(), 2);
+    source.put_all(&image.blocks).await;
+    let key = ImageKey::new(&content_as(&image, DiskFormat::Qcow2)).unwrap();
+    let (cached, stats) = cache.ensure(&key, &source).await.unwrap();
+    assert_eq!(stats.fetched, 2);
+    assert_eq!(cached.path, cache_dir.join(format!("{}.qcow2", key.id)));
+    assert_eq!(cached.inspection.format, DiskFormat::Qcow2);
+    assert_eq!(cached.inspection.virtual_size, 6 * MIB);
+    assert_eq!(cached.size, image.size());
+    assert!(std::fs::read(&cached.path).unwrap() == image.bytes());
+    // Inspected again when found cached.
+    let (again, stats) = cache.ensure(&key, &source).await.unwrap();
+    assert_eq!(stats, FillStats::default());
+    assert_eq!(again.inspection, cached.inspection);
+
+    // The same bytes declared raw: the classic attack. Its blocks are at hand, but the
+    // fill is refused and leaves only what the qcow2 image had.
+    let as_raw = ImageKey::new(&content_as(&image, DiskFormat::Raw)).unwrap();
+    assert_eq!(as_raw.id, key.id);
+    let err = cache.ensure(&as_raw, &source).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            CacheError::Refused(InspectError::Mismatch {
+                declared: DiskFormat::Raw,
+                found: ContentFormat::Qcow2
+            })
+        ),
+        "{err:?}"
+    );
+    let mut files = files_of(&cache_dir, &key.id);
+    files.sort();
+    assert_eq!(
+        files,
+        [format!("{}.hashmap", key.id), format!("{}.qcow2", key.id)]
+    );
+    assert_eq!(source.total(), 2);
+
+    // A qcow2 image that names a backing file on the host.
+    let backed = dir.path().join("backed.qcow2");
+    qemu(
+        "qemu-img",
+        &[
+            "create",
+            "-f",
+            "qcow2",
+            "-b",
+            "/etc/passwd",
+            "-F",
+            "raw",
+            backed.to_str().unwrap(),
+        ],
+    );
+    let backed = image_of_file(&backed);
+    source.put_all(&backed.blocks).await;
+    let backed_key = ImageKey::new(&content_as(&backed, DiskFormat::Qcow2)).unwrap();
+    let err = cache.ensure(&backed_key, &source).await.unwrap_err();
+    assert!(
+        matches!(&err, CacheError::Refused(InspectError::BackingFile { name: Some(name) }) if name == "/etc/passwd"),
+        "{err:?}"
+    );
+    assert!(files_of(&cache_dir, &backed_key.id).is_empty());
+
+    // An image cached (by an agent from before inspection) under the wrong format is
+    // refused too, without a fetch.
+    let old = image_a();
+    let old_key = old.key();
+    std::fs::write(cache.path_of(&old_key.id, DiskFormat::Raw), image.bytes()).unwrap();
+    let fetched = source.total();
+    let err = cache.ensure(&old_key, &source).await.unwrap_err();
+    assert!(
+        matches!(err, CacheError::Refused(InspectError::Mismatch { .. })),
+        "{err:?}"
+    );
+    assert_eq!(source.total(), fetched);
 }

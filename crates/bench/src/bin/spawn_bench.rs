@@ -37,8 +37,8 @@ use nefos_compute::{ComputeError, NodeRegistry, NodeRpc};
 use nefos_db::{Database, PoolSettings};
 use nefos_node::DEFAULT_CPU_MODEL;
 use nefos_node_api::{
-    ClusterSecret, ConfigDriveLayout, EnsureVm, GuestConfig, ImageContent, NicSpec, NodeClient,
-    PowerState, VmSpec,
+    ClusterSecret, ConfigDriveLayout, DiskFormat, EnsureVm, GuestConfig, ImageContent, NicSpec,
+    NodeClient, PowerState, VmSpec,
 };
 use nefos_test_utils::{NefosProcess, free_port, read_credentials};
 use tempfile::TempDir;
@@ -533,6 +533,7 @@ impl Cloud {
                 .iter()
                 .map(|h| h.as_str().map(str::to_owned).context("a hash is no string"))
                 .collect::<anyhow::Result<_>>()?,
+            format: DiskFormat::Raw,
         };
         Ok(Cloud {
             _process: process,

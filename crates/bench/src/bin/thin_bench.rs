@@ -27,6 +27,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use nefos_bench::{fill_pseudo_random, ms};
 use nefos_node::qcow2::create_overlay;
+use nefos_node_api::DiskFormat;
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -81,7 +82,7 @@ fn main() -> anyhow::Result<()> {
     for round in 1..=args.rounds.max(1) {
         let overlay = work.path().join(format!("root-{round}.qcow2"));
         let started = Instant::now();
-        create_overlay(&overlay, &image, size)
+        create_overlay(&overlay, &image, DiskFormat::Raw, size)
             .with_context(|| format!("cannot create {}", overlay.display()))?;
         let overlay_time = started.elapsed();
         let on_disk = std::fs::metadata(&overlay)?.blocks() * 512;

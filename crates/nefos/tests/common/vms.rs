@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use nefos_compute::{ComputeError, NodeRegistry, NodeRpc};
 use nefos_db::{Database, PoolSettings};
 use nefos_node_api::{
-    ClusterSecret, EnsureVm, ImageContent, NodeClient, NodeClientError, NodeCredential, VmStatus,
+    ClusterSecret, DiskFormat, EnsureVm, ImageContent, NodeClient, NodeClientError, NodeCredential,
+    VmStatus,
 };
 use serde_json::Value;
 use tempfile::TempDir;
@@ -83,6 +84,7 @@ impl Cloud {
                 size: 0,
                 block_size: 0,
                 hashes: Vec::new(),
+                format: DiskFormat::Raw,
             },
         }
     }
@@ -144,6 +146,7 @@ impl Cloud {
                 .iter()
                 .map(|h| h.as_str().unwrap().to_owned())
                 .collect(),
+            format: DiskFormat::Raw,
         }
     }
 

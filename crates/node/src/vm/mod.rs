@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nefos_node_api::{
-    ConsoleOutput, DiskStatus, EnsureVm, NicSpec, PortForward, PowerState, RebootVm, StartVm,
-    StopVm, VmSpec, VmState, VmStatus,
+    ConsoleOutput, DiskFormat, DiskStatus, EnsureVm, NicSpec, PortForward, PowerState, RebootVm,
+    StartVm, StopVm, VmSpec, VmState, VmStatus,
 };
 use nefos_qmp::Qmp;
 use nefos_qmp::commands::{QueryStatus, SystemPowerdown, SystemReset};
@@ -41,7 +41,10 @@ pub enum VmError {
     GenerationReused { generation: u64 },
     #[error("the VM is not running")]
     NotRunning,
-    #[error("the root disk ({disk} bytes) would be smaller than the image ({image} bytes)")]
+    #[error(
+        "the root disk ({disk} bytes) would be smaller than the image ({image} bytes of \
+         virtual disk)"
+    )]
     DiskTooSmall { disk: u64, image: u64 },
     #[error("a VM's image and disk size cannot change (asked: {what})")]
     Immutable { what: &'static str },
@@ -158,7 +161,9 @@ impl VmManager {
         validate::vm_id(id)?;
         validate::spec(&request.spec)?;
         let key = ImageKey::new(&request.spec.image).map_err(VmError::Image)?;
-        if request.spec.disk_bytes < key.size {
+        // A raw image's disk is its length, known before it is fetched; a qcow2 image's
+        // is in its header, checked once it is cached.
+        if key.format == DiskFormat::Raw && request.spec.disk_bytes < key.size {
             return Err(VmError::DiskTooSmall {
                 disk: request.spec.disk_bytes,
                 image: key.size,
@@ -170,7 +175,7 @@ impl VmManager {
             None => {
                 let record = self.define(id, request, &key, &paths).await?;
                 if request.power == PowerState::Running
-                    && let Err(error) = self.start_qemu(&paths, id, &record.spec).await
+                    && let Err(error) = self.start_qemu(&paths, &record).await
                 {
                     // A VM that never ran leaves nothing behind.
                     discard(&paths);
@@ -222,14 +227,28 @@ impl VmManager {
             .ensure(key, &self.blocks)
             .await
             .map_err(VmError::Image)?;
-        tracing::info!(vm = id, image = %image.id, fetched = stats.fetched, reused = stats.reused, "image ready");
+        tracing::info!(vm = id, image = %image.id, format = %image.inspection.format, fetched = stats.fetched, reused = stats.reused, "image ready");
+        if request.spec.disk_bytes < image.inspection.virtual_size {
+            return Err(VmError::DiskTooSmall {
+                disk: request.spec.disk_bytes,
+                image: image.inspection.virtual_size,
+            });
+        }
+        for problem in &image.inspection.boot_problems {
+            tracing::warn!(vm = id, image = %image.id, %problem, "the VM is unlikely to boot");
+        }
         let make = || -> Result<VmRecord, VmError> {
             std::fs::create_dir(&paths.dir).map_err(|source| VmError::Io {
                 path: paths.dir.clone(),
                 source,
             })?;
-            qcow2::create_overlay(&paths.disk(), &image.path, request.spec.disk_bytes)
-                .map_err(VmError::Disk)?;
+            qcow2::create_overlay(
+                &paths.disk(),
+                &image.path,
+                image.inspection.format,
+                request.spec.disk_bytes,
+            )
+            .map_err(VmError::Disk)?;
             let record = VmRecord {
                 id: id.to_owned(),
                 generation: request.generation,
@@ -248,7 +267,7 @@ impl VmManager {
     async fn converge(&self, paths: &VmPaths, record: &VmRecord) -> Result<(), VmError> {
         let pid = qemu::running_pid(paths);
         match (record.power, pid) {
-            (PowerState::Running, None) => self.start_qemu(paths, &record.id, &record.spec).await,
+            (PowerState::Running, None) => self.start_qemu(paths, record).await,
             (PowerState::Stopped, Some(pid)) => {
                 stop_qemu(
                     paths,
@@ -304,7 +323,7 @@ impl VmManager {
                 qmp.execute(&SystemReset {}).await.map_err(VmError::Qmp)?;
             } else {
                 stop_qemu(&paths, pid, Duration::from_secs(request.timeout_seconds)).await?;
-                self.start_qemu(&paths, id, &record.spec).await?;
+                self.start_qemu(&paths, &record).await?;
             }
         }
         self.status_of(&paths, &record).await
@@ -399,7 +418,11 @@ impl VmManager {
         Ok(ConsoleOutput { output })
     }
 
-    async fn start_qemu(&self, paths: &VmPaths, id: &str, spec: &VmSpec) -> Result<(), VmError> {
+    /// Starts the VM's QEMU on its overlay, whose base is the cached image the VM was
+    /// defined on (by this agent or an earlier one: the record and the cache persist).
+    async fn start_qemu(&self, paths: &VmPaths, record: &VmRecord) -> Result<(), VmError> {
+        let (id, spec) = (record.id.as_str(), &record.spec);
+        let base = self.cache.path_of(&record.image_id, spec.image.format);
         qemu::remove_runtime_files(paths);
         let files = config_drive::files(id, &spec.name, &spec.guest, &spec.nics)
             .map_err(VmError::ConfigDrive)?;
@@ -407,7 +430,7 @@ impl VmManager {
             .await
             .map_err(VmError::ConfigDrive)?;
         let forwards = allocate_forwards(spec)?;
-        let args = qemu::command_line(&self.qemu, id, spec, paths, &forwards);
+        let args = qemu::command_line(&self.qemu, id, spec, paths, &base, &forwards);
         let pid = qemu::launch(&self.qemu, &args, paths)
             .await
             .map_err(VmError::Qemu)?;

@@ -1,0 +1,415 @@
+//! VMs on qcow2 bases, through the node's own path: `VmManager::ensure` fills the image
+//! cache over HTTP from a block store (served here as the control plane's internal API
+//! serves it), inspects the image, writes the overlay and starts QEMU under TCG.
+//!
+//! Booting needs the tiny guest image (`scripts/build-guest-image`); its path is
+//! `$NEFOS_TEST_GUEST_IMAGE`, else `target/guest/nefos-tiny.raw`. As in the integration
+//! tests, a missing image fails the test rather than skipping it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use bytes::Bytes;
+use nefos_blocks::{BLOCK_SIZE, BlockHash, BlockStore, BlockStoreConfig};
+use nefos_disk_format::{ContentFormat, InspectError};
+use nefos_node::DEFAULT_CPU_MODEL;
+use nefos_node::control_plane::ControlPlaneClient;
+use nefos_node::image_cache::{CacheError, ImageCache};
+use nefos_node::qemu::QemuSettings;
+use nefos_node::vm::{VmError, VmManager};
+use nefos_node_api::{
+    Accelerator, DiskFormat, EnsureVm, GuestConfig, ImageContent, PowerState, Secret, StartVm,
+    StopVm, VmSpec, VmState,
+};
+use tempfile::TempDir;
+
+const MARKER: &str = "NEFOS-GUEST-READY";
+/// Generous: two cores, TCG, and other tests running beside this one.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
+
+fn guest_image() -> PathBuf {
+    let path = std::env::var_os("NEFOS_TEST_GUEST_IMAGE").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/guest/nefos-tiny.raw"),
+        PathBuf::from,
+    );
+    assert!(
+        path.exists(),
+        "no guest image at {}: run scripts/build-guest-image (scripts/test does), or set \
+         NEFOS_TEST_GUEST_IMAGE",
+        path.display()
+    );
+    path
+}
+
+fn qemu_img(args: &[&str]) {
+    let out = Command::new("qemu-img").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "qemu-img {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A block store behind `GET /internal/v1/blocks/<hash>`, as the control plane serves the
+/// blocks of images to nodes.
+struct Blocks {
+    store: BlockStore,
+    url: String,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Blocks {
+    async fn start(dir: &Path) -> Blocks {
+        let store = BlockStore::open(&BlockStoreConfig::Fs {
+            path: dir.to_owned(),
+        })
+        .await
+        .unwrap();
+        let app = axum::Router::new()
+            .route(
+                "/internal/v1/blocks/{hash}",
+                axum::routing::get(serve_block),
+            )
+            .with_state(store.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Blocks { store, url, server }
+    }
+
+    /// Stores the file's blocks; its content, declared as `format`.
+    async fn put_file(&self, path: &Path, format: DiskFormat) -> ImageContent {
+        let bytes = tokio::fs::read(path).await.unwrap();
+        let mut hashes = Vec::new();
+        for block in bytes.chunks(BLOCK_SIZE) {
+            let hash = self.store.put(Bytes::copy_from_slice(block)).await.unwrap();
+            hashes.push(hash.to_hex());
+        }
+        ImageContent {
+            size: bytes.len() as u64,
+            block_size: BLOCK_SIZE as u64,
+            hashes,
+            format,
+        }
+    }
+}
+
+impl Drop for Blocks {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn serve_block(
+    State(store): State<BlockStore>,
+    UrlPath(hash): UrlPath<String>,
+) -> axum::response::Response {
+    let Ok(hash) = hash.parse::<BlockHash>() else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    match store.get(&hash).await {
+        Ok(Some(data)) => data.into_response(),
+        Ok(None) => StatusCode::NOT_FOUND.into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// A node's data directory with a short path (QEMU's unix sockets live under it); on drop
+/// it kills any QEMU left running in it.
+struct NodeDir {
+    dir: TempDir,
+}
+
+impl NodeDir {
+    fn new() -> NodeDir {
+        NodeDir {
+            dir: tempfile::Builder::new()
+                .prefix("nfq")
+                .tempdir_in("/tmp")
+                .unwrap(),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn vm_dirs(&self) -> Vec<String> {
+        match std::fs::read_dir(self.path().join("vms")) {
+            Ok(entries) => entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// The VM manager the agent would open over this directory.
+    fn manager(&self, blocks: &Blocks) -> VmManager {
+        let cache = ImageCache::open(&self.path().join("images")).unwrap();
+        let qemu = QemuSettings {
+            binary: PathBuf::from("qemu-system-x86_64"),
+            accelerator: Accelerator::Tcg,
+            cpu_model: DEFAULT_CPU_MODEL.to_owned(),
+        };
+        let control_plane = ControlPlaneClient::new(&blocks.url, Secret::new("node-token"));
+        VmManager::open(&self.path().join("vms"), cache, qemu, control_plane).unwrap()
+    }
+}
+
+impl Drop for NodeDir {
+    fn drop(&mut self) {
+        for vm in self.vm_dirs() {
+            let pidfile = self.path().join("vms").join(vm).join("qemu.pid");
+            if let Ok(pid) = std::fs::read_to_string(pidfile) {
+                let _ = Command::new("kill").args(["-9", pid.trim()]).status();
+            }
+        }
+    }
+}
+
+fn spec(name: &str, image: ImageContent, disk_bytes: u64) -> VmSpec {
+    VmSpec {
+        name: name.to_owned(),
+        vcpus: 1,
+        ram_mib: 128,
+        disk_bytes,
+        image,
+        guest: GuestConfig {
+            hostname: name.to_owned(),
+            ..GuestConfig::default()
+        },
+        nics: Vec::new(),
+    }
+}
+
+fn ensure(generation: u64, spec: VmSpec) -> EnsureVm {
+    EnsureVm {
+        generation,
+        spec,
+        power: PowerState::Running,
+    }
+}
+
+async fn wait_for_console(vms: &VmManager, id: &str, needle: &str) -> String {
+    let started = Instant::now();
+    loop {
+        let output = vms.console(id, 1 << 20).await.unwrap().output;
+        if output.contains(needle) {
+            return output;
+        }
+        assert!(
+            started.elapsed() < BOOT_TIMEOUT,
+            "VM {id} did not print {needle:?} within {BOOT_TIMEOUT:?}; console:\n{output}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The tiny guest, converted to qcow2 by `qemu-img`, boots through the node's normal
+/// path; its cache entry is the qcow2 file itself; QEMU opens the base as qcow2 with no
+/// backing; the VM is adopted by a new manager and starts again after a stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vm_boots_from_a_qcow2_base() {
+    let guest = guest_image();
+    let node = NodeDir::new();
+    let qcow2 = node.path().join("guest.qcow2");
+    qemu_img(&[
+        "convert",
+        "-f",
+        "raw",
+        "-O",
+        "qcow2",
+        guest.to_str().unwrap(),
+        qcow2.to_str().unwrap(),
+    ]);
+    let blocks = Blocks::start(&node.path().join("blocks")).await;
+    let image = blocks.put_file(&qcow2, DiskFormat::Qcow2).await;
+    let virtual_size = std::fs::metadata(&guest).unwrap().len();
+    assert!(
+        image.size < virtual_size,
+        "the qcow2 file ({} bytes) should be smaller than its disk ({virtual_size})",
+        image.size
+    );
+    let vms = node.manager(&blocks);
+
+    // A root disk as large as the qcow2 file, but smaller than the disk it holds.
+    let small = vms
+        .ensure(
+            "vm-small",
+            &ensure(1, spec("small", image.clone(), image.size)),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(small, VmError::DiskTooSmall { image: size, .. } if size == virtual_size),
+        "{small:?}"
+    );
+    assert!(node.vm_dirs().is_empty(), "{:?}", node.vm_dirs());
+
+    let id = "vm-qcow2";
+    let status = vms
+        .ensure(id, &ensure(1, spec("qcowguest", image.clone(), 1 << 30)))
+        .await
+        .unwrap();
+    assert_eq!(status.state, VmState::Running, "{status:?}");
+    assert_eq!(status.disk.virtual_bytes, 1 << 30);
+    let output = wait_for_console(&vms, id, MARKER).await;
+    assert!(
+        output.contains("NEFOS-GUEST-READY hostname=qcowguest"),
+        "{output}"
+    );
+
+    // The cache holds the qcow2 bytes as they were stored, not a conversion.
+    let cached = node
+        .path()
+        .join("images")
+        .join(format!("{}.qcow2", status.image_id));
+    assert!(std::fs::read(&cached).unwrap() == std::fs::read(&qcow2).unwrap());
+
+    // QEMU was told the base's format and that it has no backing file.
+    let pid = status.pid.unwrap();
+    let base = block_node(pid, "base");
+    assert_eq!(base["driver"], "qcow2");
+    assert_eq!(base["read-only"], true);
+    assert!(base["backing"].is_null() && base.get("backing").is_some());
+    assert_eq!(base["file"]["filename"], cached.to_str().unwrap());
+    assert_eq!(block_node(pid, "root")["backing"], "base");
+
+    // A new manager over the same directory (an agent restart) adopts the running VM.
+    let adopted = node.manager(&blocks);
+    let again = adopted.status(id).await.unwrap();
+    assert_eq!(again.state, VmState::Running);
+    assert_eq!(again.pid, Some(pid));
+
+    // Stopped and started again, from the record alone: QEMU takes the same disks. The
+    // guest watches its power button only once booted, ticking by then.
+    wait_for_console(&adopted, id, "nefos-tick 2").await;
+    let stopped = adopted
+        .stop(
+            id,
+            &StopVm {
+                generation: 2,
+                timeout_seconds: 20,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(stopped.state, VmState::Stopped);
+    let started = adopted.start(id, &StartVm { generation: 3 }).await.unwrap();
+    assert_eq!(started.state, VmState::Running, "{started:?}");
+    assert_ne!(started.pid, Some(pid));
+    adopted.destroy(id, 4).await.unwrap();
+    assert!(node.vm_dirs().is_empty(), "{:?}", node.vm_dirs());
+}
+
+/// The command line of a VM, as QEMU runs it, and the `-blockdev` node named `name` on it.
+fn block_node(pid: u32, name: &str) -> serde_json::Value {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let args: Vec<String> = cmdline
+        .split(|&b| b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    args.iter()
+        .filter_map(|a| serde_json::from_str::<serde_json::Value>(a).ok())
+        .find(|node| node["node-name"] == name)
+        .unwrap_or_else(|| panic!("no block node {name} in {args:?}"))
+}
+
+/// A raw base is opened as raw, read-only, under the overlay (the guest's boot from raw
+/// bases is the integration tests' business: here QEMU only has to take the disks).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vm_starts_on_a_raw_base() {
+    let guest = guest_image();
+    let node = NodeDir::new();
+    let blocks = Blocks::start(&node.path().join("blocks")).await;
+    let image = blocks.put_file(&guest, DiskFormat::Raw).await;
+    let vms = node.manager(&blocks);
+    let id = "vm-raw";
+    let status = vms
+        .ensure(id, &ensure(1, spec("rawguest", image, 1 << 30)))
+        .await
+        .unwrap();
+    assert_eq!(status.state, VmState::Running, "{status:?}");
+    let base = block_node(status.pid.unwrap(), "base");
+    let cached = node
+        .path()
+        .join("images")
+        .join(format!("{}.raw", status.image_id));
+    assert_eq!(base["driver"], "raw");
+    assert_eq!(base["read-only"], true);
+    assert_eq!(base["file"]["filename"], cached.to_str().unwrap());
+    assert_eq!(block_node(status.pid.unwrap(), "root")["backing"], "base");
+    vms.destroy(id, 2).await.unwrap();
+    assert!(node.vm_dirs().is_empty(), "{:?}", node.vm_dirs());
+}
+
+/// A qcow2 base that names a backing file on the host, and a qcow2 image declared raw,
+/// are refused by the node itself, leaving no VM, no QEMU and nothing in the cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsafe_or_mislabelled_bases_are_refused() {
+    let node = NodeDir::new();
+    let backed = node.path().join("backed.qcow2");
+    qemu_img(&[
+        "create",
+        "-f",
+        "qcow2",
+        "-b",
+        "/etc/passwd",
+        "-F",
+        "raw",
+        backed.to_str().unwrap(),
+        "1G",
+    ]);
+    let plain = node.path().join("plain.qcow2");
+    qemu_img(&["create", "-f", "qcow2", plain.to_str().unwrap(), "64M"]);
+    let blocks = Blocks::start(&node.path().join("blocks")).await;
+    let vms = node.manager(&blocks);
+
+    let image = blocks.put_file(&backed, DiskFormat::Qcow2).await;
+    let error = vms
+        .ensure("vm-backed", &ensure(1, spec("backed", image, 1 << 30)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            VmError::Image(CacheError::Refused(InspectError::BackingFile { name: Some(name) }))
+                if name == "/etc/passwd"
+        ),
+        "{error:?}"
+    );
+
+    let image = blocks.put_file(&plain, DiskFormat::Raw).await;
+    let error = vms
+        .ensure(
+            "vm-mislabelled",
+            &ensure(1, spec("mislabelled", image, 1 << 30)),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            VmError::Image(CacheError::Refused(InspectError::Mismatch {
+                declared: DiskFormat::Raw,
+                found: ContentFormat::Qcow2,
+            }))
+        ),
+        "{error:?}"
+    );
+
+    assert!(node.vm_dirs().is_empty(), "{:?}", node.vm_dirs());
+    let cached: Vec<_> = std::fs::read_dir(node.path().join("images"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(cached.is_empty(), "{cached:?}");
+}
