@@ -16,6 +16,7 @@ mod memberships;
 pub mod paths;
 mod projects;
 mod quotas;
+mod user_catalogs;
 
 pub use commissions::{
     CommissionAction, CommissionInfo, IssueCommission, IssuedCommission, Provision,
@@ -35,6 +36,7 @@ pub use quotas::{
     ProjectQuotaView, ProjectQuotas, QuotaView, ResourceInfo, Resources, ServiceProjectQuotas,
     ServiceQuotas, ServiceQuotasQuery, UserQuotas,
 };
+pub use user_catalogs::{UserCatalogs, UserCatalogsQuery};
 
 /// Where the account API is served, under the cloud's public URL.
 pub const PREFIX: &str = "/account/v1.0";

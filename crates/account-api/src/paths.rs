@@ -35,6 +35,9 @@ pub const APPLICATIONS: &str = "/projects/apps";
 /// `GET`: one project application.
 pub const APPLICATION: &str = "/projects/apps/{application_id}";
 
+/// `POST`: user names of ids and ids of user names (Astakos's user catalogs).
+pub const USER_CATALOGS: &str = "/user_catalogs";
+
 /// A route with its parameters replaced, in order, by `values` (percent-encoding is the
 /// caller's: nefos's ids never need it).
 pub fn fill(route: &str, values: &[&str]) -> String {

@@ -1,6 +1,8 @@
 //! Users. Creating a user creates its personal base project in the same transaction, so no
 //! user ever exists without one (docs/design.md §7).
 
+use std::collections::BTreeMap;
+
 use nefos_db::identity::{self as q, ProjectRow, RoleAssignmentRow, UserRow};
 use nefos_db::time::now_micros;
 
@@ -308,5 +310,34 @@ impl Identity {
             .into_iter()
             .map(Project::from)
             .collect())
+    }
+}
+
+impl Identity {
+    /// Synnefo's user catalogs, for any authenticated caller (Astakos shows display names
+    /// to every user): the name of each id in `ids` (a user's, or a project's, since
+    /// nefos's accounts and image owners are projects), and the id of each user name in
+    /// `names`. Unknown ones are left out.
+    pub async fn user_catalogs(
+        &self,
+        ids: &[String],
+        names: &[String],
+    ) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>), IdentityError> {
+        let pool = self.db.pool();
+        let mut by_id = BTreeMap::new();
+        for id in ids {
+            if let Some(user) = q::get_user(pool, id).await? {
+                by_id.insert(id.clone(), user.name);
+            } else if let Some(project) = q::get_project(pool, id).await? {
+                by_id.insert(id.clone(), project.name);
+            }
+        }
+        let mut by_name = BTreeMap::new();
+        for name in names {
+            if let Some(user) = q::get_user_by_name(pool, name).await? {
+                by_name.insert(name.clone(), user.id);
+            }
+        }
+        Ok((by_id, by_name))
     }
 }

@@ -255,7 +255,7 @@ impl Images {
     async fn discard(&self, caller: Caller<'_>, object: &ObjectInfo) {
         let deleted = self
             .storage
-            .delete_object(
+            .purge_object(
                 Accessor::Token(caller.context()),
                 &object.project_id,
                 &object.container,

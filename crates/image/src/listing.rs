@@ -264,6 +264,8 @@ fn listed(caller: Caller<'_>, image: &Image, query: &ListQuery) -> bool {
         && any_of(&query.names, image.name.as_deref())
         && any_of(&query.ids, Some(&image.id))
         && (query.statuses.is_empty() || query.statuses.contains(&image.status))
+        // Glance never lists killed images unless asked for them by status.
+        && (image.status != ImageStatus::Killed || query.statuses.contains(&ImageStatus::Killed))
         && any_of(&query.disk_formats, image.disk_format.as_deref())
         && any_of(&query.container_formats, image.container_format.as_deref())
         && query.owner.as_ref().is_none_or(|o| *o == image.owner)

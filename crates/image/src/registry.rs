@@ -236,7 +236,7 @@ impl Images {
             // object is current), so no one can start using it in between.
             match self
                 .storage
-                .delete_object(
+                .purge_object(
                     Accessor::Token(caller.context()),
                     &location.project_id,
                     &location.container,

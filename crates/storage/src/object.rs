@@ -788,6 +788,43 @@ impl Storage {
         Ok(())
     }
 
+    /// Deletes every version of an object, whatever its container keeps, and releases what
+    /// they were charged: for a service that owns an object name and deletes what it wrote
+    /// (the image service's uploads), leaving no history behind in a versioned container.
+    pub async fn purge_object(
+        &self,
+        who: Accessor<'_>,
+        project_id: &str,
+        container: &str,
+        name: &str,
+    ) -> Result<(), StorageError> {
+        let container = self.object_container(who, project_id, container).await?;
+        self.require_object(who, &container, name, Permission::Write)
+            .await?;
+        let mut tx = self.db.begin().await?;
+        self.db
+            .lock_key(&mut tx, &name_lock(&container.id, name))
+            .await?;
+        self.db
+            .lock_key_shared(&mut tx, &container_lock(&container.id))
+            .await?;
+        let released = q::delete_all_versions(&mut *tx, &container.id, name).await?;
+        self.release(&mut tx, &container, &released).await?;
+        q::put_path(
+            &mut *tx,
+            &PathRow {
+                container_id: container.id.clone(),
+                name: name.to_owned(),
+                ..PathRow::default()
+            },
+        )
+        .await?;
+        tx.commit()
+            .await
+            .map_err(nefos_db::DbError::query("commit an object purge"))?;
+        Ok(())
+    }
+
     /// Every stored version of an object, oldest first: (version id, modified at).
     pub async fn object_versions(
         &self,

@@ -1,15 +1,17 @@
 //! Helpers for nefos tests: a fresh database on each engine, a fresh bucket on the test S3
 //! server, the real `nefos` binary run as a child process that is killed when the test
-//! ends, and the real kamaki CLI configured for a cloud.
+//! ends, and the real kamaki and `openstack` CLIs configured for a cloud.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod database;
 mod kamaki;
+mod openstack;
 mod process;
 mod s3;
 
 pub use database::{TestDatabase, each_backend, postgres, sqlite};
 pub use kamaki::{KAMAKI_ENV, Kamaki};
+pub use openstack::{OPENSTACK_ENV, OpenStack};
 pub use process::{NefosProcess, free_port, read_credentials, serve_args, target_binary, toml_str};
 pub use s3::{S3_ENV, s3_bucket};

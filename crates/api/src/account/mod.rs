@@ -12,6 +12,7 @@ mod memberships;
 mod project_actions;
 mod projects;
 mod quotas;
+mod user_catalogs;
 mod views;
 
 use axum::Router;
@@ -29,6 +30,7 @@ pub(crate) fn router() -> Router<ApiState> {
         .route(paths::SERVICE_QUOTAS, get(quotas::of_users))
         .route(paths::SERVICE_PROJECT_QUOTAS, get(quotas::of_projects))
         .route(paths::RESOURCES, get(quotas::resources))
+        .route(paths::USER_CATALOGS, post(user_catalogs::lookup))
         .route(
             paths::COMMISSIONS,
             get(commissions::pending).post(commissions::issue),

@@ -245,3 +245,21 @@ pub async fn object_cli(url: &str, password: &str, args: &[&str]) -> String {
     .await
     .unwrap()
 }
+
+/// How many blocks the `fs` block store of a data directory holds.
+pub fn blocks_in(data: &Path) -> usize {
+    fn count(dir: &Path) -> usize {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| {
+                        let path = e.path();
+                        if path.is_dir() { count(&path) } else { 1 }
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+    count(&data.join("blocks"))
+}

@@ -1,0 +1,218 @@
+//! Image upload through Glance against an object upload of the same size, on one `nefos up`.
+//!
+//! Over `--rounds` rounds, each with two fresh files of pseudo-random (incompressible)
+//! data, 1 GiB by default, times (a) `swift upload` of one into a container and (b)
+//! `openstack image create --file` of the other (POST, streamed PUT of the data, which also
+//! computes the image's SHA-512 and inspects it, then GET), taking turns going first. Prints
+//! each round, the medians and the ratio swift/image (goal ≥ 0.9: an image upload costs
+//! little more than the object it becomes). Then uploads the last image's file again as a
+//! second image and prints how many blocks that stored (goal: 0, the blocks are shared).
+//!
+//! Run: `cargo build --release -p nefos -p nefos-bench && target/release/image-bench`
+//! (the real clients come from the repo's `.venv`, which `scripts/setup` makes; `--dir`
+//! picks the disk, `--size-mib` the size).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use nefos_bench::{fill_pseudo_random, ms};
+use nefos_test_utils::{NefosProcess, read_credentials};
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Size of each file, MiB.
+    #[arg(long, default_value_t = 1024)]
+    size_mib: u64,
+    /// Rounds of each measurement (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
+    /// Directory on the disk to measure (default: /var/tmp).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// The `nefos` binary (default: beside this program).
+    #[arg(long)]
+    nefos: Option<PathBuf>,
+    /// The Python venv holding `openstack` and `swift` (default: the repo's `.venv`).
+    #[arg(long)]
+    venv: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let binary = match &args.nefos {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?.with_file_name("nefos"),
+    };
+    let venv = args
+        .venv
+        .clone()
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
+    let openstack = venv.join("bin/openstack");
+    let swift = venv.join("bin/swift");
+    for tool in [&openstack, &swift] {
+        if !tool.exists() {
+            bail!("{} is missing: run scripts/setup first", tool.display());
+        }
+    }
+    let base = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/var/tmp"));
+    let work = tempfile::tempdir_in(&base).context("cannot make a work directory")?;
+    let data = work.path().join("nefos-data");
+    std::fs::create_dir_all(&data)?;
+    let server = NefosProcess::up(&binary, &data, &[]);
+    let password = read_credentials(&data)
+        .get("demo")
+        .cloned()
+        .context("no demo password in the credentials")?;
+    let clouds = data.join("clouds.yaml");
+    let auth_url = format!("{}/identity/v3", server.url);
+    let size = args.size_mib * 1024 * 1024;
+    println!(
+        "image-bench: {} MiB files on {}, {} rounds",
+        args.size_mib,
+        base.display(),
+        args.rounds
+    );
+
+    let swift_upload = |file: &Path, name: &str| -> anyhow::Result<Duration> {
+        let mut command = Command::new(&swift);
+        command
+            .args(["--auth-version", "3", "--os-auth-url", &auth_url])
+            .args(["--os-username", "demo", "--os-password", &password])
+            .args([
+                "--os-project-name",
+                "demo",
+                "--os-user-domain-name",
+                "Default",
+            ])
+            .args(["--os-project-domain-name", "Default"])
+            .args(["upload", "bench", "--object-name", name])
+            .arg(file);
+        timed(command)
+    };
+    let image_create = |file: &Path, name: &str| -> anyhow::Result<Duration> {
+        let mut command = Command::new(&openstack);
+        command
+            .env("OS_CLIENT_CONFIG_FILE", &clouds)
+            .args(["--os-cloud", "nefos-demo", "image", "create", name])
+            .args([
+                "--disk-format",
+                "raw",
+                "--container-format",
+                "bare",
+                "--file",
+            ])
+            .arg(file);
+        timed(command)
+    };
+
+    let mut swift_times = Vec::new();
+    let mut image_times = Vec::new();
+    let mut last_image_file = None;
+    for round in 0..args.rounds {
+        let swift_file = work.path().join(format!("swift-{round}"));
+        let image_file = work.path().join(format!("image-{round}"));
+        write_random(&swift_file, size, u64::from(round) * 2 + 1)?;
+        write_random(&image_file, size, u64::from(round) * 2 + 2)?;
+        let (swift_time, image_time) = if round % 2 == 0 {
+            let s = swift_upload(&swift_file, &format!("object-{round}"))?;
+            (s, image_create(&image_file, &format!("image-{round}"))?)
+        } else {
+            let i = image_create(&image_file, &format!("image-{round}"))?;
+            (swift_upload(&swift_file, &format!("object-{round}"))?, i)
+        };
+        println!(
+            "round {round}: swift upload {}   openstack image create {}   ratio {:.2}",
+            ms(swift_time),
+            ms(image_time),
+            swift_time.as_secs_f64() / image_time.as_secs_f64()
+        );
+        swift_times.push(swift_time);
+        image_times.push(image_time);
+        std::fs::remove_file(&swift_file)?;
+        if let Some(previous) = last_image_file.replace(image_file) {
+            std::fs::remove_file(previous)?;
+        }
+    }
+    let swift_median = median(&mut swift_times);
+    let image_median = median(&mut image_times);
+    let mb = |d: Duration| size as f64 / 1e6 / d.as_secs_f64();
+    println!(
+        "median: swift upload {} ({:.0} MB/s)   openstack image create {} ({:.0} MB/s)   ratio swift/image {:.2}  (goal >= 0.9)",
+        ms(swift_median),
+        mb(swift_median),
+        ms(image_median),
+        mb(image_median),
+        swift_median.as_secs_f64() / image_median.as_secs_f64()
+    );
+
+    let Some(file) = last_image_file else {
+        bail!("no rounds were run");
+    };
+    let before = blocks_in(&data.join("blocks"));
+    let again = image_create(&file, "image-again")?;
+    let stored = blocks_in(&data.join("blocks")).saturating_sub(before);
+    println!(
+        "second upload of the same bytes: {} , {stored} new blocks stored  (goal: 0)",
+        ms(again)
+    );
+    drop(server);
+    Ok(())
+}
+
+/// Runs `command`, which must succeed, and times it.
+fn timed(mut command: Command) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let output = command.output().context("cannot run a client")?;
+    let elapsed = started.elapsed();
+    if !output.status.success() {
+        bail!(
+            "{:?} failed: {}{}",
+            command,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(elapsed)
+}
+
+fn write_random(path: &Path, size: u64, seed: u64) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path)?;
+    let mut buffer = vec![0u8; 8 << 20];
+    let mut left = size;
+    let mut seed = seed;
+    while left > 0 {
+        fill_pseudo_random(&mut buffer, seed);
+        seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let n = usize::try_from(left.min(buffer.len() as u64))?;
+        file.write_all(&buffer[..n])?;
+        left -= n as u64;
+    }
+    file.sync_all()?;
+    Ok(())
+}
+
+fn median(values: &mut [Duration]) -> Duration {
+    values.sort();
+    values[values.len() / 2]
+}
+
+fn blocks_in(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| {
+                    let path = e.path();
+                    if path.is_dir() { blocks_in(&path) } else { 1 }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
