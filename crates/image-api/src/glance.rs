@@ -166,3 +166,13 @@ pub struct Link {
     pub rel: String,
     pub href: String,
 }
+
+/// An error answer, as Glance's WSGI stack writes it for clients that accept JSON:
+/// `{"code": "404 Not Found", "title": "Not Found", "message": …}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The status line.
+    pub code: String,
+    pub title: String,
+    pub message: String,
+}

@@ -42,6 +42,13 @@ enum Command {
         #[command(subcommand)]
         command: client::object::ObjectCommand,
     },
+    /// Images: list, show, upload, register, download, delete, share.
+    Image {
+        #[command(flatten)]
+        cloud: Box<client::CloudArgs>,
+        #[command(subcommand)]
+        command: client::image::ImageCommand,
+    },
     /// Projects: list, show, apply for, join and leave them; members of your own.
     Project {
         #[command(flatten)]
@@ -65,6 +72,7 @@ fn main() -> ExitCode {
         Command::Up(_) | Command::Serve(_) | Command::Node(_) => "info",
         Command::Admin(_)
         | Command::Object { .. }
+        | Command::Image { .. }
         | Command::Project { .. }
         | Command::Quota { .. } => "warn",
     };
@@ -73,7 +81,10 @@ fn main() -> ExitCode {
     // client writes the user's own downloads, which keep the user's umask.
     if !matches!(
         cli.command,
-        Command::Object { .. } | Command::Project { .. } | Command::Quota { .. }
+        Command::Object { .. }
+            | Command::Image { .. }
+            | Command::Project { .. }
+            | Command::Quota { .. }
     ) {
         data_dir::restrict_umask();
     }
@@ -96,6 +107,10 @@ fn main() -> ExitCode {
             Command::Object { cloud, command } => {
                 let session = client::Session::login(&cloud).await?;
                 client::object::run(&session, command).await
+            }
+            Command::Image { cloud, command } => {
+                let session = client::Session::login(&cloud).await?;
+                client::image::run(&session, command).await
             }
             Command::Project { cloud, command } => {
                 let session = client::Session::login(&cloud).await?;

@@ -1,6 +1,7 @@
 //! `nefos up`: an all-in-one cloud on this machine. Creates the data directory, the database,
 //! the `admin` and `demo` users (passwords generated once, kept in `DATA/credentials`), a
-//! `clouds.yaml` for the OpenStack CLI, and serves.
+//! `clouds.yaml` for the OpenStack CLI, the demo guest image (an object of the admin's
+//! and the public image `nefos-tiny`) when it is built, and serves.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -11,7 +12,11 @@ use anyhow::Context;
 use clap::Args;
 use nefos_compute::{ComputeError, NodeRegistry};
 use nefos_identity::{
-    Caller, Identity, IdentityError, NewUser, PasswordCredentials, Scope, UserRef,
+    AuthContext, Caller, Identity, IdentityError, NewUser, PasswordCredentials, Scope, UserRef,
+};
+use nefos_image::{
+    Caller as ImageCaller, Images, ListQuery, MAX_LIMIT, NewImage, ObjectRef, Visibility,
+    VisibilityFilter,
 };
 use nefos_node::{NodeAgent, NodeConfig};
 use nefos_storage::{Accessor, ContainerUpdate, VersionSelector, WriteOptions};
@@ -51,8 +56,9 @@ pub struct UpArgs {
     /// The node agent's accelerator.
     #[arg(long, value_enum, default_value = "auto")]
     accelerator: crate::node::AcceleratorArg,
-    /// The demo guest image to upload into the object store (once); built by
-    /// scripts/build-guest-image. Skipped if the file does not exist.
+    /// The demo guest image to upload into the object store and register as the public
+    /// image nefos-tiny (once); built by scripts/build-guest-image. Skipped if the file
+    /// does not exist.
     #[arg(
         long,
         env = "NEFOS_GUEST_IMAGE",
@@ -108,8 +114,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         }
     }
     let guest_image =
-        match import_guest_image(&control_plane, &credentials, &args.guest_image).await {
-            Ok(imported) => imported,
+        match provide_guest_image(&control_plane, &credentials, &args.guest_image).await {
+            Ok(provided) => provided,
             Err(error) => {
                 tracing::warn!(
                     error = format!("{error:#}"),
@@ -130,7 +136,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         &args.data,
         &created,
         &clouds_path,
-        guest_image.as_deref(),
+        guest_image.as_ref(),
     );
     if args.no_node {
         return control_plane.serve(&config).await;
@@ -199,13 +205,27 @@ async fn enroll_local_node(
 /// The container in the admin's object store that holds the demo guest image.
 const IMAGES_CONTAINER: &str = "images";
 
-/// Uploads the demo guest image into the admin's `images` container unless it is there.
-/// Returns the object's path when the image is in the store.
-async fn import_guest_image(
+/// The name of the public image `nefos up` makes of the demo guest.
+const GUEST_IMAGE_NAME: &str = "nefos-tiny";
+
+/// The demo guest image as `nefos up` provides it: an object of the admin's, and the
+/// public image registered from it.
+#[derive(Debug)]
+struct GuestImage {
+    /// `images/<file name>`.
+    object: String,
+    /// `None` when the registration failed (the object is still there for a later start).
+    image_id: Option<String>,
+}
+
+/// Uploads the demo guest image into the admin's `images` container unless it is there,
+/// and registers it as a public image unless it is one. `None` when there is no guest
+/// image file.
+async fn provide_guest_image(
     control_plane: &ControlPlane,
     credentials: &BTreeMap<String, String>,
     image: &Path,
-) -> anyhow::Result<Option<String>> {
+) -> anyhow::Result<Option<GuestImage>> {
     let Some(name) = image.file_name().and_then(|n| n.to_str()) else {
         return Ok(None);
     };
@@ -225,28 +245,54 @@ async fn import_guest_image(
             Scope::ProjectName(ADMIN_USER.to_owned()),
         )
         .await?;
-    let who = Accessor::Token(&token.context);
-    let project = token
-        .context
+    let admin = &token.context;
+    let project = admin
         .project_id()
         .context("the admin token has no project")?
         .to_owned();
+    import_guest_object(control_plane, admin, &project, name, image).await?;
+    let image_id = match register_guest_image(control_plane, admin, &project, name).await {
+        Ok(id) => Some(id),
+        Err(error) => {
+            // The object stays; the next start tries again.
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "cannot register the demo guest image as an image"
+            );
+            None
+        }
+    };
+    Ok(Some(GuestImage {
+        object: format!("{IMAGES_CONTAINER}/{name}"),
+        image_id,
+    }))
+}
+
+/// Uploads the guest image file as object `images/<name>` of the admin's unless the
+/// object exists.
+async fn import_guest_object(
+    control_plane: &ControlPlane,
+    admin: &AuthContext,
+    project: &str,
+    name: &str,
+    image: &Path,
+) -> anyhow::Result<()> {
+    let who = Accessor::Token(admin);
     let storage = &control_plane.storage;
-    let path = format!("{IMAGES_CONTAINER}/{name}");
     let existing = storage
         .object(
             who,
-            &project,
+            project,
             IMAGES_CONTAINER,
             name,
             VersionSelector::Current,
         )
         .await;
     if existing.is_ok() {
-        return Ok(Some(path));
+        return Ok(());
     }
     storage
-        .put_container(who, &project, IMAGES_CONTAINER, &ContainerUpdate::default())
+        .put_container(who, project, IMAGES_CONTAINER, &ContainerUpdate::default())
         .await?;
     let file = tokio::fs::File::open(image)
         .await
@@ -263,10 +309,69 @@ async fn import_guest_image(
         ..WriteOptions::default()
     };
     storage
-        .put_object(who, &project, IMAGES_CONTAINER, name, chunks, options)
+        .put_object(who, project, IMAGES_CONTAINER, name, chunks, options)
         .await?;
-    tracing::info!(%path, "imported the demo guest image");
-    Ok(Some(path))
+    tracing::info!(path = %format!("{IMAGES_CONTAINER}/{name}"), "imported the demo guest image");
+    Ok(())
+}
+
+/// Registers object `images/<name>` of the admin's as the public image
+/// [`GUEST_IMAGE_NAME`] unless it is an image already (which is left as the admin may
+/// have changed it); the image's id.
+async fn register_guest_image(
+    control_plane: &ControlPlane,
+    admin: &AuthContext,
+    project: &str,
+    name: &str,
+) -> anyhow::Result<String> {
+    let images = Images::new(control_plane.storage.clone());
+    let caller = ImageCaller::new(admin);
+    let mut query = ListQuery {
+        owner: Some(project.to_owned()),
+        visibility: VisibilityFilter::All,
+        limit: Some(MAX_LIMIT),
+        ..ListQuery::default()
+    };
+    loop {
+        let page = images.list(caller, &query).await?;
+        let registered = page.images.iter().find(|image| {
+            image
+                .location
+                .as_ref()
+                .is_some_and(|l| l.container == IMAGES_CONTAINER && l.name == name)
+        });
+        if let Some(image) = registered {
+            return Ok(image.id.clone());
+        }
+        match page.next_marker {
+            Some(marker) => query.marker = Some(marker),
+            None => break,
+        }
+    }
+    let new = NewImage {
+        name: Some(GUEST_IMAGE_NAME.to_owned()),
+        visibility: Some(Visibility::Public),
+        disk_format: Some("raw".to_owned()),
+        min_disk: 1,
+        properties: BTreeMap::from([
+            ("os".to_owned(), "debian".to_owned()),
+            ("osfamily".to_owned(), "linux".to_owned()),
+            ("users".to_owned(), "root".to_owned()),
+            (
+                "description".to_owned(),
+                "nefos test guest (Debian, serial console)".to_owned(),
+            ),
+        ]),
+        ..NewImage::default()
+    };
+    let object = ObjectRef {
+        project_id: project.to_owned(),
+        container: IMAGES_CONTAINER.to_owned(),
+        name: name.to_owned(),
+    };
+    let image = images.register(caller, &object, new).await?;
+    tracing::info!(id = %image.id, name = GUEST_IMAGE_NAME, "registered the demo guest image");
+    Ok(image.id)
 }
 
 async fn user_exists(identity: &Identity, name: &str) -> anyhow::Result<bool> {
@@ -352,7 +457,7 @@ fn print_banner(
     data: &Path,
     created: &[(&str, String)],
     clouds: &Path,
-    guest_image: Option<&str>,
+    guest_image: Option<&GuestImage>,
 ) {
     println!("nefos is up");
     println!("  identity (Keystone v3): {public_url}/identity/v3");
@@ -373,8 +478,14 @@ fn print_banner(
         }
     }
     println!("  clouds.yaml:            {}", clouds.display());
-    if let Some(path) = guest_image {
-        println!("  guest image:            {path} (in admin's object store)");
+    if let Some(guest) = guest_image {
+        println!(
+            "  guest image:            {} (in admin's object store)",
+            guest.object
+        );
+        if let Some(id) = &guest.image_id {
+            println!("  guest image id:         {id} (public image {GUEST_IMAGE_NAME})");
+        }
     }
     println!(
         "try: OS_CLIENT_CONFIG_FILE={} openstack --os-cloud nefos-demo token issue",

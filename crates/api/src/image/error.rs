@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode};
 use nefos_identity::IdentityError;
 use nefos_image::ImageError;
+use nefos_image_api::glance::ErrorBody;
 use nefos_quota::QuotaError;
 use nefos_storage::StorageError;
 
@@ -55,11 +56,11 @@ fn status_line(status: StatusCode) -> String {
 
 impl IntoResponse for GlanceError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "code": status_line(self.status),
-            "title": self.status.canonical_reason().unwrap_or("Error"),
-            "message": self.message,
-        });
+        let body = ErrorBody {
+            code: status_line(self.status),
+            title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
+            message: self.message,
+        };
         let mut response = (self.status, Json(body)).into_response();
         let headers = response.headers_mut();
         if let Some(size) = self.range_size

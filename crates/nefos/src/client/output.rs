@@ -1,8 +1,16 @@
 //! How listings are printed: `-f table` for people, `-f json` and `-f value` for scripts,
-//! as the openstack CLI does.
+//! as the openstack CLI does; and how transfers show their progress.
 
 use clap::{Args, ValueEnum};
+use indicatif::ProgressStyle;
 use serde_json::{Map, Value};
+
+/// The progress bar of transfers (drawn on stderr, and only on a terminal).
+pub fn bar_style() -> ProgressStyle {
+    ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
+}
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum Format {

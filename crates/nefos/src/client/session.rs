@@ -1,5 +1,6 @@
 //! Logging in: a Keystone v3 token (from a password, or from a token the user holds) and
-//! the object-store endpoint from its catalog, or the storage URL the user gave.
+//! the endpoints of its catalog (object store, image service, account service), or the
+//! storage URL the user gave.
 
 use anyhow::{Context, anyhow, bail};
 use reqwest::StatusCode;
@@ -16,8 +17,14 @@ pub struct Session {
     pub object_url: String,
     /// The account service's endpoint (`…/account/v1.0`), when the login had a catalog.
     pub account_url: Option<String>,
+    /// The image service's endpoint (`…/image`, Glance's root), when the login had a
+    /// catalog.
+    pub image_url: Option<String>,
     /// Who the token belongs to, when the login said.
     pub user_id: Option<String>,
+    /// The project the token is scoped to: the login's answer, or the `AUTH_<project>` of
+    /// a storage URL given without one.
+    pub project_id: Option<String>,
 }
 
 /// `{"name": …}` or `{"id": …}`, as Keystone takes projects and domains.
@@ -55,11 +62,14 @@ impl Session {
             (&settings.credentials, &settings.storage_url)
         {
             // The swift CLI's way: the user already holds everything a request needs.
+            let object_url = storage_url.trim_end_matches('/').to_owned();
             return Ok(Session {
                 http,
                 token: token.clone(),
-                object_url: storage_url.trim_end_matches('/').to_owned(),
+                project_id: project_of_account(&object_url),
+                object_url,
                 account_url: None,
+                image_url: None,
                 user_id: None,
             });
         }
@@ -104,13 +114,26 @@ impl Session {
             &settings.interface,
         )
         .ok();
+        let image_url = endpoint(
+            &answer,
+            nefos_image_api::CATALOG_TYPE,
+            region,
+            &settings.interface,
+        )
+        .ok();
         let user_id = answer["token"]["user"]["id"].as_str().map(str::to_owned);
+        let project_id = answer["token"]["project"]["id"]
+            .as_str()
+            .map(str::to_owned)
+            .or_else(|| project_of_account(&object_url));
         Ok(Session {
             http,
             token,
             object_url,
             account_url,
+            image_url,
             user_id,
+            project_id,
         })
     }
 
@@ -128,6 +151,16 @@ impl Session {
             .rsplit_once('/')
             .map_or(account_url, |(root, _)| root)
     }
+}
+
+/// The project of an object-store account URL (`…/AUTH_<project>`).
+fn project_of_account(account_url: &str) -> Option<String> {
+    account_url
+        .trim_end_matches('/')
+        .rsplit_once('/')
+        .and_then(|(_, account)| account.strip_prefix("AUTH_"))
+        .filter(|project| !project.is_empty())
+        .map(str::to_owned)
 }
 
 /// The body of `POST /auth/tokens`.
@@ -262,6 +295,16 @@ mod tests {
         let error = endpoint(&answer(), "object-store", Some("C"), "public").unwrap_err();
         assert!(error.to_string().contains("it has A, B"), "{error}");
         assert!(endpoint(&answer(), "object-store", None, "admin").is_err());
+    }
+
+    #[test]
+    fn accounts_name_their_project() {
+        assert_eq!(
+            project_of_account("http://c/object/v1/AUTH_p1/").as_deref(),
+            Some("p1")
+        );
+        assert_eq!(project_of_account("http://c/object/v1/p1"), None);
+        assert_eq!(project_of_account("http://c/object/v1/AUTH_"), None);
     }
 
     #[test]

@@ -98,7 +98,7 @@ async fn fetch_all(
     jobs: usize,
 ) -> Vec<anyhow::Error> {
     let overall = ProgressBar::new(0);
-    overall.set_style(super::bar_style());
+    overall.set_style(super::output::bar_style());
     overall.set_message(format!("{} objects", targets.len()));
     let results: Vec<anyhow::Result<()>> = stream::iter(targets)
         .map(|(name, out)| {

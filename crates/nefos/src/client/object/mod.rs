@@ -4,7 +4,7 @@
 mod delete;
 mod download;
 mod list;
-mod names;
+pub(super) mod names;
 mod share;
 mod store;
 mod upload;
@@ -12,7 +12,6 @@ mod upload;
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use indicatif::ProgressStyle;
 
 use self::store::Account;
 use super::Session;
@@ -172,10 +171,4 @@ pub async fn run(session: &Session, command: ObjectCommand) -> anyhow::Result<()
             revoke,
         } => share::publish(&own()?, &container, &object, revoke).await,
     }
-}
-
-fn bar_style() -> ProgressStyle {
-    ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ")
 }

@@ -47,7 +47,7 @@ pub async fn upload(
     let bars = MultiProgress::new();
     let total: u64 = uploads.iter().map(|u| u.bytes).sum();
     let overall = bars.add(ProgressBar::new(total));
-    overall.set_style(super::bar_style());
+    overall.set_style(super::output::bar_style());
     overall.set_message(format!("{} files", uploads.len()));
     let sent = Arc::new(AtomicU64::new(0));
     let results: Vec<(u64, anyhow::Result<Outcome>)> = stream::iter(uploads)
