@@ -23,6 +23,11 @@ pub enum Structure {
     SnapshotL1Table {
         snapshot: u32,
     },
+    /// A cluster of guest data an L2 entry points at.
+    DataCluster {
+        l1_index: u64,
+        l2_index: u64,
+    },
 }
 
 impl fmt::Display for Structure {
@@ -37,6 +42,10 @@ impl fmt::Display for Structure {
             Structure::SnapshotL1Table { snapshot } => {
                 write!(f, "the L1 table of snapshot {snapshot}")
             }
+            Structure::DataCluster { l1_index, l2_index } => write!(
+                f,
+                "the data cluster of L2 entry {l2_index} of L1 entry {l1_index}"
+            ),
         }
     }
 }
