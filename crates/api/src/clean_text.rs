@@ -88,6 +88,22 @@ pub(crate) async fn account(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
+/// The image APIs' check: the path, the query and Plankton's `x-image-meta-*` headers
+/// (percent-encoded names and values), with Glance's answer.
+pub(crate) async fn image(request: Request, next: Next) -> Response {
+    let meta_clean = request.headers().iter().all(|(name, value)| {
+        !name.as_str().starts_with("x-image-meta-")
+            || (is_clean(name.as_str()) && value.to_str().is_ok_and(is_clean))
+    });
+    if !meta_clean || !request_is_clean(&request, &[]) {
+        return crate::image::GlanceError::bad_request(
+            "the request path, query or image headers hold a NUL character or are not UTF-8",
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
 /// Whether every string (and key) in a JSON document is free of NUL.
 pub(crate) fn json_has_no_nul(value: &serde_json::Value) -> bool {
     match value {

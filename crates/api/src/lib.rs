@@ -77,7 +77,10 @@ pub fn router(state: ApiState, limits: &HttpLimits) -> Router {
             nefos_account_api::PREFIX,
             account::router().layer(axum::middleware::from_fn(clean_text::account)),
         )
-        .nest(nefos_image_api::PREFIX, image::router())
+        .nest(
+            nefos_image_api::PREFIX,
+            image::router().layer(axum::middleware::from_fn(clean_text::image)),
+        )
         // A service of its own, so that Synnefo's account names are rewritten before its
         // routes are matched (a router's layers run after its routing).
         .nest_service(

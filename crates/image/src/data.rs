@@ -12,6 +12,7 @@ use bytes::Bytes;
 use futures::Stream;
 use nefos_db::image::{self as q};
 use nefos_db::time::now_micros;
+use nefos_identity::AuthContext;
 use nefos_storage::{
     Accessor, ByteRange, ContainerUpdate, ObjectInfo, StorageError, VersionSelector, WriteOptions,
 };
@@ -125,13 +126,9 @@ impl Images {
             Arrival::Upload => ImageStatus::Saving,
             Arrival::Stage => ImageStatus::Uploading,
         };
-        if !q::transition_status(
-            self.db.pool(),
-            id,
-            &[ImageStatus::Queued.as_str()],
-            receiving.as_str(),
-        )
-        .await?
+        if !self
+            .transition(id, &[ImageStatus::Queued.as_str()], receiving)
+            .await?
         {
             return Err(ImageError::conflict(format!(
                 "Image status transition from '{}' to '{}' is not allowed",
@@ -139,21 +136,24 @@ impl Images {
                 receiving.as_str()
             )));
         }
+        // A client that goes away mid-upload drops this future: the guard then puts the
+        // image back to queued and deletes what was stored, as a failure below does.
+        let guard = Interrupted::new(self, caller, id, receiving);
         let stored = self
             .store_data(caller, &image, body, declared_size, &disk_format, arrival)
             .await;
+        guard.disarm();
         match stored {
             Ok(image) => Ok(image),
             Err(error) => {
                 // Back to queued, so the caller can try again (Glance restores a failed
                 // upload the same way). A deleted image stays deleted.
-                let _ = q::transition_status(
-                    self.db.pool(),
-                    id,
-                    &[receiving.as_str()],
-                    ImageStatus::Queued.as_str(),
-                )
-                .await;
+                if let Err(restore) = self
+                    .transition(id, &[receiving.as_str()], ImageStatus::Queued)
+                    .await
+                {
+                    tracing::warn!(image = %id, error = %restore, "cannot requeue an image after a failed upload");
+                }
                 Err(error)
             }
         }
@@ -175,11 +175,24 @@ impl Images {
     {
         let who = Accessor::Token(caller.context());
         self.ensure_upload_container(caller, &image.owner).await?;
+        // A declared size is reserved against the quota before the body is read, and the
+        // body may not exceed it; a body of unknown length is bounded as Swift bounds one
+        // object, so that it cannot store more than that before its commit is refused.
+        let size_limit = match declared_size {
+            Some(size) if size > self.size_cap => {
+                return Err(StorageError::TooLarge {
+                    limit: self.size_cap,
+                }
+                .into());
+            }
+            Some(size) => size,
+            None => nefos_storage::MAX_OBJECT_SIZE.min(self.size_cap),
+        };
         let tap = HashTap::new();
         let options = WriteOptions {
             content_type: Some("application/octet-stream".to_owned()),
             size: declared_size,
-            size_limit: Some(self.size_cap),
+            size_limit: Some(size_limit),
             ..WriteOptions::default()
         };
         let object = self
@@ -208,16 +221,14 @@ impl Images {
                 Arrival::Upload => ImageStatus::Saving,
                 Arrival::Stage => ImageStatus::Uploading,
             };
-            self.bind(
-                &image.id,
+            let binding = Binding {
                 from,
                 to,
-                &object,
-                true,
-                inspected.as_ref(),
-                os_hash.as_deref(),
-            )
-            .await
+                disk_format,
+                inspected: inspected.as_ref(),
+                os_hash: os_hash.as_deref(),
+            };
+            self.bind(&image.id, &object, binding).await
         }
         .await;
         if result.is_err() {
@@ -270,44 +281,46 @@ impl Images {
         }
     }
 
-    /// Binds `object` to image `id` if the image is still `from`, moving it to `to`.
-    #[allow(clippy::too_many_arguments)]
+    /// Binds `object` (written by the image service) to image `id` if the image is still
+    /// what it was when the data started: in `binding.from`, with the disk format the data
+    /// was inspected as.
     async fn bind(
         &self,
         id: &str,
-        from: ImageStatus,
-        to: ImageStatus,
         object: &ObjectInfo,
-        owned: bool,
-        inspected: Option<&Inspected>,
-        os_hash: Option<&str>,
+        binding: Binding<'_>,
     ) -> Result<(), ImageError> {
         let mut tx = self.db.begin().await?;
         self.db.lock_key(&mut tx, &image_lock(id)).await?;
-        let mut row = q::get_image(&mut *tx, id)
+        let mut row = q::get_image_row(&mut *tx, id)
             .await?
             .ok_or_else(|| ImageError::not_found(id))?;
-        if row.status != from.as_str() {
+        if row.status != binding.from.as_str() {
             return Err(ImageError::conflict(format!(
                 "Image {id} changed status to '{}' while its data was stored",
                 row.status
             )));
         }
-        row.status = to.as_str().to_owned();
+        if row.disk_format.as_deref() != Some(binding.disk_format) {
+            return Err(ImageError::conflict(format!(
+                "The disk format of image {id} changed while its data was stored"
+            )));
+        }
+        row.status = binding.to.as_str().to_owned();
         row.size = Some(to_db(object.size, "size")?);
-        if let Some(inspected) = inspected {
+        if let Some(inspected) = binding.inspected {
             row.virtual_size = Some(to_db(inspected.virtual_size, "virtual_size")?);
         }
         row.checksum = object.etag.clone().filter(|e| !e.is_empty());
-        row.os_hash_algo = os_hash.map(|_| OS_HASH_ALGO.to_owned());
-        row.os_hash_value = os_hash.map(str::to_owned);
+        row.os_hash_algo = binding.os_hash.map(|_| OS_HASH_ALGO.to_owned());
+        row.os_hash_value = binding.os_hash.map(str::to_owned);
         row.container_id = Some(object.container_id.clone());
         row.object_name = Some(object.name.clone());
         row.object_serial = Some(object.serial);
-        row.object_owned = owned;
+        row.object_owned = true;
         row.updated_at = now_micros();
         q::update_image(&mut tx, &row).await?;
-        if let Some(why) = inspected.and_then(|i| i.unbootable.as_ref()) {
+        if let Some(why) = binding.inspected.and_then(|i| i.unbootable.as_ref()) {
             let mut properties = q::properties(&mut *tx, id).await?;
             properties.insert(UNBOOTABLE_PROPERTY.to_owned(), why.clone());
             q::set_properties(&mut tx, id, &properties).await?;
@@ -316,6 +329,28 @@ impl Images {
             .await
             .map_err(nefos_db::DbError::query("commit an image's data"))?;
         Ok(())
+    }
+
+    /// Deletes what an upload into image `image` may have stored under its name in the
+    /// owner's upload container (nothing, often).
+    pub(crate) async fn purge_upload(
+        &self,
+        caller: Caller<'_>,
+        image: &Image,
+    ) -> Result<(), ImageError> {
+        match self
+            .storage
+            .purge_object(
+                Accessor::Token(caller.context()),
+                &image.owner,
+                UPLOAD_CONTAINER,
+                &image.id,
+            )
+            .await
+        {
+            Ok(()) | Err(StorageError::NotFound { .. }) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
     }
 
     /// Makes a staged image active (Glance's `glance-direct` import): inspects the staged
@@ -329,63 +364,75 @@ impl Images {
             ));
         };
         let disk_format = image.disk_format.clone().unwrap_or_default();
-        if !q::transition_status(
-            self.db.pool(),
-            id,
-            &[ImageStatus::Uploading.as_str()],
-            ImageStatus::Importing.as_str(),
-        )
-        .await?
+        if !self
+            .transition(id, &[ImageStatus::Uploading.as_str()], ImageStatus::Importing)
+            .await?
         {
             return Err(ImageError::conflict(format!(
                 "Image {id} is already being imported"
             )));
         }
-        let object = self
-            .storage
-            .version_for_service(&location.container_id, &location.name, location.serial)
-            .await?
-            .ok_or_else(|| ImageError::not_found(id))?;
+        // Interrupted, the import leaves the staged data staged.
+        let guard = Interrupted::new(self, caller, id, ImageStatus::Importing)
+            .restoring(ImageStatus::Uploading)
+            .keeping_data();
         let result = async {
+            let object = self
+                .storage
+                .version_for_service(&location.container_id, &location.name, location.serial)
+                .await?
+                .ok_or_else(|| ImageError::not_found(id))?;
             let inspected = inspect_object(&self.storage, &object, &disk_format).await?;
-            self.bind(
-                id,
-                ImageStatus::Importing,
-                ImageStatus::Active,
-                &object,
-                true,
-                Some(&inspected),
-                image.os_hash_value.as_deref(),
-            )
-            .await
+            let binding = Binding {
+                from: ImageStatus::Importing,
+                to: ImageStatus::Active,
+                disk_format: &disk_format,
+                inspected: Some(&inspected),
+                os_hash: image.os_hash_value.as_deref(),
+            };
+            self.bind(id, &object, binding).await
         }
         .await;
+        guard.disarm();
         if let Err(error) = result {
-            self.discard(caller, &object).await;
-            let mut tx = self.db.begin().await?;
-            if let Some(mut row) = q::get_image(&mut *tx, id).await? {
-                // The staged data is gone: the image is queued again, with none.
-                row.status = ImageStatus::Queued.as_str().to_owned();
-                row.size = None;
-                row.checksum = None;
-                row.os_hash_algo = None;
-                row.os_hash_value = None;
-                row.container_id = None;
-                row.object_name = None;
-                row.object_serial = None;
-                row.updated_at = now_micros();
-                q::update_image(&mut tx, &row).await?;
-                tx.commit()
-                    .await
-                    .map_err(nefos_db::DbError::query("commit a failed import"))?;
-            }
+            self.requeue_failed_import(caller, &image).await?;
             return Err(error);
         }
         self.get(caller, id).await
     }
 
+    /// A failed import: the image is queued again with no data, and the staged data is
+    /// deleted (in that order, so that the image never names data that is gone).
+    async fn requeue_failed_import(
+        &self,
+        caller: Caller<'_>,
+        image: &Image,
+    ) -> Result<(), ImageError> {
+        let mut tx = self.db.begin().await?;
+        self.db.lock_key(&mut tx, &image_lock(&image.id)).await?;
+        if let Some(mut row) = q::get_image_row(&mut *tx, &image.id).await? {
+            row.status = ImageStatus::Queued.as_str().to_owned();
+            row.size = None;
+            row.virtual_size = None;
+            row.checksum = None;
+            row.os_hash_algo = None;
+            row.os_hash_value = None;
+            row.container_id = None;
+            row.object_name = None;
+            row.object_serial = None;
+            row.object_owned = false;
+            row.updated_at = now_micros();
+            q::update_image(&mut tx, &row).await?;
+        }
+        tx.commit()
+            .await
+            .map_err(nefos_db::DbError::query("commit a failed import"))?;
+        self.purge_upload(caller, image).await
+    }
+
     /// Registers an object as an image (Plankton): the image *is* that object version, no
-    /// byte is copied. Registering an object that already is an image updates that image.
+    /// byte is copied. Registering an object that already is an image updates that image
+    /// with what this registration names (a new image is private unless told otherwise).
     /// The caller must be able to write the object's account, which owns the image.
     pub async fn register(
         &self,
@@ -411,19 +458,33 @@ impl Images {
             .await?;
         let disk_format = new.disk_format.clone().unwrap_or_else(|| "raw".to_owned());
         let inspected = inspect_object(&self.storage, &info, &disk_format).await?;
-        let visibility = new.visibility.unwrap_or(Visibility::Private);
-        caller.may_set_visibility(visibility)?;
+        if let Some(visibility) = new.visibility {
+            caller.may_set_visibility(visibility)?;
+        }
         let existing = q::image_of_object(self.db.pool(), info.serial).await?;
         let now = now_micros();
         let mut tx = self.db.begin().await?;
         let id = match existing {
-            Some(mut row) => {
+            // Registering again changes only what this registration names.
+            Some(row) => {
                 self.db.lock_key(&mut tx, &image_lock(&row.id)).await?;
-                row.name = new.name.or(row.name);
-                row.visibility = visibility.as_str().to_owned();
+                let mut row = q::get_image_row(&mut *tx, &row.id)
+                    .await?
+                    .ok_or_else(|| ImageError::not_found(&row.id))?;
+                if new.name.is_some() {
+                    row.name = new.name.take();
+                }
+                if let Some(visibility) = new.visibility {
+                    row.visibility = visibility.as_str().to_owned();
+                }
                 row.disk_format = Some(disk_format);
-                row.min_disk = to_db(new.min_disk, "min_disk")?;
-                row.min_ram = to_db(new.min_ram, "min_ram")?;
+                row.virtual_size = Some(to_db(inspected.virtual_size, "virtual_size")?);
+                if new.min_disk > 0 {
+                    row.min_disk = to_db(new.min_disk, "min_disk")?;
+                }
+                if new.min_ram > 0 {
+                    row.min_ram = to_db(new.min_ram, "min_ram")?;
+                }
                 row.updated_at = now;
                 q::update_image(&mut tx, &row).await?;
                 row.id
@@ -437,7 +498,11 @@ impl Images {
                     owner_id: object.project_id.clone(),
                     name: new.name.take(),
                     status: ImageStatus::Active.as_str().to_owned(),
-                    visibility: visibility.as_str().to_owned(),
+                    visibility: new
+                        .visibility
+                        .unwrap_or(Visibility::Private)
+                        .as_str()
+                        .to_owned(),
                     protected: new.protected,
                     os_hidden: new.os_hidden,
                     disk_format: Some(disk_format),
@@ -566,5 +631,95 @@ impl ByteRangeRequest {
                 })
             }
         }
+    }
+}
+
+/// What data being bound to an image was, and what the image must still be.
+struct Binding<'a> {
+    from: ImageStatus,
+    to: ImageStatus,
+    /// The format the data was inspected as (or will be, when imported).
+    disk_format: &'a str,
+    inspected: Option<&'a Inspected>,
+    os_hash: Option<&'a str>,
+}
+
+/// Undoes a status transition whose work was dropped before it finished (the client went
+/// away, or the server is shutting down): the image goes back to where it was, and
+/// unless told to keep it, what an upload stored under the image's name is deleted. The
+/// work's own failures are handled where they happen; this is only for cancellation.
+struct Interrupted {
+    images: Images,
+    context: AuthContext,
+    id: String,
+    from: ImageStatus,
+    restore_to: ImageStatus,
+    keep_data: bool,
+    armed: bool,
+}
+
+impl Interrupted {
+    fn new(images: &Images, caller: Caller<'_>, id: &str, from: ImageStatus) -> Self {
+        Interrupted {
+            images: images.clone(),
+            context: caller.context().clone(),
+            id: id.to_owned(),
+            from,
+            restore_to: ImageStatus::Queued,
+            keep_data: false,
+            armed: true,
+        }
+    }
+
+    fn restoring(mut self, status: ImageStatus) -> Self {
+        self.restore_to = status;
+        self
+    }
+
+    fn keeping_data(mut self) -> Self {
+        self.keep_data = true;
+        self
+    }
+
+    /// The work finished (well or not): nothing to undo here.
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Interrupted {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let images = self.images.clone();
+        let context = self.context.clone();
+        let (id, from, to, keep_data) = (
+            self.id.clone(),
+            self.from,
+            self.restore_to,
+            self.keep_data,
+        );
+        runtime.spawn(async move {
+            if !keep_data
+                && let Ok(Some(row)) = q::get_image_row(images.db.pool(), &id).await
+            {
+                let purged = images
+                    .storage
+                    .purge_object(Accessor::Token(&context), &row.owner_id, UPLOAD_CONTAINER, &id)
+                    .await;
+                if let Err(error) = purged
+                    && !matches!(error, StorageError::NotFound { .. })
+                {
+                    tracing::warn!(image = %id, %error, "cannot delete the data of an interrupted upload");
+                }
+            }
+            if let Err(error) = images.transition(&id, &[from.as_str()], to).await {
+                tracing::warn!(image = %id, %error, "cannot restore an interrupted image");
+            }
+        });
     }
 }

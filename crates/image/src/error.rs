@@ -49,6 +49,10 @@ pub enum ImageError {
     #[error("cannot read the image data to inspect it")]
     Inspection(#[source] nefos_disk_format::InspectError),
 
+    /// A stored row makes no sense: the database is damaged.
+    #[error("the image registry is damaged: {what}")]
+    Corrupt { what: String },
+
     #[error("image storage failed")]
     Storage(#[source] StorageError),
 

@@ -26,8 +26,27 @@ const READ_ONLY: &[&str] = &[
 /// Names Glance keeps for itself (403 reserved).
 const RESERVED: &[&str] = &["location", "deleted", "deleted_at"];
 
-/// Property names Glance reserves for its own bookkeeping.
-const RESERVED_PREFIX: &str = "os_glance";
+/// Property names Glance reserves for its own bookkeeping, and those nefos keeps for its
+/// verdicts (`nefos_unbootable`).
+const RESERVED_PREFIXES: &[&str] = &["os_glance", "nefos_"];
+
+/// The attributes of an image that are fields, never properties: a property of one of
+/// these names would stand beside the field in Glance's JSON and shadow it.
+const BASE_FIELDS: &[&str] = &[
+    "name",
+    "visibility",
+    "protected",
+    "os_hidden",
+    "disk_format",
+    "container_format",
+    "min_disk",
+    "min_ram",
+    "tags",
+];
+
+fn reserved_prefix(name: &str) -> bool {
+    RESERVED_PREFIXES.iter().any(|p| name.starts_with(p))
+}
 
 /// Longest property name, value and tag Glance stores.
 pub(crate) const MAX_NAME_LEN: usize = 255;
@@ -72,7 +91,7 @@ impl ImageField {
                     kind: "read-only",
                 });
             }
-            _ if RESERVED.contains(&name) || name.starts_with(RESERVED_PREFIX) => {
+            _ if RESERVED.contains(&name) || reserved_prefix(name) => {
                 return Err(ImageError::ReservedAttribute {
                     attribute: name.to_owned(),
                     kind: "reserved",
@@ -139,7 +158,14 @@ pub(crate) fn check_property_name(name: &str) -> Result<(), ImageError> {
             format!("a property name must be 1 to {MAX_NAME_LEN} bytes"),
         ));
     }
-    if name.starts_with(RESERVED_PREFIX) || RESERVED.contains(&name) {
+    refuse_nul("property", name)?;
+    if BASE_FIELDS.contains(&name) {
+        return Err(ImageError::invalid(
+            "property",
+            format!("{name} is an attribute of every image, not a property"),
+        ));
+    }
+    if reserved_prefix(name) || RESERVED.contains(&name) {
         return Err(ImageError::ReservedAttribute {
             attribute: name.to_owned(),
             kind: "reserved",
@@ -154,7 +180,16 @@ pub(crate) fn check_property_name(name: &str) -> Result<(), ImageError> {
     Ok(())
 }
 
+/// Refuses text holding NUL, which no stored text can (PostgreSQL cannot store it).
+pub(crate) fn refuse_nul(field: &'static str, text: &str) -> Result<(), ImageError> {
+    if text.contains('\0') {
+        return Err(ImageError::invalid(field, "holds a NUL character"));
+    }
+    Ok(())
+}
+
 pub(crate) fn check_property_value(name: &str, value: &str) -> Result<(), ImageError> {
+    refuse_nul("property", value)?;
     if value.len() > MAX_PROPERTY_VALUE_LEN {
         return Err(ImageError::invalid(
             "property",
@@ -165,6 +200,7 @@ pub(crate) fn check_property_value(name: &str, value: &str) -> Result<(), ImageE
 }
 
 pub(crate) fn check_tag(tag: &str) -> Result<(), ImageError> {
+    refuse_nul("tag", tag)?;
     if tag.is_empty() || tag.len() > MAX_NAME_LEN {
         return Err(ImageError::invalid(
             "tag",

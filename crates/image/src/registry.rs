@@ -38,8 +38,17 @@ pub struct NewImage {
 impl NewImage {
     pub(crate) fn check(&self) -> Result<(), ImageError> {
         if let Some(id) = &self.id {
-            uuid::Uuid::parse_str(id)
-                .map_err(|_| ImageError::invalid("id", format!("{id:?} is not a UUID")))?;
+            // Only the canonical form: another spelling of the same UUID would be another
+            // image.
+            let canonical = uuid::Uuid::parse_str(id)
+                .map(|u| u.hyphenated().to_string())
+                .ok();
+            if canonical.as_deref() != Some(id.as_str()) {
+                return Err(ImageError::invalid(
+                    "id",
+                    format!("{id:?} is not a UUID in lower-case hyphenated form"),
+                ));
+            }
         }
         check_name(self.name.as_deref())?;
         if let Some(format) = &self.disk_format {
@@ -60,6 +69,9 @@ fn check_name(name: Option<&str>) -> Result<(), ImageError> {
             "name",
             "an image name is at most 255 bytes",
         ));
+    }
+    if let Some(name) = name {
+        crate::fields::refuse_nul("name", name)?;
     }
     Ok(())
 }
@@ -145,6 +157,9 @@ impl Images {
 
     /// An image the caller may see; any other is [`ImageError::TagNotFound`].
     pub async fn get(&self, caller: Caller<'_>, id: &str) -> Result<Image, ImageError> {
+        if id.contains('\0') {
+            return Err(ImageError::not_found(id));
+        }
         let row = q::get_image(self.db.pool(), id)
             .await?
             .ok_or_else(|| ImageError::not_found(id))?;
@@ -231,6 +246,10 @@ impl Images {
                 "Image {id} is protected and cannot be deleted."
             )));
         }
+        if image.location.is_none() {
+            // An upload cut short may have left its object behind before it was bound.
+            self.purge_upload(caller, &image).await?;
+        }
         if let Some(location) = image.location.as_ref().filter(|l| l.owned) {
             // Deleting the object first unregisters the image at once (reads check that its
             // object is current), so no one can start using it in between.
@@ -278,14 +297,22 @@ impl Images {
         tags.push(tag.to_owned());
         check_tags(&tags)?;
         let mut tx = self.db.begin().await?;
-        q::set_tags(&mut tx, id, &tags).await?;
+        self.db.lock_key(&mut tx, &image_lock(id)).await?;
+        let mut tags = q::tags(&mut *tx, id).await?;
+        if !tags.iter().any(|t| t == tag) {
+            tags.push(tag.to_owned());
+            check_tags(&tags)?;
+            q::set_tags(&mut tx, id, &tags).await?;
+            q::touch_image(&mut *tx, id).await?;
+        }
         tx.commit()
             .await
             .map_err(nefos_db::DbError::query("commit a new tag"))?;
         Ok(())
     }
 
-    /// Removes a tag; a tag the image lacks is [`ImageError::TagNotFound`].
+    /// Removes a tag; a tag the image lacks is [`ImageError::TagNotFound`] (and an image the
+    /// caller cannot see [`ImageError::NotFound`]).
     pub async fn remove_tag(
         &self,
         caller: Caller<'_>,
@@ -300,9 +327,15 @@ impl Images {
                 tag: tag.to_owned(),
             });
         }
-        let tags: Vec<String> = image.tags.into_iter().filter(|t| t != tag).collect();
         let mut tx = self.db.begin().await?;
+        self.db.lock_key(&mut tx, &image_lock(id)).await?;
+        let tags: Vec<String> = q::tags(&mut *tx, id)
+            .await?
+            .into_iter()
+            .filter(|t| t != tag)
+            .collect();
         q::set_tags(&mut tx, id, &tags).await?;
+        q::touch_image(&mut *tx, id).await?;
         tx.commit()
             .await
             .map_err(nefos_db::DbError::query("commit a tag removal"))?;
@@ -342,12 +375,29 @@ impl Images {
             ImageStatus::Active.as_str(),
             ImageStatus::Deactivated.as_str(),
         ];
-        if !q::transition_status(self.db.pool(), id, &from, to.as_str()).await? {
+        if !self.transition(id, &from, to).await? {
             return Err(ImageError::conflict(format!(
                 "Image {id} changed status while it was being {verb}d"
             )));
         }
         Ok(())
+    }
+
+    /// Moves an image from one of `from` to `to`, under the image's lock so that no other
+    /// change to the image interleaves; `false` if it was in none of them.
+    pub(crate) async fn transition(
+        &self,
+        id: &str,
+        from: &[&str],
+        to: ImageStatus,
+    ) -> Result<bool, ImageError> {
+        let mut tx = self.db.begin().await?;
+        self.db.lock_key(&mut tx, &image_lock(id)).await?;
+        let moved = q::transition_status(&mut *tx, id, from, to.as_str()).await?;
+        tx.commit()
+            .await
+            .map_err(nefos_db::DbError::query("commit an image status"))?;
+        Ok(moved)
     }
 
     /// Every image row to images, with their properties and tags and the asking

@@ -355,9 +355,10 @@ impl Storage {
         Ok(object)
     }
 
-    /// An object version by its version id, with no access check: for services that
-    /// authorised their caller themselves (the image service serves an image's object to
-    /// whoever may see the image). `None` once the version is no longer stored.
+    /// An object's current version if it is version `serial`, with no access check: for
+    /// services that authorised their caller themselves (the image service serves an
+    /// image's object to whoever may see the image). `None` once that version is no
+    /// longer the current one.
     pub async fn version_for_service(
         &self,
         container_id: &str,
@@ -367,12 +368,14 @@ impl Storage {
         let Some(container) = q::get_container_by_id(self.db.pool(), container_id).await? else {
             return Ok(None);
         };
+        // Only while it is the current version: an image stops being one when its object
+        // is overwritten, and must not serve the replaced bytes in between.
         match self
-            .find_object(&container, name, VersionSelector::Serial(serial))
+            .find_object(&container, name, VersionSelector::Current)
             .await
         {
-            Ok(object) => Ok(Some(object)),
-            Err(StorageError::NotFound { .. }) => Ok(None),
+            Ok(object) if object.serial == serial => Ok(Some(object)),
+            Ok(_) | Err(StorageError::NotFound { .. }) => Ok(None),
             Err(error) => Err(error),
         }
     }
@@ -798,9 +801,10 @@ impl Storage {
         container: &str,
         name: &str,
     ) -> Result<(), StorageError> {
+        // The account's own writers only: a Pithos write-sharee may replace an object, not
+        // erase its history.
+        Self::require_account(who, project_id, Permission::Write)?;
         let container = self.object_container(who, project_id, container).await?;
-        self.require_object(who, &container, name, Permission::Write)
-            .await?;
         let mut tx = self.db.begin().await?;
         self.db
             .lock_key(&mut tx, &name_lock(&container.id, name))

@@ -13,6 +13,9 @@ use super::error::GlanceError;
 use super::request::{GlanceUser, json_document};
 use crate::ApiState;
 
+/// The size a client may declare for a chunked upload (Glance's size hint).
+const IMAGE_SIZE_HEADER: &str = "x-openstack-image-size";
+
 /// The body's declared length, and a refusal of anything but raw bytes.
 fn upload_headers(headers: &HeaderMap) -> Result<Option<u64>, GlanceError> {
     let content_type = headers
@@ -26,14 +29,20 @@ fn upload_headers(headers: &HeaderMap) -> Result<Option<u64>, GlanceError> {
             "Image data must be sent as application/octet-stream",
         ));
     }
-    match headers.get(header::CONTENT_LENGTH) {
+    // The length of the body, or for a chunked body the size the client declares
+    // (openstacksdk sends it): reserved against the quota, and the most it may send.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .map(|v| (v, "Content-Length"))
+        .or_else(|| headers.get(IMAGE_SIZE_HEADER).map(|v| (v, IMAGE_SIZE_HEADER)));
+    match declared {
         None => Ok(None),
-        Some(value) => value
+        Some((value, name)) => value
             .to_str()
             .ok()
-            .and_then(|v| v.parse().ok())
+            .and_then(|v| v.trim().parse().ok())
             .map(Some)
-            .ok_or_else(|| GlanceError::bad_request("Content-Length is not a number")),
+            .ok_or_else(|| GlanceError::bad_request(format!("{name} is not a number"))),
     }
 }
 

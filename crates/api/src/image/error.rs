@@ -117,7 +117,7 @@ impl From<ImageError> for GlanceError {
             }
             ImageError::NoData { .. } => StatusCode::NO_CONTENT,
             ImageError::Storage(storage) => return storage_error(storage, &error),
-            ImageError::Inspection(_) | ImageError::Database(_) => {
+            ImageError::Inspection(_) | ImageError::Database(_) | ImageError::Corrupt { .. } => {
                 return ApiError::internal(&error).into();
             }
         };

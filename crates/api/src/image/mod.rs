@@ -19,11 +19,13 @@ use nefos_image_api::glance as paths;
 
 use crate::ApiState;
 
+pub(crate) use error::GlanceError;
+
 /// Routes under [`nefos_image_api::PREFIX`].
 pub(crate) fn router() -> Router<ApiState> {
     Router::new()
         .route(paths::ROOT, get(schemas::versions))
-        .route(paths::VERSIONS, get(schemas::versions))
+        .route(paths::VERSIONS, get(schemas::v2_versions))
         .route(paths::V2_ROOT, get(schemas::v2_versions))
         .route(paths::IMAGES, get(images::list).post(images::create))
         .route(

@@ -45,6 +45,7 @@ pub(crate) async fn versions(State(state): State<ApiState>) -> (http::StatusCode
     )
 }
 
+/// The version document with 200: `/versions`, and `/v2/`.
 pub(crate) async fn v2_versions(State(state): State<ApiState>) -> Json<Versions> {
     let (_, document) = versions(State(state)).await;
     document

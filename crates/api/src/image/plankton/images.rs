@@ -209,8 +209,26 @@ pub(crate) async fn register(
     let caller = user.caller();
     let visibility = match fields.get("is_public") {
         Some(flag) if flag.eq_ignore_ascii_case("true") => Some(public_visibility(&user)),
-        _ => Some(Visibility::Private),
+        Some(_) => Some(Visibility::Private),
+        None => None,
     };
+    if let Some(size) = fields.get("size") {
+        // A size the client expects otherwise says it names another object: refused
+        // before anything is written.
+        let info = state
+            .storage
+            .object(
+                nefos_storage::Accessor::Token(&user.0),
+                &object.project_id,
+                &object.container,
+                &object.name,
+                nefos_storage::VersionSelector::Current,
+            )
+            .await?;
+        if size.parse::<u64>().ok() != Some(info.size) {
+            return Err(PlanktonError::bad_request("Invalid 'size' field"));
+        }
+    }
     let mut properties = params.properties.clone();
     if let Some(description) = fields.get("description") {
         properties.insert("description".to_owned(), description.clone());
@@ -233,14 +251,6 @@ pub(crate) async fn register(
         ..NewImage::default()
     };
     let image = state.images.register(caller, &object, new).await?;
-    if let Some(size) = fields.get("size")
-        && size.parse::<u64>().ok() != image.size
-    {
-        // The image is registered as the object is; a size the client expected otherwise
-        // says it named another object. Undo and refuse.
-        state.images.unregister(caller, &image.id).await?;
-        return Err(PlanktonError::bad_request("Invalid 'size' field"));
-    }
     Ok(image_response(&image))
 }
 
