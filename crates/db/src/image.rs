@@ -194,7 +194,10 @@ pub async fn transition_status<'c>(
 }
 
 /// Marks an image changed now (a change outside its row: tags).
-pub async fn touch_image<'c>(ex: impl Executor<'c, Database = Any>, id: &str) -> Result<(), DbError> {
+pub async fn touch_image<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    id: &str,
+) -> Result<(), DbError> {
     sqlx::query("UPDATE images SET updated_at = $2 WHERE id = $1")
         .bind(id)
         .bind(now_micros())
@@ -210,11 +213,13 @@ pub async fn get_image_row<'c>(
     ex: impl Executor<'c, Database = Any>,
     id: &str,
 ) -> Result<Option<ImageRow>, DbError> {
-    sqlx::query_as(&format!("SELECT {IMAGE_COLUMNS} FROM images i WHERE i.id = $1"))
-        .bind(id)
-        .fetch_optional(ex)
-        .await
-        .map_err(DbError::query("read an image"))
+    sqlx::query_as(&format!(
+        "SELECT {IMAGE_COLUMNS} FROM images i WHERE i.id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(ex)
+    .await
+    .map_err(DbError::query("read an image"))
 }
 
 /// An image by id, if it still is one (see [`LIVE`]); visibility is the caller's concern.

@@ -365,7 +365,11 @@ impl Images {
         };
         let disk_format = image.disk_format.clone().unwrap_or_default();
         if !self
-            .transition(id, &[ImageStatus::Uploading.as_str()], ImageStatus::Importing)
+            .transition(
+                id,
+                &[ImageStatus::Uploading.as_str()],
+                ImageStatus::Importing,
+            )
             .await?
         {
             return Err(ImageError::conflict(format!(
@@ -697,12 +701,8 @@ impl Drop for Interrupted {
         };
         let images = self.images.clone();
         let context = self.context.clone();
-        let (id, from, to, keep_data) = (
-            self.id.clone(),
-            self.from,
-            self.restore_to,
-            self.keep_data,
-        );
+        let (id, from, to, keep_data) =
+            (self.id.clone(), self.from, self.restore_to, self.keep_data);
         runtime.spawn(async move {
             if !keep_data
                 && let Ok(Some(row)) = q::get_image_row(images.db.pool(), &id).await

@@ -82,7 +82,10 @@ impl HashTap {
     }
 
     /// `body`, with every chunk also hashed.
-    pub(crate) fn tap<S, E>(&self, body: S) -> impl Stream<Item = Result<Bytes, E>> + Send + use<S, E>
+    pub(crate) fn tap<S, E>(
+        &self,
+        body: S,
+    ) -> impl Stream<Item = Result<Bytes, E>> + Send + use<S, E>
     where
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: Send,

@@ -269,6 +269,9 @@ async fn openstack_cli_manages_images() {
         .unwrap()
         .to_owned();
     let base = format!("{}/image/v2/images/{beta}", nefos.url);
+    // A fresh client: the server closes connections idle for longer than its header
+    // timeout, which the CLI steps above may have outlasted.
+    let client = common::http();
     for (method, url) in [
         ("GET", base.clone()),
         ("GET", format!("{base}/file")),

@@ -20,7 +20,10 @@ pub(super) struct ListQuery {
     domain_id: Option<String>,
 }
 
-/// `GET /v3/projects`: every project for an administrator, the caller's own otherwise.
+/// `GET /v3/projects`: every project for an administrator, the caller's own otherwise. A
+/// non-administrator's search by a name none of its projects has is Keystone's 403 (its
+/// answer to any non-administrator's listing), which the `openstack` CLI reads as "use the
+/// name as an id" (see [`show`]).
 pub(super) async fn list(
     State(state): State<ApiState>,
     auth: Authenticated,
@@ -34,7 +37,14 @@ pub(super) async fn list(
         enabled: query_bool("enabled", query.enabled.as_deref())?,
         member: None,
     };
+    let searched = filter.name.is_some();
     let projects = state.identity.projects(auth.caller(), &filter).await?;
+    if searched && projects.is_empty() && !auth.0.is_cloud_admin() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "You are not authorized to perform the requested action: identity:list_projects.",
+        ));
+    }
     let items = projects.iter().map(|p| views::project(&state, p)).collect();
     Ok(Json(views::list(&state, "projects", items)))
 }
@@ -86,14 +96,25 @@ pub(super) async fn create(
     ))
 }
 
-/// `GET /v3/projects/{id}`.
+/// `GET /v3/projects/{id}`. A project the caller may not see is Keystone's 403 (its
+/// `identity:get_project` rule), whether or not it exists, so nothing leaks: the
+/// `openstack` CLI takes a 403 to mean "use the id as given", which is how a user names
+/// another project to share an image with (`openstack image add project`).
 pub(super) async fn show(
     State(state): State<ApiState>,
     auth: Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let project = state.identity.project(auth.caller(), &id).await?;
-    Ok(Json(json!({ "project": views::project(&state, &project) })))
+    match state.identity.project(auth.caller(), &id).await {
+        Ok(project) => Ok(Json(json!({ "project": views::project(&state, &project) }))),
+        Err(nefos_identity::IdentityError::NotFound { .. }) if !auth.0.is_cloud_admin() => {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "You are not authorized to perform the requested action: identity:get_project.",
+            ))
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 #[derive(Debug, Deserialize)]

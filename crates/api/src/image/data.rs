@@ -34,7 +34,11 @@ fn upload_headers(headers: &HeaderMap) -> Result<Option<u64>, GlanceError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .map(|v| (v, "Content-Length"))
-        .or_else(|| headers.get(IMAGE_SIZE_HEADER).map(|v| (v, IMAGE_SIZE_HEADER)));
+        .or_else(|| {
+            headers
+                .get(IMAGE_SIZE_HEADER)
+                .map(|v| (v, IMAGE_SIZE_HEADER))
+        });
     match declared {
         None => Ok(None),
         Some((value, name)) => value
