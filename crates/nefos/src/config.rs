@@ -40,6 +40,23 @@ pub struct Config {
     /// and tenants do not.
     pub internal_listen: SocketAddr,
     pub quotas: QuotasSection,
+    pub images: ImagesSection,
+}
+
+/// The image service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImagesSection {
+    /// The largest image an upload may store, in bytes (Glance's `image_size_cap`).
+    pub size_cap_bytes: u64,
+}
+
+impl Default for ImagesSection {
+    fn default() -> Self {
+        ImagesSection {
+            size_cap_bytes: nefos_image::DEFAULT_SIZE_CAP,
+        }
+    }
 }
 
 /// How control-plane processes find the commissions a stopped one left pending.
@@ -134,6 +151,7 @@ impl Default for Config {
             cluster_secret_file: None,
             internal_listen: SocketAddr::from(([127, 0, 0, 1], 8082)),
             quotas: QuotasSection::default(),
+            images: ImagesSection::default(),
         }
     }
 }

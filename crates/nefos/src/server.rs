@@ -138,11 +138,13 @@ impl ControlPlane {
             None => None,
         };
         let limits = config.http_limits();
-        let state = ApiState::new(
+        let mut state = ApiState::new(
             self.identity.clone(),
             self.storage.clone(),
             &self.public_url,
         );
+        state.images = nefos_image::Images::new(self.storage.clone())
+            .with_size_cap(config.images.size_cap_bytes);
         let app = nefos_api::router(state, &limits);
         // The key file is read (or made) off the async runtime.
         let key_config = config.clone();
