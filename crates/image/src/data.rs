@@ -59,7 +59,7 @@ impl std::fmt::Debug for ImageData {
 
 /// Which way data arrives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Arrival {
+pub enum Arrival {
     /// `PUT /file`: queued → saving → active.
     Upload,
     /// `PUT /stage`: queued → uploading, then an import makes it active.
@@ -67,41 +67,10 @@ enum Arrival {
 }
 
 impl Images {
-    /// Stores the data of a queued image and makes it active (Glance's upload).
+    /// Stores the data of a queued image: an upload (Glance's `PUT …/file`) makes it
+    /// active; a stage (`PUT …/stage`) leaves it `uploading` for an import.
     /// `declared_size` is the body's length when the request says it.
-    pub async fn upload<S, E>(
-        &self,
-        caller: Caller<'_>,
-        id: &str,
-        body: S,
-        declared_size: Option<u64>,
-    ) -> Result<Image, ImageError>
-    where
-        S: Stream<Item = Result<Bytes, E>> + Send,
-        E: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
-    {
-        self.receive(caller, id, body, declared_size, Arrival::Upload)
-            .await
-    }
-
-    /// Stores the data of a queued image for a later import (Glance's `glance-direct`
-    /// stage): the image moves to `uploading`.
-    pub async fn stage<S, E>(
-        &self,
-        caller: Caller<'_>,
-        id: &str,
-        body: S,
-        declared_size: Option<u64>,
-    ) -> Result<Image, ImageError>
-    where
-        S: Stream<Item = Result<Bytes, E>> + Send,
-        E: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
-    {
-        self.receive(caller, id, body, declared_size, Arrival::Stage)
-            .await
-    }
-
-    async fn receive<S, E>(
+    pub async fn receive<S, E>(
         &self,
         caller: Caller<'_>,
         id: &str,

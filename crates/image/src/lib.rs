@@ -25,8 +25,8 @@ use nefos_storage::Storage;
 pub use boot::BootSource;
 pub use caller::Caller;
 pub use data::{
-    ByteRangeRequest, ImageData, ObjectRef, REGISTERED_CONTAINER_FORMAT, UNBOOTABLE_PROPERTY,
-    UPLOAD_CONTAINER,
+    Arrival, ByteRangeRequest, ImageData, ObjectRef, REGISTERED_CONTAINER_FORMAT,
+    UNBOOTABLE_PROPERTY, UPLOAD_CONTAINER,
 };
 pub use error::ImageError;
 pub use fields::{FieldValue, ImageField, PatchOp, PatchOperation};

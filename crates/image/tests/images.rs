@@ -17,9 +17,9 @@ use nefos_identity::{
     ScopedProject,
 };
 use nefos_image::{
-    ByteRangeRequest, Caller, FieldValue, ImageError, ImageField, ImageStatus, Images, ListQuery,
-    MemberStatus, MemberStatusFilter, NewImage, ObjectRef, PatchOp, PatchOperation, SortDirection,
-    SortKey, Visibility, VisibilityFilter,
+    Arrival, ByteRangeRequest, Caller, FieldValue, ImageError, ImageField, ImageStatus, Images,
+    ListQuery, MemberStatus, MemberStatusFilter, NewImage, ObjectRef, PatchOp, PatchOperation,
+    SortDirection, SortKey, Visibility, VisibilityFilter,
 };
 use nefos_storage::{Accessor, ContainerUpdate, Storage, StorageError, WriteOptions};
 use nefos_test_utils::TestDatabase;
@@ -123,7 +123,13 @@ impl Cloud {
                 .collect::<Vec<_>>(),
         );
         self.images
-            .upload(Caller::new(who), id, body, Some(data.len() as u64))
+            .receive(
+                Caller::new(who),
+                id,
+                body,
+                Some(data.len() as u64),
+                Arrival::Upload,
+            )
             .await
             .map(drop)
     }
@@ -832,7 +838,11 @@ async fn updates_listings_and_import() {
         ));
         let data = random(3000, 20);
         let body = futures::stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from(data.clone()))]);
-        cloud.images.stage(a, &staged, body, None).await.unwrap();
+        cloud
+            .images
+            .receive(a, &staged, body, None, Arrival::Stage)
+            .await
+            .unwrap();
         assert_eq!(
             cloud.images.get(a, &staged).await.unwrap().status,
             ImageStatus::Uploading

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use nefos_image::{ByteRangeRequest, ImageError};
+use nefos_image::{Arrival, ByteRangeRequest, ImageError};
 use nefos_image_api::glance::{self, ImportRequest};
 
 use super::error::GlanceError;
@@ -57,12 +57,7 @@ pub(crate) async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<StatusCode, GlanceError> {
-    let size = upload_headers(&headers)?;
-    state
-        .images
-        .upload(user.caller(), &id, body.into_data_stream(), size)
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    receive(&state, &user, &id, &headers, body, Arrival::Upload).await
 }
 
 pub(crate) async fn stage(
@@ -72,10 +67,21 @@ pub(crate) async fn stage(
     headers: HeaderMap,
     body: Body,
 ) -> Result<StatusCode, GlanceError> {
-    let size = upload_headers(&headers)?;
+    receive(&state, &user, &id, &headers, body, Arrival::Stage).await
+}
+
+async fn receive(
+    state: &ApiState,
+    user: &GlanceUser,
+    id: &str,
+    headers: &HeaderMap,
+    body: Body,
+    arrival: Arrival,
+) -> Result<StatusCode, GlanceError> {
+    let size = upload_headers(headers)?;
     state
         .images
-        .stage(user.caller(), &id, body.into_data_stream(), size)
+        .receive(user.caller(), id, body.into_data_stream(), size, arrival)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
