@@ -24,7 +24,7 @@ use nefos_image::{
 use nefos_storage::{Accessor, ContainerUpdate, Storage, StorageError, WriteOptions};
 use nefos_test_utils::TestDatabase;
 use rand::{RngCore, SeedableRng};
-use sha2::{Digest, Sha512};
+use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
 struct Cloud {
@@ -254,10 +254,10 @@ async fn upload_inspect_download_and_share_blocks() {
         assert_eq!(image.size, Some(data.len() as u64));
         assert_eq!(image.virtual_size, Some(data.len() as u64));
         assert_eq!(image.checksum, Some(hex::encode(Md5::digest(&data))));
-        assert_eq!(image.os_hash_algo.as_deref(), Some("sha512"));
+        assert_eq!(image.os_hash_algo.as_deref(), Some("sha256"));
         assert_eq!(
             image.os_hash_value,
-            Some(hex::encode(Sha512::digest(&data)))
+            Some(hex::encode(Sha256::digest(&data)))
         );
         let location = image.location.clone().unwrap();
         assert_eq!(

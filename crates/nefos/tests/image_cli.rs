@@ -209,7 +209,7 @@ async fn images_through_the_client_and_the_guest_image_of_up() {
     assert_eq!(uploaded["status"], "active", "{uploaded}");
     assert_eq!(uploaded["size"], size, "{uploaded}");
     assert_eq!(uploaded["disk_format"], "raw", "{uploaded}");
-    assert_eq!(uploaded["os_hash_algo"], "sha512", "{uploaded}");
+    assert_eq!(uploaded["os_hash_algo"], "sha256", "{uploaded}");
     assert_eq!(uploaded["os"], "debian", "{uploaded}");
     assert_eq!(uploaded["min_ram"], 64, "{uploaded}");
 

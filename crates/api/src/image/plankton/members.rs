@@ -82,6 +82,9 @@ pub(crate) async fn add(
     user: GlanceUser,
     Path((id, member)): Path<(String, String)>,
 ) -> Result<StatusCode, PlanktonError> {
+    // The image first: who may not see it learns nothing about the member; and nothing
+    // changes before the member is known.
+    state.images.get(user.caller(), &id).await?;
     let project = member_project(&state, &member).await?;
     ensure_shared(&state, &user, &id).await?;
     match state.images.add_member(user.caller(), &id, &project).await {
@@ -95,6 +98,7 @@ pub(crate) async fn remove(
     user: GlanceUser,
     Path((id, member)): Path<(String, String)>,
 ) -> Result<StatusCode, PlanktonError> {
+    state.images.get(user.caller(), &id).await?;
     let project = member_project(&state, &member).await?;
     state
         .images
@@ -111,6 +115,7 @@ pub(crate) async fn replace(
 ) -> Result<StatusCode, PlanktonError> {
     let request: SetMembers = serde_json::from_value(json_document(&body)?)
         .map_err(|_| PlanktonError::bad_request("Malformed request."))?;
+    state.images.get(user.caller(), &id).await?;
     let mut wanted = Vec::new();
     for entry in &request.memberships {
         wanted.push(member_project(&state, &entry.member_id).await?);

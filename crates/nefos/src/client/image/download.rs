@@ -1,5 +1,5 @@
 //! `nefos image download`: an image's data to a file or standard output, streamed and
-//! checked against the image's SHA-512 (`os_hash_value`) or, for images that have none,
+//! checked against the image's SHA-256 or SHA-512 (`os_hash_value`) or, for images that have none,
 //! its MD5 (`checksum`).
 
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use indicatif::ProgressBar;
 use md5::Md5;
 use nefos_image_api::glance::{self, ImageView};
 use reqwest::{Method, StatusCode};
-use sha2::{Digest, Sha512};
+use sha2::{Digest, Sha256, Sha512};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::glance::{Glance, check, send};
@@ -22,6 +22,7 @@ const STDOUT: &str = "-";
 /// What the downloaded bytes must hash to.
 enum Expected {
     Sha512 { hasher: Box<Sha512>, hex: String },
+    Sha256 { hasher: Sha256, hex: String },
     Md5 { hasher: Md5, hex: String },
     Nothing,
 }
@@ -32,6 +33,10 @@ impl Expected {
         match (&image.os_hash_algo, &image.os_hash_value, &image.checksum) {
             (Some(algo), Some(value), _) if algo == "sha512" => Expected::Sha512 {
                 hasher: Box::default(),
+                hex: value.to_ascii_lowercase(),
+            },
+            (Some(algo), Some(value), _) if algo == "sha256" => Expected::Sha256 {
+                hasher: Sha256::new(),
                 hex: value.to_ascii_lowercase(),
             },
             (_, _, Some(md5)) => Expected::Md5 {
@@ -45,6 +50,7 @@ impl Expected {
     fn update(&mut self, bytes: &[u8]) {
         match self {
             Expected::Sha512 { hasher, .. } => hasher.update(bytes),
+            Expected::Sha256 { hasher, .. } => hasher.update(bytes),
             Expected::Md5 { hasher, .. } => hasher.update(bytes),
             Expected::Nothing => {}
         }
@@ -54,6 +60,7 @@ impl Expected {
     fn verify(self) -> anyhow::Result<()> {
         let (name, got, expected) = match self {
             Expected::Sha512 { hasher, hex } => ("SHA-512", hex::encode(hasher.finalize()), hex),
+            Expected::Sha256 { hasher, hex } => ("SHA-256", hex::encode(hasher.finalize()), hex),
             Expected::Md5 { hasher, hex } => ("MD5", hex::encode(hasher.finalize()), hex),
             Expected::Nothing => return Ok(()),
         };
