@@ -70,10 +70,13 @@ impl FromRow<'_, AnyRow> for ImageRow {
     }
 }
 
+/// The columns of an image row. An image's MD5 (`checksum`) is its object's when the row
+/// has none: uploads leave it to the object store's digest job.
 const IMAGE_COLUMNS: &str = "i.id, i.owner_id, i.name, i.status, i.visibility,
     CAST(i.protected AS INTEGER) AS protected, CAST(i.os_hidden AS INTEGER) AS os_hidden,
     i.disk_format, i.container_format, i.min_disk, i.min_ram, i.size, i.virtual_size,
-    i.checksum, i.os_hash_algo, i.os_hash_value, i.container_id, i.object_name,
+    COALESCE(i.checksum, (SELECT NULLIF(o.etag, '') FROM objects o
+                           WHERE o.serial = i.object_serial)) AS checksum, i.os_hash_algo, i.os_hash_value, i.container_id, i.object_name,
     i.object_serial, CAST(i.object_owned AS INTEGER) AS object_owned, i.created_at,
     i.updated_at";
 

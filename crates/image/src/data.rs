@@ -162,6 +162,9 @@ impl Images {
             content_type: Some("application/octet-stream".to_owned()),
             size: declared_size,
             size_limit: Some(size_limit),
+            // Clients verify images by `os_hash_value`, hashed here as the data arrives;
+            // the MD5 (`checksum`) follows from the digest job, off the upload's path.
+            defer_md5: true,
             ..WriteOptions::default()
         };
         let object = self

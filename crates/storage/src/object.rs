@@ -119,6 +119,10 @@ pub struct WriteOptions {
     /// The largest body to store; [`MAX_OBJECT_SIZE`] (Swift's limit) when `None`. The
     /// image service raises it: disk images are larger than Swift's single objects.
     pub size_limit: Option<u64>,
+    /// Leave the MD5 (Swift's ETag) to the digest job, as for versions made from a
+    /// hashmap, instead of computing it as the body arrives: for writers whose clients do
+    /// not read the ETag of the write (the image service, which hashes the data itself).
+    pub defer_md5: bool,
 }
 
 /// Changes to an object's metadata (Swift `POST`), and to its path's sharing and publicity.
@@ -454,20 +458,23 @@ impl Storage {
             return Err(StorageError::TooLarge { limit: size_limit });
         }
         let reservation = self.reserve(who, &container, name, options.size).await?;
-        let Uploaded { hashes, size, md5 } = upload::upload(&self.blocks, body, size_limit).await?;
-        if let Some(expected) = &options.etag {
+        // A client's ETag is checked as the body arrives, so its MD5 is needed now.
+        let with_md5 = !options.defer_md5 || options.etag.is_some();
+        let Uploaded { hashes, size, md5 } =
+            upload::upload(&self.blocks, body, size_limit, with_md5).await?;
+        if let (Some(expected), Some(actual)) = (&options.etag, &md5) {
             let expected = expected.trim_matches('"').to_ascii_lowercase();
-            if expected != md5 {
+            if expected != *actual {
                 return Err(StorageError::EtagMismatch {
                     expected,
-                    actual: md5,
+                    actual: actual.clone(),
                 });
             }
         }
         let version = NewVersion {
             hashes,
             size,
-            etag: Some(md5),
+            etag: md5,
             content_type: options
                 .content_type
                 .unwrap_or_else(|| guess_content_type(name).to_owned()),

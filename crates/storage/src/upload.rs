@@ -24,15 +24,18 @@ const IN_FLIGHT: usize = 6;
 pub(crate) struct Uploaded {
     pub(crate) hashes: Vec<BlockHash>,
     pub(crate) size: u64,
-    /// MD5 of the content, hex.
-    pub(crate) md5: String,
+    /// MD5 of the content, hex; `None` when it was not asked for (the digest job
+    /// computes it later).
+    pub(crate) md5: Option<String>,
 }
 
-/// Stores `body` as blocks; refuses more than `max_size` bytes.
+/// Stores `body` as blocks; refuses more than `max_size` bytes. Computes the MD5 on the
+/// way only `with_md5`.
 pub(crate) async fn upload<S, E>(
     blocks: &BlockStore,
     body: S,
     max_size: u64,
+    with_md5: bool,
 ) -> Result<Uploaded, StorageError>
 where
     S: Stream<Item = Result<Bytes, E>> + Send,
@@ -43,7 +46,7 @@ where
     // Each block is stored by a task of its own, so it runs while the next block arrives.
     let mut pending: VecDeque<JoinHandle<Result<BlockHash, StorageError>>> = VecDeque::new();
     let mut hashes = Vec::new();
-    let mut md5 = Md5Chain::default();
+    let mut md5 = with_md5.then(Md5Chain::default);
     let mut size: u64 = 0;
     while let Some(chunk) = body.next().await {
         let mut chunk = chunk?;
@@ -52,7 +55,9 @@ where
             return Err(StorageError::TooLarge { limit: max_size });
         }
         while let Some(block) = chunker.next_block(&mut chunk) {
-            md5.feed(block.clone()).await?;
+            if let Some(md5) = md5.as_mut() {
+                md5.feed(block.clone()).await?;
+            }
             pending.push_back(store(blocks, block));
             if pending.len() >= IN_FLIGHT
                 && let Some(task) = pending.pop_front()
@@ -62,7 +67,9 @@ where
         }
     }
     if let Some(block) = chunker.finish() {
-        md5.feed(block.clone()).await?;
+        if let Some(md5) = md5.as_mut() {
+            md5.feed(block.clone()).await?;
+        }
         pending.push_back(store(blocks, block));
     }
     while let Some(task) = pending.pop_front() {
@@ -71,7 +78,10 @@ where
     Ok(Uploaded {
         hashes,
         size,
-        md5: md5.finish().await?,
+        md5: match md5 {
+            Some(md5) => Some(md5.finish().await?),
+            None => None,
+        },
     })
 }
 

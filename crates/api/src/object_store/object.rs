@@ -272,6 +272,7 @@ impl Call<'_> {
             // A chunked body has none: its room is checked only as it is committed.
             size: headers::text(self.request, "content-length")?.and_then(|v| v.parse().ok()),
             size_limit: None,
+            defer_md5: false,
         })
     }
 

@@ -9,8 +9,11 @@
 //! whatever the size (the `openstack` CLI starts slower, and discovers the image service
 //! and fetches the image after the upload), so the same run also times each with a 1 KiB
 //! file and prints the ratio of the two without those fixed costs: what the server's two
-//! upload paths cost per byte. Then uploads the last image's file again as a second image
-//! and prints how many blocks that stored (goal: 0, the blocks are shared).
+//! upload paths cost per byte. An image's MD5 (`checksum`) is the object store's digest
+//! job's, after the upload returns: each round waits (untimed) until it is there, so that
+//! it does not run into the next measurement, and prints how long after the upload it
+//! came. Then uploads the last image's file again as a second image and prints how many
+//! blocks that stored (goal: 0, the blocks are shared).
 //!
 //! Run: `cargo build --release -p nefos -p nefos-bench && target/release/image-bench`
 //! (the real clients come from the repo's `.venv`, which `scripts/setup` makes; `--dir`
@@ -30,8 +33,9 @@ struct Args {
     /// Size of each file, MiB.
     #[arg(long, default_value_t = 1024)]
     size_mib: u64,
-    /// Rounds of each measurement (the median is reported).
-    #[arg(long, default_value_t = 3)]
+    /// Rounds of each measurement (the median is reported). Even, so that each client goes
+    /// first as often as the other.
+    #[arg(long, default_value_t = 4)]
     rounds: u32,
     /// Directory on the disk to measure (default: /var/tmp).
     #[arg(long)]
@@ -132,29 +136,42 @@ fn main() -> anyhow::Result<()> {
         ms(image_fixed)
     );
 
+    let runtime = tokio::runtime::Runtime::new()?;
+    let checksums = runtime.block_on(ChecksumWatch::login(&server.url, &password))?;
+
     let mut swift_times = Vec::new();
     let mut image_times = Vec::new();
+    let mut ratios = Vec::new();
     let mut last_image_file = None;
     for round in 0..args.rounds {
         let swift_file = work.path().join(format!("swift-{round}"));
         let image_file = work.path().join(format!("image-{round}"));
         write_random(&swift_file, size, u64::from(round) * 2 + 1)?;
         write_random(&image_file, size, u64::from(round) * 2 + 2)?;
-        let (swift_time, image_time) = if round % 2 == 0 {
+        settle();
+        let image_name = format!("image-{round}");
+        let create = || -> anyhow::Result<(Duration, Duration)> {
+            let time = image_create(&image_file, &image_name)?;
+            let md5 = runtime.block_on(checksums.wait(&image_name))?;
+            Ok((time, md5))
+        };
+        let (swift_time, (image_time, md5_after)) = if round % 2 == 0 {
             let s = swift_upload(&swift_file, &format!("object-{round}"))?;
-            (s, image_create(&image_file, &format!("image-{round}"))?)
+            (s, create()?)
         } else {
-            let i = image_create(&image_file, &format!("image-{round}"))?;
+            let i = create()?;
             (swift_upload(&swift_file, &format!("object-{round}"))?, i)
         };
         println!(
-            "round {round}: swift upload {}   openstack image create {}   ratio {:.2}",
+            "round {round}: swift upload {}   openstack image create {}   ratio {:.2}   (image MD5 {} later)",
             ms(swift_time),
             ms(image_time),
-            swift_time.as_secs_f64() / image_time.as_secs_f64()
+            swift_time.as_secs_f64() / image_time.as_secs_f64(),
+            ms(md5_after)
         );
         swift_times.push(swift_time);
         image_times.push(image_time);
+        ratios.push(swift_time.as_secs_f64() / image_time.as_secs_f64());
         std::fs::remove_file(&swift_file)?;
         if let Some(previous) = last_image_file.replace(image_file) {
             std::fs::remove_file(previous)?;
@@ -170,6 +187,11 @@ fn main() -> anyhow::Result<()> {
         ms(image_median),
         mb(image_median),
         swift_median.as_secs_f64() / image_median.as_secs_f64()
+    );
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "median of the rounds' ratios: {:.2}",
+        ratios[ratios.len() / 2]
     );
     let net = |total: Duration, fixed: Duration| total.saturating_sub(fixed).as_secs_f64();
     println!(
@@ -191,6 +213,73 @@ fn main() -> anyhow::Result<()> {
     );
     drop(server);
     Ok(())
+}
+
+/// Waits for images' MD5s through Glance's API, as the demo user.
+struct ChecksumWatch {
+    client: reqwest::Client,
+    url: String,
+    token: String,
+}
+
+impl ChecksumWatch {
+    async fn login(url: &str, password: &str) -> anyhow::Result<ChecksumWatch> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        let body = serde_json::json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": "demo", "domain": {"id": "default"}, "password": password}}},
+            "scope": {"project": {"name": "demo", "domain": {"id": "default"}}}
+        }});
+        let response = client
+            .post(format!("{url}/identity/v3/auth/tokens"))
+            .json(&body)
+            .send()
+            .await?
+            .error_for_status()?;
+        let token = response
+            .headers()
+            .get("x-subject-token")
+            .and_then(|v| v.to_str().ok())
+            .context("no token in the login answer")?
+            .to_owned();
+        Ok(ChecksumWatch {
+            client,
+            url: url.to_owned(),
+            token,
+        })
+    }
+
+    /// How long until the image named `name` shows its MD5.
+    async fn wait(&self, name: &str) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        loop {
+            let list: serde_json::Value = self
+                .client
+                .get(format!("{}/image/v2/images?name={name}", self.url))
+                .header("X-Auth-Token", &self.token)
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            if list["images"][0]["checksum"].is_string() {
+                return Ok(started.elapsed());
+            }
+            if started.elapsed() > Duration::from_secs(120) {
+                bail!("image {name} has no MD5 after two minutes");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Lets the disk finish writing the files just made, so that their write-back does not
+/// slow whichever upload goes first.
+fn settle() {
+    let _ = Command::new("sync").status();
+    std::thread::sleep(Duration::from_secs(3));
 }
 
 /// Runs `command`, which must succeed, and times it.
