@@ -37,7 +37,7 @@ pub use listing::{
 };
 pub use model::{
     CONTAINER_FORMATS, DISK_FORMATS, Image, ImageStatus, Member, MemberStatus, ObjectLocation,
-    SYNNEFO_PROPERTIES, Visibility,
+    Visibility,
 };
 pub use registry::NewImage;
 

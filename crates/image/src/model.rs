@@ -148,16 +148,6 @@ pub struct ObjectLocation {
     pub owned: bool,
 }
 
-impl ObjectLocation {
-    /// Synnefo's form of the location: `pithos://AUTH_<project>/<container>/<object>`.
-    pub fn pithos_url(&self) -> String {
-        format!(
-            "pithos://AUTH_{}/{}/{}",
-            self.project_id, self.container, self.name
-        )
-    }
-}
-
 /// An image as the image service knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Image {
@@ -200,16 +190,3 @@ pub struct Member {
     pub created_at: i64,
     pub updated_at: i64,
 }
-
-/// Synnefo's image properties, kept and served as any other property; listed so that
-/// documentation and the `nefos image` client can name them.
-pub const SYNNEFO_PROPERTIES: &[&str] = &[
-    "os",
-    "osfamily",
-    "root_partition",
-    "users",
-    "description",
-    "gui",
-    "kernel",
-    "sortorder",
-];
