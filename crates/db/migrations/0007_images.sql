@@ -37,6 +37,10 @@ CREATE TABLE images (
     -- Whether the image service wrote that object (a Glance upload, deleted with the
     -- image) or a user registered an object of theirs (Plankton, kept when unregistered).
     object_owned     BOOLEAN NOT NULL,
+    -- The control-plane process receiving data into the image (status saving, importing,
+    -- or uploading while its stage is in flight): when that process stops, another puts
+    -- the image back and deletes what it left (see control_plane_instances in 0006).
+    receiving_instance TEXT,
     created_at       BIGINT NOT NULL,
     updated_at       BIGINT NOT NULL
 );

@@ -173,19 +173,25 @@ pub async fn update_image(conn: &mut Connection, row: &ImageRow) -> Result<(), D
 
 /// Moves an image from one status to another only if it is still in `from`: the one
 /// writer that wins a transition (two uploads of one image, say) is the one that sees
-/// `true`.
+/// `true`. `receiving_instance` is the process that now receives data into it, if any.
 pub async fn transition_status<'c>(
     ex: impl Executor<'c, Database = Any>,
     id: &str,
     from: &[&str],
     to: &str,
+    receiving_instance: Option<&str>,
 ) -> Result<bool, DbError> {
-    let placeholders: Vec<String> = (0..from.len()).map(|i| format!("${}", i + 4)).collect();
+    let placeholders: Vec<String> = (0..from.len()).map(|i| format!("${}", i + 5)).collect();
     let sql = format!(
-        "UPDATE images SET status = $2, updated_at = $3 WHERE id = $1 AND status IN ({})",
+        "UPDATE images SET status = $2, updated_at = $3, receiving_instance = $4
+          WHERE id = $1 AND status IN ({})",
         placeholders.join(", ")
     );
-    let mut query = sqlx::query(&sql).bind(id).bind(to).bind(now_micros());
+    let mut query = sqlx::query(&sql)
+        .bind(id)
+        .bind(to)
+        .bind(now_micros())
+        .bind(receiving_instance);
     for status in from {
         query = query.bind(*status);
     }
@@ -312,6 +318,28 @@ pub async fn delete_image<'c>(
         .await
         .map_err(DbError::query("delete an image"))?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Images data was being received into by a process silent since `alive_since` (other
+/// than `this_instance`): uploads, stages and imports that process will never finish.
+pub async fn interrupted_by_stopped<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    alive_since: i64,
+    this_instance: &str,
+) -> Result<Vec<ImageRow>, DbError> {
+    sqlx::query_as(&format!(
+        "SELECT {IMAGE_COLUMNS} FROM images i
+          WHERE (i.status IN ('saving', 'importing')
+                 OR (i.status = 'uploading' AND i.object_serial IS NULL))
+            AND i.receiving_instance IS NOT NULL AND i.receiving_instance <> $2
+            AND NOT EXISTS (SELECT 1 FROM control_plane_instances c
+                             WHERE c.id = i.receiving_instance AND c.heartbeat_at >= $1)"
+    ))
+    .bind(alive_since)
+    .bind(this_instance)
+    .fetch_all(ex)
+    .await
+    .map_err(DbError::query("list interrupted image uploads"))
 }
 
 /// Removes the rows of images whose object version is gone; returns how many.

@@ -82,4 +82,44 @@ impl Images {
     pub async fn forget_unregistered(&self) -> Result<u64, ImageError> {
         Ok(nefos_db::image::delete_orphans(self.db.pool()).await?)
     }
+
+    /// Undoes the uploads, stages and imports of control-plane processes silent for
+    /// `silence` (they stopped mid-request): an upload or stage goes back to `queued` and
+    /// what it stored is deleted; an import goes back to `uploading`, its staged data kept.
+    /// Returns how many images it put back.
+    pub async fn recover_interrupted(
+        &self,
+        silence: std::time::Duration,
+    ) -> Result<usize, ImageError> {
+        let silence = i64::try_from(silence.as_micros()).unwrap_or(i64::MAX);
+        let alive_since = nefos_db::time::now_micros().saturating_sub(silence);
+        let rows = nefos_db::image::interrupted_by_stopped(
+            self.db.pool(),
+            alive_since,
+            self.storage.quotas().instance(),
+        )
+        .await?;
+        let mut recovered = 0;
+        for row in rows {
+            let importing = row.status == ImageStatus::Importing.as_str();
+            if !importing {
+                self.storage
+                    .purge_object_for_service(&row.owner_id, UPLOAD_CONTAINER, &row.id)
+                    .await?;
+            }
+            let back = if importing {
+                ImageStatus::Uploading
+            } else {
+                ImageStatus::Queued
+            };
+            if self
+                .transition(&row.id, &[row.status.as_str()], back)
+                .await?
+            {
+                tracing::warn!(image = %row.id, status = %row.status, "put back an image whose upload stopped with its process");
+                recovered += 1;
+            }
+        }
+        Ok(recovered)
+    }
 }

@@ -391,9 +391,15 @@ impl Images {
         from: &[&str],
         to: ImageStatus,
     ) -> Result<bool, ImageError> {
+        // Receiving data: this process answers for it until the data is in.
+        let receiving = matches!(
+            to,
+            ImageStatus::Saving | ImageStatus::Uploading | ImageStatus::Importing
+        )
+        .then(|| self.storage.quotas().instance());
         let mut tx = self.db.begin().await?;
         self.db.lock_key(&mut tx, &image_lock(id)).await?;
-        let moved = q::transition_status(&mut *tx, id, from, to.as_str()).await?;
+        let moved = q::transition_status(&mut *tx, id, from, to.as_str(), receiving).await?;
         tx.commit()
             .await
             .map_err(nefos_db::DbError::query("commit an image status"))?;

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use bytes::Bytes;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use md5::Md5;
 use nefos_blocks::{BlockStore, BlockStoreConfig};
 use nefos_identity::{
@@ -870,5 +870,82 @@ async fn updates_listings_and_import() {
             ..by_name.clone()
         };
         assert!(!names(cloud.images.list(a, &all).await.unwrap()).contains(&"c".to_owned()));
+    }
+}
+
+#[tokio::test]
+async fn uploads_of_a_stopped_process_are_put_back() {
+    for cloud in clouds().await {
+        let label = cloud.label;
+        let alice = cloud.user("alice").await;
+        let id = cloud.create(&alice, "interrupted", "raw").await;
+        // An upload whose body never ends, abandoned without running any of its cleanup:
+        // as if its process had been killed mid-upload.
+        let body = futures::stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from(random(
+            1 << 20,
+            30,
+        )))])
+        .chain(futures::stream::pending());
+        let mut upload =
+            Box::pin(
+                cloud
+                    .images
+                    .receive(Caller::new(&alice), &id, body, None, Arrival::Upload),
+            );
+        let pending =
+            tokio::time::timeout(std::time::Duration::from_millis(500), &mut upload).await;
+        assert!(pending.is_err(), "{label}: the upload ended");
+        std::mem::forget(upload);
+        let image = cloud.images.get(Caller::new(&alice), &id).await.unwrap();
+        assert_eq!(image.status, ImageStatus::Saving, "{label}");
+
+        // Another process: while the first one's heartbeat is fresh, nothing happens.
+        let db = cloud.storage.database().clone();
+        let quotas = nefos_quota::Quotas::new(db.clone());
+        let other = Images::new(Storage::new(
+            db.clone(),
+            cloud.storage.blocks().clone(),
+            quotas,
+        ));
+        cloud.storage.quotas().heartbeat().await.unwrap();
+        let silence = std::time::Duration::from_secs(30);
+        assert_eq!(
+            other.recover_interrupted(silence).await.unwrap(),
+            0,
+            "{label}"
+        );
+        // The process itself never puts back its own.
+        assert_eq!(
+            cloud
+                .images
+                .recover_interrupted(std::time::Duration::ZERO)
+                .await
+                .unwrap(),
+            0
+        );
+        // Silent long enough: the image is queued again, and takes an upload.
+        assert_eq!(
+            other
+                .recover_interrupted(std::time::Duration::ZERO)
+                .await
+                .unwrap(),
+            1,
+            "{label}"
+        );
+        let image = cloud.images.get(Caller::new(&alice), &id).await.unwrap();
+        assert_eq!(image.status, ImageStatus::Queued, "{label}");
+        cloud
+            .upload(&alice, &id, &random(1 << 20, 31))
+            .await
+            .unwrap();
+        assert_eq!(
+            cloud
+                .images
+                .get(Caller::new(&alice), &id)
+                .await
+                .unwrap()
+                .status,
+            ImageStatus::Active
+        );
     }
 }

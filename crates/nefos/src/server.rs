@@ -145,6 +145,7 @@ impl ControlPlane {
         );
         state.images = nefos_image::Images::new(self.storage.clone())
             .with_size_cap(config.images.size_cap_bytes);
+        let images = state.images.clone();
         let app = nefos_api::router(state, &limits);
         // The key file is read (or made) off the async runtime.
         let key_config = config.clone();
@@ -164,9 +165,7 @@ impl ControlPlane {
         let purge = tokio::spawn(purge_expired_tokens(self.identity.clone()));
         let expirer = tokio::spawn(expire_objects(self.storage.clone()));
         let digests = tokio::spawn(compute_digests(self.storage.clone()));
-        let unregistered = tokio::spawn(forget_unregistered_images(nefos_image::Images::new(
-            self.storage.clone(),
-        )));
+        let unregistered = tokio::spawn(tidy_images(images, config.quotas.abandoned_after()));
         let liveness = tokio::spawn(quota_liveness(
             self.storage.quotas().clone(),
             config.quotas.heartbeat(),
@@ -264,14 +263,15 @@ async fn compute_digests(storage: Storage) {
     }
 }
 
-/// How often the rows of images whose object went away are dropped.
-const UNREGISTERED_IMAGES_INTERVAL: Duration = Duration::from_secs(60);
+/// How often the image registry is tidied.
+const IMAGE_TIDY_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Drops the rows of images whose object was deleted or overwritten. They stopped being
-/// images then (every read checks); this only tidies the table. Idempotent, so every
-/// control-plane process may run it.
-async fn forget_unregistered_images(images: nefos_image::Images) {
-    let mut tick = tokio::time::interval(UNREGISTERED_IMAGES_INTERVAL);
+/// Drops the rows of images whose object was deleted or overwritten (they stopped being
+/// images then; every read checks), and puts back the images whose upload or import a
+/// stopped control-plane process left half-done (silent for `abandoned_after`, as the
+/// quota engine judges). Idempotent, so every control-plane process may run it.
+async fn tidy_images(images: nefos_image::Images, abandoned_after: Duration) {
+    let mut tick = tokio::time::interval(IMAGE_TIDY_INTERVAL);
     loop {
         tick.tick().await;
         match images.forget_unregistered().await {
@@ -280,6 +280,9 @@ async fn forget_unregistered_images(images: nefos_image::Images) {
             Err(error) => {
                 tracing::warn!(error = %nefos_api::error_chain(&error), "unregistered-image sweep failed");
             }
+        }
+        if let Err(error) = images.recover_interrupted(abandoned_after).await {
+            tracing::warn!(error = %nefos_api::error_chain(&error), "interrupted-upload sweep failed");
         }
     }
 }

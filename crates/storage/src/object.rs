@@ -812,6 +812,25 @@ impl Storage {
         // erase its history.
         Self::require_account(who, project_id, Permission::Write)?;
         let container = self.object_container(who, project_id, container).await?;
+        self.purge(&container, name).await
+    }
+
+    /// [`Storage::purge_object`] with no caller: for a service cleaning up what it wrote
+    /// for a request that can no longer do it (its process stopped). A missing container
+    /// or object is nothing to do.
+    pub async fn purge_object_for_service(
+        &self,
+        project_id: &str,
+        container: &str,
+        name: &str,
+    ) -> Result<(), StorageError> {
+        match q::get_container(self.db.pool(), project_id, container).await? {
+            Some(container) => self.purge(&container, name).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn purge(&self, container: &ContainerRow, name: &str) -> Result<(), StorageError> {
         let mut tx = self.db.begin().await?;
         self.db
             .lock_key(&mut tx, &name_lock(&container.id, name))
@@ -820,7 +839,7 @@ impl Storage {
             .lock_key_shared(&mut tx, &container_lock(&container.id))
             .await?;
         let released = q::delete_all_versions(&mut *tx, &container.id, name).await?;
-        self.release(&mut tx, &container, &released).await?;
+        self.release(&mut tx, container, &released).await?;
         q::put_path(
             &mut *tx,
             &PathRow {
