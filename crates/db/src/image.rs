@@ -181,11 +181,12 @@ pub async fn transition_status<'c>(
     to: &str,
     receiving_instance: Option<&str>,
 ) -> Result<bool, DbError> {
-    let placeholders: Vec<String> = (0..from.len()).map(|i| format!("${}", i + 5)).collect();
+    // One bind parameter per status of `from`, after the four above.
+    let from_params: Vec<String> = (0..from.len()).map(|i| format!("${}", i + 5)).collect();
     let sql = format!(
         "UPDATE images SET status = $2, updated_at = $3, receiving_instance = $4
           WHERE id = $1 AND status IN ({})",
-        placeholders.join(", ")
+        from_params.join(", ")
     );
     let mut query = sqlx::query(&sql)
         .bind(id)
