@@ -12,6 +12,7 @@ use axum::{Extension, Router};
 use http::{StatusCode, header};
 use nefos_blocks::BlockHash;
 use nefos_compute::{ComputeError, NodeRegistry, NodeRpc};
+use nefos_node_api::routes::internal;
 use nefos_node_api::{Heartbeat, JoinRequest, NodeCredential, NodeInfo, Secret};
 use nefos_storage::Storage;
 
@@ -39,15 +40,15 @@ struct CallingNode(String);
 pub fn router(state: InternalState, limits: &HttpLimits) -> Router {
     let max_header_bytes = limits.max_header_bytes;
     let authenticated = Router::new()
-        .route("/nodes/{id}", put(register))
-        .route("/nodes/{id}/heartbeat", post(heartbeat))
-        .route("/blocks/{hash}", get(block))
+        .route(internal::NODE, put(register))
+        .route(internal::NODE_HEARTBEAT, post(heartbeat))
+        .route(internal::BLOCK, get(block))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             authenticate,
         ));
     let internal = Router::new()
-        .route("/enroll", post(enroll))
+        .route(internal::ENROLL, post(enroll))
         .merge(authenticated);
     Router::new()
         .nest(nefos_node_api::INTERNAL_PREFIX, internal)

@@ -315,10 +315,14 @@ impl NodeRpc {
             .await?
             .ok_or_else(|| ComputeError::NotEnrolled { id: id.to_owned() })?;
         let node = self.registry.get(id).await?;
-        Ok(NodeClient::new(
+        NodeClient::new(
             &node.info.rpc_url,
             self.key.node_rpc_key(id, &credential_id),
-        ))
+        )
+        .map_err(|source| ComputeError::Rpc {
+            node: id.to_owned(),
+            source,
+        })
     }
 
     /// Asks node `node` to ensure VM `vm` — the one way to make a node run an image: the

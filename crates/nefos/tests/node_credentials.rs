@@ -230,17 +230,19 @@ async fn one_node_cannot_act_for_or_drive_another() {
     let a_key = Secret::new(a_credential.rpc_key.clone());
     assert!(
         NodeClient::new(&a.url(), a_key.clone())
+            .unwrap()
             .list_vms()
             .await
             .is_ok()
     );
     let refused = NodeClient::new(&b.url(), a_key)
+        .unwrap()
         .list_vms()
         .await
         .unwrap_err();
     assert_eq!(refused.status().map(|s| s.as_u16()), Some(401), "{refused}");
     let raw = std::fs::read_to_string(cloud.data.path().join("cluster-secret")).unwrap();
-    let with_key = NodeClient::new(&b.url(), Secret::new(raw.trim()));
+    let with_key = NodeClient::new(&b.url(), Secret::new(raw.trim())).unwrap();
     assert_eq!(
         with_key
             .list_vms()

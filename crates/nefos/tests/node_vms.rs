@@ -14,8 +14,8 @@ use base64::Engine;
 use common::http;
 use common::vms::{Cloud, MARKER, Node, console, forward, ssh, ssh_key, ticks, wait_for_boots};
 use nefos_node_api::{
-    ConfigDriveLayout, EnsureVm, GuestConfig, NicSpec, NodeClient, PowerState, RebootVm, Secret,
-    StartVm, StopVm, VmSpec, VmState, VmStatus,
+    ConfigDriveLayout, EnsureVm, GuestConfig, NicSpec, NodeClient, PauseVm, PowerState, RebootVm,
+    Secret, StartVm, StopVm, VmSpec, VmState, VmStatus,
 };
 use serde_json::Value;
 
@@ -168,7 +168,25 @@ async fn a_vm_runs_stops_starts_reboots_and_is_destroyed() {
         hard: false,
         timeout_seconds: 60,
     };
-    let rebooted = node.rpc.reboot_vm(id, &soft).await.unwrap();
+    // Reads do not wait for the VM's lock, which the reboot holds throughout.
+    let rebooting = node.rpc.reboot_vm(id, &soft);
+    let reading = async {
+        let mut slowest = Duration::ZERO;
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let asked = Instant::now();
+            node.rpc.vm_status(id).await.unwrap();
+            node.rpc.list_vms().await.unwrap();
+            slowest = slowest.max(asked.elapsed());
+        }
+        slowest
+    };
+    let (rebooted, slowest) = tokio::join!(rebooting, reading);
+    let rebooted = rebooted.unwrap();
+    assert!(
+        slowest < Duration::from_secs(3),
+        "status waited {slowest:?}"
+    );
     assert_eq!(rebooted.state, VmState::Running);
     assert_ne!(rebooted.pid, started.pid);
     let output = wait_for_boots(&node, id, 4).await;
@@ -177,13 +195,112 @@ async fn a_vm_runs_stops_starts_reboots_and_is_destroyed() {
         "{output}"
     );
 
+    // Pause stops the vCPUs in the same QEMU; unpause resumes them where they were.
+    let paused = node
+        .rpc
+        .pause_vm(id, &PauseVm { generation: 6 })
+        .await
+        .unwrap();
+    assert_eq!(paused.state, VmState::Paused, "{paused:?}");
+    assert_eq!(paused.power, PowerState::Paused);
+    let frozen = console(&node, id).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(console(&node, id).await, frozen, "a paused guest ticks on");
+    let resumed = node
+        .rpc
+        .unpause_vm(id, &PauseVm { generation: 7 })
+        .await
+        .unwrap();
+    assert_eq!(resumed.state, VmState::Running);
+    assert_eq!(resumed.pid, paused.pid);
+
+    // More RAM while running: recorded, reported as pending, applied by the next reboot.
+    let mut bigger = request.spec.clone();
+    bigger.ram_mib = 192;
+    let pending = node
+        .ensure_vm(
+            id,
+            &EnsureVm {
+                generation: 8,
+                spec: bigger,
+                power: PowerState::Running,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(pending.pending_changes, ["ram_mib"], "{pending:?}");
+    assert_eq!(pending.pid, resumed.pid);
+    let restarted = node
+        .rpc
+        .reboot_vm(
+            id,
+            &RebootVm {
+                generation: 9,
+                hard: true,
+                timeout_seconds: 60,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(restarted.pending_changes.is_empty(), "{restarted:?}");
+    assert_ne!(
+        restarted.pid, pending.pid,
+        "a hard reboot with changes restarts QEMU"
+    );
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", restarted.pid.unwrap())).unwrap();
+    assert!(
+        String::from_utf8_lossy(&cmdline).contains("192M"),
+        "QEMU runs without the new RAM size"
+    );
+    wait_for_boots(&node, id, 5).await;
+
+    // A soft reboot that fails (QEMU cannot open the base image) leaves the reboot
+    // unfinished: its retry reboots, rather than reporting the stopped VM as done.
+    let base = node
+        .dir
+        .path()
+        .join("images")
+        .join(format!("{}.raw", restarted.image_id));
+    let hidden = base.with_extension("hidden");
+    std::fs::rename(&base, &hidden).unwrap();
+    let failing = RebootVm {
+        generation: 10,
+        hard: false,
+        timeout_seconds: 60,
+    };
+    node.rpc.reboot_vm(id, &failing).await.unwrap_err();
+    assert_eq!(
+        node.rpc.vm_status(id).await.unwrap().state,
+        VmState::Stopped
+    );
+    std::fs::rename(&hidden, &base).unwrap();
+    let retried = node.rpc.reboot_vm(id, &failing).await.unwrap();
+    assert_eq!(retried.state, VmState::Running, "{retried:?}");
+    wait_for_boots(&node, id, 6).await;
+
     // Destroy removes the process, the disk and the run directory; again is still fine.
-    node.rpc.destroy_vm(id, 6).await.unwrap();
+    node.rpc.destroy_vm(id, 11).await.unwrap();
     assert!(node.qemu_pids().is_empty());
     assert!(node.vm_dirs().is_empty(), "{:?}", node.vm_dirs());
     let missing = node.rpc.vm_status(id).await.unwrap_err();
     assert_eq!(missing.status().map(|s| s.as_u16()), Some(404));
-    node.rpc.destroy_vm(id, 7).await.unwrap();
+    node.rpc.destroy_vm(id, 11).await.unwrap();
+
+    // A late ensure of an older generation does not bring the VM back; a newer one may.
+    let late = node.ensure_vm(id, &request).await.unwrap_err();
+    assert_eq!(late.status().map(|s| s.as_u16()), Some(409), "{late}");
+    assert!(late.to_string().contains("destroyed"), "{late}");
+    assert!(node.vm_dirs().is_empty(), "{:?}", node.vm_dirs());
+    let again = EnsureVm {
+        generation: 12,
+        power: PowerState::Stopped,
+        ..request.clone()
+    };
+    assert_eq!(
+        node.ensure_vm(id, &again).await.unwrap().state,
+        VmState::Stopped
+    );
+    node.rpc.destroy_vm(id, 13).await.unwrap();
 }
 
 #[tokio::test]
@@ -347,7 +464,7 @@ async fn bad_requests_get_clear_errors_and_leave_nothing_behind() {
                 .contains("RPC key")
         );
     }
-    let stranger = NodeClient::new(&node.url(), Secret::generate());
+    let stranger = NodeClient::new(&node.url(), Secret::generate()).unwrap();
     assert_eq!(
         stranger
             .list_vms()

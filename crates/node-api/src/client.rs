@@ -5,9 +5,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use thiserror::Error;
 
+use nefos_route::fill;
+
+use crate::routes::rpc;
 use crate::{
-    ConsoleOutput, EnsureVm, ErrorBody, NodeInfo, RPC_PREFIX, RebootVm, Secret, StartVm, StopVm,
-    VmStatus,
+    ConsoleOutput, EnsureVm, ErrorBody, NodeInfo, PauseVm, RPC_PREFIX, RebootVm, Secret, StartVm,
+    StopVm, VmStatus,
 };
 
 /// The control plane's client of one node's RPC API, holding that node's RPC key.
@@ -20,6 +23,8 @@ pub struct NodeClient {
 
 #[derive(Debug, Error)]
 pub enum NodeClientError {
+    #[error("cannot build an HTTP client")]
+    Client(#[source] reqwest::Error),
     #[error("cannot reach the node at {url}")]
     Transport {
         url: String,
@@ -53,19 +58,20 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(600);
 impl NodeClient {
     /// `rpc_url` is the node's base URL, e.g. `http://10.0.0.5:8081`; `rpc_key` the key
     /// the control plane derives for it ([`crate::ClusterSecret::node_rpc_key`]).
-    pub fn new(rpc_url: &str, rpc_key: Secret) -> NodeClient {
-        NodeClient {
+    pub fn new(rpc_url: &str, rpc_key: Secret) -> Result<NodeClient, NodeClientError> {
+        let http = reqwest::Client::builder()
+            .timeout(CALL_TIMEOUT)
+            .build()
+            .map_err(NodeClientError::Client)?;
+        Ok(NodeClient {
             base: format!("{}{RPC_PREFIX}", rpc_url.trim_end_matches('/')),
             rpc_key,
-            http: reqwest::Client::builder()
-                .timeout(CALL_TIMEOUT)
-                .build()
-                .unwrap_or_default(),
-        }
+            http,
+        })
     }
 
     pub async fn node_info(&self) -> Result<NodeInfo, NodeClientError> {
-        self.call(Method::GET, "/node", None::<&()>).await
+        self.call(Method::GET, rpc::NODE, None::<&()>).await
     }
 
     /// Defines and powers a VM. The node fetches the image's blocks from the control plane,
@@ -76,17 +82,17 @@ impl NodeClient {
         id: &str,
         request: &EnsureVm,
     ) -> Result<VmStatus, NodeClientError> {
-        self.call(Method::PUT, &format!("/vms/{id}"), Some(request))
+        self.call(Method::PUT, &fill(rpc::VM, &[id]), Some(request))
             .await
     }
 
     pub async fn start_vm(&self, id: &str, request: &StartVm) -> Result<VmStatus, NodeClientError> {
-        self.call(Method::POST, &format!("/vms/{id}/start"), Some(request))
+        self.call(Method::POST, &fill(rpc::VM_START, &[id]), Some(request))
             .await
     }
 
     pub async fn stop_vm(&self, id: &str, request: &StopVm) -> Result<VmStatus, NodeClientError> {
-        self.call(Method::POST, &format!("/vms/{id}/stop"), Some(request))
+        self.call(Method::POST, &fill(rpc::VM_STOP, &[id]), Some(request))
             .await
     }
 
@@ -95,25 +101,43 @@ impl NodeClient {
         id: &str,
         request: &RebootVm,
     ) -> Result<VmStatus, NodeClientError> {
-        self.call(Method::POST, &format!("/vms/{id}/reboot"), Some(request))
+        self.call(Method::POST, &fill(rpc::VM_REBOOT, &[id]), Some(request))
+            .await
+    }
+
+    pub async fn pause_vm(&self, id: &str, request: &PauseVm) -> Result<VmStatus, NodeClientError> {
+        self.call(Method::POST, &fill(rpc::VM_PAUSE, &[id]), Some(request))
+            .await
+    }
+
+    pub async fn unpause_vm(
+        &self,
+        id: &str,
+        request: &PauseVm,
+    ) -> Result<VmStatus, NodeClientError> {
+        self.call(Method::POST, &fill(rpc::VM_UNPAUSE, &[id]), Some(request))
             .await
     }
 
     /// Removes the VM, its disk and run directory. A VM the node does not have is already
     /// destroyed: that is success too.
     pub async fn destroy_vm(&self, id: &str, generation: u64) -> Result<(), NodeClientError> {
-        let url = format!("{}/vms/{id}?generation={generation}", self.base);
+        let url = format!(
+            "{}{}?generation={generation}",
+            self.base,
+            fill(rpc::VM, &[id])
+        );
         let response = self.send(Method::DELETE, &url, None::<&()>).await?;
         Self::check(response).await.map(drop)
     }
 
     pub async fn vm_status(&self, id: &str) -> Result<VmStatus, NodeClientError> {
-        self.call(Method::GET, &format!("/vms/{id}"), None::<&()>)
+        self.call(Method::GET, &fill(rpc::VM, &[id]), None::<&()>)
             .await
     }
 
     pub async fn list_vms(&self) -> Result<Vec<VmStatus>, NodeClientError> {
-        self.call(Method::GET, "/vms", None::<&()>).await
+        self.call(Method::GET, rpc::VMS, None::<&()>).await
     }
 
     /// The last `max_bytes` of the VM's serial console.
@@ -124,7 +148,7 @@ impl NodeClient {
     ) -> Result<ConsoleOutput, NodeClientError> {
         self.call(
             Method::GET,
-            &format!("/vms/{id}/console?max_bytes={max_bytes}"),
+            &format!("{}?max_bytes={max_bytes}", fill(rpc::VM_CONSOLE, &[id])),
             None::<&()>,
         )
         .await

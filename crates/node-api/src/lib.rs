@@ -10,6 +10,7 @@
 //! generation again as a retry, so every call is safe to repeat.
 
 mod client;
+pub mod routes;
 mod secret;
 mod types;
 

@@ -80,11 +80,14 @@ pub struct VmSpec {
     pub nics: Vec<NicSpec>,
 }
 
-/// Whether a VM should be running.
+/// What a VM should be doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PowerState {
     Running,
+    /// QEMU runs with the guest's vCPUs stopped: the guest keeps its memory and resumes
+    /// where it was.
+    Paused,
     Stopped,
 }
 
@@ -106,6 +109,12 @@ pub struct StopVm {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StartVm {
+    pub generation: u64,
+}
+
+/// Pause or unpause: stop or resume the guest's vCPUs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PauseVm {
     pub generation: u64,
 }
 
@@ -169,6 +178,11 @@ pub struct VmStatus {
     pub disk: DiskStatus,
     /// The content id of the image the root disk grew from.
     pub image_id: String,
+    /// Parts of the spec the running QEMU does not have yet (`vcpus`, `ram_mib`, `nics`,
+    /// `guest`): an ensure while it ran changed them. They apply when QEMU next starts:
+    /// a stop and start, or a reboot, which restarts QEMU for them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_changes: Vec<String>,
 }
 
 /// The tail of a VM's serial console.

@@ -104,6 +104,8 @@ pub enum AgentError {
     NotEnrolled { path: PathBuf },
     #[error("cannot enrol with the control plane")]
     Join(#[source] ControlPlaneError),
+    #[error("cannot make a client of the control plane")]
+    ControlPlane(#[source] ControlPlaneError),
     #[error(transparent)]
     Credential(#[from] CredentialError),
     #[error("this node is configured as {configured:?} but enrolled as {enrolled:?}")]
@@ -178,15 +180,24 @@ impl NodeAgent {
         let control_plane = ControlPlaneClient::new(
             &config.control_plane_url,
             Secret::new(credential.token.clone()),
-        );
+        )
+        .map_err(AgentError::ControlPlane)?;
         let cache = ImageCache::open(&data.join("images")).map_err(AgentError::Cache)?;
         let qemu = QemuSettings {
             binary: config.qemu_binary.clone(),
             accelerator,
             cpu_model: config.cpu_model.clone(),
         };
-        let vms = VmManager::open(&data.join("vms"), cache, qemu, control_plane.clone())
-            .map_err(AgentError::Vms)?;
+        let vms_dir = data.join("vms");
+        let blocks = control_plane.clone();
+        let vms =
+            tokio::task::spawn_blocking(move || VmManager::open(&vms_dir, cache, qemu, blocks))
+                .await
+                .map_err(|error| AgentError::DataDir {
+                    path: data.join("vms"),
+                    source: std::io::Error::other(error),
+                })?
+                .map_err(AgentError::Vms)?;
         let (disk_free_bytes, disk_total_bytes) = host::disk_space(data);
         let info = NodeInfo {
             id: credential.node_id.clone(),

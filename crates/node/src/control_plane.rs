@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use nefos_blocks::BlockHash;
+use nefos_node_api::routes::internal;
 use nefos_node_api::{Heartbeat, INTERNAL_PREFIX, JoinRequest, NodeCredential, NodeInfo, Secret};
+use nefos_route::fill;
 use reqwest::StatusCode;
 use thiserror::Error;
 
@@ -19,6 +21,8 @@ pub struct ControlPlaneClient {
 
 #[derive(Debug, Error)]
 pub enum ControlPlaneError {
+    #[error("cannot build an HTTP client")]
+    Client(#[source] reqwest::Error),
     #[error("cannot reach the control plane at {url}")]
     Transport {
         url: String,
@@ -41,11 +45,11 @@ pub enum ControlPlaneError {
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-fn http_client() -> reqwest::Client {
+fn http_client() -> Result<reqwest::Client, ControlPlaneError> {
     reqwest::Client::builder()
         .timeout(TIMEOUT)
         .build()
-        .unwrap_or_default()
+        .map_err(ControlPlaneError::Client)
 }
 
 fn internal_base(url: &str) -> String {
@@ -54,21 +58,21 @@ fn internal_base(url: &str) -> String {
 
 impl ControlPlaneClient {
     /// `url` is the control plane's internal API; `token` the node's own.
-    pub fn new(url: &str, token: Secret) -> ControlPlaneClient {
-        ControlPlaneClient {
+    pub fn new(url: &str, token: Secret) -> Result<ControlPlaneClient, ControlPlaneError> {
+        Ok(ControlPlaneClient {
             base: internal_base(url),
             token,
-            http: http_client(),
-        }
+            http: http_client()?,
+        })
     }
 
     /// Exchanges a one-time join token for the node's credential.
     pub async fn join(url: &str, join_token: &str) -> Result<NodeCredential, ControlPlaneError> {
-        let url = format!("{}/enroll", internal_base(url));
+        let url = format!("{}{}", internal_base(url), internal::ENROLL);
         let request = JoinRequest {
             join_token: join_token.trim().to_owned(),
         };
-        let response = http_client()
+        let response = http_client()?
             .post(&url)
             .json(&request)
             .send()
@@ -87,14 +91,14 @@ impl ControlPlaneClient {
     }
 
     pub async fn register(&self, info: &NodeInfo) -> Result<(), ControlPlaneError> {
-        let url = format!("{}/nodes/{}", self.base, info.id);
+        let url = format!("{}{}", self.base, fill(internal::NODE, &[&info.id]));
         self.send(self.http.put(&url).json(info), &url)
             .await
             .map(drop)
     }
 
     pub async fn heartbeat(&self, node: &str, beat: &Heartbeat) -> Result<(), ControlPlaneError> {
-        let url = format!("{}/nodes/{node}/heartbeat", self.base);
+        let url = format!("{}{}", self.base, fill(internal::NODE_HEARTBEAT, &[node]));
         self.send(self.http.post(&url).json(beat), &url)
             .await
             .map(drop)
@@ -103,7 +107,11 @@ impl ControlPlaneClient {
     /// The stored bytes of a block (perhaps without its trailing zeros). The caller checks
     /// them against the hash.
     pub async fn fetch_block(&self, hash: &BlockHash) -> Result<Bytes, ControlPlaneError> {
-        let url = format!("{}/blocks/{hash}", self.base);
+        let url = format!(
+            "{}{}",
+            self.base,
+            fill(internal::BLOCK, &[&hash.to_string()])
+        );
         let response = self
             .http
             .get(&url)

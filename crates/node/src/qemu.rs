@@ -102,21 +102,33 @@ impl VmPaths {
     pub fn forwards(&self) -> PathBuf {
         self.dir.join("forwards.json")
     }
+    /// The parts of the spec the running QEMU was started with (JSON), to tell which
+    /// changes wait for its next start.
+    pub fn launched(&self) -> PathBuf {
+        self.dir.join("launched.json")
+    }
     /// The files that exist only while QEMU runs.
-    pub fn runtime_files(&self) -> [PathBuf; 4] {
-        [self.pidfile(), self.qmp(), self.vnc(), self.forwards()]
+    pub fn runtime_files(&self) -> [PathBuf; 5] {
+        [
+            self.pidfile(),
+            self.qmp(),
+            self.vnc(),
+            self.forwards(),
+            self.launched(),
+        ]
     }
 }
 
 /// The command line that runs `spec` as VM `id`, whose root disk stands on the cached
-/// image `base` (of the format `spec` declares).
+/// image `base` (of the format `spec` declares). Forwarded ports are bound by QEMU itself
+/// on a port of the kernel's choosing (`hostfwd=tcp:127.0.0.1:0-…`), so no other process
+/// can take a port between its choice and its use; [`forwards_in`] reads them back.
 pub fn command_line(
     settings: &QemuSettings,
     id: &str,
     spec: &VmSpec,
     paths: &VmPaths,
     base: &Path,
-    forwards: &[PortForward],
 ) -> Vec<OsString> {
     let mut args: Vec<OsString> = Vec::new();
     let mut arg = |a: &str| args.push(a.into());
@@ -186,13 +198,10 @@ pub fn command_line(
     arg("virtio-blk-pci,drive=config");
     for (index, nic) in spec.nics.iter().enumerate() {
         match nic {
-            NicSpec::UserForward { mac, .. } => {
+            NicSpec::UserForward { mac, forward_tcp } => {
                 let mut netdev = format!("user,id=net{index},restrict=on");
-                for forward in forwards {
-                    netdev.push_str(&format!(
-                        ",hostfwd=tcp:127.0.0.1:{}-:{}",
-                        forward.host, forward.guest
-                    ));
+                for guest in forward_tcp {
+                    netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:0-:{guest}"));
                 }
                 arg("-netdev");
                 arg(&netdev);
@@ -202,6 +211,24 @@ pub fn command_line(
         }
     }
     args
+}
+
+/// The forwards QEMU set up, from its `info usernet` text: a line per listening socket,
+/// `TCP[HOST_FORWARD]  fd  host-address host-port  guest-address guest-port  …`.
+pub fn forwards_in(usernet: &str) -> Vec<PortForward> {
+    usernet
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            if fields.next()? != "TCP[HOST_FORWARD]" {
+                return None;
+            }
+            let fields: Vec<&str> = fields.collect();
+            let host = fields.get(2)?.parse().ok()?;
+            let guest = fields.get(4)?.parse().ok()?;
+            Some(PortForward { guest, host })
+        })
+        .collect()
 }
 
 /// The `-blockdev` definitions of the root disk: the read-only base, then the overlay on
@@ -359,6 +386,29 @@ pub fn remove_runtime_files(paths: &VmPaths) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forwards_are_read_from_info_usernet() {
+        let usernet = "Hub -1 (net0):\r\n  Protocol[State]    FD  Source Address  Port   Dest. \
+                       Address  Port RecvQ SendQ\r\n  TCP[HOST_FORWARD]   8       127.0.0.1 \
+                       40047       10.0.2.15    22     0     0\r\n  TCP[HOST_FORWARD]   3 \
+                       127.0.0.1 33893       10.0.2.15    80     0     0\r\n  \
+                       TCP[ESTABLISHED]   9       127.0.0.1 40047       10.0.2.15    22     0 \
+                       0\r\n";
+        assert_eq!(
+            forwards_in(usernet),
+            [
+                PortForward {
+                    guest: 22,
+                    host: 40047
+                },
+                PortForward {
+                    guest: 80,
+                    host: 33893
+                }
+            ]
+        );
+    }
 
     #[test]
     fn the_root_disk_names_its_base_and_nothing_else() {

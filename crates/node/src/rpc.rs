@@ -12,9 +12,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use nefos_node_api::routes::rpc;
 use nefos_node_api::{
-    ConsoleOutput, EnsureVm, ErrorBody, ErrorDetail, NodeInfo, RPC_PREFIX, RebootVm, Secret,
-    StartVm, StopVm, VmStatus,
+    ConsoleOutput, EnsureVm, ErrorBody, ErrorDetail, NodeInfo, PauseVm, RPC_PREFIX, RebootVm,
+    Secret, StartVm, StopVm, VmStatus,
 };
 use serde::Deserialize;
 
@@ -35,13 +36,15 @@ pub struct RpcState {
 pub fn router(state: RpcState) -> Router {
     let rpc_key = state.rpc_key.clone();
     let api = Router::new()
-        .route("/node", get(node_info))
-        .route("/vms", get(list))
-        .route("/vms/{id}", get(status).put(ensure).delete(destroy))
-        .route("/vms/{id}/start", post(start))
-        .route("/vms/{id}/stop", post(stop))
-        .route("/vms/{id}/reboot", post(reboot))
-        .route("/vms/{id}/console", get(console))
+        .route(rpc::NODE, get(node_info))
+        .route(rpc::VMS, get(list))
+        .route(rpc::VM, get(status).put(ensure).delete(destroy))
+        .route(rpc::VM_START, post(start))
+        .route(rpc::VM_STOP, post(stop))
+        .route(rpc::VM_REBOOT, post(reboot))
+        .route(rpc::VM_PAUSE, post(pause))
+        .route(rpc::VM_UNPAUSE, post(unpause))
+        .route(rpc::VM_CONSOLE, get(console))
         .fallback(|| async { RpcError::new(StatusCode::NOT_FOUND, "no such RPC") })
         // A spec carries its image's hashmap: 67 bytes per 4 MiB block.
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -52,7 +55,7 @@ pub fn router(state: RpcState) -> Router {
     Router::new()
         .nest(RPC_PREFIX, api)
         // Liveness for process supervisors; says nothing about the VMs.
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route(rpc::HEALTH, get(|| async { "ok\n" }))
         .fallback(|| async { RpcError::new(StatusCode::NOT_FOUND, "no such RPC") })
 }
 
@@ -139,6 +142,22 @@ async fn reboot(
     Ok(Json(state.vms.reboot(&id, &request).await?))
 }
 
+async fn pause(
+    State(state): State<RpcState>,
+    Path(id): Path<String>,
+    Body(request): Body<PauseVm>,
+) -> Result<Json<VmStatus>, RpcError> {
+    Ok(Json(state.vms.pause(&id, &request).await?))
+}
+
+async fn unpause(
+    State(state): State<RpcState>,
+    Path(id): Path<String>,
+    Body(request): Body<PauseVm>,
+) -> Result<Json<VmStatus>, RpcError> {
+    Ok(Json(state.vms.unpause(&id, &request).await?))
+}
+
 #[derive(Debug, Deserialize)]
 struct DestroyQuery {
     generation: u64,
@@ -200,9 +219,10 @@ impl From<VmError> for RpcError {
             VmError::Invalid { .. } | VmError::DiskTooSmall { .. } | VmError::Immutable { .. } => {
                 StatusCode::BAD_REQUEST
             }
-            VmError::Stale { .. } | VmError::GenerationReused { .. } | VmError::NotRunning => {
-                StatusCode::CONFLICT
-            }
+            VmError::Stale { .. }
+            | VmError::GenerationReused { .. }
+            | VmError::Destroyed { .. }
+            | VmError::NotRunning => StatusCode::CONFLICT,
             VmError::Image(
                 CacheError::BlockSize { .. }
                 | CacheError::BlockCount { .. }

@@ -159,7 +159,8 @@ impl NodeDir {
             accelerator: Accelerator::Tcg,
             cpu_model: DEFAULT_CPU_MODEL.to_owned(),
         };
-        let control_plane = ControlPlaneClient::new(&blocks.url, Secret::new("node-token"));
+        let control_plane =
+            ControlPlaneClient::new(&blocks.url, Secret::new("node-token")).unwrap();
         VmManager::open(&self.path().join("vms"), cache, qemu, control_plane).unwrap()
     }
 }

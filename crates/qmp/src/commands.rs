@@ -127,3 +127,16 @@ impl QmpCommand for DeviceDel {
     const NAME: &'static str = "device_del";
     type Reply = Empty;
 }
+
+/// Runs a human monitor (HMP) command and returns its text. Only for what QMP does not
+/// tell, such as the host ports of user-mode forwards (`info usernet`).
+#[derive(Debug, Clone, Serialize)]
+pub struct HumanMonitorCommand {
+    #[serde(rename = "command-line")]
+    pub command_line: String,
+}
+
+impl QmpCommand for HumanMonitorCommand {
+    const NAME: &'static str = "human-monitor-command";
+    type Reply = String;
+}

@@ -289,10 +289,12 @@ impl Node {
         self.process = Some(NefosProcess::spawn(&binary(), &self.args, &self.url()));
     }
 
+    /// The VM directories on the node (not its tombstones of destroyed VMs).
     pub fn vm_dirs(&self) -> Vec<String> {
         match std::fs::read_dir(self.dir.path().join("vms")) {
             Ok(entries) => entries
                 .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|name| !name.starts_with('.'))
                 .collect(),
             Err(_) => Vec::new(),
         }

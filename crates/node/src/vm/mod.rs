@@ -1,9 +1,14 @@
 //! The VMs of a node: defining them (image, root disk, config drive), running them under
-//! QEMU, and reporting what they really do. Every operation on a VM holds that VM's lock,
-//! is checked against its generation (see `record.rs`) and converges: calling it again
-//! after success changes nothing.
+//! QEMU, and reporting what they really do. Every operation that changes a VM holds that
+//! VM's lock, is checked against its generation (see `record.rs`) and converges: calling
+//! it again after success changes nothing. Reads (status, list, console) take no lock:
+//! the record is replaced atomically, so they never wait behind an image download or a
+//! guest's slow shutdown. File I/O that syncs or walks trees runs off the async runtime,
+//! which `nefos up` shares with the control plane.
 
+mod durable;
 mod record;
+mod tombstone;
 mod validate;
 
 use std::collections::HashMap;
@@ -14,11 +19,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nefos_node_api::{
-    ConsoleOutput, DiskFormat, DiskStatus, EnsureVm, NicSpec, PortForward, PowerState, RebootVm,
-    StartVm, StopVm, VmSpec, VmState, VmStatus,
+    ConsoleOutput, DiskFormat, DiskStatus, EnsureVm, GuestConfig, NicSpec, PauseVm, PowerState,
+    RebootVm, StartVm, StopVm, VmSpec, VmState, VmStatus,
 };
 use nefos_qmp::Qmp;
-use nefos_qmp::commands::{QueryStatus, SystemPowerdown, SystemReset};
+use nefos_qmp::commands::{
+    Cont, HumanMonitorCommand, QueryStatus, Stop, SystemPowerdown, SystemReset,
+};
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::sync::Mutex;
 
@@ -28,6 +36,7 @@ use crate::image_cache::{CacheError, ImageCache, ImageKey};
 use crate::qcow2::{self, OverlayError};
 use crate::qemu::{self, QemuError, QemuSettings, VmPaths};
 use record::{Admission, Operation, VmRecord};
+use tombstone::Tombstones;
 
 #[derive(Debug, Error)]
 pub enum VmError {
@@ -39,6 +48,10 @@ pub enum VmError {
     Stale { got: u64, current: u64 },
     #[error("generation {generation} was already used for another operation on this VM")]
     GenerationReused { generation: u64 },
+    #[error(
+        "the VM was destroyed at generation {destroyed}; generation {got} cannot define it again"
+    )]
+    Destroyed { got: u64, destroyed: u64 },
     #[error("the VM is not running")]
     NotRunning,
     #[error(
@@ -58,6 +71,8 @@ pub enum VmError {
     Qemu(#[source] QemuError),
     #[error("cannot talk to the VM's QEMU")]
     Qmp(#[source] nefos_qmp::QmpError),
+    #[error("QEMU set up {got} of the VM's {wanted} port forwards")]
+    Forwards { wanted: usize, got: usize },
     #[error("QEMU did not exit after SIGKILL")]
     Unkillable,
     #[error("I/O on {path}")]
@@ -70,21 +85,105 @@ pub enum VmError {
 
 /// How long QMP commands may take.
 const QMP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a status read waits for QEMU's monitor, which serves one client at a time: a
+/// monitor busy with an operation makes the status say less, not wait.
+const STATUS_QMP_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a killed QEMU may take to disappear.
 const KILL_WAIT: Duration = Duration::from_secs(10);
+
+/// The parts of a spec a running QEMU cannot take on: they apply when it next starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Launched {
+    vcpus: u32,
+    ram_mib: u64,
+    nics: Vec<NicSpec>,
+    guest: GuestConfig,
+}
+
+impl Launched {
+    fn of(spec: &VmSpec) -> Launched {
+        Launched {
+            vcpus: spec.vcpus,
+            ram_mib: spec.ram_mib,
+            nics: spec.nics.clone(),
+            guest: spec.guest.clone(),
+        }
+    }
+
+    /// The names of what differs between what QEMU runs and `spec`.
+    fn changes_to(&self, spec: &VmSpec) -> Vec<String> {
+        let wanted = Launched::of(spec);
+        [
+            ("vcpus", self.vcpus != wanted.vcpus),
+            ("ram_mib", self.ram_mib != wanted.ram_mib),
+            ("nics", self.nics != wanted.nics),
+            ("guest", self.guest != wanted.guest),
+        ]
+        .into_iter()
+        .filter(|(_, changed)| *changed)
+        .map(|(name, _)| name.to_owned())
+        .collect()
+    }
+}
 
 #[derive(Debug)]
 pub struct VmManager {
     root: PathBuf,
+    tombstones: Tombstones,
     cache: ImageCache,
     qemu: QemuSettings,
     blocks: ControlPlaneClient,
-    locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    locks: Arc<std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>>,
+}
+
+/// The directory under the VMs' root that holds tombstones; not a VM id (ids have no `.`).
+const TOMBSTONES: &str = ".destroyed";
+
+/// Runs blocking file work off the async runtime.
+async fn blocking<T: Send + 'static>(
+    path: &Path,
+    work: impl FnOnce() -> Result<T, VmError> + Send + 'static,
+) -> Result<T, VmError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| VmError::Io {
+            path: path.to_owned(),
+            source: io::Error::other(error),
+        })?
+}
+
+async fn save(paths: &VmPaths, record: &VmRecord) -> Result<(), VmError> {
+    let (path, record) = (paths.state(), record.clone());
+    blocking(&path.clone(), move || record.save(&path)).await
+}
+
+/// A VM's lock, held for one operation. Dropping the last holder of a VM's lock removes it
+/// from the map, so the map holds only VMs being operated on.
+struct VmGuard {
+    id: String,
+    lock: Arc<Mutex<()>>,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+    locks: Arc<std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>>,
+}
+
+impl Drop for VmGuard {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        let mut locks = self
+            .locks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // One reference in the map and ours: nobody else waits for this VM.
+        if Arc::strong_count(&self.lock) == 2 {
+            locks.remove(&self.id);
+        }
+    }
 }
 
 impl VmManager {
-    /// Opens the VMs under `root`, adopting those whose QEMU still runs and removing what a
-    /// crash left of VMs that were never fully defined.
+    /// Opens the VMs under `root`, adopting those whose QEMU still runs, finishing destroys
+    /// a crash interrupted and removing what a crash left of VMs that were never fully
+    /// defined. Blocking: call it before serving, or from `spawn_blocking`.
     pub fn open(
         root: &Path,
         cache: ImageCache,
@@ -96,13 +195,23 @@ impl VmManager {
             source,
         };
         std::fs::create_dir_all(root).map_err(io)?;
+        let tombstones = Tombstones::open(&root.join(TOMBSTONES))?;
+        tombstones.prune(tombstone::KEEP);
         for entry in std::fs::read_dir(root).map_err(io)? {
             let dir = entry.map_err(io)?.path();
-            if !dir.is_dir() {
+            if !dir.is_dir() || dir.file_name().is_some_and(|name| name == TOMBSTONES) {
                 continue;
             }
             let paths = VmPaths::new(dir.clone());
             match VmRecord::load(&paths.state()) {
+                Ok(Some(record))
+                    if tombstones
+                        .generation(&record.id)?
+                        .is_some_and(|destroyed| destroyed >= record.generation) =>
+                {
+                    tracing::info!(vm = %record.id, "finishing an interrupted destroy");
+                    discard(&paths);
+                }
                 Ok(Some(record)) => match qemu::running_pid(&paths) {
                     Some(pid) => tracing::info!(vm = %record.id, pid, "adopted a running VM"),
                     None => {
@@ -121,10 +230,11 @@ impl VmManager {
         }
         Ok(VmManager {
             root: root.to_owned(),
+            tombstones,
             cache,
             qemu,
             blocks,
-            locks: std::sync::Mutex::new(HashMap::new()),
+            locks: Arc::default(),
         })
     }
 
@@ -136,7 +246,7 @@ impl VmManager {
         VmPaths::new(self.root.join(id))
     }
 
-    async fn lock(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+    async fn lock(&self, id: &str) -> VmGuard {
         let lock = self
             .locks
             .lock()
@@ -144,7 +254,21 @@ impl VmManager {
             .entry(id.to_owned())
             .or_default()
             .clone();
-        lock.lock_owned().await
+        let guard = lock.clone().lock_owned().await;
+        VmGuard {
+            id: id.to_owned(),
+            lock,
+            guard: Some(guard),
+            locks: self.locks.clone(),
+        }
+    }
+
+    /// How many VMs have a lock entry: those being operated on. For tests.
+    pub fn locked_vm_count(&self) -> usize {
+        self.locks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
     }
 
     fn existing(&self, id: &str) -> Result<(VmPaths, VmRecord), VmError> {
@@ -156,7 +280,9 @@ impl VmManager {
         }
     }
 
-    /// Defines the VM if needed and brings it to the asked power state.
+    /// Defines the VM if needed and brings it to the asked power state. Changes to the
+    /// vCPUs, RAM, NICs or guest configuration of a running VM are recorded and apply at
+    /// its next start (the status lists them as `pending_changes`).
     pub async fn ensure(&self, id: &str, request: &EnsureVm) -> Result<VmStatus, VmError> {
         validate::vm_id(id)?;
         validate::spec(&request.spec)?;
@@ -171,14 +297,27 @@ impl VmManager {
         }
         let _guard = self.lock(id).await;
         let paths = self.paths(id);
+        let tombstones = self.tombstones.clone();
+        let owned_id = id.to_owned();
+        let destroyed = blocking(&self.root, move || tombstones.generation(&owned_id)).await?;
+        if let Some(destroyed) = destroyed
+            && request.generation <= destroyed
+        {
+            return Err(VmError::Destroyed {
+                got: request.generation,
+                destroyed,
+            });
+        }
         let record = match VmRecord::load(&paths.state())? {
             None => {
                 let record = self.define(id, request, &key, &paths).await?;
-                if request.power == PowerState::Running
-                    && let Err(error) = self.start_qemu(&paths, &record).await
-                {
+                if destroyed.is_some() {
+                    let (tombstones, id) = (self.tombstones.clone(), id.to_owned());
+                    blocking(&self.root, move || tombstones.remove(&id)).await?;
+                }
+                if let Err(error) = self.converge(&paths, &record).await {
                     // A VM that never ran leaves nothing behind.
-                    discard(&paths);
+                    discard_off_runtime(&paths).await;
                     return Err(error);
                 }
                 record
@@ -205,7 +344,8 @@ impl VmManager {
                 record.operation = Operation::Ensure;
                 record.spec = request.spec.clone();
                 record.power = request.power;
-                record.save(&paths.state())?;
+                record.unfinished = false;
+                save(&paths, &record).await?;
                 self.converge(&paths, &record).await?;
                 record
             }
@@ -237,37 +377,48 @@ impl VmManager {
         for problem in &image.inspection.boot_problems {
             tracing::warn!(vm = id, image = %image.id, %problem, "the VM is unlikely to boot");
         }
-        let make = || -> Result<VmRecord, VmError> {
-            std::fs::create_dir(&paths.dir).map_err(|source| VmError::Io {
-                path: paths.dir.clone(),
-                source,
-            })?;
-            qcow2::create_overlay(
-                &paths.disk(),
-                &image.path,
-                image.inspection.format,
-                request.spec.disk_bytes,
-            )
-            .map_err(VmError::Disk)?;
-            let record = VmRecord {
-                id: id.to_owned(),
-                generation: request.generation,
-                operation: Operation::Ensure,
-                power: request.power,
-                spec: request.spec.clone(),
-                image_id: image.id.clone(),
-            };
-            record.save(&paths.state())?;
-            Ok(record)
+        let record = VmRecord {
+            id: id.to_owned(),
+            generation: request.generation,
+            operation: Operation::Ensure,
+            power: request.power,
+            spec: request.spec.clone(),
+            image_id: image.id.clone(),
+            unfinished: false,
         };
-        make().inspect_err(|_| discard(paths))
+        let (paths, saved) = (paths.clone(), record.clone());
+        blocking(&paths.dir.clone(), move || {
+            let make = || -> Result<(), VmError> {
+                std::fs::create_dir(&paths.dir).map_err(|source| VmError::Io {
+                    path: paths.dir.clone(),
+                    source,
+                })?;
+                qcow2::create_overlay(
+                    &paths.disk(),
+                    &image.path,
+                    image.inspection.format,
+                    saved.spec.disk_bytes,
+                )
+                .map_err(VmError::Disk)?;
+                saved.save(&paths.state())
+            };
+            make().inspect_err(|_| discard(&paths))
+        })
+        .await?;
+        Ok(record)
     }
 
-    /// Starts or stops QEMU to match the record's power state.
+    /// Brings QEMU to the record's power state.
     async fn converge(&self, paths: &VmPaths, record: &VmRecord) -> Result<(), VmError> {
         let pid = qemu::running_pid(paths);
         match (record.power, pid) {
-            (PowerState::Running, None) => self.start_qemu(paths, record).await,
+            (PowerState::Running | PowerState::Paused, None) => {
+                self.start_qemu(paths, record).await?;
+                if record.power == PowerState::Paused {
+                    execute(paths, &Stop {}).await?;
+                }
+                Ok(())
+            }
             (PowerState::Stopped, Some(pid)) => {
                 stop_qemu(
                     paths,
@@ -276,60 +427,145 @@ impl VmManager {
                 )
                 .await
             }
-            _ => Ok(()),
+            (PowerState::Running, Some(_)) => {
+                // Only a pause is undone: other non-running states (an incoming
+                // migration, an I/O error) are not ours to resume.
+                if execute(paths, &QueryStatus {}).await?.status == "paused" {
+                    execute(paths, &Cont {}).await?;
+                }
+                Ok(())
+            }
+            (PowerState::Paused, Some(_)) => {
+                if execute(paths, &QueryStatus {}).await?.running {
+                    execute(paths, &Stop {}).await?;
+                }
+                Ok(())
+            }
+            (PowerState::Stopped, None) => Ok(()),
         }
+    }
+
+    /// Records a new operation on an existing VM (or recognises a retry of it) and sets the
+    /// power state it asks for.
+    async fn apply(
+        &self,
+        id: &str,
+        generation: u64,
+        operation: Operation,
+        power: PowerState,
+    ) -> Result<(VmPaths, VmRecord), VmError> {
+        let (paths, mut record) = self.existing(id)?;
+        record.admit(generation, operation)?;
+        record.generation = generation;
+        record.operation = operation;
+        record.power = power;
+        record.unfinished = false;
+        save(&paths, &record).await?;
+        Ok((paths, record))
     }
 
     pub async fn start(&self, id: &str, request: &StartVm) -> Result<VmStatus, VmError> {
         let _guard = self.lock(id).await;
-        let (paths, mut record) = self.existing(id)?;
-        record.admit(request.generation, Operation::Start)?;
-        record.generation = request.generation;
-        record.operation = Operation::Start;
-        record.power = PowerState::Running;
-        record.save(&paths.state())?;
+        let (paths, record) = self
+            .apply(
+                id,
+                request.generation,
+                Operation::Start,
+                PowerState::Running,
+            )
+            .await?;
         self.converge(&paths, &record).await?;
         self.status_of(&paths, &record).await
     }
 
     pub async fn stop(&self, id: &str, request: &StopVm) -> Result<VmStatus, VmError> {
         let _guard = self.lock(id).await;
-        let (paths, mut record) = self.existing(id)?;
-        record.admit(request.generation, Operation::Stop)?;
-        record.generation = request.generation;
-        record.operation = Operation::Stop;
-        record.power = PowerState::Stopped;
-        record.save(&paths.state())?;
+        let (paths, record) = self
+            .apply(id, request.generation, Operation::Stop, PowerState::Stopped)
+            .await?;
         if let Some(pid) = qemu::running_pid(&paths) {
             stop_qemu(&paths, pid, Duration::from_secs(request.timeout_seconds)).await?;
         }
         self.status_of(&paths, &record).await
     }
 
+    /// Stops the guest's vCPUs; it keeps its memory. Only a VM whose QEMU runs.
+    pub async fn pause(&self, id: &str, request: &PauseVm) -> Result<VmStatus, VmError> {
+        self.set_paused(id, request.generation, true).await
+    }
+
+    pub async fn unpause(&self, id: &str, request: &PauseVm) -> Result<VmStatus, VmError> {
+        self.set_paused(id, request.generation, false).await
+    }
+
+    async fn set_paused(
+        &self,
+        id: &str,
+        generation: u64,
+        paused: bool,
+    ) -> Result<VmStatus, VmError> {
+        let _guard = self.lock(id).await;
+        let (paths, _) = self.existing(id)?;
+        if qemu::running_pid(&paths).is_none() {
+            return Err(VmError::NotRunning);
+        }
+        let (operation, power) = if paused {
+            (Operation::Pause, PowerState::Paused)
+        } else {
+            (Operation::Unpause, PowerState::Running)
+        };
+        let (paths, record) = self.apply(id, generation, operation, power).await?;
+        self.converge(&paths, &record).await?;
+        self.status_of(&paths, &record).await
+    }
+
+    /// Reboots a running VM. A reboot is done once per generation: it is recorded as
+    /// unfinished before it acts and finished after, so a retry after a failure reboots
+    /// and a retry after success does not. Changes waiting for a restart make any reboot
+    /// restart QEMU, as a hard reboot in Nova redefines the guest.
     pub async fn reboot(&self, id: &str, request: &RebootVm) -> Result<VmStatus, VmError> {
         let _guard = self.lock(id).await;
         let (paths, mut record) = self.existing(id)?;
         let operation = Operation::Reboot { hard: request.hard };
-        if record.admit(request.generation, operation)? == Admission::New {
-            let pid = qemu::running_pid(&paths).ok_or(VmError::NotRunning)?;
-            record.generation = request.generation;
-            record.operation = operation;
-            record.power = PowerState::Running;
-            record.save(&paths.state())?;
-            if request.hard {
-                let qmp = Qmp::connect(&paths.qmp(), QMP_TIMEOUT)
-                    .await
-                    .map_err(VmError::Qmp)?;
-                qmp.execute(&SystemReset {}).await.map_err(VmError::Qmp)?;
-            } else {
+        match record.admit(request.generation, operation)? {
+            Admission::New => {
+                if qemu::running_pid(&paths).is_none() {
+                    return Err(VmError::NotRunning);
+                }
+                record.generation = request.generation;
+                record.operation = operation;
+                record.power = PowerState::Running;
+                record.unfinished = true;
+                save(&paths, &record).await?;
+            }
+            Admission::Retry if !record.unfinished => {
+                return self.status_of(&paths, &record).await;
+            }
+            Admission::Retry => {}
+        }
+        let restart = !self.pending_changes(&paths, &record).await.is_empty();
+        match qemu::running_pid(&paths) {
+            // A reboot cut short between its stop and its start.
+            None => self.start_qemu(&paths, &record).await?,
+            Some(_) if request.hard && !restart => {
+                execute(&paths, &SystemReset {}).await?;
+            }
+            Some(pid) if request.hard => {
+                kill_qemu(&paths, pid).await?;
+                self.start_qemu(&paths, &record).await?;
+            }
+            Some(pid) => {
                 stop_qemu(&paths, pid, Duration::from_secs(request.timeout_seconds)).await?;
                 self.start_qemu(&paths, &record).await?;
             }
         }
+        record.unfinished = false;
+        save(&paths, &record).await?;
         self.status_of(&paths, &record).await
     }
 
-    /// Kills QEMU and removes the VM's directory. A VM the node lacks is already gone.
+    /// Kills QEMU and removes the VM's directory, leaving a tombstone of the generation so
+    /// an older call cannot bring the VM back. A VM the node lacks is already gone.
     pub async fn destroy(&self, id: &str, generation: u64) -> Result<(), VmError> {
         validate::vm_id(id)?;
         let _guard = self.lock(id).await;
@@ -342,28 +578,33 @@ impl VmManager {
                 current: record.generation,
             });
         }
+        let (tombstones, owned_id) = (self.tombstones.clone(), id.to_owned());
+        blocking(&self.root, move || {
+            // A tombstone never goes back: a destroy older than the last is a no-op.
+            match tombstones.generation(&owned_id)? {
+                Some(destroyed) if destroyed >= generation => Ok(()),
+                _ => tombstones.bury(&owned_id, generation),
+            }
+        })
+        .await?;
         if let Some(pid) = qemu::running_pid(&paths) {
-            qemu::kill(pid);
-            if !qemu::wait_exit(&paths, pid, KILL_WAIT).await {
-                return Err(VmError::Unkillable);
-            }
+            kill_qemu(&paths, pid).await?;
         }
-        match std::fs::remove_dir_all(&paths.dir) {
-            Ok(()) => {}
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(VmError::Io {
-                    path: paths.dir.clone(),
-                    source,
-                });
-            }
-        }
-        tracing::info!(vm = id, "destroyed");
+        let dir = paths.dir.clone();
+        blocking(&dir.clone(), move || match std::fs::remove_dir_all(&dir) {
+            Ok(()) => durable::sync_parent(&dir).map_err(|source| VmError::Io {
+                path: dir.clone(),
+                source,
+            }),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(VmError::Io { path: dir, source }),
+        })
+        .await?;
+        tracing::info!(vm = id, generation, "destroyed");
         Ok(())
     }
 
     pub async fn status(&self, id: &str) -> Result<VmStatus, VmError> {
-        let _guard = self.lock(id).await;
         let (paths, record) = self.existing(id)?;
         self.status_of(&paths, &record).await
     }
@@ -374,8 +615,8 @@ impl VmManager {
             source,
         };
         let mut ids = Vec::new();
-        for entry in std::fs::read_dir(&self.root).map_err(io)? {
-            let entry = entry.map_err(io)?;
+        let mut entries = tokio::fs::read_dir(&self.root).await.map_err(io)?;
+        while let Some(entry) = entries.next_entry().await.map_err(io)? {
             if let Some(name) = entry.file_name().to_str() {
                 ids.push(name.to_owned());
             }
@@ -385,7 +626,7 @@ impl VmManager {
         for id in ids {
             match self.status(&id).await {
                 Ok(status) => statuses.push(status),
-                // Destroyed meanwhile, or a stray file.
+                // Destroyed or being defined meanwhile, a tombstone, or a stray file.
                 Err(VmError::NotFound { .. } | VmError::Invalid { .. }) => {}
                 Err(error) => return Err(error),
             }
@@ -409,12 +650,7 @@ impl VmManager {
     pub async fn console(&self, id: &str, max_bytes: u64) -> Result<ConsoleOutput, VmError> {
         let (paths, _) = self.existing(id)?;
         let path = paths.console();
-        let output = tokio::task::spawn_blocking(move || tail(&path, max_bytes))
-            .await
-            .map_err(|e| VmError::Io {
-                path: paths.console(),
-                source: io::Error::other(e),
-            })??;
+        let output = blocking(&path.clone(), move || tail(&path, max_bytes)).await?;
         Ok(ConsoleOutput { output })
     }
 
@@ -429,18 +665,28 @@ impl VmManager {
         config_drive::build(&paths.config_drive(), spec.guest.layout, &files)
             .await
             .map_err(VmError::ConfigDrive)?;
-        let forwards = allocate_forwards(spec)?;
-        let args = qemu::command_line(&self.qemu, id, spec, paths, &base, &forwards);
+        let args = qemu::command_line(&self.qemu, id, spec, paths, &base);
         let pid = qemu::launch(&self.qemu, &args, paths)
             .await
             .map_err(VmError::Qemu)?;
-        let forwards_json = serde_json::to_vec(&forwards).unwrap_or_default();
-        std::fs::write(paths.forwards(), forwards_json).map_err(|source| VmError::Io {
-            path: paths.forwards(),
-            source,
-        })?;
+        if let Err(error) = record_launch(paths, spec).await {
+            // A QEMU whose forwards are unknown is of no use to the control plane.
+            kill_qemu(paths, pid).await?;
+            return Err(error);
+        }
         tracing::info!(vm = id, pid, "started");
         Ok(())
+    }
+
+    /// What of the record's spec the running QEMU lacks; nothing when QEMU is not running
+    /// or was started by an agent that did not record it.
+    async fn pending_changes(&self, paths: &VmPaths, record: &VmRecord) -> Vec<String> {
+        match tokio::fs::read(paths.launched()).await {
+            Ok(bytes) => serde_json::from_slice::<Launched>(&bytes)
+                .map(|launched| launched.changes_to(&record.spec))
+                .unwrap_or_default(),
+            Err(_) => Vec::new(),
+        }
     }
 
     async fn status_of(&self, paths: &VmPaths, record: &VmRecord) -> Result<VmStatus, VmError> {
@@ -451,21 +697,25 @@ impl VmManager {
                 Ok(status) if status.running => (VmState::Running, Some(status.status)),
                 Ok(status) => (VmState::Paused, Some(status.status)),
                 Err(error) => {
-                    // QEMU is alive but its monitor did not answer; it may be exiting.
-                    tracing::warn!(vm = %record.id, %error, "query-status failed");
+                    // QEMU is alive but its monitor did not answer: busy with another
+                    // client, or exiting.
+                    tracing::debug!(vm = %record.id, %error, "query-status failed");
                     (VmState::Running, None)
                 }
             },
         };
-        let forwards = if pid.is_some() {
-            std::fs::read(paths.forwards())
+        let (forwards, pending_changes) = if pid.is_some() {
+            let forwards = tokio::fs::read(paths.forwards())
+                .await
                 .ok()
                 .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-                .unwrap_or_default()
+                .unwrap_or_default();
+            (forwards, self.pending_changes(paths, record).await)
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
-        let allocated_bytes = std::fs::metadata(paths.disk())
+        let allocated_bytes = tokio::fs::metadata(paths.disk())
+            .await
             .map(|m| m.blocks() * 512)
             .unwrap_or(0);
         Ok(VmStatus {
@@ -482,24 +732,83 @@ impl VmManager {
                 allocated_bytes,
             },
             image_id: record.image_id.clone(),
+            pending_changes,
         })
     }
 }
 
-async fn query_status(paths: &VmPaths) -> Result<nefos_qmp::commands::StatusInfo, VmError> {
+/// Reads back the ports QEMU bound for the VM's forwards and writes them, with what QEMU
+/// was started with, to the run directory.
+async fn record_launch(paths: &VmPaths, spec: &VmSpec) -> Result<(), VmError> {
+    let wanted: usize = spec
+        .nics
+        .iter()
+        .map(|nic| match nic {
+            NicSpec::UserForward { forward_tcp, .. } => forward_tcp.len(),
+        })
+        .sum();
+    let forwards = if wanted == 0 {
+        Vec::new()
+    } else {
+        let usernet = execute(
+            paths,
+            &HumanMonitorCommand {
+                command_line: "info usernet".to_owned(),
+            },
+        )
+        .await?;
+        qemu::forwards_in(&usernet)
+    };
+    if forwards.len() != wanted {
+        return Err(VmError::Forwards {
+            wanted,
+            got: forwards.len(),
+        });
+    }
+    let write = |path: PathBuf, value: serde_json::Result<Vec<u8>>| async move {
+        let bytes = value.map_err(|e| VmError::Io {
+            path: path.clone(),
+            source: io::Error::new(io::ErrorKind::InvalidData, e),
+        })?;
+        tokio::fs::write(&path, bytes)
+            .await
+            .map_err(|source| VmError::Io { path, source })
+    };
+    write(paths.forwards(), serde_json::to_vec(&forwards)).await?;
+    write(paths.launched(), serde_json::to_vec(&Launched::of(spec))).await
+}
+
+/// Runs one QMP command on the VM's QEMU.
+async fn execute<C: nefos_qmp::commands::QmpCommand>(
+    paths: &VmPaths,
+    command: &C,
+) -> Result<C::Reply, VmError> {
     let qmp = Qmp::connect(&paths.qmp(), QMP_TIMEOUT)
+        .await
+        .map_err(VmError::Qmp)?;
+    qmp.execute(command).await.map_err(VmError::Qmp)
+}
+
+async fn query_status(paths: &VmPaths) -> Result<nefos_qmp::commands::StatusInfo, VmError> {
+    let qmp = Qmp::connect(&paths.qmp(), STATUS_QMP_TIMEOUT)
         .await
         .map_err(VmError::Qmp)?;
     qmp.execute(&QueryStatus {}).await.map_err(VmError::Qmp)
 }
 
+/// Kills the VM's QEMU at once and waits for it to go.
+async fn kill_qemu(paths: &VmPaths, pid: u32) -> Result<(), VmError> {
+    qemu::kill(pid);
+    if !qemu::wait_exit(paths, pid, KILL_WAIT).await {
+        return Err(VmError::Unkillable);
+    }
+    qemu::remove_runtime_files(paths);
+    Ok(())
+}
+
 /// ACPI power button, then SIGKILL if the guest has not powered off within `timeout`.
 async fn stop_qemu(paths: &VmPaths, pid: u32, timeout: Duration) -> Result<(), VmError> {
-    let asked = async {
-        let qmp = Qmp::connect(&paths.qmp(), QMP_TIMEOUT).await?;
-        qmp.execute(&SystemPowerdown {}).await
-    };
-    let exited = match asked.await {
+    let exited = match execute(paths, &SystemPowerdown {}).await {
         Ok(_) => {
             let exited = qemu::wait_exit(paths, pid, timeout).await;
             if !exited {
@@ -514,43 +823,14 @@ async fn stop_qemu(paths: &VmPaths, pid: u32, timeout: Duration) -> Result<(), V
     };
     // Only a process still known to be this VM's QEMU is killed: its pid may be reused.
     if !exited && qemu::running_pid(paths) == Some(pid) {
-        qemu::kill(pid);
-        if !qemu::wait_exit(paths, pid, KILL_WAIT).await {
-            return Err(VmError::Unkillable);
-        }
+        return kill_qemu(paths, pid).await;
     }
     qemu::remove_runtime_files(paths);
     Ok(())
 }
 
-/// A free loopback port for each forwarded guest port.
-fn allocate_forwards(spec: &VmSpec) -> Result<Vec<PortForward>, VmError> {
-    let mut forwards = Vec::new();
-    // Held until all are chosen so that no two forwards get the same port.
-    let mut held = Vec::new();
-    for nic in &spec.nics {
-        let NicSpec::UserForward { forward_tcp, .. } = nic;
-        for &guest in forward_tcp {
-            let listener =
-                std::net::TcpListener::bind("127.0.0.1:0").map_err(|source| VmError::Io {
-                    path: PathBuf::from("127.0.0.1:0"),
-                    source,
-                })?;
-            let host = listener
-                .local_addr()
-                .map_err(|source| VmError::Io {
-                    path: PathBuf::from("127.0.0.1:0"),
-                    source,
-                })?
-                .port();
-            held.push(listener);
-            forwards.push(PortForward { guest, host });
-        }
-    }
-    Ok(forwards)
-}
-
 /// Removes a VM's directory after a failed definition, killing a QEMU that may run in it.
+/// Blocking.
 fn discard(paths: &VmPaths) {
     if let Some(pid) = qemu::running_pid(paths) {
         qemu::kill(pid);
@@ -559,6 +839,13 @@ fn discard(paths: &VmPaths) {
         && error.kind() != io::ErrorKind::NotFound
     {
         tracing::error!(dir = %paths.dir.display(), %error, "cannot remove a failed VM's directory");
+    }
+}
+
+async fn discard_off_runtime(paths: &VmPaths) {
+    let paths = paths.clone();
+    if let Err(error) = tokio::task::spawn_blocking(move || discard(&paths)).await {
+        tracing::error!(%error, "cannot remove a failed VM's directory");
     }
 }
 

@@ -2,13 +2,13 @@
 //! and power state last asked for, and the generation and kind of the last operation, so
 //! that a retried call is recognised as one.
 
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 
 use nefos_node_api::{PowerState, VmSpec};
 use serde::{Deserialize, Serialize};
 
-use super::VmError;
+use super::{VmError, durable};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -17,6 +17,8 @@ pub enum Operation {
     Start,
     Stop,
     Reboot { hard: bool },
+    Pause,
+    Unpause,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +29,10 @@ pub struct VmRecord {
     pub power: PowerState,
     pub spec: VmSpec,
     pub image_id: String,
+    /// The operation was recorded but has not finished: a retry of it does it again.
+    /// Only one-shot operations (a reboot) need this; the others converge on the state.
+    #[serde(default)]
+    pub unfinished: bool,
 }
 
 /// What to do with a call of generation `generation`.
@@ -73,24 +79,14 @@ impl VmRecord {
         }
     }
 
-    /// Replaces the record atomically and durably.
+    /// Replaces the record atomically and durably. Blocking.
     pub fn save(&self, path: &Path) -> Result<(), VmError> {
         let io = |source| VmError::Io {
             path: path.to_owned(),
             source,
         };
-        let temp = path.with_extension("json.tmp");
         let bytes = serde_json::to_vec_pretty(self)
             .map_err(|e| io(io::Error::new(io::ErrorKind::InvalidData, e)))?;
-        let mut file = std::fs::File::create(&temp).map_err(io)?;
-        file.write_all(&bytes).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        std::fs::rename(&temp, path).map_err(io)?;
-        if let Some(dir) = path.parent() {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io)?;
-        }
-        Ok(())
+        durable::write(path, &bytes).map_err(io)
     }
 }

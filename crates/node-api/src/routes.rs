@@ -1,0 +1,39 @@
+//! Every path of the two internal APIs, declared once: the servers route on these
+//! templates and the clients fill them ([`nefos_route::fill`]).
+
+/// The node's RPC API, under [`crate::RPC_PREFIX`]; the control plane calls it.
+pub mod rpc {
+    /// `GET`: the node's [`crate::NodeInfo`].
+    pub const NODE: &str = "/node";
+    /// `GET`: every VM's [`crate::VmStatus`].
+    pub const VMS: &str = "/vms";
+    /// `GET` status, `PUT` [`crate::EnsureVm`], `DELETE ?generation=N`.
+    pub const VM: &str = "/vms/{id}";
+    /// `POST` [`crate::StartVm`].
+    pub const VM_START: &str = "/vms/{id}/start";
+    /// `POST` [`crate::StopVm`].
+    pub const VM_STOP: &str = "/vms/{id}/stop";
+    /// `POST` [`crate::RebootVm`].
+    pub const VM_REBOOT: &str = "/vms/{id}/reboot";
+    /// `POST` [`crate::PauseVm`]: the vCPUs stop, the guest stays in memory.
+    pub const VM_PAUSE: &str = "/vms/{id}/pause";
+    /// `POST` [`crate::PauseVm`]: the vCPUs run again.
+    pub const VM_UNPAUSE: &str = "/vms/{id}/unpause";
+    /// `GET ?max_bytes=N`: the tail of the serial console.
+    pub const VM_CONSOLE: &str = "/vms/{id}/console";
+    /// `GET`, outside the prefix and unauthenticated: liveness for process supervisors.
+    pub const HEALTH: &str = "/healthz";
+}
+
+/// The control plane's internal API, under [`crate::INTERNAL_PREFIX`]; nodes call it.
+pub mod internal {
+    /// `POST` [`crate::JoinRequest`] → [`crate::NodeCredential`]; the only call without a
+    /// node token.
+    pub const ENROLL: &str = "/enroll";
+    /// `PUT` [`crate::NodeInfo`]: the node (re)registers as it starts.
+    pub const NODE: &str = "/nodes/{id}";
+    /// `POST` [`crate::Heartbeat`].
+    pub const NODE_HEARTBEAT: &str = "/nodes/{id}/heartbeat";
+    /// `GET`: the stored bytes of one block granted to the calling node.
+    pub const BLOCK: &str = "/blocks/{hash}";
+}
