@@ -38,12 +38,24 @@ pub struct Node {
     /// Microseconds since the epoch.
     pub registered_at: i64,
     pub heartbeat_at: i64,
+    /// Drained by an operator: nothing new is placed on it.
+    pub drained: bool,
 }
+
+/// A node that missed this many of its heartbeats is down.
+pub const MISSED_HEARTBEATS: u32 = 3;
 
 impl Node {
     /// Whether the node was heard from within `silence` before `now` (microseconds).
     pub fn is_alive(&self, now: i64, silence: Duration) -> bool {
         now.saturating_sub(self.heartbeat_at) <= micros(silence)
+    }
+
+    /// Whether the node is up at `now`: it has missed fewer than [`MISSED_HEARTBEATS`] of
+    /// the heartbeats its own interval promises.
+    pub fn is_up(&self, now: i64) -> bool {
+        let interval = Duration::from_secs(self.info.heartbeat_seconds.max(1));
+        self.is_alive(now, interval * MISSED_HEARTBEATS)
     }
 }
 
@@ -214,6 +226,8 @@ impl NodeRegistry {
             running_vms: 0,
             registered_at: now,
             heartbeat_at: now,
+            heartbeat_seconds: to_i64(info.heartbeat_seconds),
+            drained: 0,
         };
         queries::upsert_node(self.db.pool(), &row).await?;
         tracing::info!(node = %info.id, rpc = %info.rpc_url, "node registered");
@@ -272,10 +286,12 @@ fn node_of(row: NodeRow) -> Node {
             accelerator,
             qemu_version: row.qemu_version,
             agent_version: row.agent_version,
+            heartbeat_seconds: to_u64(row.heartbeat_seconds),
         },
         running_vms: u32::try_from(row.running_vms).unwrap_or(0),
         registered_at: row.registered_at,
         heartbeat_at: row.heartbeat_at,
+        drained: row.drained != 0,
     }
 }
 

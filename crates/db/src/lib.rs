@@ -13,6 +13,7 @@ pub mod identity;
 pub mod image;
 mod migrate;
 pub mod quota;
+pub mod saga;
 pub mod storage;
 pub mod time;
 mod transaction;

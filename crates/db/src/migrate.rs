@@ -54,6 +54,11 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "images",
         sql: include_str!("../migrations/0007_images.sql"),
     },
+    Migration {
+        version: 8,
+        name: "compute",
+        sql: include_str!("../migrations/0008_compute.sql"),
+    },
 ];
 
 /// Where a database's schema stands relative to this binary.

@@ -225,6 +225,14 @@ pub struct NodeInfo {
     pub accelerator: Accelerator,
     pub qemu_version: String,
     pub agent_version: String,
+    /// How often the node heartbeats: it is down once it has missed a few.
+    #[serde(default = "default_heartbeat_seconds")]
+    pub heartbeat_seconds: u64,
+}
+
+/// What nodes that did not say heartbeat at.
+pub fn default_heartbeat_seconds() -> u64 {
+    10
 }
 
 /// A node's periodic sign of life.

@@ -214,6 +214,7 @@ impl NodeAgent {
             accelerator,
             qemu_version: host::qemu_version(&config.qemu_binary).await,
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            heartbeat_seconds: config.heartbeat_seconds.max(1),
         };
         tracing::info!(node = %info.id, rpc = %info.rpc_url, accelerator = accelerator.as_str(), "node agent ready");
         Ok(NodeAgent {

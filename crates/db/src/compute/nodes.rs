@@ -19,11 +19,19 @@ pub struct NodeRow {
     pub running_vms: i64,
     pub registered_at: i64,
     pub heartbeat_at: i64,
+    pub heartbeat_seconds: i64,
+    /// Set by an operator, not by registration (which leaves it as it is); 0 or 1, as
+    /// `Any` reads booleans (see `flag.rs`).
+    pub drained: i64,
 }
 
 const COLUMNS: &str = "id, rpc_url, cpus, ram_mib, disk_free_bytes, disk_total_bytes, \
     guest_cpu_model, host_cpu, accelerator, qemu_version, agent_version, running_vms, \
-    registered_at, heartbeat_at";
+    registered_at, heartbeat_at, heartbeat_seconds";
+
+const SELECT_COLUMNS: &str = "id, rpc_url, cpus, ram_mib, disk_free_bytes, disk_total_bytes, \
+    guest_cpu_model, host_cpu, accelerator, qemu_version, agent_version, running_vms, \
+    registered_at, heartbeat_at, heartbeat_seconds, CAST(drained AS INTEGER) AS drained";
 
 /// Inserts the node or replaces its self-description (a re-registration).
 pub async fn upsert_node<'c>(
@@ -32,7 +40,7 @@ pub async fn upsert_node<'c>(
 ) -> Result<(), DbError> {
     sqlx::query(&format!(
         "INSERT INTO compute_nodes ({COLUMNS})
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
          ON CONFLICT (id) DO UPDATE SET
            rpc_url = excluded.rpc_url, cpus = excluded.cpus, ram_mib = excluded.ram_mib,
            disk_free_bytes = excluded.disk_free_bytes,
@@ -40,7 +48,8 @@ pub async fn upsert_node<'c>(
            guest_cpu_model = excluded.guest_cpu_model, host_cpu = excluded.host_cpu,
            accelerator = excluded.accelerator, qemu_version = excluded.qemu_version,
            agent_version = excluded.agent_version, running_vms = excluded.running_vms,
-           registered_at = excluded.registered_at, heartbeat_at = excluded.heartbeat_at"
+           registered_at = excluded.registered_at, heartbeat_at = excluded.heartbeat_at,
+           heartbeat_seconds = excluded.heartbeat_seconds"
     ))
     .bind(&row.id)
     .bind(&row.rpc_url)
@@ -56,6 +65,7 @@ pub async fn upsert_node<'c>(
     .bind(row.running_vms)
     .bind(row.registered_at)
     .bind(row.heartbeat_at)
+    .bind(row.heartbeat_seconds)
     .execute(ex)
     .await
     .map_err(DbError::query("register a node"))?;
@@ -87,10 +97,12 @@ pub async fn record_heartbeat<'c>(
 pub async fn list_nodes<'c>(
     ex: impl Executor<'c, Database = Any>,
 ) -> Result<Vec<NodeRow>, DbError> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM compute_nodes ORDER BY id"))
-        .fetch_all(ex)
-        .await
-        .map_err(DbError::query("list nodes"))
+    sqlx::query_as(&format!(
+        "SELECT {SELECT_COLUMNS} FROM compute_nodes ORDER BY id"
+    ))
+    .fetch_all(ex)
+    .await
+    .map_err(DbError::query("list nodes"))
 }
 
 pub async fn get_node<'c>(
@@ -98,7 +110,7 @@ pub async fn get_node<'c>(
     id: &str,
 ) -> Result<Option<NodeRow>, DbError> {
     sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM compute_nodes WHERE id = $1"
+        "SELECT {SELECT_COLUMNS} FROM compute_nodes WHERE id = $1"
     ))
     .bind(id)
     .fetch_optional(ex)
@@ -116,5 +128,20 @@ pub async fn delete_node<'c>(
         .execute(ex)
         .await
         .map_err(DbError::query("delete a node"))?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Drains or undrains a node; false if it is not registered.
+pub async fn set_drained<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    id: &str,
+    drained: bool,
+) -> Result<bool, DbError> {
+    let done = sqlx::query("UPDATE compute_nodes SET drained = $2 WHERE id = $1")
+        .bind(id)
+        .bind(drained)
+        .execute(ex)
+        .await
+        .map_err(DbError::query("drain a node"))?;
     Ok(done.rows_affected() > 0)
 }

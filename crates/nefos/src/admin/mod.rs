@@ -541,9 +541,6 @@ async fn print_projects(quotas: &Quotas, projects: &[Project]) -> anyhow::Result
     Ok(())
 }
 
-/// A node that missed this many heartbeats is shown as down.
-const MISSED_HEARTBEATS: u32 = 3;
-
 async fn node(db: nefos_db::Database, command: NodeCommand) -> anyhow::Result<()> {
     match command {
         NodeCommand::List => list_nodes(db).await,
@@ -591,10 +588,15 @@ async fn list_nodes(db: nefos_db::Database) -> anyhow::Result<()> {
         "last heartbeat",
     ]);
     for node in nodes {
-        let alive = node.is_alive(now, Duration::from_secs(10) * MISSED_HEARTBEATS);
+        let alive = node.is_up(now);
         table.add_row([
             node.info.id.clone(),
-            if alive { "up" } else { "down" }.to_owned(),
+            match (alive, node.drained) {
+                (true, false) => "up",
+                (true, true) => "up, drained",
+                (false, _) => "down",
+            }
+            .to_owned(),
             node.info.rpc_url.clone(),
             node.info.cpus.to_string(),
             node.info.ram_mib.to_string(),
