@@ -56,6 +56,14 @@ impl Catalog {
                     version: "v1.0",
                     synnefo_path: None,
                 },
+                // Nova v2.1; its clients discover microversions at the compute root.
+                CatalogService {
+                    service_type: nefos_compute_api::CATALOG_TYPE,
+                    name: nefos_compute_api::CATALOG_NAME,
+                    path: "/compute/v2.1",
+                    version: "v2.0",
+                    synnefo_path: None,
+                },
                 // Synnefo's account API; astakosclient finds it by this name and version.
                 CatalogService {
                     service_type: nefos_account_api::CATALOG_TYPE,

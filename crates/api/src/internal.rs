@@ -102,7 +102,9 @@ impl From<ComputeError> for ApiError {
             ComputeError::NotEnrolled { .. } | ComputeError::AlreadyEnrolled { .. } => {
                 ApiError::new(StatusCode::CONFLICT, error.to_string())
             }
-            ComputeError::Rpc { .. } | ComputeError::Db(_) => ApiError::internal(&error),
+            // The internal API calls only the node registry; the rest are the public
+            // compute API's (`compute/error.rs`).
+            _ => ApiError::internal(&error),
         }
     }
 }

@@ -8,6 +8,7 @@ mod auth;
 mod catalog;
 mod clean_text;
 mod client_address;
+mod compute;
 mod error;
 mod extract;
 mod identity;
@@ -22,7 +23,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
-use nefos_compute::NodeRegistry;
+use nefos_compute::{Compute, NodeRegistry};
 use nefos_identity::Identity;
 use nefos_image::Images;
 use nefos_quota::Quotas;
@@ -43,6 +44,8 @@ pub struct ApiState {
     pub images: Images,
     pub quotas: Quotas,
     pub nodes: NodeRegistry,
+    /// Absent where no compute service is set up (some tests serve storage only).
+    pub compute: Option<Compute>,
     pub catalog: Arc<Catalog>,
 }
 
@@ -54,8 +57,19 @@ impl ApiState {
             quotas: storage.quotas().clone(),
             images: Images::new(storage.clone()),
             storage,
+            compute: None,
             catalog: Arc::new(Catalog::new(public_url)),
         }
+    }
+
+    /// The compute service, or Nova's 503 where there is none.
+    pub(crate) fn compute(&self) -> Result<&Compute, compute::NovaError> {
+        self.compute.as_ref().ok_or_else(|| {
+            compute::NovaError::new(
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                "The compute service is not running here.",
+            )
+        })
     }
 
     pub fn public_url(&self) -> &str {
@@ -81,6 +95,7 @@ pub fn router(state: ApiState, limits: &HttpLimits) -> Router {
             nefos_image_api::PREFIX,
             image::router().layer(axum::middleware::from_fn(clean_text::image)),
         )
+        .nest(nefos_compute_api::PREFIX, compute::router())
         // A service of its own, so that Synnefo's account names are rewritten before its
         // routes are matched (a router's layers run after its routing).
         .nest_service(

@@ -14,11 +14,16 @@ use crate::ApiError;
 /// The header OpenStack services use to name a request in answers and logs.
 pub const REQUEST_ID: &str = "x-openstack-request-id";
 
+/// A request's id, as its handlers see it (Nova records it with instance actions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
 /// Gives each request an id (`req-<uuid>`), returns it in `X-Openstack-Request-Id`, and logs
 /// one line per request with its status and duration.
-pub async fn request_id_and_access_log(request: Request, next: Next) -> Response {
+pub async fn request_id_and_access_log(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = format!("req-{}", uuid::Uuid::new_v4());
+    request.extensions_mut().insert(RequestId(id.clone()));
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let span = tracing::info_span!("request", id = %id);

@@ -1,8 +1,113 @@
-//! Compute (docs/design.md §2, §5): today the registry of the nodes that run VMs — their
-//! enrolment and credentials, what each says of itself when it registers, when it was last
-//! heard from, and the image blocks each may read — and [`NodeRpc`], the control plane's
-//! way to drive them.
+//! Compute (docs/design.md §2, §5; docs/compute.md): the nodes that run VMs, flavors,
+//! keypairs, and servers — their state machine, placement, and the sagas that drive nodes
+//! through their RPC API.
+//!
+//! - `nodes`: the registry of nodes (enrolment, credentials, heartbeats) and [`NodeRpc`];
+//! - `flavors`, `keypairs`: what servers are made of;
+//! - `servers`: the server state machine and its operations, each a saga
+//!   (`servers/sagas`);
+//! - `scheduler`: where a new server goes.
 
+mod error;
+mod flavors;
+mod keypairs;
 mod nodes;
+mod scheduler;
+pub mod servers;
 
-pub use nodes::{ComputeError, Enrolment, Joined, Node, NodeRegistry, NodeRpc};
+use std::sync::Arc;
+
+use nefos_db::Database;
+use nefos_image::Images;
+use nefos_quota::Quotas;
+use nefos_saga::Sagas;
+
+pub use error::ComputeError;
+pub use flavors::{Flavor, NewFlavor};
+pub use keypairs::{Keypair, fingerprint};
+pub use nodes::{Enrolment, Joined, MISSED_HEARTBEATS, Node, NodeRegistry, NodeRpc};
+pub use servers::{
+    CreateServer, CreatedServers, Fault, ListFilter, Networks, PowerAction, Server, ServerFlavor,
+};
+
+/// How compute places and equips servers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComputeSettings {
+    /// How many vCPUs may be placed per host CPU.
+    pub cpu_allocation_ratio: f64,
+    /// How much guest RAM may be placed per byte of host RAM.
+    pub ram_allocation_ratio: f64,
+    /// How many bytes of root disk may be placed per byte of the node's disk (overlays
+    /// are thin: they grow only as guests write).
+    pub disk_allocation_ratio: f64,
+    /// Host RAM kept for the node itself.
+    pub reserved_host_ram_mib: u64,
+    /// The guest TCP ports each server's node forwards from its loopback, while servers
+    /// have only user-mode networking.
+    pub forward_tcp: Vec<u16>,
+}
+
+impl Default for ComputeSettings {
+    fn default() -> Self {
+        ComputeSettings {
+            cpu_allocation_ratio: 16.0,
+            ram_allocation_ratio: 1.5,
+            disk_allocation_ratio: 4.0,
+            reserved_host_ram_mib: 512,
+            forward_tcp: vec![22],
+        }
+    }
+}
+
+/// The compute service. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Compute {
+    inner: Arc<Services>,
+}
+
+/// What compute's operations and sagas reach.
+#[derive(Debug)]
+pub struct Services {
+    pub(crate) db: Database,
+    pub(crate) nodes: NodeRpc,
+    pub(crate) quotas: Quotas,
+    pub(crate) images: Images,
+    pub(crate) sagas: Sagas,
+    pub(crate) settings: ComputeSettings,
+}
+
+impl Compute {
+    /// The compute service; registers its sagas with `sagas`, which then also resumes
+    /// those a stopped process left.
+    pub fn new(
+        db: Database,
+        nodes: NodeRpc,
+        quotas: Quotas,
+        images: Images,
+        sagas: Sagas,
+        settings: ComputeSettings,
+    ) -> Compute {
+        let inner = Arc::new(Services {
+            db,
+            nodes,
+            quotas,
+            images,
+            sagas: sagas.clone(),
+            settings,
+        });
+        servers::sagas::register(&sagas, &inner);
+        Compute { inner }
+    }
+
+    pub(crate) fn db(&self) -> &Database {
+        &self.inner.db
+    }
+
+    pub fn nodes(&self) -> &NodeRpc {
+        &self.inner.nodes
+    }
+
+    pub fn sagas(&self) -> &Sagas {
+        &self.inner.sagas
+    }
+}

@@ -1,34 +1,11 @@
+use crate::ComputeError;
 use std::time::Duration;
 
 use nefos_db::compute::{self as queries, NodeRow};
 use nefos_db::{Database, DbError};
 use nefos_node_api::{
-    ClusterSecret, EnsureVm, Heartbeat, NodeClient, NodeClientError, NodeCredential, NodeInfo,
-    Secret, VmStatus,
+    ClusterSecret, EnsureVm, Heartbeat, NodeClient, NodeCredential, NodeInfo, Secret, VmStatus,
 };
-use thiserror::Error;
-
-#[derive(Debug, Error)]
-pub enum ComputeError {
-    #[error("no node {id} is registered")]
-    UnknownNode { id: String },
-    #[error("invalid node registration: {reason}")]
-    InvalidNode { reason: String },
-    #[error("node {id} has no credential: enrol it first (`nefos admin node enroll {id}`)")]
-    NotEnrolled { id: String },
-    #[error("node {id} is enrolled already: revoke it before enrolling it again")]
-    AlreadyEnrolled { id: String },
-    #[error("the join token is unknown, used or expired")]
-    JoinRefused,
-    #[error("node {node} failed the call")]
-    Rpc {
-        node: String,
-        #[source]
-        source: NodeClientError,
-    },
-    #[error(transparent)]
-    Db(#[from] DbError),
-}
 
 /// A registered node.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -74,6 +74,11 @@ CREATE TABLE servers (
     power_state     BIGINT NOT NULL,
     -- Where it runs; NULL before it is placed.
     node_id         TEXT,
+    -- JSON [{guest, host}] of the TCP ports the node forwards to the guest while it runs
+    -- (user-mode networking, before private networks exist); reported by the node.
+    forwards        TEXT,
+    -- Servers created by one request share it (Nova's reservation_id).
+    reservation_id  TEXT NOT NULL,
     -- The last generation handed out for calls on its VM; sagas take ranges of it.
     generation      BIGINT NOT NULL,
     key_name        TEXT,

@@ -41,6 +41,49 @@ pub struct Config {
     pub internal_listen: SocketAddr,
     pub quotas: QuotasSection,
     pub images: ImagesSection,
+    pub compute: ComputeSection,
+}
+
+/// The compute service: placement and what servers get.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ComputeSection {
+    /// vCPUs placed per host CPU.
+    pub cpu_allocation_ratio: f64,
+    /// Guest RAM placed per byte of host RAM (less the reserved RAM).
+    pub ram_allocation_ratio: f64,
+    /// Root disk bytes placed per byte of a node's disk (overlays grow as guests write).
+    pub disk_allocation_ratio: f64,
+    /// Host RAM each node keeps for itself, in MiB.
+    pub reserved_host_ram_mib: u64,
+    /// Guest TCP ports each server's node forwards from its loopback (user-mode
+    /// networking; see docs/compute.md).
+    pub forward_tcp: Vec<u16>,
+}
+
+impl Default for ComputeSection {
+    fn default() -> Self {
+        let defaults = nefos_compute::ComputeSettings::default();
+        ComputeSection {
+            cpu_allocation_ratio: defaults.cpu_allocation_ratio,
+            ram_allocation_ratio: defaults.ram_allocation_ratio,
+            disk_allocation_ratio: defaults.disk_allocation_ratio,
+            reserved_host_ram_mib: defaults.reserved_host_ram_mib,
+            forward_tcp: defaults.forward_tcp,
+        }
+    }
+}
+
+impl ComputeSection {
+    pub fn settings(&self) -> nefos_compute::ComputeSettings {
+        nefos_compute::ComputeSettings {
+            cpu_allocation_ratio: self.cpu_allocation_ratio,
+            ram_allocation_ratio: self.ram_allocation_ratio,
+            disk_allocation_ratio: self.disk_allocation_ratio,
+            reserved_host_ram_mib: self.reserved_host_ram_mib,
+            forward_tcp: self.forward_tcp.clone(),
+        }
+    }
 }
 
 /// The image service.
@@ -152,6 +195,7 @@ impl Default for Config {
             internal_listen: SocketAddr::from(([127, 0, 0, 1], 8082)),
             quotas: QuotasSection::default(),
             images: ImagesSection::default(),
+            compute: ComputeSection::default(),
         }
     }
 }

@@ -8,7 +8,7 @@ use clap::Args;
 use futures::FutureExt;
 use nefos_api::{ApiState, InternalState};
 use nefos_blocks::BlockStore;
-use nefos_compute::{NodeRegistry, NodeRpc};
+use nefos_compute::{Compute, NodeRegistry, NodeRpc};
 use nefos_db::Backend;
 use nefos_identity::Identity;
 use nefos_quota::{CYCLADES_RESOURCES, PITHOS_DISKSPACE, Quotas};
@@ -47,6 +47,7 @@ pub struct ControlPlane {
     pub internal_url: String,
     pub identity: Identity,
     pub storage: Storage,
+    pub compute: Compute,
 }
 
 impl ControlPlane {
@@ -121,6 +122,24 @@ impl ControlPlane {
         if upgraded > 0 {
             tracing::info!(upgraded, "sharing grants and groups now name users by id");
         }
+        // The key file is read (or made) off the async runtime.
+        let key_config = config.clone();
+        let cluster_secret = tokio::task::spawn_blocking(move || key_config.cluster_secret())
+            .await
+            .context("reading the control plane's key failed")??;
+        let db = identity.database().clone();
+        let nodes = NodeRpc::new(NodeRegistry::new(db.clone()), cluster_secret);
+        let sagas = nefos_saga::Sagas::new(db.clone(), storage.quotas().instance());
+        let images =
+            nefos_image::Images::new(storage.clone()).with_size_cap(config.images.size_cap_bytes);
+        let compute = Compute::new(
+            db,
+            nodes,
+            storage.quotas().clone(),
+            images,
+            sagas,
+            config.compute.settings(),
+        );
         Ok(ControlPlane {
             listener,
             public_url,
@@ -128,6 +147,7 @@ impl ControlPlane {
             internal_url,
             identity,
             storage,
+            compute,
         })
     }
 
@@ -145,23 +165,29 @@ impl ControlPlane {
         );
         state.images = nefos_image::Images::new(self.storage.clone())
             .with_size_cap(config.images.size_cap_bytes);
+        state.compute = Some(self.compute.clone());
         let images = state.images.clone();
         let app = nefos_api::router(state, &limits);
-        // The key file is read (or made) off the async runtime.
-        let key_config = config.clone();
-        let cluster_secret = tokio::task::spawn_blocking(move || key_config.cluster_secret())
-            .await
-            .context("reading the control plane's key failed")??;
         let internal = nefos_api::internal_router(
             InternalState {
-                nodes: NodeRpc::new(
-                    NodeRegistry::new(self.identity.database().clone()),
-                    cluster_secret,
-                ),
+                nodes: self.compute.nodes().clone(),
                 storage: self.storage.clone(),
             },
             &limits,
         );
+        // The one process of a SQLite cloud resumes at once what a stopped one left;
+        // with PostgreSQL, the loop waits for the other processes' heartbeats to stop.
+        let sagas = self.compute.sagas().clone();
+        if self.identity.database().backend() == Backend::Sqlite {
+            match sagas.recover(Duration::ZERO).await {
+                Ok(0) => {}
+                Ok(resumed) => tracing::warn!(resumed, "resumed sagas a stopped process left"),
+                Err(error) => {
+                    tracing::error!(error = %nefos_api::error_chain(&error), "cannot resume sagas");
+                }
+            }
+        }
+        let saga_recovery = tokio::spawn(recover_sagas(sagas, config.quotas.abandoned_after()));
         let purge = tokio::spawn(purge_expired_tokens(self.identity.clone()));
         let expirer = tokio::spawn(expire_objects(self.storage.clone()));
         let digests = tokio::spawn(compute_digests(self.storage.clone()));
@@ -189,6 +215,7 @@ impl ControlPlane {
         digests.abort();
         unregistered.abort();
         liveness.abort();
+        saga_recovery.abort();
         served?;
         self.identity.database().close().await;
         tracing::info!("stopped");
@@ -283,6 +310,21 @@ async fn tidy_images(images: nefos_image::Images, abandoned_after: Duration) {
         }
         if let Err(error) = images.recover_interrupted(abandoned_after).await {
             tracing::warn!(error = %nefos_api::error_chain(&error), "interrupted-upload sweep failed");
+        }
+    }
+}
+
+/// Adopts, every few seconds, the sagas of control-plane processes silent for
+/// `abandoned_after` (their heartbeats are the quota engine's), and runs them here.
+/// Every control-plane process runs it; adoption is a compare-and-set, so each saga
+/// goes to one.
+async fn recover_sagas(sagas: nefos_saga::Sagas, abandoned_after: Duration) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(error) = sagas.recover(abandoned_after).await {
+            tracing::warn!(error = %nefos_api::error_chain(&error), "saga recovery failed");
         }
     }
 }

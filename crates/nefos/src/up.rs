@@ -113,6 +113,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             created.push((name, password));
         }
     }
+    create_default_flavors(&control_plane.compute).await?;
     let guest_image =
         match provide_guest_image(&control_plane, &credentials, &args.guest_image).await {
             Ok(provided) => provided,
@@ -173,6 +174,46 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let served = control_plane.serve(&config).await;
     node.abort();
     served
+}
+
+/// The flavors a new cloud starts with: Nova's classic sizes, and two small enough for
+/// the demo guest on a laptop.
+const DEFAULT_FLAVORS: &[(&str, &str, u32, u64, u64)] = &[
+    ("1", "m1.tiny", 1, 512, 1),
+    ("2", "m1.small", 1, 2048, 20),
+    ("3", "m1.medium", 2, 4096, 40),
+    ("4", "m1.large", 4, 8192, 80),
+    ("5", "m1.xlarge", 8, 16384, 160),
+    ("6", "m1.nano", 1, 128, 1),
+    ("7", "m1.micro", 1, 256, 2),
+];
+
+/// Creates the default flavors in a cloud that has none (an operator's deletions of some
+/// are kept).
+async fn create_default_flavors(compute: &nefos_compute::Compute) -> anyhow::Result<()> {
+    if compute.has_flavors().await? {
+        return Ok(());
+    }
+    for &(id, name, vcpus, ram_mib, disk_gib) in DEFAULT_FLAVORS {
+        let flavor = nefos_compute::NewFlavor {
+            id: Some(id.to_owned()),
+            name: name.to_owned(),
+            vcpus,
+            ram_mib,
+            disk_gib,
+            ephemeral_gib: 0,
+            swap_mib: 0,
+            rxtx_factor: 1.0,
+            is_public: true,
+            description: None,
+        };
+        compute
+            .create_flavor(None, flavor)
+            .await
+            .with_context(|| format!("cannot create the flavor {name}"))?;
+    }
+    tracing::info!(count = DEFAULT_FLAVORS.len(), "created the default flavors");
+    Ok(())
 }
 
 /// The id of the node agent `nefos up` runs.

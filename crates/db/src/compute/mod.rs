@@ -1,10 +1,16 @@
-//! Queries of compute: the nodes that run VMs, their credentials, and the blocks each may
-//! read.
+//! Queries of compute: the nodes that run VMs, their credentials and the blocks each may
+//! read; flavors, keypairs and servers.
 
 mod credentials;
+mod flavors;
 mod grants;
+mod keypairs;
 mod nodes;
+mod servers;
 
 pub use credentials::*;
+pub use flavors::*;
 pub use grants::*;
+pub use keypairs::*;
 pub use nodes::*;
+pub use servers::*;

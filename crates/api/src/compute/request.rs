@@ -1,0 +1,136 @@
+//! What every compute handler starts from: the caller (a valid token), the microversion
+//! and the request's id; and Nova's rules for request bodies and links.
+
+use axum::extract::FromRequestParts;
+use http::request::Parts;
+use nefos_compute_api::Microversion;
+use nefos_identity::AuthContext;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::NovaError;
+use crate::ApiState;
+use crate::auth::Authenticated;
+use crate::middleware::RequestId;
+
+/// A compute request: who asks, at which microversion.
+#[derive(Debug, Clone)]
+pub(crate) struct Nova {
+    pub caller: AuthContext,
+    pub version: Microversion,
+    pub request_id: String,
+    /// Where links point: the public URL and compute's prefix.
+    pub base: String,
+}
+
+impl FromRequestParts<ApiState> for Nova {
+    type Rejection = NovaError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, NovaError> {
+        let Authenticated(caller) = Authenticated::from_request_parts(parts, state).await?;
+        let version = parts
+            .extensions
+            .get::<Microversion>()
+            .copied()
+            .unwrap_or(nefos_compute_api::microversion::MIN);
+        let request_id = parts
+            .extensions
+            .get::<RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_else(|| format!("req-{}", uuid::Uuid::new_v4()));
+        Ok(Nova {
+            caller,
+            version,
+            request_id,
+            base: format!("{}{}", state.public_url(), nefos_compute_api::PREFIX),
+        })
+    }
+}
+
+impl Nova {
+    /// `self` and `bookmark` links to `path` (e.g. `/servers/ID`).
+    pub fn links(&self, path: &str) -> Vec<nefos_compute_api::types::Link> {
+        use nefos_compute_api::types::Link;
+        vec![
+            Link::new("self", format!("{}/v2.1{path}", self.base)),
+            Link::new("bookmark", format!("{}{path}", self.base)),
+        ]
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.caller.is_cloud_admin()
+    }
+}
+
+/// A JSON body, `{"<key>": {…}}`, as `T`; Nova's messages for what does not parse.
+pub(crate) fn body<T: DeserializeOwned>(bytes: &[u8], key: &str) -> Result<T, NovaError> {
+    let document: Value = serde_json::from_slice(bytes).map_err(|_| NovaError::malformed())?;
+    let Value::Object(mut document) = document else {
+        return Err(NovaError::malformed());
+    };
+    let inner = document
+        .remove(key)
+        .ok_or_else(|| NovaError::bad_request(format!("'{key}' is a required property")))?;
+    if let Some(extra) = document.keys().next() {
+        return Err(NovaError::bad_request(format!(
+            "Additional properties are not allowed ('{extra}' was unexpected)"
+        )));
+    }
+    serde_json::from_value(inner).map_err(|error| {
+        NovaError::bad_request(format!("Invalid input for field/attribute {key}. {error}"))
+    })
+}
+
+/// A whole JSON document as a value.
+pub(crate) fn document(bytes: &[u8]) -> Result<serde_json::Map<String, Value>, NovaError> {
+    match serde_json::from_slice(bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(NovaError::malformed()),
+    }
+}
+
+/// Query parameters as pairs, decoded.
+pub(crate) fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
+    raw.map(|raw| {
+        raw.split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                let decode = |text: &str| {
+                    percent_encoding::percent_decode_str(&text.replace('+', " "))
+                        .decode_utf8_lossy()
+                        .into_owned()
+                };
+                (decode(key), decode(value))
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// Nova's time format for `created`/`updated`: seconds, `Z`.
+pub(crate) fn iso_seconds(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// Nova's time format for `launched_at` and keypairs' `created_at`: microseconds, no zone.
+pub(crate) fn iso_micros(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.6f")
+        .to_string()
+}
+
+/// Parses an ISO 8601 time (with or without zone; UTC assumed) into microseconds.
+pub(crate) fn parse_time(text: &str) -> Option<i64> {
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Some(time.timestamp_micros());
+    }
+    let naive = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+        .or_else(|_| chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S"))
+        .ok()?;
+    Some(naive.and_utc().timestamp_micros())
+}

@@ -1,0 +1,106 @@
+//! `POST /servers/{id}/action`: one action per request, named by the body's only key.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::StatusCode;
+use nefos_compute::PowerAction;
+use nefos_compute_api::types::ConsoleOutput;
+use serde_json::Value;
+
+use super::NovaError;
+use super::request::{Nova, document};
+use crate::ApiState;
+
+pub(crate) async fn action(
+    State(state): State<ApiState>,
+    nova: Nova,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, NovaError> {
+    let document = document(&bytes)?;
+    let (name, argument) = match document.iter().next() {
+        Some((name, argument)) if document.len() == 1 => (name.as_str(), argument),
+        _ => return Err(NovaError::malformed()),
+    };
+    let compute = state.compute()?;
+    let (caller, request_id, id) = (&nova.caller, nova.request_id.as_str(), id.as_str());
+    let power = |action| async move {
+        compute
+            .power(caller, request_id, id, action)
+            .await
+            .map(|()| StatusCode::ACCEPTED.into_response())
+            .map_err(NovaError::from)
+    };
+    match name {
+        "os-start" => power(PowerAction::Start).await,
+        "os-stop" => power(PowerAction::Stop).await,
+        "pause" => power(PowerAction::Pause).await,
+        "unpause" => power(PowerAction::Unpause).await,
+        "reboot" => {
+            let kind = argument
+                .get("type")
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    NovaError::bad_request(
+                        "Invalid input for field/attribute reboot. 'type' is a required property",
+                    )
+                })?;
+            let hard = match kind.to_ascii_uppercase().as_str() {
+                "SOFT" => false,
+                "HARD" => true,
+                _ => {
+                    return Err(NovaError::bad_request(format!(
+                        "Invalid input for field/attribute type. Value: {kind}. '{kind}' is \
+                         not one of ['HARD', 'Hard', 'hard', 'SOFT', 'Soft', 'soft']"
+                    )));
+                }
+            };
+            power(PowerAction::Reboot { hard }).await
+        }
+        "lock" => {
+            let reason = argument.get("locked_reason").and_then(Value::as_str);
+            if let Some(reason) = reason
+                && (reason.is_empty() || reason.chars().count() > 255)
+            {
+                return Err(NovaError::bad_request(
+                    "Invalid input for field/attribute locked_reason. It must be 1 to 255 \
+                     characters",
+                ));
+            }
+            compute.lock_server(caller, id, true, reason).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        "unlock" => {
+            compute.lock_server(caller, id, false, None).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        "os-getConsoleOutput" => {
+            let lines = match argument.get("length") {
+                None | Some(Value::Null) => None,
+                Some(Value::Number(n)) if n.as_i64() == Some(-1) => None,
+                Some(Value::Number(n)) => Some(n.as_u64().ok_or_else(bad_length)?),
+                Some(Value::String(s)) if s == "-1" => None,
+                Some(Value::String(s)) => Some(s.parse::<u64>().map_err(|_| bad_length())?),
+                Some(_) => return Err(bad_length()),
+            };
+            let lines = lines.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+            let output = compute.console_output(caller, id, lines).await?;
+            Ok(Json(ConsoleOutput { output }).into_response())
+        }
+        other => {
+            // The server must exist for the caller before the action is judged.
+            compute.server(caller, id).await?;
+            Err(NovaError::bad_request(format!(
+                "There is no such action: {other}"
+            )))
+        }
+    }
+}
+
+fn bad_length() -> NovaError {
+    NovaError::bad_request(
+        "Invalid input for field/attribute length. It must be an integer of at least -1",
+    )
+}

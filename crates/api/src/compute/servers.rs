@@ -1,0 +1,429 @@
+//! `/servers`: list (brief and detail, with Nova's filters, sorting and paging), show,
+//! create, rename, delete.
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header};
+use nefos_compute::{CreateServer, ListFilter, Networks, Server};
+use nefos_compute_api::types::{
+    self, Link, ServerBody, ServerCreate, ServerCreated, ServerCreatedBody, ServerList,
+};
+use serde_json::Value;
+
+use super::request::{Nova, body, document, parse_time, query_pairs};
+use super::{NovaError, views};
+use crate::ApiState;
+
+/// The most servers one page holds (Nova's `max_limit`).
+const MAX_LIMIT: usize = 1000;
+
+struct Page {
+    servers: Vec<Server>,
+    next_marker: Option<String>,
+}
+
+async fn select(state: &ApiState, nova: &Nova, raw: Option<&str>) -> Result<Page, NovaError> {
+    let mut filter = ListFilter::default();
+    let mut limit = MAX_LIMIT;
+    let mut marker = None;
+    let mut sort: Vec<(String, bool)> = Vec::new();
+    let mut sort_dirs: Vec<bool> = Vec::new();
+    for (key, value) in query_pairs(raw) {
+        match key.as_str() {
+            "all_tenants" => {
+                filter.all_projects =
+                    !matches!(value.to_ascii_lowercase().as_str(), "false" | "0" | "no")
+            }
+            "changes-since" | "changes_since" => {
+                filter.changes_since = Some(parse_time(&value).ok_or_else(|| {
+                    NovaError::bad_request(format!(
+                        "Invalid input for query parameters changes-since. Value: {value}. \
+                         '{value}' is not a 'date-time'"
+                    ))
+                })?);
+            }
+            "name" => filter.name = Some(value),
+            "status" => {
+                if nefos_compute::servers::state::states_of_status(&value).is_none() {
+                    return Err(NovaError::bad_request("Invalid status value"));
+                }
+                filter.status.push(value);
+            }
+            "image" => filter.image = Some(value),
+            "flavor" => filter.flavor = Some(value),
+            "tags" => filter.tags = value.split(',').map(str::to_owned).collect(),
+            "host" | "node" if nova.is_admin() => filter.node = Some(value),
+            "limit" => {
+                limit = value
+                    .parse::<usize>()
+                    .map_err(|_| {
+                        NovaError::bad_request(format!(
+                            "Invalid input for query parameters limit. Value: {value}. '{value}' \
+                             is not a valid limit"
+                        ))
+                    })?
+                    .min(MAX_LIMIT);
+            }
+            "marker" => marker = Some(value),
+            "sort_key" => sort.push((value, true)),
+            "sort_dir" => sort_dirs.push(value != "asc"),
+            // Accepted and ignored, as Nova ignores them for members (`deleted=False` is
+            // what the openstack CLI sends).
+            _ => {}
+        }
+    }
+    let mut servers = state.compute()?.list_servers(&nova.caller, &filter).await?;
+    for (index, (_, descending)) in sort.iter_mut().enumerate() {
+        *descending = sort_dirs.get(index).copied().unwrap_or(true);
+    }
+    if !sort.is_empty() {
+        servers.sort_by(|a, b| {
+            for (key, descending) in &sort {
+                let order = match key.as_str() {
+                    "display_name" | "name" => a.name.cmp(&b.name),
+                    "updated_at" => a.updated_at.cmp(&b.updated_at),
+                    "vm_state" => a.vm_state.cmp(&b.vm_state),
+                    "uuid" | "id" => a.id.cmp(&b.id),
+                    _ => a.created_at.cmp(&b.created_at),
+                };
+                let order = if *descending { order.reverse() } else { order };
+                if order != std::cmp::Ordering::Equal {
+                    return order;
+                }
+            }
+            std::cmp::Ordering::Equal
+        });
+    }
+    if let Some(marker) = marker {
+        let position = servers
+            .iter()
+            .position(|s| s.id == marker)
+            .ok_or_else(|| NovaError::bad_request(format!("marker [{marker}] not found")))?;
+        servers.drain(..=position);
+    }
+    let full = servers.len() > limit || (limit < MAX_LIMIT && servers.len() == limit);
+    servers.truncate(limit);
+    let next_marker = full.then(|| servers.last().map(|s| s.id.clone())).flatten();
+    Ok(Page {
+        servers,
+        next_marker,
+    })
+}
+
+fn next_links(nova: &Nova, path: &str, raw: Option<&str>, marker: Option<String>) -> Vec<Link> {
+    let Some(marker) = marker else {
+        return Vec::new();
+    };
+    let mut pairs: Vec<(String, String)> = query_pairs(raw)
+        .into_iter()
+        .filter(|(k, _)| k != "marker")
+        .collect();
+    pairs.push(("marker".to_owned(), marker));
+    pairs.sort();
+    let query: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{k}={}",
+                percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
+            )
+        })
+        .collect();
+    vec![Link::new(
+        "next",
+        format!("{}/v2.1{path}?{}", nova.base, query.join("&")),
+    )]
+}
+
+pub(crate) async fn list(
+    State(state): State<ApiState>,
+    nova: Nova,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<ServerList<types::ServerBrief>>, NovaError> {
+    let page = select(&state, &nova, raw.as_deref()).await?;
+    Ok(Json(ServerList {
+        servers: page
+            .servers
+            .iter()
+            .map(|s| views::brief(&nova, s))
+            .collect(),
+        servers_links: next_links(&nova, "/servers", raw.as_deref(), page.next_marker),
+    }))
+}
+
+pub(crate) async fn detail(
+    State(state): State<ApiState>,
+    nova: Nova,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<ServerList<types::Server>>, NovaError> {
+    let page = select(&state, &nova, raw.as_deref()).await?;
+    Ok(Json(ServerList {
+        servers: page
+            .servers
+            .iter()
+            .map(|s| views::server(&nova, s, false))
+            .collect(),
+        servers_links: next_links(&nova, "/servers/detail", raw.as_deref(), page.next_marker),
+    }))
+}
+
+pub(crate) async fn show(
+    State(state): State<ApiState>,
+    nova: Nova,
+    Path(id): Path<String>,
+) -> Result<Json<ServerBody>, NovaError> {
+    let server = state.compute()?.server(&nova.caller, &id).await?;
+    Ok(Json(ServerBody {
+        server: views::server(&nova, &server, true),
+    }))
+}
+
+/// A count: an integer, or a string of one.
+fn count(value: Option<&Value>, field: &str) -> Result<Option<u32>, NovaError> {
+    let invalid = || {
+        NovaError::bad_request(format!(
+            "Invalid input for field/attribute {field}. Value: {}. It must be an integer of \
+             at least 1",
+            value.map(ToString::to_string).unwrap_or_default()
+        ))
+    };
+    match value {
+        None => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| *n >= 1)
+            .map(Some)
+            .ok_or_else(invalid),
+        Some(Value::String(s)) => s
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .map(Some)
+            .ok_or_else(invalid),
+        Some(_) => Err(invalid()),
+    }
+}
+
+/// Nova's fields `POST /servers` takes; anything else is refused as Nova refuses it.
+const CREATE_FIELDS: &[&str] = &[
+    "name",
+    "imageRef",
+    "flavorRef",
+    "networks",
+    "key_name",
+    "adminPass",
+    "metadata",
+    "user_data",
+    "description",
+    "tags",
+    "min_count",
+    "max_count",
+    "accessIPv4",
+    "accessIPv6",
+    "block_device_mapping_v2",
+    "return_reservation_id",
+    "security_groups",
+    "availability_zone",
+    "config_drive",
+    "OS-DCF:diskConfig",
+    "hostname",
+];
+
+fn create_request(nova: &Nova, bytes: &[u8]) -> Result<(CreateServer, bool), NovaError> {
+    let mut document = document(bytes)?;
+    document.remove("os:scheduler_hints");
+    document.remove("OS-SCH-HNT:scheduler_hints");
+    let Some(Value::Object(fields)) = document.get("server") else {
+        return Err(NovaError::bad_request("'server' is a required property"));
+    };
+    if let Some(extra) = fields.keys().find(|k| !CREATE_FIELDS.contains(&k.as_str())) {
+        return Err(NovaError::bad_request(format!(
+            "Invalid input for field/attribute server. Additional properties are not allowed \
+             ('{extra}' was unexpected)"
+        )));
+    }
+    if nova.version.at_least(37) && !fields.contains_key("networks") {
+        return Err(NovaError::bad_request(
+            "Invalid input for field/attribute server. 'networks' is a required property",
+        ));
+    }
+    let request: ServerCreate =
+        serde_json::from_value(Value::Object(fields.clone())).map_err(|error| {
+            NovaError::bad_request(format!("Invalid input for field/attribute server. {error}"))
+        })?;
+    let flavor_ref = match &request.flavor_ref {
+        Value::String(s) => s.rsplit('/').next().unwrap_or(s).to_owned(),
+        Value::Number(n) => n.to_string(),
+        other => {
+            return Err(NovaError::bad_request(format!(
+                "Invalid input for field/attribute flavorRef. Value: {other}."
+            )));
+        }
+    };
+    // The image: imageRef, or the image of a boot_index 0 mapping (the openstack CLI sends
+    // both). Volumes are not served yet.
+    let mapped_image = request
+        .block_device_mapping_v2
+        .as_ref()
+        .and_then(|mappings| {
+            mappings
+                .iter()
+                .find(|m| {
+                    m.boot_index
+                        .as_ref()
+                        .is_some_and(|i| i.as_i64() == Some(0) || i.as_str() == Some("0"))
+                })
+                .cloned()
+        });
+    if let Some(mapping) = &mapped_image
+        && (mapping.source_type.as_deref() != Some("image")
+            || mapping.destination_type.as_deref().unwrap_or("local") != "local")
+    {
+        return Err(NovaError::bad_request(
+            "Booting from a volume is not available: use source_type image and \
+             destination_type local",
+        ));
+    }
+    let image_ref = request
+        .image_ref
+        .clone()
+        .filter(|i| !i.is_empty())
+        .or_else(|| mapped_image.and_then(|m| m.uuid))
+        .ok_or_else(|| NovaError::bad_request("Missing imageRef attribute"))?;
+    let image_ref = image_ref
+        .rsplit('/')
+        .next()
+        .unwrap_or(&image_ref)
+        .to_owned();
+    let networks = match &request.networks {
+        None => Networks::Auto,
+        Some(Value::String(s)) if s == "auto" => Networks::Auto,
+        Some(Value::String(s)) if s == "none" => Networks::None,
+        Some(Value::Array(list)) => Networks::List(
+            list.iter()
+                .map(|n| {
+                    n.get("uuid")
+                        .or_else(|| n.get("port"))
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned()
+                })
+                .collect(),
+        ),
+        Some(other) => {
+            return Err(NovaError::bad_request(format!(
+                "Invalid input for field/attribute networks. Value: {other}. It must be \
+                 'auto', 'none' or a list"
+            )));
+        }
+    };
+    let min_count = count(request.min_count.as_ref(), "min_count")?.unwrap_or(1);
+    let max_count = count(request.max_count.as_ref(), "max_count")?.unwrap_or(min_count);
+    Ok((
+        CreateServer {
+            name: request.name,
+            image_ref,
+            flavor_ref,
+            networks,
+            key_name: request.key_name,
+            admin_pass: request.admin_pass,
+            metadata: request.metadata.unwrap_or_default(),
+            user_data: request.user_data,
+            description: request.description,
+            tags: request.tags.unwrap_or_default(),
+            min_count,
+            max_count,
+            access_ipv4: request.access_ipv4,
+            access_ipv6: request.access_ipv6,
+        },
+        request.return_reservation_id.unwrap_or(false),
+    ))
+}
+
+pub(crate) async fn create(
+    State(state): State<ApiState>,
+    nova: Nova,
+    bytes: Bytes,
+) -> Result<Response, NovaError> {
+    let (request, return_reservation) = create_request(&nova, &bytes)?;
+    let created = state
+        .compute()?
+        .create_servers(&nova.caller, &nova.request_id, request)
+        .await?;
+    let Some(first) = created.servers.first() else {
+        return Err(NovaError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "no server was created",
+        ));
+    };
+    if return_reservation {
+        let body = serde_json::json!({"reservation_id": first.reservation_id});
+        return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
+    }
+    let links = nova.links(&format!("/servers/{}", first.id));
+    let location = links.first().map(|l| l.href.clone());
+    let body = ServerCreatedBody {
+        server: ServerCreated {
+            id: first.id.clone(),
+            links,
+            disk_config: "MANUAL".to_owned(),
+            security_groups: Vec::new(),
+            admin_pass: Some(created.admin_pass.clone()),
+        },
+    };
+    let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
+    if let Some(location) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+pub(crate) async fn update(
+    State(state): State<ApiState>,
+    nova: Nova,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Result<Json<ServerBody>, NovaError> {
+    let fields: serde_json::Map<String, Value> = body(&bytes, "server")?;
+    let name = match fields.get("name") {
+        None => None,
+        Some(Value::String(name)) => Some(name.as_str()),
+        Some(_) => {
+            return Err(NovaError::bad_request(
+                "Invalid input for field/attribute name.",
+            ));
+        }
+    };
+    let description = match fields.get("description") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(Value::String(text)) if nova.version.at_least(19) => Some(Some(text.as_str())),
+        Some(_) => {
+            return Err(NovaError::bad_request(
+                "Invalid input for field/attribute description.",
+            ));
+        }
+    };
+    let server = state
+        .compute()?
+        .update_server(&nova.caller, &id, name, description)
+        .await?;
+    Ok(Json(ServerBody {
+        server: views::server(&nova, &server, true),
+    }))
+}
+
+pub(crate) async fn delete(
+    State(state): State<ApiState>,
+    nova: Nova,
+    Path(id): Path<String>,
+) -> Result<StatusCode, NovaError> {
+    state
+        .compute()?
+        .delete_server(&nova.caller, &nova.request_id, &id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

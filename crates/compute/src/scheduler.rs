@@ -1,0 +1,73 @@
+//! Placement: which node a new server goes to. A node qualifies when it is up (heard from
+//! within its missed-heartbeat allowance), not drained, and has room for the server's
+//! vCPUs, RAM and disk under the configured overcommit ratios, counting every server
+//! placed there. Among those, the one with the most free RAM (relative to its capacity)
+//! wins, then the one running fewer VMs: servers spread over nodes.
+
+use nefos_db::compute::{self as q, NodeLoad};
+use nefos_db::time::now_micros;
+
+use crate::{ComputeError, Node, Services};
+
+/// What a server needs of a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Demand {
+    pub vcpus: u64,
+    pub ram_mib: u64,
+    pub disk_gib: u64,
+}
+
+/// Nova's message when nothing fits.
+pub const NO_VALID_HOST: &str = "No valid host was found. There are not enough hosts available.";
+
+impl Services {
+    /// The node for a new server.
+    pub(crate) async fn place(&self, demand: Demand) -> Result<String, ComputeError> {
+        let nodes = self.nodes.registry().list().await?;
+        let loads = q::node_loads(self.db.pool()).await?;
+        let now = now_micros();
+        let mut best: Option<(f64, u32, String)> = None;
+        for node in nodes {
+            let load = loads.get(&node.info.id).copied().unwrap_or_default();
+            let Some(free_ram) = self.room(&node, load, demand, now) else {
+                continue;
+            };
+            let better = match &best {
+                None => true,
+                Some((ram, running, _)) => {
+                    free_ram > *ram || (free_ram == *ram && node.running_vms < *running)
+                }
+            };
+            if better {
+                best = Some((free_ram, node.running_vms, node.info.id));
+            }
+        }
+        best.map(|(_, _, id)| id)
+            .ok_or_else(|| ComputeError::conflict(NO_VALID_HOST))
+    }
+
+    /// The share of `node`'s RAM capacity left after placing `demand`, or None when the
+    /// node does not qualify.
+    fn room(&self, node: &Node, load: NodeLoad, demand: Demand, now: i64) -> Option<f64> {
+        if node.drained || !node.is_up(now) {
+            return None;
+        }
+        let settings = &self.settings;
+        let as_f64 = |v: u64| v as f64;
+        let used = |v: i64| as_f64(u64::try_from(v).unwrap_or(0));
+        let cpu_capacity = as_f64(u64::from(node.info.cpus)) * settings.cpu_allocation_ratio;
+        let ram_capacity = as_f64(
+            node.info
+                .ram_mib
+                .saturating_sub(settings.reserved_host_ram_mib),
+        ) * settings.ram_allocation_ratio;
+        let disk_capacity =
+            as_f64(node.info.disk_total_bytes >> 30) * settings.disk_allocation_ratio;
+        let fits = used(load.vcpus) + as_f64(demand.vcpus) <= cpu_capacity
+            && used(load.ram_mib) + as_f64(demand.ram_mib) <= ram_capacity
+            && used(load.disk_gib) + as_f64(demand.disk_gib) <= disk_capacity;
+        fits.then(|| {
+            (ram_capacity - used(load.ram_mib) - as_f64(demand.ram_mib)) / ram_capacity.max(1.0)
+        })
+    }
+}

@@ -1,0 +1,205 @@
+//! Building a server: place it on a node, have the node define and start its VM, then
+//! record it ACTIVE with what the node reported. Undone, the VM is destroyed; unwound,
+//! the server is left in ERROR with the reason, still charged (as in Nova) until deleted.
+
+use nefos_db::compute::{self as q, StateChange};
+use nefos_db::time::now_micros;
+use nefos_node_api::{EnsureVm, PowerState, VmSpec, VmStatus};
+use nefos_saga::{BoxFuture, Saga, Step, StepError, StepInput, nothing_to_undo, output};
+use serde::{Deserialize, Serialize};
+
+use super::{db_error, finish_action, step_error};
+use crate::Services;
+use crate::scheduler::Demand;
+use crate::servers::model::Fault;
+use crate::servers::state::{self, task, vm};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateParams {
+    pub server_id: String,
+    pub request_id: String,
+    /// The ensure's generation; its undo uses the next.
+    pub generation: u64,
+    /// The whole VM, admin password included: the saga is deleted once it ends.
+    pub spec: VmSpec,
+}
+
+#[derive(Debug)]
+pub struct CreateSaga;
+
+type Input<'a> = StepInput<'a, CreateParams>;
+
+impl Saga for CreateSaga {
+    const KIND: &'static str = "server_create";
+    type Params = CreateParams;
+    type Context = Services;
+
+    fn steps() -> Vec<Step<Self>> {
+        vec![
+            Step {
+                name: "place",
+                action: place,
+                undo: nothing_to_undo,
+            },
+            Step {
+                name: "spawn",
+                action: spawn,
+                undo: destroy,
+            },
+            Step {
+                name: "activate",
+                action: activate,
+                undo: nothing_to_undo,
+            },
+        ]
+    }
+
+    fn unwound<'a>(
+        services: &'a Services,
+        params: &'a CreateParams,
+        error: &'a str,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let fault = Fault {
+                code: 500,
+                message: error.to_owned(),
+                created: now_micros(),
+            };
+            let fault = serde_json::to_string(&fault).unwrap_or_default();
+            let change = StateChange {
+                vm_state: Some(vm::ERROR),
+                task_state: Some(None),
+                power_state: Some(state::power::NOSTATE),
+                fault: Some(Some(&fault)),
+                ..StateChange::default()
+            };
+            if let Err(failure) = q::change_state(
+                services.db.pool(),
+                &params.server_id,
+                None,
+                &change,
+                now_micros(),
+            )
+            .await
+            {
+                tracing::error!(server = %params.server_id, error = %failure, "cannot record a failed build");
+            }
+            tracing::warn!(server = %params.server_id, %error, "server build failed");
+            finish_action(services, &params.server_id, &params.request_id, Some(error)).await;
+        })
+    }
+}
+
+/// Chooses the node, or keeps the one chosen before a crash.
+fn place<'a>(services: &'a Services, input: Input<'a>) -> BoxFuture<'a, nefos_saga::ActionResult> {
+    Box::pin(async move {
+        let id = &input.params.server_id;
+        let server = q::get_server(services.db.pool(), id)
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| StepError::Permanent(format!("server {id} is gone")))?;
+        if server.deleted_at.is_some() {
+            return Err(StepError::Permanent("the server was deleted".to_owned()));
+        }
+        if let Some(node) = server.node_id {
+            return output(node);
+        }
+        let spec = &input.params.spec;
+        let demand = Demand {
+            vcpus: u64::from(spec.vcpus),
+            ram_mib: spec.ram_mib,
+            disk_gib: spec.disk_bytes >> 30,
+        };
+        let node = services.place(demand).await.map_err(|error| match error {
+            crate::ComputeError::Db(error) => db_error(error),
+            other => StepError::Permanent(other.to_string()),
+        })?;
+        let change = StateChange {
+            node_id: Some(&node),
+            task_state: Some(Some(task::SPAWNING)),
+            ..StateChange::default()
+        };
+        q::change_state(services.db.pool(), id, None, &change, now_micros())
+            .await
+            .map_err(db_error)?;
+        tracing::info!(server = %id, node = %node, "server placed");
+        output(node)
+    })
+}
+
+fn spawn<'a>(services: &'a Services, input: Input<'a>) -> BoxFuture<'a, nefos_saga::ActionResult> {
+    Box::pin(async move {
+        let node: String = input.required("place")?;
+        let request = EnsureVm {
+            generation: input.params.generation,
+            spec: input.params.spec.clone(),
+            power: PowerState::Running,
+        };
+        let status = services
+            .nodes
+            .ensure_vm(&node, &input.params.server_id, &request)
+            .await
+            .map_err(step_error)?;
+        output(status)
+    })
+}
+
+/// Destroys what the spawn may have made; a VM the node never had is destroyed already.
+fn destroy<'a>(services: &'a Services, input: Input<'a>) -> BoxFuture<'a, Result<(), StepError>> {
+    Box::pin(async move {
+        let Some(node) = input.output::<String>("place")? else {
+            return Ok(());
+        };
+        let client = services.nodes.client(&node).await.map_err(step_error)?;
+        client
+            .destroy_vm(&input.params.server_id, input.params.generation + 1)
+            .await
+            .map_err(|source| step_error(crate::ComputeError::Rpc { node, source }))
+    })
+}
+
+fn activate<'a>(
+    services: &'a Services,
+    input: Input<'a>,
+) -> BoxFuture<'a, nefos_saga::ActionResult> {
+    Box::pin(async move {
+        let status: VmStatus = input.required("spawn")?;
+        let (vm_state, power_state) = state::reported(status.state);
+        let forwards = serde_json::to_string(&status.forwards).unwrap_or_default();
+        let now = now_micros();
+        let change = StateChange {
+            vm_state: Some(vm_state),
+            task_state: Some(None),
+            power_state: Some(power_state),
+            forwards: Some(&forwards),
+            launched_at: Some(now),
+            ..StateChange::default()
+        };
+        let id = &input.params.server_id;
+        let spawning = Some(Some(task::SPAWNING));
+        let pool = services.db.pool();
+        // A server being deleted meanwhile keeps its task (and a deleted one its state):
+        // its delete saga destroys the VM.
+        if !q::change_state(pool, id, spawning, &change, now)
+            .await
+            .map_err(db_error)?
+        {
+            let keep_task = StateChange {
+                task_state: None,
+                ..change
+            };
+            q::change_state(pool, id, None, &keep_task, now)
+                .await
+                .map_err(db_error)?;
+        }
+        finish_action(
+            services,
+            &input.params.server_id,
+            &input.params.request_id,
+            None,
+        )
+        .await;
+        tracing::info!(server = %input.params.server_id, state = vm_state, "server built");
+        output(())
+    })
+}
