@@ -1,4 +1,4 @@
-//! The compute API declared once (docs/compute.md): Nova v2.1 under [`PREFIX`], its
+//! The compute API declared once (docs/servers.md): Nova v2.1 under [`PREFIX`], its
 //! microversions ([`microversion`]), paths ([`paths`]) and JSON bodies ([`types`]), in the
 //! shapes the `openstack` CLI and openstacksdk send and read. The server (`nefos-api`)
 //! renders these types and the `nefos server` client reads them.

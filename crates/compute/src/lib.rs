@@ -1,4 +1,4 @@
-//! Compute (docs/design.md §2, §5; docs/compute.md): the nodes that run VMs, flavors,
+//! Compute (docs/design.md §2, §5; docs/servers.md): the nodes that run VMs, flavors,
 //! keypairs, and servers — their state machine, placement, and the sagas that drive nodes
 //! through their RPC API.
 //!

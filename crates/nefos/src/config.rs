@@ -57,7 +57,7 @@ pub struct ComputeSection {
     /// Host RAM each node keeps for itself, in MiB.
     pub reserved_host_ram_mib: u64,
     /// Guest TCP ports each server's node forwards from its loopback (user-mode
-    /// networking; see docs/compute.md).
+    /// networking; see docs/servers.md).
     pub forward_tcp: Vec<u16>,
 }
 

@@ -1,4 +1,4 @@
-//! The compute API under [`nefos_compute_api::PREFIX`] (docs/compute.md): Nova v2.1 over
+//! The compute API under [`nefos_compute_api::PREFIX`] (docs/servers.md): Nova v2.1 over
 //! [`nefos_compute::Compute`], in the shapes of [`nefos_compute_api`], each response as
 //! the microversion asked for defines it. Nova's errors (`error.rs`) are the one mapping
 //! of `ComputeError` to statuses.

@@ -65,9 +65,22 @@ impl Cloud {
 
     /// A control plane with no image.
     pub async fn empty() -> Cloud {
+        Cloud::serving(&[]).await
+    }
+
+    /// A control plane that registered the tiny guest as the public image `nefos-tiny`,
+    /// as `nefos up` does, for servers to boot from.
+    pub async fn with_public_guest() -> Cloud {
+        let image = guest_image();
+        Cloud::serving(&["--guest-image", image.to_str().unwrap()]).await
+    }
+
+    async fn serving(extra: &[&str]) -> Cloud {
         let data = tempfile::tempdir().unwrap();
         let internal = format!("127.0.0.1:{}", free_port());
-        let process = NefosProcess::up(&binary(), data.path(), &["--internal-listen", &internal]);
+        let mut args = vec!["--internal-listen", internal.as_str()];
+        args.extend_from_slice(extra);
+        let process = NefosProcess::up(&binary(), data.path(), &args);
         let db = Database::connect(
             &Database::sqlite_url(&data.path().join("nefos.db")),
             &PoolSettings::default(),

@@ -1,0 +1,441 @@
+//! Servers through the real `openstack` CLI against a control plane and a real node agent
+//! running TCG guests: create from the public tiny guest with a key, boot (the console
+//! shows the guest's hostname from its config drive, and SSH with the key works), stop,
+//! start, soft and hard reboot, pause, unpause, Nova's 409 for an action the state does
+//! not allow, delete; another project's server a JSON 404; bad requests 400; quota
+//! refusals Nova's 403, exactly as many servers as the limit allows under concurrency,
+//! and usage back to zero afterwards.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::account::create_user;
+use common::vms::{Cloud, Node, ssh, ssh_key};
+use nefos_test_utils::OpenStack;
+use serde_json::{Value, json};
+
+const DEMO: &str = "nefos-demo";
+
+/// The demo user's token scoped to its project, and the compute endpoint.
+async fn demo_token(cloud: &Cloud) -> (String, String) {
+    let client = common::http();
+    let password = &nefos_test_utils::read_credentials(cloud.data.path())["demo"];
+    let (token, _) =
+        common::token(&client, &cloud.process.url, "demo", password, Some("demo")).await;
+    (token, format!("{}/compute/v2.1", cloud.process.url))
+}
+
+/// Waits until server `name` has `status` (as the CLI's `--wait` would, faster).
+fn wait_status(os: &OpenStack, clouds: &Path, name: &str, status: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let server = os.json(clouds, DEMO, &["server", "show", name]);
+        if server["status"] == status && server["OS-EXT-STS:task_state"].is_null() {
+            return server;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "server {name} never reached {status}: {server}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[tokio::test]
+async fn openstack_cli_runs_servers_on_a_real_node() {
+    let cloud = Cloud::with_public_guest().await;
+    let node = Node::start(&cloud, "node-a").await;
+    let os = OpenStack::new();
+    let clouds = cloud.data.path().join("clouds.yaml");
+    let keys = tempfile::tempdir().unwrap();
+    let (key, public) = ssh_key(keys.path());
+    let public_file = keys.path().join("key.pub");
+    std::fs::write(&public_file, &public).unwrap();
+
+    let flavors = os.json(&clouds, DEMO, &["flavor", "list"]);
+    assert!(
+        flavors
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["Name"] == "m1.nano"),
+        "{flavors}"
+    );
+    os.ok(
+        &clouds,
+        DEMO,
+        &[
+            "keypair",
+            "create",
+            "--public-key",
+            public_file.to_str().unwrap(),
+            "k1",
+        ],
+    );
+
+    // Create and boot: ACTIVE only once the node reported the VM running.
+    let created = os.json(
+        &clouds,
+        DEMO,
+        &[
+            "server",
+            "create",
+            "--image",
+            "nefos-tiny",
+            "--flavor",
+            "m1.nano",
+            "--key-name",
+            "k1",
+            "--property",
+            "purpose=test",
+            "--wait",
+            "alpha",
+        ],
+    );
+    assert_eq!(created["status"], "ACTIVE", "{created}");
+    assert_eq!(created["OS-EXT-STS:power_state"], 1, "{created}");
+    assert_eq!(created["key_name"], "k1");
+    assert!(created["adminPass"].as_str().is_some_and(|p| p.len() >= 8));
+    let id = created["id"].as_str().unwrap().to_owned();
+    let console = wait_for_console(&os, &clouds, "alpha", "NEFOS-GUEST-READY hostname=alpha");
+    assert!(console.contains("nefos-tick"), "{console}");
+
+    // The key reached the guest through its config drive: SSH through the node's forward.
+    let (token, compute) = demo_token(&cloud).await;
+    let client = common::http();
+    let shown: Value = client
+        .get(format!("{compute}/servers/{id}"))
+        .header("x-auth-token", &token)
+        .header("openstack-api-version", "compute 2.96")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let port: u16 = shown["server"]["SNF:port_forwarding"]["22"]["port"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(ssh(&key, port, "hostname").trim(), "alpha");
+    assert_eq!(shown["server"]["metadata"]["purpose"], "test");
+    assert_eq!(shown["server"]["flavor"]["original_name"], "m1.nano");
+    assert_eq!(shown["server"]["locked"], false);
+
+    // Power actions, each observed as the node reports it.
+    os.ok(&clouds, DEMO, &["server", "stop", "alpha"]);
+    let stopped = wait_status(&os, &clouds, "alpha", "SHUTOFF");
+    assert_eq!(stopped["OS-EXT-STS:power_state"], 4, "{stopped}");
+    assert!(node.qemu_pids().is_empty());
+    let refused = os.run(&clouds, DEMO, &["server", "stop", "alpha"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "Cannot 'stop' instance {id} while it is in vm_state stopped"
+        )),
+        "{stderr}"
+    );
+    os.ok(&clouds, DEMO, &["server", "start", "alpha"]);
+    wait_status(&os, &clouds, "alpha", "ACTIVE");
+    let booted = wait_for_console(&os, &clouds, "alpha", "NEFOS-GUEST-READY");
+    os.ok(&clouds, DEMO, &["server", "reboot", "--wait", "alpha"]);
+    os.ok(
+        &clouds,
+        DEMO,
+        &["server", "reboot", "--hard", "--wait", "alpha"],
+    );
+    let rebooted = os.ok(&clouds, DEMO, &["console", "log", "show", "alpha"]);
+    assert!(
+        rebooted.matches("NEFOS-GUEST-READY").count()
+            >= booted.matches("NEFOS-GUEST-READY").count() + 2
+            || rebooted.contains("powering off"),
+        "{rebooted}"
+    );
+    os.ok(&clouds, DEMO, &["server", "pause", "alpha"]);
+    let paused = wait_status(&os, &clouds, "alpha", "PAUSED");
+    assert_eq!(paused["OS-EXT-STS:power_state"], 3, "{paused}");
+    os.ok(&clouds, DEMO, &["server", "unpause", "alpha"]);
+    wait_status(&os, &clouds, "alpha", "ACTIVE");
+    let actions = os.json(&clouds, DEMO, &["server", "event", "list", "alpha"]);
+    let names: Vec<&str> = actions
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["Action"].as_str())
+        .collect();
+    for action in ["create", "stop", "start", "reboot", "pause", "unpause"] {
+        assert!(names.contains(&action), "{action} missing from {names:?}");
+    }
+
+    // Another project sees nothing of it: a JSON 404 on every route.
+    let admin = common::admin_token(&client, &cloud.process.url, cloud.data.path()).await;
+    let bob = create_user(&client, &cloud.process.url, &admin, "bob").await;
+    let (bob_token, _) = common::token(
+        &client,
+        &cloud.process.url,
+        "bob",
+        &bob.password,
+        Some("bob"),
+    )
+    .await;
+    for (method, path, body) in [
+        ("GET", format!("/servers/{id}"), None),
+        (
+            "PUT",
+            format!("/servers/{id}"),
+            Some(json!({"server": {"name": "x"}})),
+        ),
+        ("DELETE", format!("/servers/{id}"), None),
+        (
+            "POST",
+            format!("/servers/{id}/action"),
+            Some(json!({"os-stop": null})),
+        ),
+        ("GET", format!("/servers/{id}/metadata"), None),
+        ("GET", format!("/servers/{id}/os-instance-actions"), None),
+    ] {
+        let mut request = client.request(method.parse().unwrap(), format!("{compute}{path}"));
+        request = request.header("x-auth-token", &bob_token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 404, "{method} {path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(
+            body["itemNotFound"]["message"],
+            format!("Instance {id} could not be found."),
+            "{method} {path}"
+        );
+    }
+    let listed: Value = client
+        .get(format!("{compute}/servers"))
+        .header("x-auth-token", &bob_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["servers"], json!([]));
+
+    // Bad requests are Nova's 400s and create nothing.
+    let too_big = "A".repeat(70_000);
+    for body in [
+        json!({"server": {"name": "x", "flavorRef": "6", "imageRef": "nope", "networks": "none"}}),
+        json!({"server": {"name": "x", "flavorRef": "nope", "imageRef": shown["server"]["image"]["id"], "networks": "none"}}),
+        json!({"server": {"name": "", "flavorRef": "6", "imageRef": shown["server"]["image"]["id"], "networks": "none"}}),
+        json!({"server": {"name": "x", "flavorRef": "6", "imageRef": shown["server"]["image"]["id"], "networks": "none", "user_data": too_big}}),
+        json!({"server": {"name": "x", "flavorRef": "6", "imageRef": shown["server"]["image"]["id"], "networks": "none", "user_data": "not base64!"}}),
+        json!({"server": {"name": "x", "flavorRef": "6", "imageRef": shown["server"]["image"]["id"], "networks": "none", "key_name": "nope"}}),
+        json!({"server": {"name": "x", "flavorRef": "6", "imageRef": shown["server"]["image"]["id"], "networks": "none", "bogus": 1}}),
+        json!({"server": {"name": "x", "flavorRef": "6", "imageRef": shown["server"]["image"]["id"]}}),
+        json!({"server": "x"}),
+        json!([]),
+    ] {
+        let response = client
+            .post(format!("{compute}/servers"))
+            .header("x-auth-token", &token)
+            .header("openstack-api-version", "compute 2.96")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert!(answer["badRequest"]["message"].is_string(), "{answer}");
+    }
+    let malformed = client
+        .post(format!("{compute}/servers/{id}/action"))
+        .header("x-auth-token", &token)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), 400);
+    let unknown = client
+        .post(format!("{compute}/servers/{id}/action"))
+        .header("x-auth-token", &token)
+        .json(&json!({"frobnicate": null}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 400);
+    let too_new = client
+        .get(format!("{compute}/servers"))
+        .header("x-auth-token", &token)
+        .header("openstack-api-version", "compute 2.200")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_new.status(), 406);
+    assert_eq!(
+        os.json(&clouds, DEMO, &["server", "list"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Delete: the VM, its disk and run directory go, and so does the quota it held.
+    os.ok(&clouds, DEMO, &["server", "delete", "--wait", "alpha"]);
+    assert!(node.qemu_pids().is_empty());
+    assert!(node.vm_dirs().is_empty(), "{:?}", node.vm_dirs());
+    let gone = os.run(&clouds, DEMO, &["server", "show", "alpha"]);
+    assert!(!gone.status.success());
+    let limits: Value = client
+        .get(format!("{compute}/limits"))
+        .header("x-auth-token", &token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let absolute = &limits["limits"]["absolute"];
+    for used in ["totalInstancesUsed", "totalCoresUsed", "totalRAMUsed"] {
+        assert_eq!(absolute[used], 0, "{limits}");
+    }
+}
+
+/// Waits until the server's console shows `needle`; the whole console.
+fn wait_for_console(os: &OpenStack, clouds: &Path, name: &str, needle: &str) -> String {
+    let started = Instant::now();
+    loop {
+        let console = os.ok(clouds, DEMO, &["console", "log", "show", name]);
+        if console.contains(needle) {
+            return console;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{needle:?} never showed:\n{console}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[tokio::test]
+async fn concurrent_creates_make_exactly_what_the_quota_allows() {
+    let cloud = Cloud::with_public_guest().await;
+    let node = Node::start(&cloud, "node-a").await;
+    common::admin_ok(&[
+        "quota",
+        "set",
+        "--data",
+        cloud.data.path().to_str().unwrap(),
+        "--user",
+        "demo",
+        "cyclades.vm",
+        "3",
+    ]);
+    let (token, compute) = demo_token(&cloud).await;
+    let client = common::http();
+    let images: Value = client
+        .get(format!(
+            "{}/image/v2/images?name=nefos-tiny",
+            cloud.process.url
+        ))
+        .header("x-auth-token", &token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let image = images["images"][0]["id"].as_str().unwrap().to_owned();
+    let creates = (0..10).map(|i| {
+        let (client, token, compute, image) = (
+            client.clone(),
+            token.clone(),
+            compute.clone(),
+            image.clone(),
+        );
+        async move {
+            let response = client
+                .post(format!("{compute}/servers"))
+                .header("x-auth-token", &token)
+                .header("openstack-api-version", "compute 2.96")
+                .json(&json!({"server": {
+                    "name": format!("q{i}"), "imageRef": image, "flavorRef": "6",
+                    "networks": "none"}}))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    });
+    let answers = futures::future::join_all(creates).await;
+    let accepted = answers.iter().filter(|(s, _)| *s == 202).count();
+    let refused: Vec<&Value> = answers
+        .iter()
+        .filter(|(s, _)| *s == 403)
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(accepted, 3, "{answers:?}");
+    assert_eq!(refused.len(), 7, "{answers:?}");
+    for body in refused {
+        assert_eq!(
+            body["forbidden"]["message"],
+            "Quota exceeded for instances: Requested 1, but already used 3 of 3 instances"
+        );
+    }
+    // Usage is what exists, and goes back to zero when it is deleted.
+    let usage = || async {
+        let limits: Value = client
+            .get(format!("{compute}/limits"))
+            .header("x-auth-token", &token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        limits["limits"]["absolute"]["totalInstancesUsed"]
+            .as_i64()
+            .unwrap()
+    };
+    assert_eq!(usage().await, 3);
+    let servers: Value = client
+        .get(format!("{compute}/servers"))
+        .header("x-auth-token", &token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for server in servers["servers"].as_array().unwrap() {
+        let id = server["id"].as_str().unwrap();
+        let response = client
+            .delete(format!("{compute}/servers/{id}"))
+            .header("x-auth-token", &token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 204);
+    }
+    let started = Instant::now();
+    while usage().await != 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "usage never went back to 0"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let started = Instant::now();
+    while !node.vm_dirs().is_empty() || !node.qemu_pids().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "VMs left: {:?}",
+            node.vm_dirs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
