@@ -1,4 +1,4 @@
--- Compute (docs/compute.md): flavors, keypairs, servers and what hangs off them, and the
+-- Compute (docs/servers.md): flavors, keypairs, servers and what hangs off them, and the
 -- saga log every multi-step operation writes (crates/saga). Portable SQL, as in 0001.
 
 -- Nodes now say how often they heartbeat, so "down" follows their own interval, and an

@@ -81,16 +81,19 @@ pub async fn list_steps<'c>(
     .map_err(DbError::query("read a saga's steps"))
 }
 
-/// Records a step's status (and output), creating its row the first time.
+/// Records a step's status (and output), creating its row the first time, if `owner`
+/// still owns the saga; false if it does not (another process adopted it).
 pub async fn set_step<'c>(
     ex: impl Executor<'c, Database = Any>,
     saga: &str,
+    owner: &str,
     step: &StepRow,
     now: i64,
-) -> Result<(), DbError> {
-    sqlx::query(
+) -> Result<bool, DbError> {
+    let done = sqlx::query(
         "INSERT INTO saga_steps (saga_id, step, name, status, output, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6)
+         SELECT $1, $2, $3, $4, $5, $6
+         WHERE EXISTS (SELECT 1 FROM sagas WHERE id = $1 AND owner = $7)
          ON CONFLICT (saga_id, step) DO UPDATE SET
            status = excluded.status, output = excluded.output, updated_at = excluded.updated_at",
     )
@@ -100,10 +103,11 @@ pub async fn set_step<'c>(
     .bind(&step.status)
     .bind(&step.output)
     .bind(now)
+    .bind(owner)
     .execute(ex)
     .await
     .map_err(DbError::query("record a saga step"))?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 /// Sets a saga's state (and error) if `owner` still owns it; false if it does not.

@@ -307,13 +307,15 @@ async fn execute<S: Saga>(
             params: &params,
             outputs: &outputs,
         };
-        match retrying::<S, ()>(|| (step.undo)(context, input)).await {
+        match retrying::<S, ()>(Deadline::Never, || (step.undo)(context, input)).await {
             Ok(()) => {
                 let undone = StepRow {
                     status: UNDONE.to_owned(),
                     ..entry.clone()
                 };
-                log::set_step(db.pool(), id, &undone, now_micros()).await?;
+                if !log::set_step(db.pool(), id, me, &undone, now_micros()).await? {
+                    return Ok(Outcome::NotOurs);
+                }
             }
             Err(undo_error) => {
                 let stuck = format!(
@@ -327,7 +329,16 @@ async fn execute<S: Saga>(
             }
         }
     }
-    S::unwound(context, &params, &error).await;
+    if let Err(hook_error) =
+        retrying::<S, ()>(Deadline::Never, || S::unwound(context, &params, &error)).await
+    {
+        let stuck = format!(
+            "{error}; then recording the failure failed: {}",
+            hook_error.message()
+        );
+        log::set_saga_state(db.pool(), id, me, STUCK, Some(&stuck), now_micros()).await?;
+        return Ok(Outcome::Stuck { error: stuck });
+    }
     log::delete_saga(db.pool(), id).await?;
     Ok(Outcome::Unwound { error })
 }
@@ -363,21 +374,29 @@ async fn run_forward<S: Saga>(
             status: STARTED.to_owned(),
             output: None,
         };
-        log::set_step(db.pool(), id, &started, now_micros()).await?;
+        if !log::set_step(db.pool(), id, sagas.instance(), &started, now_micros()).await? {
+            return Ok(Forward::Lost);
+        }
         logged.insert(number, started.clone());
         let input = StepInput {
             saga_id: id,
             params,
             outputs,
         };
-        match retrying::<S, Value>(|| (step.action)(context, input)).await {
+        match retrying::<S, Value>(Deadline::After(S::RETRY_FOR), || {
+            (step.action)(context, input)
+        })
+        .await
+        {
             Ok(value) => {
                 let done = StepRow {
                     status: DONE.to_owned(),
                     output: Some(value.to_string()),
                     ..started
                 };
-                log::set_step(db.pool(), id, &done, now_micros()).await?;
+                if !log::set_step(db.pool(), id, sagas.instance(), &done, now_micros()).await? {
+                    return Ok(Forward::Lost);
+                }
                 logged.insert(number, done);
                 outputs.insert(step.name.to_owned(), value);
             }
@@ -408,16 +427,29 @@ async fn still_ours(sagas: &Sagas, id: &str, state: &str, error: &str) -> Result
     .await?)
 }
 
-/// Calls `attempt` until it succeeds, fails for good, or has failed transiently for
-/// [`Saga::RETRY_FOR`].
+/// How long transient failures are retried.
+#[derive(Debug, Clone, Copy)]
+enum Deadline {
+    After(Duration),
+    Never,
+}
+
+/// Calls `attempt` until it succeeds, fails for good, or has failed transiently past
+/// `deadline`.
 async fn retrying<'a, S: Saga, T>(
+    deadline: Deadline,
     mut attempt: impl FnMut() -> BoxFuture<'a, Result<T, StepError>>,
 ) -> Result<T, StepError> {
-    let deadline = tokio::time::Instant::now() + S::RETRY_FOR;
+    let deadline = match deadline {
+        Deadline::After(duration) => Some(tokio::time::Instant::now() + duration),
+        Deadline::Never => None,
+    };
     let mut backoff = FIRST_BACKOFF;
     loop {
         match attempt().await {
-            Err(StepError::Transient(message)) if tokio::time::Instant::now() < deadline => {
+            Err(StepError::Transient(message))
+                if deadline.is_none_or(|d| tokio::time::Instant::now() < d) =>
+            {
                 tracing::info!(kind = S::KIND, error = %message, ?backoff, "step failed; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);

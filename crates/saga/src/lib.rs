@@ -6,8 +6,10 @@
 //! the log says it started; after, that it is done, with its output for later steps. A
 //! step whose action fails for good makes the saga unwind: the undo of every step that
 //! started runs, newest first, so undos must be safe to run for an action that never
-//! happened or ran half-way, and safe to repeat. A transient failure (a node that does
-//! not answer) is retried with backoff before it counts as a failure.
+//! happened or ran half-way, and safe to repeat. A transient failure of an action (a node
+//! that does not answer) is retried with backoff for a while before it counts as a
+//! failure; a transient failure of an undo is retried until it succeeds, since giving up
+//! would leave behind what the undo is there to remove.
 //!
 //! A saga belongs to the process running it (the control plane's process heartbeats,
 //! `control_plane_instances`). When that process stops, another adopts the saga and goes
@@ -50,13 +52,15 @@ pub trait Saga: Send + Sync + 'static {
     where
         Self: Sized;
 
-    /// Runs once an unwind has finished, with the failure that caused it.
+    /// Runs once an unwind has finished, with the failure that caused it (to record the
+    /// failure where users see it). A transient failure is retried until it succeeds;
+    /// the saga is kept until then.
     fn unwound<'a>(
         _context: &'a Self::Context,
         _params: &'a Self::Params,
         _error: &'a str,
-    ) -> BoxFuture<'a, ()> {
-        Box::pin(async {})
+    ) -> BoxFuture<'a, Result<(), StepError>> {
+        Box::pin(async { Ok(()) })
     }
 }
 

@@ -105,8 +105,15 @@ impl Saga for ThreeSteps {
         ]
     }
 
-    fn unwound<'a>(journal: &'a Journal, _: &'a Params, error: &'a str) -> BoxFuture<'a, ()> {
-        Box::pin(async move { journal.note(format!("unwound: {error}")) })
+    fn unwound<'a>(
+        journal: &'a Journal,
+        _: &'a Params,
+        error: &'a str,
+    ) -> BoxFuture<'a, Result<(), StepError>> {
+        Box::pin(async move {
+            journal.note(format!("unwound: {error}"));
+            Ok(())
+        })
     }
 }
 
@@ -213,7 +220,9 @@ async fn a_stopped_process_sagas_are_adopted_and_finished_from_their_log() {
                 status: status.to_owned(),
                 output: output.map(str::to_owned),
             };
-            log::set_step(db.pool(), &id, &row, now).await.unwrap();
+            log::set_step(db.pool(), &id, "dead", &row, now)
+                .await
+                .unwrap();
         }
         // One that was unwinding: its started steps are undone, nothing is redone.
         let unwinding = create(&dead, db, &params(None, None)).await;
@@ -224,7 +233,7 @@ async fn a_stopped_process_sagas_are_adopted_and_finished_from_their_log() {
                 status: status.to_owned(),
                 output: (status == "done").then(|| "1".to_owned()),
             };
-            log::set_step(db.pool(), &unwinding, &row, now)
+            log::set_step(db.pool(), &unwinding, "dead", &row, now)
                 .await
                 .unwrap();
         }

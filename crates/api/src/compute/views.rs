@@ -65,7 +65,7 @@ pub(crate) fn server(nova: &Nova, server: &Server, show: bool) -> types::Server 
         status,
         "ACTIVE" | "BUILD" | "REBUILD" | "RESIZE" | "VERIFY_RESIZE" | "MIGRATING"
     )
-    .then_some(if status == "ACTIVE" { 100 } else { 0 });
+    .then_some(0);
     let fault = server
         .fault
         .as_ref()

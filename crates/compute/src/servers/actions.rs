@@ -38,7 +38,7 @@ impl PowerAction {
         }
     }
 
-    fn task(self) -> &'static str {
+    pub(crate) fn task(self) -> &'static str {
         match self {
             PowerAction::Start => task::POWERING_ON,
             PowerAction::Stop => task::POWERING_OFF,
@@ -105,8 +105,13 @@ impl Compute {
             )));
         };
         let mut tx = self.db().begin().await?;
-        let charge_activity = action == PowerAction::Start;
-        if charge_activity {
+        // A start (or the hard reboot of a stopped server, which starts it) charges the
+        // active resources unless they are charged already (a start
+        // whose outcome was never learnt leaves them charged).
+        let starts = action == PowerAction::Start
+            || (action == PowerAction::Reboot { hard: true }
+                && server.vm_state == state::vm::STOPPED);
+        if starts && q::set_active_charged(&mut *tx, id, true, now_micros()).await? {
             let provisions =
                 charges::activity(&server.project_id, &server.user_id, size_of(&server), 1, 1);
             self.inner
@@ -117,7 +122,6 @@ impl Compute {
         }
         let change = StateChange {
             task_state: Some(Some(action.task())),
-            active_charged: charge_activity.then_some(true),
             ..StateChange::default()
         };
         // Only from the task state the check saw: a concurrent action loses here.

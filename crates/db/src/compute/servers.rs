@@ -581,3 +581,45 @@ pub async fn list_actions<'c>(
     .await
     .map_err(DbError::query("list instance actions"))
 }
+
+/// Marks server `id`'s active resources charged (`charged`) or released, if they are not
+/// so already; true if it changed. The row lock this takes orders concurrent callers, so
+/// only one of them charges or releases.
+pub async fn set_active_charged<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    id: &str,
+    charged: bool,
+    now: i64,
+) -> Result<bool, DbError> {
+    let done = sqlx::query(
+        "UPDATE servers SET active_charged = $2, updated_at = $3
+         WHERE id = $1 AND deleted_at IS NULL AND active_charged <> $2",
+    )
+    .bind(id)
+    .bind(charged)
+    .bind(now)
+    .execute(ex)
+    .await
+    .map_err(DbError::query("record a server's active charge"))?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Marks server `id` deleted, if it is not; true if it changed (and the caller releases
+/// its quota, in the same transaction).
+pub async fn mark_deleted<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    id: &str,
+    now: i64,
+) -> Result<bool, DbError> {
+    let done = sqlx::query(
+        "UPDATE servers SET vm_state = 'deleted', task_state = NULL, power_state = 0,
+           terminated_at = $2, deleted_at = $2, updated_at = $2
+         WHERE id = $1 AND deleted_at IS NULL",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(ex)
+    .await
+    .map_err(DbError::query("mark a server deleted"))?;
+    Ok(done.rows_affected() == 1)
+}

@@ -529,7 +529,9 @@ impl VmManager {
         let operation = Operation::Reboot { hard: request.hard };
         match record.admit(request.generation, operation)? {
             Admission::New => {
-                if qemu::running_pid(&paths).is_none() {
+                // A hard reboot starts a stopped VM, as Nova's does; a soft one needs a guest
+                // to ask.
+                if !request.hard && qemu::running_pid(&paths).is_none() {
                     return Err(VmError::NotRunning);
                 }
                 record.generation = request.generation;
@@ -545,10 +547,13 @@ impl VmManager {
         }
         let restart = !self.pending_changes(&paths, &record).await.is_empty();
         match qemu::running_pid(&paths) {
-            // A reboot cut short between its stop and its start.
+            // A stopped VM's hard reboot, or a reboot cut short between its stop and its
+            // start.
             None => self.start_qemu(&paths, &record).await?,
             Some(_) if request.hard && !restart => {
                 execute(&paths, &SystemReset {}).await?;
+                // A reset keeps paused vCPUs paused; the VM is to run.
+                self.converge(&paths, &record).await?;
             }
             Some(pid) if request.hard => {
                 kill_qemu(&paths, pid).await?;

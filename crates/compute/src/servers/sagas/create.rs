@@ -58,7 +58,7 @@ impl Saga for CreateSaga {
         services: &'a Services,
         params: &'a CreateParams,
         error: &'a str,
-    ) -> BoxFuture<'a, ()> {
+    ) -> BoxFuture<'a, Result<(), StepError>> {
         Box::pin(async move {
             let fault = Fault {
                 code: 500,
@@ -73,19 +73,21 @@ impl Saga for CreateSaga {
                 fault: Some(Some(&fault)),
                 ..StateChange::default()
             };
-            if let Err(failure) = q::change_state(
-                services.db.pool(),
-                &params.server_id,
-                None,
-                &change,
-                now_micros(),
-            )
-            .await
-            {
-                tracing::error!(server = %params.server_id, error = %failure, "cannot record a failed build");
+            // Only the build's own task gives way to ERROR: a server being deleted is left
+            // to its delete.
+            for build_task in [task::SCHEDULING, task::SPAWNING] {
+                let pool = services.db.pool();
+                let expect = Some(Some(build_task));
+                if q::change_state(pool, &params.server_id, expect, &change, now_micros())
+                    .await
+                    .map_err(db_error)?
+                {
+                    break;
+                }
             }
             tracing::warn!(server = %params.server_id, %error, "server build failed");
             finish_action(services, &params.server_id, &params.request_id, Some(error)).await;
+            Ok(())
         })
     }
 }
@@ -119,9 +121,17 @@ fn place<'a>(services: &'a Services, input: Input<'a>) -> BoxFuture<'a, nefos_sa
             task_state: Some(Some(task::SPAWNING)),
             ..StateChange::default()
         };
-        q::change_state(services.db.pool(), id, None, &change, now_micros())
+        // Only while still scheduling: a delete that began meanwhile (it may have seen no
+        // node to destroy the VM on) wins, and the build goes no further.
+        let scheduling = Some(Some(task::SCHEDULING));
+        if !q::change_state(services.db.pool(), id, scheduling, &change, now_micros())
             .await
-            .map_err(db_error)?;
+            .map_err(db_error)?
+        {
+            return Err(StepError::Permanent(
+                "the server is being deleted".to_owned(),
+            ));
+        }
         tracing::info!(server = %id, node = %node, "server placed");
         output(node)
     })
@@ -142,6 +152,35 @@ fn spawn<'a>(services: &'a Services, input: Input<'a>) -> BoxFuture<'a, nefos_sa
             .map_err(step_error)?;
         output(status)
     })
+}
+
+/// Releases a server's active resources if they are charged, in `tx`.
+pub(crate) async fn release_activity(
+    services: &Services,
+    tx: &mut nefos_db::Transaction,
+    id: &str,
+) -> Result<(), StepError> {
+    if !q::set_active_charged(&mut **tx, id, false, now_micros())
+        .await
+        .map_err(db_error)?
+    {
+        return Ok(());
+    }
+    let Some(server) = q::get_server(&mut **tx, id).await.map_err(db_error)? else {
+        return Ok(());
+    };
+    let size = crate::servers::charges::Size {
+        vcpus: server.vcpus,
+        ram_mib: server.ram_mib,
+        disk_gib: server.disk_gib,
+    };
+    let provisions =
+        crate::servers::charges::activity(&server.project_id, &server.user_id, size, 1, -1);
+    services
+        .quotas
+        .charge_in(tx, &provisions)
+        .await
+        .map_err(|error| StepError::Transient(super::chain(&error)))
 }
 
 /// Destroys what the spawn may have made; a VM the node never had is destroyed already.
@@ -176,11 +215,10 @@ fn activate<'a>(
             ..StateChange::default()
         };
         let id = &input.params.server_id;
-        let spawning = Some(Some(task::SPAWNING));
-        let pool = services.db.pool();
-        // A server being deleted meanwhile keeps its task (and a deleted one its state):
-        // its delete saga destroys the VM.
-        if !q::change_state(pool, id, spawning, &change, now)
+        let mut tx = services.db.begin().await.map_err(db_error)?;
+        // Only the build's own task is ended; a delete that began meanwhile keeps its
+        // task (and destroys the VM), and a deleted server stays deleted.
+        if !q::change_state(&mut *tx, id, Some(Some(task::SPAWNING)), &change, now)
             .await
             .map_err(db_error)?
         {
@@ -188,10 +226,17 @@ fn activate<'a>(
                 task_state: None,
                 ..change
             };
-            q::change_state(pool, id, None, &keep_task, now)
+            q::change_state(&mut *tx, id, Some(Some(task::DELETING)), &keep_task, now)
                 .await
                 .map_err(db_error)?;
         }
+        // A VM the node reports stopped (a guest that powered off at once) runs nothing.
+        if status.state == nefos_node_api::VmState::Stopped {
+            release_activity(services, &mut tx, id).await?;
+        }
+        tx.commit()
+            .await
+            .map_err(|error| db_error(nefos_db::DbError::query("commit a build")(error)))?;
         finish_action(
             services,
             &input.params.server_id,

@@ -1,7 +1,7 @@
 //! Deleting a server: its node destroys the VM (its disk and run directory with it), then
-//! the server is marked deleted and its quota released, in one transaction. A server on
-//! a node that is down is deleted from the database at once (Nova's local delete); the
-//! reconciler destroys its VM when the node is back.
+//! the server is marked deleted and its quota released, in one transaction. A node that
+//! does not answer is retried for a while; then the delete fails and the server keeps its
+//! state, to be deleted again (nothing is forgotten that a node may still run).
 
 use nefos_db::compute::{self as q, StateChange};
 use nefos_db::time::now_micros;
@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 
 use super::{db_error, finish_action, step_error};
 use crate::servers::charges::{self, Size};
-use crate::servers::state::{power, vm};
 use crate::{ComputeError, Services};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,25 +50,25 @@ impl Saga for DeleteSaga {
         services: &'a Services,
         params: &'a DeleteParams,
         error: &'a str,
-    ) -> BoxFuture<'a, ()> {
+    ) -> BoxFuture<'a, Result<(), StepError>> {
         Box::pin(async move {
             let change = StateChange {
                 task_state: Some(None),
                 ..StateChange::default()
             };
-            if let Err(failure) = q::change_state(
+            let deleting = Some(Some(crate::servers::state::task::DELETING));
+            q::change_state(
                 services.db.pool(),
                 &params.server_id,
-                None,
+                deleting,
                 &change,
                 now_micros(),
             )
             .await
-            {
-                tracing::error!(server = %params.server_id, error = %failure, "cannot record a failed delete");
-            }
+            .map_err(db_error)?;
             tracing::warn!(server = %params.server_id, %error, "server delete failed");
             finish_action(services, &params.server_id, &params.request_id, Some(error)).await;
+            Ok(())
         })
     }
 }
@@ -87,11 +86,6 @@ fn destroy<'a>(
         let Some(node) = server.node_id else {
             return output("unplaced");
         };
-        let registered = services.nodes.registry().get(&node).await;
-        if registered.is_ok_and(|n| !n.is_up(now_micros())) {
-            tracing::warn!(server = %id, node = %node, "node down: deleting locally; the reconciler destroys the VM later");
-            return output("node down");
-        }
         let client = services.nodes.client(&node).await.map_err(step_error)?;
         client
             .destroy_vm(id, input.params.generation)
@@ -104,46 +98,38 @@ fn destroy<'a>(
 fn forget<'a>(services: &'a Services, input: Input<'a>) -> BoxFuture<'a, nefos_saga::ActionResult> {
     Box::pin(async move {
         let id = &input.params.server_id;
-        let mut tx = services.db.begin().await.map_err(db_error)?;
-        let Some(server) = q::get_server(&mut *tx, id).await.map_err(db_error)? else {
-            return output(());
-        };
-        if server.deleted_at.is_some() {
-            return output(());
-        }
-        let size = Size {
-            vcpus: server.vcpus,
-            ram_mib: server.ram_mib,
-            disk_gib: server.disk_gib,
-        };
-        let mut provisions = charges::existence(&server.project_id, &server.user_id, size, 1, -1);
-        if server.active_charged {
-            provisions.extend(charges::activity(
-                &server.project_id,
-                &server.user_id,
-                size,
-                1,
-                -1,
-            ));
-        }
-        services
-            .quotas
-            .charge_in(&mut tx, &provisions)
-            .await
-            .map_err(|error| StepError::Transient(super::chain(&error)))?;
         let now = now_micros();
-        let change = StateChange {
-            vm_state: Some(vm::DELETED),
-            task_state: Some(None),
-            power_state: Some(power::NOSTATE),
-            active_charged: Some(false),
-            terminated_at: Some(now),
-            deleted_at: Some(now),
-            ..StateChange::default()
-        };
-        q::change_state(&mut *tx, id, None, &change, now)
-            .await
-            .map_err(db_error)?;
+        let mut tx = services.db.begin().await.map_err(db_error)?;
+        // The conditional update comes first: its row lock orders concurrent deletes, and
+        // only the one that marks the server deleted releases its quota.
+        if q::mark_deleted(&mut *tx, id, now).await.map_err(db_error)? {
+            let server = q::get_server(&mut *tx, id)
+                .await
+                .map_err(db_error)?
+                .ok_or_else(|| StepError::Permanent(format!("server {id} is gone")))?;
+            let size = Size {
+                vcpus: server.vcpus,
+                ram_mib: server.ram_mib,
+                disk_gib: server.disk_gib,
+            };
+            let mut provisions =
+                charges::existence(&server.project_id, &server.user_id, size, 1, -1);
+            // A deleted row keeps its flag; it is never charged again.
+            if server.active_charged {
+                provisions.extend(charges::activity(
+                    &server.project_id,
+                    &server.user_id,
+                    size,
+                    1,
+                    -1,
+                ));
+            }
+            services
+                .quotas
+                .charge_in(&mut tx, &provisions)
+                .await
+                .map_err(|error| StepError::Transient(super::chain(&error)))?;
+        }
         tx.commit()
             .await
             .map_err(|error| db_error(nefos_db::DbError::query("commit a deletion")(error)))?;

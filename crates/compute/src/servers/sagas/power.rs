@@ -10,7 +10,6 @@ use nefos_saga::{BoxFuture, Saga, Step, StepError, StepInput, nothing_to_undo, o
 use serde::{Deserialize, Serialize};
 
 use super::{finish_action, step_error};
-use crate::servers::charges::{self, Size};
 use crate::servers::state;
 use crate::{ComputeError, PowerAction, Services};
 
@@ -52,7 +51,7 @@ impl Saga for PowerSaga {
         services: &'a Services,
         params: &'a PowerParams,
         error: &'a str,
-    ) -> BoxFuture<'a, ()> {
+    ) -> BoxFuture<'a, Result<(), StepError>> {
         Box::pin(async move {
             // What the VM does now is what its node says; if the node cannot say, the
             // server keeps its last reported state and the reconciler catches up.
@@ -60,11 +59,13 @@ impl Saga for PowerSaga {
                 Ok(client) => client.vm_status(&params.server_id).await.ok(),
                 Err(_) => None,
             };
-            if let Err(failure) = settle(services, &params.server_id, reported.as_ref()).await {
-                tracing::error!(server = %params.server_id, error = %failure, "cannot record a failed action");
-            }
+            let task = params.action.task();
+            settle(services, &params.server_id, reported.as_ref(), task)
+                .await
+                .map_err(|failure| StepError::Transient(super::chain(&failure)))?;
             tracing::warn!(server = %params.server_id, action = params.action.name(), %error, "server action failed");
             finish_action(services, &params.server_id, &params.request_id, Some(error)).await;
+            Ok(())
         })
     }
 }
@@ -104,7 +105,8 @@ fn call<'a>(services: &'a Services, input: Input<'a>) -> BoxFuture<'a, nefos_sag
 fn record<'a>(services: &'a Services, input: Input<'a>) -> BoxFuture<'a, nefos_saga::ActionResult> {
     Box::pin(async move {
         let status: VmStatus = input.required("call")?;
-        settle(services, &input.params.server_id, Some(&status))
+        let task = input.params.action.task();
+        settle(services, &input.params.server_id, Some(&status), task)
             .await
             .map_err(|error| StepError::Transient(super::chain(&error)))?;
         finish_action(
@@ -118,32 +120,17 @@ fn record<'a>(services: &'a Services, input: Input<'a>) -> BoxFuture<'a, nefos_s
     })
 }
 
-/// Ends the server's task, taking the state `reported` by its node if there is one, and
-/// releasing its active resources if the VM is stopped.
+/// Ends the action's task `task`, taking the state `reported` by the node if there is one,
+/// and releasing the server's active resources if the VM is stopped. If the server's task
+/// is no longer `task` (a delete began, or this step runs again after it was recorded),
+/// its task is left alone: a delete keeps it, and the state is still the node's.
 async fn settle(
     services: &Services,
     id: &str,
     reported: Option<&VmStatus>,
+    task: &str,
 ) -> Result<(), ComputeError> {
     let mut tx = services.db.begin().await?;
-    let Some(server) = q::get_server(&mut *tx, id).await? else {
-        return Ok(());
-    };
-    let stopped = reported.is_some_and(|s| s.state == VmState::Stopped);
-    let release = stopped && server.active_charged;
-    if release {
-        let size = Size {
-            vcpus: server.vcpus,
-            ram_mib: server.ram_mib,
-            disk_gib: server.disk_gib,
-        };
-        let provisions = charges::activity(&server.project_id, &server.user_id, size, 1, -1);
-        services
-            .quotas
-            .charge_in(&mut tx, &provisions)
-            .await
-            .map_err(ComputeError::Quota)?;
-    }
     let states = reported.map(|s| state::reported(s.state));
     let forwards = reported.map(|s| serde_json::to_string(&s.forwards).unwrap_or_default());
     let change = StateChange {
@@ -151,20 +138,23 @@ async fn settle(
         power_state: states.map(|(_, power)| power),
         task_state: Some(None),
         forwards: forwards.as_deref(),
-        active_charged: release.then_some(false),
         ..StateChange::default()
     };
-    // A delete that began meanwhile keeps its task.
-    let deleting = server.task_state.as_deref() == Some(state::task::DELETING);
-    let change = if deleting {
-        StateChange {
+    let now = now_micros();
+    let ours = q::change_state(&mut *tx, id, Some(Some(task)), &change, now).await?;
+    if !ours {
+        let keep_task = StateChange {
             task_state: None,
             ..change
-        }
-    } else {
-        change
-    };
-    q::change_state(&mut *tx, id, None, &change, now_micros()).await?;
+        };
+        let deleting = Some(Some(state::task::DELETING));
+        q::change_state(&mut *tx, id, deleting, &keep_task, now).await?;
+    }
+    if reported.is_some_and(|s| s.state == VmState::Stopped) {
+        super::create::release_activity(services, &mut tx, id)
+            .await
+            .map_err(|error| ComputeError::conflict(error.message().to_owned()))?;
+    }
     tx.commit()
         .await
         .map_err(nefos_db::DbError::query("commit a server's reported state"))?;
