@@ -11,7 +11,7 @@ use axum::routing::{get, post, put};
 use axum::{Extension, Router};
 use http::{StatusCode, header};
 use nefos_blocks::BlockHash;
-use nefos_compute::{ComputeError, NodeRegistry, NodeRpc};
+use nefos_compute::{ComputeError, NodeRegistry, NodeRpc, Reconciler};
 use nefos_node_api::routes::internal;
 use nefos_node_api::{Heartbeat, JoinRequest, NodeCredential, NodeInfo, Secret};
 use nefos_storage::Storage;
@@ -24,6 +24,9 @@ use crate::{ApiError, HttpLimits, error, middleware};
 pub struct InternalState {
     pub nodes: NodeRpc,
     pub storage: Storage,
+    /// Run for a node as it registers (a node that restarted, or came back): what it runs
+    /// is compared with the database at once.
+    pub reconciler: Option<Reconciler>,
 }
 
 impl InternalState {
@@ -149,6 +152,19 @@ async fn register(
         )));
     }
     state.registry().register(&info).await?;
+    if let Some(reconciler) = state.reconciler.clone() {
+        tokio::spawn(async move {
+            match reconciler.reconcile_node(&id, false).await {
+                Ok(report) if !report.repairs.is_empty() => {
+                    tracing::warn!(node = %id, repairs = report.repairs.len(), "reconciled a node as it registered");
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(node = %id, error = %error::chain(&error), "cannot reconcile a node as it registered");
+                }
+            }
+        });
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -6,12 +6,14 @@
 //! - `flavors`, `keypairs`: what servers are made of;
 //! - `servers`: the server state machine and its operations, each a saga
 //!   (`servers/sagas`);
-//! - `scheduler`: where a new server goes.
+//! - `scheduler`: where a new server goes;
+//! - `reconcile`: the database against what nodes run, repaired by named rules.
 
 mod error;
 mod flavors;
 mod keypairs;
 mod nodes;
+mod reconcile;
 mod scheduler;
 pub mod servers;
 
@@ -26,6 +28,7 @@ pub use error::ComputeError;
 pub use flavors::{Flavor, NewFlavor};
 pub use keypairs::{Keypair, fingerprint};
 pub use nodes::{Enrolment, Joined, MISSED_HEARTBEATS, Node, NodeRegistry, NodeRpc};
+pub use reconcile::{ReconcileReport, Reconciler, Repair};
 pub use servers::{
     CreateServer, CreatedServers, Fault, ListFilter, Networks, PowerAction, Server, ServerFlavor,
 };
@@ -109,5 +112,14 @@ impl Compute {
 
     pub fn sagas(&self) -> &Sagas {
         &self.inner.sagas
+    }
+
+    /// The reconciler of this cloud's servers and nodes.
+    pub fn reconciler(&self) -> Reconciler {
+        Reconciler::new(
+            self.inner.db.clone(),
+            self.inner.nodes.clone(),
+            self.inner.quotas.clone(),
+        )
     }
 }

@@ -227,6 +227,16 @@ impl NodeRegistry {
         }
     }
 
+    /// Drains a node (nothing new is placed on it) or undrains it.
+    pub async fn set_drained(&self, id: &str, drained: bool) -> Result<(), ComputeError> {
+        if queries::set_drained(self.db.pool(), id, drained).await? {
+            tracing::info!(node = %id, drained, "node drain changed");
+            Ok(())
+        } else {
+            Err(ComputeError::UnknownNode { id: id.to_owned() })
+        }
+    }
+
     pub async fn list(&self) -> Result<Vec<Node>, ComputeError> {
         Ok(queries::list_nodes(self.db.pool())
             .await?

@@ -135,6 +135,8 @@ CREATE TABLE instance_actions (
 CREATE TABLE sagas (
     id         TEXT PRIMARY KEY,
     kind       TEXT NOT NULL,
+    -- What it acts on (a server's id), so that the reconciler leaves it alone.
+    subject    TEXT NOT NULL,
     -- JSON; may hold secrets (an admin password), so finished sagas are deleted.
     params     TEXT NOT NULL,
     -- running, unwinding or stuck.
@@ -146,6 +148,7 @@ CREATE TABLE sagas (
     updated_at BIGINT NOT NULL
 );
 CREATE INDEX sagas_owner ON sagas (owner);
+CREATE INDEX sagas_subject ON sagas (subject);
 
 CREATE TABLE saga_steps (
     saga_id    TEXT NOT NULL REFERENCES sagas (id) ON DELETE CASCADE,

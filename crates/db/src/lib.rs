@@ -14,6 +14,7 @@ pub mod image;
 mod migrate;
 pub mod quota;
 pub mod saga;
+mod singleton;
 pub mod storage;
 pub mod time;
 mod transaction;
@@ -21,6 +22,7 @@ mod transaction;
 pub use database::{Backend, Database, PoolSettings};
 pub use error::DbError;
 pub use migrate::{MIGRATIONS, Migration, SchemaStatus};
+pub use singleton::SingletonGuard;
 pub use transaction::Transaction;
 
 /// A connection, whichever engine is behind it (a [`Transaction`] dereferences to one).

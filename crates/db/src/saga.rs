@@ -10,6 +10,8 @@ use crate::DbError;
 pub struct SagaRow {
     pub id: String,
     pub kind: String,
+    /// What it acts on (a server's id).
+    pub subject: String,
     /// JSON.
     pub params: String,
     /// `running`, `unwinding` or `stuck`; a finished saga is deleted.
@@ -37,11 +39,13 @@ pub async fn insert_saga<'c>(
     row: &SagaRow,
 ) -> Result<(), DbError> {
     sqlx::query(
-        "INSERT INTO sagas (id, kind, params, state, owner, error, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO sagas (id, kind, subject, params, state, owner, error, created_at,
+                            updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(&row.id)
     .bind(&row.kind)
+    .bind(&row.subject)
     .bind(&row.params)
     .bind(&row.state)
     .bind(&row.owner)
@@ -59,7 +63,7 @@ pub async fn get_saga<'c>(
     id: &str,
 ) -> Result<Option<SagaRow>, DbError> {
     sqlx::query_as(
-        "SELECT id, kind, params, state, owner, error, created_at, updated_at
+        "SELECT id, kind, subject, params, state, owner, error, created_at, updated_at
          FROM sagas WHERE id = $1",
     )
     .bind(id)
@@ -154,7 +158,7 @@ pub async fn list_orphan_sagas<'c>(
     me: &str,
 ) -> Result<Vec<SagaRow>, DbError> {
     sqlx::query_as(
-        "SELECT id, kind, params, state, owner, error, created_at, updated_at FROM sagas s
+        "SELECT id, kind, subject, params, state, owner, error, created_at, updated_at FROM sagas s
          WHERE s.state <> 'stuck'
            AND (s.owner IS NULL OR s.owner = $2 OR NOT EXISTS (
              SELECT 1 FROM control_plane_instances i
@@ -195,10 +199,21 @@ pub async fn list_sagas<'c>(
     ex: impl Executor<'c, Database = Any>,
 ) -> Result<Vec<SagaRow>, DbError> {
     sqlx::query_as(
-        "SELECT id, kind, params, state, owner, error, created_at, updated_at
+        "SELECT id, kind, subject, params, state, owner, error, created_at, updated_at
          FROM sagas ORDER BY created_at",
     )
     .fetch_all(ex)
     .await
     .map_err(DbError::query("list sagas"))
+}
+
+/// The subjects of the sagas in the log (running, unwinding or stuck).
+pub async fn saga_subjects<'c>(
+    ex: impl Executor<'c, Database = Any>,
+) -> Result<Vec<String>, DbError> {
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT subject FROM sagas")
+        .fetch_all(ex)
+        .await
+        .map_err(DbError::query("list the subjects of sagas"))?;
+    Ok(rows.into_iter().map(|(s,)| s).collect())
 }

@@ -5,6 +5,7 @@ mod bootstrap;
 mod client;
 mod config;
 mod data_dir;
+mod jobs;
 mod node;
 mod server;
 mod telemetry;

@@ -30,6 +30,10 @@ pub struct NodeArgs {
     join_token: Option<String>,
     #[arg(long, value_enum)]
     accelerator: Option<AcceleratorArg>,
+    /// How often the node tells the control plane it is alive; it counts as down after
+    /// three missed heartbeats.
+    #[arg(long)]
+    heartbeat_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -76,6 +80,9 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     }
     if let Some(accelerator) = args.accelerator {
         config.accelerator = accelerator.into();
+    }
+    if let Some(seconds) = args.heartbeat_seconds {
+        config.heartbeat_seconds = seconds;
     }
     let agent = NodeAgent::start(&config).await?;
     println!(

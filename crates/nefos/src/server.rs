@@ -172,31 +172,18 @@ impl ControlPlane {
             InternalState {
                 nodes: self.compute.nodes().clone(),
                 storage: self.storage.clone(),
+                reconciler: Some(self.compute.reconciler()),
             },
             &limits,
         );
-        // The one process of a SQLite cloud resumes at once what a stopped one left;
-        // with PostgreSQL, the loop waits for the other processes' heartbeats to stop.
-        let sagas = self.compute.sagas().clone();
-        if self.identity.database().backend() == Backend::Sqlite {
-            match sagas.recover(Duration::ZERO).await {
-                Ok(0) => {}
-                Ok(resumed) => tracing::warn!(resumed, "resumed sagas a stopped process left"),
-                Err(error) => {
-                    tracing::error!(error = %nefos_api::error_chain(&error), "cannot resume sagas");
-                }
-            }
-        }
-        let saga_recovery = tokio::spawn(recover_sagas(sagas, config.quotas.abandoned_after()));
-        let purge = tokio::spawn(purge_expired_tokens(self.identity.clone()));
-        let expirer = tokio::spawn(expire_objects(self.storage.clone()));
-        let digests = tokio::spawn(compute_digests(self.storage.clone()));
-        let unregistered = tokio::spawn(tidy_images(images, config.quotas.abandoned_after()));
-        let liveness = tokio::spawn(quota_liveness(
-            self.storage.quotas().clone(),
-            config.quotas.heartbeat(),
-            config.quotas.abandoned_after(),
-        ));
+        let jobs = crate::jobs::spawn(&crate::jobs::Services {
+            identity: self.identity.clone(),
+            storage: self.storage.clone(),
+            images,
+            compute: self.compute.clone(),
+            quotas: config.quotas.clone(),
+        })
+        .await;
         tracing::info!(listen = %self.listener.local_addr()?, public_url = %self.public_url, internal_url = %self.internal_url, "serving");
         // One signal stops both listeners.
         let shutdown = shutdown_signal().shared();
@@ -210,122 +197,13 @@ impl ControlPlane {
             ),
             nefos_api::server::serve(self.internal_listener, internal, tls, limits, shutdown),
         );
-        purge.abort();
-        expirer.abort();
-        digests.abort();
-        unregistered.abort();
-        liveness.abort();
-        saga_recovery.abort();
+        for job in jobs {
+            job.abort();
+        }
         served?;
         self.identity.database().close().await;
         tracing::info!("stopped");
         Ok(())
-    }
-}
-
-/// Deletes tokens a day after they expire, hourly. Idempotent, so every control-plane
-/// process may run it.
-async fn purge_expired_tokens(identity: Identity) {
-    let mut tick = tokio::time::interval(Duration::from_secs(3600));
-    loop {
-        tick.tick().await;
-        match identity
-            .purge_expired_tokens(Duration::from_secs(24 * 3600))
-            .await
-        {
-            Ok(0) => {}
-            Ok(purged) => tracing::info!(purged, "purged expired tokens"),
-            Err(error) => {
-                tracing::warn!(error = %nefos_api::error_chain(&error), "token purge failed")
-            }
-        }
-    }
-}
-
-/// How often the expirer looks for objects past their `X-Delete-At`.
-const EXPIRY_INTERVAL: Duration = Duration::from_secs(2);
-/// Due objects deleted per database query.
-const EXPIRY_BATCH: i64 = 500;
-
-/// Deletes objects whose `X-Delete-At` has passed (they already read as gone), every few
-/// seconds. Idempotent, so every control-plane process may run it.
-async fn expire_objects(storage: Storage) {
-    let mut tick = tokio::time::interval(EXPIRY_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        match storage.delete_expired(EXPIRY_BATCH).await {
-            Ok(0) => {}
-            Ok(deleted) => tracing::info!(deleted, "deleted expired objects"),
-            Err(error) => {
-                tracing::warn!(error = %nefos_api::error_chain(&error), "object expiry failed")
-            }
-        }
-    }
-}
-
-/// How often the digest job looks for versions stored without their MD5.
-const DIGEST_INTERVAL: Duration = Duration::from_secs(1);
-/// Versions completed per pass.
-const DIGEST_BATCH: i64 = 16;
-
-/// Computes the MD5s of versions made from hashmaps or partial updates (see
-/// `nefos_storage`'s digest job). The pending versions in the database are its queue;
-/// idempotent, so every control-plane process may run it.
-async fn compute_digests(storage: Storage) {
-    let mut tick = tokio::time::interval(DIGEST_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        loop {
-            match storage.compute_pending_digests(DIGEST_BATCH).await {
-                Ok(done) if done >= DIGEST_BATCH.unsigned_abs() => continue,
-                Ok(_) => break,
-                Err(error) => {
-                    tracing::warn!(error = %nefos_api::error_chain(&error), "digest job failed");
-                    break;
-                }
-            }
-        }
-    }
-}
-
-/// How often the image registry is tidied.
-const IMAGE_TIDY_INTERVAL: Duration = Duration::from_secs(60);
-
-/// Drops the rows of images whose object was deleted or overwritten (they stopped being
-/// images then; every read checks), and puts back the images whose upload or import a
-/// stopped control-plane process left half-done (silent for `abandoned_after`, as the
-/// quota engine judges). Idempotent, so every control-plane process may run it.
-async fn tidy_images(images: nefos_image::Images, abandoned_after: Duration) {
-    let mut tick = tokio::time::interval(IMAGE_TIDY_INTERVAL);
-    loop {
-        tick.tick().await;
-        match images.forget_unregistered().await {
-            Ok(0) => {}
-            Ok(count) => tracing::info!(count, "dropped the records of unregistered images"),
-            Err(error) => {
-                tracing::warn!(error = %nefos_api::error_chain(&error), "unregistered-image sweep failed");
-            }
-        }
-        if let Err(error) = images.recover_interrupted(abandoned_after).await {
-            tracing::warn!(error = %nefos_api::error_chain(&error), "interrupted-upload sweep failed");
-        }
-    }
-}
-
-/// Adopts, every few seconds, the sagas of control-plane processes silent for
-/// `abandoned_after` (their heartbeats are the quota engine's), and runs them here.
-/// Every control-plane process runs it; adoption is a compare-and-set, so each saga
-/// goes to one.
-async fn recover_sagas(sagas: nefos_saga::Sagas, abandoned_after: Duration) {
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        if let Err(error) = sagas.recover(abandoned_after).await {
-            tracing::warn!(error = %nefos_api::error_chain(&error), "saga recovery failed");
-        }
     }
 }
 
@@ -342,24 +220,6 @@ pub(crate) async fn register_quota_resources(quotas: &Quotas) -> anyhow::Result<
         .await
         .context("cannot register compute's quota resources")?;
     Ok(())
-}
-
-/// Records this process's heartbeat every `heartbeat` and rejects the commissions of
-/// processes silent for `abandoned_after` (see `nefos_quota`'s liveness). Every
-/// control-plane process runs it.
-async fn quota_liveness(quotas: Quotas, heartbeat: Duration, abandoned_after: Duration) {
-    let mut tick = tokio::time::interval(heartbeat);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        if let Err(error) = quotas.heartbeat().await {
-            tracing::warn!(error = %nefos_api::error_chain(&error), "heartbeat failed");
-            continue;
-        }
-        if let Err(error) = quotas.reject_abandoned(abandoned_after).await {
-            tracing::warn!(error = %nefos_api::error_chain(&error), "resolving abandoned commissions failed");
-        }
-    }
 }
 
 pub async fn shutdown_signal() {

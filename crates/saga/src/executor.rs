@@ -106,12 +106,13 @@ impl Sagas {
             .insert(S::KIND, Arc::new(Registered::<S> { context }));
     }
 
-    /// Records a new saga of kind `S` in `tx`, owned by this process. Run it with
+    /// Records a new saga of kind `S` acting on `subject` in `tx`, owned by this process. Run it with
     /// [`Sagas::spawn`] or [`Sagas::run`] once `tx` has committed; should this process stop
     /// first, another adopts it.
     pub async fn create<S: Saga>(
         &self,
         tx: &mut Transaction,
+        subject: &str,
         params: &S::Params,
     ) -> Result<String, SagaError> {
         let params = serde_json::to_string(params).map_err(|source| SagaError::Params {
@@ -122,6 +123,7 @@ impl Sagas {
         let row = SagaRow {
             id: uuid::Uuid::new_v4().to_string(),
             kind: S::KIND.to_owned(),
+            subject: subject.to_owned(),
             params,
             state: RUNNING.to_owned(),
             owner: Some(self.inner.instance.clone()),

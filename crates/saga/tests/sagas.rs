@@ -136,7 +136,10 @@ async fn executor(db: &nefos_db::Database, instance: &str) -> (Sagas, Arc<Journa
 
 async fn create(sagas: &Sagas, db: &nefos_db::Database, params: &Params) -> String {
     let mut tx = db.begin().await.unwrap();
-    let id = sagas.create::<ThreeSteps>(&mut tx, params).await.unwrap();
+    let id = sagas
+        .create::<ThreeSteps>(&mut tx, "subject", params)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     id
 }

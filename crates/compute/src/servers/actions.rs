@@ -158,7 +158,10 @@ impl Compute {
             action,
             request_id: request_id.to_owned(),
         };
-        let saga = self.sagas().create::<PowerSaga>(&mut tx, &params).await?;
+        let saga = self
+            .sagas()
+            .create::<PowerSaga>(&mut tx, id, &params)
+            .await?;
         tx.commit()
             .await
             .map_err(DbError::query("commit a server action"))?;
@@ -201,7 +204,10 @@ impl Compute {
             generation,
             request_id: request_id.to_owned(),
         };
-        let saga = self.sagas().create::<DeleteSaga>(&mut tx, &params).await?;
+        let saga = self
+            .sagas()
+            .create::<DeleteSaga>(&mut tx, id, &params)
+            .await?;
         tx.commit()
             .await
             .map_err(DbError::query("commit a server's deletion"))?;

@@ -433,7 +433,7 @@ impl Compute {
             generation: 1,
             spec,
         };
-        let saga = self.sagas().create::<CreateSaga>(tx, &params).await?;
+        let saga = self.sagas().create::<CreateSaga>(tx, &id, &params).await?;
         Ok((id, saga))
     }
 }

@@ -4,7 +4,7 @@
 //! state changes when the node has reported.
 
 mod actions;
-mod charges;
+pub(crate) mod charges;
 mod create;
 mod model;
 pub mod sagas;

@@ -75,6 +75,23 @@ enum AdminCommand {
     /// Compute nodes.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// Compares what nodes run with the database and repairs the differences by named
+    /// rules (orphan_vm, stale_state, missing_vm, stuck_task).
+    #[command(subcommand)]
+    Reconcile(ReconcileCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ReconcileCommand {
+    /// Servers on every node that is up.
+    Servers {
+        /// Report what would be repaired, and repair nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -108,6 +125,10 @@ enum NodeCommand {
     /// Revokes a node alone: its credential, its registration and the image blocks it was
     /// granted. Its next call to the control plane is refused.
     Revoke { name: String },
+    /// Places nothing new on a node; its servers keep running there.
+    Drain { name: String },
+    /// Lets the scheduler place servers on a drained node again.
+    Undrain { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -259,6 +280,9 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             blocks(&config, identity.database().clone(), command).await
         }
         AdminCommand::Node(command) => node(identity.database().clone(), command).await,
+        AdminCommand::Reconcile(command) => {
+            reconcile(identity.database().clone(), &config, command).await
+        }
         // Handled above, before the schema check.
         AdminCommand::Db(_) => Ok(()),
     }
@@ -568,7 +592,70 @@ async fn node(db: nefos_db::Database, command: NodeCommand) -> anyhow::Result<()
             println!("node {name} is revoked");
             Ok(())
         }
+        NodeCommand::Drain { name } => {
+            nefos_compute::NodeRegistry::new(db)
+                .set_drained(&name, true)
+                .await?;
+            println!("node {name} is drained: nothing new is placed there");
+            Ok(())
+        }
+        NodeCommand::Undrain { name } => {
+            nefos_compute::NodeRegistry::new(db)
+                .set_drained(&name, false)
+                .await?;
+            println!("node {name} takes new servers again");
+            Ok(())
+        }
     }
+}
+
+/// `nefos admin reconcile servers`: the reconciler, driving the nodes with the control
+/// plane's key.
+async fn reconcile(
+    db: nefos_db::Database,
+    config: &Config,
+    command: ReconcileCommand,
+) -> anyhow::Result<()> {
+    let ReconcileCommand::Servers { dry_run, json } = command;
+    let key_config = config.clone();
+    let key = tokio::task::spawn_blocking(move || key_config.cluster_secret())
+        .await
+        .context("reading the control plane's key failed")??;
+    let nodes = nefos_compute::NodeRpc::new(nefos_compute::NodeRegistry::new(db.clone()), key);
+    let reconciler = nefos_compute::Reconciler::new(db.clone(), nodes, Quotas::new(db));
+    let report = reconciler.reconcile_all(dry_run).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(["rule", "server", "node", "repair"]);
+    for repair in &report.repairs {
+        table.add_row([
+            repair.rule.to_owned(),
+            repair.server.clone(),
+            repair.node.clone(),
+            repair.detail.clone(),
+        ]);
+    }
+    println!("{table}");
+    println!(
+        "{} repair(s){} on node(s) {}; skipped (down or silent): {}",
+        report.repairs.len(),
+        if dry_run {
+            " to make (dry run)"
+        } else {
+            " made"
+        },
+        report.nodes_checked.join(", "),
+        if report.nodes_skipped.is_empty() {
+            "none".to_owned()
+        } else {
+            report.nodes_skipped.join(", ")
+        }
+    );
+    Ok(())
 }
 
 async fn list_nodes(db: nefos_db::Database) -> anyhow::Result<()> {

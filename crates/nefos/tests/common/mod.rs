@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod account;
+pub mod compute;
 pub mod vms;
 
 use std::path::{Path, PathBuf};

@@ -40,6 +40,8 @@ pub fn guest_image() -> PathBuf {
 /// the control plane holds them.
 pub struct Cloud {
     pub process: NefosProcess,
+    /// How the process was started, to start it again.
+    pub args: Vec<String>,
     pub data: TempDir,
     pub internal_url: String,
     pub nodes: NodeRpc,
@@ -78,9 +80,11 @@ impl Cloud {
     async fn serving(extra: &[&str]) -> Cloud {
         let data = tempfile::tempdir().unwrap();
         let internal = format!("127.0.0.1:{}", free_port());
-        let mut args = vec!["--internal-listen", internal.as_str()];
-        args.extend_from_slice(extra);
-        let process = NefosProcess::up(&binary(), data.path(), &args);
+        let port = free_port();
+        let mut args = NefosProcess::up_args(data.path(), port);
+        args.extend(["--internal-listen".to_owned(), internal.clone()]);
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let process = NefosProcess::spawn(&binary(), &args, &format!("http://127.0.0.1:{port}"));
         let db = Database::connect(
             &Database::sqlite_url(&data.path().join("nefos.db")),
             &PoolSettings::default(),
@@ -90,6 +94,7 @@ impl Cloud {
         let key = ClusterSecret::load(&data.path().join("cluster-secret")).unwrap();
         Cloud {
             process,
+            args,
             data,
             internal_url: format!("http://{internal}"),
             nodes: NodeRpc::new(NodeRegistry::new(db), key),
@@ -100,6 +105,13 @@ impl Cloud {
                 format: DiskFormat::Raw,
             },
         }
+    }
+
+    /// Kills the control plane with SIGKILL, mid-whatever, and starts it again on the same
+    /// data, ports and arguments.
+    pub fn kill9_and_restart(&mut self) {
+        self.process.kill9();
+        self.process = NefosProcess::spawn(&binary(), &self.args, &self.process.url.clone());
     }
 
     /// Stores `body` as `container/name` in `user`'s own project; its content.
@@ -238,11 +250,17 @@ pub fn node_args(data: &Path, port: u16, control_plane: &str, join_token: &str) 
 impl Node {
     /// Enrols node `id` with `nefos admin node enroll` and starts it with the join token.
     pub async fn start(cloud: &Cloud, id: &str) -> Node {
+        Node::start_with(cloud, id, &[]).await
+    }
+
+    /// [`Node::start`] with more arguments of `nefos node`.
+    pub async fn start_with(cloud: &Cloud, id: &str, extra: &[&str]) -> Node {
         let join_token = cloud.enroll(id, 60);
         // QEMU's unix sockets live under the data directory: keep its path short.
         let (dir, port) = node_dir_and_port();
         let mut args = node_args(dir.path(), port, &cloud.internal_url, &join_token);
         args.extend(["--id".to_owned(), id.to_owned()]);
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
         let url = format!("http://127.0.0.1:{port}");
         let process = NefosProcess::spawn(&binary(), &args, &url);
         // The node serves once it has joined; it registers a moment later.

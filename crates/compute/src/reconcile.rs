@@ -1,0 +1,317 @@
+//! The reconciler: what each node runs compared with what the database says, repaired by
+//! named rules (Synnefo's `snf-manage reconcile-servers`). It leaves alone every server a
+//! saga is working on: sagas change state on what nodes report, the reconciler catches
+//! what no saga will (a guest that powered itself off, a VM left on a node, a task whose
+//! saga is gone).
+//!
+//! - `orphan_vm`: a node runs a VM of no server, or of a deleted one: destroyed.
+//! - `stale_state`: a server's state is not what its node reports: the report wins (a
+//!   server whose VM stopped shows SHUTOFF and gives back its active resources).
+//! - `missing_vm`: a launched server's node has no VM for it: ERROR, with the reason.
+//! - `stuck_task`: a server has a task but no saga: the task ends, with the state the
+//!   node reports (or ERROR for a build whose VM never came).
+//!
+//! Nodes that are down are skipped: their servers show UNKNOWN until they are back.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use nefos_db::compute::{self as q, ServerRow, ServerScope, StateChange};
+use nefos_db::time::now_micros;
+use nefos_db::{Database, DbError};
+use nefos_node_api::{VmState, VmStatus};
+use nefos_quota::Quotas;
+use serde::Serialize;
+
+use crate::servers::charges::{self, Size};
+use crate::servers::state::{self, power, vm};
+use crate::{ComputeError, NodeRpc};
+
+/// A task older than this with no saga is stuck.
+const STUCK_AFTER: Duration = Duration::from_secs(60);
+
+/// One repair, made or (in a dry run) to make.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Repair {
+    pub rule: &'static str,
+    pub server: String,
+    pub node: String,
+    pub detail: String,
+}
+
+/// What a pass found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReconcileReport {
+    pub nodes_checked: Vec<String>,
+    /// Nodes down, or that did not answer.
+    pub nodes_skipped: Vec<String>,
+    pub repairs: Vec<Repair>,
+    pub dry_run: bool,
+}
+
+/// The reconciler, over the database, the nodes and the quota engine.
+#[derive(Debug, Clone)]
+pub struct Reconciler {
+    db: Database,
+    nodes: NodeRpc,
+    quotas: Quotas,
+}
+
+impl Reconciler {
+    pub fn new(db: Database, nodes: NodeRpc, quotas: Quotas) -> Reconciler {
+        Reconciler { db, nodes, quotas }
+    }
+
+    /// Reconciles every node that is up.
+    pub async fn reconcile_all(&self, dry_run: bool) -> Result<ReconcileReport, ComputeError> {
+        let mut report = ReconcileReport {
+            dry_run,
+            ..ReconcileReport::default()
+        };
+        let now = now_micros();
+        for node in self.nodes.registry().list().await? {
+            if node.is_up(now) {
+                self.reconcile_into(&node.info.id, dry_run, &mut report)
+                    .await?;
+            } else {
+                report.nodes_skipped.push(node.info.id);
+            }
+        }
+        Ok(report)
+    }
+
+    /// Reconciles one node (as it registers again after a restart).
+    pub async fn reconcile_node(
+        &self,
+        node: &str,
+        dry_run: bool,
+    ) -> Result<ReconcileReport, ComputeError> {
+        let mut report = ReconcileReport {
+            dry_run,
+            ..ReconcileReport::default()
+        };
+        self.reconcile_into(node, dry_run, &mut report).await?;
+        Ok(report)
+    }
+
+    async fn reconcile_into(
+        &self,
+        node: &str,
+        dry_run: bool,
+        report: &mut ReconcileReport,
+    ) -> Result<(), ComputeError> {
+        let client = self.nodes.client(node).await?;
+        // Sagas first, then the node, then the rows: a saga that ends meanwhile leaves its
+        // server in a state the node has reported, which a later pass compares again.
+        let busy: BTreeSet<String> = nefos_db::saga::saga_subjects(self.db.pool())
+            .await?
+            .into_iter()
+            .collect();
+        let vms = match client.list_vms().await {
+            Ok(vms) => vms,
+            Err(error) => {
+                tracing::warn!(node, error = %crate::servers::sagas::chain(&error), "reconcile: the node did not answer");
+                report.nodes_skipped.push(node.to_owned());
+                return Ok(());
+            }
+        };
+        let scope = ServerScope {
+            project: None,
+            changed_since: Some(0),
+            node: Some(node),
+        };
+        let rows: BTreeMap<String, ServerRow> = q::list_servers(self.db.pool(), &scope)
+            .await?
+            .into_iter()
+            .map(|row| (row.id.clone(), row))
+            .collect();
+        let now = now_micros();
+        let mut repair = |rule, server: &str, detail: String| {
+            tracing::warn!(rule, server, node, %detail, dry_run, "reconcile");
+            report.repairs.push(Repair {
+                rule,
+                server: server.to_owned(),
+                node: node.to_owned(),
+                detail,
+            });
+        };
+        let mut seen = BTreeSet::new();
+        for status in &vms {
+            seen.insert(status.id.clone());
+            if busy.contains(&status.id) {
+                continue;
+            }
+            let row = rows.get(&status.id).filter(|r| r.deleted_at.is_none());
+            let Some(row) = row else {
+                // Not placed here by the database (or deleted): the database may know the
+                // server on another node only after a move, which the moving saga covers.
+                if self.known_elsewhere(&status.id, node).await? {
+                    continue;
+                }
+                repair(
+                    "orphan_vm",
+                    &status.id,
+                    format!("destroying the VM (generation {})", status.generation),
+                );
+                if !dry_run {
+                    client
+                        .destroy_vm(&status.id, status.generation)
+                        .await
+                        .map_err(|source| ComputeError::Rpc {
+                            node: node.to_owned(),
+                            source,
+                        })?;
+                }
+                continue;
+            };
+            if let Some(stuck) = row.task_state.as_deref() {
+                if now.saturating_sub(row.updated_at) < micros(STUCK_AFTER) {
+                    continue;
+                }
+                repair(
+                    "stuck_task",
+                    &row.id,
+                    format!("ending task {stuck}; the node reports {:?}", status.state),
+                );
+                if !dry_run {
+                    self.take_report(row, status, true).await?;
+                }
+                continue;
+            }
+            let (reported_vm, reported_power) = state::reported(status.state);
+            let settled = matches!(row.vm_state.as_str(), vm::ACTIVE | vm::STOPPED | vm::PAUSED);
+            if settled && (row.vm_state != reported_vm || row.power_state != reported_power) {
+                repair(
+                    "stale_state",
+                    &row.id,
+                    format!("{} → {reported_vm} as the node reports", row.vm_state),
+                );
+                if !dry_run {
+                    self.take_report(row, status, false).await?;
+                }
+            }
+        }
+        for row in rows.values() {
+            if row.deleted_at.is_some() || seen.contains(&row.id) || busy.contains(&row.id) {
+                continue;
+            }
+            let launched = row.launched_at.is_some();
+            let stuck = row.task_state.is_some()
+                && now.saturating_sub(row.updated_at) >= micros(STUCK_AFTER);
+            if (launched && row.vm_state != vm::ERROR && row.task_state.is_none()) || stuck {
+                let rule = if stuck { "stuck_task" } else { "missing_vm" };
+                repair(
+                    rule,
+                    &row.id,
+                    "the node has no VM for the server: ERROR".to_owned(),
+                );
+                if !dry_run {
+                    self.mark_missing(row, node).await?;
+                }
+            }
+        }
+        report.nodes_checked.push(node.to_owned());
+        Ok(())
+    }
+
+    /// Whether the server lives (undeleted) on another node.
+    async fn known_elsewhere(&self, id: &str, node: &str) -> Result<bool, ComputeError> {
+        Ok(q::get_server(self.db.pool(), id)
+            .await?
+            .is_some_and(|row| row.deleted_at.is_none() && row.node_id.as_deref() != Some(node)))
+    }
+
+    /// Gives a server the state its node reports, ending its task (`end_task`) or only
+    /// if it has none, and settles its active resources with it.
+    async fn take_report(
+        &self,
+        row: &ServerRow,
+        status: &VmStatus,
+        end_task: bool,
+    ) -> Result<(), ComputeError> {
+        let (vm_state, power_state) = state::reported(status.state);
+        let forwards = serde_json::to_string(&status.forwards).unwrap_or_default();
+        let now = now_micros();
+        let change = StateChange {
+            vm_state: Some(vm_state),
+            power_state: Some(power_state),
+            task_state: Some(None),
+            forwards: Some(&forwards),
+            launched_at: row.launched_at.is_none().then_some(now),
+            ..StateChange::default()
+        };
+        let mut tx = self.db.begin().await?;
+        // Only from the state this pass read: anything newer is a saga's.
+        let expect = Some(row.task_state.as_deref())
+            .filter(|_| end_task)
+            .or(Some(None));
+        if !q::change_state(&mut *tx, &row.id, expect, &change, now).await? {
+            return Ok(());
+        }
+        let size = Size {
+            vcpus: row.vcpus,
+            ram_mib: row.ram_mib,
+            disk_gib: row.disk_gib,
+        };
+        let running = status.state != VmState::Stopped;
+        if q::set_active_charged(&mut *tx, &row.id, running, now).await? {
+            let sign = if running { 1 } else { -1 };
+            let provisions = charges::activity(&row.project_id, &row.user_id, size, 1, sign);
+            // A VM found running is charged even over the limit: it runs.
+            self.quotas
+                .charge_in(&mut tx, &provisions)
+                .await
+                .or_else(|error| match error {
+                    nefos_quota::QuotaError::Exceeded(_) if running => Ok(()),
+                    other => Err(other),
+                })
+                .map_err(ComputeError::Quota)?;
+        }
+        tx.commit()
+            .await
+            .map_err(DbError::query("commit a reconciled state"))?;
+        Ok(())
+    }
+
+    /// Puts a server whose VM is missing from its node in ERROR.
+    async fn mark_missing(&self, row: &ServerRow, node: &str) -> Result<(), ComputeError> {
+        let now = now_micros();
+        let fault = crate::Fault {
+            code: 500,
+            message: format!("The server's VM is missing from its node {node}."),
+            created: now,
+        };
+        let fault = serde_json::to_string(&fault).unwrap_or_default();
+        let change = StateChange {
+            vm_state: Some(vm::ERROR),
+            power_state: Some(power::NOSTATE),
+            task_state: Some(None),
+            fault: Some(Some(&fault)),
+            ..StateChange::default()
+        };
+        let expect = Some(row.task_state.as_deref());
+        let mut tx = self.db.begin().await?;
+        if q::change_state(&mut *tx, &row.id, expect, &change, now).await?
+            && q::set_active_charged(&mut *tx, &row.id, false, now).await?
+        {
+            let size = Size {
+                vcpus: row.vcpus,
+                ram_mib: row.ram_mib,
+                disk_gib: row.disk_gib,
+            };
+            let provisions = charges::activity(&row.project_id, &row.user_id, size, 1, -1);
+            self.quotas
+                .charge_in(&mut tx, &provisions)
+                .await
+                .map_err(ComputeError::Quota)?;
+        }
+        tx.commit()
+            .await
+            .map_err(DbError::query("commit a missing VM"))?;
+        Ok(())
+    }
+}
+
+fn micros(duration: Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}
