@@ -50,6 +50,13 @@ enum Command {
         #[command(subcommand)]
         command: client::image::ImageCommand,
     },
+    /// Servers: list, show, create, delete, start, stop, reboot, console.
+    Server {
+        #[command(flatten)]
+        cloud: Box<client::CloudArgs>,
+        #[command(subcommand)]
+        command: client::server::ServerCommand,
+    },
     /// Projects: list, show, apply for, join and leave them; members of your own.
     Project {
         #[command(flatten)]
@@ -74,6 +81,7 @@ fn main() -> ExitCode {
         Command::Admin(_)
         | Command::Object { .. }
         | Command::Image { .. }
+        | Command::Server { .. }
         | Command::Project { .. }
         | Command::Quota { .. } => "warn",
     };
@@ -84,6 +92,7 @@ fn main() -> ExitCode {
         cli.command,
         Command::Object { .. }
             | Command::Image { .. }
+            | Command::Server { .. }
             | Command::Project { .. }
             | Command::Quota { .. }
     ) {
@@ -112,6 +121,10 @@ fn main() -> ExitCode {
             Command::Image { cloud, command } => {
                 let session = client::Session::login(&cloud).await?;
                 client::image::run(&session, command).await
+            }
+            Command::Server { cloud, command } => {
+                let session = client::Session::login(&cloud).await?;
+                client::server::run(&session, command).await
             }
             Command::Project { cloud, command } => {
                 let session = client::Session::login(&cloud).await?;

@@ -20,6 +20,8 @@ pub struct Session {
     /// The image service's endpoint (`…/image`, Glance's root), when the login had a
     /// catalog.
     pub image_url: Option<String>,
+    /// The compute service's endpoint (`…/compute/v2.1`), when the login had a catalog.
+    pub compute_url: Option<String>,
     /// Who the token belongs to, when the login said.
     pub user_id: Option<String>,
     /// The project the token is scoped to: the login's answer, or the `AUTH_<project>` of
@@ -70,6 +72,7 @@ impl Session {
                 object_url,
                 account_url: None,
                 image_url: None,
+                compute_url: None,
                 user_id: None,
             });
         }
@@ -121,6 +124,13 @@ impl Session {
             &settings.interface,
         )
         .ok();
+        let compute_url = endpoint(
+            &answer,
+            nefos_compute_api::CATALOG_TYPE,
+            region,
+            &settings.interface,
+        )
+        .ok();
         let user_id = answer["token"]["user"]["id"].as_str().map(str::to_owned);
         let project_id = answer["token"]["project"]["id"]
             .as_str()
@@ -132,6 +142,7 @@ impl Session {
             object_url,
             account_url,
             image_url,
+            compute_url,
             user_id,
             project_id,
         })

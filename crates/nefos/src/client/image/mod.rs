@@ -3,7 +3,7 @@
 //! An image is named by its id or by a name only it has.
 
 mod download;
-mod glance;
+pub(crate) mod glance;
 mod upload;
 mod view;
 
