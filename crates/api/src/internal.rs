@@ -154,7 +154,10 @@ async fn register(
     state.registry().register(&info).await?;
     if let Some(reconciler) = state.reconciler.clone() {
         tokio::spawn(async move {
-            match reconciler.reconcile_node(&id, false).await {
+            match reconciler
+                .reconcile_node(&id, nefos_compute::ReconcileMode::default())
+                .await
+            {
                 Ok(report) if !report.repairs.is_empty() => {
                     tracing::warn!(node = %id, repairs = report.repairs.len(), "reconciled a node as it registered");
                 }

@@ -11,7 +11,6 @@ use std::time::Duration;
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -120,7 +119,10 @@ pub async fn serve(
     limits: HttpLimits,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
-    let graceful = GracefulShutdown::new();
+    // Raised at shutdown: each connection then finishes the request in flight and closes.
+    // (hyper-util's GracefulShutdown does not take connections that may be upgraded, as
+    // the console's websocket is.)
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
@@ -130,7 +132,8 @@ pub async fn serve(
     let trusted_proxies: Arc<[std::net::IpAddr]> = Arc::from(limits.trusted_proxies.as_slice());
     // A connection takes a place before it is accepted, so that past the bound clients
     // wait in the kernel's backlog instead of costing a task each.
-    let places = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let place_count = limits.max_connections.max(1);
+    let places = Arc::new(tokio::sync::Semaphore::new(place_count));
     tokio::pin!(shutdown);
     loop {
         let place = tokio::select! {
@@ -168,16 +171,16 @@ pub async fn serve(
         let http = http.clone();
         match &tls {
             None => {
-                let conn = http.serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
+                let stopping = stopping.clone();
                 tokio::spawn(async move {
-                    log_connection_end(conn, peer).await;
+                    let conn = http.serve_connection(TokioIo::new(stream), service);
+                    run_connection(conn.with_upgrades(), stopping, peer).await;
                     drop(place);
                 });
             }
             Some(acceptor) => {
                 let acceptor = acceptor.clone();
-                let watcher = graceful.watcher();
+                let stopping = stopping.clone();
                 // The handshake comes before the headers and has the same deadline, so a
                 // client that connects and stays silent cannot hold the connection forever.
                 let deadline = limits.header_timeout;
@@ -194,8 +197,8 @@ pub async fn serve(
                             return;
                         }
                     };
-                    let conn = watcher.watch(http.serve_connection(TokioIo::new(stream), service));
-                    log_connection_end(conn, peer).await;
+                    let conn = http.serve_connection(TokioIo::new(stream), service);
+                    run_connection(conn.with_upgrades(), stopping, peer).await;
                     drop(place);
                 });
             }
@@ -203,7 +206,10 @@ pub async fn serve(
     }
     drop(listener);
     tracing::info!("shutting down: waiting for requests in flight");
-    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
+    let _ = stop.send(true);
+    // Every connection holds a place until it ends: all places back means all ended.
+    let all_places = u32::try_from(place_count).unwrap_or(u32::MAX);
+    if tokio::time::timeout(limits.shutdown_grace, places.acquire_many(all_places))
         .await
         .is_err()
     {
@@ -212,12 +218,29 @@ pub async fn serve(
     Ok(())
 }
 
-async fn log_connection_end<F, E>(conn: F, peer: SocketAddr)
-where
-    F: Future<Output = Result<(), E>>,
-    E: std::fmt::Display,
+/// Serves one connection until it ends, or, once `stopping` is raised, until it has
+/// finished the request in flight.
+async fn run_connection<I, S>(
+    conn: http1::UpgradeableConnection<I, S>,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+    peer: SocketAddr,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::ResBody: 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    if let Err(error) = conn.await {
+    tokio::pin!(conn);
+    let ended = tokio::select! {
+        ended = conn.as_mut() => ended,
+        // Raised (or the server gone): finish what is in flight.
+        _ = stopping.changed() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(error) = ended {
         tracing::debug!(%peer, %error, "connection ended with an error");
     }
 }

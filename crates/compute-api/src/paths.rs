@@ -39,6 +39,8 @@ pub const SERVER_METADATA_KEY: &str = "/servers/{server_id}/metadata/{key}";
 pub const SERVER_TAGS: &str = "/servers/{server_id}/tags";
 /// `GET` (check), `PUT`, `DELETE`.
 pub const SERVER_TAG: &str = "/servers/{server_id}/tags/{tag}";
+/// `POST` `{"remote_console": {"protocol": "vnc", "type": "novnc"}}`.
+pub const SERVER_REMOTE_CONSOLES: &str = "/servers/{server_id}/remote-consoles";
 pub const SERVER_ACTIONS: &str = "/servers/{server_id}/os-instance-actions";
 pub const SERVER_ACTION_RECORD: &str = "/servers/{server_id}/os-instance-actions/{request_id}";
 
@@ -46,6 +48,10 @@ pub const LIMITS: &str = "/limits";
 pub const QUOTA_SET: &str = "/os-quota-sets/{project_id}";
 pub const QUOTA_SET_DETAIL: &str = "/os-quota-sets/{project_id}/detail";
 pub const QUOTA_SET_DEFAULTS: &str = "/os-quota-sets/{project_id}/defaults";
+
+/// Outside `/v2.1`: noVNC's pages, and the console websocket they open (`?token=`).
+pub const CONSOLE_PAGES: &str = "/console";
+pub const CONSOLE_WEBSOCKET: &str = "/console/websocket";
 
 pub const HYPERVISORS: &str = "/os-hypervisors";
 pub const HYPERVISORS_DETAIL: &str = "/os-hypervisors/detail";

@@ -9,6 +9,7 @@
 //! - `scheduler`: where a new server goes;
 //! - `reconcile`: the database against what nodes run, repaired by named rules.
 
+mod console;
 mod error;
 mod flavors;
 mod keypairs;
@@ -24,11 +25,12 @@ use nefos_image::Images;
 use nefos_quota::Quotas;
 use nefos_saga::Sagas;
 
+pub use console::{ConsoleTicket, TICKET_LIFETIME_SECONDS};
 pub use error::ComputeError;
 pub use flavors::{Flavor, NewFlavor};
 pub use keypairs::{Keypair, fingerprint};
 pub use nodes::{Enrolment, Joined, MISSED_HEARTBEATS, Node, NodeRegistry, NodeRpc};
-pub use reconcile::{ReconcileReport, Reconciler, Repair};
+pub use reconcile::{Mode as ReconcileMode, ReconcileReport, Reconciler, Repair};
 pub use servers::{
     CreateServer, CreatedServers, Fault, ListFilter, Networks, PowerAction, Server, ServerFlavor,
 };

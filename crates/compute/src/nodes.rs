@@ -299,6 +299,11 @@ impl NodeRpc {
         &self.registry
     }
 
+    /// The key console tickets are signed with.
+    pub fn console_key(&self) -> nefos_node_api::SigningKey {
+        self.key.console_key()
+    }
+
     /// Completes a node's enrolment: its token and its RPC key, to hand to it once.
     pub async fn join(&self, join_token: &Secret) -> Result<NodeCredential, ComputeError> {
         let joined = self.registry.join(join_token).await?;

@@ -4,7 +4,10 @@
 //! what no saga will (a guest that powered itself off, a VM left on a node, a task whose
 //! saga is gone).
 //!
-//! - `orphan_vm`: a node runs a VM of no server, or of a deleted one: destroyed.
+//! - `orphan_vm`: a node runs a VM of a deleted server: destroyed.
+//! - `unknown_vm`: a node runs a VM the database has never had (made outside the cloud,
+//!   or a database restored from an old backup): reported, and destroyed only when the
+//!   operator asks (`--destroy-unknown`), as Synnefo leaves it to the operator.
 //! - `stale_state`: a server's state is not what its node reports: the report wins (a
 //!   server whose VM stopped shows SHUTOFF and gives back its active resources).
 //! - `missing_vm`: a launched server's node has no VM for it: ERROR, with the reason.
@@ -29,6 +32,15 @@ use crate::{ComputeError, NodeRpc};
 
 /// A task older than this with no saga is stuck.
 const STUCK_AFTER: Duration = Duration::from_secs(60);
+
+/// How a pass runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Mode {
+    /// Report what would be repaired, and repair nothing.
+    pub dry_run: bool,
+    /// Destroy VMs the database never had (`unknown_vm`).
+    pub destroy_unknown: bool,
+}
 
 /// One repair, made or (in a dry run) to make.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -63,15 +75,15 @@ impl Reconciler {
     }
 
     /// Reconciles every node that is up.
-    pub async fn reconcile_all(&self, dry_run: bool) -> Result<ReconcileReport, ComputeError> {
+    pub async fn reconcile_all(&self, mode: Mode) -> Result<ReconcileReport, ComputeError> {
         let mut report = ReconcileReport {
-            dry_run,
+            dry_run: mode.dry_run,
             ..ReconcileReport::default()
         };
         let now = now_micros();
         for node in self.nodes.registry().list().await? {
             if node.is_up(now) {
-                self.reconcile_into(&node.info.id, dry_run, &mut report)
+                self.reconcile_into(&node.info.id, mode, &mut report)
                     .await?;
             } else {
                 report.nodes_skipped.push(node.info.id);
@@ -84,22 +96,23 @@ impl Reconciler {
     pub async fn reconcile_node(
         &self,
         node: &str,
-        dry_run: bool,
+        mode: Mode,
     ) -> Result<ReconcileReport, ComputeError> {
         let mut report = ReconcileReport {
-            dry_run,
+            dry_run: mode.dry_run,
             ..ReconcileReport::default()
         };
-        self.reconcile_into(node, dry_run, &mut report).await?;
+        self.reconcile_into(node, mode, &mut report).await?;
         Ok(report)
     }
 
     async fn reconcile_into(
         &self,
         node: &str,
-        dry_run: bool,
+        mode: Mode,
         report: &mut ReconcileReport,
     ) -> Result<(), ComputeError> {
+        let dry_run = mode.dry_run;
         let client = self.nodes.client(node).await?;
         // Sagas first, then the node, then the rows: a saga that ends meanwhile leaves its
         // server in a state the node has reported, which a later pass compares again.
@@ -141,29 +154,45 @@ impl Reconciler {
             if busy.contains(&status.id) {
                 continue;
             }
-            let row = rows.get(&status.id).filter(|r| r.deleted_at.is_none());
-            let Some(row) = row else {
-                // Not placed here by the database (or deleted): the database may know the
-                // server on another node only after a move, which the moving saga covers.
-                if self.known_elsewhere(&status.id, node).await? {
+            let Some(row) = rows.get(&status.id) else {
+                // Placed elsewhere by the database (a move, which its saga covers), or
+                // never known at all.
+                if self.known(&status.id).await? {
                     continue;
                 }
+                let destroy = mode.destroy_unknown && !dry_run;
                 repair(
-                    "orphan_vm",
+                    "unknown_vm",
                     &status.id,
-                    format!("destroying the VM (generation {})", status.generation),
+                    if mode.destroy_unknown {
+                        format!(
+                            "destroying a VM the database never had (generation {})",
+                            status.generation
+                        )
+                    } else {
+                        "a VM the database never had; left alone (--destroy-unknown destroys it)"
+                            .to_owned()
+                    },
                 );
-                if !dry_run {
-                    client
-                        .destroy_vm(&status.id, status.generation)
-                        .await
-                        .map_err(|source| ComputeError::Rpc {
-                            node: node.to_owned(),
-                            source,
-                        })?;
+                if destroy {
+                    self.destroy(&client, node, status).await?;
                 }
                 continue;
             };
+            if row.deleted_at.is_some() {
+                repair(
+                    "orphan_vm",
+                    &status.id,
+                    format!(
+                        "destroying the VM of a deleted server (generation {})",
+                        status.generation
+                    ),
+                );
+                if !dry_run {
+                    self.destroy(&client, node, status).await?;
+                }
+                continue;
+            }
             if let Some(stuck) = row.task_state.as_deref() {
                 if now.saturating_sub(row.updated_at) < micros(STUCK_AFTER) {
                     continue;
@@ -214,11 +243,24 @@ impl Reconciler {
         Ok(())
     }
 
-    /// Whether the server lives (undeleted) on another node.
-    async fn known_elsewhere(&self, id: &str, node: &str) -> Result<bool, ComputeError> {
-        Ok(q::get_server(self.db.pool(), id)
-            .await?
-            .is_some_and(|row| row.deleted_at.is_none() && row.node_id.as_deref() != Some(node)))
+    /// Whether the database has (or had) a server of this id.
+    async fn known(&self, id: &str) -> Result<bool, ComputeError> {
+        Ok(q::get_server(self.db.pool(), id).await?.is_some())
+    }
+
+    async fn destroy(
+        &self,
+        client: &nefos_node_api::NodeClient,
+        node: &str,
+        status: &VmStatus,
+    ) -> Result<(), ComputeError> {
+        client
+            .destroy_vm(&status.id, status.generation)
+            .await
+            .map_err(|source| ComputeError::Rpc {
+                node: node.to_owned(),
+                source,
+            })
     }
 
     /// Gives a server the state its node reports, ending its task (`end_task`) or only

@@ -119,7 +119,10 @@ pub async fn spawn(services: &Services) -> Vec<JoinHandle<()>> {
                 move || {
                     let reconciler = reconciler.clone();
                     async move {
-                        match reconciler.reconcile_all(false).await {
+                        match reconciler
+                            .reconcile_all(nefos_compute::ReconcileMode::default())
+                            .await
+                        {
                             Ok(report) if !report.repairs.is_empty() => {
                                 tracing::warn!(
                                     repairs = report.repairs.len(),

@@ -127,6 +127,47 @@ async fn openstack_cli_runs_servers_on_a_real_node() {
     assert_eq!(shown["server"]["flavor"]["original_name"], "m1.nano");
     assert_eq!(shown["server"]["locked"], false);
 
+    // The VNC console: a URL of noVNC whose websocket speaks RFB; a forged ticket opens
+    // nothing.
+    let console = os.json(&clouds, DEMO, &["console", "url", "show", "alpha"]);
+    let url = console["url"].as_str().unwrap().to_owned();
+    assert!(
+        url.contains("/compute/console/vnc_lite.html?path="),
+        "{console}"
+    );
+    let page = client
+        .get(url.split('?').next().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200, "noVNC is served");
+    let path = percent_encoding::percent_decode_str(url.split("path=").nth(1).unwrap())
+        .decode_utf8()
+        .unwrap()
+        .into_owned();
+    let websocket = format!("{}/{path}", cloud.process.url.replace("http://", "ws://"));
+    let (mut socket, _) = tokio_tungstenite::connect_async(websocket.as_str())
+        .await
+        .unwrap();
+    let greeting = loop {
+        match futures::StreamExt::next(&mut socket)
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            tokio_tungstenite::tungstenite::Message::Binary(bytes) => break bytes,
+            _ => continue,
+        }
+    };
+    assert!(greeting.starts_with(b"RFB 003."), "{greeting:?}");
+    drop(socket);
+    let forged = websocket.replace("token=", "token=x");
+    assert!(
+        tokio_tungstenite::connect_async(forged.as_str())
+            .await
+            .is_err()
+    );
+
     // Power actions, each observed as the node reports it.
     os.ok(&clouds, DEMO, &["server", "stop", "alpha"]);
     let stopped = wait_status(&os, &clouds, "alpha", "SHUTOFF");

@@ -4,6 +4,7 @@ use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use thiserror::Error;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use nefos_route::fill;
 
@@ -33,6 +34,12 @@ pub enum NodeClientError {
     },
     #[error("the node answered {status}: {message}")]
     Rpc { status: StatusCode, message: String },
+    #[error("cannot open the VNC stream at {url}")]
+    Stream {
+        url: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("the node's answer to {url} is not what was expected")]
     Decode {
         url: String,
@@ -54,6 +61,8 @@ impl NodeClientError {
 /// Long enough for the slowest call: a stop waits for the guest up to its timeout, and
 /// the first ensure of a VM may fill the image cache.
 const CALL_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long opening a stream to a node may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl NodeClient {
     /// `rpc_url` is the node's base URL, e.g. `http://10.0.0.5:8081`; `rpc_key` the key
@@ -152,6 +161,79 @@ impl NodeClient {
             None::<&()>,
         )
         .await
+    }
+
+    /// The VM's VNC (RFB) stream: an HTTP/1.1 upgrade on a connection of its own, after
+    /// which the connection carries RFB both ways.
+    pub async fn open_vnc(&self, id: &str) -> Result<tokio::net::TcpStream, NodeClientError> {
+        let url = format!("{}{}", self.base, fill(rpc::VM_VNC, &[id]));
+        let stream_error = |source| NodeClientError::Stream {
+            url: url.clone(),
+            source,
+        };
+        let parsed = reqwest::Url::parse(&url)
+            .map_err(|e| stream_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+        if parsed.scheme() != "http" {
+            return Err(stream_error(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "VNC streams are opened over plain HTTP only",
+            )));
+        }
+        let host = parsed.host_str().unwrap_or("127.0.0.1").to_owned();
+        let port = parsed.port_or_known_default().unwrap_or(80);
+        let mut stream = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            tokio::net::TcpStream::connect((host.as_str(), port)),
+        )
+        .await
+        .map_err(|_| stream_error(std::io::ErrorKind::TimedOut.into()))?
+        .map_err(stream_error)?;
+        let request = format!(
+            "GET {} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: {}\r\n\
+             Connection: Upgrade\r\nUpgrade: vnc\r\n\r\n",
+            parsed.path(),
+            self.rpc_key.bearer()
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(stream_error)?;
+        // The head, byte by byte: what follows it is the VNC server's, and must stay
+        // in the stream.
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            if head.len() > 16 * 1024 {
+                return Err(stream_error(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "the node's answer has no end of head",
+                )));
+            }
+            let mut byte = [0u8; 1];
+            let read = tokio::time::timeout(CONNECT_TIMEOUT, stream.read(&mut byte))
+                .await
+                .map_err(|_| stream_error(std::io::ErrorKind::TimedOut.into()))?
+                .map_err(stream_error)?;
+            if read == 0 {
+                return Err(stream_error(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head);
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse::<u16>().ok())
+            .unwrap_or(0);
+        if status != 101 {
+            return Err(NodeClientError::Rpc {
+                status: StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+                message: format!(
+                    "the node refused the VNC stream: {}",
+                    head.lines().next().unwrap_or("")
+                ),
+            });
+        }
+        Ok(stream)
     }
 
     async fn call<T: DeserializeOwned>(

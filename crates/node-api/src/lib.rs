@@ -16,7 +16,7 @@ mod types;
 
 pub use client::{NodeClient, NodeClientError};
 pub use nefos_disk_format::DiskFormat;
-pub use secret::{ClusterSecret, Secret, SecretError};
+pub use secret::{ClusterSecret, Secret, SecretError, SigningKey};
 pub use types::*;
 
 /// Where a node serves its RPC API.

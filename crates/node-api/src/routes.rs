@@ -19,6 +19,9 @@ pub mod rpc {
     pub const VM_PAUSE: &str = "/vms/{id}/pause";
     /// `POST` [`crate::PauseVm`]: the vCPUs run again.
     pub const VM_UNPAUSE: &str = "/vms/{id}/unpause";
+    /// `GET` with `Connection: Upgrade` and `Upgrade: vnc`: after `101 Switching
+    /// Protocols`, the connection carries the VM's VNC (RFB) stream both ways.
+    pub const VM_VNC: &str = "/vms/{id}/vnc";
     /// `GET ?max_bytes=N`: the tail of the serial console.
     pub const VM_CONSOLE: &str = "/vms/{id}/console";
     /// `GET`, outside the prefix and unauthenticated: liveness for process supervisors.

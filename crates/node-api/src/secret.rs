@@ -176,6 +176,15 @@ impl ClusterSecret {
         }
     }
 
+    /// The key console tickets are signed with (derived, so that the key itself never
+    /// signs anything a browser holds).
+    pub fn console_key(&self) -> SigningKey {
+        SigningKey(hmac_sha256(
+            self.secret.expose().as_bytes(),
+            CONSOLE_KEY_CONTEXT,
+        ))
+    }
+
     /// The key the control plane presents to node `node_id` and the node accepts:
     /// HMAC-SHA256 over the node's id and the id of its current credential. A new
     /// enrolment of the same name has a new credential id, so a revoked host's key does
@@ -198,6 +207,36 @@ impl ClusterSecret {
 
 /// HMAC-SHA256 (RFC 2104): SHA-256 over the key padded to a block and XORed with the
 /// outer pad, then the SHA-256 of the key XORed with the inner pad and the message.
+/// What the console key is derived for.
+const CONSOLE_KEY_CONTEXT: &[u8] = b"nefos console tickets v1";
+
+/// A key that signs messages and checks signatures (HMAC-SHA256).
+#[derive(Clone)]
+pub struct SigningKey([u8; 32]);
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningKey(…)")
+    }
+}
+
+impl SigningKey {
+    pub fn sign(&self, message: &[u8]) -> [u8; 32] {
+        hmac_sha256(&self.0, message)
+    }
+
+    /// Whether `signature` is this key's of `message`, compared in constant time.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        let expected = self.sign(message);
+        signature.len() == expected.len()
+            && expected
+                .iter()
+                .zip(signature)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+}
+
 fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     const BLOCK: usize = 64;
     let mut padded = [0u8; BLOCK];

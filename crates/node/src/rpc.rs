@@ -45,6 +45,7 @@ pub fn router(state: RpcState) -> Router {
         .route(rpc::VM_PAUSE, post(pause))
         .route(rpc::VM_UNPAUSE, post(unpause))
         .route(rpc::VM_CONSOLE, get(console))
+        .route(rpc::VM_VNC, get(vnc))
         .fallback(|| async { RpcError::new(StatusCode::NOT_FOUND, "no such RPC") })
         // A spec carries its image's hashmap: 67 bytes per 4 MiB block.
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -171,6 +172,52 @@ async fn destroy(
     let Query(query) = query.map_err(|r| RpcError::new(StatusCode::BAD_REQUEST, r.body_text()))?;
     state.vms.destroy(&id, query.generation).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The VM's VNC stream: the request is upgraded (`Upgrade: vnc`) and the connection then
+/// joined to the VM's VNC socket until either side closes.
+async fn vnc(
+    State(state): State<RpcState>,
+    Path(id): Path<String>,
+    mut request: Request,
+) -> Result<Response, RpcError> {
+    let socket = state.vms.vnc_socket(&id)?;
+    let upgrade = request
+        .extensions_mut()
+        .remove::<hyper::upgrade::OnUpgrade>()
+        .ok_or_else(|| {
+            RpcError::new(
+                StatusCode::BAD_REQUEST,
+                "the VNC stream needs an HTTP/1.1 upgrade (Connection: Upgrade, Upgrade: vnc)",
+            )
+        })?;
+    // Connected before the answer, so that a VM whose QEMU just went is an error, not a
+    // stream that ends at once.
+    let mut vnc = tokio::net::UnixStream::connect(&socket)
+        .await
+        .map_err(|error| {
+            RpcError::new(
+                StatusCode::CONFLICT,
+                format!("cannot reach the VM's VNC server: {error}"),
+            )
+        })?;
+    tokio::spawn(async move {
+        match upgrade.await {
+            Ok(upgraded) => {
+                let mut client = hyper_util::rt::TokioIo::new(upgraded);
+                if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut vnc).await {
+                    tracing::debug!(vm = %id, %error, "VNC stream ended");
+                }
+            }
+            Err(error) => tracing::warn!(vm = %id, %error, "VNC upgrade failed"),
+        }
+    });
+    Ok(Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(axum::http::header::CONNECTION, "upgrade")
+        .header(axum::http::header::UPGRADE, "vnc")
+        .body(axum::body::Body::empty())
+        .map_err(|error| RpcError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?)
 }
 
 #[derive(Debug, Deserialize)]

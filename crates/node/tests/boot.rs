@@ -142,10 +142,12 @@ impl NodeDir {
         self.dir.path()
     }
 
+    /// The VM directories (not the tombstones of destroyed VMs).
     fn vm_dirs(&self) -> Vec<String> {
         match std::fs::read_dir(self.path().join("vms")) {
             Ok(entries) => entries
                 .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|name| !name.starts_with('.'))
                 .collect(),
             Err(_) => Vec::new(),
         }

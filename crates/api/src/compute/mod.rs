@@ -3,6 +3,7 @@
 //! the microversion asked for defines it. Nova's errors (`error.rs`) are the one mapping
 //! of `ComputeError` to statuses.
 
+mod console;
 mod error;
 mod flavors;
 mod keypairs;
@@ -85,6 +86,7 @@ pub(crate) fn router() -> Router<ApiState> {
                 .put(server_extras::add_tag)
                 .delete(server_extras::delete_tag),
         )
+        .route(paths::SERVER_REMOTE_CONSOLES, post(console::create))
         .route(paths::SERVER_ACTIONS, get(server_extras::actions))
         .route(paths::SERVER_ACTION_RECORD, get(server_extras::action))
         .route(paths::LIMITS, get(limits::limits))
@@ -97,6 +99,11 @@ pub(crate) fn router() -> Router<ApiState> {
         .layer(axum::middleware::from_fn(negotiate));
     Router::new()
         .route(paths::ROOT, get(versions::root))
+        .route(paths::CONSOLE_WEBSOCKET, get(console::websocket))
+        .nest_service(
+            paths::CONSOLE_PAGES,
+            tower_http::services::ServeDir::new(console::NOVNC_DIR),
+        )
         .nest(paths::V21_PREFIX, v21)
         .fallback(error::unknown_route)
 }

@@ -76,7 +76,7 @@ enum AdminCommand {
     #[command(subcommand)]
     Node(NodeCommand),
     /// Compares what nodes run with the database and repairs the differences by named
-    /// rules (orphan_vm, stale_state, missing_vm, stuck_task).
+    /// rules (orphan_vm, unknown_vm, stale_state, missing_vm, stuck_task).
     #[command(subcommand)]
     Reconcile(ReconcileCommand),
 }
@@ -88,6 +88,10 @@ enum ReconcileCommand {
         /// Report what would be repaired, and repair nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Also destroy VMs the database never had (unknown_vm), which are otherwise only
+        /// reported.
+        #[arg(long)]
+        destroy_unknown: bool,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -616,14 +620,22 @@ async fn reconcile(
     config: &Config,
     command: ReconcileCommand,
 ) -> anyhow::Result<()> {
-    let ReconcileCommand::Servers { dry_run, json } = command;
+    let ReconcileCommand::Servers {
+        dry_run,
+        destroy_unknown,
+        json,
+    } = command;
     let key_config = config.clone();
     let key = tokio::task::spawn_blocking(move || key_config.cluster_secret())
         .await
         .context("reading the control plane's key failed")??;
     let nodes = nefos_compute::NodeRpc::new(nefos_compute::NodeRegistry::new(db.clone()), key);
     let reconciler = nefos_compute::Reconciler::new(db.clone(), nodes, Quotas::new(db));
-    let report = reconciler.reconcile_all(dry_run).await?;
+    let mode = nefos_compute::ReconcileMode {
+        dry_run,
+        destroy_unknown,
+    };
+    let report = reconciler.reconcile_all(mode).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());

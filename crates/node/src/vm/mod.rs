@@ -651,6 +651,15 @@ impl VmManager {
         u32::try_from(running).unwrap_or(u32::MAX)
     }
 
+    /// The VNC socket of a VM whose QEMU runs.
+    pub fn vnc_socket(&self, id: &str) -> Result<PathBuf, VmError> {
+        let (paths, _) = self.existing(id)?;
+        if qemu::running_pid(&paths).is_none() {
+            return Err(VmError::NotRunning);
+        }
+        Ok(paths.vnc())
+    }
+
     /// The last `max_bytes` of the serial console, across restarts.
     pub async fn console(&self, id: &str, max_bytes: u64) -> Result<ConsoleOutput, VmError> {
         let (paths, _) = self.existing(id)?;
