@@ -212,12 +212,12 @@ async fn vnc(
             Err(error) => tracing::warn!(vm = %id, %error, "VNC upgrade failed"),
         }
     });
-    Ok(Response::builder()
+    Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(axum::http::header::CONNECTION, "upgrade")
         .header(axum::http::header::UPGRADE, "vnc")
         .body(axum::body::Body::empty())
-        .map_err(|error| RpcError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?)
+        .map_err(|error| RpcError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))
 }
 
 #[derive(Debug, Deserialize)]
