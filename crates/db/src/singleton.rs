@@ -7,11 +7,25 @@ use sqlx::Any;
 
 use crate::{Backend, Database, DbError};
 
-/// Held while this process leads a singleton loop.
+/// Held while this process leads a singleton loop. [`SingletonGuard::release`] lets go at
+/// once; dropped, it lets go when its connection is next used (sqlx rolls back lazily),
+/// or when the process ends.
 #[derive(Debug)]
 pub struct SingletonGuard {
-    /// The transaction holding the advisory lock (PostgreSQL only); rolled back on drop.
-    _lock: Option<sqlx::Transaction<'static, Any>>,
+    /// The transaction holding the advisory lock (PostgreSQL only).
+    lock: Option<sqlx::Transaction<'static, Any>>,
+}
+
+impl SingletonGuard {
+    /// Ends the leadership now.
+    pub async fn release(self) -> Result<(), DbError> {
+        if let Some(lock) = self.lock {
+            lock.rollback()
+                .await
+                .map_err(DbError::query("release a singleton lock"))?;
+        }
+        Ok(())
+    }
 }
 
 /// A stable lock key for a loop's name (FNV-1a), with the high bits marking nefos's.
@@ -28,7 +42,7 @@ impl Database {
     /// Leadership of the loop `name` if no other process holds it; None if one does.
     pub async fn try_singleton(&self, name: &str) -> Result<Option<SingletonGuard>, DbError> {
         if self.backend() == Backend::Sqlite {
-            return Ok(Some(SingletonGuard { _lock: None }));
+            return Ok(Some(SingletonGuard { lock: None }));
         }
         let mut tx = self
             .pool()
@@ -40,7 +54,7 @@ impl Database {
             .fetch_one(&mut *tx)
             .await
             .map_err(DbError::query("take a singleton lock"))?;
-        Ok(got.then_some(SingletonGuard { _lock: Some(tx) }))
+        Ok(got.then_some(SingletonGuard { lock: Some(tx) }))
     }
 }
 

@@ -12,7 +12,7 @@ async fn one_process_leads_a_loop_at_a_time() {
     assert!(first.is_some());
     assert!(pg.db.try_singleton("reconcile").await.unwrap().is_none());
     assert!(pg.db.try_singleton("another-loop").await.unwrap().is_some());
-    drop(first);
+    first.unwrap().release().await.unwrap();
     assert!(pg.db.try_singleton("reconcile").await.unwrap().is_some());
 
     let lite = sqlite().await;

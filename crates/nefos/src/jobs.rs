@@ -250,7 +250,9 @@ where
                 Runs::Leader => match db.try_singleton(name).await {
                     Ok(Some(lead)) => {
                         pass().await;
-                        drop(lead);
+                        if let Err(error) = lead.release().await {
+                            tracing::warn!(job = name, error = %nefos_api::error_chain(&error), "cannot release the lead of a job");
+                        }
                     }
                     Ok(None) => {}
                     Err(error) => {

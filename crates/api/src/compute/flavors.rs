@@ -15,7 +15,7 @@ use nefos_compute_api::types::{
 use serde_json::Value;
 
 use super::NovaError;
-use super::request::{Nova, body, document, query_pairs};
+use super::request::{Nova, body, document, next_links, query_pairs};
 use crate::ApiState;
 
 fn view(nova: &Nova, flavor: &Flavor) -> types::Flavor {
@@ -135,40 +135,6 @@ async fn select(
     Ok((flavors, next))
 }
 
-fn next_link(
-    nova: &Nova,
-    path: &str,
-    raw: Option<&str>,
-    marker: Option<String>,
-) -> Vec<types::Link> {
-    marker
-        .map(|marker| {
-            let mut pairs: Vec<(String, String)> = query_pairs(raw)
-                .into_iter()
-                .filter(|(k, _)| k != "marker")
-                .collect();
-            pairs.push(("marker".to_owned(), marker));
-            pairs.sort();
-            let query: Vec<String> = pairs
-                .iter()
-                .map(|(k, v)| {
-                    format!(
-                        "{k}={}",
-                        percent_encoding::utf8_percent_encode(
-                            v,
-                            percent_encoding::NON_ALPHANUMERIC
-                        )
-                    )
-                })
-                .collect();
-            vec![types::Link::new(
-                "next",
-                format!("{}/v2.1{path}?{}", nova.base, query.join("&")),
-            )]
-        })
-        .unwrap_or_default()
-}
-
 pub(crate) async fn list(
     State(state): State<ApiState>,
     nova: Nova,
@@ -177,7 +143,7 @@ pub(crate) async fn list(
     let (flavors, next) = select(&state, &nova, raw.as_deref()).await?;
     let briefs: Vec<FlavorBrief> = flavors.iter().map(|f| brief(&nova, f)).collect();
     let mut body = serde_json::json!({ "flavors": briefs });
-    let links = next_link(&nova, "/flavors", raw.as_deref(), next);
+    let links = next_links(&nova, "/flavors", raw.as_deref(), next);
     if !links.is_empty() {
         body["flavors_links"] = serde_json::to_value(links).unwrap_or_default();
     }
@@ -192,7 +158,7 @@ pub(crate) async fn detail(
     let (flavors, next) = select(&state, &nova, raw.as_deref()).await?;
     let views: Vec<types::Flavor> = flavors.iter().map(|f| view(&nova, f)).collect();
     let mut body = serde_json::json!({ "flavors": views });
-    let links = next_link(&nova, "/flavors/detail", raw.as_deref(), next);
+    let links = next_links(&nova, "/flavors/detail", raw.as_deref(), next);
     if !links.is_empty() {
         body["flavors_links"] = serde_json::to_value(links).unwrap_or_default();
     }

@@ -108,6 +108,36 @@ pub(crate) fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
     .unwrap_or_default()
 }
 
+/// The `next` link of a full page of `path`: the request's query, sorted, with `marker`
+/// set to the page's last item; none when the page was not full.
+pub(crate) fn next_links(
+    nova: &Nova,
+    path: &str,
+    raw: Option<&str>,
+    marker: Option<String>,
+) -> Vec<nefos_compute_api::types::Link> {
+    let Some(marker) = marker else {
+        return Vec::new();
+    };
+    let mut pairs: Vec<(String, String)> = query_pairs(raw)
+        .into_iter()
+        .filter(|(k, _)| k != "marker")
+        .collect();
+    pairs.push(("marker".to_owned(), marker));
+    pairs.sort();
+    let query: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| {
+            let v = percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC);
+            format!("{k}={v}")
+        })
+        .collect();
+    vec![nefos_compute_api::types::Link::new(
+        "next",
+        format!("{}/v2.1{path}?{}", nova.base, query.join("&")),
+    )]
+}
+
 /// Nova's time format for `created`/`updated`: seconds, `Z`.
 pub(crate) fn iso_seconds(micros: i64) -> String {
     chrono::DateTime::from_timestamp_micros(micros)

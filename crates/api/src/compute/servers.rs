@@ -8,11 +8,11 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
 use nefos_compute::{CreateServer, ListFilter, Networks, Server};
 use nefos_compute_api::types::{
-    self, Link, ServerBody, ServerCreate, ServerCreated, ServerCreatedBody, ServerList,
+    self, ServerBody, ServerCreate, ServerCreated, ServerCreatedBody, ServerList,
 };
 use serde_json::Value;
 
-use super::request::{Nova, body, document, parse_time, query_pairs};
+use super::request::{Nova, body, document, next_links, parse_time, query_pairs};
 use super::{NovaError, views};
 use crate::ApiState;
 
@@ -110,31 +110,6 @@ async fn select(state: &ApiState, nova: &Nova, raw: Option<&str>) -> Result<Page
         servers,
         next_marker,
     })
-}
-
-fn next_links(nova: &Nova, path: &str, raw: Option<&str>, marker: Option<String>) -> Vec<Link> {
-    let Some(marker) = marker else {
-        return Vec::new();
-    };
-    let mut pairs: Vec<(String, String)> = query_pairs(raw)
-        .into_iter()
-        .filter(|(k, _)| k != "marker")
-        .collect();
-    pairs.push(("marker".to_owned(), marker));
-    pairs.sort();
-    let query: Vec<String> = pairs
-        .iter()
-        .map(|(k, v)| {
-            format!(
-                "{k}={}",
-                percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
-            )
-        })
-        .collect();
-    vec![Link::new(
-        "next",
-        format!("{}/v2.1{path}?{}", nova.base, query.join("&")),
-    )]
 }
 
 pub(crate) async fn list(
