@@ -120,6 +120,9 @@ impl Reconciler {
             .await?
             .into_iter()
             .collect();
+        // A row changed after this moment may be newer than the node's report: left for
+        // the next pass.
+        let listed_at = now_micros();
         let vms = match client.list_vms().await {
             Ok(vms) => vms,
             Err(error) => {
@@ -179,6 +182,9 @@ impl Reconciler {
                 }
                 continue;
             };
+            if row.updated_at >= listed_at {
+                continue;
+            }
             if row.deleted_at.is_some() {
                 repair(
                     "orphan_vm",
@@ -221,7 +227,11 @@ impl Reconciler {
             }
         }
         for row in rows.values() {
-            if row.deleted_at.is_some() || seen.contains(&row.id) || busy.contains(&row.id) {
+            if row.deleted_at.is_some()
+                || seen.contains(&row.id)
+                || busy.contains(&row.id)
+                || row.updated_at >= listed_at
+            {
                 continue;
             }
             let launched = row.launched_at.is_some();
