@@ -96,6 +96,10 @@ pub fn router(state: ApiState, limits: &HttpLimits) -> Router {
             image::router().layer(axum::middleware::from_fn(clean_text::image)),
         )
         .nest(nefos_compute_api::PREFIX, compute::router())
+        .route(
+            &format!("{}/", nefos_compute_api::PREFIX),
+            get(compute::version_list),
+        )
         // A service of its own, so that Synnefo's account names are rewritten before its
         // routes are matched (a router's layers run after its routing).
         .nest_service(

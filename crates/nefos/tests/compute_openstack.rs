@@ -48,6 +48,22 @@ async fn openstack_cli_runs_servers_on_a_real_node() {
     let public_file = keys.path().join("key.pub");
     std::fs::write(&public_file, &public).unwrap();
 
+    // The version list and document are served unauthenticated where keystoneauth looks.
+    for path in ["/compute/", "/compute", "/compute/v2.1/"] {
+        let answer: Value = common::http()
+            .get(format!("{}{path}", cloud.process.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let version = answer["versions"][0]
+            .get("version")
+            .or(answer["version"].get("version"));
+        assert_eq!(version, Some(&json!("2.96")), "{path}: {answer}");
+    }
+
     let flavors = os.json(&clouds, DEMO, &["flavor", "list"]);
     assert!(
         flavors

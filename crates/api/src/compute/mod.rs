@@ -27,6 +27,9 @@ use nefos_compute_api::paths;
 use crate::ApiState;
 
 pub(crate) use error::NovaError;
+/// The version list, also served at the prefix with a trailing slash (keystoneauth asks
+/// there first).
+pub(crate) use versions::root as version_list;
 
 /// Routes under [`nefos_compute_api::PREFIX`].
 pub(crate) fn router() -> Router<ApiState> {
@@ -99,6 +102,12 @@ pub(crate) fn router() -> Router<ApiState> {
         .layer(axum::middleware::from_fn(negotiate));
     Router::new()
         .route(paths::ROOT, get(versions::root))
+        // The version document at `/v2.1/` as Nova serves it (the nested router's `/`
+        // answers `/v2.1`), with the microversion negotiated as for the rest.
+        .route(
+            paths::V21,
+            get(versions::v21_route).layer(axum::middleware::from_fn(negotiate)),
+        )
         .route(paths::CONSOLE_WEBSOCKET, get(console::websocket))
         .nest_service(
             paths::CONSOLE_PAGES,

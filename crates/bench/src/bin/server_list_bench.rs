@@ -4,7 +4,7 @@
 //! servers of the demo project straight into its database (as the compute service writes
 //! them, metadata and tags included), then drives N concurrent keep-alive clients at:
 //!  - baseline: `GET /compute/v2.1/`, the version document (HTTP, routing, microversion
-//!    negotiation, JSON; no token, no database);
+//!    negotiation, JSON; no database);
 //!  - brief: `GET /compute/v2.1/servers`, the first page (1,000 servers) as `openstack
 //!    server list --no-name-lookup` asks for it;
 //!  - detail: `GET /compute/v2.1/servers/detail`, the first page in full at 2.96.
