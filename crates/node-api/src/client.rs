@@ -10,8 +10,8 @@ use nefos_route::fill;
 
 use crate::routes::rpc;
 use crate::{
-    ConsoleOutput, EnsureVm, ErrorBody, NodeInfo, PauseVm, RPC_PREFIX, RebootVm, Secret, StartVm,
-    StopVm, VmStatus,
+    ConsoleOutput, EnsureVm, ErrorBody, NodeInfo, PauseVm, RPC_PREFIX, RebootVm, ResizeEnd,
+    ResizeVm, Secret, StartVm, StopVm, VmStatus,
 };
 
 /// The control plane's client of one node's RPC API, holding that node's RPC key.
@@ -126,6 +126,49 @@ impl NodeClient {
     ) -> Result<VmStatus, NodeClientError> {
         self.call(Method::POST, &fill(rpc::VM_UNPAUSE, &[id]), Some(request))
             .await
+    }
+
+    pub async fn resize_vm(
+        &self,
+        id: &str,
+        request: &ResizeVm,
+    ) -> Result<VmStatus, NodeClientError> {
+        self.call(Method::POST, &fill(rpc::VM_RESIZE, &[id]), Some(request))
+            .await
+    }
+
+    pub async fn confirm_resize(
+        &self,
+        id: &str,
+        request: &ResizeEnd,
+    ) -> Result<VmStatus, NodeClientError> {
+        self.call(
+            Method::POST,
+            &fill(rpc::VM_RESIZE_CONFIRM, &[id]),
+            Some(request),
+        )
+        .await
+    }
+
+    pub async fn revert_resize(
+        &self,
+        id: &str,
+        request: &ResizeEnd,
+    ) -> Result<VmStatus, NodeClientError> {
+        self.call(
+            Method::POST,
+            &fill(rpc::VM_RESIZE_REVERT, &[id]),
+            Some(request),
+        )
+        .await
+    }
+
+    /// The VM's root disk as one self-contained qcow2 image, streamed; see
+    /// [`rpc::VM_EXPORT`]. The length is the response's `Content-Length`.
+    pub async fn export_disk(&self, id: &str) -> Result<reqwest::Response, NodeClientError> {
+        let url = format!("{}{}", self.base, fill(rpc::VM_EXPORT, &[id]));
+        let response = self.send(Method::POST, &url, None::<&()>).await?;
+        Self::check(response).await
     }
 
     /// Removes the VM, its disk and run directory. A VM the node does not have is already

@@ -19,6 +19,16 @@ pub mod rpc {
     pub const VM_PAUSE: &str = "/vms/{id}/pause";
     /// `POST` [`crate::PauseVm`]: the vCPUs run again.
     pub const VM_UNPAUSE: &str = "/vms/{id}/unpause";
+    /// `POST` [`crate::ResizeVm`]: only a stopped VM.
+    pub const VM_RESIZE: &str = "/vms/{id}/resize";
+    /// `POST` [`crate::ResizeEnd`]: the resize stays, the disk kept for a revert goes.
+    pub const VM_RESIZE_CONFIRM: &str = "/vms/{id}/resize/confirm";
+    /// `POST` [`crate::ResizeEnd`]: the VM stops and gets its earlier sizes and disk back.
+    pub const VM_RESIZE_REVERT: &str = "/vms/{id}/resize/revert";
+    /// `POST`, no body: the root disk as a self-contained qcow2 image (its base folded
+    /// in), as the body. A running VM is paused while its disk is copied, so the copy is
+    /// of one moment.
+    pub const VM_EXPORT: &str = "/vms/{id}/export";
     /// `GET` with `Connection: Upgrade` and `Upgrade: vnc`: after `101 Switching
     /// Protocols`, the connection carries the VM's VNC (RFB) stream both ways.
     pub const VM_VNC: &str = "/vms/{id}/vnc";

@@ -129,6 +129,30 @@ pub struct RebootVm {
     pub timeout_seconds: u64,
 }
 
+/// The sizes a resize changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmSize {
+    pub vcpus: u32,
+    pub ram_mib: u64,
+    pub disk_bytes: u64,
+}
+
+/// Resize a stopped VM to `size`: vCPUs and RAM apply at its next start, the root disk
+/// grows (it never shrinks). The disk as it was is kept until a confirm or a revert
+/// ([`ResizeEnd`]), as Nova keeps the source of a resize until it is confirmed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResizeVm {
+    pub generation: u64,
+    pub size: VmSize,
+}
+
+/// Confirm a resize (the kept disk is deleted) or revert it (the VM is stopped and gets
+/// its earlier sizes and disk back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResizeEnd {
+    pub generation: u64,
+}
+
 pub fn default_stop_timeout() -> u64 {
     60
 }
@@ -183,6 +207,9 @@ pub struct VmStatus {
     /// a stop and start, or a reboot, which restarts QEMU for them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending_changes: Vec<String>,
+    /// The sizes before a resize that is neither confirmed nor reverted yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resized_from: Option<VmSize>,
 }
 
 /// The tail of a VM's serial console.

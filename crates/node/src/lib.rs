@@ -18,6 +18,7 @@ pub mod host;
 pub mod image_cache;
 pub mod qcow2;
 pub mod qemu;
+mod qemu_img;
 mod rpc;
 pub mod vm;
 

@@ -74,6 +74,16 @@ impl VmPaths {
     pub fn disk(&self) -> PathBuf {
         self.dir.join("root.qcow2")
     }
+    /// The root disk as it was before a resize, kept until the resize is confirmed or
+    /// reverted.
+    pub fn disk_before_resize(&self) -> PathBuf {
+        self.dir.join("root.pre-resize.qcow2")
+    }
+    /// A self-contained copy of the root disk while it is exported; `nonce` keeps
+    /// concurrent exports apart.
+    pub fn export(&self, nonce: &str) -> PathBuf {
+        self.dir.join(format!("export-{nonce}.qcow2"))
+    }
     pub fn config_drive(&self) -> PathBuf {
         self.dir.join("config.iso")
     }

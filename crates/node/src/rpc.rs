@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use nefos_node_api::routes::rpc;
 use nefos_node_api::{
     ConsoleOutput, EnsureVm, ErrorBody, ErrorDetail, NodeInfo, PauseVm, RPC_PREFIX, RebootVm,
-    Secret, StartVm, StopVm, VmStatus,
+    ResizeEnd, ResizeVm, Secret, StartVm, StopVm, VmStatus,
 };
 use serde::Deserialize;
 
@@ -44,6 +44,10 @@ pub fn router(state: RpcState) -> Router {
         .route(rpc::VM_REBOOT, post(reboot))
         .route(rpc::VM_PAUSE, post(pause))
         .route(rpc::VM_UNPAUSE, post(unpause))
+        .route(rpc::VM_RESIZE, post(resize))
+        .route(rpc::VM_RESIZE_CONFIRM, post(confirm_resize))
+        .route(rpc::VM_RESIZE_REVERT, post(revert_resize))
+        .route(rpc::VM_EXPORT, post(export))
         .route(rpc::VM_CONSOLE, get(console))
         .route(rpc::VM_VNC, get(vnc))
         .fallback(|| async { RpcError::new(StatusCode::NOT_FOUND, "no such RPC") })
@@ -159,6 +163,69 @@ async fn unpause(
     Ok(Json(state.vms.unpause(&id, &request).await?))
 }
 
+async fn resize(
+    State(state): State<RpcState>,
+    Path(id): Path<String>,
+    Body(request): Body<ResizeVm>,
+) -> Result<Json<VmStatus>, RpcError> {
+    Ok(Json(state.vms.resize(&id, &request).await?))
+}
+
+async fn confirm_resize(
+    State(state): State<RpcState>,
+    Path(id): Path<String>,
+    Body(request): Body<ResizeEnd>,
+) -> Result<Json<VmStatus>, RpcError> {
+    Ok(Json(state.vms.confirm_resize(&id, &request).await?))
+}
+
+async fn revert_resize(
+    State(state): State<RpcState>,
+    Path(id): Path<String>,
+    Body(request): Body<ResizeEnd>,
+) -> Result<Json<VmStatus>, RpcError> {
+    Ok(Json(state.vms.revert_resize(&id, &request).await?))
+}
+
+/// Streams the exported disk. The file is unlinked as soon as it is open, so nothing is
+/// left behind however the transfer ends.
+async fn export(
+    State(state): State<RpcState>,
+    Path(id): Path<String>,
+) -> Result<Response, RpcError> {
+    let exported = state.vms.export_disk(&id).await?;
+    let file = tokio::fs::File::open(exported.path())
+        .await
+        .map_err(|source| VmError::Io {
+            path: exported.path().to_owned(),
+            source,
+        })?;
+    let len = exported.len();
+    drop(exported);
+    let chunks = futures::stream::unfold(file, |mut file| async move {
+        let mut buffer = vec![0u8; 1 << 20];
+        match tokio::io::AsyncReadExt::read(&mut file, &mut buffer).await {
+            Ok(0) => None,
+            Ok(read) => {
+                buffer.truncate(read);
+                Some((Ok::<_, std::io::Error>(bytes::Bytes::from(buffer)), file))
+            }
+            Err(error) => Some((Err(error), file)),
+        }
+    });
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/octet-stream".to_owned(),
+            ),
+            (axum::http::header::CONTENT_LENGTH, len.to_string()),
+        ],
+        axum::body::Body::from_stream(chunks),
+    )
+        .into_response())
+}
+
 #[derive(Debug, Deserialize)]
 struct DestroyQuery {
     generation: u64,
@@ -263,13 +330,18 @@ impl From<VmError> for RpcError {
     fn from(error: VmError) -> RpcError {
         let status = match &error {
             VmError::NotFound { .. } => StatusCode::NOT_FOUND,
-            VmError::Invalid { .. } | VmError::DiskTooSmall { .. } | VmError::Immutable { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            VmError::Invalid { .. }
+            | VmError::DiskTooSmall { .. }
+            | VmError::Immutable { .. }
+            | VmError::DiskShrink { .. } => StatusCode::BAD_REQUEST,
             VmError::Stale { .. }
             | VmError::GenerationReused { .. }
             | VmError::Destroyed { .. }
-            | VmError::NotRunning => StatusCode::CONFLICT,
+            | VmError::NotRunning
+            | VmError::Running
+            | VmError::Busy
+            | VmError::ResizeUnfinished
+            | VmError::NotResized => StatusCode::CONFLICT,
             VmError::Image(
                 CacheError::BlockSize { .. }
                 | CacheError::BlockCount { .. }

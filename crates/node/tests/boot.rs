@@ -416,3 +416,149 @@ async fn unsafe_or_mislabelled_bases_are_refused() {
         .collect();
     assert!(cached.is_empty(), "{cached:?}");
 }
+
+/// `qemu-io` runs `command` on the VM's root disk (not open in a QEMU); it must succeed
+/// (`read -P` that finds other bytes fails).
+fn qemu_io(disk: &Path, command: &str) {
+    let out = Command::new("qemu-io")
+        .args(["-f", "qcow2", "-c", command, disk.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && !text.contains("fail"),
+        "qemu-io {command:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn image_info(path: &Path) -> serde_json::Value {
+    let out = Command::new("qemu-img")
+        .args(["info", "-U", "--output=json", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A resize grows the disk and keeps the old one; a revert brings the old disk and sizes
+/// back (losing what was written since, as in Nova); a confirm deletes the kept disk.
+/// Each refuses what it cannot do, and each is a no-op when retried. An export is one
+/// self-contained qcow2 with the VM's bytes, of a stopped VM or a running one (paused for
+/// the copy, running after), and leaves no file behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resizes_revert_and_confirm_and_disks_export_whole() {
+    use nefos_node_api::{ResizeEnd, ResizeVm, VmSize};
+    const GIB: u64 = 1 << 30;
+    let guest = guest_image();
+    let node = NodeDir::new();
+    let blocks = Blocks::start(&node.path().join("blocks")).await;
+    let image = blocks.put_file(&guest, DiskFormat::Raw).await;
+    let vms = node.manager(&blocks);
+    let id = "vm-resize";
+    let dir = node.path().join("vms").join(id);
+    let (disk, kept) = (dir.join("root.qcow2"), dir.join("root.pre-resize.qcow2"));
+    let mut defined = ensure(1, spec("resized", image, GIB));
+    defined.power = PowerState::Stopped;
+    vms.ensure(id, &defined).await.unwrap();
+    qemu_io(&disk, "write -P 0xab 0 64k");
+
+    let bigger = VmSize {
+        vcpus: 2,
+        ram_mib: 256,
+        disk_bytes: 2 * GIB,
+    };
+    let resize = |generation, size| ResizeVm { generation, size };
+    let resized = vms.resize(id, &resize(2, bigger)).await.unwrap();
+    assert_eq!(resized.disk.virtual_bytes, 2 * GIB);
+    assert_eq!(resized.resized_from.unwrap().disk_bytes, GIB);
+    assert_eq!(image_info(&disk)["virtual-size"], 2 * GIB);
+    assert_eq!(image_info(&kept)["virtual-size"], GIB);
+    // A retry changes nothing; a second resize waits for this one to end.
+    assert_eq!(vms.resize(id, &resize(2, bigger)).await.unwrap(), resized);
+    let again = vms.resize(id, &resize(3, bigger)).await.unwrap_err();
+    assert!(matches!(again, VmError::ResizeUnfinished), "{again:?}");
+
+    // The new sizes apply when QEMU starts; a running VM cannot be resized.
+    let started = vms.start(id, &StartVm { generation: 4 }).await.unwrap();
+    assert_eq!(started.state, VmState::Running, "{started:?}");
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", started.pid.unwrap())).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert!(
+        cmdline.contains("-m 256") && cmdline.contains("-smp 2"),
+        "{cmdline}"
+    );
+
+    // A revert stops the VM and puts the old disk and sizes back.
+    let reverted = vms
+        .revert_resize(id, &ResizeEnd { generation: 5 })
+        .await
+        .unwrap();
+    assert_eq!(reverted.state, VmState::Stopped);
+    assert_eq!(reverted.disk.virtual_bytes, GIB);
+    assert!(reverted.resized_from.is_none());
+    assert!(!kept.exists());
+    assert_eq!(image_info(&disk)["virtual-size"], GIB);
+    qemu_io(&disk, "read -P 0xab 0 64k");
+    let nothing = vms
+        .revert_resize(id, &ResizeEnd { generation: 6 })
+        .await
+        .unwrap_err();
+    assert!(matches!(nothing, VmError::NotResized), "{nothing:?}");
+    let shrink = VmSize {
+        disk_bytes: GIB / 2,
+        ..bigger
+    };
+    let shrink = vms.resize(id, &resize(7, shrink)).await.unwrap_err();
+    assert!(matches!(shrink, VmError::DiskShrink { .. }), "{shrink:?}");
+
+    // Resized again and confirmed: the kept disk goes, the new sizes stay.
+    vms.resize(id, &resize(8, bigger)).await.unwrap();
+    qemu_io(&disk, "write -P 0xcd 0 64k");
+    let confirmed = vms
+        .confirm_resize(id, &ResizeEnd { generation: 9 })
+        .await
+        .unwrap();
+    assert!(confirmed.resized_from.is_none() && !kept.exists());
+    assert_eq!(confirmed.disk.virtual_bytes, 2 * GIB);
+    vms.confirm_resize(id, &ResizeEnd { generation: 9 })
+        .await
+        .unwrap();
+
+    // The export of the stopped VM: its bytes, with no backing file.
+    let exported = vms.export_disk(id).await.unwrap();
+    let info = image_info(exported.path());
+    assert_eq!(info["format"], "qcow2");
+    assert!(info.get("backing-filename").is_none(), "{info}");
+    assert_eq!(info["virtual-size"], 2 * GIB);
+    assert_eq!(
+        exported.len(),
+        std::fs::metadata(exported.path()).unwrap().len()
+    );
+    qemu_io(exported.path(), "read -P 0xcd 0 64k");
+    let compare = Command::new("qemu-img")
+        .args(["compare", "-U"])
+        .arg(exported.path())
+        .arg(&disk)
+        .output()
+        .unwrap();
+    assert!(compare.status.success(), "{compare:?}");
+    let path = exported.path().to_owned();
+    drop(exported);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!path.exists());
+
+    // A running VM runs on after its export.
+    vms.start(id, &StartVm { generation: 10 }).await.unwrap();
+    let exported = vms.export_disk(id).await.unwrap();
+    assert_eq!(image_info(exported.path())["virtual-size"], 2 * GIB);
+    let status = vms.status(id).await.unwrap();
+    assert_eq!(status.state, VmState::Running, "{status:?}");
+    drop(exported);
+    vms.destroy(id, 11).await.unwrap();
+    assert!(node.vm_dirs().is_empty(), "{:?}", node.vm_dirs());
+}

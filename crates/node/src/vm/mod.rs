@@ -7,7 +7,9 @@
 //! which `nefos up` shares with the control plane.
 
 mod durable;
+mod export;
 mod record;
+mod resize;
 mod tombstone;
 mod validate;
 
@@ -35,8 +37,11 @@ use crate::control_plane::ControlPlaneClient;
 use crate::image_cache::{CacheError, ImageCache, ImageKey};
 use crate::qcow2::{self, OverlayError};
 use crate::qemu::{self, QemuError, QemuSettings, VmPaths};
+use crate::qemu_img::QemuImgError;
 use record::{Admission, Operation, VmRecord};
 use tombstone::Tombstones;
+
+pub use export::ExportedDisk;
 
 #[derive(Debug, Error)]
 pub enum VmError {
@@ -54,6 +59,18 @@ pub enum VmError {
     Destroyed { got: u64, destroyed: u64 },
     #[error("the VM is not running")]
     NotRunning,
+    #[error("the VM is running; it must be stopped first")]
+    Running,
+    #[error("an operation on the VM is unfinished; retry it first")]
+    Busy,
+    #[error("the VM's last resize is neither confirmed nor reverted")]
+    ResizeUnfinished,
+    #[error("the VM has no resize to confirm or revert")]
+    NotResized,
+    #[error("a root disk cannot shrink (from {from} to {to} bytes)")]
+    DiskShrink { from: u64, to: u64 },
+    #[error("qemu-img failed")]
+    QemuImg(#[source] QemuImgError),
     #[error(
         "the root disk ({disk} bytes) would be smaller than the image ({image} bytes of \
          virtual disk)"
@@ -385,6 +402,7 @@ impl VmManager {
             spec: request.spec.clone(),
             image_id: image.id.clone(),
             unfinished: false,
+            resized_from: None,
         };
         let (paths, saved) = (paths.clone(), record.clone());
         blocking(&paths.dir.clone(), move || {
@@ -747,6 +765,7 @@ impl VmManager {
             },
             image_id: record.image_id.clone(),
             pending_changes,
+            resized_from: record.resized_from,
         })
     }
 }

@@ -5,7 +5,7 @@
 use std::io;
 use std::path::Path;
 
-use nefos_node_api::{PowerState, VmSpec};
+use nefos_node_api::{PowerState, VmSize, VmSpec};
 use serde::{Deserialize, Serialize};
 
 use super::{VmError, durable};
@@ -19,6 +19,9 @@ pub enum Operation {
     Reboot { hard: bool },
     Pause,
     Unpause,
+    Resize,
+    ConfirmResize,
+    RevertResize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +36,28 @@ pub struct VmRecord {
     /// Only one-shot operations (a reboot) need this; the others converge on the state.
     #[serde(default)]
     pub unfinished: bool,
+    /// The sizes before a resize not yet confirmed or reverted; the disk as it was then
+    /// is kept beside the VM's (`VmPaths::disk_before_resize`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resized_from: Option<VmSize>,
+}
+
+impl VmRecord {
+    /// The sizes the record's spec gives the VM.
+    pub fn size(&self) -> VmSize {
+        VmSize {
+            vcpus: self.spec.vcpus,
+            ram_mib: self.spec.ram_mib,
+            disk_bytes: self.spec.disk_bytes,
+        }
+    }
+
+    /// Gives the spec these sizes.
+    pub fn set_size(&mut self, size: VmSize) {
+        self.spec.vcpus = size.vcpus;
+        self.spec.ram_mib = size.ram_mib;
+        self.spec.disk_bytes = size.disk_bytes;
+    }
 }
 
 /// What to do with a call of generation `generation`.
