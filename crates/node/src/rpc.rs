@@ -200,7 +200,7 @@ async fn export(
             path: exported.path().to_owned(),
             source,
         })?;
-    let len = exported.len();
+    let len = exported.bytes();
     drop(exported);
     let chunks = futures::stream::unfold(file, |mut file| async move {
         let mut buffer = vec![0u8; 1 << 20];

@@ -536,7 +536,7 @@ async fn resizes_revert_and_confirm_and_disks_export_whole() {
     assert!(info.get("backing-filename").is_none(), "{info}");
     assert_eq!(info["virtual-size"], 2 * GIB);
     assert_eq!(
-        exported.len(),
+        exported.bytes(),
         std::fs::metadata(exported.path()).unwrap().len()
     );
     qemu_io(exported.path(), "read -P 0xcd 0 64k");

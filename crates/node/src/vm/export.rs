@@ -23,7 +23,7 @@ impl ExportedDisk {
         &self.path
     }
 
-    pub fn len(&self) -> u64 {
+    pub fn bytes(&self) -> u64 {
         self.len
     }
 }
