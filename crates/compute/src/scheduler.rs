@@ -46,6 +46,26 @@ impl Services {
             .ok_or_else(|| ComputeError::conflict(NO_VALID_HOST))
     }
 
+    /// Whether `demand` more fits on node `node_id` (a resize's growth).
+    pub(crate) async fn fits_on(
+        &self,
+        node_id: &str,
+        demand: Demand,
+    ) -> Result<bool, ComputeError> {
+        let nodes = self.nodes.registry().list().await?;
+        let loads = q::node_loads(self.db.pool()).await?;
+        let Some(node) = nodes.into_iter().find(|node| node.info.id == node_id) else {
+            return Ok(false);
+        };
+        let load = loads.get(node_id).copied().unwrap_or_default();
+        // A drained node keeps its servers and lets them resize.
+        let node = Node {
+            drained: false,
+            ..node
+        };
+        Ok(self.room(&node, load, demand, now_micros()).is_some())
+    }
+
     /// The share of `node`'s RAM capacity left after placing `demand`, or None when the
     /// node does not qualify.
     fn room(&self, node: &Node, load: NodeLoad, demand: Demand, now: i64) -> Option<f64> {

@@ -59,6 +59,11 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "compute",
         sql: include_str!("../migrations/0008_compute.sql"),
     },
+    Migration {
+        version: 9,
+        name: "server resize and serials",
+        sql: include_str!("../migrations/0009_server_resize_and_serials.sql"),
+    },
 ];
 
 /// Where a database's schema stands relative to this binary.

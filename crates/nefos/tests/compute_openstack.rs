@@ -211,6 +211,79 @@ async fn openstack_cli_runs_servers_on_a_real_node() {
     assert_eq!(paused["OS-EXT-STS:power_state"], 3, "{paused}");
     os.ok(&clouds, DEMO, &["server", "unpause", "alpha"]);
     wait_status(&os, &clouds, "alpha", "ACTIVE");
+
+    // Resize to m1.micro (256 MiB, 2 GiB): VERIFY_RESIZE with the guest booted again at
+    // the new size, and the larger flavor charged; a revert brings m1.nano back, a
+    // second resize is confirmed and keeps m1.micro.
+    let ram_used = |client: reqwest::Client| {
+        let (compute, token) = (compute.clone(), token.clone());
+        async move {
+            let limits: Value = client
+                .get(format!("{compute}/limits"))
+                .header("x-auth-token", &token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            limits["limits"]["absolute"]["totalRAMUsed"].clone()
+        }
+    };
+    let resize_to_micro = || {
+        let readies = os
+            .ok(&clouds, DEMO, &["console", "log", "show", "alpha"])
+            .matches("NEFOS-GUEST-READY")
+            .count();
+        os.ok(
+            &clouds,
+            DEMO,
+            &[
+                "server", "resize", "--flavor", "m1.micro", "--wait", "alpha",
+            ],
+        );
+        let resized = wait_status(&os, &clouds, "alpha", "VERIFY_RESIZE");
+        assert_eq!(resized["flavor"]["original_name"], "m1.micro", "{resized}");
+        assert_eq!(resized["OS-EXT-STS:power_state"], 1, "{resized}");
+        wait_for_console_count(&os, &clouds, "alpha", readies + 1);
+    };
+    resize_to_micro();
+    assert_eq!(ram_used(common::http()).await, 256);
+    let vm = node.rpc.vm_status(&id).await.unwrap();
+    assert_eq!(vm.disk.virtual_bytes, 2 << 30);
+    assert_eq!(vm.resized_from.unwrap().ram_mib, 128);
+    os.ok(&clouds, DEMO, &["server", "resize", "revert", "alpha"]);
+    let reverted = wait_status(&os, &clouds, "alpha", "ACTIVE");
+    assert_eq!(reverted["flavor"]["original_name"], "m1.nano", "{reverted}");
+    assert_eq!(ram_used(common::http()).await, 128);
+    let vm = node.rpc.vm_status(&id).await.unwrap();
+    assert_eq!(vm.disk.virtual_bytes, 1 << 30);
+    assert!(vm.resized_from.is_none());
+    wait_for_console(&os, &clouds, "alpha", "NEFOS-GUEST-READY");
+    resize_to_micro();
+    os.ok(&clouds, DEMO, &["server", "resize", "confirm", "alpha"]);
+    let confirmed = wait_status(&os, &clouds, "alpha", "ACTIVE");
+    assert_eq!(
+        confirmed["flavor"]["original_name"], "m1.micro",
+        "{confirmed}"
+    );
+    assert_eq!(ram_used(common::http()).await, 256);
+    assert!(
+        node.rpc
+            .vm_status(&id)
+            .await
+            .unwrap()
+            .resized_from
+            .is_none()
+    );
+    let refused = os.run(&clouds, DEMO, &["server", "resize", "confirm", "alpha"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "Cannot 'confirmResize' instance {id} while it is in vm_state active"
+        )),
+        "{stderr}"
+    );
     let actions = os.json(&clouds, DEMO, &["server", "event", "list", "alpha"]);
     let names: Vec<&str> = actions
         .as_array()
@@ -218,7 +291,17 @@ async fn openstack_cli_runs_servers_on_a_real_node() {
         .iter()
         .filter_map(|a| a["Action"].as_str())
         .collect();
-    for action in ["create", "stop", "start", "reboot", "pause", "unpause"] {
+    for action in [
+        "create",
+        "stop",
+        "start",
+        "reboot",
+        "pause",
+        "unpause",
+        "resize",
+        "revertResize",
+        "confirmResize",
+    ] {
         assert!(names.contains(&action), "{action} missing from {names:?}");
     }
 
@@ -353,6 +436,22 @@ async fn openstack_cli_runs_servers_on_a_real_node() {
     let absolute = &limits["limits"]["absolute"];
     for used in ["totalInstancesUsed", "totalCoresUsed", "totalRAMUsed"] {
         assert_eq!(absolute[used], 0, "{limits}");
+    }
+}
+
+/// Waits until the server's console shows the guest's ready marker `count` times.
+fn wait_for_console_count(os: &OpenStack, clouds: &Path, name: &str, count: usize) {
+    let started = Instant::now();
+    loop {
+        let console = os.ok(clouds, DEMO, &["console", "log", "show", name]);
+        if console.matches("NEFOS-GUEST-READY").count() >= count {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "{name} did not boot again: {console}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
     }
 }
 

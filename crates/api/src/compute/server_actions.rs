@@ -76,6 +76,30 @@ pub(crate) async fn action(
             compute.lock_server(caller, id, false, None).await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
+        "resize" => {
+            let flavor = match argument.get("flavorRef") {
+                Some(Value::String(flavor)) if !flavor.is_empty() => flavor.clone(),
+                Some(Value::Number(flavor)) => flavor.to_string(),
+                _ => {
+                    return Err(NovaError::bad_request(
+                        "Invalid input for field/attribute resize. 'flavorRef' is a required \
+                         property",
+                    ));
+                }
+            };
+            compute
+                .resize_server(caller, request_id, id, &flavor)
+                .await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        "confirmResize" => {
+            compute.end_resize(caller, request_id, id, false).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        "revertResize" => {
+            compute.end_resize(caller, request_id, id, true).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
         "os-getConsoleOutput" => {
             let lines = match argument.get("length") {
                 None | Some(Value::Null) => None,

@@ -137,6 +137,7 @@ async fn write_servers(
     for index in 0..count {
         let id = format!("00000000-0000-4000-8000-{index:012}");
         let offset = i64::try_from(index).unwrap_or(0);
+        let serial = q::take_serials(&mut tx, 1).await?;
         let row = ServerRow {
             id: id.clone(),
             project_id: project.to_owned(),
@@ -173,6 +174,8 @@ async fn write_servers(
             created_at: now + offset,
             updated_at: now + offset,
             deleted_at: None,
+            resized_from: None,
+            serial,
         };
         q::insert_server(&mut tx, &row).await?;
         let metadata = std::collections::BTreeMap::from([("index".to_owned(), index.to_string())]);

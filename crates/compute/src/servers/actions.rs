@@ -70,7 +70,7 @@ fn size_of(server: &Server) -> Size {
 }
 
 /// A locked server refuses changes from all but administrators.
-fn check_lock(caller: &AuthContext, server: &Server) -> Result<(), ComputeError> {
+pub(crate) fn check_lock(caller: &AuthContext, server: &Server) -> Result<(), ComputeError> {
     if server.locked() && !caller.is_cloud_admin() {
         return Err(ComputeError::conflict(format!(
             "Instance {} is locked",

@@ -43,6 +43,38 @@ pub fn activity(project: &str, user: &str, size: Size, count: i64, sign: i64) ->
     ]
 }
 
+/// The resources whose amount grows from `from` to `to`, by how much it grows: those of
+/// existence, and of activity too when `active`. A resize charges them at once and a
+/// revert gives them back; what shrinks is given back only when the resize is confirmed,
+/// so until then the larger of the two is charged.
+pub fn growth(project: &str, user: &str, from: Size, to: Size, active: bool) -> Vec<Provision> {
+    let mut amounts = vec![
+        ("cyclades.total_cpu", from.vcpus, to.vcpus),
+        ("cyclades.total_ram", from.ram_mib * MIB, to.ram_mib * MIB),
+        ("cyclades.disk", from.disk_gib * GIB, to.disk_gib * GIB),
+    ];
+    if active {
+        amounts.push(("cyclades.cpu", from.vcpus, to.vcpus));
+        amounts.push(("cyclades.ram", from.ram_mib * MIB, to.ram_mib * MIB));
+    }
+    amounts
+        .into_iter()
+        .filter(|(_, from, to)| to > from)
+        .map(|(resource, from, to)| Provision::new(project, user, resource, to - from))
+        .collect()
+}
+
+/// `provisions` given back.
+pub fn released(provisions: Vec<Provision>) -> Vec<Provision> {
+    provisions
+        .into_iter()
+        .map(|p| Provision {
+            quantity: -p.quantity,
+            ..p
+        })
+        .collect()
+}
+
 /// Nova's 403 for a quota that does not fit, in Nova's words and units (instances, cores,
 /// RAM in MiB; disk in GiB).
 pub fn refusal(error: QuotaError) -> ComputeError {

@@ -340,6 +340,7 @@ impl Compute {
         };
         let now = now_micros();
         let flavor = template.flavor;
+        let serial = q::take_serials(tx, 1).await?;
         let row = ServerRow {
             id: id.clone(),
             project_id: template.project.to_owned(),
@@ -378,6 +379,8 @@ impl Compute {
             created_at: now,
             updated_at: now,
             deleted_at: None,
+            resized_from: None,
+            serial,
         };
         q::insert_server(tx, &row).await?;
         q::put_metadata(tx, &id, &request.metadata, true).await?;

@@ -7,6 +7,7 @@ mod actions;
 pub(crate) mod charges;
 mod create;
 mod model;
+mod resize;
 pub mod sagas;
 pub mod state;
 

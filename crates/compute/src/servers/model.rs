@@ -2,14 +2,14 @@
 
 use std::collections::BTreeMap;
 
-use nefos_db::compute::ServerRow;
+use nefos_db::compute::{FlavorColumns, ServerRow};
 use nefos_node_api::PortForward;
 use serde::{Deserialize, Serialize};
 
 use super::state;
 
 /// The flavor a server has: a copy, kept when the flavor itself changes or goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerFlavor {
     pub id: String,
     pub name: String,
@@ -33,6 +33,8 @@ pub struct Fault {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Server {
     pub id: String,
+    /// The integer id Synnefo's Cyclades API shows.
+    pub serial: i64,
     pub project_id: String,
     pub user_id: String,
     pub name: String,
@@ -61,10 +63,49 @@ pub struct Server {
     pub deleted_at: Option<i64>,
     pub metadata: BTreeMap<String, String>,
     pub tags: Vec<String>,
+    /// The flavor before a resize that is neither confirmed nor reverted.
+    pub resized_from: Option<ServerFlavor>,
 }
 
 fn to_u64(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
+}
+
+impl ServerFlavor {
+    /// The columns of a server's row that hold its flavor.
+    pub(crate) fn columns(&self) -> FlavorColumns {
+        let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        FlavorColumns {
+            flavor_id: self.id.clone(),
+            flavor_name: self.name.clone(),
+            vcpus: i64::from(self.vcpus),
+            ram_mib: int(self.ram_mib),
+            disk_gib: int(self.disk_gib),
+            ephemeral_gib: int(self.ephemeral_gib),
+            swap_mib: int(self.swap_mib),
+            flavor_extra_specs: serde_json::to_string(&self.extra_specs)
+                .unwrap_or_else(|_| "{}".to_owned()),
+        }
+    }
+
+    /// What the server is charged for with this flavor.
+    pub(crate) fn size(&self) -> super::charges::Size {
+        let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        super::charges::Size {
+            vcpus: i64::from(self.vcpus),
+            ram_mib: int(self.ram_mib),
+            disk_gib: int(self.disk_gib),
+        }
+    }
+
+    /// What a node gives a VM of this flavor.
+    pub(crate) fn vm_size(&self) -> nefos_node_api::VmSize {
+        nefos_node_api::VmSize {
+            vcpus: self.vcpus,
+            ram_mib: self.ram_mib,
+            disk_bytes: self.disk_gib << 30,
+        }
+    }
 }
 
 impl Server {
@@ -94,6 +135,11 @@ impl Server {
                 .as_deref()
                 .and_then(|f| serde_json::from_str(f).ok())
                 .unwrap_or_default(),
+            resized_from: row
+                .resized_from
+                .as_deref()
+                .and_then(|f| serde_json::from_str(f).ok()),
+            serial: row.serial,
             fault: row
                 .fault
                 .as_deref()

@@ -28,6 +28,11 @@ pub mod task {
     pub const PAUSING: &str = "pausing";
     pub const UNPAUSING: &str = "unpausing";
     pub const DELETING: &str = "deleting";
+    pub const RESIZE_PREP: &str = "resize_prep";
+    /// Not Nova's (it marks a confirm on the migration record): keeps a revert from
+    /// racing a confirm. Shows as VERIFY_RESIZE.
+    pub const RESIZE_CONFIRMING: &str = "resize_confirming";
+    pub const RESIZE_REVERTING: &str = "resize_reverting";
 }
 
 /// Nova's power_state integers.
@@ -107,6 +112,15 @@ pub fn states_of_status(
         "PAUSED" => (&[vm::PAUSED], None),
         "SUSPENDED" => (&[vm::SUSPENDED], None),
         "VERIFY_RESIZE" => (&[vm::RESIZED], None),
+        "RESIZE" => (
+            &[vm::ACTIVE, vm::STOPPED],
+            Some(&[
+                "resize_prep",
+                "resize_migrating",
+                "resize_migrated",
+                "resize_finish",
+            ]),
+        ),
         "ERROR" => (&[vm::ERROR], None),
         "DELETED" => (&[vm::DELETED], None),
         "REBOOT" => (
@@ -178,6 +192,22 @@ pub const PAUSE: Allowed = Allowed {
 pub const UNPAUSE: Allowed = Allowed {
     action: "unpause",
     vm_states: &[vm::PAUSED],
+    task_states: &[],
+};
+
+pub const RESIZE: Allowed = Allowed {
+    action: "resize",
+    vm_states: &[vm::ACTIVE, vm::STOPPED],
+    task_states: &[],
+};
+pub const CONFIRM_RESIZE: Allowed = Allowed {
+    action: "confirmResize",
+    vm_states: &[vm::RESIZED],
+    task_states: &[],
+};
+pub const REVERT_RESIZE: Allowed = Allowed {
+    action: "revertResize",
+    vm_states: &[vm::RESIZED],
     task_states: &[],
 };
 

@@ -46,6 +46,10 @@ pub struct ServerRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub deleted_at: Option<i64>,
+    /// The flavor (JSON) before a resize not yet confirmed or reverted.
+    pub resized_from: Option<String>,
+    /// The integer id Cyclades shows.
+    pub serial: i64,
 }
 
 impl FromRow<'_, AnyRow> for ServerRow {
@@ -86,6 +90,8 @@ impl FromRow<'_, AnyRow> for ServerRow {
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
             deleted_at: row.try_get("deleted_at")?,
+            resized_from: row.try_get("resized_from")?,
+            serial: row.try_get("serial")?,
         })
     }
 }
@@ -94,20 +100,21 @@ const INSERT_COLUMNS: &str = "id, project_id, user_id, name, description, image_
     flavor_name, vcpus, ram_mib, disk_gib, ephemeral_gib, swap_mib, flavor_extra_specs,
     vm_state, task_state, power_state, node_id, forwards, reservation_id, generation, key_name,
     key_data, user_data, locked_by, locked_reason, access_ipv4, access_ipv6, fault,
-    active_charged, launched_at, terminated_at, created_at, updated_at, deleted_at";
+    active_charged, launched_at, terminated_at, created_at, updated_at, deleted_at,
+    resized_from, serial";
 
 const SELECT_COLUMNS: &str = "id, project_id, user_id, name, description, image_id, flavor_id,
     flavor_name, vcpus, ram_mib, disk_gib, ephemeral_gib, swap_mib, flavor_extra_specs,
     vm_state, task_state, power_state, node_id, forwards, reservation_id, generation, key_name,
     key_data, user_data, locked_by, locked_reason, access_ipv4, access_ipv6, fault,
     CAST(active_charged AS INTEGER) AS active_charged, launched_at, terminated_at, created_at,
-    updated_at, deleted_at";
+    updated_at, deleted_at, resized_from, serial";
 
 pub async fn insert_server(conn: &mut Connection, row: &ServerRow) -> Result<(), DbError> {
     sqlx::query(&format!(
         "INSERT INTO servers ({INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
          $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26,
-         $27, $28, $29, $30, $31, $32, $33, $34, $35)"
+         $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37)"
     ))
     .bind(&row.id)
     .bind(&row.project_id)
@@ -144,6 +151,8 @@ pub async fn insert_server(conn: &mut Connection, row: &ServerRow) -> Result<(),
     .bind(row.created_at)
     .bind(row.updated_at)
     .bind(row.deleted_at)
+    .bind(&row.resized_from)
+    .bind(row.serial)
     .execute(conn)
     .await
     .map_err(DbError::insert("create a server", "server"))?;
@@ -193,6 +202,76 @@ pub async fn list_servers<'c>(
     .fetch_all(ex)
     .await
     .map_err(DbError::query("list servers"))
+}
+
+/// Takes `count` serials for new servers and returns the first.
+pub async fn take_serials(conn: &mut Connection, count: i64) -> Result<i64, DbError> {
+    let (last,): (i64,) = sqlx::query_as(
+        "UPDATE counters SET value = value + $1 WHERE name = 'server_serial' RETURNING value",
+    )
+    .bind(count)
+    .fetch_one(conn)
+    .await
+    .map_err(DbError::query("take serials for new servers"))?;
+    Ok(last - count + 1)
+}
+
+/// The id of the server with Cyclades id `serial`.
+pub async fn server_id_of_serial<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    serial: i64,
+) -> Result<Option<String>, DbError> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT id FROM servers WHERE serial = $1")
+        .bind(serial)
+        .fetch_optional(ex)
+        .await
+        .map_err(DbError::query("find a server by its serial"))?;
+    Ok(row.map(|(id,)| id))
+}
+
+/// A server's flavor columns, as a resize sets them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlavorColumns {
+    pub flavor_id: String,
+    pub flavor_name: String,
+    pub vcpus: i64,
+    pub ram_mib: i64,
+    pub disk_gib: i64,
+    pub ephemeral_gib: i64,
+    pub swap_mib: i64,
+    pub flavor_extra_specs: String,
+}
+
+/// Gives server `id` the flavor `flavor`, and `resized_from` (the flavor a resize left,
+/// or none).
+pub async fn set_flavor<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    id: &str,
+    flavor: &FlavorColumns,
+    resized_from: Option<&str>,
+    now: i64,
+) -> Result<bool, DbError> {
+    let done = sqlx::query(
+        "UPDATE servers SET flavor_id = $2, flavor_name = $3, vcpus = $4, ram_mib = $5,
+           disk_gib = $6, ephemeral_gib = $7, swap_mib = $8, flavor_extra_specs = $9,
+           resized_from = $10, updated_at = $11
+         WHERE id = $1 AND deleted_at IS NULL",
+    )
+    .bind(id)
+    .bind(&flavor.flavor_id)
+    .bind(&flavor.flavor_name)
+    .bind(flavor.vcpus)
+    .bind(flavor.ram_mib)
+    .bind(flavor.disk_gib)
+    .bind(flavor.ephemeral_gib)
+    .bind(flavor.swap_mib)
+    .bind(&flavor.flavor_extra_specs)
+    .bind(resized_from)
+    .bind(now)
+    .execute(ex)
+    .await
+    .map_err(DbError::query("change a server's flavor"))?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Takes `count` generations for calls on server `id`'s VM and returns the first.

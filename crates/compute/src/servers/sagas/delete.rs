@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{db_error, finish_action, step_error};
 use crate::servers::charges::{self, Size};
+use crate::servers::model::ServerFlavor;
 use crate::{ComputeError, Services};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -114,6 +115,21 @@ fn forget<'a>(services: &'a Services, input: Input<'a>) -> BoxFuture<'a, nefos_s
             };
             let mut provisions =
                 charges::existence(&server.project_id, &server.user_id, size, 1, -1);
+            // A resize not yet confirmed holds the larger of its two flavors: what the old
+            // one had more of is charged too.
+            if let Some(before) = server
+                .resized_from
+                .as_deref()
+                .and_then(|f| serde_json::from_str::<ServerFlavor>(f).ok())
+            {
+                provisions.extend(charges::released(charges::growth(
+                    &server.project_id,
+                    &server.user_id,
+                    size,
+                    before.size(),
+                    server.active_charged,
+                )));
+            }
             // A deleted row keeps its flag; it is never charged again.
             if server.active_charged {
                 provisions.extend(charges::activity(

@@ -4,6 +4,7 @@
 pub mod create;
 pub mod delete;
 pub mod power;
+pub mod resize;
 
 use std::sync::Arc;
 
@@ -19,6 +20,8 @@ pub(crate) fn register(sagas: &Sagas, services: &Arc<Services>) {
     sagas.register::<create::CreateSaga>(services.clone());
     sagas.register::<delete::DeleteSaga>(services.clone());
     sagas.register::<power::PowerSaga>(services.clone());
+    sagas.register::<resize::ResizeSaga>(services.clone());
+    sagas.register::<resize::ResizeEndSaga>(services.clone());
 }
 
 /// A failed node call as a step error: a node that cannot be reached, or that failed
