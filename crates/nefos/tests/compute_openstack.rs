@@ -276,6 +276,48 @@ async fn openstack_cli_runs_servers_on_a_real_node() {
             .resized_from
             .is_none()
     );
+
+    // An image of the stopped server boots another server: its disk as alpha left it.
+    os.ok(&clouds, DEMO, &["server", "stop", "alpha"]);
+    wait_status(&os, &clouds, "alpha", "SHUTOFF");
+    let snapshot = os.json(
+        &clouds,
+        DEMO,
+        &[
+            "server",
+            "image",
+            "create",
+            "--name",
+            "alpha-snap",
+            "--wait",
+            "alpha",
+        ],
+    );
+    assert_eq!(snapshot["status"], "active", "{snapshot}");
+    assert_eq!(snapshot["disk_format"], "qcow2", "{snapshot}");
+    let image = os.json(&clouds, DEMO, &["image", "show", "alpha-snap"]);
+    assert_eq!(image["visibility"], "private", "{image}");
+    assert_eq!(image["properties"]["image_type"], "snapshot", "{image}");
+    assert_eq!(image["properties"]["instance_uuid"], id.as_str(), "{image}");
+    let from_snapshot = os.json(
+        &clouds,
+        DEMO,
+        &[
+            "server",
+            "create",
+            "--image",
+            "alpha-snap",
+            "--flavor",
+            "m1.micro",
+            "--wait",
+            "beta",
+        ],
+    );
+    assert_eq!(from_snapshot["status"], "ACTIVE", "{from_snapshot}");
+    wait_for_console(&os, &clouds, "beta", "NEFOS-GUEST-READY hostname=beta");
+    os.ok(&clouds, DEMO, &["server", "delete", "--wait", "beta"]);
+    os.ok(&clouds, DEMO, &["server", "start", "alpha"]);
+    wait_status(&os, &clouds, "alpha", "ACTIVE");
     let refused = os.run(&clouds, DEMO, &["server", "resize", "confirm", "alpha"]);
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
@@ -301,6 +343,7 @@ async fn openstack_cli_runs_servers_on_a_real_node() {
         "resize",
         "revertResize",
         "confirmResize",
+        "createImage",
     ] {
         assert!(names.contains(&action), "{action} missing from {names:?}");
     }

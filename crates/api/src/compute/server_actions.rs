@@ -100,6 +100,41 @@ pub(crate) async fn action(
             compute.end_resize(caller, request_id, id, true).await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
+        "createImage" => {
+            let name = match argument.get("name") {
+                Some(Value::String(name)) => name.clone(),
+                _ => {
+                    return Err(NovaError::bad_request(
+                        "Invalid input for field/attribute createImage. 'name' is a required \
+                         property",
+                    ));
+                }
+            };
+            let metadata = match argument.get("metadata") {
+                None | Some(Value::Null) => Default::default(),
+                Some(value) => serde_json::from_value(value.clone()).map_err(|_| {
+                    NovaError::bad_request(
+                        "Invalid input for field/attribute metadata. It must be an object of \
+                         strings",
+                    )
+                })?,
+            };
+            let image = compute
+                .create_server_image(caller, request_id, id, &name, &metadata)
+                .await?;
+            // From 2.45 the id is in the body; before, only in Location.
+            if nova.version.at_least(45) {
+                let body = serde_json::json!({ "image_id": image });
+                Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+            } else {
+                let location = format!(
+                    "{}{}/v2/images/{image}",
+                    state.public_url(),
+                    nefos_image_api::PREFIX
+                );
+                Ok((StatusCode::ACCEPTED, [(http::header::LOCATION, location)]).into_response())
+            }
+        }
         "os-getConsoleOutput" => {
             let lines = match argument.get("length") {
                 None | Some(Value::Null) => None,

@@ -9,6 +9,7 @@ mod create;
 mod model;
 mod resize;
 pub mod sagas;
+mod snapshot;
 pub mod state;
 
 pub use actions::PowerAction;

@@ -29,6 +29,7 @@ pub mod task {
     pub const UNPAUSING: &str = "unpausing";
     pub const DELETING: &str = "deleting";
     pub const RESIZE_PREP: &str = "resize_prep";
+    pub const IMAGE_SNAPSHOT: &str = "image_snapshot";
     /// Not Nova's (it marks a confirm on the migration record): keeps a revert from
     /// racing a confirm. Shows as VERIFY_RESIZE.
     pub const RESIZE_CONFIRMING: &str = "resize_confirming";
@@ -208,6 +209,12 @@ pub const CONFIRM_RESIZE: Allowed = Allowed {
 pub const REVERT_RESIZE: Allowed = Allowed {
     action: "revertResize",
     vm_states: &[vm::RESIZED],
+    task_states: &[],
+};
+
+pub const CREATE_IMAGE: Allowed = Allowed {
+    action: "createImage",
+    vm_states: &[vm::ACTIVE, vm::STOPPED, vm::PAUSED, vm::SUSPENDED],
     task_states: &[],
 };
 

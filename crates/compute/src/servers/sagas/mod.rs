@@ -5,6 +5,7 @@ pub mod create;
 pub mod delete;
 pub mod power;
 pub mod resize;
+pub mod snapshot;
 
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ pub(crate) fn register(sagas: &Sagas, services: &Arc<Services>) {
     sagas.register::<power::PowerSaga>(services.clone());
     sagas.register::<resize::ResizeSaga>(services.clone());
     sagas.register::<resize::ResizeEndSaga>(services.clone());
+    sagas.register::<snapshot::SnapshotSaga>(services.clone());
 }
 
 /// A failed node call as a step error: a node that cannot be reached, or that failed
