@@ -62,7 +62,8 @@ impl Catalog {
                     name: nefos_compute_api::CATALOG_NAME,
                     path: "/compute/v2.1",
                     version: "v2.0",
-                    synnefo_path: None,
+                    // kamaki reads Cyclades' shapes, served beside Nova's.
+                    synnefo_path: Some("/compute/v2.0"),
                 },
                 // Synnefo's account API; astakosclient finds it by this name and version.
                 CatalogService {

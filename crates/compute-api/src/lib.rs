@@ -3,6 +3,7 @@
 //! shapes the `openstack` CLI and openstacksdk send and read. The server (`nefos-api`)
 //! renders these types and the `nefos server` client reads them.
 
+pub mod cyclades;
 pub mod microversion;
 pub mod paths;
 pub mod types;

@@ -20,6 +20,9 @@ pub struct NodeClient {
     base: String,
     rpc_key: Secret,
     http: reqwest::Client,
+    /// For bodies of any length (an exported disk): no limit on the whole call, only on
+    /// each wait for bytes.
+    streams: reqwest::Client,
 }
 
 #[derive(Debug, Error)]
@@ -72,10 +75,16 @@ impl NodeClient {
             .timeout(CALL_TIMEOUT)
             .build()
             .map_err(NodeClientError::Client)?;
+        let streams = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(CALL_TIMEOUT)
+            .build()
+            .map_err(NodeClientError::Client)?;
         Ok(NodeClient {
             base: format!("{}{RPC_PREFIX}", rpc_url.trim_end_matches('/')),
             rpc_key,
             http,
+            streams,
         })
     }
 
@@ -164,10 +173,21 @@ impl NodeClient {
     }
 
     /// The VM's root disk as one self-contained qcow2 image, streamed; see
-    /// [`rpc::VM_EXPORT`]. The length is the response's `Content-Length`.
+    /// [`rpc::VM_EXPORT`]. The length is the response's `Content-Length`. The copy may
+    /// take long before the first byte and the body be large: each wait for bytes is
+    /// limited, not the whole.
     pub async fn export_disk(&self, id: &str) -> Result<reqwest::Response, NodeClientError> {
         let url = format!("{}{}", self.base, fill(rpc::VM_EXPORT, &[id]));
-        let response = self.send(Method::POST, &url, None::<&()>).await?;
+        let response = self
+            .streams
+            .post(&url)
+            .header(reqwest::header::AUTHORIZATION, self.rpc_key.bearer())
+            .send()
+            .await
+            .map_err(|source| NodeClientError::Transport {
+                url: url.clone(),
+                source,
+            })?;
         Self::check(response).await
     }
 

@@ -198,6 +198,7 @@ impl NodeAgent {
                     source: std::io::Error::other(error),
                 })?
                 .map_err(AgentError::Vms)?;
+        vms.resume_interrupted().await;
         let (disk_free_bytes, disk_total_bytes) = host::disk_space(data);
         let info = NodeInfo {
             id: credential.node_id.clone(),

@@ -9,9 +9,11 @@ mod kamaki;
 mod openstack;
 mod process;
 mod s3;
+mod vnc;
 
 pub use database::{TestDatabase, each_backend, postgres, sqlite};
 pub use kamaki::{KAMAKI_ENV, Kamaki};
 pub use openstack::{OPENSTACK_ENV, OpenStack};
 pub use process::{NefosProcess, free_port, read_credentials, serve_args, target_binary, toml_str};
 pub use s3::{S3_ENV, s3_bucket};
+pub use vnc::{ServerInit, vnc_login};

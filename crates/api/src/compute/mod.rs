@@ -4,6 +4,7 @@
 //! of `ComputeError` to statuses.
 
 mod console;
+mod cyclades;
 mod error;
 mod flavors;
 mod keypairs;
@@ -114,6 +115,10 @@ pub(crate) fn router() -> Router<ApiState> {
             tower_http::services::ServeDir::new(console::NOVNC_DIR),
         )
         .nest(paths::V21_PREFIX, v21)
+        .nest(
+            nefos_compute_api::cyclades::PREFIX,
+            cyclades::router().fallback(error::unknown_route),
+        )
         .fallback(error::unknown_route)
 }
 

@@ -135,6 +135,18 @@ impl Compute {
         Ok(Server::from_row(row, metadata, tags, &down))
     }
 
+    /// The id of the server Cyclades numbers `serial`, if the caller may see it.
+    pub async fn server_by_serial(
+        &self,
+        caller: &AuthContext,
+        serial: i64,
+    ) -> Result<Server, ComputeError> {
+        let id = q::server_id_of_serial(self.db().pool(), serial)
+            .await?
+            .ok_or_else(|| ComputeError::no_server(&serial.to_string()))?;
+        self.server_including_deleted(caller, &id).await
+    }
+
     /// The nodes that missed their heartbeats.
     async fn down_nodes(&self) -> Result<Vec<String>, ComputeError> {
         let now = now_micros();

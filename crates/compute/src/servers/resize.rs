@@ -40,9 +40,7 @@ impl Compute {
         let flavor = match self.flavor(caller, flavor_ref).await {
             Ok(flavor) if !flavor.disabled => flavor,
             Ok(_) | Err(ComputeError::NotFound { .. }) => {
-                return Err(ComputeError::invalid(format!(
-                    "Invalid flavorRef provided: {flavor_ref}"
-                )));
+                return Err(ComputeError::invalid("Unable to locate requested flavor."));
             }
             Err(other) => return Err(other),
         };
@@ -101,6 +99,14 @@ impl Compute {
             .map_err(charges::refusal)?;
         self.begin_task(&mut tx, &server, task::RESIZE_PREP, state::RESIZE)
             .await?;
+        // The row holds the resize from now on, and with it the charge for the larger
+        // of the two flavors (see `sagas/resize.rs`).
+        let from = serde_json::to_string(&server.flavor).unwrap_or_default();
+        if !q::begin_resize(&mut *tx, id, &new.columns(), &from, now_micros()).await? {
+            return Err(ComputeError::conflict(format!(
+                "Cannot 'resize' instance {id} while it is in vm_state resized"
+            )));
+        }
         let generation = first_generation(&mut tx, id, RESIZE_GENERATIONS).await?;
         q::start_action(
             &mut *tx,

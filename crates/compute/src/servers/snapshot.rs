@@ -28,7 +28,8 @@ pub struct ActingUser {
 
 impl ActingUser {
     fn of(caller: &AuthContext, project_id: &str) -> ActingUser {
-        let scoped = caller.project.as_ref();
+        // An administrator's token is scoped elsewhere: only the id is the server's.
+        let scoped = caller.project.as_ref().filter(|p| p.id == project_id);
         ActingUser {
             user_id: caller.user_id.clone(),
             user_name: caller.user_name.clone(),

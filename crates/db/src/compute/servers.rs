@@ -242,21 +242,68 @@ pub struct FlavorColumns {
     pub flavor_extra_specs: String,
 }
 
-/// Gives server `id` the flavor `flavor`, and `resized_from` (the flavor a resize left,
-/// or none).
-pub async fn set_flavor<'c>(
+/// Starts a resize of server `id`: it gets the flavor `flavor` and keeps `resized_from`
+/// (the flavor it had, JSON). Only if no resize is under way; true if it applied.
+pub async fn begin_resize<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    id: &str,
+    flavor: &FlavorColumns,
+    resized_from: &str,
+    now: i64,
+) -> Result<bool, DbError> {
+    set_flavor(
+        ex,
+        id,
+        flavor,
+        Some(resized_from),
+        "resized_from IS NULL",
+        now,
+    )
+    .await
+}
+
+/// Ends a resize of server `id`, keeping its flavor (a confirm) or, with `restore`,
+/// giving it back the one it had (a revert). Only once: true if a resize was under way
+/// and the server is not deleted, so the caller gives back the quota it held in the
+/// same transaction.
+pub async fn end_resize<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    id: &str,
+    restore: Option<&FlavorColumns>,
+    now: i64,
+) -> Result<bool, DbError> {
+    let condition = "resized_from IS NOT NULL";
+    match restore {
+        Some(flavor) => set_flavor(ex, id, flavor, None, condition, now).await,
+        None => {
+            let done = sqlx::query(
+                "UPDATE servers SET resized_from = NULL, updated_at = $2
+                 WHERE id = $1 AND deleted_at IS NULL AND resized_from IS NOT NULL",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(ex)
+            .await
+            .map_err(DbError::query("end a server's resize"))?;
+            Ok(done.rows_affected() == 1)
+        }
+    }
+}
+
+async fn set_flavor<'c>(
     ex: impl Executor<'c, Database = Any>,
     id: &str,
     flavor: &FlavorColumns,
     resized_from: Option<&str>,
+    condition: &'static str,
     now: i64,
 ) -> Result<bool, DbError> {
-    let done = sqlx::query(
+    let done = sqlx::query(&format!(
         "UPDATE servers SET flavor_id = $2, flavor_name = $3, vcpus = $4, ram_mib = $5,
            disk_gib = $6, ephemeral_gib = $7, swap_mib = $8, flavor_extra_specs = $9,
            resized_from = $10, updated_at = $11
-         WHERE id = $1 AND deleted_at IS NULL",
-    )
+         WHERE id = $1 AND deleted_at IS NULL AND {condition}"
+    ))
     .bind(id)
     .bind(&flavor.flavor_id)
     .bind(&flavor.flavor_name)

@@ -61,16 +61,18 @@ impl VmManager {
         let paused_here = match qemu::running_pid(&paths) {
             Some(_) if execute(&paths, &QueryStatus {}).await?.running => {
                 execute(&paths, &Stop {}).await?;
-                true
+                Some(Resume {
+                    paths: Some(paths.clone()),
+                })
             }
-            _ => false,
+            _ => None,
         };
         let shared = qemu::running_pid(&paths).is_some();
         let copied = qemu_img::flatten(self.qemu_settings(), &paths.disk(), &exported.path, shared)
             .await
             .map_err(VmError::QemuImg);
-        if paused_here {
-            resume(&paths).await?;
+        if let Some(mut paused) = paused_here {
+            paused.now().await?;
         }
         copied?;
         exported.len = tokio::fs::metadata(&exported.path)
@@ -85,7 +87,37 @@ impl VmManager {
     }
 }
 
-/// Lets the guest run again after the copy.
-async fn resume(paths: &VmPaths) -> Result<(), VmError> {
-    execute(paths, &Cont {}).await.map(drop)
+/// A guest paused for an export: resumed after the copy, or, if the export is dropped
+/// half-way (its caller went away), by a task of its own.
+struct Resume {
+    paths: Option<VmPaths>,
+}
+
+impl Resume {
+    async fn now(&mut self) -> Result<(), VmError> {
+        match self.paths.take() {
+            Some(paths) => execute(&paths, &Cont {}).await.map(drop),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Resume {
+    fn drop(&mut self) {
+        if let Some(paths) = self.paths.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                if let Err(error) = execute(&paths, &Cont {}).await {
+                    tracing::warn!(dir = %paths.dir.display(), %error, "cannot resume a guest after an export");
+                }
+            });
+        }
+    }
+}
+
+/// Whether `name` is one of the files an export or a resize writes on the way: a crash
+/// leaves them, and nothing else removes them.
+pub(super) fn is_leftover(name: &str) -> bool {
+    (name.starts_with("export-") && name.ends_with(".qcow2")) || name.ends_with(".partial")
 }

@@ -151,10 +151,31 @@ pub struct VmManager {
     qemu: QemuSettings,
     blocks: ControlPlaneClient,
     locks: Arc<std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>>,
+    /// VMs found with an export's leftovers while running: see `resume_interrupted`.
+    interrupted: std::sync::Mutex<Vec<String>>,
 }
 
 /// The directory under the VMs' root that holds tombstones; not a VM id (ids have no `.`).
 const TOMBSTONES: &str = ".destroyed";
+
+/// Removes what an interrupted export or resize left in a VM's directory; whether an
+/// export was among it. Blocking.
+fn remove_leftovers(paths: &VmPaths) -> bool {
+    let mut exporting = false;
+    let Ok(entries) = std::fs::read_dir(&paths.dir) else {
+        return false;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if export::is_leftover(&name) {
+            exporting |= name.starts_with("export-");
+            if let Err(error) = std::fs::remove_file(entry.path()) {
+                tracing::warn!(file = %entry.path().display(), %error, "cannot remove a leftover");
+            }
+        }
+    }
+    exporting
+}
 
 /// Runs blocking file work off the async runtime.
 async fn blocking<T: Send + 'static>(
@@ -214,6 +235,7 @@ impl VmManager {
         std::fs::create_dir_all(root).map_err(io)?;
         let tombstones = Tombstones::open(&root.join(TOMBSTONES))?;
         tombstones.prune(tombstone::KEEP);
+        let mut interrupted = Vec::new();
         for entry in std::fs::read_dir(root).map_err(io)? {
             let dir = entry.map_err(io)?.path();
             if !dir.is_dir() || dir.file_name().is_some_and(|name| name == TOMBSTONES) {
@@ -229,13 +251,23 @@ impl VmManager {
                     tracing::info!(vm = %record.id, "finishing an interrupted destroy");
                     discard(&paths);
                 }
-                Ok(Some(record)) => match qemu::running_pid(&paths) {
-                    Some(pid) => tracing::info!(vm = %record.id, pid, "adopted a running VM"),
-                    None => {
-                        qemu::remove_runtime_files(&paths);
-                        tracing::info!(vm = %record.id, "found a stopped VM");
+                Ok(Some(record)) => {
+                    let exporting = remove_leftovers(&paths);
+                    match qemu::running_pid(&paths) {
+                        Some(pid) => {
+                            tracing::info!(vm = %record.id, pid, "adopted a running VM");
+                            // A guest an agent paused for an export it never finished runs
+                            // on once the agent is back (`resume_interrupted`).
+                            if exporting && record.power == PowerState::Running {
+                                interrupted.push(record.id.clone());
+                            }
+                        }
+                        None => {
+                            qemu::remove_runtime_files(&paths);
+                            tracing::info!(vm = %record.id, "found a stopped VM");
+                        }
                     }
-                },
+                }
                 Ok(None) => {
                     tracing::warn!(dir = %dir.display(), "removing a VM whose definition never finished");
                     discard(&paths);
@@ -252,7 +284,32 @@ impl VmManager {
             qemu,
             blocks,
             locks: Arc::default(),
+            interrupted: std::sync::Mutex::new(interrupted),
         })
+    }
+
+    /// Brings the VMs whose export a crash interrupted back to running, if the export had
+    /// paused them. Call once after [`VmManager::open`].
+    pub async fn resume_interrupted(&self) {
+        let ids = std::mem::take(
+            &mut *self
+                .interrupted
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for id in ids {
+            let _guard = self.lock(&id).await;
+            let resumed = match self.existing(&id) {
+                Ok((paths, record)) => self.converge(&paths, &record).await,
+                Err(error) => Err(error),
+            };
+            match resumed {
+                Ok(()) => tracing::info!(vm = %id, "resumed after an interrupted export"),
+                Err(error) => {
+                    tracing::warn!(vm = %id, %error, "cannot resume after an interrupted export")
+                }
+            }
+        }
     }
 
     pub fn qemu_settings(&self) -> &QemuSettings {

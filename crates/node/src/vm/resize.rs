@@ -147,11 +147,19 @@ async fn keep_disk(paths: &VmPaths) -> Result<(), VmError> {
             let path = path.to_owned();
             move |source| VmError::Io { path, source }
         };
-        std::fs::copy(&disk, &partial).map_err(io(&disk))?;
-        std::fs::File::open(&partial)
-            .and_then(|file| file.sync_all())
-            .map_err(io(&partial))?;
-        std::fs::rename(&partial, &kept).map_err(io(&kept))?;
+        let copied = std::fs::copy(&disk, &partial)
+            .map_err(io(&disk))
+            .and_then(|_| {
+                std::fs::File::open(&partial)
+                    .and_then(|file| file.sync_all())
+                    .map_err(io(&partial))
+            })
+            .and_then(|()| std::fs::rename(&partial, &kept).map_err(io(&kept)));
+        if copied.is_err() {
+            // A copy cut short (a full disk) is not left to fill it.
+            let _ = std::fs::remove_file(&partial);
+        }
+        copied?;
         durable::sync_parent(&kept).map_err(io(&kept))
     })
     .await

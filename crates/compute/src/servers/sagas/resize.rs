@@ -1,13 +1,20 @@
 //! The sagas of a resize (see `servers/resize.rs`).
 //!
+//! The server's row holds the resize from its request on: the new flavor, and the old in
+//! `resized_from`, with quota for the larger of each resource charged. Whatever ends the
+//! resize clears `resized_from` by a conditional update and gives back, in the same
+//! transaction, what the flavor it keeps does not need; so it happens once, whether a
+//! step runs again after a crash or a delete (which gives back both) came first.
+//!
 //! `ResizeSaga`: stop the VM if it runs, resize it on its node, start it again if it ran,
-//! then record the new flavor and VERIFY_RESIZE. Undone: the node reverts (old disk and
-//! sizes) and the VM is started again if it ran; unwound, the server keeps its flavor,
-//! takes the state its node reports, and what the resize charged is given back.
+//! then record VERIFY_RESIZE. Undone: the node reverts (old disk and sizes) and the VM is
+//! started again if it ran; unwound, the server gets its old flavor back, takes the
+//! state its node reports, and what grew is given back.
 //!
 //! `ResizeEndSaga`: a confirm (the node drops the kept disk; what shrank is given back)
 //! or a revert (the node restores the old disk and sizes, the VM starts again if it ran;
-//! the old flavor comes back and what grew is given back).
+//! the old flavor comes back and what grew is given back). Once the node has ended the
+//! resize, the end is recorded even if the VM then fails to start.
 
 use nefos_db::compute::{self as q, StateChange};
 use nefos_db::time::now_micros;
@@ -79,14 +86,15 @@ impl Saga for ResizeSaga {
     ) -> BoxFuture<'a, Result<(), StepError>> {
         Box::pin(async move {
             let growth = owned_growth(services, params).await?;
-            // Given back even if a delete took the server over: the delete gives back only
-            // the flavor the server had, the old one, since the resize was not recorded.
             settle(
                 services,
                 &params.server_id,
                 &params.node_id,
                 task::RESIZE_PREP,
-                Release::Always(&charges::released(growth)),
+                Ending {
+                    restore: Some(&params.from),
+                    released: &charges::released(growth),
+                },
                 None,
             )
             .await?;
@@ -155,11 +163,11 @@ fn start_again<'a>(
         let request = StartVm {
             generation: generation(params, 4),
         };
-        call(services, &params.node_id, |client| async move {
+        let started = call(services, &params.node_id, |client| async move {
             client.start_vm(&params.server_id, &request).await
         })
-        .await
-        .map(drop)
+        .await;
+        moved_on(started)
     })
 }
 
@@ -188,12 +196,7 @@ fn revert<'a>(services: &'a Services, input: Input<'a>) -> BoxFuture<'a, Result<
             client.revert_resize(&params.server_id, &request).await
         })
         .await;
-        match reverted {
-            Ok(_) => Ok(()),
-            // The resize never happened on the node: nothing to revert.
-            Err(StepError::Permanent(message)) if message.contains("no resize") => Ok(()),
-            Err(error) => Err(error),
-        }
+        moved_on(reverted)
     })
 }
 
@@ -230,29 +233,16 @@ fn record<'a>(services: &'a Services, input: Input<'a>) -> BoxFuture<'a, nefos_s
         };
         let id = &params.server_id;
         let now = now_micros();
-        let growth = owned_growth(services, params).await?;
-        let mut tx = services.db.begin().await.map_err(db_error)?;
-        let from = serde_json::to_string(&params.from).unwrap_or_default();
-        // Only from the resize's own task: a delete that began meanwhile keeps its own,
-        // and gives back the flavor the server has, the old one, so the growth is given
-        // back here.
-        if q::change_state(&mut *tx, id, Some(Some(task::RESIZE_PREP)), &change, now)
-            .await
-            .map_err(db_error)?
-        {
-            q::set_flavor(&mut *tx, id, &params.to.columns(), Some(&from), now)
-                .await
-                .map_err(db_error)?;
-        } else {
-            services
-                .quotas
-                .charge_in(&mut tx, &charges::released(growth))
-                .await
-                .map_err(|error| StepError::Transient(chain(&error)))?;
-        }
-        tx.commit()
-            .await
-            .map_err(|error| db_error(nefos_db::DbError::query("commit a resize")(error)))?;
+        // Only from the resize's own task: a delete that began meanwhile keeps its own.
+        q::change_state(
+            services.db.pool(),
+            id,
+            Some(Some(task::RESIZE_PREP)),
+            &change,
+            now,
+        )
+        .await
+        .map_err(db_error)?;
         finish_action(services, id, &params.request_id, None).await;
         tracing::info!(server = %id, flavor = %params.to.id, "resized; waiting for confirm or revert");
         output(())
@@ -349,15 +339,33 @@ fn end<'a>(services: &'a Services, input: EndInput<'a>) -> BoxFuture<'a, nefos_s
         let request = ResizeEnd {
             generation: params.generation,
         };
-        let status = call(services, &params.node_id, |client| async move {
+        let ended = call(services, &params.node_id, |client| async move {
             if params.revert {
                 client.revert_resize(&params.server_id, &request).await
             } else {
                 client.confirm_resize(&params.server_id, &request).await
             }
         })
-        .await?;
-        output(status)
+        .await;
+        match ended {
+            Ok(status) => output(status),
+            // An earlier attempt ended it (its answer was lost): the node has no resize
+            // left, which is what this asked for.
+            Err(CallError::Refused { .. }) => {
+                let status = call(services, &params.node_id, |client| async move {
+                    client.vm_status(&params.server_id).await
+                })
+                .await
+                .map_err(StepError::from)?;
+                if status.resized_from.is_some() {
+                    return Err(StepError::Permanent(
+                        "the node refused to end the resize".to_owned(),
+                    ));
+                }
+                output(status)
+            }
+            Err(other) => Err(other.into()),
+        }
     })
 }
 
@@ -374,11 +382,20 @@ fn start_after_revert<'a>(
         let request = StartVm {
             generation: params.generation + 1,
         };
-        let status = call(services, &params.node_id, |client| async move {
+        let started = call(services, &params.node_id, |client| async move {
             client.start_vm(&params.server_id, &request).await
         })
-        .await?;
-        output(status)
+        .await;
+        match started {
+            Ok(status) => output(status),
+            // The revert is done on the node and must be recorded: the server shows the
+            // VM stopped, and can be started.
+            Err(CallError::Refused { message }) => {
+                tracing::warn!(server = %params.server_id, %message, "the VM did not start after a revert");
+                output(ended)
+            }
+            Err(other) => Err(other.into()),
+        }
     })
 }
 
@@ -408,49 +425,46 @@ fn record_end<'a>(
                 params.active_charged,
             )
         };
-        let flavor = if params.revert {
-            &params.from
-        } else {
-            &params.to
-        };
         settle(
             services,
             &params.server_id,
             &params.node_id,
             params.task(),
-            Release::IfStillOurs(&charges::released(given_back)),
-            Some((flavor, &status)),
+            Ending {
+                restore: params.revert.then_some(&params.from),
+                released: &charges::released(given_back),
+            },
+            Some(&status),
         )
         .await?;
         finish_action(services, &params.server_id, &params.request_id, None).await;
-        tracing::info!(server = %params.server_id, revert = params.revert, flavor = %flavor.id, "resize ended");
+        tracing::info!(server = %params.server_id, revert = params.revert, "resize ended");
         output(())
     })
 }
 
-/// When quota is given back.
-enum Release<'a> {
-    /// Whoever has the server's task now.
-    Always(&'a [nefos_quota::Provision]),
-    /// Only while the task is still the saga's (a delete gives back all there is).
-    IfStillOurs(&'a [nefos_quota::Provision]),
+/// How a resize ends in the server's row.
+struct Ending<'a> {
+    /// The flavor it gets back (a revert, a failed resize), or none (it keeps its own).
+    restore: Option<&'a ServerFlavor>,
+    /// What is given back, once, as `resized_from` is cleared.
+    released: &'a [nefos_quota::Provision],
 }
 
-/// Ends the task `task` with the state the node reports (`known`, or asked now), gives
-/// back what `release` says, and with `known` sets the server's flavor and clears the one
-/// a resize kept, all in one transaction; the state changes only if the task is still
-/// `task`.
+/// Ends the resize in the server's row as `ending` says and, if its task is still `task`,
+/// ends the task with the state the node reports (`reported`, or asked now): one
+/// transaction.
 async fn settle(
     services: &Services,
     id: &str,
     node: &str,
     task: &str,
-    release: Release<'_>,
-    known: Option<(&ServerFlavor, &VmStatus)>,
+    ending: Ending<'_>,
+    reported: Option<&VmStatus>,
 ) -> Result<(), StepError> {
     let asked;
-    let reported = match known {
-        Some((_, status)) => Some(status),
+    let reported = match reported {
+        Some(status) => Some(status),
         None => {
             asked = match services.nodes.client(node).await {
                 Ok(client) => client.vm_status(id).await.ok(),
@@ -470,28 +484,23 @@ async fn settle(
     };
     let now = now_micros();
     let mut tx = services.db.begin().await.map_err(db_error)?;
+    let restore = ending.restore.map(ServerFlavor::columns);
+    if q::end_resize(&mut *tx, id, restore.as_ref(), now)
+        .await
+        .map_err(db_error)?
+    {
+        services
+            .quotas
+            .charge_in(&mut tx, ending.released)
+            .await
+            .map_err(|error| StepError::Transient(chain(&error)))?;
+    }
     let ours = q::change_state(&mut *tx, id, Some(Some(task)), &change, now)
         .await
         .map_err(db_error)?;
-    let released = match release {
-        Release::Always(provisions) => provisions,
-        Release::IfStillOurs(provisions) if ours => provisions,
-        Release::IfStillOurs(_) => &[],
-    };
-    services
-        .quotas
-        .charge_in(&mut tx, released)
-        .await
-        .map_err(|error| StepError::Transient(chain(&error)))?;
-    if ours {
-        if let Some((flavor, _)) = known {
-            q::set_flavor(&mut *tx, id, &flavor.columns(), None, now)
-                .await
-                .map_err(db_error)?;
-        }
-        if reported.is_some_and(|s| s.state == VmState::Stopped) {
-            super::create::release_activity(services, &mut tx, id).await?;
-        }
+    // A VM left stopped runs nothing: its active resources (of the flavor it now has) go.
+    if ours && reported.is_some_and(|s| s.state == VmState::Stopped) {
+        super::create::release_activity(services, &mut tx, id).await?;
     }
     tx.commit()
         .await
@@ -499,17 +508,55 @@ async fn settle(
     Ok(())
 }
 
-/// Calls the server's node; its failures as step errors.
-async fn call<F, Fut>(services: &Services, node: &str, call: F) -> Result<VmStatus, StepError>
+/// A failed node call: refused (the node answered 4xx: it will not change its mind) or
+/// failed otherwise.
+enum CallError {
+    Refused { message: String },
+    Failed(StepError),
+}
+
+impl From<CallError> for StepError {
+    fn from(error: CallError) -> StepError {
+        match error {
+            CallError::Refused { message } => StepError::Permanent(message),
+            CallError::Failed(error) => error,
+        }
+    }
+}
+
+/// An undo's call: a node that no longer has the VM (a delete came first) or refuses the
+/// generation (the VM moved on) leaves nothing to undo.
+fn moved_on(result: Result<VmStatus, CallError>) -> Result<(), StepError> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(CallError::Refused { message }) => {
+            tracing::info!(%message, "nothing to undo on the node");
+            Ok(())
+        }
+        Err(CallError::Failed(error)) => Err(error),
+    }
+}
+
+/// Calls the server's node.
+async fn call<F, Fut>(services: &Services, node: &str, call: F) -> Result<VmStatus, CallError>
 where
     F: FnOnce(nefos_node_api::NodeClient) -> Fut,
     Fut: Future<Output = Result<VmStatus, nefos_node_api::NodeClientError>>,
 {
-    let client = services.nodes.client(node).await.map_err(step_error)?;
+    let client = services
+        .nodes
+        .client(node)
+        .await
+        .map_err(|error| CallError::Failed(step_error(error)))?;
     call(client).await.map_err(|source| {
-        step_error(ComputeError::Rpc {
+        if source.status().is_some_and(|s| s.is_client_error()) {
+            return CallError::Refused {
+                message: chain(&source),
+            };
+        }
+        CallError::Failed(step_error(ComputeError::Rpc {
             node: node.to_owned(),
             source,
-        })
+        }))
     })
 }
