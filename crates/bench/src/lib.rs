@@ -1,5 +1,8 @@
 //! Shared parts of the nefos benchmark programs: a lean HTTP load generator that keeps one
-//! connection per client (any method, any body), and latency statistics.
+//! connection per client (any method, any body), latency statistics, and a cloud with
+//! nodes for benchmarks that boot VMs (`cluster`).
+
+pub mod cluster;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

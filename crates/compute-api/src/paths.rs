@@ -53,6 +53,11 @@ pub const QUOTA_SET_DEFAULTS: &str = "/os-quota-sets/{project_id}/defaults";
 pub const CONSOLE_PAGES: &str = "/console";
 pub const CONSOLE_WEBSOCKET: &str = "/console/websocket";
 
+/// Administrators: the nodes as hypervisors (`?hypervisor_hostname_pattern=`).
 pub const HYPERVISORS: &str = "/os-hypervisors";
 pub const HYPERVISORS_DETAIL: &str = "/os-hypervisors/detail";
+pub const HYPERVISOR: &str = "/os-hypervisors/{hypervisor_id}";
+/// Administrators: the nodes' compute services (`?host=&binary=`); `PUT` one (2.53+)
+/// `{"status": "disabled", "disabled_reason": …}` drains its node.
 pub const SERVICES: &str = "/os-services";
+pub const SERVICE: &str = "/os-services/{service_id}";

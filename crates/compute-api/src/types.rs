@@ -508,3 +508,89 @@ pub struct LimitsBody {
     pub rate: Vec<Value>,
     pub absolute: BTreeMap<String, i64>,
 }
+
+/// A hypervisor's compute service, as a hypervisor shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HypervisorService {
+    pub host: String,
+    pub id: String,
+    pub disabled_reason: Option<String>,
+}
+
+/// A hypervisor: a node. What only microversions before 2.88 show is optional.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hypervisor {
+    pub id: String,
+    pub hypervisor_hostname: String,
+    /// `up` or `down`.
+    pub state: String,
+    /// `enabled`, or `disabled` (drained).
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hypervisor_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hypervisor_version: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<HypervisorService>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vcpus: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vcpus_used: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb_used: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free_ram_mb: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_gb: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_gb_used: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free_disk_gb: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_available_least: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running_vms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_workload: Option<u64>,
+    /// JSON text, as Nova gives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_info: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hypervisors {
+    pub hypervisors: Vec<Hypervisor>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HypervisorBody {
+    pub hypervisor: Hypervisor,
+}
+
+/// A compute service: each node runs one, `nova-compute`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Service {
+    pub id: String,
+    pub binary: String,
+    pub host: String,
+    pub zone: String,
+    pub status: String,
+    pub state: String,
+    pub updated_at: Option<String>,
+    pub disabled_reason: Option<String>,
+    pub forced_down: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Services {
+    pub services: Vec<Service>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceBody {
+    pub service: Service,
+}

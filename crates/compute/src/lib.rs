@@ -6,12 +6,14 @@
 //! - `flavors`, `keypairs`: what servers are made of;
 //! - `servers`: the server state machine and its operations, each a saga
 //!   (`servers/sagas`);
+//! - `hypervisors`: the nodes as Nova's hypervisors and compute services;
 //! - `scheduler`: where a new server goes;
 //! - `reconcile`: the database against what nodes run, repaired by named rules.
 
 mod console;
 mod error;
 mod flavors;
+mod hypervisors;
 mod keypairs;
 mod nodes;
 mod reconcile;
@@ -28,11 +30,13 @@ use nefos_saga::Sagas;
 pub use console::{ConsoleTicket, TICKET_LIFETIME_SECONDS};
 pub use error::ComputeError;
 pub use flavors::{Flavor, NewFlavor};
+pub use hypervisors::Hypervisor;
 pub use keypairs::{Keypair, fingerprint};
 pub use nodes::{Enrolment, Joined, MISSED_HEARTBEATS, Node, NodeRegistry, NodeRpc};
 pub use reconcile::{Mode as ReconcileMode, ReconcileReport, Reconciler, Repair};
 pub use servers::{
     CreateServer, CreatedServers, Fault, ListFilter, Networks, PowerAction, Server, ServerFlavor,
+    ServerPage, SortColumn,
 };
 
 /// How compute places and equips servers.

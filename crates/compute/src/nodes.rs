@@ -17,6 +17,7 @@ pub struct Node {
     pub heartbeat_at: i64,
     /// Drained by an operator: nothing new is placed on it.
     pub drained: bool,
+    pub drained_reason: Option<String>,
 }
 
 /// A node that missed this many of its heartbeats is down.
@@ -205,6 +206,7 @@ impl NodeRegistry {
             heartbeat_at: now,
             heartbeat_seconds: to_i64(info.heartbeat_seconds),
             drained: 0,
+            drained_reason: None,
         };
         queries::upsert_node(self.db.pool(), &row).await?;
         tracing::info!(node = %info.id, rpc = %info.rpc_url, "node registered");
@@ -227,9 +229,14 @@ impl NodeRegistry {
         }
     }
 
-    /// Drains a node (nothing new is placed on it) or undrains it.
-    pub async fn set_drained(&self, id: &str, drained: bool) -> Result<(), ComputeError> {
-        if queries::set_drained(self.db.pool(), id, drained).await? {
+    /// Drains a node (nothing new is placed on it), saying why, or undrains it.
+    pub async fn set_drained(
+        &self,
+        id: &str,
+        drained: bool,
+        reason: Option<&str>,
+    ) -> Result<(), ComputeError> {
+        if queries::set_drained(self.db.pool(), id, drained, reason).await? {
             tracing::info!(node = %id, drained, "node drain changed");
             Ok(())
         } else {
@@ -279,6 +286,7 @@ fn node_of(row: NodeRow) -> Node {
         registered_at: row.registered_at,
         heartbeat_at: row.heartbeat_at,
         drained: row.drained != 0,
+        drained_reason: row.drained_reason,
     }
 }
 

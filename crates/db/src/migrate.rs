@@ -64,6 +64,11 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "server resize and serials",
         sql: include_str!("../migrations/0009_server_resize_and_serials.sql"),
     },
+    Migration {
+        version: 10,
+        name: "node drain reason",
+        sql: include_str!("../migrations/0010_node_drain_reason.sql"),
+    },
 ];
 
 /// Where a database's schema stands relative to this binary.

@@ -575,3 +575,93 @@ async fn concurrent_creates_make_exactly_what_the_quota_allows() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Administrators see the node as a hypervisor and its `nova-compute` service; disabling
+/// the service drains the node (a new server finds no host), enabling it undrains it. A
+/// member may see neither.
+#[tokio::test]
+async fn administrators_see_and_drain_nodes_as_hypervisors_and_services() {
+    let cloud = Cloud::with_public_guest().await;
+    let _node = Node::start(&cloud, "node-a").await;
+    let os = OpenStack::new();
+    let clouds = cloud.data.path().join("clouds.yaml");
+    const ADMIN: &str = "nefos-admin";
+
+    let hypervisors = os.json(&clouds, ADMIN, &["hypervisor", "list"]);
+    assert_eq!(
+        hypervisors[0]["Hypervisor Hostname"], "node-a",
+        "{hypervisors}"
+    );
+    assert_eq!(hypervisors[0]["State"], "up", "{hypervisors}");
+    // (`hypervisor show` also lists host aggregates, which nefos does not have.)
+    let long = os.json(&clouds, ADMIN, &["hypervisor", "list", "--long"]);
+    assert_eq!(long[0]["Hypervisor Type"], "QEMU", "{long}");
+    let api = ComputeApi::login(&cloud, "admin").await;
+    let (status, shown) = api
+        .call("GET", "/os-hypervisors/node-a", None)
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(shown["hypervisor"]["status"], "enabled", "{shown}");
+    assert_eq!(shown["hypervisor"]["service"]["host"], "node-a", "{shown}");
+
+    os.ok(
+        &clouds,
+        ADMIN,
+        &[
+            "compute",
+            "service",
+            "set",
+            "--disable",
+            "--disable-reason",
+            "maintenance",
+            "node-a",
+            "nova-compute",
+        ],
+    );
+    let services = os.json(&clouds, ADMIN, &["compute", "service", "list", "--long"]);
+    assert_eq!(services[0]["Binary"], "nova-compute", "{services}");
+    assert_eq!(services[0]["Host"], "node-a", "{services}");
+    assert_eq!(services[0]["Status"], "disabled", "{services}");
+    assert_eq!(services[0]["State"], "up", "{services}");
+    assert_eq!(services[0]["Disabled Reason"], "maintenance", "{services}");
+
+    // Drained: a new server finds no host.
+    let api = ComputeApi::login(&cloud, "demo").await;
+    let id = api.create("nowhere").await.unwrap();
+    let failed = api
+        .wait(&id, Duration::from_secs(60), |s| {
+            s.is_some_and(|s| s["status"] == "ERROR")
+        })
+        .await
+        .unwrap();
+    assert!(
+        failed["fault"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("No valid host")),
+        "{failed}"
+    );
+
+    os.ok(
+        &clouds,
+        ADMIN,
+        &[
+            "compute",
+            "service",
+            "set",
+            "--enable",
+            "node-a",
+            "nova-compute",
+        ],
+    );
+    let services = os.json(&clouds, ADMIN, &["compute", "service", "list", "--long"]);
+    assert_eq!(services[0]["Status"], "enabled", "{services}");
+    assert!(services[0]["Disabled Reason"].is_null(), "{services}");
+
+    let refused = os.run(&clouds, DEMO, &["hypervisor", "list"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("Policy doesn't allow"),
+        "{refused:?}"
+    );
+}

@@ -8,6 +8,7 @@ mod database;
 mod kamaki;
 mod openstack;
 mod process;
+mod rows;
 mod s3;
 mod vnc;
 
@@ -15,5 +16,6 @@ pub use database::{TestDatabase, each_backend, postgres, sqlite};
 pub use kamaki::{KAMAKI_ENV, Kamaki};
 pub use openstack::{OPENSTACK_ENV, OpenStack};
 pub use process::{NefosProcess, free_port, read_credentials, serve_args, target_binary, toml_str};
+pub use rows::server_row;
 pub use s3::{S3_ENV, s3_bucket};
 pub use vnc::{ServerInit, vnc_login};

@@ -7,6 +7,7 @@ mod console;
 mod cyclades;
 mod error;
 mod flavors;
+mod hypervisors;
 mod keypairs;
 mod limits;
 mod request;
@@ -93,6 +94,14 @@ pub(crate) fn router() -> Router<ApiState> {
         .route(paths::SERVER_REMOTE_CONSOLES, post(console::create))
         .route(paths::SERVER_ACTIONS, get(server_extras::actions))
         .route(paths::SERVER_ACTION_RECORD, get(server_extras::action))
+        .route(paths::HYPERVISORS, get(hypervisors::list))
+        .route(paths::HYPERVISORS_DETAIL, get(hypervisors::detail))
+        .route(paths::HYPERVISOR, get(hypervisors::show))
+        .route(paths::SERVICES, get(hypervisors::services))
+        .route(
+            paths::SERVICE,
+            axum::routing::put(hypervisors::update_service),
+        )
         .route(paths::LIMITS, get(limits::limits))
         .route(paths::QUOTA_SET, get(limits::quota_set))
         .route(paths::QUOTA_SET_DETAIL, get(limits::quota_set_detail))

@@ -138,20 +138,30 @@ pub(crate) fn next_links(
     )]
 }
 
-/// Nova's time format for `created`/`updated`: seconds, `Z`.
+/// Nova's time format for `created`/`updated`: seconds, `Z`. Written field by field: a
+/// listing formats thousands, and parsing a format string each time showed in profiles.
 pub(crate) fn iso_seconds(micros: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(micros)
-        .unwrap_or_default()
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    let time = chrono::DateTime::from_timestamp_micros(micros).unwrap_or_default();
+    format!("{}Z", date_time(&time))
 }
 
 /// Nova's time format for `launched_at` and keypairs' `created_at`: microseconds, no zone.
 pub(crate) fn iso_micros(micros: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(micros)
-        .unwrap_or_default()
-        .format("%Y-%m-%dT%H:%M:%S%.6f")
-        .to_string()
+    let time = chrono::DateTime::from_timestamp_micros(micros).unwrap_or_default();
+    format!("{}.{:06}", date_time(&time), time.timestamp_subsec_micros())
+}
+
+fn date_time(time: &chrono::DateTime<chrono::Utc>) -> String {
+    use chrono::{Datelike, Timelike};
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        time.year(),
+        time.month(),
+        time.day(),
+        time.hour(),
+        time.minute(),
+        time.second()
+    )
 }
 
 /// Parses an ISO 8601 time (with or without zone; UTC assumed) into microseconds.
@@ -163,4 +173,17 @@ pub(crate) fn parse_time(text: &str) -> Option<i64> {
         .or_else(|_| chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S"))
         .ok()?;
     Some(naive.and_utc().timestamp_micros())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_in_novas_formats() {
+        assert_eq!(iso_seconds(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso_seconds(1_765_000_000_123_456), "2025-12-06T05:46:40Z");
+        assert_eq!(iso_micros(1_500_000), "1970-01-01T00:00:01.500000");
+        assert_eq!(parse_time("1970-01-01T00:00:01.5"), Some(1_500_000));
+    }
 }

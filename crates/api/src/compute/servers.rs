@@ -6,7 +6,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
-use nefos_compute::{CreateServer, ListFilter, Networks, Server};
+use nefos_compute::{CreateServer, ListFilter, Networks, SortColumn};
 use nefos_compute_api::types::{
     self, ServerBody, ServerCreate, ServerCreated, ServerCreatedBody, ServerList,
 };
@@ -19,12 +19,8 @@ use crate::ApiState;
 /// The most servers one page holds (Nova's `max_limit`).
 const MAX_LIMIT: usize = 1000;
 
-struct Page {
-    servers: Vec<Server>,
-    next_marker: Option<String>,
-}
-
-async fn select(state: &ApiState, nova: &Nova, raw: Option<&str>) -> Result<Page, NovaError> {
+/// The listing a query asks for.
+fn filter(nova: &Nova, raw: Option<&str>) -> Result<ListFilter, NovaError> {
     let mut filter = ListFilter::default();
     let mut limit = MAX_LIMIT;
     let mut marker = None;
@@ -74,42 +70,38 @@ async fn select(state: &ApiState, nova: &Nova, raw: Option<&str>) -> Result<Page
             _ => {}
         }
     }
-    let mut servers = state.compute()?.list_servers(&nova.caller, &filter).await?;
     for (index, (_, descending)) in sort.iter_mut().enumerate() {
         *descending = sort_dirs.get(index).copied().unwrap_or(true);
     }
-    if !sort.is_empty() {
-        servers.sort_by(|a, b| {
-            for (key, descending) in &sort {
-                let order = match key.as_str() {
-                    "display_name" | "name" => a.name.cmp(&b.name),
-                    "updated_at" => a.updated_at.cmp(&b.updated_at),
-                    "vm_state" => a.vm_state.cmp(&b.vm_state),
-                    "uuid" | "id" => a.id.cmp(&b.id),
-                    _ => a.created_at.cmp(&b.created_at),
-                };
-                let order = if *descending { order.reverse() } else { order };
-                if order != std::cmp::Ordering::Equal {
-                    return order;
-                }
-            }
-            std::cmp::Ordering::Equal
-        });
-    }
-    if let Some(marker) = marker {
-        let position = servers
-            .iter()
-            .position(|s| s.id == marker)
-            .ok_or_else(|| NovaError::bad_request(format!("marker [{marker}] not found")))?;
-        servers.drain(..=position);
-    }
-    let full = servers.len() > limit || (limit < MAX_LIMIT && servers.len() == limit);
-    servers.truncate(limit);
-    let next_marker = full.then(|| servers.last().map(|s| s.id.clone())).flatten();
-    Ok(Page {
-        servers,
-        next_marker,
-    })
+    filter.sort = sort
+        .iter()
+        .map(|(key, descending)| {
+            let column = match key.as_str() {
+                "display_name" | "name" => SortColumn::Name,
+                "updated_at" => SortColumn::UpdatedAt,
+                "vm_state" => SortColumn::VmState,
+                "uuid" | "id" => SortColumn::Id,
+                _ => SortColumn::CreatedAt,
+            };
+            (column, *descending)
+        })
+        .collect();
+    filter.marker = marker;
+    filter.limit = Some(limit);
+    Ok(filter)
+}
+
+/// The marker of the next page: the last id, when more follow or when a page asked to be
+/// short came out full.
+fn next_marker(
+    filter: &ListFilter,
+    more: bool,
+    count: usize,
+    last: Option<&str>,
+) -> Option<String> {
+    let limit = filter.limit.unwrap_or(MAX_LIMIT);
+    let full = more || (limit < MAX_LIMIT && count == limit);
+    full.then(|| last.map(str::to_owned)).flatten()
 }
 
 pub(crate) async fn list(
@@ -117,14 +109,19 @@ pub(crate) async fn list(
     nova: Nova,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<ServerList<types::ServerBrief>>, NovaError> {
-    let page = select(&state, &nova, raw.as_deref()).await?;
+    let filter = filter(&nova, raw.as_deref())?;
+    let (names, more) = state
+        .compute()?
+        .list_server_names(&nova.caller, &filter)
+        .await?;
+    let last = names.last().map(|(id, _)| id.as_str());
+    let marker = next_marker(&filter, more, names.len(), last);
     Ok(Json(ServerList {
-        servers: page
-            .servers
+        servers: names
             .iter()
-            .map(|s| views::brief(&nova, s))
+            .map(|(id, name)| views::brief(&nova, id, name))
             .collect(),
-        servers_links: next_links(&nova, "/servers", raw.as_deref(), page.next_marker),
+        servers_links: next_links(&nova, "/servers", raw.as_deref(), marker),
     }))
 }
 
@@ -133,14 +130,17 @@ pub(crate) async fn detail(
     nova: Nova,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<ServerList<types::Server>>, NovaError> {
-    let page = select(&state, &nova, raw.as_deref()).await?;
+    let filter = filter(&nova, raw.as_deref())?;
+    let page = state.compute()?.list_servers(&nova.caller, &filter).await?;
+    let last = page.servers.last().map(|s| s.id.as_str());
+    let marker = next_marker(&filter, page.more, page.servers.len(), last);
     Ok(Json(ServerList {
         servers: page
             .servers
             .iter()
             .map(|s| views::server(&nova, s, false))
             .collect(),
-        servers_links: next_links(&nova, "/servers/detail", raw.as_deref(), page.next_marker),
+        servers_links: next_links(&nova, "/servers/detail", raw.as_deref(), marker),
     }))
 }
 

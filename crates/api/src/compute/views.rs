@@ -19,11 +19,11 @@ fn host_id(server: &Server) -> String {
     }
 }
 
-pub(crate) fn brief(nova: &Nova, server: &Server) -> ServerBrief {
+pub(crate) fn brief(nova: &Nova, id: &str, name: &str) -> ServerBrief {
     ServerBrief {
-        id: server.id.clone(),
-        name: server.name.clone(),
-        links: nova.links(&format!("/servers/{}", server.id)),
+        id: id.to_owned(),
+        name: name.to_owned(),
+        links: nova.links(&format!("/servers/{id}")),
     }
 }
 

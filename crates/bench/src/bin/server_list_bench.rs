@@ -21,9 +21,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use nefos_bench::{LoadResult, Probe, ms, run_load};
-use nefos_db::compute::{self as q, ServerRow};
+use nefos_db::compute as q;
 use nefos_db::{Database, PoolSettings};
-use nefos_test_utils::{NefosProcess, read_credentials};
+use nefos_test_utils::{NefosProcess, read_credentials, server_row};
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -138,45 +138,14 @@ async fn write_servers(
         let id = format!("00000000-0000-4000-8000-{index:012}");
         let offset = i64::try_from(index).unwrap_or(0);
         let serial = q::take_serials(&mut tx, 1).await?;
-        let row = ServerRow {
-            id: id.clone(),
-            project_id: project.to_owned(),
-            user_id: user.to_owned(),
-            name: format!("bench-{index}"),
-            description: None,
-            image_id: Some("00000000-0000-4000-8000-00000000beef".to_owned()),
-            flavor_id: "6".to_owned(),
-            flavor_name: "m1.nano".to_owned(),
-            vcpus: 1,
-            ram_mib: 128,
-            disk_gib: 1,
-            ephemeral_gib: 0,
-            swap_mib: 0,
-            flavor_extra_specs: "{}".to_owned(),
-            vm_state: "active".to_owned(),
-            task_state: None,
-            power_state: 1,
-            node_id: Some("bench-node".to_owned()),
-            forwards: Some("[]".to_owned()),
-            reservation_id: "r-bench".to_owned(),
-            generation: 1,
-            key_name: None,
-            key_data: None,
-            user_data: None,
-            locked_by: None,
-            locked_reason: None,
-            access_ipv4: None,
-            access_ipv6: None,
-            fault: None,
-            active_charged: true,
-            launched_at: Some(now + offset),
-            terminated_at: None,
-            created_at: now + offset,
-            updated_at: now + offset,
-            deleted_at: None,
-            resized_from: None,
+        let mut row = server_row(
+            &id,
+            project,
+            &format!("bench-{index}"),
+            now + offset,
             serial,
-        };
+        );
+        row.user_id = user.to_owned();
         q::insert_server(&mut tx, &row).await?;
         let metadata = std::collections::BTreeMap::from([("index".to_owned(), index.to_string())]);
         q::put_metadata(&mut tx, &id, &metadata, false).await?;

@@ -33,15 +33,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use nefos_compute::{ComputeError, NodeRegistry, NodeRpc};
-use nefos_db::{Database, PoolSettings};
+use nefos_bench::cluster::{Cloud, Node, median};
+use nefos_compute::NodeRpc;
 use nefos_node::DEFAULT_CPU_MODEL;
 use nefos_node_api::{
-    ClusterSecret, ConfigDriveLayout, DiskFormat, EnsureVm, GuestConfig, ImageContent, NicSpec,
-    NodeClient, PowerState, VmSpec,
+    ConfigDriveLayout, EnsureVm, GuestConfig, ImageContent, NicSpec, PowerState, VmSpec,
 };
-use nefos_test_utils::{NefosProcess, free_port, read_credentials};
-use tempfile::TempDir;
+use nefos_test_utils::free_port;
+
+/// The id the bench's node is enrolled under.
+const NODE_ID: &str = "spawn-bench";
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -104,8 +105,8 @@ async fn main() -> anyhow::Result<()> {
     let timeout = Duration::from_secs(args.timeout);
     let load_before = load_average();
 
-    let cloud = Cloud::start(&binary, &image).await?;
-    let node = Node::start(&binary, &cloud).await?;
+    let cloud = Cloud::start(&binary, &image, false).await?;
+    let node = Node::start(&binary, &cloud, NODE_ID).await?;
     let mut bench = Bench {
         node: &node,
         nodes: &cloud.nodes,
@@ -466,143 +467,6 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// A control plane with the guest image in the admin's object store, and the bench's
-/// handle on its nodes over its database and key.
-struct Cloud {
-    /// Kept for its drop, which stops the control plane before its directory goes.
-    _process: NefosProcess,
-    internal_url: String,
-    nodes: NodeRpc,
-    _data: TempDir,
-    image: ImageContent,
-}
-
-impl Cloud {
-    async fn start(binary: &Path, image: &Path) -> anyhow::Result<Cloud> {
-        let data = tempfile::Builder::new()
-            .prefix("spawn-bench-cp-")
-            .tempdir()?;
-        let internal = format!("127.0.0.1:{}", free_port());
-        let process = NefosProcess::up(binary, data.path(), &["--internal-listen", &internal]);
-        let db = Database::connect(
-            &Database::sqlite_url(&data.path().join("nefos.db")),
-            &PoolSettings::default(),
-        )
-        .await?;
-        let key = ClusterSecret::load(&data.path().join("cluster-secret"))?;
-        let nodes = NodeRpc::new(NodeRegistry::new(db), key);
-        let password = read_credentials(data.path())
-            .remove("admin")
-            .context("no admin password in the credentials file")?;
-        let http = reqwest::Client::new();
-        let (token, account) =
-            nefos_bench::login_object_store(&http, &process.url, "admin", &password).await?;
-        let container = format!("{account}/images");
-        http.put(&container)
-            .header("x-auth-token", &token)
-            .send()
-            .await?
-            .error_for_status()?;
-        let object = format!("{container}/nefos-tiny.raw");
-        http.put(&object)
-            .header("x-auth-token", &token)
-            .body(tokio::fs::read(image).await?)
-            .send()
-            .await?
-            .error_for_status()?;
-        let hashmap: serde_json::Value = http
-            .get(format!("{object}?hashmap&format=json"))
-            .header("x-auth-token", &token)
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        let image = ImageContent {
-            size: hashmap["bytes"]
-                .as_u64()
-                .context("no bytes in the hashmap")?,
-            block_size: hashmap["block_size"]
-                .as_u64()
-                .context("no block_size in the hashmap")?,
-            hashes: hashmap["hashes"]
-                .as_array()
-                .context("no hashes in the hashmap")?
-                .iter()
-                .map(|h| h.as_str().map(str::to_owned).context("a hash is no string"))
-                .collect::<anyhow::Result<_>>()?,
-            format: DiskFormat::Raw,
-        };
-        Ok(Cloud {
-            _process: process,
-            internal_url: format!("http://{internal}"),
-            nodes,
-            _data: data,
-            image,
-        })
-    }
-}
-
-/// The id the bench's node is enrolled under.
-const NODE_ID: &str = "spawn-bench";
-
-/// A `nefos node` (TCG) enrolled with the control plane. Fields drop in order: the process
-/// before its directory.
-struct Node {
-    process: NefosProcess,
-    rpc: NodeClient,
-    dir: TempDir,
-}
-
-impl Node {
-    async fn start(binary: &Path, cloud: &Cloud) -> anyhow::Result<Node> {
-        // QEMU's unix sockets live under the data directory: keep its path short.
-        let dir = tempfile::Builder::new().prefix("nfs").tempdir_in("/tmp")?;
-        let enrolment = cloud
-            .nodes
-            .registry()
-            .enroll(NODE_ID, Duration::from_secs(600))
-            .await?;
-        let url_port = free_port();
-        let url = format!("http://127.0.0.1:{url_port}");
-        let args = vec![
-            "node".to_owned(),
-            "--id".to_owned(),
-            NODE_ID.to_owned(),
-            "--data".to_owned(),
-            dir.path().display().to_string(),
-            "--listen".to_owned(),
-            format!("127.0.0.1:{url_port}"),
-            "--control-plane".to_owned(),
-            cloud.internal_url.clone(),
-            "--join-token".to_owned(),
-            enrolment.join_token.expose().to_owned(),
-            "--accelerator".to_owned(),
-            "tcg".to_owned(),
-        ];
-        let process = NefosProcess::spawn(binary, &args, &url);
-        // The node serves once it has joined and registers a moment later.
-        let started = Instant::now();
-        let rpc = loop {
-            match cloud.nodes.client(NODE_ID).await {
-                Ok(rpc) => break rpc,
-                Err(ComputeError::UnknownNode { .. })
-                    if started.elapsed() < Duration::from_secs(60) =>
-                {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Err(error) => return Err(error).context("the node did not register"),
-            }
-        };
-        Ok(Node { process, rpc, dir })
-    }
-}
-
-fn median(mut durations: Vec<Duration>) -> Duration {
-    durations.sort_unstable();
-    durations[durations.len() / 2]
 }
 
 fn secs(duration: Duration) -> String {

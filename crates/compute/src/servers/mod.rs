@@ -18,7 +18,9 @@ pub use model::{Fault, Server, ServerFlavor};
 
 use std::collections::BTreeMap;
 
-use nefos_db::compute::{self as q, ServerScope};
+use nefos_db::compute::{self as q, ServerQuery, ServerRow, StatusStates};
+
+pub use nefos_db::compute::SortColumn;
 use nefos_db::time::now_micros;
 use nefos_identity::AuthContext;
 
@@ -41,11 +43,67 @@ pub struct ListFilter {
     pub tags: Vec<String>,
     /// Only servers on this node (administrators only).
     pub node: Option<String>,
+    /// Sort keys, each descending or not; newest first when none.
+    pub sort: Vec<(SortColumn, bool)>,
+    /// Start after this server.
+    pub marker: Option<String>,
+    /// At most this many (all when none).
+    pub limit: Option<usize>,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone)]
+pub struct ServerPage {
+    pub servers: Vec<Server>,
+    /// More servers follow the last one.
+    pub more: bool,
 }
 
 /// The hostname a server's guest gets: its name, sanitised as Nova does.
 pub fn hostname_of(server: &Server) -> String {
     create::hostname(&server.name, &server.id)
+}
+
+/// The project a listing is of; none for an administrator's listing of all projects.
+fn listed_project<'a>(
+    caller: &'a AuthContext,
+    filter: &ListFilter,
+) -> Result<Option<&'a str>, ComputeError> {
+    if filter.all_projects && caller.is_cloud_admin() {
+        Ok(None)
+    } else {
+        project_of(caller).map(Some)
+    }
+}
+
+/// The database's query for a listing.
+fn query<'a>(
+    caller: &'a AuthContext,
+    filter: &'a ListFilter,
+    marker: Option<&'a ServerRow>,
+) -> Result<ServerQuery<'a>, ComputeError> {
+    let mut statuses = Vec::new();
+    for status in &filter.status {
+        let (vm_states, task_states) = state::states_of_status(status)
+            .ok_or_else(|| ComputeError::invalid("Invalid status value"))?;
+        statuses.push(StatusStates {
+            vm_states,
+            task_states,
+        });
+    }
+    Ok(ServerQuery {
+        project: listed_project(caller, filter)?,
+        changed_since: filter.changes_since,
+        node: filter.node.as_deref().filter(|_| caller.is_cloud_admin()),
+        name_contains: filter.name.as_deref(),
+        statuses,
+        image: filter.image.as_deref(),
+        flavor: filter.flavor.as_deref(),
+        tags: &filter.tags,
+        sort: filter.sort.clone(),
+        after: marker,
+        limit: filter.limit.unwrap_or(usize::MAX),
+    })
 }
 
 /// The project a caller's servers are in: its token must be scoped to one.
@@ -56,56 +114,57 @@ pub(crate) fn project_of(caller: &AuthContext) -> Result<&str, ComputeError> {
 }
 
 impl Compute {
-    /// Servers the caller may see, newest first.
+    /// A page of the servers the caller may see, selected, sorted and cut by the database.
     pub async fn list_servers(
         &self,
         caller: &AuthContext,
         filter: &ListFilter,
-    ) -> Result<Vec<Server>, ComputeError> {
-        let admin = caller.is_cloud_admin();
-        let project = if filter.all_projects && admin {
-            None
-        } else {
-            Some(project_of(caller)?)
-        };
-        let scope = ServerScope {
-            project,
-            changed_since: filter.changes_since,
-            node: filter.node.as_deref().filter(|_| admin),
-        };
-        let rows = q::list_servers(self.db().pool(), &scope).await?;
-        let mut metadata = q::metadata_of_servers(self.db().pool(), project).await?;
-        let mut tags = q::tags_of_servers(self.db().pool(), project).await?;
+    ) -> Result<ServerPage, ComputeError> {
+        let marker = self.marker(caller, filter).await?;
+        let query = query(caller, filter, marker.as_ref())?;
+        let pool = self.db().pool();
+        let (rows, more) = q::page_servers(pool, &query).await?;
+        let mut metadata = q::page_metadata(pool, &query).await?;
+        let mut tags = q::page_tags(pool, &query).await?;
         let down = self.down_nodes().await?;
-        let statuses: Vec<String> = filter
-            .status
-            .iter()
-            .map(|s| s.to_ascii_uppercase())
+        let servers = rows
+            .into_iter()
+            .map(|row| {
+                let server_metadata = metadata.remove(&row.id).unwrap_or_default();
+                let server_tags = tags.remove(&row.id).unwrap_or_default();
+                Server::from_row(row, server_metadata, server_tags, &down)
+            })
             .collect();
-        let mut servers = Vec::new();
-        for row in rows {
-            let server_metadata = metadata.remove(&row.id).unwrap_or_default();
-            let server_tags = tags.remove(&row.id).unwrap_or_default();
-            let server = Server::from_row(row, server_metadata, server_tags, &down);
-            let selected = filter
-                .name
-                .as_ref()
-                .is_none_or(|n| server.name.contains(n.as_str()))
-                && (statuses.is_empty() || statuses.iter().any(|s| s == server.status()))
-                && filter
-                    .image
-                    .as_ref()
-                    .is_none_or(|i| server.image_id.as_deref() == Some(i.as_str()))
-                && filter
-                    .flavor
-                    .as_ref()
-                    .is_none_or(|f| &server.flavor.id == f)
-                && filter.tags.iter().all(|t| server.tags.contains(t));
-            if selected {
-                servers.push(server);
-            }
-        }
-        Ok(servers)
+        Ok(ServerPage { servers, more })
+    }
+
+    /// The ids and names of a page of servers, as a brief listing shows them (it reads
+    /// nothing else), and whether more follow.
+    pub async fn list_server_names(
+        &self,
+        caller: &AuthContext,
+        filter: &ListFilter,
+    ) -> Result<(Vec<(String, String)>, bool), ComputeError> {
+        let marker = self.marker(caller, filter).await?;
+        let query = query(caller, filter, marker.as_ref())?;
+        Ok(q::page_server_names(self.db().pool(), &query).await?)
+    }
+
+    /// The row of a listing's marker, which must be a server the listing could show.
+    async fn marker(
+        &self,
+        caller: &AuthContext,
+        filter: &ListFilter,
+    ) -> Result<Option<ServerRow>, ComputeError> {
+        let Some(marker) = &filter.marker else {
+            return Ok(None);
+        };
+        let project = listed_project(caller, filter)?;
+        q::get_server(self.db().pool(), marker)
+            .await?
+            .filter(|row| project.is_none_or(|p| row.project_id == p))
+            .map(Some)
+            .ok_or_else(|| ComputeError::invalid(format!("marker [{marker}] not found")))
     }
 
     /// A server the caller may see; another project's is not found.

@@ -6,6 +6,7 @@ mod flavors;
 mod grants;
 mod keypairs;
 mod nodes;
+mod server_pages;
 mod servers;
 
 pub use credentials::*;
@@ -13,4 +14,5 @@ pub use flavors::*;
 pub use grants::*;
 pub use keypairs::*;
 pub use nodes::*;
+pub use server_pages::*;
 pub use servers::*;

@@ -23,6 +23,8 @@ pub struct NodeRow {
     /// Set by an operator, not by registration (which leaves it as it is); 0 or 1, as
     /// `Any` reads booleans (see `flag.rs`).
     pub drained: i64,
+    /// Why it was drained; set with `drained`, not by registration.
+    pub drained_reason: Option<String>,
 }
 
 const COLUMNS: &str = "id, rpc_url, cpus, ram_mib, disk_free_bytes, disk_total_bytes, \
@@ -31,7 +33,8 @@ const COLUMNS: &str = "id, rpc_url, cpus, ram_mib, disk_free_bytes, disk_total_b
 
 const SELECT_COLUMNS: &str = "id, rpc_url, cpus, ram_mib, disk_free_bytes, disk_total_bytes, \
     guest_cpu_model, host_cpu, accelerator, qemu_version, agent_version, running_vms, \
-    registered_at, heartbeat_at, heartbeat_seconds, CAST(drained AS INTEGER) AS drained";
+    registered_at, heartbeat_at, heartbeat_seconds, CAST(drained AS INTEGER) AS drained, \
+    drained_reason";
 
 /// Inserts the node or replaces its self-description (a re-registration).
 pub async fn upsert_node<'c>(
@@ -131,17 +134,20 @@ pub async fn delete_node<'c>(
     Ok(done.rows_affected() > 0)
 }
 
-/// Drains or undrains a node; false if it is not registered.
+/// Drains a node, saying why, or undrains it; false if it is not registered.
 pub async fn set_drained<'c>(
     ex: impl Executor<'c, Database = Any>,
     id: &str,
     drained: bool,
+    reason: Option<&str>,
 ) -> Result<bool, DbError> {
-    let done = sqlx::query("UPDATE compute_nodes SET drained = $2 WHERE id = $1")
-        .bind(id)
-        .bind(drained)
-        .execute(ex)
-        .await
-        .map_err(DbError::query("drain a node"))?;
+    let done =
+        sqlx::query("UPDATE compute_nodes SET drained = $2, drained_reason = $3 WHERE id = $1")
+            .bind(id)
+            .bind(drained)
+            .bind(reason.filter(|_| drained))
+            .execute(ex)
+            .await
+            .map_err(DbError::query("drain a node"))?;
     Ok(done.rows_affected() > 0)
 }

@@ -103,7 +103,8 @@ const INSERT_COLUMNS: &str = "id, project_id, user_id, name, description, image_
     active_charged, launched_at, terminated_at, created_at, updated_at, deleted_at,
     resized_from, serial";
 
-const SELECT_COLUMNS: &str = "id, project_id, user_id, name, description, image_id, flavor_id,
+pub(crate) const SELECT_COLUMNS: &str =
+    "id, project_id, user_id, name, description, image_id, flavor_id,
     flavor_name, vcpus, ram_mib, disk_gib, ephemeral_gib, swap_mib, flavor_extra_specs,
     vm_state, task_state, power_state, node_id, forwards, reservation_id, generation, key_name,
     key_data, user_data, locked_by, locked_reason, access_ipv4, access_ipv6, fault,
@@ -456,26 +457,6 @@ pub async fn server_metadata<'c>(
     Ok(rows.into_iter().collect())
 }
 
-/// Metadata of every server in a project (or all), by server.
-pub async fn metadata_of_servers<'c>(
-    ex: impl Executor<'c, Database = Any>,
-    project: Option<&str>,
-) -> Result<BTreeMap<String, BTreeMap<String, String>>, DbError> {
-    let rows: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT m.server_id, m.meta_key, m.meta_value FROM server_metadata m
-         JOIN servers s ON s.id = m.server_id WHERE $1 IS NULL OR s.project_id = $1",
-    )
-    .bind(project)
-    .fetch_all(ex)
-    .await
-    .map_err(DbError::query("read servers' metadata"))?;
-    let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    for (server, key, value) in rows {
-        out.entry(server).or_default().insert(key, value);
-    }
-    Ok(out)
-}
-
 /// Replaces a server's metadata, or merges into it.
 pub async fn put_metadata(
     conn: &mut Connection,
@@ -530,26 +511,6 @@ pub async fn server_tags<'c>(
             .await
             .map_err(DbError::query("read a server's tags"))?;
     Ok(rows.into_iter().map(|(t,)| t).collect())
-}
-
-/// Tags of every server in a project (or all), by server.
-pub async fn tags_of_servers<'c>(
-    ex: impl Executor<'c, Database = Any>,
-    project: Option<&str>,
-) -> Result<BTreeMap<String, Vec<String>>, DbError> {
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT t.server_id, t.tag FROM server_tags t JOIN servers s ON s.id = t.server_id
-         WHERE $1 IS NULL OR s.project_id = $1 ORDER BY t.tag",
-    )
-    .bind(project)
-    .fetch_all(ex)
-    .await
-    .map_err(DbError::query("read servers' tags"))?;
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (server, tag) in rows {
-        out.entry(server).or_default().push(tag);
-    }
-    Ok(out)
 }
 
 pub async fn set_tags(conn: &mut Connection, id: &str, tags: &[String]) -> Result<(), DbError> {

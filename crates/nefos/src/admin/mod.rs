@@ -598,14 +598,14 @@ async fn node(db: nefos_db::Database, command: NodeCommand) -> anyhow::Result<()
         }
         NodeCommand::Drain { name } => {
             nefos_compute::NodeRegistry::new(db)
-                .set_drained(&name, true)
+                .set_drained(&name, true, None)
                 .await?;
             println!("node {name} is drained: nothing new is placed there");
             Ok(())
         }
         NodeCommand::Undrain { name } => {
             nefos_compute::NodeRegistry::new(db)
-                .set_drained(&name, false)
+                .set_drained(&name, false, None)
                 .await?;
             println!("node {name} takes new servers again");
             Ok(())

@@ -63,7 +63,8 @@ async fn select(
     let mut servers = state
         .compute()?
         .list_servers(&cyclades.caller, &filter)
-        .await?;
+        .await?
+        .servers;
     servers.sort_by_key(|s| s.serial);
     if filter.changes_since.is_some() && servers.is_empty() {
         return Ok(None);
