@@ -20,6 +20,9 @@ pub struct Cloud {
     pub process: NefosProcess,
     pub internal_url: String,
     pub nodes: NodeRpc,
+    /// The control plane's database (SQLite), as the bench reads it.
+    pub db: Database,
+    pub binary: std::path::PathBuf,
     pub data: TempDir,
     /// The guest image's content, as nodes fetch it.
     pub image: ImageContent,
@@ -46,7 +49,7 @@ impl Cloud {
         )
         .await?;
         let key = ClusterSecret::load(&data.path().join("cluster-secret"))?;
-        let nodes = NodeRpc::new(NodeRegistry::new(db), key);
+        let nodes = NodeRpc::new(NodeRegistry::new(db.clone()), key);
         let password = read_credentials(data.path())
             .remove("admin")
             .context("no admin password in the credentials file")?;
@@ -99,9 +102,70 @@ impl Cloud {
             process,
             internal_url: format!("http://{internal}"),
             nodes,
+            db,
+            binary: binary.to_owned(),
             data,
             image,
         })
+    }
+
+    /// Runs `nefos admin ARGS --data DATA`, which must succeed.
+    pub fn admin(&self, args: &[&str]) -> anyhow::Result<()> {
+        let output = std::process::Command::new(&self.binary)
+            .arg("admin")
+            .args(args)
+            .arg("--data")
+            .arg(self.data.path())
+            .output()?;
+        if !output.status.success() {
+            anyhow::bail!(
+                "nefos admin {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    /// A Keystone token of `user` (from `nefos up`'s credentials) scoped to its project.
+    pub async fn token(&self, user: &str) -> anyhow::Result<String> {
+        let password = read_credentials(self.data.path())
+            .remove(user)
+            .with_context(|| format!("no password of {user}"))?;
+        let body = serde_json::json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": user, "domain": {"id": "default"}, "password": password}}},
+            "scope": {"project": {"name": user, "domain": {"id": "default"}}}}});
+        let answer = reqwest::Client::new()
+            .post(format!("{}/identity/v3/auth/tokens", self.process.url))
+            .json(&body)
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(answer
+            .headers()
+            .get("x-subject-token")
+            .and_then(|v| v.to_str().ok())
+            .context("no token in the answer")?
+            .to_owned())
+    }
+
+    /// The id of the public image `nefos-tiny` (`start` with `register`).
+    pub async fn public_image(&self, token: &str) -> anyhow::Result<String> {
+        let images: serde_json::Value = reqwest::Client::new()
+            .get(format!(
+                "{}/image/v2/images?name=nefos-tiny",
+                self.process.url
+            ))
+            .header("x-auth-token", token)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok(images["images"][0]["id"]
+            .as_str()
+            .context("no image nefos-tiny")?
+            .to_owned())
     }
 }
 

@@ -1,8 +1,10 @@
 //! Shared parts of the nefos benchmark programs: a lean HTTP load generator that keeps one
 //! connection per client (any method, any body), latency statistics, and a cloud with
-//! nodes for benchmarks that boot VMs (`cluster`).
+//! nodes for benchmarks that boot VMs (`cluster`), and simulated nodes for scale
+//! benchmarks (`simulated_node`).
 
 pub mod cluster;
+pub mod simulated_node;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

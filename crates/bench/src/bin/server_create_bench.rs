@@ -25,7 +25,6 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use nefos_bench::cluster::{Cloud, Node, median};
 use nefos_node_api::{ConfigDriveLayout, EnsureVm, GuestConfig, NicSpec, PowerState, VmSpec};
-use nefos_test_utils::read_credentials;
 use serde_json::{Value, json};
 
 #[derive(Debug, Parser)]
@@ -164,42 +163,11 @@ struct Api {
 
 impl Api {
     async fn login(cloud: &Cloud) -> anyhow::Result<Api> {
-        let http = reqwest::Client::new();
-        let password = read_credentials(cloud.data.path())
-            .remove("demo")
-            .context("no demo password")?;
-        let base = cloud.process.url.clone();
-        let body = json!({"auth": {
-            "identity": {"methods": ["password"], "password": {"user": {
-                "name": "demo", "domain": {"id": "default"}, "password": password}}},
-            "scope": {"project": {"name": "demo", "domain": {"id": "default"}}}}});
-        let answer = http
-            .post(format!("{base}/identity/v3/auth/tokens"))
-            .json(&body)
-            .send()
-            .await?
-            .error_for_status()?;
-        let token = answer
-            .headers()
-            .get("x-subject-token")
-            .and_then(|v| v.to_str().ok())
-            .context("no token")?
-            .to_owned();
-        let images: Value = http
-            .get(format!("{base}/image/v2/images?name=nefos-tiny"))
-            .header("x-auth-token", &token)
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        let image = images["images"][0]["id"]
-            .as_str()
-            .context("no nefos-tiny image")?
-            .to_owned();
+        let token = cloud.token("demo").await?;
+        let image = cloud.public_image(&token).await?;
         Ok(Api {
-            http,
-            url: format!("{base}/compute/v2.1"),
+            http: reqwest::Client::new(),
+            url: format!("{}/compute/v2.1", cloud.process.url),
             token,
             image,
         })
