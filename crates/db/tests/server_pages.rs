@@ -35,6 +35,12 @@ async fn fill(db: &Database) {
                 .await
                 .unwrap();
         }
+        if index == 26 {
+            let metadata = std::collections::BTreeMap::from([("k".to_owned(), "v".to_owned())]);
+            q::put_metadata(&mut tx, &id, &metadata, false)
+                .await
+                .unwrap();
+        }
     }
     let other = server_row(
         "00000000-0000-4000-8000-999999999999",
@@ -158,23 +164,39 @@ async fn pages_walk_every_server_once_in_order() {
 
         // Tags, names and metadata are read for the page's servers only.
         let first = ServerQuery {
-            limit: 6,
+            limit: 9,
             ..base.clone()
         };
-        let page: Vec<String> = ids(&newest[..7]);
-        let tags = q::page_tags(t.db.pool(), &first).await.unwrap();
-        assert!(!tags.is_empty(), "{label}");
-        assert!(tags.keys().all(|id| page.contains(id)), "{label}");
+        let page: Vec<String> = ids(&newest[..10]);
+        let (rows, _) = q::page_servers(t.db.pool(), &first).await.unwrap();
+        let tags = q::page_tags(t.db.pool(), &first, &rows).await.unwrap();
+        assert!(tags.keys().all(|id| page[..9].contains(id)), "{label}");
         let (names, more) = q::page_server_names(t.db.pool(), &first).await.unwrap();
         assert!(more, "{label}");
-        let named: Vec<String> = names.iter().map(|(id, _)| id.clone()).collect();
-        assert_eq!(named, page[..6], "{label}");
-        assert!(
-            q::page_metadata(t.db.pool(), &first)
-                .await
-                .unwrap()
-                .is_empty(),
+        let listed: Vec<String> = names.iter().map(|(id, _)| id.clone()).collect();
+        assert_eq!(listed, page[..9], "{label}");
+        let metadata = q::page_metadata(t.db.pool(), &first, &rows).await.unwrap();
+        assert_eq!(metadata.len(), 1, "{label}: {metadata:?}");
+        assert_eq!(metadata[&page[2]]["k"], "v", "{label}");
+
+        // Servers created inside the page's window after the page was read do not shift
+        // what is read for it: its last server (index 20) keeps its tag.
+        assert_eq!(tags[&rows[8].id], vec!["blue".to_owned()], "{label}");
+        let mut tx = t.db.begin().await.unwrap();
+        for late in 0..2 {
+            let id = format!("00000000-0000-4000-8000-0000000late{late}");
+            let row = server_row(&id, "p", "late", 1_013, 97 - late);
+            q::insert_server(&mut tx, &row).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        let tags_after = q::page_tags(t.db.pool(), &first, &rows).await.unwrap();
+        assert_eq!(
+            tags_after.get(&rows[8].id),
+            tags.get(&rows[8].id),
             "{label}"
         );
+
+        // Names match case and all, whatever SQL wildcards they hold.
+        assert!(walk(&t.db, &named("NAME-3")).await.is_empty(), "{label}");
     }
 }

@@ -47,6 +47,9 @@ const RECONCILE_GOAL: Duration = Duration::from_secs(1);
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.servers == 0 || args.nodes == 0 || args.clients == 0 {
+        bail!("--servers, --nodes and --clients must be at least 1");
+    }
     let binary = match &args.nefos {
         Some(path) => path.clone(),
         None => std::env::current_exe()?.with_file_name("nefos"),
@@ -159,15 +162,26 @@ async fn main() -> anyhow::Result<()> {
     let db = &cloud.db;
     let scope = ServerScope::default();
     loop {
-        let rows = q::list_servers(db.pool(), &scope).await?;
-        let active = rows.iter().filter(|r| r.vm_state == "active").count();
-        if let Some(failed) = rows.iter().find(|r| r.vm_state == "error") {
-            bail!("server {} failed: {:?}", failed.id, failed.fault);
+        let counts: Vec<(String, i64)> =
+            sqlx::query_as("SELECT vm_state, COUNT(*) FROM servers GROUP BY vm_state")
+                .fetch_all(db.pool())
+                .await?;
+        let count = |state: &str| {
+            counts
+                .iter()
+                .find(|(s, _)| s == state)
+                .map_or(0, |(_, n)| *n)
+        };
+        if count("error") > 0 {
+            bail!("{} servers failed", count("error"));
         }
-        if active >= args.servers {
+        if usize::try_from(count("active")).unwrap_or(0) >= args.servers {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        if started.elapsed() > accepted + Duration::from_secs(600) {
+            bail!("servers still building 10 minutes after the last was accepted: {counts:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let all_active = started.elapsed();
     let rate = args.servers as f64 / all_active.as_secs_f64();

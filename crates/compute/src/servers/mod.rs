@@ -124,8 +124,8 @@ impl Compute {
         let query = query(caller, filter, marker.as_ref())?;
         let pool = self.db().pool();
         let (rows, more) = q::page_servers(pool, &query).await?;
-        let mut metadata = q::page_metadata(pool, &query).await?;
-        let mut tags = q::page_tags(pool, &query).await?;
+        let mut metadata = q::page_metadata(pool, &query, &rows).await?;
+        let mut tags = q::page_tags(pool, &query, &rows).await?;
         let down = self.down_nodes().await?;
         let servers = rows
             .into_iter()

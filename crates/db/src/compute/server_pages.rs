@@ -1,7 +1,7 @@
 //! One page of a server listing, selected, sorted and cut in SQL: a listing of a project
 //! with thousands of servers reads one page of rows, and the metadata and tags of those
-//! rows only (selected by the page's own query, not by a list of a thousand ids, which
-//! SQLite binds slowly). Paging is by keyset: the page after a marker starts after the
+//! rows only (selected by the query between the page's first and last server, not by a
+//! list of a thousand ids, which SQLite binds slowly). Paging is by keyset: the page after a marker starts after the
 //! marker's sort key, so it costs the same however deep it is.
 
 use std::collections::BTreeMap;
@@ -103,9 +103,46 @@ impl Statement {
     }
 }
 
+/// Which side of a server in the sort order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Before,
+    After,
+}
+
+/// The condition that a row sorts strictly on `side` of `marker`: beyond it in the first
+/// key, or equal there and beyond it in the next, and so on.
+fn keyset(
+    statement: &mut Statement,
+    sort: &[(SortColumn, bool)],
+    marker: &ServerRow,
+    side: Side,
+) -> String {
+    let mut alternatives = Vec::new();
+    for (index, (column, descending)) in sort.iter().enumerate() {
+        let mut parts = Vec::new();
+        for (earlier, _) in &sort[..index] {
+            let place = statement.bind(earlier.value_of(marker));
+            parts.push(format!("{} = {place}", earlier.column()));
+        }
+        let place = statement.bind(column.value_of(marker));
+        let beyond = *descending == (side == Side::Before);
+        let operator = if beyond { ">" } else { "<" };
+        parts.push(format!("{} {operator} {place}", column.column()));
+        alternatives.push(format!("({})", parts.join(" AND ")));
+    }
+    format!("({})", alternatives.join(" OR "))
+}
+
 /// The page a query selects, as SQL: its `WHERE … ORDER BY … LIMIT` (one more row than
-/// the page, to tell whether more follow) and the values it binds.
-fn selection(query: &ServerQuery<'_>) -> (String, Vec<Value>) {
+/// the page, to tell whether more follow) and the values it binds. With `window`, the
+/// servers the query selects from the first to the last of a page read already, however
+/// many: a read of what hangs off a page's servers that a create or delete since the page
+/// was read cannot shift.
+fn selection(
+    query: &ServerQuery<'_>,
+    window: Option<(&ServerRow, &ServerRow)>,
+) -> (String, Vec<Value>) {
     let mut statement = Statement::default();
     if let Some(project) = query.project {
         let place = statement.text(project);
@@ -122,16 +159,13 @@ fn selection(query: &ServerQuery<'_>) -> (String, Vec<Value>) {
         let place = statement.text(node);
         statement.conditions.push(format!("node_id = {place}"));
     }
-    if let Some(name) = query.name_contains {
-        // A substring, whatever LIKE's wildcards it holds.
-        let escaped = name
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
-        let place = statement.text(&format!("%{escaped}%"));
+    if let Some(name) = query.name_contains.filter(|n| !n.is_empty()) {
+        // A substring, case and all, on both engines (SQLite's LIKE ignores case, and
+        // neither has the other's substring search): removing it changes the name.
+        let place = statement.text(name);
         statement
             .conditions
-            .push(format!("name LIKE {place} ESCAPE '\\'"));
+            .push(format!("replace(name, {place}, '') <> name"));
     }
     if !query.statuses.is_empty() {
         let mut any = Vec::new();
@@ -166,24 +200,20 @@ fn selection(query: &ServerQuery<'_>) -> (String, Vec<Value>) {
     if !sort.iter().any(|(column, _)| *column == SortColumn::Id) {
         sort.push((SortColumn::Id, last_descending));
     }
-    if let Some(marker) = query.after {
-        // After the marker: greater in the first key, or equal there and after it in the
-        // next, and so on.
-        let mut alternatives = Vec::new();
-        for (index, (column, descending)) in sort.iter().enumerate() {
-            let mut parts = Vec::new();
-            for (earlier, _) in &sort[..index] {
-                let place = statement.bind(earlier.value_of(marker));
-                parts.push(format!("{} = {place}", earlier.column()));
+    match window {
+        None => {
+            if let Some(marker) = query.after {
+                let after = keyset(&mut statement, &sort, marker, Side::After);
+                statement.conditions.push(after);
             }
-            let place = statement.bind(column.value_of(marker));
-            let operator = if *descending { "<" } else { ">" };
-            parts.push(format!("{} {operator} {place}", column.column()));
-            alternatives.push(format!("({})", parts.join(" AND ")));
         }
-        statement
-            .conditions
-            .push(format!("({})", alternatives.join(" OR ")));
+        Some((first, last)) => {
+            let before = keyset(&mut statement, &sort, first, Side::Before);
+            let after = keyset(&mut statement, &sort, last, Side::After);
+            statement
+                .conditions
+                .push(format!("NOT {before} AND NOT {after}"));
+        }
     }
     let order: Vec<String> = sort
         .iter()
@@ -195,9 +225,14 @@ fn selection(query: &ServerQuery<'_>) -> (String, Vec<Value>) {
             )
         })
         .collect();
-    let limit = statement.bind(Value::Int(
-        i64::try_from(query.limit.saturating_add(1)).unwrap_or(i64::MAX),
-    ));
+    let limit = match window {
+        None => statement.bind(Value::Int(
+            i64::try_from(query.limit.saturating_add(1)).unwrap_or(i64::MAX),
+        )),
+        // The whole window: it is as long as the page it was taken from, or longer by
+        // the servers created inside it since.
+        Some(_) => statement.bind(Value::Int(i64::MAX)),
+    };
     let text = format!(
         "WHERE {} ORDER BY {} LIMIT {limit}",
         if statement.conditions.is_empty() {
@@ -215,7 +250,7 @@ pub async fn page_servers<'c>(
     ex: impl Executor<'c, Database = Any>,
     query: &ServerQuery<'_>,
 ) -> Result<(Vec<ServerRow>, bool), DbError> {
-    let (selection, values) = selection(query);
+    let (selection, values) = selection(query, None);
     let text = format!("SELECT {SELECT_COLUMNS} FROM servers {selection}");
     let mut rows = bind_all(sqlx::query_as::<_, ServerRow>(&text), values)
         .fetch_all(ex)
@@ -232,7 +267,7 @@ pub async fn page_server_names<'c>(
     ex: impl Executor<'c, Database = Any>,
     query: &ServerQuery<'_>,
 ) -> Result<(Vec<(String, String)>, bool), DbError> {
-    let (selection, values) = selection(query);
+    let (selection, values) = selection(query, None);
     let text = format!("SELECT id, name FROM servers {selection}");
     let mut rows = bind_all(sqlx::query_as::<_, (String, String)>(&text), values)
         .fetch_all(ex)
@@ -243,13 +278,17 @@ pub async fn page_server_names<'c>(
     Ok((rows, more))
 }
 
-/// The metadata of a page's servers, by server: selected by the page's own query, so no
-/// list of ids is sent back.
+/// The metadata of the servers of `page` (read by `query`), by server: selected by the
+/// query between the page's first and last server, so no list of ids is sent.
 pub async fn page_metadata<'c>(
     ex: impl Executor<'c, Database = Any>,
     query: &ServerQuery<'_>,
+    page: &[ServerRow],
 ) -> Result<BTreeMap<String, BTreeMap<String, String>>, DbError> {
-    let (selection, values) = selection(query);
+    let (Some(first), Some(last)) = (page.first(), page.last()) else {
+        return Ok(BTreeMap::new());
+    };
+    let (selection, values) = selection(query, Some((first, last)));
     let text = format!(
         "SELECT server_id, meta_key, meta_value FROM server_metadata
          WHERE server_id IN (SELECT id FROM servers {selection})"
@@ -266,12 +305,16 @@ pub async fn page_metadata<'c>(
     Ok(out)
 }
 
-/// The tags of a page's servers, by server, sorted.
+/// The tags of the servers of `page` (read by `query`), by server, sorted.
 pub async fn page_tags<'c>(
     ex: impl Executor<'c, Database = Any>,
     query: &ServerQuery<'_>,
+    page: &[ServerRow],
 ) -> Result<BTreeMap<String, Vec<String>>, DbError> {
-    let (selection, values) = selection(query);
+    let (Some(first), Some(last)) = (page.first(), page.last()) else {
+        return Ok(BTreeMap::new());
+    };
+    let (selection, values) = selection(query, Some((first, last)));
     let text = format!(
         "SELECT server_id, tag FROM server_tags
          WHERE server_id IN (SELECT id FROM servers {selection}) ORDER BY tag"

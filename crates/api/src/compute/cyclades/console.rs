@@ -27,6 +27,11 @@ const SECURITY_NONE: u8 = 1;
 const SECURITY_VNC_AUTH: u8 = 2;
 /// How long a handshake step may take before the connection is dropped.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a console's port waits for its client.
+const ACCEPT_WITHIN: Duration = Duration::from_secs(60);
+/// Console ports one process keeps open at once: each is a socket, and a caller looping
+/// on the action must not use up the process's descriptors.
+static OPEN_PORTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(64);
 
 /// Opens a console port for server `id`; what the client needs to connect.
 pub(super) async fn open(
@@ -35,13 +40,14 @@ pub(super) async fn open(
     id: &str,
     kind: &str,
 ) -> Result<c::Console, NovaError> {
-    if kind != "vnc" {
-        return Err(NovaError::bad_request(
-            "Supported types: vnc (websocket consoles are Nova's remote-consoles here)",
-        ));
-    }
     let compute = state.compute()?.clone();
     let ticket = compute.vnc_console(&cyclades.caller, id).await?;
+    let Ok(port_permit) = OPEN_PORTS.try_acquire() else {
+        return Err(NovaError::new(
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "Too many consoles are open; try again in a minute.",
+        ));
+    };
     let host = public_host(state.public_url());
     let listener = TcpListener::bind((host.as_str(), 0))
         .await
@@ -57,12 +63,15 @@ pub(super) async fn open(
         .collect();
     let secret = password.clone();
     tokio::spawn(async move {
-        let lifetime = Duration::from_secs(u64::try_from(TICKET_LIFETIME_SECONDS).unwrap_or(60));
-        let Ok(Ok((client, _))) = tokio::time::timeout(lifetime, listener.accept()).await else {
+        let within = Duration::from_secs(u64::try_from(TICKET_LIFETIME_SECONDS).unwrap_or(60))
+            .min(ACCEPT_WITHIN);
+        let accepted = tokio::time::timeout(within, listener.accept()).await;
+        // One client per console: the port closes once it is taken, or after a minute.
+        drop(listener);
+        drop(port_permit);
+        let Ok(Ok((client, _))) = accepted else {
             return;
         };
-        // One client per console: the port closes once it is taken.
-        drop(listener);
         if let Err(reason) = serve(client, &secret, &compute, &ticket.token).await {
             tracing::info!(%reason, "a VNC console ended");
         }
@@ -123,10 +132,11 @@ async fn authenticate(client: &mut TcpStream, password: &str) -> Result<(), Stri
     client.write_all(b"RFB 003.008\n").await.map_err(io)?;
     let mut version = [0u8; 12];
     client.read_exact(&mut version).await.map_err(io)?;
+    // Versions other than 3.7 and 3.8 are 3.3's handshake (RFC 6143 §7.1.1).
     let minor = match &version {
-        b"RFB 003.003\n" => 3,
         b"RFB 003.007\n" => 7,
         b"RFB 003.008\n" => 8,
+        other if other.starts_with(b"RFB 003.") => 3,
         other => {
             return Err(format!(
                 "unsupported RFB version {:?}",

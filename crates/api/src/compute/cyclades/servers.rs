@@ -281,10 +281,9 @@ pub(super) async fn action(
                 .get("type")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            if !matches!(kind, "vnc" | "vnc-ws" | "vnc-wss") {
-                return Err(NovaError::bad_request(
-                    "Supported types: vnc, vnc-ws, vnc-wss",
-                ));
+            // Websocket consoles are Nova's remote-consoles (noVNC) here.
+            if kind != "vnc" {
+                return Err(NovaError::bad_request("Supported types: vnc"));
             }
             if server.status() != "ACTIVE" {
                 return Err(NovaError::bad_request("Server not in ACTIVE state."));
