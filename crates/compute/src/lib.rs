@@ -35,8 +35,8 @@ pub use keypairs::{Keypair, fingerprint};
 pub use nodes::{Enrolment, Joined, MISSED_HEARTBEATS, Node, NodeRegistry, NodeRpc};
 pub use reconcile::{Mode as ReconcileMode, ReconcileReport, Reconciler, Repair};
 pub use servers::{
-    CreateServer, CreatedServers, Fault, ListFilter, Networks, PowerAction, Server, ServerFlavor,
-    ServerPage, SortColumn,
+    CreateServer, CreatedServers, Fault, ListFilter, Networks, PowerAction, Rebuild, Server,
+    ServerFlavor, ServerPage, SortColumn,
 };
 
 /// How compute places and equips servers.

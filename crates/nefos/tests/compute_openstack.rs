@@ -658,6 +658,53 @@ async fn administrators_see_and_drain_nodes_as_hypervisors_and_services() {
     assert_eq!(services[0]["Status"], "enabled", "{services}");
     assert!(services[0]["Disabled Reason"].is_null(), "{services}");
 
+    // Undrained, the node takes servers again; a rebuild gives one a fresh disk from the
+    // image and a new password, and it boots again.
+    os.ok(
+        &clouds,
+        DEMO,
+        &[
+            "server",
+            "create",
+            "--image",
+            "nefos-tiny",
+            "--flavor",
+            "m1.nano",
+            "--wait",
+            "rho",
+        ],
+    );
+    wait_for_console(&os, &clouds, "rho", "NEFOS-GUEST-READY hostname=rho");
+    // (`--wait` prints its progress before the JSON.)
+    let rebuilt = os.ok(
+        &clouds,
+        DEMO,
+        &[
+            "server",
+            "rebuild",
+            "--image",
+            "nefos-tiny",
+            "--wait",
+            "rho",
+            "-f",
+            "json",
+        ],
+    );
+    let rebuilt: Value = serde_json::from_str(&rebuilt[rebuilt.find('{').unwrap()..]).unwrap();
+    assert!(rebuilt["adminPass"].as_str().is_some(), "{rebuilt}");
+    let shown = wait_status(&os, &clouds, "rho", "ACTIVE");
+    assert_eq!(shown["OS-EXT-STS:power_state"], 1, "{shown}");
+    wait_for_console_count(&os, &clouds, "rho", 2);
+    let events = os.json(&clouds, DEMO, &["server", "event", "list", "rho"]);
+    assert!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["Action"] == "rebuild"),
+        "{events}"
+    );
+
     let refused = os.run(&clouds, DEMO, &["hypervisor", "list"]);
     assert!(!refused.status.success());
     assert!(

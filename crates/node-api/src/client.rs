@@ -10,8 +10,8 @@ use nefos_route::fill;
 
 use crate::routes::rpc;
 use crate::{
-    ConsoleOutput, EnsureVm, ErrorBody, NodeInfo, PauseVm, RPC_PREFIX, RebootVm, ResizeEnd,
-    ResizeVm, Secret, StartVm, StopVm, VmStatus,
+    ConsoleOutput, EnsureVm, ErrorBody, NodeInfo, PauseVm, RPC_PREFIX, RebootVm, RebuildVm,
+    ResizeEnd, ResizeVm, Secret, StartVm, StopVm, VmStatus,
 };
 
 /// The control plane's client of one node's RPC API, holding that node's RPC key.
@@ -134,6 +134,15 @@ impl NodeClient {
         request: &PauseVm,
     ) -> Result<VmStatus, NodeClientError> {
         self.call(Method::POST, &fill(rpc::VM_UNPAUSE, &[id]), Some(request))
+            .await
+    }
+
+    pub async fn rebuild_vm(
+        &self,
+        id: &str,
+        request: &RebuildVm,
+    ) -> Result<VmStatus, NodeClientError> {
+        self.call(Method::POST, &fill(rpc::VM_REBUILD, &[id]), Some(request))
             .await
     }
 

@@ -25,6 +25,8 @@ pub mod rpc {
     pub const VM_RESIZE_CONFIRM: &str = "/vms/{id}/resize/confirm";
     /// `POST` [`crate::ResizeEnd`]: the VM stops and gets its earlier sizes and disk back.
     pub const VM_RESIZE_REVERT: &str = "/vms/{id}/resize/revert";
+    /// `POST` [`crate::RebuildVm`].
+    pub const VM_REBUILD: &str = "/vms/{id}/rebuild";
     /// `POST`, no body: the root disk as a self-contained qcow2 image (its base folded
     /// in), as the body. A running VM is paused while its disk is copied, so the copy is
     /// of one moment.

@@ -153,6 +153,17 @@ pub struct ResizeEnd {
     pub generation: u64,
 }
 
+/// Rebuild: the VM gets a fresh root disk from `image` (its sizes and NICs kept: what
+/// the guest wrote is gone) and the guest configuration `guest`, and is brought to
+/// `power`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RebuildVm {
+    pub generation: u64,
+    pub image: ImageContent,
+    pub guest: GuestConfig,
+    pub power: PowerState,
+}
+
 pub fn default_stop_timeout() -> u64 {
     60
 }

@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use nefos_node_api::routes::rpc;
 use nefos_node_api::{
     ConsoleOutput, EnsureVm, ErrorBody, ErrorDetail, NodeInfo, PauseVm, RPC_PREFIX, RebootVm,
-    ResizeEnd, ResizeVm, Secret, StartVm, StopVm, VmStatus,
+    RebuildVm, ResizeEnd, ResizeVm, Secret, StartVm, StopVm, VmStatus,
 };
 use serde::Deserialize;
 
@@ -44,6 +44,7 @@ pub fn router(state: RpcState) -> Router {
         .route(rpc::VM_REBOOT, post(reboot))
         .route(rpc::VM_PAUSE, post(pause))
         .route(rpc::VM_UNPAUSE, post(unpause))
+        .route(rpc::VM_REBUILD, post(rebuild))
         .route(rpc::VM_RESIZE, post(resize))
         .route(rpc::VM_RESIZE_CONFIRM, post(confirm_resize))
         .route(rpc::VM_RESIZE_REVERT, post(revert_resize))
@@ -161,6 +162,14 @@ async fn unpause(
     Body(request): Body<PauseVm>,
 ) -> Result<Json<VmStatus>, RpcError> {
     Ok(Json(state.vms.unpause(&id, &request).await?))
+}
+
+async fn rebuild(
+    State(state): State<RpcState>,
+    Path(id): Path<String>,
+    Body(request): Body<RebuildVm>,
+) -> Result<Json<VmStatus>, RpcError> {
+    Ok(Json(state.vms.rebuild(&id, &request).await?))
 }
 
 async fn resize(

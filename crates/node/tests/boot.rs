@@ -562,3 +562,60 @@ async fn resizes_revert_and_confirm_and_disks_export_whole() {
     vms.destroy(id, 11).await.unwrap();
     assert!(node.vm_dirs().is_empty(), "{:?}", node.vm_dirs());
 }
+
+/// A rebuild gives the VM a fresh disk from the image (what the guest wrote is gone) and
+/// the new guest configuration, keeping its sizes; a retry changes nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_gives_a_fresh_disk() {
+    use nefos_node_api::RebuildVm;
+    let guest = guest_image();
+    let node = NodeDir::new();
+    let blocks = Blocks::start(&node.path().join("blocks")).await;
+    let image = blocks.put_file(&guest, DiskFormat::Raw).await;
+    let vms = node.manager(&blocks);
+    let id = "vm-rebuild";
+    let disk = node.path().join("vms").join(id).join("root.qcow2");
+    let mut defined = ensure(1, spec("before", image.clone(), 1 << 30));
+    defined.power = PowerState::Stopped;
+    vms.ensure(id, &defined).await.unwrap();
+    qemu_io(&disk, "write -P 0xab 0 64k");
+
+    let rebuild = RebuildVm {
+        generation: 2,
+        image,
+        guest: GuestConfig {
+            hostname: "after".to_owned(),
+            ..GuestConfig::default()
+        },
+        power: PowerState::Running,
+    };
+    let rebuilt = vms.rebuild(id, &rebuild).await.unwrap();
+    assert_eq!(rebuilt.state, VmState::Running, "{rebuilt:?}");
+    assert_eq!(rebuilt.disk.virtual_bytes, 1 << 30);
+    let output = wait_for_console(&vms, id, "NEFOS-GUEST-READY hostname=after").await;
+    assert!(output.contains("hostname=after"), "{output}");
+    // The retry is a no-op: same QEMU.
+    assert_eq!(vms.rebuild(id, &rebuild).await.unwrap().pid, rebuilt.pid);
+    vms.stop(
+        id,
+        &StopVm {
+            generation: 3,
+            timeout_seconds: 1,
+        },
+    )
+    .await
+    .unwrap();
+    let old = Command::new("qemu-io")
+        .args([
+            "-f",
+            "qcow2",
+            "-c",
+            "read -P 0xab 0 64k",
+            disk.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&old.stdout);
+    assert!(text.contains("Pattern verification failed"), "{text}");
+    vms.destroy(id, 4).await.unwrap();
+}

@@ -100,6 +100,60 @@ pub(crate) async fn action(
             compute.end_resize(caller, request_id, id, true).await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
+        "rebuild" => {
+            let image_ref = match argument.get("imageRef") {
+                Some(Value::String(image)) if !image.is_empty() => {
+                    image.rsplit('/').next().unwrap_or(image).to_owned()
+                }
+                _ => {
+                    return Err(NovaError::bad_request(
+                        "Invalid input for field/attribute rebuild. 'imageRef' is a required \
+                         property",
+                    ));
+                }
+            };
+            let text = |field: &str| -> Result<Option<String>, NovaError> {
+                match argument.get(field) {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(Value::String(value)) => Ok(Some(value.clone())),
+                    Some(_) => Err(NovaError::bad_request(format!(
+                        "Invalid input for field/attribute {field}. It must be a string"
+                    ))),
+                }
+            };
+            let metadata = match argument.get("metadata") {
+                None | Some(Value::Null) => None,
+                Some(value) => Some(serde_json::from_value(value.clone()).map_err(|_| {
+                    NovaError::bad_request(
+                        "Invalid input for field/attribute metadata. It must be an object of \
+                         strings",
+                    )
+                })?),
+            };
+            let rebuild = nefos_compute::Rebuild {
+                image_ref,
+                name: text("name")?,
+                admin_pass: text("adminPass")?,
+                metadata,
+            };
+            let (server, admin_pass) = compute
+                .rebuild_server(caller, request_id, id, rebuild)
+                .await?;
+            let mut view = serde_json::to_value(super::views::server(&nova, &server, true))
+                .map_err(|_| NovaError::malformed())?;
+            view["adminPass"] = Value::String(admin_pass);
+            let location = nova
+                .links(&format!("/servers/{id}"))
+                .first()
+                .map(|l| l.href.clone())
+                .unwrap_or_default();
+            Ok((
+                StatusCode::ACCEPTED,
+                [(http::header::LOCATION, location)],
+                Json(serde_json::json!({ "server": view })),
+            )
+                .into_response())
+        }
         "createImage" => {
             let name = match argument.get("name") {
                 Some(Value::String(name)) => name.clone(),

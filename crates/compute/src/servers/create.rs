@@ -126,7 +126,7 @@ pub fn hostname(name: &str, id: &str) -> String {
     }
 }
 
-fn random_password() -> String {
+pub(crate) fn random_password() -> String {
     const CHARS: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut rng = rand::thread_rng();
     (0..12)

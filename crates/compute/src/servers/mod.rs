@@ -7,6 +7,7 @@ mod actions;
 pub(crate) mod charges;
 mod create;
 mod model;
+mod rebuild;
 mod resize;
 pub mod sagas;
 mod snapshot;
@@ -15,6 +16,7 @@ pub mod state;
 pub use actions::PowerAction;
 pub use create::{CreateServer, CreatedServers, Networks};
 pub use model::{Fault, Server, ServerFlavor};
+pub use rebuild::Rebuild;
 
 use std::collections::BTreeMap;
 

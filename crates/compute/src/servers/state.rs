@@ -30,6 +30,7 @@ pub mod task {
     pub const DELETING: &str = "deleting";
     pub const RESIZE_PREP: &str = "resize_prep";
     pub const IMAGE_SNAPSHOT: &str = "image_snapshot";
+    pub const REBUILDING: &str = "rebuilding";
     /// Not Nova's (it marks a confirm on the migration record): keeps a revert from
     /// racing a confirm. Shows as VERIFY_RESIZE.
     pub const RESIZE_CONFIRMING: &str = "resize_confirming";
@@ -212,6 +213,11 @@ pub const REVERT_RESIZE: Allowed = Allowed {
     task_states: &[],
 };
 
+pub const REBUILD: Allowed = Allowed {
+    action: "rebuild",
+    vm_states: &[vm::ACTIVE, vm::STOPPED, vm::ERROR],
+    task_states: &[],
+};
 pub const CREATE_IMAGE: Allowed = Allowed {
     action: "createImage",
     vm_states: &[vm::ACTIVE, vm::STOPPED, vm::PAUSED, vm::SUSPENDED],

@@ -322,6 +322,25 @@ async fn set_flavor<'c>(
     Ok(done.rows_affected() == 1)
 }
 
+/// Records the image server `id` was (re)built from.
+pub async fn set_image<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    id: &str,
+    image_id: &str,
+    now: i64,
+) -> Result<bool, DbError> {
+    let done = sqlx::query(
+        "UPDATE servers SET image_id = $2, updated_at = $3 WHERE id = $1 AND deleted_at IS NULL",
+    )
+    .bind(id)
+    .bind(image_id)
+    .bind(now)
+    .execute(ex)
+    .await
+    .map_err(DbError::query("record a server's image"))?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Takes `count` generations for calls on server `id`'s VM and returns the first.
 pub async fn take_generations(conn: &mut Connection, id: &str, count: i64) -> Result<i64, DbError> {
     let (last,): (i64,) = sqlx::query_as(

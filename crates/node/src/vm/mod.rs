@@ -8,6 +8,7 @@
 
 mod durable;
 mod export;
+mod rebuild;
 mod record;
 mod resize;
 mod tombstone;

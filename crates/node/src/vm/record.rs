@@ -19,6 +19,7 @@ pub enum Operation {
     Reboot { hard: bool },
     Pause,
     Unpause,
+    Rebuild,
     Resize,
     ConfirmResize,
     RevertResize,

@@ -4,6 +4,7 @@
 pub mod create;
 pub mod delete;
 pub mod power;
+pub mod rebuild;
 pub mod resize;
 pub mod snapshot;
 
@@ -21,6 +22,7 @@ pub(crate) fn register(sagas: &Sagas, services: &Arc<Services>) {
     sagas.register::<create::CreateSaga>(services.clone());
     sagas.register::<delete::DeleteSaga>(services.clone());
     sagas.register::<power::PowerSaga>(services.clone());
+    sagas.register::<rebuild::RebuildSaga>(services.clone());
     sagas.register::<resize::ResizeSaga>(services.clone());
     sagas.register::<resize::ResizeEndSaga>(services.clone());
     sagas.register::<snapshot::SnapshotSaga>(services.clone());
