@@ -2,12 +2,12 @@
 //! action checks the server's state as Nova does, records its task, the quota it charges
 //! and its saga in one transaction, and returns; the saga does the rest.
 
-use nefos_db::DbError;
 use nefos_db::compute::{self as q, StateChange};
 use nefos_db::time::now_micros;
 use nefos_identity::AuthContext;
 use serde::{Deserialize, Serialize};
 
+use super::Asked;
 use super::Server;
 use super::charges::{self, Size};
 use super::sagas::delete::{DeleteParams, DeleteSaga};
@@ -141,16 +141,6 @@ impl Compute {
             )));
         }
         let generation = u64::try_from(q::take_generations(&mut tx, id, 1).await?).unwrap_or(0);
-        q::start_action(
-            &mut *tx,
-            id,
-            request_id,
-            action.name(),
-            &server.project_id,
-            &caller.user_id,
-            now_micros(),
-        )
-        .await?;
         let params = PowerParams {
             server_id: id.to_owned(),
             node_id: node,
@@ -158,14 +148,13 @@ impl Compute {
             action,
             request_id: request_id.to_owned(),
         };
-        let saga = self
-            .sagas()
-            .create::<PowerSaga>(&mut tx, id, &params)
-            .await?;
-        tx.commit()
-            .await
-            .map_err(DbError::query("commit a server action"))?;
-        self.sagas().spawn(&saga);
+        let asked = Asked {
+            server: &server,
+            caller,
+            request_id,
+            action: action.name(),
+        };
+        self.record_and_run::<PowerSaga>(tx, asked, &params).await?;
         Ok(())
     }
 
@@ -189,29 +178,19 @@ impl Compute {
         };
         q::change_state(&mut *tx, id, None, &change, now_micros()).await?;
         let generation = u64::try_from(q::take_generations(&mut tx, id, 1).await?).unwrap_or(0);
-        q::start_action(
-            &mut *tx,
-            id,
-            request_id,
-            "delete",
-            &server.project_id,
-            &caller.user_id,
-            now_micros(),
-        )
-        .await?;
         let params = DeleteParams {
             server_id: id.to_owned(),
             generation,
             request_id: request_id.to_owned(),
         };
-        let saga = self
-            .sagas()
-            .create::<DeleteSaga>(&mut tx, id, &params)
+        let asked = Asked {
+            server: &server,
+            caller,
+            request_id,
+            action: "delete",
+        };
+        self.record_and_run::<DeleteSaga>(tx, asked, &params)
             .await?;
-        tx.commit()
-            .await
-            .map_err(DbError::query("commit a server's deletion"))?;
-        self.sagas().spawn(&saga);
         Ok(())
     }
 

@@ -66,6 +66,44 @@ pub fn hostname_of(server: &Server) -> String {
     create::hostname(&server.name, &server.id)
 }
 
+/// An action asked of a server: what `Compute::record_and_run` records of it.
+pub(crate) struct Asked<'a> {
+    pub server: &'a Server,
+    pub caller: &'a AuthContext,
+    pub request_id: &'a str,
+    /// Nova's instance-action name (`stop`, `resize`, …).
+    pub action: &'a str,
+}
+
+impl Compute {
+    /// Records the instance action and the saga `S` that carries it out in `tx`, with
+    /// whatever the caller wrote there (task, quota), commits, and starts the saga.
+    pub(crate) async fn record_and_run<S: nefos_saga::Saga>(
+        &self,
+        mut tx: nefos_db::Transaction,
+        asked: Asked<'_>,
+        params: &S::Params,
+    ) -> Result<(), ComputeError> {
+        let server = &asked.server.id;
+        q::start_action(
+            &mut *tx,
+            server,
+            asked.request_id,
+            asked.action,
+            &asked.server.project_id,
+            &asked.caller.user_id,
+            now_micros(),
+        )
+        .await?;
+        let saga = self.sagas().create::<S>(&mut tx, server, params).await?;
+        tx.commit()
+            .await
+            .map_err(nefos_db::DbError::query("commit a server action"))?;
+        self.sagas().spawn(&saga);
+        Ok(())
+    }
+}
+
 /// The project a listing is of; none for an administrator's listing of all projects.
 fn listed_project<'a>(
     caller: &'a AuthContext,

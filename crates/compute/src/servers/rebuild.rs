@@ -6,13 +6,13 @@
 
 use std::collections::BTreeMap;
 
-use nefos_db::DbError;
 use nefos_db::compute as q;
 use nefos_db::time::now_micros;
 use nefos_identity::AuthContext;
 use nefos_image::{Caller, ImageError};
 use nefos_node_api::{ConfigDriveLayout, GuestConfig, ImageContent, PowerState};
 
+use super::Asked;
 use super::charges;
 use super::create::{check_metadata, check_name, hostname, random_password};
 use super::sagas::rebuild::{RebuildParams, RebuildSaga};
@@ -116,16 +116,6 @@ impl Compute {
             q::put_metadata(&mut tx, id, metadata, true).await?;
         }
         let generation = u64::try_from(q::take_generations(&mut tx, id, 1).await?).unwrap_or(0);
-        q::start_action(
-            &mut *tx,
-            id,
-            request_id,
-            "rebuild",
-            &server.project_id,
-            &caller.user_id,
-            now,
-        )
-        .await?;
         let params = RebuildParams {
             server_id: id.to_owned(),
             node_id: node,
@@ -141,14 +131,14 @@ impl Compute {
             power,
             request_id: request_id.to_owned(),
         };
-        let saga = self
-            .sagas()
-            .create::<RebuildSaga>(&mut tx, id, &params)
+        let asked = Asked {
+            server: &server,
+            caller,
+            request_id,
+            action: "rebuild",
+        };
+        self.record_and_run::<RebuildSaga>(tx, asked, &params)
             .await?;
-        tx.commit()
-            .await
-            .map_err(DbError::query("commit a rebuild"))?;
-        self.sagas().spawn(&saga);
         tracing::info!(server = %id, image = %image.image_id, "rebuilding");
         Ok((self.server(caller, id).await?, admin_pass))
     }

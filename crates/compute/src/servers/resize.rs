@@ -7,11 +7,11 @@
 //! when it is confirmed; a revert gives back what grew. Until then the server holds the
 //! larger of its two flavors, which is what its node holds too.
 
-use nefos_db::DbError;
 use nefos_db::compute::{self as q, StateChange};
 use nefos_db::time::now_micros;
 use nefos_identity::AuthContext;
 
+use super::Asked;
 use super::charges;
 use super::sagas::resize::{ResizeEndParams, ResizeEndSaga, ResizeParams, ResizeSaga};
 use super::state::{self, Allowed, power, task};
@@ -108,16 +108,6 @@ impl Compute {
             )));
         }
         let generation = first_generation(&mut tx, id, RESIZE_GENERATIONS).await?;
-        q::start_action(
-            &mut *tx,
-            id,
-            request_id,
-            "resize",
-            &server.project_id,
-            &caller.user_id,
-            now_micros(),
-        )
-        .await?;
         let params = ResizeParams {
             server_id: id.to_owned(),
             node_id: node,
@@ -128,14 +118,14 @@ impl Compute {
             to: new,
             request_id: request_id.to_owned(),
         };
-        let saga = self
-            .sagas()
-            .create::<ResizeSaga>(&mut tx, id, &params)
+        let asked = Asked {
+            server: &server,
+            caller,
+            request_id,
+            action: "resize",
+        };
+        self.record_and_run::<ResizeSaga>(tx, asked, &params)
             .await?;
-        tx.commit()
-            .await
-            .map_err(DbError::query("commit a resize"))?;
-        self.sagas().spawn(&saga);
         Ok(())
     }
 
@@ -171,16 +161,6 @@ impl Compute {
             .is_some_and(|row| row.active_charged);
         self.begin_task(&mut tx, &server, marker, allowed).await?;
         let generation = first_generation(&mut tx, id, RESIZE_END_GENERATIONS).await?;
-        q::start_action(
-            &mut *tx,
-            id,
-            request_id,
-            action,
-            &server.project_id,
-            &caller.user_id,
-            now_micros(),
-        )
-        .await?;
         let params = ResizeEndParams {
             server_id: id.to_owned(),
             node_id: node,
@@ -192,14 +172,14 @@ impl Compute {
             to: server.flavor.clone(),
             request_id: request_id.to_owned(),
         };
-        let saga = self
-            .sagas()
-            .create::<ResizeEndSaga>(&mut tx, id, &params)
+        let asked = Asked {
+            server: &server,
+            caller,
+            request_id,
+            action,
+        };
+        self.record_and_run::<ResizeEndSaga>(tx, asked, &params)
             .await?;
-        tx.commit()
-            .await
-            .map_err(DbError::query("commit the end of a resize"))?;
-        self.sagas().spawn(&saga);
         Ok(())
     }
 

@@ -5,12 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use nefos_db::DbError;
-use nefos_db::compute as q;
 use nefos_db::time::now_micros;
 use nefos_identity::{AuthContext, ProjectKind, Role, ScopedProject};
 use nefos_image::{Caller, NewImage, Visibility};
 
+use super::Asked;
 use super::sagas::snapshot::{SnapshotParams, SnapshotSaga};
 use super::state::{self, task};
 use crate::{Compute, ComputeError};
@@ -130,42 +129,28 @@ impl Compute {
             let mut tx = self.db().begin().await?;
             self.begin_task(&mut tx, &server, task::IMAGE_SNAPSHOT, state::CREATE_IMAGE)
                 .await?;
-            q::start_action(
-                &mut *tx,
-                id,
+            let asked = Asked {
+                server: &server,
+                caller,
                 request_id,
-                "createImage",
-                &server.project_id,
-                &caller.user_id,
-                now_micros(),
-            )
-            .await?;
-            let saga = self
-                .sagas()
-                .create::<SnapshotSaga>(&mut tx, id, &params)
-                .await?;
-            tx.commit()
+                action: "createImage",
+            };
+            self.record_and_run::<SnapshotSaga>(tx, asked, &params)
                 .await
-                .map_err(DbError::query("commit a server image"))?;
-            Ok::<_, ComputeError>(saga)
         }
         .await;
-        let saga = match recorded {
-            Ok(saga) => saga,
-            Err(error) => {
-                // Nothing will fill the image: it goes.
-                if let Err(failure) = self
-                    .inner
-                    .images
-                    .delete(Caller::new(&context), &image.id)
-                    .await
-                {
-                    tracing::warn!(image = %image.id, error = %failure, "cannot delete an image no server fills");
-                }
-                return Err(error);
+        if let Err(error) = recorded {
+            // Nothing will fill the image: it goes.
+            if let Err(failure) = self
+                .inner
+                .images
+                .delete(Caller::new(&context), &image.id)
+                .await
+            {
+                tracing::warn!(image = %image.id, error = %failure, "cannot delete an image no server fills");
             }
-        };
-        self.sagas().spawn(&saga);
+            return Err(error);
+        }
         Ok(image.id)
     }
 }
