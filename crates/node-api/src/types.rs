@@ -159,6 +159,9 @@ pub struct ResizeEnd {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RebuildVm {
     pub generation: u64,
+    /// A new name for the VM, when the rebuild renames it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub image: ImageContent,
     pub guest: GuestConfig,
     pub power: PowerState,

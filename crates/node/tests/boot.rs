@@ -582,6 +582,7 @@ async fn a_rebuild_gives_a_fresh_disk() {
 
     let rebuild = RebuildVm {
         generation: 2,
+        name: Some("after".to_owned()),
         image,
         guest: GuestConfig {
             hostname: "after".to_owned(),

@@ -101,6 +101,19 @@ pub(crate) async fn action(
             Ok(StatusCode::ACCEPTED.into_response())
         }
         "rebuild" => {
+            // What of Nova's rebuild is served; the rest (a new key, user data, hostname)
+            // is refused rather than dropped: a rebuild meant to replace a leaked key must
+            // not quietly keep it.
+            const SERVED: [&str; 4] = ["imageRef", "name", "adminPass", "metadata"];
+            if let Some(other) = argument
+                .as_object()
+                .and_then(|fields| fields.keys().find(|k| !SERVED.contains(&k.as_str())))
+            {
+                return Err(NovaError::bad_request(format!(
+                    "Invalid input for field/attribute rebuild. '{other}' is not served by \
+                     this cloud's rebuild (only imageRef, name, adminPass and metadata)"
+                )));
+            }
             let image_ref = match argument.get("imageRef") {
                 Some(Value::String(image)) if !image.is_empty() => {
                     image.rsplit('/').next().unwrap_or(image).to_owned()

@@ -162,10 +162,15 @@ impl Compute {
     ) -> Result<ServerPage, ComputeError> {
         let marker = self.marker(caller, filter).await?;
         let query = query(caller, filter, marker.as_ref())?;
-        let pool = self.db().pool();
-        let (rows, more) = q::page_servers(pool, &query).await?;
-        let mut metadata = q::page_metadata(pool, &query, &rows).await?;
-        let mut tags = q::page_tags(pool, &query, &rows).await?;
+        // One snapshot for the page and what hangs off it: a server that changes meanwhile
+        // (renamed, resized, deleted) would otherwise lose its metadata from the page.
+        let mut tx = self.db().begin_read().await?;
+        let (rows, more) = q::page_servers(&mut *tx, &query).await?;
+        let mut metadata = q::page_metadata(&mut *tx, &query, &rows).await?;
+        let mut tags = q::page_tags(&mut *tx, &query, &rows).await?;
+        tx.rollback()
+            .await
+            .map_err(nefos_db::DbError::query("end a read transaction"))?;
         let down = self.down_nodes().await?;
         let servers = rows
             .into_iter()

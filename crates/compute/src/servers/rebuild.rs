@@ -121,6 +121,7 @@ impl Compute {
             node_id: node,
             generation,
             image_id: image.image_id.clone(),
+            name: name.clone(),
             image: ImageContent {
                 size: image.size,
                 block_size: nefos_blocks::BLOCK_SIZE as u64,

@@ -211,8 +211,8 @@ impl Compute {
         Ok(node)
     }
 
-    /// Sets the task `marker` if the server's task is still the one it was read with: of
-    /// two concurrent actions, one wins here.
+    /// Sets the task `marker` if the server's task and state are still those it was read
+    /// with: of two concurrent actions, one wins here. On a refusal the caller drops `tx`.
     pub(crate) async fn begin_task(
         &self,
         tx: &mut nefos_db::Transaction,
@@ -225,7 +225,14 @@ impl Compute {
             ..StateChange::default()
         };
         let expected = Some(server.task_state.as_deref());
-        if q::change_state(&mut **tx, &server.id, expected, &change, now_micros()).await? {
+        // The task changes only from the task the check saw, and the state must still be
+        // the one it saw: an action that ended meanwhile may have changed it.
+        let unchanged = q::change_state(&mut **tx, &server.id, expected, &change, now_micros())
+            .await?
+            && q::get_server(&mut **tx, &server.id)
+                .await?
+                .is_some_and(|row| row.vm_state == server.vm_state);
+        if unchanged {
             Ok(())
         } else {
             Err(ComputeError::conflict(format!(

@@ -25,6 +25,9 @@ impl VmManager {
         let mut spec = record.spec.clone();
         spec.image = request.image.clone();
         spec.guest = request.guest.clone();
+        if let Some(name) = &request.name {
+            spec.name = name.clone();
+        }
         validate::spec(&spec)?;
         match record.admit(request.generation, Operation::Rebuild)? {
             Admission::Retry if !record.unfinished => {

@@ -29,8 +29,8 @@ const SECURITY_VNC_AUTH: u8 = 2;
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a console's port waits for its client.
 const ACCEPT_WITHIN: Duration = Duration::from_secs(60);
-/// Console ports one process keeps open at once: each is a socket, and a caller looping
-/// on the action must not use up the process's descriptors.
+/// Consoles (a waiting port, then a session of two sockets) one process keeps open at
+/// once: a caller looping on the action must not use up the process's descriptors.
 static OPEN_PORTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(64);
 
 /// Opens a console port for server `id`; what the client needs to connect.
@@ -67,11 +67,12 @@ pub(super) async fn open(
             .min(ACCEPT_WITHIN);
         let accepted = tokio::time::timeout(within, listener.accept()).await;
         // One client per console: the port closes once it is taken, or after a minute.
+        // The permit lives as long as the session, whose two sockets it stands for.
         drop(listener);
-        drop(port_permit);
         let Ok(Ok((client, _))) = accepted else {
             return;
         };
+        let _session = port_permit;
         if let Err(reason) = serve(client, &secret, &compute, &ticket.token).await {
             tracing::info!(%reason, "a VNC console ended");
         }

@@ -20,6 +20,8 @@ pub struct RebuildParams {
     pub node_id: String,
     pub generation: u64,
     pub image_id: String,
+    /// The server's name after the rebuild.
+    pub name: String,
     pub image: ImageContent,
     /// With the new administrator password: the saga is deleted once it ends.
     pub guest: GuestConfig,
@@ -103,6 +105,7 @@ fn rebuild<'a>(
         let client = services.nodes.client(&node).await.map_err(step_error)?;
         let request = RebuildVm {
             generation: params.generation,
+            name: Some(params.name.clone()),
             image: params.image.clone(),
             guest: params.guest.clone(),
             power: params.power,
