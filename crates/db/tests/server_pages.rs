@@ -196,6 +196,25 @@ async fn pages_walk_every_server_once_in_order() {
             "{label}"
         );
 
+        // A read snapshot sees the page as it was, whatever is written beside it.
+        let mut snapshot = t.db.begin_read().await.unwrap();
+        let (before, _) = q::page_servers(&mut *snapshot, &first).await.unwrap();
+        let mut tx = t.db.begin().await.unwrap();
+        let row = server_row(
+            "00000000-0000-4000-8000-00000000late9",
+            "p",
+            "late",
+            1_013,
+            90,
+        );
+        q::insert_server(&mut tx, &row).await.unwrap();
+        tx.commit().await.unwrap();
+        let (again, _) = q::page_servers(&mut *snapshot, &first).await.unwrap();
+        assert_eq!(ids(&again), ids(&before), "{label}");
+        snapshot.rollback().await.unwrap();
+        let (now, _) = q::page_servers(t.db.pool(), &first).await.unwrap();
+        assert_ne!(ids(&now), ids(&before), "{label}");
+
         // Names match case and all, whatever SQL wildcards they hold.
         assert!(walk(&t.db, &named("NAME-3")).await.is_empty(), "{label}");
     }
