@@ -80,7 +80,7 @@ enum Value {
     Text(String),
 }
 
-/// Builds a statement's text and its arguments, numbering placeholders as it goes.
+/// Builds a statement's text and its arguments, numbering its `$n` parameters as it goes.
 #[derive(Debug, Default)]
 struct Statement {
     conditions: Vec<String>,
