@@ -178,24 +178,6 @@ impl Database {
         }
     }
 
-    /// Starts a transaction that only reads, all of it from one snapshot, without waiting
-    /// for writers or holding them up: SQLite's deferred transaction in WAL mode keeps the
-    /// snapshot its first read takes; PostgreSQL's `REPEATABLE READ READ ONLY`. For reads of
-    /// several tables that must agree (a page of servers and what hangs off it). End it
-    /// with `rollback`.
-    pub async fn begin_read(&self) -> Result<Transaction, DbError> {
-        let statement = match self.backend {
-            Backend::Sqlite => "BEGIN DEFERRED",
-            Backend::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-        };
-        let tx = self
-            .pool
-            .begin_with(statement)
-            .await
-            .map_err(DbError::query("begin a read transaction"))?;
-        Ok(Transaction::new(tx, None))
-    }
-
     /// Starts a transaction that may write and whose reads all see one snapshot, for work
     /// that compares tables written together elsewhere (reconciliation). On PostgreSQL this
     /// is `REPEATABLE READ`: a write of a row that another transaction changed since the

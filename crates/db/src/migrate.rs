@@ -69,6 +69,11 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "node drain reason",
         sql: include_str!("../migrations/0010_node_drain_reason.sql"),
     },
+    Migration {
+        version: 11,
+        name: "server listing index",
+        sql: include_str!("../migrations/0011_server_listing_index.sql"),
+    },
 ];
 
 /// Where a database's schema stands relative to this binary.

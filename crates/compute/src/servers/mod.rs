@@ -162,23 +162,11 @@ impl Compute {
     ) -> Result<ServerPage, ComputeError> {
         let marker = self.marker(caller, filter).await?;
         let query = query(caller, filter, marker.as_ref())?;
-        // One snapshot for the page and what hangs off it: a server that changes meanwhile
-        // (renamed, resized, deleted) would otherwise lose its metadata from the page.
-        let mut tx = self.db().begin_read().await?;
-        let (rows, more) = q::page_servers(&mut *tx, &query).await?;
-        let mut metadata = q::page_metadata(&mut *tx, &query, &rows).await?;
-        let mut tags = q::page_tags(&mut *tx, &query, &rows).await?;
-        tx.rollback()
-            .await
-            .map_err(nefos_db::DbError::query("end a read transaction"))?;
+        let (page, more) = q::page_servers(self.db().pool(), self.db().backend(), &query).await?;
         let down = self.down_nodes().await?;
-        let servers = rows
+        let servers = page
             .into_iter()
-            .map(|row| {
-                let server_metadata = metadata.remove(&row.id).unwrap_or_default();
-                let server_tags = tags.remove(&row.id).unwrap_or_default();
-                Server::from_row(row, server_metadata, server_tags, &down)
-            })
+            .map(|paged| Server::from_row(paged.row, paged.metadata, paged.tags, &down))
             .collect();
         Ok(ServerPage { servers, more })
     }

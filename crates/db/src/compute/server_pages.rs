@@ -1,15 +1,17 @@
 //! One page of a server listing, selected, sorted and cut in SQL: a listing of a project
-//! with thousands of servers reads one page of rows, and the metadata and tags of those
-//! rows only (selected by the query between the page's first and last server, not by a
-//! list of a thousand ids, which SQLite binds slowly). Paging is by keyset: the page after a marker starts after the
-//! marker's sort key, so it costs the same however deep it is.
+//! with thousands of servers reads one page of rows, each with its metadata and tags
+//! gathered by the same statement (so they agree with the row whatever is written beside
+//! the read, and nothing is read for servers off the page). Paging is by keyset: the page
+//! after a marker starts after the marker's sort key, so it costs the same however deep
+//! it is.
 
 use std::collections::BTreeMap;
 
-use sqlx::{Any, Executor};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Executor, FromRow, Row};
 
 use super::servers::{SELECT_COLUMNS, ServerRow};
-use crate::DbError;
+use crate::{Backend, DbError};
 
 /// A column servers sort by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,21 +105,9 @@ impl Statement {
     }
 }
 
-/// Which side of a server in the sort order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Side {
-    Before,
-    After,
-}
-
-/// The condition that a row sorts strictly on `side` of `marker`: beyond it in the first
-/// key, or equal there and beyond it in the next, and so on.
-fn keyset(
-    statement: &mut Statement,
-    sort: &[(SortColumn, bool)],
-    marker: &ServerRow,
-    side: Side,
-) -> String {
+/// The condition that a row sorts strictly after `marker`: after it in the first key, or
+/// equal there and after it in the next, and so on.
+fn after(statement: &mut Statement, sort: &[(SortColumn, bool)], marker: &ServerRow) -> String {
     let mut alternatives = Vec::new();
     for (index, (column, descending)) in sort.iter().enumerate() {
         let mut parts = Vec::new();
@@ -126,8 +116,7 @@ fn keyset(
             parts.push(format!("{} = {place}", earlier.column()));
         }
         let place = statement.bind(column.value_of(marker));
-        let beyond = *descending == (side == Side::Before);
-        let operator = if beyond { ">" } else { "<" };
+        let operator = if *descending { "<" } else { ">" };
         parts.push(format!("{} {operator} {place}", column.column()));
         alternatives.push(format!("({})", parts.join(" AND ")));
     }
@@ -135,14 +124,8 @@ fn keyset(
 }
 
 /// The page a query selects, as SQL: its `WHERE … ORDER BY … LIMIT` (one more row than
-/// the page, to tell whether more follow) and the values it binds. With `window`, the
-/// servers the query selects from the first to the last of a page read already, however
-/// many: a read of what hangs off a page's servers that a create or delete since the page
-/// was read cannot shift.
-fn selection(
-    query: &ServerQuery<'_>,
-    window: Option<(&ServerRow, &ServerRow)>,
-) -> (String, Vec<Value>) {
+/// the page, to tell whether more follow) and the values it binds.
+fn selection(query: &ServerQuery<'_>) -> (String, Vec<Value>) {
     let mut statement = Statement::default();
     if let Some(project) = query.project {
         let place = statement.text(project);
@@ -200,20 +183,9 @@ fn selection(
     if !sort.iter().any(|(column, _)| *column == SortColumn::Id) {
         sort.push((SortColumn::Id, last_descending));
     }
-    match window {
-        None => {
-            if let Some(marker) = query.after {
-                let after = keyset(&mut statement, &sort, marker, Side::After);
-                statement.conditions.push(after);
-            }
-        }
-        Some((first, last)) => {
-            let before = keyset(&mut statement, &sort, first, Side::Before);
-            let after = keyset(&mut statement, &sort, last, Side::After);
-            statement
-                .conditions
-                .push(format!("NOT {before} AND NOT {after}"));
-        }
+    if let Some(marker) = query.after {
+        let after = after(&mut statement, &sort, marker);
+        statement.conditions.push(after);
     }
     let order: Vec<String> = sort
         .iter()
@@ -225,14 +197,9 @@ fn selection(
             )
         })
         .collect();
-    let limit = match window {
-        None => statement.bind(Value::Int(
-            i64::try_from(query.limit.saturating_add(1)).unwrap_or(i64::MAX),
-        )),
-        // The whole window: it is as long as the page it was taken from, or longer by
-        // the servers created inside it since.
-        Some(_) => statement.bind(Value::Int(i64::MAX)),
-    };
+    let limit = statement.bind(Value::Int(
+        i64::try_from(query.limit.saturating_add(1)).unwrap_or(i64::MAX),
+    ));
     let text = format!(
         "WHERE {} ORDER BY {} LIMIT {limit}",
         if statement.conditions.is_empty() {
@@ -245,14 +212,72 @@ fn selection(
     (text, statement.values)
 }
 
-/// A page of servers, and whether more follow it.
+/// A server of a page, with its metadata and tags.
+#[derive(Debug, Clone)]
+pub struct PagedServer {
+    pub row: ServerRow,
+    pub metadata: BTreeMap<String, String>,
+    /// Sorted.
+    pub tags: Vec<String>,
+}
+
+impl FromRow<'_, AnyRow> for PagedServer {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        let metadata: Option<String> = row.try_get("metadata_json")?;
+        let tags: Option<String> = row.try_get("tags_json")?;
+        Ok(PagedServer {
+            row: ServerRow::from_row(row)?,
+            metadata: match metadata {
+                Some(text) => serde_json::from_str(&text).map_err(json_error("metadata_json"))?,
+                None => BTreeMap::new(),
+            },
+            tags: match tags {
+                Some(text) => serde_json::from_str(&text).map_err(json_error("tags_json"))?,
+                None => Vec::new(),
+            },
+        })
+    }
+}
+
+fn json_error(column: &'static str) -> impl Fn(serde_json::Error) -> sqlx::Error {
+    move |source| sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: Box::new(source),
+    }
+}
+
+/// The columns that gather a server's metadata (a JSON object) and tags (a sorted JSON
+/// array) beside its row: a lookup by primary key per server of the page, where reading
+/// them for the page in separate statements scanned the project's servers again for each.
+fn gathered_columns(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => {
+            "(SELECT json_group_object(meta_key, meta_value) FROM server_metadata
+               WHERE server_id = servers.id) AS metadata_json,
+             (SELECT json_group_array(tag ORDER BY tag) FROM server_tags
+               WHERE server_id = servers.id) AS tags_json"
+        }
+        Backend::Postgres => {
+            "(SELECT json_object_agg(meta_key, meta_value)::text FROM server_metadata
+               WHERE server_id = servers.id) AS metadata_json,
+             (SELECT json_agg(tag ORDER BY tag COLLATE \"C\")::text FROM server_tags
+               WHERE server_id = servers.id) AS tags_json"
+        }
+    }
+}
+
+/// A page of servers with their metadata and tags, and whether more follow it.
 pub async fn page_servers<'c>(
     ex: impl Executor<'c, Database = Any>,
+    backend: Backend,
     query: &ServerQuery<'_>,
-) -> Result<(Vec<ServerRow>, bool), DbError> {
-    let (selection, values) = selection(query, None);
-    let text = format!("SELECT {SELECT_COLUMNS} FROM servers {selection}");
-    let mut rows = bind_all(sqlx::query_as::<_, ServerRow>(&text), values)
+) -> Result<(Vec<PagedServer>, bool), DbError> {
+    let (selection, values) = selection(query);
+    let text = format!(
+        "SELECT {SELECT_COLUMNS}, {} FROM servers {selection}",
+        gathered_columns(backend)
+    );
+    let mut rows = bind_all(sqlx::query_as::<_, PagedServer>(&text), values)
         .fetch_all(ex)
         .await
         .map_err(DbError::query("list a page of servers"))?;
@@ -267,7 +292,7 @@ pub async fn page_server_names<'c>(
     ex: impl Executor<'c, Database = Any>,
     query: &ServerQuery<'_>,
 ) -> Result<(Vec<(String, String)>, bool), DbError> {
-    let (selection, values) = selection(query, None);
+    let (selection, values) = selection(query);
     let text = format!("SELECT id, name FROM servers {selection}");
     let mut rows = bind_all(sqlx::query_as::<_, (String, String)>(&text), values)
         .fetch_all(ex)
@@ -276,58 +301,6 @@ pub async fn page_server_names<'c>(
     let more = rows.len() > query.limit;
     rows.truncate(query.limit);
     Ok((rows, more))
-}
-
-/// The metadata of the servers of `page` (read by `query`), by server: selected by the
-/// query between the page's first and last server, so no list of ids is sent.
-pub async fn page_metadata<'c>(
-    ex: impl Executor<'c, Database = Any>,
-    query: &ServerQuery<'_>,
-    page: &[ServerRow],
-) -> Result<BTreeMap<String, BTreeMap<String, String>>, DbError> {
-    let (Some(first), Some(last)) = (page.first(), page.last()) else {
-        return Ok(BTreeMap::new());
-    };
-    let (selection, values) = selection(query, Some((first, last)));
-    let text = format!(
-        "SELECT server_id, meta_key, meta_value FROM server_metadata
-         WHERE server_id IN (SELECT id FROM servers {selection})"
-    );
-    let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    for (server, key, value) in
-        bind_all(sqlx::query_as::<_, (String, String, String)>(&text), values)
-            .fetch_all(ex)
-            .await
-            .map_err(DbError::query("read servers' metadata"))?
-    {
-        out.entry(server).or_default().insert(key, value);
-    }
-    Ok(out)
-}
-
-/// The tags of the servers of `page` (read by `query`), by server, sorted.
-pub async fn page_tags<'c>(
-    ex: impl Executor<'c, Database = Any>,
-    query: &ServerQuery<'_>,
-    page: &[ServerRow],
-) -> Result<BTreeMap<String, Vec<String>>, DbError> {
-    let (Some(first), Some(last)) = (page.first(), page.last()) else {
-        return Ok(BTreeMap::new());
-    };
-    let (selection, values) = selection(query, Some((first, last)));
-    let text = format!(
-        "SELECT server_id, tag FROM server_tags
-         WHERE server_id IN (SELECT id FROM servers {selection}) ORDER BY tag"
-    );
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (server, tag) in bind_all(sqlx::query_as::<_, (String, String)>(&text), values)
-        .fetch_all(ex)
-        .await
-        .map_err(DbError::query("read servers' tags"))?
-    {
-        out.entry(server).or_default().push(tag);
-    }
-    Ok(out)
 }
 
 fn bind_all<'q, O>(
