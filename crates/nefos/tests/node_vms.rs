@@ -12,11 +12,12 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use common::http;
-use common::vms::{Cloud, MARKER, Node, console, forward, ssh, ssh_key, ticks, wait_for_boots};
+use common::vms::{Cloud, MARKER, Node, console, forward, ssh, ssh_key, wait_for_boots};
 use nefos_node_api::{
     ConfigDriveLayout, EnsureVm, GuestConfig, NicSpec, NodeClient, PauseVm, PowerState, RebootVm,
     Secret, StartVm, StopVm, VmSpec, VmState, VmStatus,
 };
+use nefos_test_utils::ticks;
 use serde_json::Value;
 
 fn spec(cloud: &Cloud, name: &str, layout: ConfigDriveLayout, key: Option<&str>) -> VmSpec {

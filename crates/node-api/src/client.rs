@@ -11,7 +11,7 @@ use nefos_route::fill;
 use crate::routes::rpc;
 use crate::{
     ConsoleOutput, EnsureVm, ErrorBody, NodeInfo, PauseVm, RPC_PREFIX, RebootVm, RebuildVm,
-    ResizeEnd, ResizeVm, Secret, StartVm, StopVm, VmStatus,
+    ResizeEnd, ResizeVm, Secret, StartVm, StopVm, SuspendVm, VmStatus,
 };
 
 /// The control plane's client of one node's RPC API, holding that node's RPC key.
@@ -134,6 +134,24 @@ impl NodeClient {
         request: &PauseVm,
     ) -> Result<VmStatus, NodeClientError> {
         self.call(Method::POST, &fill(rpc::VM_UNPAUSE, &[id]), Some(request))
+            .await
+    }
+
+    pub async fn suspend_vm(
+        &self,
+        id: &str,
+        request: &SuspendVm,
+    ) -> Result<VmStatus, NodeClientError> {
+        self.call(Method::POST, &fill(rpc::VM_SUSPEND, &[id]), Some(request))
+            .await
+    }
+
+    pub async fn resume_vm(
+        &self,
+        id: &str,
+        request: &SuspendVm,
+    ) -> Result<VmStatus, NodeClientError> {
+        self.call(Method::POST, &fill(rpc::VM_RESUME, &[id]), Some(request))
             .await
     }
 

@@ -19,6 +19,11 @@ pub mod rpc {
     pub const VM_PAUSE: &str = "/vms/{id}/pause";
     /// `POST` [`crate::PauseVm`]: the vCPUs run again.
     pub const VM_UNPAUSE: &str = "/vms/{id}/unpause";
+    /// `POST` [`crate::SuspendVm`]: the guest's state is saved to the node's disk and QEMU
+    /// ends.
+    pub const VM_SUSPEND: &str = "/vms/{id}/suspend";
+    /// `POST` [`crate::SuspendVm`]: QEMU restores the saved state and the guest goes on.
+    pub const VM_RESUME: &str = "/vms/{id}/resume";
     /// `POST` [`crate::ResizeVm`]: only a stopped VM.
     pub const VM_RESIZE: &str = "/vms/{id}/resize";
     /// `POST` [`crate::ResizeEnd`]: the resize stays, the disk kept for a revert goes.

@@ -89,6 +89,10 @@ pub enum PowerState {
     /// where it was.
     Paused,
     Stopped,
+    /// No QEMU: the guest's memory and device state are saved on the node's disk, and
+    /// resuming restores them, so the guest goes on where it was. Only a running or
+    /// paused VM can be suspended; a fresh boot discards what was saved.
+    Suspended,
 }
 
 /// Define the VM if the node lacks it (disk, config drive), then bring it to `power`.
@@ -115,6 +119,12 @@ pub struct StartVm {
 /// Pause or unpause: stop or resume the guest's vCPUs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PauseVm {
+    pub generation: u64,
+}
+
+/// Suspend (save the guest's state to disk and end QEMU) or resume (restore it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuspendVm {
     pub generation: u64,
 }
 
@@ -181,6 +191,8 @@ pub enum VmState {
     Paused,
     /// No QEMU process.
     Stopped,
+    /// No QEMU process; the guest's state is saved on disk for a resume.
+    Suspended,
 }
 
 /// A guest TCP port and the node's loopback port forwarded to it.

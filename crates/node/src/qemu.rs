@@ -117,6 +117,17 @@ impl VmPaths {
     pub fn launched(&self) -> PathBuf {
         self.dir.join("launched.json")
     }
+    /// The guest's memory and device state saved by a suspend (QEMU's migration stream).
+    /// It exists only while the disk is as the saved guest left it: a fresh boot removes
+    /// it first, a resume once the state is loaded.
+    pub fn saved_state(&self) -> PathBuf {
+        self.dir.join("suspended.state")
+    }
+    /// The parts of the spec the suspended QEMU ran with (JSON), which the QEMU that
+    /// restores it must have too.
+    pub fn saved_launch(&self) -> PathBuf {
+        self.dir.join("suspended.json")
+    }
     /// The files that exist only while QEMU runs.
     pub fn runtime_files(&self) -> [PathBuf; 5] {
         [

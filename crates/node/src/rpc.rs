@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use nefos_node_api::routes::rpc;
 use nefos_node_api::{
     ConsoleOutput, EnsureVm, ErrorBody, ErrorDetail, NodeInfo, PauseVm, RPC_PREFIX, RebootVm,
-    RebuildVm, ResizeEnd, ResizeVm, Secret, StartVm, StopVm, VmStatus,
+    RebuildVm, ResizeEnd, ResizeVm, Secret, StartVm, StopVm, SuspendVm, VmStatus,
 };
 use serde::Deserialize;
 
@@ -44,6 +44,8 @@ pub fn router(state: RpcState) -> Router {
         .route(rpc::VM_REBOOT, post(reboot))
         .route(rpc::VM_PAUSE, post(pause))
         .route(rpc::VM_UNPAUSE, post(unpause))
+        .route(rpc::VM_SUSPEND, post(suspend))
+        .route(rpc::VM_RESUME, post(resume))
         .route(rpc::VM_REBUILD, post(rebuild))
         .route(rpc::VM_RESIZE, post(resize))
         .route(rpc::VM_RESIZE_CONFIRM, post(confirm_resize))
@@ -162,6 +164,22 @@ async fn unpause(
     Body(request): Body<PauseVm>,
 ) -> Result<Json<VmStatus>, RpcError> {
     Ok(Json(state.vms.unpause(&id, &request).await?))
+}
+
+async fn suspend(
+    State(state): State<RpcState>,
+    Path(id): Path<String>,
+    Body(request): Body<SuspendVm>,
+) -> Result<Json<VmStatus>, RpcError> {
+    Ok(Json(state.vms.suspend(&id, &request).await?))
+}
+
+async fn resume(
+    State(state): State<RpcState>,
+    Path(id): Path<String>,
+    Body(request): Body<SuspendVm>,
+) -> Result<Json<VmStatus>, RpcError> {
+    Ok(Json(state.vms.resume(&id, &request).await?))
 }
 
 async fn rebuild(
@@ -348,6 +366,8 @@ impl From<VmError> for RpcError {
             | VmError::Destroyed { .. }
             | VmError::NotRunning
             | VmError::Running
+            | VmError::NotSuspended
+            | VmError::Suspended
             | VmError::Busy
             | VmError::ResizeUnfinished
             | VmError::NotResized => StatusCode::CONFLICT,

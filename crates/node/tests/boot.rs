@@ -25,8 +25,9 @@ use nefos_node::qemu::QemuSettings;
 use nefos_node::vm::{VmError, VmManager};
 use nefos_node_api::{
     Accelerator, DiskFormat, EnsureVm, GuestConfig, ImageContent, PowerState, Secret, StartVm,
-    StopVm, VmSpec, VmState,
+    StopVm, SuspendVm, VmSpec, VmState,
 };
+use nefos_test_utils::ticks;
 use tempfile::TempDir;
 
 const MARKER: &str = "NEFOS-GUEST-READY";
@@ -201,6 +202,22 @@ fn ensure(generation: u64, spec: VmSpec) -> EnsureVm {
     }
 }
 
+/// Waits until the console holds `needle` `count` times.
+async fn wait_for_console_count(vms: &VmManager, id: &str, needle: &str, count: usize) {
+    let started = Instant::now();
+    loop {
+        let output = vms.console(id, 1 << 20).await.unwrap().output;
+        if output.matches(needle).count() >= count {
+            return;
+        }
+        assert!(
+            started.elapsed() < BOOT_TIMEOUT,
+            "VM {id} did not print {needle:?} {count} times within {BOOT_TIMEOUT:?}; console:\n{output}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 async fn wait_for_console(vms: &VmManager, id: &str, needle: &str) -> String {
     let started = Instant::now();
     loop {
@@ -292,24 +309,96 @@ async fn a_vm_boots_from_a_qcow2_base() {
     assert_eq!(again.state, VmState::Running);
     assert_eq!(again.pid, Some(pid));
 
+    // Suspended: the guest's state goes to the node's disk and QEMU ends. Resumed, by a
+    // new manager, the guest goes on counting where it stopped, without booting again.
+    wait_for_console(&adopted, id, "nefos-tick 2").await;
+    let suspend = SuspendVm { generation: 2 };
+    let not_suspended = adopted.resume(id, &suspend).await.unwrap_err();
+    assert!(
+        matches!(not_suspended, VmError::NotSuspended),
+        "{not_suspended:?}"
+    );
+    let suspended = adopted.suspend(id, &suspend).await.unwrap();
+    assert_eq!(suspended.state, VmState::Suspended, "{suspended:?}");
+    assert_eq!(suspended.power, PowerState::Suspended);
+    assert_eq!(suspended.pid, None);
+    // Gone, or a zombie waiting for init to reap it: either way, no memory held.
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    assert!(cmdline.is_empty(), "QEMU {pid} still runs");
+    let vm_dir = node.path().join("vms").join(id);
+    assert!(vm_dir.join("suspended.state").exists());
+    // A retry of the suspend changes nothing.
+    let again = adopted.suspend(id, &suspend).await.unwrap();
+    assert_eq!(again.state, VmState::Suspended);
+    let last_tick = *ticks(&adopted.console(id, 1 << 20).await.unwrap().output)
+        .last()
+        .unwrap();
+    let restarted = node.manager(&blocks);
+    assert_eq!(
+        restarted.status(id).await.unwrap().state,
+        VmState::Suspended
+    );
+    let resumed = restarted
+        .resume(id, &SuspendVm { generation: 3 })
+        .await
+        .unwrap();
+    assert_eq!(resumed.state, VmState::Running, "{resumed:?}");
+    assert!(!vm_dir.join("suspended.state").exists());
+    let output = wait_for_console(&restarted, id, &format!("nefos-tick {}", last_tick + 2)).await;
+    assert_eq!(output.matches(MARKER).count(), 1, "{output}");
+    let ticked = ticks(&output);
+    assert!(
+        ticked.windows(2).all(|pair| pair[1] == pair[0] + 1),
+        "the guest counted on from {last_tick}: {ticked:?}"
+    );
+
     // Stopped and started again, from the record alone: QEMU takes the same disks. The
     // guest watches its power button only once booted, ticking by then.
-    wait_for_console(&adopted, id, "nefos-tick 2").await;
-    let stopped = adopted
+    let stopped = restarted
         .stop(
             id,
             &StopVm {
-                generation: 2,
+                generation: 4,
                 timeout_seconds: 20,
             },
         )
         .await
         .unwrap();
     assert_eq!(stopped.state, VmState::Stopped);
-    let started = adopted.start(id, &StartVm { generation: 3 }).await.unwrap();
+    let started = restarted
+        .start(id, &StartVm { generation: 5 })
+        .await
+        .unwrap();
     assert_eq!(started.state, VmState::Running, "{started:?}");
     assert_ne!(started.pid, Some(pid));
-    adopted.destroy(id, 4).await.unwrap();
+
+    // A suspended VM that is stopped boots afresh at its next start: what was saved
+    // is gone.
+    wait_for_console(&restarted, id, "nefos-tick 1").await;
+    restarted
+        .suspend(id, &SuspendVm { generation: 6 })
+        .await
+        .unwrap();
+    let stopped = restarted
+        .stop(
+            id,
+            &StopVm {
+                generation: 7,
+                timeout_seconds: 20,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(stopped.state, VmState::Stopped);
+    assert!(!vm_dir.join("suspended.state").exists());
+    let output = restarted.console(id, 1 << 20).await.unwrap().output;
+    let boots = output.matches(MARKER).count();
+    restarted
+        .start(id, &StartVm { generation: 8 })
+        .await
+        .unwrap();
+    wait_for_console_count(&restarted, id, MARKER, boots + 1).await;
+    restarted.destroy(id, 9).await.unwrap();
     assert!(node.vm_dirs().is_empty(), "{:?}", node.vm_dirs());
 }
 

@@ -140,3 +140,42 @@ impl QmpCommand for HumanMonitorCommand {
     const NAME: &'static str = "human-monitor-command";
     type Reply = String;
 }
+
+/// Starts an outgoing migration of the machine's state to `uri` (here `file:PATH`: the
+/// state saved to a file). Progress and the outcome are read with [`QueryMigrate`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Migrate {
+    pub uri: String,
+}
+
+impl QmpCommand for Migrate {
+    const NAME: &'static str = "migrate";
+    type Reply = Empty;
+}
+
+/// Loads an incoming migration from `uri` into a QEMU started with `-incoming defer`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrateIncoming {
+    pub uri: String,
+}
+
+impl QmpCommand for MigrateIncoming {
+    const NAME: &'static str = "migrate-incoming";
+    type Reply = Empty;
+}
+
+no_argument_command!(
+    /// The state of the current or last migration, in either direction.
+    QueryMigrate,
+    "query-migrate",
+    MigrationInfo
+);
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct MigrationInfo {
+    /// `setup`, `active`, `completed`, `failed`, `cancelled`, …; absent before the first
+    /// migration.
+    pub status: Option<String>,
+    #[serde(rename = "error-desc")]
+    pub error_desc: Option<String>,
+}

@@ -5,6 +5,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod database;
+mod guest;
 mod kamaki;
 mod openstack;
 mod process;
@@ -13,6 +14,7 @@ mod s3;
 mod vnc;
 
 pub use database::{TestDatabase, each_backend, postgres, sqlite};
+pub use guest::ticks;
 pub use kamaki::{KAMAKI_ENV, Kamaki};
 pub use openstack::{OPENSTACK_ENV, OpenStack};
 pub use process::{NefosProcess, free_port, read_credentials, serve_args, target_binary, toml_str};

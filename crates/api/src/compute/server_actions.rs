@@ -38,6 +38,8 @@ pub(crate) async fn action(
         "os-stop" => power(PowerAction::Stop).await,
         "pause" => power(PowerAction::Pause).await,
         "unpause" => power(PowerAction::Unpause).await,
+        "suspend" => power(PowerAction::Suspend).await,
+        "resume" => power(PowerAction::Resume).await,
         "reboot" => {
             let kind = argument
                 .get("type")

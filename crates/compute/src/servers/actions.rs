@@ -21,9 +21,15 @@ use crate::{Compute, ComputeError};
 pub enum PowerAction {
     Start,
     Stop,
-    Reboot { hard: bool },
+    Reboot {
+        hard: bool,
+    },
     Pause,
     Unpause,
+    /// The guest's state is saved on its node's disk and its QEMU ends; the server keeps
+    /// its place on the node and its active charge, so a resume needs no new quota.
+    Suspend,
+    Resume,
 }
 
 impl PowerAction {
@@ -35,6 +41,8 @@ impl PowerAction {
             PowerAction::Reboot { hard: true } => state::REBOOT_HARD,
             PowerAction::Pause => state::PAUSE,
             PowerAction::Unpause => state::UNPAUSE,
+            PowerAction::Suspend => state::SUSPEND,
+            PowerAction::Resume => state::RESUME,
         }
     }
 
@@ -46,6 +54,8 @@ impl PowerAction {
             PowerAction::Reboot { hard: true } => task::REBOOTING_HARD,
             PowerAction::Pause => task::PAUSING,
             PowerAction::Unpause => task::UNPAUSING,
+            PowerAction::Suspend => task::SUSPENDING,
+            PowerAction::Resume => task::RESUMING,
         }
     }
 
@@ -57,6 +67,8 @@ impl PowerAction {
             PowerAction::Reboot { .. } => "reboot",
             PowerAction::Pause => "pause",
             PowerAction::Unpause => "unpause",
+            PowerAction::Suspend => "suspend",
+            PowerAction::Resume => "resume",
         }
     }
 }
@@ -81,7 +93,7 @@ pub(crate) fn check_lock(caller: &AuthContext, server: &Server) -> Result<(), Co
 }
 
 impl Compute {
-    /// Starts, stops, reboots, pauses or unpauses a server.
+    /// Starts, stops, reboots, pauses, unpauses, suspends or resumes a server.
     pub async fn power(
         &self,
         caller: &AuthContext,

@@ -27,6 +27,8 @@ pub mod task {
     pub const REBOOTING_HARD: &str = "rebooting_hard";
     pub const PAUSING: &str = "pausing";
     pub const UNPAUSING: &str = "unpausing";
+    pub const SUSPENDING: &str = "suspending";
+    pub const RESUMING: &str = "resuming";
     pub const DELETING: &str = "deleting";
     pub const RESIZE_PREP: &str = "resize_prep";
     pub const IMAGE_SNAPSHOT: &str = "image_snapshot";
@@ -43,6 +45,7 @@ pub mod power {
     pub const RUNNING: i64 = 1;
     pub const PAUSED: i64 = 3;
     pub const SHUTDOWN: i64 = 4;
+    pub const SUSPENDED: i64 = 7;
 }
 
 /// The vm_state and power_state a node's report means.
@@ -51,6 +54,7 @@ pub fn reported(state: NodeVmState) -> (&'static str, i64) {
         NodeVmState::Running => (vm::ACTIVE, power::RUNNING),
         NodeVmState::Paused => (vm::PAUSED, power::PAUSED),
         NodeVmState::Stopped => (vm::STOPPED, power::SHUTDOWN),
+        NodeVmState::Suspended => (vm::SUSPENDED, power::SUSPENDED),
     }
 }
 
@@ -194,6 +198,16 @@ pub const PAUSE: Allowed = Allowed {
 pub const UNPAUSE: Allowed = Allowed {
     action: "unpause",
     vm_states: &[vm::PAUSED],
+    task_states: &[],
+};
+pub const SUSPEND: Allowed = Allowed {
+    action: "suspend",
+    vm_states: &[vm::ACTIVE],
+    task_states: &[],
+};
+pub const RESUME: Allowed = Allowed {
+    action: "resume",
+    vm_states: &[vm::SUSPENDED],
     task_states: &[],
 };
 

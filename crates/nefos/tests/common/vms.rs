@@ -404,14 +404,6 @@ pub fn forward(status: &VmStatus, guest: u16) -> u16 {
         .host
 }
 
-/// The numbers of the `nefos-tick N` lines, in order.
-pub fn ticks(console: &str) -> Vec<u64> {
-    console
-        .lines()
-        .filter_map(|line| line.trim().strip_prefix("nefos-tick ")?.parse().ok())
-        .collect()
-}
-
 pub fn ssh_key(dir: &Path) -> (PathBuf, String) {
     let key = dir.join("id_ed25519");
     let status = Command::new("ssh-keygen")

@@ -11,6 +11,7 @@ mod export;
 mod rebuild;
 mod record;
 mod resize;
+mod suspend;
 mod tombstone;
 mod validate;
 
@@ -62,6 +63,12 @@ pub enum VmError {
     NotRunning,
     #[error("the VM is running; it must be stopped first")]
     Running,
+    #[error("the VM is not suspended")]
+    NotSuspended,
+    #[error("the VM is suspended; resume it or reboot it first")]
+    Suspended,
+    #[error("QEMU could not {what}: {reason}")]
+    StateTransfer { what: &'static str, reason: String },
     #[error("an operation on the VM is unfinished; retry it first")]
     Busy,
     #[error("the VM's last resize is neither confirmed nor reverted")]
@@ -488,6 +495,11 @@ impl VmManager {
     async fn converge(&self, paths: &VmPaths, record: &VmRecord) -> Result<(), VmError> {
         let pid = qemu::running_pid(paths);
         match (record.power, pid) {
+            (PowerState::Running | PowerState::Paused, None)
+                if suspend::has_saved_state(paths).await =>
+            {
+                self.restore_qemu(paths, record).await
+            }
             (PowerState::Running | PowerState::Paused, None) => {
                 self.start_qemu(paths, record).await?;
                 if record.power == PowerState::Paused {
@@ -495,6 +507,9 @@ impl VmManager {
                 }
                 Ok(())
             }
+            // Suspended by a call that did not finish: finish it.
+            (PowerState::Suspended, Some(pid)) => suspend::save_state(paths, pid).await,
+            (PowerState::Suspended, None) => Ok(()),
             (PowerState::Stopped, Some(pid)) => {
                 stop_qemu(
                     paths,
@@ -517,7 +532,8 @@ impl VmManager {
                 }
                 Ok(())
             }
-            (PowerState::Stopped, None) => Ok(()),
+            // Off is off: a state saved before is not restored at the next start.
+            (PowerState::Stopped, None) => suspend::remove_saved_state(paths).await,
         }
     }
 
@@ -562,6 +578,7 @@ impl VmManager {
         if let Some(pid) = qemu::running_pid(&paths) {
             stop_qemu(&paths, pid, Duration::from_secs(request.timeout_seconds)).await?;
         }
+        suspend::remove_saved_state(&paths).await?;
         self.status_of(&paths, &record).await
     }
 
@@ -746,9 +763,11 @@ impl VmManager {
 
     /// Starts the VM's QEMU on its overlay, whose base is the cached image the VM was
     /// defined on (by this agent or an earlier one: the record and the cache persist).
+    /// Boots the VM afresh; a state saved by a suspend is discarded first.
     async fn start_qemu(&self, paths: &VmPaths, record: &VmRecord) -> Result<(), VmError> {
         let (id, spec) = (record.id.as_str(), &record.spec);
         let base = self.cache.path_of(&record.image_id, spec.image.format);
+        suspend::remove_saved_state(paths).await?;
         qemu::remove_runtime_files(paths);
         let files = config_drive::files(id, &spec.name, &spec.guest, &spec.nics)
             .map_err(VmError::ConfigDrive)?;
@@ -782,6 +801,7 @@ impl VmManager {
     async fn status_of(&self, paths: &VmPaths, record: &VmRecord) -> Result<VmStatus, VmError> {
         let pid = qemu::running_pid(paths);
         let (state, qemu_status) = match pid {
+            None if suspend::has_saved_state(paths).await => (VmState::Suspended, None),
             None => (VmState::Stopped, None),
             Some(_) => match query_status(paths).await {
                 Ok(status) if status.running => (VmState::Running, Some(status.status)),

@@ -23,6 +23,8 @@ pub enum Operation {
     Resize,
     ConfirmResize,
     RevertResize,
+    Suspend,
+    Resume,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

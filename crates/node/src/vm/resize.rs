@@ -31,6 +31,9 @@ impl VmManager {
                 if qemu::running_pid(&paths).is_some() {
                     return Err(VmError::Running);
                 }
+                if super::suspend::has_saved_state(&paths).await {
+                    return Err(VmError::Suspended);
+                }
                 if record.resized_from.is_some() {
                     return Err(VmError::ResizeUnfinished);
                 }

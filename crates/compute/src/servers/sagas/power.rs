@@ -1,11 +1,11 @@
-//! Power actions: the node starts, stops, reboots, pauses or unpauses the VM, and the
-//! server takes the state the node reports. Stopping releases the server's active
-//! resources (Synnefo's cyclades.cpu and cyclades.ram); starting charged them already,
-//! and a start that fails gives them back.
+//! Power actions: the node starts, stops, reboots, pauses, unpauses, suspends or resumes
+//! the VM, and the server takes the state the node reports. Stopping releases the
+//! server's active resources (Synnefo's cyclades.cpu and cyclades.ram); starting charged
+//! them already, and a start that fails gives them back. A suspended server keeps them.
 
 use nefos_db::compute::{self as q, StateChange};
 use nefos_db::time::now_micros;
-use nefos_node_api::{PauseVm, RebootVm, StartVm, StopVm, VmState, VmStatus};
+use nefos_node_api::{PauseVm, RebootVm, StartVm, StopVm, SuspendVm, VmState, VmStatus};
 use nefos_saga::{BoxFuture, Saga, Step, StepError, StepInput, nothing_to_undo, output};
 use serde::{Deserialize, Serialize};
 
@@ -96,6 +96,8 @@ fn call<'a>(services: &'a Services, input: Input<'a>) -> BoxFuture<'a, nefos_sag
             }
             PowerAction::Pause => client.pause_vm(id, &PauseVm { generation }).await,
             PowerAction::Unpause => client.unpause_vm(id, &PauseVm { generation }).await,
+            PowerAction::Suspend => client.suspend_vm(id, &SuspendVm { generation }).await,
+            PowerAction::Resume => client.resume_vm(id, &SuspendVm { generation }).await,
         }
         .map_err(|source| step_error(ComputeError::Rpc { node, source }))?;
         output(status)
