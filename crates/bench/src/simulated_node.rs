@@ -198,6 +198,7 @@ async fn ensure(
             PowerState::Running => VmState::Running,
             PowerState::Paused => VmState::Paused,
             PowerState::Stopped => VmState::Stopped,
+            PowerState::Suspended => VmState::Suspended,
         },
         qemu_status: None,
         pid: None,

@@ -42,6 +42,8 @@ pub const SERVER_TAG: &str = "/servers/{server_id}/tags/{tag}";
 /// `POST` `{"remote_console": {"protocol": "vnc", "type": "novnc"}}`.
 pub const SERVER_REMOTE_CONSOLES: &str = "/servers/{server_id}/remote-consoles";
 pub const SERVER_ACTIONS: &str = "/servers/{server_id}/os-instance-actions";
+/// `GET`, administrators: what a running server uses.
+pub const SERVER_DIAGNOSTICS: &str = "/servers/{server_id}/diagnostics";
 pub const SERVER_ACTION_RECORD: &str = "/servers/{server_id}/os-instance-actions/{request_id}";
 
 pub const LIMITS: &str = "/limits";

@@ -162,6 +162,9 @@ pub struct Keypair {
     pub key_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
+    /// A generated key's private half, in the answer that made it only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -593,4 +596,63 @@ pub struct Services {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceBody {
     pub service: Service,
+}
+
+/// `GET /servers/{id}/diagnostics` from 2.48: one shape whatever the hypervisor. Fields
+/// nefos cannot measure are null, as Nova's schema allows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerDiagnostics {
+    pub state: String,
+    pub driver: String,
+    pub hypervisor: String,
+    pub hypervisor_os: String,
+    pub uptime: u64,
+    pub config_drive: bool,
+    pub num_cpus: usize,
+    pub num_disks: usize,
+    pub num_nics: usize,
+    pub memory_details: MemoryDetails,
+    pub cpu_details: Vec<CpuDetails>,
+    pub disk_details: Vec<DiskDetails>,
+    pub nic_details: Vec<NicDetails>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryDetails {
+    /// MiB.
+    pub maximum: u64,
+    /// MiB.
+    pub used: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuDetails {
+    pub id: u32,
+    /// Nanoseconds.
+    pub time: u64,
+    pub utilisation: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskDetails {
+    pub read_bytes: u64,
+    pub read_requests: u64,
+    pub write_bytes: u64,
+    pub write_requests: u64,
+    pub errors_count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NicDetails {
+    pub mac_address: String,
+    pub rx_octets: Option<u64>,
+    pub rx_errors: Option<u64>,
+    pub rx_drop: Option<u64>,
+    pub rx_packets: Option<u64>,
+    pub rx_rate: Option<u64>,
+    pub tx_octets: Option<u64>,
+    pub tx_errors: Option<u64>,
+    pub tx_drop: Option<u64>,
+    pub tx_packets: Option<u64>,
+    pub tx_rate: Option<u64>,
 }

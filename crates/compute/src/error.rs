@@ -39,6 +39,8 @@ pub enum ComputeError {
     /// Over quota: Nova's 403 with its message.
     #[error("{message}")]
     OverQuota { message: String },
+    #[error("cannot generate a keypair")]
+    KeyGeneration(#[source] ssh_key::Error),
     #[error("the quota engine failed")]
     Quota(#[source] nefos_quota::QuotaError),
     #[error("the image service failed")]

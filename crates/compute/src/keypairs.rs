@@ -1,6 +1,6 @@
 //! Keypairs: a user's SSH public keys, by name, that servers get through their config
-//! drive. Keys are imported; nefos does not generate private keys (the `openstack` CLI
-//! makes them on the client and imports the public half).
+//! drive. Keys are imported, or (Nova before 2.92) generated: an Ed25519 key whose
+//! private half is in the answer to the request that made it and kept nowhere.
 
 use base64::Engine;
 use md5::{Digest, Md5};
@@ -80,6 +80,30 @@ fn check_name(name: &str) -> Result<(), ComputeError> {
     }
 }
 
+fn check_type(key_type: Option<&str>) -> Result<(), ComputeError> {
+    match key_type.unwrap_or("ssh") {
+        "ssh" => Ok(()),
+        other => Err(ComputeError::invalid(format!(
+            "Keypair data is invalid: only ssh keys are supported, not {other}"
+        ))),
+    }
+}
+
+/// A fresh Ed25519 key: its `authorized_keys` line and its private key file.
+fn new_ed25519() -> Result<(String, String), ComputeError> {
+    let failed = ComputeError::KeyGeneration;
+    let mut private =
+        ssh_key::PrivateKey::random(&mut ssh_key::rand_core::OsRng, ssh_key::Algorithm::Ed25519)
+            .map_err(failed)?;
+    private.set_comment("Generated-by-nefos");
+    let public = private.public_key().to_openssh().map_err(failed)?;
+    let private = private
+        .to_openssh(ssh_key::LineEnding::LF)
+        .map_err(failed)?
+        .to_string();
+    Ok((public, private))
+}
+
 fn keypair_of(row: KeypairRow) -> Keypair {
     Keypair {
         name: row.name,
@@ -119,13 +143,34 @@ impl Compute {
     ) -> Result<Keypair, ComputeError> {
         let user = owner(caller, user)?;
         check_name(name)?;
-        let key_type = key_type.unwrap_or("ssh");
-        if key_type != "ssh" {
-            return Err(ComputeError::invalid(format!(
-                "Keypair data is invalid: only ssh keys are supported, not {key_type}"
-            )));
-        }
-        let public_key = public_key.trim();
+        check_type(key_type)?;
+        self.store_keypair(user, name, public_key.trim()).await
+    }
+
+    /// Makes a new Ed25519 keypair, stores its public half and returns it with the
+    /// private half in OpenSSH's format.
+    pub async fn generate_keypair(
+        &self,
+        caller: &AuthContext,
+        user: Option<&str>,
+        name: &str,
+        key_type: Option<&str>,
+    ) -> Result<(Keypair, String), ComputeError> {
+        let user = owner(caller, user)?;
+        check_name(name)?;
+        check_type(key_type)?;
+        let (public_key, private_key) = new_ed25519()?;
+        let keypair = self.store_keypair(user, name, &public_key).await?;
+        Ok((keypair, private_key))
+    }
+
+    async fn store_keypair(
+        &self,
+        user: &str,
+        name: &str,
+        public_key: &str,
+    ) -> Result<Keypair, ComputeError> {
+        let key_type = "ssh";
         let row = KeypairRow {
             user_id: user.to_owned(),
             name: name.to_owned(),

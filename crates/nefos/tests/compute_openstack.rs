@@ -212,6 +212,124 @@ async fn openstack_cli_runs_servers_on_a_real_node() {
     os.ok(&clouds, DEMO, &["server", "unpause", "alpha"]);
     wait_status(&os, &clouds, "alpha", "ACTIVE");
 
+    // Suspended, the guest's state is on its node's disk; resumed, it runs on without
+    // booting again. Suspending what is suspended is Nova's 409.
+    let boots = wait_for_console(&os, &clouds, "alpha", "nefos-tick")
+        .matches("NEFOS-GUEST-READY")
+        .count();
+    os.ok(&clouds, DEMO, &["server", "suspend", "alpha"]);
+    let suspended = wait_status(&os, &clouds, "alpha", "SUSPENDED");
+    assert_eq!(suspended["OS-EXT-STS:power_state"], 7, "{suspended}");
+    assert!(node.qemu_pids().is_empty());
+    let again = os.run(&clouds, DEMO, &["server", "suspend", "alpha"]);
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "Cannot 'suspend' instance {id} while it is in vm_state suspended"
+        )),
+        "{stderr}"
+    );
+    os.ok(&clouds, DEMO, &["server", "resume", "alpha"]);
+    wait_status(&os, &clouds, "alpha", "ACTIVE");
+    let resumed = os.ok(&clouds, DEMO, &["console", "log", "show", "alpha"]);
+    assert_eq!(
+        resumed.matches("NEFOS-GUEST-READY").count(),
+        boots,
+        "{resumed}"
+    );
+
+    // Diagnostics, for administrators only: the guest's RAM, its vCPU's time, its two
+    // disks' reads; the older flat shape before 2.48.
+    let diagnostics = os.json(
+        &clouds,
+        "nefos-admin",
+        &["server", "show", "--diagnostics", &id],
+    );
+    assert_eq!(diagnostics["driver"], "nefos", "{diagnostics}");
+    assert_eq!(diagnostics["state"], "running", "{diagnostics}");
+    assert_eq!(
+        diagnostics["memory_details"]["maximum"], 128,
+        "{diagnostics}"
+    );
+    assert_eq!(diagnostics["num_disks"], 2, "{diagnostics}");
+    assert!(
+        diagnostics["cpu_details"][0]["time"].as_u64().unwrap() > 0,
+        "{diagnostics}"
+    );
+    assert!(
+        diagnostics["disk_details"][0]["read_bytes"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{diagnostics}"
+    );
+    let refused = os.run(&clouds, DEMO, &["server", "show", "--diagnostics", "alpha"]);
+    assert!(!refused.status.success());
+    let admin = ComputeApi::login(&cloud, "admin").await;
+    let legacy: Value = client
+        .get(format!("{compute}/servers/{id}/diagnostics"))
+        .header("x-auth-token", &admin.token)
+        .header("openstack-api-version", "compute 2.47")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(legacy["cpu0_time"].as_u64().unwrap() > 0, "{legacy}");
+    assert!(legacy["root_read"].as_u64().unwrap() > 0, "{legacy}");
+
+    // Before 2.92 Nova makes the keypair when no public key is given: the private half
+    // comes back once, and it is the key of the public half kept.
+    let generated = client
+        .post(format!("{compute}/os-keypairs"))
+        .header("x-auth-token", &token)
+        .header("openstack-api-version", "compute 2.10")
+        .json(&json!({"keypair": {"name": "made"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(generated.status(), 201);
+    let generated: Value = generated.json().await.unwrap();
+    let private_file = keys.path().join("made");
+    std::fs::write(
+        &private_file,
+        generated["keypair"]["private_key"].as_str().unwrap(),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &private_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let derived = std::process::Command::new("ssh-keygen")
+        .arg("-y")
+        .arg("-f")
+        .arg(&private_file)
+        .output()
+        .unwrap();
+    assert!(derived.status.success(), "{derived:?}");
+    let derived = String::from_utf8(derived.stdout).unwrap();
+    let key_of = |line: &str| {
+        line.split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let public_kept = generated["keypair"]["public_key"].as_str().unwrap();
+    assert_eq!(key_of(&derived), key_of(public_kept));
+    let kept = os.ok(&clouds, DEMO, &["keypair", "show", "--public-key", "made"]);
+    assert_eq!(key_of(&kept), key_of(public_kept));
+    let required = client
+        .post(format!("{compute}/os-keypairs"))
+        .header("x-auth-token", &token)
+        .header("openstack-api-version", "compute 2.92")
+        .json(&json!({"keypair": {"name": "made-too"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(required.status(), 400);
+
     // Resize to m1.micro (256 MiB, 2 GiB): VERIFY_RESIZE with the guest booted again at
     // the new size, and the larger flavor charged; a revert brings m1.nano back, a
     // second resize is confirmed and keeps m1.micro.
@@ -340,6 +458,8 @@ async fn openstack_cli_runs_servers_on_a_real_node() {
         "reboot",
         "pause",
         "unpause",
+        "suspend",
+        "resume",
         "resize",
         "revertResize",
         "confirmResize",

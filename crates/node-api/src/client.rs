@@ -11,7 +11,7 @@ use nefos_route::fill;
 use crate::routes::rpc;
 use crate::{
     ConsoleOutput, EnsureVm, ErrorBody, NodeInfo, PauseVm, RPC_PREFIX, RebootVm, RebuildVm,
-    ResizeEnd, ResizeVm, Secret, StartVm, StopVm, SuspendVm, VmStatus,
+    ResizeEnd, ResizeVm, Secret, StartVm, StopVm, SuspendVm, VmDiagnostics, VmStatus,
 };
 
 /// The control plane's client of one node's RPC API, holding that node's RPC key.
@@ -251,6 +251,11 @@ impl NodeClient {
             None::<&()>,
         )
         .await
+    }
+
+    pub async fn vm_diagnostics(&self, id: &str) -> Result<VmDiagnostics, NodeClientError> {
+        self.call(Method::GET, &fill(rpc::VM_DIAGNOSTICS, &[id]), None::<&()>)
+            .await
     }
 
     /// The VM's VNC (RFB) stream: an HTTP/1.1 upgrade on a connection of its own, after

@@ -39,6 +39,8 @@ pub mod rpc {
     /// `GET` with `Connection: Upgrade` and `Upgrade: vnc`: after `101 Switching
     /// Protocols`, the connection carries the VM's VNC (RFB) stream both ways.
     pub const VM_VNC: &str = "/vms/{id}/vnc";
+    /// `GET`: a running VM's [`crate::VmDiagnostics`].
+    pub const VM_DIAGNOSTICS: &str = "/vms/{id}/diagnostics";
     /// `GET ?max_bytes=N`: the tail of the serial console.
     pub const VM_CONSOLE: &str = "/vms/{id}/console";
     /// `GET`, outside the prefix and unauthenticated: liveness for process supervisors.

@@ -238,6 +238,50 @@ pub struct VmStatus {
     pub resized_from: Option<VmSize>,
 }
 
+/// What a running VM uses, from its QEMU and the node's kernel (Nova's server
+/// diagnostics).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmDiagnostics {
+    /// Seconds since QEMU started.
+    pub uptime_seconds: u64,
+    pub vcpus: Vec<VcpuUsage>,
+    /// The guest's RAM.
+    pub memory_mib: u64,
+    /// What the VM's QEMU holds resident: the guest's touched RAM and QEMU's own.
+    pub resident_mib: u64,
+    pub disks: Vec<DiskUsage>,
+    pub nics: Vec<NicUsage>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VcpuUsage {
+    pub id: u32,
+    /// CPU time its thread has used, in nanoseconds.
+    pub time_ns: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskUsage {
+    /// The block node: `root` or `config`.
+    pub name: String,
+    pub read_bytes: u64,
+    pub read_requests: u64,
+    pub write_bytes: u64,
+    pub write_requests: u64,
+    pub errors: u64,
+}
+
+/// A NIC; its traffic counters are absent where its backend keeps none (QEMU's
+/// user-mode network).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NicUsage {
+    pub mac: String,
+    pub rx_bytes: Option<u64>,
+    pub rx_packets: Option<u64>,
+    pub tx_bytes: Option<u64>,
+    pub tx_packets: Option<u64>,
+}
+
 /// The tail of a VM's serial console.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsoleOutput {

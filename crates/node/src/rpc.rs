@@ -52,6 +52,7 @@ pub fn router(state: RpcState) -> Router {
         .route(rpc::VM_RESIZE_REVERT, post(revert_resize))
         .route(rpc::VM_EXPORT, post(export))
         .route(rpc::VM_CONSOLE, get(console))
+        .route(rpc::VM_DIAGNOSTICS, get(diagnostics))
         .route(rpc::VM_VNC, get(vnc))
         .fallback(|| async { RpcError::new(StatusCode::NOT_FOUND, "no such RPC") })
         // A spec carries its image's hashmap: 67 bytes per 4 MiB block.
@@ -322,6 +323,13 @@ struct ConsoleQuery {
 
 fn default_console_bytes() -> u64 {
     64 * 1024
+}
+
+async fn diagnostics(
+    State(state): State<RpcState>,
+    Path(id): Path<String>,
+) -> Result<Json<nefos_node_api::VmDiagnostics>, RpcError> {
+    Ok(Json(state.vms.diagnostics(&id).await?))
 }
 
 async fn console(

@@ -24,8 +24,8 @@ use nefos_node::image_cache::{CacheError, ImageCache};
 use nefos_node::qemu::QemuSettings;
 use nefos_node::vm::{VmError, VmManager};
 use nefos_node_api::{
-    Accelerator, DiskFormat, EnsureVm, GuestConfig, ImageContent, PowerState, Secret, StartVm,
-    StopVm, SuspendVm, VmSpec, VmState,
+    Accelerator, DiskFormat, EnsureVm, GuestConfig, ImageContent, NicSpec, PowerState, Secret,
+    StartVm, StopVm, SuspendVm, VmSpec, VmState,
 };
 use nefos_test_utils::ticks;
 use tempfile::TempDir;
@@ -194,6 +194,17 @@ fn spec(name: &str, image: ImageContent, disk_bytes: u64) -> VmSpec {
     }
 }
 
+/// A spec with a NIC forwarding the guest's SSH port, as the control plane gives them.
+fn forwarding_spec(name: &str, image: ImageContent, disk_bytes: u64) -> VmSpec {
+    VmSpec {
+        nics: vec![NicSpec::UserForward {
+            mac: "52:54:00:12:34:56".to_owned(),
+            forward_tcp: vec![22],
+        }],
+        ..spec(name, image, disk_bytes)
+    }
+}
+
 fn ensure(generation: u64, spec: VmSpec) -> EnsureVm {
     EnsureVm {
         generation,
@@ -276,7 +287,10 @@ async fn a_vm_boots_from_a_qcow2_base() {
 
     let id = "vm-qcow2";
     let status = vms
-        .ensure(id, &ensure(1, spec("qcowguest", image.clone(), 1 << 30)))
+        .ensure(
+            id,
+            &ensure(1, forwarding_spec("qcowguest", image.clone(), 1 << 30)),
+        )
         .await
         .unwrap();
     assert_eq!(status.state, VmState::Running, "{status:?}");
@@ -343,6 +357,8 @@ async fn a_vm_boots_from_a_qcow2_base() {
         .await
         .unwrap();
     assert_eq!(resumed.state, VmState::Running, "{resumed:?}");
+    // The restored QEMU forwards the guest's port again, from a port of its own.
+    assert_eq!(resumed.forwards.len(), 1, "{resumed:?}");
     assert!(!vm_dir.join("suspended.state").exists());
     let output = wait_for_console(&restarted, id, &format!("nefos-tick {}", last_tick + 2)).await;
     assert_eq!(output.matches(MARKER).count(), 1, "{output}");

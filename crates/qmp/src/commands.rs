@@ -179,3 +179,43 @@ pub struct MigrationInfo {
     #[serde(rename = "error-desc")]
     pub error_desc: Option<String>,
 }
+
+no_argument_command!(
+    /// Each vCPU and the host thread that runs it.
+    QueryCpusFast,
+    "query-cpus-fast",
+    Vec<CpuInfoFast>
+);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct CpuInfoFast {
+    #[serde(rename = "cpu-index")]
+    pub cpu_index: u32,
+    #[serde(rename = "thread-id")]
+    pub thread_id: u32,
+}
+
+no_argument_command!(
+    /// I/O counters of each block device.
+    QueryBlockstats,
+    "query-blockstats",
+    Vec<BlockStats>
+);
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct BlockStats {
+    /// The top block node (set for devices attached to `-blockdev` nodes).
+    #[serde(rename = "node-name")]
+    pub node_name: Option<String>,
+    pub stats: BlockDeviceStats,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct BlockDeviceStats {
+    pub rd_bytes: u64,
+    pub wr_bytes: u64,
+    pub rd_operations: u64,
+    pub wr_operations: u64,
+    pub failed_rd_operations: u64,
+    pub failed_wr_operations: u64,
+}

@@ -1,4 +1,4 @@
-//! `/os-keypairs`: import, list, show, delete (of the caller's keypairs; administrators
+//! `/os-keypairs`: import or (before 2.92) generate, list, show, delete (of the caller's keypairs; administrators
 //! name another user with `?user_id=`).
 
 use axum::Json;
@@ -21,6 +21,7 @@ fn view(nova: &Nova, keypair: &Keypair, full: bool) -> types::Keypair {
         user_id: full.then(|| keypair.user_id.clone()),
         key_type: nova.version.at_least(2).then(|| keypair.key_type.clone()),
         created_at: full.then(|| iso_micros(keypair.created_at)),
+        private_key: None,
     }
 }
 
@@ -37,28 +38,43 @@ pub(crate) async fn create(
     bytes: Bytes,
 ) -> Result<Response, NovaError> {
     let request: KeypairCreate = body(&bytes, "keypair")?;
-    let Some(public_key) = &request.public_key else {
-        return Err(NovaError::bad_request(
-            "Keypair generation is not available: import a public key (public_key).",
-        ));
+    let compute = state.compute()?;
+    let (user, name, key_type) = (
+        request.user_id.as_deref(),
+        request.name.as_str(),
+        request.key_type.as_deref(),
+    );
+    let (keypair, private_key) = match &request.public_key {
+        Some(public_key) => {
+            let keypair = compute
+                .import_keypair(&nova.caller, user, name, key_type, public_key)
+                .await?;
+            (keypair, None)
+        }
+        // From 2.92 a public key is required (Nova no longer generates keys).
+        None if nova.version.at_least(92) => {
+            return Err(NovaError::bad_request(
+                "Invalid input for field/attribute keypair. 'public_key' is a required \
+                 property",
+            ));
+        }
+        None => {
+            let (keypair, private_key) = compute
+                .generate_keypair(&nova.caller, user, name, key_type)
+                .await?;
+            (keypair, Some(private_key))
+        }
     };
-    let keypair = state
-        .compute()?
-        .import_keypair(
-            &nova.caller,
-            request.user_id.as_deref(),
-            &request.name,
-            request.key_type.as_deref(),
-            public_key,
-        )
-        .await?;
     let status = if nova.version.at_least(2) {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
     let body = KeypairBody {
-        keypair: view(&nova, &keypair, true),
+        keypair: types::Keypair {
+            private_key,
+            ..view(&nova, &keypair, true)
+        },
     };
     Ok((status, Json(body)).into_response())
 }

@@ -5,6 +5,7 @@
 
 mod console;
 mod cyclades;
+mod diagnostics;
 mod error;
 mod flavors;
 mod hypervisors;
@@ -93,6 +94,7 @@ pub(crate) fn router() -> Router<ApiState> {
         )
         .route(paths::SERVER_REMOTE_CONSOLES, post(console::create))
         .route(paths::SERVER_ACTIONS, get(server_extras::actions))
+        .route(paths::SERVER_DIAGNOSTICS, get(diagnostics::show))
         .route(paths::SERVER_ACTION_RECORD, get(server_extras::action))
         .route(paths::HYPERVISORS, get(hypervisors::list))
         .route(paths::HYPERVISORS_DETAIL, get(hypervisors::detail))

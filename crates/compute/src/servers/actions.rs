@@ -241,6 +241,35 @@ impl Compute {
 
     /// The last `lines` lines of a server's serial console (all with `None`), with the
     /// control characters Nova strips removed.
+    /// What a running server uses, as its node measures it (administrators only, as
+    /// Nova's policy has it).
+    pub async fn diagnostics(
+        &self,
+        caller: &AuthContext,
+        id: &str,
+    ) -> Result<nefos_node_api::VmDiagnostics, ComputeError> {
+        if !caller.is_cloud_admin() {
+            return Err(ComputeError::forbidden(
+                "Policy doesn't allow os_compute_api:os-server-diagnostics to be performed.",
+            ));
+        }
+        let server = self.server(caller, id).await?;
+        let node = match server.node_id {
+            Some(node) if server.power_state == state::power::RUNNING => node,
+            _ => {
+                return Err(ComputeError::conflict(format!(
+                    "Cannot 'get_diagnostics' instance {id} while it is in power state {}",
+                    state::power::name(server.power_state)
+                )));
+            }
+        };
+        let client = self.nodes().client(&node).await?;
+        client
+            .vm_diagnostics(id)
+            .await
+            .map_err(|source| ComputeError::Rpc { node, source })
+    }
+
     pub async fn console_output(
         &self,
         caller: &AuthContext,

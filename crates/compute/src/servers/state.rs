@@ -46,6 +46,18 @@ pub mod power {
     pub const PAUSED: i64 = 3;
     pub const SHUTDOWN: i64 = 4;
     pub const SUSPENDED: i64 = 7;
+
+    /// Nova's name of a power state, as its messages give it.
+    pub fn name(state: i64) -> &'static str {
+        match state {
+            RUNNING => "running",
+            PAUSED => "paused",
+            SHUTDOWN => "shutdown",
+            6 => "crashed",
+            SUSPENDED => "suspended",
+            _ => "pending",
+        }
+    }
 }
 
 /// The vm_state and power_state a node's report means.

@@ -6,6 +6,7 @@
 //! guest's slow shutdown. File I/O that syncs or walks trees runs off the async runtime,
 //! which `nefos up` shares with the control plane.
 
+mod diagnostics;
 mod durable;
 mod export;
 mod rebuild;

@@ -145,6 +145,8 @@ impl VmManager {
                 .await
                 .map_err(VmError::Qmp)?;
             wait_for_migration(&qmp, "load the saved state").await?;
+            // QEMU takes one monitor client at a time.
+            drop(qmp);
             record_launch(paths, &spec).await
         }
         .await;
