@@ -74,6 +74,11 @@ impl SimulatedNode {
             disk_total_bytes: 10 << 40,
             guest_cpu_model: "x86-64-v2-AES".to_owned(),
             host_cpu: "simulated".to_owned(),
+            // A host that runs every model.
+            cpu_features: nefos_node_api::CPU_MODELS
+                .iter()
+                .flat_map(|model| model.features.iter().map(|f| (*f).to_owned()))
+                .collect(),
             accelerator: Accelerator::Kvm,
             qemu_version: "simulated".to_owned(),
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),

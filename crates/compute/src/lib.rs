@@ -54,6 +54,9 @@ pub struct ComputeSettings {
     /// The guest TCP ports each server's node forwards from its loopback, while servers
     /// have only user-mode networking.
     pub forward_tcp: Vec<u16>,
+    /// The CPU model (a name of [`nefos_node_api::CPU_MODELS`]) of servers whose flavor
+    /// names none in `nefos:cpu_model`.
+    pub cpu_model: String,
 }
 
 impl Default for ComputeSettings {
@@ -64,6 +67,7 @@ impl Default for ComputeSettings {
             disk_allocation_ratio: 4.0,
             reserved_host_ram_mib: 512,
             forward_tcp: vec![22],
+            cpu_model: nefos_node_api::DEFAULT_CPU_MODEL.to_owned(),
         }
     }
 }

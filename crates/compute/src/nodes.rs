@@ -198,6 +198,8 @@ impl NodeRegistry {
             disk_total_bytes: to_i64(info.disk_total_bytes),
             guest_cpu_model: info.guest_cpu_model.clone(),
             host_cpu: info.host_cpu.clone(),
+            cpu_features: serde_json::to_string(&info.cpu_features)
+                .unwrap_or_else(|_| "[]".to_owned()),
             accelerator: info.accelerator.as_str().to_owned(),
             qemu_version: info.qemu_version.clone(),
             agent_version: info.agent_version.clone(),
@@ -277,6 +279,7 @@ fn node_of(row: NodeRow) -> Node {
             disk_total_bytes: to_u64(row.disk_total_bytes),
             guest_cpu_model: row.guest_cpu_model,
             host_cpu: row.host_cpu,
+            cpu_features: serde_json::from_str(&row.cpu_features).unwrap_or_default(),
             accelerator,
             qemu_version: row.qemu_version,
             agent_version: row.agent_version,

@@ -214,7 +214,10 @@ impl Reconciler {
                 continue;
             }
             let (reported_vm, reported_power) = state::reported(status.state);
-            let settled = matches!(row.vm_state.as_str(), vm::ACTIVE | vm::STOPPED | vm::PAUSED);
+            let settled = matches!(
+                row.vm_state.as_str(),
+                vm::ACTIVE | vm::STOPPED | vm::PAUSED | vm::SUSPENDED
+            );
             if settled && (row.vm_state != reported_vm || row.power_state != reported_power) {
                 repair(
                     "stale_state",

@@ -1,8 +1,9 @@
 //! Placement: which node a new server goes to. A node qualifies when it is up (heard from
 //! within its missed-heartbeat allowance), not drained, and has room for the server's
 //! vCPUs, RAM and disk under the configured overcommit ratios, counting every server
-//! placed there. Among those, the one with the most free RAM (relative to its capacity)
-//! wins, then the one running fewer VMs: servers spread over nodes.
+//! placed there, and whose accelerator offers the CPU features of the server's CPU model.
+//! Among those, the one with the most free RAM (relative to its capacity) wins, then the
+//! one running fewer VMs: servers spread over nodes.
 
 use nefos_db::compute::{self as q, NodeLoad};
 use nefos_db::time::now_micros;
@@ -15,6 +16,8 @@ pub struct Demand {
     pub vcpus: u64,
     pub ram_mib: u64,
     pub disk_gib: u64,
+    /// The CPU model it runs, if it is to be placed (a resize stays where it runs).
+    pub cpu_model: Option<&'static nefos_node_api::CpuModel>,
 }
 
 /// Nova's message when nothing fits.
@@ -70,6 +73,11 @@ impl Services {
     /// node does not qualify.
     fn room(&self, node: &Node, load: NodeLoad, demand: Demand, now: i64) -> Option<f64> {
         if node.drained || !node.is_up(now) {
+            return None;
+        }
+        if let Some(model) = demand.cpu_model
+            && !model.runs_on(&node.info.cpu_features)
+        {
             return None;
         }
         let settings = &self.settings;

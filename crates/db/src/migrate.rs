@@ -74,6 +74,11 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "server listing index",
         sql: include_str!("../migrations/0011_server_listing_index.sql"),
     },
+    Migration {
+        version: 12,
+        name: "cpu models",
+        sql: include_str!("../migrations/0012_cpu_models.sql"),
+    },
 ];
 
 /// Where a database's schema stands relative to this binary.

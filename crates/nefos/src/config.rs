@@ -59,6 +59,9 @@ pub struct ComputeSection {
     /// Guest TCP ports each server's node forwards from its loopback (user-mode
     /// networking; see docs/servers.md).
     pub forward_tcp: Vec<u16>,
+    /// The CPU model servers get unless their flavor's `nefos:cpu_model` names another:
+    /// `x86-64-v1` … `x86-64-v4`.
+    pub cpu_model: String,
 }
 
 impl Default for ComputeSection {
@@ -70,19 +73,29 @@ impl Default for ComputeSection {
             disk_allocation_ratio: defaults.disk_allocation_ratio,
             reserved_host_ram_mib: defaults.reserved_host_ram_mib,
             forward_tcp: defaults.forward_tcp,
+            cpu_model: defaults.cpu_model,
         }
     }
 }
 
 impl ComputeSection {
-    pub fn settings(&self) -> nefos_compute::ComputeSettings {
-        nefos_compute::ComputeSettings {
+    /// The settings, once checked: a CPU model must be one nefos knows.
+    pub fn settings(&self) -> anyhow::Result<nefos_compute::ComputeSettings> {
+        if nefos_node_api::cpu_model(&self.cpu_model).is_none() {
+            anyhow::bail!(
+                "[compute] cpu_model = {:?} is not a CPU model nefos knows ({})",
+                self.cpu_model,
+                nefos_node_api::CpuModel::names()
+            );
+        }
+        Ok(nefos_compute::ComputeSettings {
             cpu_allocation_ratio: self.cpu_allocation_ratio,
             ram_allocation_ratio: self.ram_allocation_ratio,
             disk_allocation_ratio: self.disk_allocation_ratio,
             reserved_host_ram_mib: self.reserved_host_ram_mib,
             forward_tcp: self.forward_tcp.clone(),
-        }
+            cpu_model: self.cpu_model.clone(),
+        })
     }
 }
 

@@ -138,7 +138,7 @@ impl ControlPlane {
             storage.quotas().clone(),
             images,
             sagas,
-            config.compute.settings(),
+            config.compute.settings()?,
         );
         Ok(ControlPlane {
             listener,

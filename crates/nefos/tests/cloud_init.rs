@@ -75,6 +75,7 @@ async fn real_cloud_init_applies_both_config_drive_layouts() {
                 mac: format!("52:54:00:c1:00:{n:02x}"),
                 forward_tcp: vec![22],
             }],
+            cpu_model: None,
         };
         let request = EnsureVm {
             generation: 1,

@@ -210,6 +210,7 @@ async fn servers_spread_drained_nodes_get_none_down_nodes_show_unknown() {
             ..GuestConfig::default()
         },
         nics: Vec::new(),
+        cpu_model: None,
     };
     let request = EnsureVm {
         generation: 1,

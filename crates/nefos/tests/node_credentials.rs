@@ -286,6 +286,7 @@ fn spec_of(image: &ImageContent, ram_mib: u64) -> EnsureVm {
                 ..GuestConfig::default()
             },
             nics: Vec::new(),
+            cpu_model: None,
         },
         power: PowerState::Running,
     }

@@ -41,6 +41,7 @@ fn spec(cloud: &Cloud, name: &str, layout: ConfigDriveLayout, key: Option<&str>)
             mac: format!("52:54:00:{:02x}:{:02x}:01", name.len(), name.as_bytes()[0]),
             forward_tcp: vec![22, 80],
         }],
+        cpu_model: None,
     }
 }
 

@@ -10,11 +10,13 @@
 //! generation again as a retry, so every call is safe to repeat.
 
 mod client;
+mod cpu_models;
 pub mod routes;
 mod secret;
 mod types;
 
 pub use client::{NodeClient, NodeClientError};
+pub use cpu_models::{CPU_MODELS, CpuModel, DEFAULT_CPU_MODEL, cpu_model};
 pub use nefos_disk_format::DiskFormat;
 pub use secret::{ClusterSecret, Secret, SecretError, SigningKey};
 pub use types::*;

@@ -78,6 +78,10 @@ pub struct VmSpec {
     pub guest: GuestConfig,
     #[serde(default)]
     pub nics: Vec<NicSpec>,
+    /// The VM's CPU model, by name ([`crate::CPU_MODELS`]); absent, the node's default.
+    /// A change applies at the next start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_model: Option<String>,
 }
 
 /// What a VM should be doing.
@@ -319,6 +323,10 @@ pub struct NodeInfo {
     /// hosts), and the host's own.
     pub guest_cpu_model: String,
     pub host_cpu: String,
+    /// The CPU features the node's accelerator offers guests (QEMU's names, from its
+    /// `max` model), by which the scheduler tells which models the node runs.
+    #[serde(default)]
+    pub cpu_features: Vec<String>,
     pub accelerator: Accelerator,
     pub qemu_version: String,
     pub agent_version: String,

@@ -212,6 +212,7 @@ impl NodeAgent {
             disk_total_bytes,
             guest_cpu_model: config.cpu_model.clone(),
             host_cpu: host::cpu_model(),
+            cpu_features: host::cpu_features(&config.qemu_binary, accelerator, data).await,
             accelerator,
             qemu_version: host::qemu_version(&config.qemu_binary).await,
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),

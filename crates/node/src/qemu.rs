@@ -165,8 +165,13 @@ pub fn command_line(
     }
     arg("-machine");
     arg(&format!("q35,accel={}", settings.accelerator.as_str()));
+    // The VM's own model, or the node's default for a spec that names none.
     arg("-cpu");
-    arg(&settings.cpu_model);
+    arg(spec
+        .cpu_model
+        .as_deref()
+        .and_then(nefos_node_api::cpu_model)
+        .map_or(settings.cpu_model.as_str(), |model| model.qemu));
     arg("-smp");
     arg(&spec.vcpus.to_string());
     arg("-m");

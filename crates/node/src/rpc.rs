@@ -376,6 +376,9 @@ impl From<VmError> for RpcError {
             | VmError::Running
             | VmError::NotSuspended
             | VmError::Suspended
+            | VmError::SuspendFailed(_)
+            | VmError::ResumeFailed(_)
+            | VmError::StateTransfer { .. }
             | VmError::Busy
             | VmError::ResizeUnfinished
             | VmError::NotResized => StatusCode::CONFLICT,

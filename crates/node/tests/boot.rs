@@ -191,16 +191,19 @@ fn spec(name: &str, image: ImageContent, disk_bytes: u64) -> VmSpec {
             ..GuestConfig::default()
         },
         nics: Vec::new(),
+        cpu_model: None,
     }
 }
 
-/// A spec with a NIC forwarding the guest's SSH port, as the control plane gives them.
+/// A spec with a NIC forwarding the guest's SSH port and a CPU model, as the control
+/// plane gives them.
 fn forwarding_spec(name: &str, image: ImageContent, disk_bytes: u64) -> VmSpec {
     VmSpec {
         nics: vec![NicSpec::UserForward {
             mac: "52:54:00:12:34:56".to_owned(),
             forward_tcp: vec![22],
         }],
+        cpu_model: Some("x86-64-v2".to_owned()),
         ..spec(name, image, disk_bytes)
     }
 }
@@ -316,6 +319,11 @@ async fn a_vm_boots_from_a_qcow2_base() {
     assert!(base["backing"].is_null() && base.get("backing").is_some());
     assert_eq!(base["file"]["filename"], cached.to_str().unwrap());
     assert_eq!(block_node(pid, "root")["backing"], "base");
+    // The CPU model of the spec, as its QEMU line.
+    let cmdline =
+        String::from_utf8(std::fs::read(format!("/proc/{pid}/cmdline")).unwrap()).unwrap();
+    let v2 = nefos_node_api::cpu_model("x86-64-v2").unwrap().qemu;
+    assert!(cmdline.split('\0').any(|arg| arg == v2), "{cmdline:?}");
 
     // A new manager over the same directory (an agent restart) adopts the running VM.
     let adopted = node.manager(&blocks);

@@ -219,3 +219,55 @@ pub struct BlockDeviceStats {
     pub failed_rd_operations: u64,
     pub failed_wr_operations: u64,
 }
+
+no_argument_command!(
+    /// Cancels the current outgoing migration; the guest stays where it was.
+    MigrateCancel,
+    "migrate_cancel",
+    Empty
+);
+
+/// Sets migration parameters; only the one nodes change is declared.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct MigrateSetParameters {
+    /// Bytes per second; QEMU's default (128 MiB/s) suits a network, not a local file.
+    #[serde(rename = "max-bandwidth")]
+    pub max_bandwidth: u64,
+}
+
+impl QmpCommand for MigrateSetParameters {
+    const NAME: &'static str = "migrate-set-parameters";
+    type Reply = Empty;
+}
+
+/// What a CPU model amounts to under the running accelerator: with `type` `full` and
+/// the model `max`, every feature the accelerator can give a guest.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueryCpuModelExpansion {
+    #[serde(rename = "type")]
+    pub expansion: &'static str,
+    pub model: CpuModelName,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CpuModelName {
+    pub name: String,
+}
+
+impl QmpCommand for QueryCpuModelExpansion {
+    const NAME: &'static str = "query-cpu-model-expansion";
+    type Reply = CpuModelExpansion;
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct CpuModelExpansion {
+    pub model: ExpandedCpuModel,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ExpandedCpuModel {
+    pub name: String,
+    /// Feature and property names to their values (booleans for features).
+    #[serde(default)]
+    pub props: serde_json::Map<String, Value>,
+}

@@ -44,5 +44,6 @@ pub fn server_row(id: &str, project: &str, name: &str, created_at: i64, serial: 
         deleted_at: None,
         resized_from: None,
         serial,
+        cpu_model: None,
     }
 }

@@ -101,7 +101,12 @@ fn view(nova: &Nova, hypervisor: &Hypervisor, detail: bool) -> types::Hypervisor
         view.running_vms = Some(u64::from(node.running_vms));
         view.current_workload = Some(0);
         view.cpu_info = Some(
-            serde_json::json!({"model": info.guest_cpu_model, "host": info.host_cpu}).to_string(),
+            serde_json::json!({
+                "model": info.guest_cpu_model,
+                "host": info.host_cpu,
+                "features": info.cpu_features,
+            })
+            .to_string(),
         );
     }
     view

@@ -143,6 +143,7 @@ async fn spawn_on_node(
                 mac: "fa:16:3e:00:00:01".to_owned(),
                 forward_tcp: vec![22],
             }],
+            cpu_model: None,
         },
         power: PowerState::Running,
     };

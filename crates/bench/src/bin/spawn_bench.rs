@@ -291,6 +291,7 @@ impl Bench<'_> {
                     mac: "52:54:00:12:34:01".to_owned(),
                     forward_tcp: vec![22, 80],
                 }],
+                cpu_model: None,
             },
             power: PowerState::Running,
         };

@@ -239,37 +239,42 @@ impl Compute {
         Ok(())
     }
 
-    /// The last `lines` lines of a server's serial console (all with `None`), with the
-    /// control characters Nova strips removed.
     /// What a running server uses, as its node measures it (administrators only, as
-    /// Nova's policy has it).
+    /// Nova's policy has it; an unknown server is a 404 first).
     pub async fn diagnostics(
         &self,
         caller: &AuthContext,
         id: &str,
     ) -> Result<nefos_node_api::VmDiagnostics, ComputeError> {
+        let server = self.server(caller, id).await?;
         if !caller.is_cloud_admin() {
             return Err(ComputeError::forbidden(
                 "Policy doesn't allow os_compute_api:os-server-diagnostics to be performed.",
             ));
         }
-        let server = self.server(caller, id).await?;
+        let not_running = |power_state| {
+            ComputeError::conflict(format!(
+                "Cannot 'get_diagnostics' instance {id} while it is in power state {}",
+                state::power::name(power_state)
+            ))
+        };
         let node = match server.node_id {
             Some(node) if server.power_state == state::power::RUNNING => node,
-            _ => {
-                return Err(ComputeError::conflict(format!(
-                    "Cannot 'get_diagnostics' instance {id} while it is in power state {}",
-                    state::power::name(server.power_state)
-                )));
-            }
+            _ => return Err(not_running(server.power_state)),
         };
         let client = self.nodes().client(&node).await?;
-        client
-            .vm_diagnostics(id)
-            .await
-            .map_err(|source| ComputeError::Rpc { node, source })
+        match client.vm_diagnostics(id).await {
+            Ok(used) => Ok(used),
+            // Stopped since the state was last reported.
+            Err(source) if source.status().is_some_and(|s| s.as_u16() == 409) => {
+                Err(not_running(state::power::SHUTDOWN))
+            }
+            Err(source) => Err(ComputeError::Rpc { node, source }),
+        }
     }
 
+    /// The last `lines` lines of a server's serial console (all with `None`), with the
+    /// control characters Nova strips removed.
     pub async fn console_output(
         &self,
         caller: &AuthContext,

@@ -272,6 +272,7 @@ impl Compute {
             public_key: key.as_ref().map(|k| k.public_key.as_str()),
             admin_pass: &admin_pass,
             reservation: &reservation,
+            cpu_model: self.cpu_model_of(&flavor)?,
         };
         // As many as fit, from max_count down to min_count, all in one transaction.
         let mut count = request.max_count;
@@ -319,6 +320,25 @@ impl Compute {
         Ok(CreatedServers {
             servers,
             admin_pass,
+        })
+    }
+
+    /// The CPU model a server of `flavor` gets: the flavor's `nefos:cpu_model`, or the
+    /// configured default.
+    fn cpu_model_of(
+        &self,
+        flavor: &Flavor,
+    ) -> Result<&'static nefos_node_api::CpuModel, ComputeError> {
+        let name = flavor
+            .extra_specs
+            .get(CPU_MODEL_SPEC)
+            .unwrap_or(&self.inner.settings.cpu_model);
+        nefos_node_api::cpu_model(name).ok_or_else(|| {
+            ComputeError::invalid(format!(
+                "Flavor {} names CPU model {name:?} in {CPU_MODEL_SPEC}; the models are: {}",
+                flavor.id,
+                nefos_node_api::CpuModel::names()
+            ))
         })
     }
 
@@ -381,6 +401,7 @@ impl Compute {
             deleted_at: None,
             resized_from: None,
             serial,
+            cpu_model: Some(template.cpu_model.name.to_owned()),
         };
         q::insert_server(tx, &row).await?;
         q::put_metadata(tx, &id, &request.metadata, true).await?;
@@ -429,6 +450,7 @@ impl Compute {
                     forward_tcp: unique(&self.inner.settings.forward_tcp),
                 }],
             },
+            cpu_model: Some(template.cpu_model.name.to_owned()),
         };
         let params = CreateParams {
             server_id: id.clone(),
@@ -451,6 +473,9 @@ fn unique(ports: &[u16]) -> Vec<u16> {
 }
 
 /// What every server of one request shares.
+/// The flavor extra spec that names its servers' CPU model.
+pub const CPU_MODEL_SPEC: &str = "nefos:cpu_model";
+
 struct Template<'a> {
     request: &'a CreateServer,
     project: &'a str,
@@ -462,6 +487,7 @@ struct Template<'a> {
     public_key: Option<&'a str>,
     admin_pass: &'a str,
     reservation: &'a str,
+    cpu_model: &'static nefos_node_api::CpuModel,
 }
 
 #[cfg(test)]

@@ -76,6 +76,7 @@ impl Compute {
             vcpus: grows(old_size.vcpus, new_size.vcpus),
             ram_mib: grows(old_size.ram_mib, new_size.ram_mib),
             disk_gib: grows(old_size.disk_gib, new_size.disk_gib),
+            cpu_model: None,
         };
         if !self.inner.fits_on(&node, demand).await? {
             return Err(ComputeError::conflict(crate::scheduler::NO_VALID_HOST));

@@ -13,6 +13,8 @@ pub struct NodeRow {
     pub disk_total_bytes: i64,
     pub guest_cpu_model: String,
     pub host_cpu: String,
+    /// JSON array of QEMU's feature names.
+    pub cpu_features: String,
     pub accelerator: String,
     pub qemu_version: String,
     pub agent_version: String,
@@ -29,12 +31,12 @@ pub struct NodeRow {
 
 const COLUMNS: &str = "id, rpc_url, cpus, ram_mib, disk_free_bytes, disk_total_bytes, \
     guest_cpu_model, host_cpu, accelerator, qemu_version, agent_version, running_vms, \
-    registered_at, heartbeat_at, heartbeat_seconds";
+    registered_at, heartbeat_at, heartbeat_seconds, cpu_features";
 
 const SELECT_COLUMNS: &str = "id, rpc_url, cpus, ram_mib, disk_free_bytes, disk_total_bytes, \
     guest_cpu_model, host_cpu, accelerator, qemu_version, agent_version, running_vms, \
     registered_at, heartbeat_at, heartbeat_seconds, CAST(drained AS INTEGER) AS drained, \
-    drained_reason";
+    drained_reason, cpu_features";
 
 /// Inserts the node or replaces its self-description (a re-registration).
 pub async fn upsert_node<'c>(
@@ -43,7 +45,7 @@ pub async fn upsert_node<'c>(
 ) -> Result<(), DbError> {
     sqlx::query(&format!(
         "INSERT INTO compute_nodes ({COLUMNS})
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
          ON CONFLICT (id) DO UPDATE SET
            rpc_url = excluded.rpc_url, cpus = excluded.cpus, ram_mib = excluded.ram_mib,
            disk_free_bytes = excluded.disk_free_bytes,
@@ -52,7 +54,8 @@ pub async fn upsert_node<'c>(
            accelerator = excluded.accelerator, qemu_version = excluded.qemu_version,
            agent_version = excluded.agent_version, running_vms = excluded.running_vms,
            registered_at = excluded.registered_at, heartbeat_at = excluded.heartbeat_at,
-           heartbeat_seconds = excluded.heartbeat_seconds"
+           heartbeat_seconds = excluded.heartbeat_seconds,
+           cpu_features = excluded.cpu_features"
     ))
     .bind(&row.id)
     .bind(&row.rpc_url)
@@ -69,6 +72,7 @@ pub async fn upsert_node<'c>(
     .bind(row.registered_at)
     .bind(row.heartbeat_at)
     .bind(row.heartbeat_seconds)
+    .bind(&row.cpu_features)
     .execute(ex)
     .await
     .map_err(DbError::query("register a node"))?;

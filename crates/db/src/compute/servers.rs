@@ -50,6 +50,8 @@ pub struct ServerRow {
     pub resized_from: Option<String>,
     /// The integer id Cyclades shows.
     pub serial: i64,
+    /// The CPU model the server was given (absent: the default model).
+    pub cpu_model: Option<String>,
 }
 
 impl FromRow<'_, AnyRow> for ServerRow {
@@ -92,6 +94,7 @@ impl FromRow<'_, AnyRow> for ServerRow {
             deleted_at: row.try_get("deleted_at")?,
             resized_from: row.try_get("resized_from")?,
             serial: row.try_get("serial")?,
+            cpu_model: row.try_get("cpu_model")?,
         })
     }
 }
@@ -101,7 +104,7 @@ const INSERT_COLUMNS: &str = "id, project_id, user_id, name, description, image_
     vm_state, task_state, power_state, node_id, forwards, reservation_id, generation, key_name,
     key_data, user_data, locked_by, locked_reason, access_ipv4, access_ipv6, fault,
     active_charged, launched_at, terminated_at, created_at, updated_at, deleted_at,
-    resized_from, serial";
+    resized_from, serial, cpu_model";
 
 pub(crate) const SELECT_COLUMNS: &str =
     "id, project_id, user_id, name, description, image_id, flavor_id,
@@ -109,13 +112,13 @@ pub(crate) const SELECT_COLUMNS: &str =
     vm_state, task_state, power_state, node_id, forwards, reservation_id, generation, key_name,
     key_data, user_data, locked_by, locked_reason, access_ipv4, access_ipv6, fault,
     CAST(active_charged AS INTEGER) AS active_charged, launched_at, terminated_at, created_at,
-    updated_at, deleted_at, resized_from, serial";
+    updated_at, deleted_at, resized_from, serial, cpu_model";
 
 pub async fn insert_server(conn: &mut Connection, row: &ServerRow) -> Result<(), DbError> {
     sqlx::query(&format!(
         "INSERT INTO servers ({INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
          $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26,
-         $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37)"
+         $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38)"
     ))
     .bind(&row.id)
     .bind(&row.project_id)
@@ -154,6 +157,7 @@ pub async fn insert_server(conn: &mut Connection, row: &ServerRow) -> Result<(),
     .bind(row.deleted_at)
     .bind(&row.resized_from)
     .bind(row.serial)
+    .bind(&row.cpu_model)
     .execute(conn)
     .await
     .map_err(DbError::insert("create a server", "server"))?;

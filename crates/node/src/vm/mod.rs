@@ -70,6 +70,12 @@ pub enum VmError {
     Suspended,
     #[error("QEMU could not {what}: {reason}")]
     StateTransfer { what: &'static str, reason: String },
+    /// A suspend that failed; the guest was given back as it was.
+    #[error("the suspend failed; the VM runs on as it was")]
+    SuspendFailed(#[source] Box<VmError>),
+    /// A resume that failed; the VM is still suspended, its state kept.
+    #[error("the resume failed; the VM is still suspended")]
+    ResumeFailed(#[source] Box<VmError>),
     #[error("an operation on the VM is unfinished; retry it first")]
     Busy,
     #[error("the VM's last resize is neither confirmed nor reverted")]
@@ -124,6 +130,8 @@ struct Launched {
     ram_mib: u64,
     nics: Vec<NicSpec>,
     guest: GuestConfig,
+    #[serde(default)]
+    cpu_model: Option<String>,
 }
 
 impl Launched {
@@ -133,6 +141,7 @@ impl Launched {
             ram_mib: spec.ram_mib,
             nics: spec.nics.clone(),
             guest: spec.guest.clone(),
+            cpu_model: spec.cpu_model.clone(),
         }
     }
 
@@ -144,6 +153,7 @@ impl Launched {
             ("ram_mib", self.ram_mib != wanted.ram_mib),
             ("nics", self.nics != wanted.nics),
             ("guest", self.guest != wanted.guest),
+            ("cpu_model", self.cpu_model != wanted.cpu_model),
         ]
         .into_iter()
         .filter(|(_, changed)| *changed)
@@ -160,7 +170,8 @@ pub struct VmManager {
     qemu: QemuSettings,
     blocks: ControlPlaneClient,
     locks: Arc<std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>>,
-    /// VMs found with an export's leftovers while running: see `resume_interrupted`.
+    /// VMs found running with an export's leftovers, or in a suspend or resume that did
+    /// not finish: see `resume_interrupted`.
     interrupted: std::sync::Mutex<Vec<String>>,
 }
 
@@ -270,6 +281,15 @@ impl VmManager {
                             if exporting && record.power == PowerState::Running {
                                 interrupted.push(record.id.clone());
                             }
+                            // A suspend or resume cut short is finished the same way.
+                            if record.unfinished
+                                && matches!(
+                                    record.operation,
+                                    Operation::Suspend | Operation::Resume
+                                )
+                            {
+                                interrupted.push(record.id.clone());
+                            }
                         }
                         None => {
                             qemu::remove_runtime_files(&paths);
@@ -298,7 +318,8 @@ impl VmManager {
     }
 
     /// Brings the VMs whose export a crash interrupted back to running, if the export had
-    /// paused them. Call once after [`VmManager::open`].
+    /// paused them, and takes those whose suspend or resume it interrupted to the state
+    /// recorded (saved and ended, or restored). Call once after [`VmManager::open`].
     pub async fn resume_interrupted(&self) {
         let ids = std::mem::take(
             &mut *self
@@ -313,9 +334,9 @@ impl VmManager {
                 Err(error) => Err(error),
             };
             match resumed {
-                Ok(()) => tracing::info!(vm = %id, "resumed after an interrupted export"),
+                Ok(()) => tracing::info!(vm = %id, "converged after an interrupted operation"),
                 Err(error) => {
-                    tracing::warn!(vm = %id, %error, "cannot resume after an interrupted export")
+                    tracing::warn!(vm = %id, %error, "cannot converge after an interrupted operation")
                 }
             }
         }
@@ -469,6 +490,7 @@ impl VmManager {
             image_id: image.id.clone(),
             unfinished: false,
             resized_from: None,
+            suspended_from: None,
         };
         let (paths, saved) = (paths.clone(), record.clone());
         blocking(&paths.dir.clone(), move || {
@@ -518,6 +540,12 @@ impl VmManager {
                     Duration::from_secs(nefos_node_api::default_stop_timeout()),
                 )
                 .await
+            }
+            // A restore cut short: finish it, or start it again.
+            (PowerState::Running | PowerState::Paused, Some(pid))
+                if suspend::has_saved_state(paths).await =>
+            {
+                self.converge_restore(paths, record, pid).await
             }
             (PowerState::Running, Some(_)) => {
                 // Only a pause is undone: other non-running states (an incoming

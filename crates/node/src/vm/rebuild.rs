@@ -63,6 +63,8 @@ impl VmManager {
         if let Some(pid) = qemu::running_pid(&paths) {
             kill_qemu(&paths, pid).await?;
         }
+        // A saved state belongs to the disk about to go.
+        super::suspend::remove_saved_state(&paths).await?;
         let (disk, base, format, size) = (
             paths.disk(),
             image.path.clone(),

@@ -43,6 +43,10 @@ pub struct VmRecord {
     /// is kept beside the VM's (`VmPaths::disk_before_resize`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resized_from: Option<VmSize>,
+    /// The power state a suspend began from, so a suspend that fails or is retried after
+    /// a crash knows what to give the guest back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended_from: Option<PowerState>,
 }
 
 impl VmRecord {

@@ -119,6 +119,8 @@ impl VmManager {
         if let Some(pid) = qemu::running_pid(&paths) {
             kill_qemu(&paths, pid).await?;
         }
+        // A saved state belongs to the disk about to be replaced.
+        super::suspend::remove_saved_state(&paths).await?;
         let (kept, disk) = (paths.disk_before_resize(), paths.disk());
         blocking(&kept.clone(), move || match std::fs::rename(&kept, &disk) {
             Ok(()) => durable::sync_parent(&disk).map_err(|source| VmError::Io {

@@ -6,16 +6,24 @@
 //!
 //! The saved state is only valid with the disk as the saved guest left it, so it is
 //! written under a temporary name and renamed once complete (a partial file is never
-//! taken for a state), any fresh boot removes it first, and a resume removes it before
-//! the guest runs again. Both are recorded unfinished before they act: a retry after a
-//! failure does the rest, and an agent that restarts converges a VM recorded suspended
-//! (save it if QEMU still runs) or running (restore it if only the state is left).
+//! taken for a state), any fresh boot, rebuild or revert removes it first, and a restore
+//! removes it before it lets the guest run. Hence a QEMU found beside a saved state has
+//! not run the guest since the save: either the suspend had saved and not yet ended QEMU
+//! (end it), or a restore had started (finish the load, or start it again).
+//!
+//! Both are recorded unfinished before they act, so the control plane's retry after a
+//! crash does the rest. A suspend that fails gives the guest back as it was (the
+//! migration cancelled, the vCPUs resumed) and is refused, not retried; a resume that
+//! fails leaves the VM suspended with its state kept.
 
 use std::io;
 use std::time::{Duration, Instant};
 
 use nefos_node_api::{PowerState, SuspendVm, VmSpec, VmStatus};
-use nefos_qmp::commands::{Cont, Migrate, MigrateIncoming, QueryMigrate, Stop};
+use nefos_qmp::commands::{
+    Cont, Migrate, MigrateCancel, MigrateIncoming, MigrateSetParameters, QueryMigrate, QueryStatus,
+    Stop,
+};
 
 use super::record::{Admission, Operation, VmRecord};
 use super::{
@@ -29,13 +37,14 @@ use nefos_qmp::Qmp;
 /// the node's disk.
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(600);
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// Bytes per second a save may write: as fast as the node's disk takes it.
+const SAVE_BANDWIDTH: u64 = 1 << 40;
 
 impl VmManager {
     /// Saves a running or paused VM's state to disk and ends its QEMU.
     pub async fn suspend(&self, id: &str, request: &SuspendVm) -> Result<VmStatus, VmError> {
         let _guard = self.lock(id).await;
         let (paths, mut record) = self.existing(id)?;
-        let before = record.power;
         match record.admit(request.generation, Operation::Suspend)? {
             Admission::Retry if !record.unfinished => {
                 return self.status_of(&paths, &record).await;
@@ -45,8 +54,12 @@ impl VmManager {
                 if qemu::running_pid(&paths).is_none() {
                     return Err(VmError::NotRunning);
                 }
+                if record.resized_from.is_some() {
+                    return Err(VmError::ResizeUnfinished);
+                }
                 record.generation = request.generation;
                 record.operation = Operation::Suspend;
+                record.suspended_from = Some(record.power);
                 record.power = PowerState::Suspended;
                 record.unfinished = true;
                 save(&paths, &record).await?;
@@ -55,15 +68,14 @@ impl VmManager {
         if let Some(pid) = qemu::running_pid(&paths)
             && let Err(error) = save_state(&paths, pid).await
         {
-            // The guest goes on as it was: nothing half-saved is left to be restored.
+            // The guest goes on as it was, and nothing half-saved is left to restore.
+            let before = record.suspended_from.unwrap_or(PowerState::Running);
+            give_back(&paths, before).await;
             remove_saved_state(&paths).await?;
-            if before == PowerState::Running {
-                let _ = execute(&paths, &Cont {}).await;
-            }
             record.power = before;
             record.unfinished = false;
             save(&paths, &record).await?;
-            return Err(error);
+            return Err(VmError::SuspendFailed(Box::new(error)));
         }
         record.unfinished = false;
         save(&paths, &record).await?;
@@ -91,7 +103,16 @@ impl VmManager {
                 save(&paths, &record).await?;
             }
         }
-        self.converge(&paths, &record).await?;
+        if let Err(error) = self.converge(&paths, &record).await {
+            // Still suspended, its state kept for another try (a hard reboot discards it).
+            if qemu::running_pid(&paths).is_none() && has_saved_state(&paths).await {
+                record.power = PowerState::Suspended;
+                record.unfinished = false;
+                save(&paths, &record).await?;
+                return Err(VmError::ResumeFailed(Box::new(error)));
+            }
+            return Err(error);
+        }
         record.unfinished = false;
         save(&paths, &record).await?;
         tracing::info!(vm = id, generation = request.generation, "resumed");
@@ -105,28 +126,7 @@ impl VmManager {
         paths: &VmPaths,
         record: &VmRecord,
     ) -> Result<(), VmError> {
-        let launch_path = paths.saved_launch();
-        let launched: Launched = match tokio::fs::read(&launch_path).await {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|error| VmError::Io {
-                path: launch_path.clone(),
-                source: io::Error::new(io::ErrorKind::InvalidData, error),
-            })?,
-            Err(source) => {
-                return Err(VmError::Io {
-                    path: launch_path,
-                    source,
-                });
-            }
-        };
-        // The devices must be the ones the state was saved from; changes made since apply
-        // at the next fresh boot.
-        let spec = VmSpec {
-            vcpus: launched.vcpus,
-            ram_mib: launched.ram_mib,
-            nics: launched.nics.clone(),
-            guest: launched.guest.clone(),
-            ..record.spec.clone()
-        };
+        let spec = self.restored_spec(paths, record).await?;
         let base = self.cache.path_of(&record.image_id, spec.image.format);
         qemu::remove_runtime_files(paths);
         let mut args = qemu::command_line(&self.qemu, &record.id, &spec, paths, &base);
@@ -144,10 +144,7 @@ impl VmManager {
             qmp.execute(&MigrateIncoming { uri })
                 .await
                 .map_err(VmError::Qmp)?;
-            wait_for_migration(&qmp, "load the saved state").await?;
-            // QEMU takes one monitor client at a time.
-            drop(qmp);
-            record_launch(paths, &spec).await
+            wait_for_migration(&qmp, "load the saved state").await
         }
         .await;
         if let Err(error) = loaded {
@@ -155,27 +152,106 @@ impl VmManager {
             kill_qemu(paths, pid).await?;
             return Err(error);
         }
+        self.finish_restore(paths, record, &spec).await?;
+        tracing::info!(vm = %record.id, pid, "restored from its saved state");
+        Ok(())
+    }
+
+    /// The spec the saved state was taken under: the devices must be the ones it was
+    /// saved from; changes made since apply at the next fresh boot.
+    async fn restored_spec(&self, paths: &VmPaths, record: &VmRecord) -> Result<VmSpec, VmError> {
+        let launch_path = paths.saved_launch();
+        let bytes = tokio::fs::read(&launch_path)
+            .await
+            .map_err(|source| VmError::Io {
+                path: launch_path.clone(),
+                source,
+            })?;
+        let launched: Launched = serde_json::from_slice(&bytes).map_err(|error| VmError::Io {
+            path: launch_path,
+            source: io::Error::new(io::ErrorKind::InvalidData, error),
+        })?;
+        Ok(VmSpec {
+            vcpus: launched.vcpus,
+            ram_mib: launched.ram_mib,
+            nics: launched.nics,
+            guest: launched.guest,
+            cpu_model: launched.cpu_model,
+            ..record.spec.clone()
+        })
+    }
+
+    /// The end of a restore whose state QEMU has loaded: the state goes, then the guest
+    /// runs (unless the record wants it paused).
+    async fn finish_restore(
+        &self,
+        paths: &VmPaths,
+        record: &VmRecord,
+        spec: &VmSpec,
+    ) -> Result<(), VmError> {
+        record_launch(paths, spec).await?;
         // The guest is about to change its disk: the state no longer matches it.
         remove_saved_state(paths).await?;
         if record.power == PowerState::Running {
             execute(paths, &Cont {}).await?;
         }
-        tracing::info!(vm = %record.id, pid, "restored from its saved state");
         Ok(())
+    }
+
+    /// Brings a QEMU found beside a saved state to the record's power state: a QEMU that
+    /// loaded the state finishes its restore, one that did not is ended and the restore
+    /// begins again (it has not run the guest since the save; see the module's comment).
+    pub(super) async fn converge_restore(
+        &self,
+        paths: &VmPaths,
+        record: &VmRecord,
+        pid: u32,
+    ) -> Result<(), VmError> {
+        let loaded = match Qmp::connect(&paths.qmp(), QMP_TIMEOUT).await {
+            Ok(qmp) => qmp
+                .execute(&QueryMigrate {})
+                .await
+                .is_ok_and(|info| info.status.as_deref() == Some("completed")),
+            Err(_) => false,
+        };
+        let incoming = matches!(
+            execute(paths, &QueryStatus {}).await.map(|s| s.status),
+            Ok(status) if status == "paused" || status == "inmigrate" || status == "prelaunch"
+        );
+        if loaded && incoming {
+            let spec = self.restored_spec(paths, record).await?;
+            return self.finish_restore(paths, record, &spec).await;
+        }
+        kill_qemu(paths, pid).await?;
+        self.restore_qemu(paths, record).await
     }
 }
 
-/// Stops the guest, writes its state to the saved-state file and ends QEMU.
+/// Stops the guest, writes its state to the saved-state file and ends QEMU. Run again
+/// after a crash it ends a QEMU whose state is saved already, and starts over a save that
+/// was under way.
 pub(super) async fn save_state(paths: &VmPaths, pid: u32) -> Result<(), VmError> {
+    if has_saved_state(paths).await {
+        return kill_qemu(paths, pid).await;
+    }
     let launched = tokio::fs::read(paths.launched()).await.ok();
     let partial = paths.dir.join("suspended.state.partial");
     let qmp = Qmp::connect(&paths.qmp(), QMP_TIMEOUT)
         .await
         .map_err(VmError::Qmp)?;
+    cancel_migration(&qmp).await?;
     qmp.execute(&Stop {}).await.map_err(VmError::Qmp)?;
+    qmp.execute(&MigrateSetParameters {
+        max_bandwidth: SAVE_BANDWIDTH,
+    })
+    .await
+    .map_err(VmError::Qmp)?;
     let uri = format!("file:{}", partial.display());
     qmp.execute(&Migrate { uri }).await.map_err(VmError::Qmp)?;
-    wait_for_migration(&qmp, "save the guest's state").await?;
+    if let Err(error) = wait_for_migration(&qmp, "save the guest's state").await {
+        cancel_migration(&qmp).await?;
+        return Err(error);
+    }
     drop(qmp);
     let (state, launch) = (paths.saved_state(), paths.saved_launch());
     // What QEMU ran with: recorded at its launch, or (started by an older agent) the
@@ -205,6 +281,41 @@ pub(super) async fn save_state(paths: &VmPaths, pid: u32) -> Result<(), VmError>
     .await?;
     // Migration left the guest stopped and its disks flushed and released.
     kill_qemu(paths, pid).await
+}
+
+/// Cancels an outgoing migration under way (one a crashed agent began), and waits until
+/// it has stopped.
+async fn cancel_migration(qmp: &Qmp) -> Result<(), VmError> {
+    let started = Instant::now();
+    loop {
+        let info = qmp.execute(&QueryMigrate {}).await.map_err(VmError::Qmp)?;
+        match info.status.as_deref() {
+            Some("setup" | "active" | "pre-switchover" | "device" | "cancelling") => {
+                if info.status.as_deref() != Some("cancelling") {
+                    qmp.execute(&MigrateCancel {}).await.map_err(VmError::Qmp)?;
+                }
+                if started.elapsed() > TRANSFER_TIMEOUT {
+                    return Err(VmError::StateTransfer {
+                        what: "cancel a save under way",
+                        reason: format!("not done after {} s", TRANSFER_TIMEOUT.as_secs()),
+                    });
+                }
+                tokio::time::sleep(POLL_INTERVAL).await;
+            }
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// Gives a guest whose suspend failed back its vCPUs, if it had them running. QEMU may
+/// be gone (the failure was its end), which leaves the VM stopped: what its status says.
+async fn give_back(paths: &VmPaths, before: PowerState) {
+    if before != PowerState::Running || qemu::running_pid(paths).is_none() {
+        return;
+    }
+    if let Err(error) = execute(paths, &Cont {}).await {
+        tracing::warn!(dir = %paths.dir.display(), %error, "cannot resume a guest after a failed suspend");
+    }
 }
 
 /// Polls QEMU's migration status until it completes; a failure carries QEMU's reason.

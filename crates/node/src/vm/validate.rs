@@ -44,6 +44,14 @@ pub fn spec(spec: &VmSpec) -> Result<(), VmError> {
             spec.ram_mib
         )));
     }
+    if let Some(model) = &spec.cpu_model
+        && nefos_node_api::cpu_model(model).is_none()
+    {
+        return Err(invalid(format!(
+            "cpu_model {model:?} is not one of {}",
+            nefos_node_api::CpuModel::names()
+        )));
+    }
     hostname(&spec.guest.hostname)?;
     let mut macs = Vec::new();
     for nic in &spec.nics {

@@ -255,6 +255,8 @@ pub(super) async fn action(
             .map_err(NovaError::from)
     };
     match name {
+        // Cyclades shows a suspended server as STOPPED: starting it resumes it.
+        "start" | "os-start" if server.vm_state == "suspended" => power(PowerAction::Resume).await,
         "start" | "os-start" => power(PowerAction::Start).await,
         "shutdown" | "os-stop" => power(PowerAction::Stop).await,
         "reboot" => {

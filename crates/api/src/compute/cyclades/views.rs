@@ -38,8 +38,8 @@ fn task_state(task: Option<&str>) -> &'static str {
     match task.unwrap_or("") {
         "" => "",
         "scheduling" | "spawning" => "BUILDING",
-        "powering-on" | "unpausing" => "STARTING",
-        "powering-off" | "pausing" => "STOPPING",
+        "powering-on" | "unpausing" | "resuming" => "STARTING",
+        "powering-off" | "pausing" | "suspending" => "STOPPING",
         "rebooting" | "rebooting_hard" => "REBOOTING",
         "deleting" => "DESTROYING",
         "resize_prep" | "resize_confirming" | "resize_reverting" => "RESIZING",

@@ -111,6 +111,13 @@ fn place<'a>(services: &'a Services, input: Input<'a>) -> BoxFuture<'a, nefos_sa
             vcpus: u64::from(spec.vcpus),
             ram_mib: spec.ram_mib,
             disk_gib: spec.disk_bytes >> 30,
+            cpu_model: Some(
+                spec.cpu_model
+                    .as_deref()
+                    .and_then(nefos_node_api::cpu_model)
+                    .or_else(|| nefos_node_api::cpu_model(nefos_node_api::DEFAULT_CPU_MODEL))
+                    .ok_or_else(|| StepError::Permanent("no CPU model".to_owned()))?,
+            ),
         };
         let node = services.place(demand).await.map_err(|error| match error {
             crate::ComputeError::Db(error) => db_error(error),
