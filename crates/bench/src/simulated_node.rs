@@ -215,6 +215,11 @@ async fn ensure(
         image_id: "simulated".to_owned(),
         pending_changes: Vec::new(),
         resized_from: None,
+        size: Some(nefos_node_api::VmSize {
+            vcpus: request.spec.vcpus,
+            ram_mib: request.spec.ram_mib,
+            disk_bytes: request.spec.disk_bytes,
+        }),
     };
     if let Ok(mut vms) = state.vms.lock() {
         vms.by_id.insert(id, vm.clone());

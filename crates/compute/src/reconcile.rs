@@ -13,13 +13,18 @@
 //! - `missing_vm`: a launched server's node has no VM for it: ERROR, with the reason.
 //! - `stuck_task`: a server has a task but no saga: the task ends, with the state the
 //!   node reports (or ERROR for a build whose VM never came).
+//! - `unsynced_flavor`: a settled server's VM has other vCPUs, RAM or disk on its node
+//!   than the server's flavor (a resize whose record was lost: a database restored from a
+//!   backup): as Synnefo does, the server takes the flavor of those sizes, and its quota
+//!   follows what the VM really holds (forced: it holds it already); with no flavor of
+//!   those sizes it is reported and left alone.
 //!
 //! Nodes that are down are skipped: their servers show UNKNOWN until they are back.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use nefos_db::compute::{self as q, ServerRow, ServerScope, StateChange};
+use nefos_db::compute::{self as q, FlavorColumns, ServerRow, ServerScope, StateChange};
 use nefos_db::time::now_micros;
 use nefos_db::{Database, DbError};
 use nefos_node_api::{VmState, VmStatus};
@@ -228,6 +233,30 @@ impl Reconciler {
                     self.take_report(row, status, false).await?;
                 }
             }
+            if let Some(size) = status
+                .size
+                .filter(|_| settled && row.resized_from.is_none())
+                && node_sizes(size) != (row.vcpus, row.ram_mib, row.disk_gib)
+            {
+                let flavor = self.flavor_of_sizes(node_sizes(size)).await?;
+                let (vcpus, ram, disk) = node_sizes(size);
+                let detail = match &flavor {
+                    Some(flavor) => format!(
+                        "flavor {} ({} vCPUs, {} MiB, {} GiB) → {} ({vcpus}, {ram}, {disk}) as \
+                         the node's VM has",
+                        row.flavor_id, row.vcpus, row.ram_mib, row.disk_gib, flavor.flavor_id
+                    ),
+                    None => format!(
+                        "the node's VM has {vcpus} vCPUs, {ram} MiB, {disk} GiB, flavor {} \
+                         has {}, {}, {}; no flavor has the node's sizes: left alone",
+                        row.flavor_id, row.vcpus, row.ram_mib, row.disk_gib
+                    ),
+                };
+                repair("unsynced_flavor", &row.id, detail);
+                if let Some(flavor) = flavor.filter(|_| !dry_run) {
+                    self.take_flavor(row, &flavor).await?;
+                }
+            }
         }
         for row in rows.values() {
             if row.deleted_at.is_some()
@@ -328,6 +357,70 @@ impl Reconciler {
         Ok(())
     }
 
+    /// The flavor (the first by id) of these sizes, as a server's columns.
+    async fn flavor_of_sizes(
+        &self,
+        (vcpus, ram_mib, disk_gib): (i64, i64, i64),
+    ) -> Result<Option<FlavorColumns>, ComputeError> {
+        let flavors = q::list_flavors(self.db.pool(), None, true).await?;
+        let Some(flavor) = flavors
+            .into_iter()
+            .find(|f| f.vcpus == vcpus && f.ram_mib == ram_mib && f.disk_gib == disk_gib)
+        else {
+            return Ok(None);
+        };
+        let extra_specs = q::extra_specs(self.db.pool(), &flavor.id).await?;
+        Ok(Some(FlavorColumns {
+            flavor_id: flavor.id,
+            flavor_name: flavor.name,
+            vcpus: flavor.vcpus,
+            ram_mib: flavor.ram_mib,
+            disk_gib: flavor.disk_gib,
+            ephemeral_gib: flavor.ephemeral_gib,
+            swap_mib: flavor.swap_mib,
+            flavor_extra_specs: serde_json::to_string(&extra_specs)
+                .unwrap_or_else(|_| "{}".to_owned()),
+        }))
+    }
+
+    /// Gives a server the flavor its VM has, and moves its quota by the difference.
+    async fn take_flavor(
+        &self,
+        row: &ServerRow,
+        flavor: &FlavorColumns,
+    ) -> Result<(), ComputeError> {
+        let from = Size {
+            vcpus: row.vcpus,
+            ram_mib: row.ram_mib,
+            disk_gib: row.disk_gib,
+        };
+        let to = Size {
+            vcpus: flavor.vcpus,
+            ram_mib: flavor.ram_mib,
+            disk_gib: flavor.disk_gib,
+        };
+        let mut tx = self.db.begin().await?;
+        let sizes = (row.vcpus, row.ram_mib, row.disk_gib);
+        if !q::sync_flavor(&mut *tx, &row.id, sizes, flavor, now_micros()).await? {
+            // Changed since this pass read it: the next pass compares again.
+            return Ok(());
+        }
+        let active = row.active_charged;
+        let (project, user) = (row.project_id.as_str(), row.user_id.as_str());
+        let mut provisions = charges::growth(project, user, from, to, active);
+        provisions.extend(charges::released(charges::growth(
+            project, user, to, from, active,
+        )));
+        self.quotas
+            .force_in(&mut tx, &provisions)
+            .await
+            .map_err(ComputeError::Quota)?;
+        tx.commit()
+            .await
+            .map_err(DbError::query("commit a server's synced flavor"))?;
+        Ok(())
+    }
+
     /// Puts a server whose VM is missing from its node in ERROR.
     async fn mark_missing(&self, row: &ServerRow, node: &str) -> Result<(), ComputeError> {
         let now = now_micros();
@@ -365,6 +458,16 @@ impl Reconciler {
             .map_err(DbError::query("commit a missing VM"))?;
         Ok(())
     }
+}
+
+/// A node's VM sizes as a server row has them: vCPUs, MiB, GiB.
+fn node_sizes(size: nefos_node_api::VmSize) -> (i64, i64, i64) {
+    let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    (
+        i64::from(size.vcpus),
+        int(size.ram_mib),
+        int(size.disk_bytes >> 30),
+    )
 }
 
 fn micros(duration: Duration) -> i64 {

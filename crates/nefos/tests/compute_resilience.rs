@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use common::compute::{ComputeApi, settled};
 use common::vms::{Cloud, Node};
+use nefos_db::compute::{self as q, FlavorColumns};
 use nefos_node_api::{EnsureVm, GuestConfig, PowerState, VmSpec};
+use nefos_quota::{Provision, Quotas};
 use rand::Rng;
 use serde_json::json;
 
@@ -254,6 +256,56 @@ async fn servers_spread_drained_nodes_get_none_down_nodes_show_unknown() {
         s.is_some_and(|s| s["status"] == "ACTIVE" && settled(s))
     })
     .await;
+
+    // A server whose database row says m1.micro while its VM has m1.nano's sizes (the
+    // database and its quota restored from before a resize was reverted) takes the
+    // flavor of its VM's sizes, and its quota follows.
+    let drifted = b.vm_dirs().into_iter().find(|dir| *dir != victim).unwrap();
+    let before = api.usage().await;
+    let row = q::get_server(cloud.db.pool(), &drifted)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((row.vcpus, row.ram_mib, row.disk_gib), (1, 128, 1));
+    let micro = FlavorColumns {
+        flavor_id: "7".to_owned(),
+        flavor_name: "m1.micro".to_owned(),
+        vcpus: 1,
+        ram_mib: 256,
+        disk_gib: 2,
+        ephemeral_gib: 0,
+        swap_mib: 0,
+        flavor_extra_specs: "{}".to_owned(),
+    };
+    let mut tx = cloud.db.begin().await.unwrap();
+    let now = nefos_db::time::now_micros();
+    assert!(
+        q::sync_flavor(&mut *tx, &drifted, (1, 128, 1), &micro, now)
+            .await
+            .unwrap()
+    );
+    let restored: Vec<Provision> = [
+        ("cyclades.total_ram", 128 << 20),
+        ("cyclades.ram", 128 << 20),
+        ("cyclades.disk", 1 << 30),
+    ]
+    .into_iter()
+    .map(|(resource, quantity)| Provision::new(&row.project_id, &row.user_id, resource, quantity))
+    .collect();
+    Quotas::new(cloud.db.clone())
+        .force_in(&mut tx, &restored)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(api.usage().await.2, before.2 + 128);
+    let report = common::admin_ok(&["reconcile", "servers", "--data", &data]);
+    assert!(
+        report.contains("unsynced_flavor") && report.contains(&drifted),
+        "{report}"
+    );
+    let synced = api.server(&drifted).await.unwrap();
+    assert_eq!(synced["flavor"]["original_name"], "m1.nano", "{synced}");
+    assert_eq!(api.usage().await, before);
 
     delete_all(&api, &[&a, &b]).await;
     assert_eq!(api.usage().await, (0, 0, 0));

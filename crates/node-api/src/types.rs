@@ -240,6 +240,10 @@ pub struct VmStatus {
     /// The sizes before a resize that is neither confirmed nor reverted yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resized_from: Option<VmSize>,
+    /// The sizes the node gives the VM (its next start's, if `pending_changes` has them);
+    /// absent from older agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<VmSize>,
 }
 
 /// What a running VM uses, from its QEMU and the node's kernel (Nova's server

@@ -170,6 +170,18 @@ impl Quotas {
         apply(tx, &provisions, Step::Charge, false).await
     }
 
+    /// [`Quotas::charge_in`] whatever the limits: for what exists already and must be
+    /// counted (a VM found using more than its record said), as Astakos's forced
+    /// commissions.
+    pub async fn force_in(
+        &self,
+        tx: &mut Transaction,
+        provisions: &[Provision],
+    ) -> Result<(), QuotaError> {
+        let provisions = rows(provisions);
+        apply(tx, &provisions, Step::Charge, true).await
+    }
+
     /// Checks that provisions would fit now, changing nothing.
     pub async fn check(&self, provisions: &[Provision]) -> Result<(), QuotaError> {
         let provisions = rows(provisions);

@@ -326,6 +326,41 @@ async fn set_flavor<'c>(
     Ok(done.rows_affected() == 1)
 }
 
+/// Gives server `id` the flavor `flavor` if it is settled (no task, no resize under way)
+/// and still has the sizes `sizes` (vCPUs, MiB, GiB) the caller compared; true if it did.
+pub async fn sync_flavor<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    id: &str,
+    sizes: (i64, i64, i64),
+    flavor: &FlavorColumns,
+    now: i64,
+) -> Result<bool, DbError> {
+    let done = sqlx::query(
+        "UPDATE servers SET flavor_id = $2, flavor_name = $3, vcpus = $4, ram_mib = $5,
+           disk_gib = $6, ephemeral_gib = $7, swap_mib = $8, flavor_extra_specs = $9,
+           updated_at = $10
+         WHERE id = $1 AND deleted_at IS NULL AND resized_from IS NULL AND task_state IS NULL
+           AND vcpus = $11 AND ram_mib = $12 AND disk_gib = $13",
+    )
+    .bind(id)
+    .bind(&flavor.flavor_id)
+    .bind(&flavor.flavor_name)
+    .bind(flavor.vcpus)
+    .bind(flavor.ram_mib)
+    .bind(flavor.disk_gib)
+    .bind(flavor.ephemeral_gib)
+    .bind(flavor.swap_mib)
+    .bind(&flavor.flavor_extra_specs)
+    .bind(now)
+    .bind(sizes.0)
+    .bind(sizes.1)
+    .bind(sizes.2)
+    .execute(ex)
+    .await
+    .map_err(DbError::query("give a server its node's flavor"))?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Records the image server `id` was (re)built from.
 pub async fn set_image<'c>(
     ex: impl Executor<'c, Database = Any>,

@@ -45,6 +45,8 @@ pub struct Cloud {
     pub data: TempDir,
     pub internal_url: String,
     pub nodes: NodeRpc,
+    /// The cloud's database, for what tests set up behind its back.
+    pub db: Database,
     /// The guest image, when the cloud was started with one.
     pub image: ImageContent,
 }
@@ -97,7 +99,8 @@ impl Cloud {
             args,
             data,
             internal_url: format!("http://{internal}"),
-            nodes: NodeRpc::new(NodeRegistry::new(db), key),
+            nodes: NodeRpc::new(NodeRegistry::new(db.clone()), key),
+            db,
             image: ImageContent {
                 size: 0,
                 block_size: 0,

@@ -873,6 +873,7 @@ impl VmManager {
             image_id: record.image_id.clone(),
             pending_changes,
             resized_from: record.resized_from,
+            size: Some(record.size()),
         })
     }
 }
