@@ -2,6 +2,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use sqlx::{AnyPool, Executor};
 
 use crate::transaction::WriterQueue;
@@ -76,12 +77,36 @@ const SQLITE_PRAGMAS: &[&str] = &[
     "PRAGMA busy_timeout = 30000",
 ];
 
+/// A pool of read-only native connections to the SQLite database at `url` (which the
+/// `Any` pool has opened, so it exists and is in WAL mode). Connections are made when
+/// first needed.
+async fn sqlite_reader(url: &str, settings: &PoolSettings) -> Result<SqlitePool, DbError> {
+    use std::str::FromStr;
+    let location = location(url);
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|source| DbError::Connect {
+            location: location.clone(),
+            source,
+        })?
+        .read_only(true)
+        .busy_timeout(Duration::from_secs(30));
+    Ok(SqlitePoolOptions::new()
+        .max_connections(settings.max_connections)
+        .min_connections(0)
+        .acquire_timeout(settings.acquire_timeout)
+        .connect_lazy_with(options))
+}
+
 /// A handle on the control-plane database; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Database {
     pool: AnyPool,
     backend: Backend,
     writers: WriterQueue,
+    /// On SQLite, read-only connections of the native driver for reads of many rows: the
+    /// `Any` driver copies every value of every row once more and builds each row's
+    /// column list anew, which was most of the cost of a page of a thousand servers.
+    sqlite_reads: Option<SqlitePool>,
 }
 
 impl Database {
@@ -135,10 +160,15 @@ impl Database {
                 timeout: settings.connect_timeout,
             })?
             .map_err(|source| DbError::Connect { location, source })?;
+        let sqlite_reads = match backend {
+            Backend::Sqlite => Some(sqlite_reader(&url, settings).await?),
+            Backend::Postgres => None,
+        };
         Ok(Database {
             pool,
             backend,
             writers: WriterQueue::default(),
+            sqlite_reads,
         })
     }
 
@@ -149,6 +179,11 @@ impl Database {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Native read-only SQLite connections, on SQLite only: for reads of many rows.
+    pub fn sqlite_reads(&self) -> Option<&SqlitePool> {
+        self.sqlite_reads.as_ref()
     }
 
     /// The pool, for reads that need no transaction.

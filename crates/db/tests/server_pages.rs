@@ -62,9 +62,7 @@ async fn walk(db: &Database, query: &ServerQuery<'_>) -> Vec<ServerRow> {
             after: marker.as_ref(),
             ..query.clone()
         };
-        let (rows, more) = q::page_servers(db.pool(), db.backend(), &page)
-            .await
-            .unwrap();
+        let (rows, more) = q::page_servers(db, &page).await.unwrap();
         assert!(rows.len() <= query.limit);
         all.extend(rows.into_iter().map(|paged| paged.row));
         if !more {
@@ -175,9 +173,7 @@ async fn pages_walk_every_server_once_in_order() {
             .await
             .unwrap();
         tx.commit().await.unwrap();
-        let (rows, more) = q::page_servers(t.db.pool(), t.db.backend(), &first)
-            .await
-            .unwrap();
+        let (rows, more) = q::page_servers(&t.db, &first).await.unwrap();
         assert!(more, "{label}");
         assert_eq!(
             ids(&rows.iter().map(|p| p.row.clone()).collect::<Vec<_>>()),

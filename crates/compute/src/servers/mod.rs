@@ -162,7 +162,7 @@ impl Compute {
     ) -> Result<ServerPage, ComputeError> {
         let marker = self.marker(caller, filter).await?;
         let query = query(caller, filter, marker.as_ref())?;
-        let (page, more) = q::page_servers(self.db().pool(), self.db().backend(), &query).await?;
+        let (page, more) = q::page_servers(self.db(), &query).await?;
         let down = self.down_nodes().await?;
         let servers = page
             .into_iter()

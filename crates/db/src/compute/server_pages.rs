@@ -8,10 +8,11 @@
 use std::collections::BTreeMap;
 
 use sqlx::any::AnyRow;
-use sqlx::{Any, Executor, FromRow, Row};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Any, ColumnIndex, Decode, Executor, FromRow, Row, Type};
 
-use super::servers::{SELECT_COLUMNS, ServerRow};
-use crate::{Backend, DbError};
+use super::servers::{SELECT_COLUMNS, ServerRow, server_row_from};
+use crate::{Backend, Database, DbError};
 
 /// A column servers sort by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,20 +224,36 @@ pub struct PagedServer {
 
 impl FromRow<'_, AnyRow> for PagedServer {
     fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
-        let metadata: Option<String> = row.try_get("metadata_json")?;
-        let tags: Option<String> = row.try_get("tags_json")?;
-        Ok(PagedServer {
-            row: ServerRow::from_row(row)?,
-            metadata: match metadata {
-                Some(text) => serde_json::from_str(&text).map_err(json_error("metadata_json"))?,
-                None => BTreeMap::new(),
-            },
-            tags: match tags {
-                Some(text) => serde_json::from_str(&text).map_err(json_error("tags_json"))?,
-                None => Vec::new(),
-            },
-        })
+        paged_server_from(row)
     }
+}
+
+impl FromRow<'_, SqliteRow> for PagedServer {
+    fn from_row(row: &SqliteRow) -> Result<Self, sqlx::Error> {
+        paged_server_from(row)
+    }
+}
+
+fn paged_server_from<'r, R>(row: &'r R) -> Result<PagedServer, sqlx::Error>
+where
+    R: Row,
+    &'r str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let metadata: Option<String> = row.try_get("metadata_json")?;
+    let tags: Option<String> = row.try_get("tags_json")?;
+    Ok(PagedServer {
+        row: server_row_from(row)?,
+        metadata: match metadata {
+            Some(text) => serde_json::from_str(&text).map_err(json_error("metadata_json"))?,
+            None => BTreeMap::new(),
+        },
+        tags: match tags {
+            Some(text) => serde_json::from_str(&text).map_err(json_error("tags_json"))?,
+            None => Vec::new(),
+        },
+    })
 }
 
 fn json_error(column: &'static str) -> impl Fn(serde_json::Error) -> sqlx::Error {
@@ -266,21 +283,34 @@ fn gathered_columns(backend: Backend) -> &'static str {
     }
 }
 
-/// A page of servers with their metadata and tags, and whether more follow it.
-pub async fn page_servers<'c>(
-    ex: impl Executor<'c, Database = Any>,
-    backend: Backend,
+/// A page of servers with their metadata and tags, and whether more follow it. On
+/// SQLite the rows are read by the native driver.
+pub async fn page_servers(
+    db: &Database,
     query: &ServerQuery<'_>,
 ) -> Result<(Vec<PagedServer>, bool), DbError> {
     let (selection, values) = selection(query);
     let text = format!(
         "SELECT {SELECT_COLUMNS}, {} FROM servers {selection}",
-        gathered_columns(backend)
+        gathered_columns(db.backend())
     );
-    let mut rows = bind_all(sqlx::query_as::<_, PagedServer>(&text), values)
-        .fetch_all(ex)
-        .await
-        .map_err(DbError::query("list a page of servers"))?;
+    let failed = DbError::query("list a page of servers");
+    let mut rows = match db.sqlite_reads() {
+        Some(reads) => {
+            let mut select = sqlx::query_as::<_, PagedServer>(&text);
+            for value in values {
+                select = match value {
+                    Value::Int(v) => select.bind(v),
+                    Value::Text(v) => select.bind(v),
+                };
+            }
+            select.fetch_all(reads).await.map_err(failed)?
+        }
+        None => bind_all(sqlx::query_as::<_, PagedServer>(&text), values)
+            .fetch_all(db.pool())
+            .await
+            .map_err(failed)?,
+    };
     let more = rows.len() > query.limit;
     rows.truncate(query.limit);
     Ok((rows, more))

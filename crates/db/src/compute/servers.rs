@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use sqlx::any::AnyRow;
-use sqlx::{Any, Executor, FromRow, Row};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Any, ColumnIndex, Decode, Executor, FromRow, Row, Type};
 
 use crate::{Connection, DbError};
 
@@ -56,47 +57,64 @@ pub struct ServerRow {
 
 impl FromRow<'_, AnyRow> for ServerRow {
     fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
-        Ok(ServerRow {
-            id: row.try_get("id")?,
-            project_id: row.try_get("project_id")?,
-            user_id: row.try_get("user_id")?,
-            name: row.try_get("name")?,
-            description: row.try_get("description")?,
-            image_id: row.try_get("image_id")?,
-            flavor_id: row.try_get("flavor_id")?,
-            flavor_name: row.try_get("flavor_name")?,
-            vcpus: row.try_get("vcpus")?,
-            ram_mib: row.try_get("ram_mib")?,
-            disk_gib: row.try_get("disk_gib")?,
-            ephemeral_gib: row.try_get("ephemeral_gib")?,
-            swap_mib: row.try_get("swap_mib")?,
-            flavor_extra_specs: row.try_get("flavor_extra_specs")?,
-            vm_state: row.try_get("vm_state")?,
-            task_state: row.try_get("task_state")?,
-            power_state: row.try_get("power_state")?,
-            node_id: row.try_get("node_id")?,
-            forwards: row.try_get("forwards")?,
-            reservation_id: row.try_get("reservation_id")?,
-            generation: row.try_get("generation")?,
-            key_name: row.try_get("key_name")?,
-            key_data: row.try_get("key_data")?,
-            user_data: row.try_get("user_data")?,
-            locked_by: row.try_get("locked_by")?,
-            locked_reason: row.try_get("locked_reason")?,
-            access_ipv4: row.try_get("access_ipv4")?,
-            access_ipv6: row.try_get("access_ipv6")?,
-            fault: row.try_get("fault")?,
-            active_charged: crate::flag::get_bool(row, "active_charged")?,
-            launched_at: row.try_get("launched_at")?,
-            terminated_at: row.try_get("terminated_at")?,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-            deleted_at: row.try_get("deleted_at")?,
-            resized_from: row.try_get("resized_from")?,
-            serial: row.try_get("serial")?,
-            cpu_model: row.try_get("cpu_model")?,
-        })
+        server_row_from(row)
     }
+}
+
+impl FromRow<'_, SqliteRow> for ServerRow {
+    fn from_row(row: &SqliteRow) -> Result<Self, sqlx::Error> {
+        server_row_from(row)
+    }
+}
+
+/// A server row from a row of either driver (the listing reads SQLite natively).
+pub(crate) fn server_row_from<'r, R>(row: &'r R) -> Result<ServerRow, sqlx::Error>
+where
+    R: Row,
+    &'r str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(ServerRow {
+        id: row.try_get("id")?,
+        project_id: row.try_get("project_id")?,
+        user_id: row.try_get("user_id")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        image_id: row.try_get("image_id")?,
+        flavor_id: row.try_get("flavor_id")?,
+        flavor_name: row.try_get("flavor_name")?,
+        vcpus: row.try_get("vcpus")?,
+        ram_mib: row.try_get("ram_mib")?,
+        disk_gib: row.try_get("disk_gib")?,
+        ephemeral_gib: row.try_get("ephemeral_gib")?,
+        swap_mib: row.try_get("swap_mib")?,
+        flavor_extra_specs: row.try_get("flavor_extra_specs")?,
+        vm_state: row.try_get("vm_state")?,
+        task_state: row.try_get("task_state")?,
+        power_state: row.try_get("power_state")?,
+        node_id: row.try_get("node_id")?,
+        forwards: row.try_get("forwards")?,
+        reservation_id: row.try_get("reservation_id")?,
+        generation: row.try_get("generation")?,
+        key_name: row.try_get("key_name")?,
+        key_data: row.try_get("key_data")?,
+        user_data: row.try_get("user_data")?,
+        locked_by: row.try_get("locked_by")?,
+        locked_reason: row.try_get("locked_reason")?,
+        access_ipv4: row.try_get("access_ipv4")?,
+        access_ipv6: row.try_get("access_ipv6")?,
+        fault: row.try_get("fault")?,
+        active_charged: row.try_get::<i64, _>("active_charged")? != 0,
+        launched_at: row.try_get("launched_at")?,
+        terminated_at: row.try_get("terminated_at")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        deleted_at: row.try_get("deleted_at")?,
+        resized_from: row.try_get("resized_from")?,
+        serial: row.try_get("serial")?,
+        cpu_model: row.try_get("cpu_model")?,
+    })
 }
 
 const INSERT_COLUMNS: &str = "id, project_id, user_id, name, description, image_id, flavor_id,
