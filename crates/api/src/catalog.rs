@@ -65,6 +65,14 @@ impl Catalog {
                     // kamaki reads Cyclades' shapes, served beside Nova's.
                     synnefo_path: Some("/compute/v2.0"),
                 },
+                // Neutron v2.0; its clients find `/v2.0` from the versions at its root.
+                CatalogService {
+                    service_type: nefos_network_api::CATALOG_TYPE,
+                    name: nefos_network_api::CATALOG_NAME,
+                    path: nefos_network_api::PREFIX,
+                    version: "v2.0",
+                    synnefo_path: None,
+                },
                 // Synnefo's account API; astakosclient finds it by this name and version.
                 CatalogService {
                     service_type: nefos_account_api::CATALOG_TYPE,

@@ -104,6 +104,17 @@ pub(crate) async fn image(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
+/// Neutron's check of the path and query, with Neutron's answer.
+pub(crate) async fn neutron(request: Request, next: Next) -> Response {
+    if !request_is_clean(&request, &[]) {
+        return crate::network::NeutronError::bad_request(
+            "the request path or query holds a NUL character or is not UTF-8",
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
 /// Whether every string (and key) in a JSON document is free of NUL.
 pub(crate) fn json_has_no_nul(value: &serde_json::Value) -> bool {
     match value {

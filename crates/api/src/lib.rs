@@ -15,6 +15,7 @@ mod identity;
 mod image;
 mod internal;
 mod middleware;
+mod network;
 mod object_store;
 pub mod server;
 mod slow_body;
@@ -46,11 +47,17 @@ pub struct ApiState {
     pub nodes: NodeRegistry,
     /// Absent where no compute service is set up (some tests serve storage only).
     pub compute: Option<Compute>,
+    pub networks: nefos_network::Networks,
     pub catalog: Arc<Catalog>,
 }
 
 impl ApiState {
     pub fn new(identity: Identity, storage: Storage, public_url: &str) -> Self {
+        let networks = nefos_network::Networks::new(
+            identity.database().clone(),
+            storage.quotas().clone(),
+            nefos_network::NetworkSettings::default(),
+        );
         ApiState {
             nodes: NodeRegistry::new(identity.database().clone()),
             identity,
@@ -58,6 +65,7 @@ impl ApiState {
             images: Images::new(storage.clone()),
             storage,
             compute: None,
+            networks,
             catalog: Arc::new(Catalog::new(public_url)),
         }
     }
@@ -96,6 +104,10 @@ pub fn router(state: ApiState, limits: &HttpLimits) -> Router {
             image::router().layer(axum::middleware::from_fn(clean_text::image)),
         )
         .nest(nefos_compute_api::PREFIX, compute::router())
+        .nest(
+            nefos_network_api::PREFIX,
+            network::router().layer(axum::middleware::from_fn(clean_text::neutron)),
+        )
         .route(
             &format!("{}/", nefos_compute_api::PREFIX),
             get(compute::version_list),

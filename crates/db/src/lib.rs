@@ -12,6 +12,7 @@ mod flag;
 pub mod identity;
 pub mod image;
 mod migrate;
+pub mod network;
 pub mod quota;
 pub mod saga;
 mod singleton;

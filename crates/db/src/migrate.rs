@@ -79,6 +79,11 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "cpu models",
         sql: include_str!("../migrations/0012_cpu_models.sql"),
     },
+    Migration {
+        version: 13,
+        name: "networks",
+        sql: include_str!("../migrations/0013_networks.sql"),
+    },
 ];
 
 /// Where a database's schema stands relative to this binary.

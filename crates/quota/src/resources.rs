@@ -106,6 +106,14 @@ pub const CYCLADES_RESOURCES: &[ResourceSpec] = &[
         project_default: 0,
     },
     ResourceSpec {
+        name: "cyclades.port",
+        service: "cyclades",
+        unit: Unit::Count,
+        description: "Network ports (each of a server's NICs is one)",
+        base_default: 8,
+        project_default: 0,
+    },
+    ResourceSpec {
         name: "cyclades.floating_ip",
         service: "cyclades",
         unit: Unit::Count,

@@ -6,6 +6,7 @@
 
 mod database;
 mod guest;
+pub mod identity;
 mod kamaki;
 mod openstack;
 mod process;

@@ -1,0 +1,57 @@
+//! Neutron v2.0 under [`nefos_network_api::PREFIX`] (docs/networks.md): networks,
+//! subnets, ports and quotas over [`nefos_network::Networks`], in the shapes of
+//! [`nefos_network_api`]. Neutron's errors (`error.rs`) are the one mapping of
+//! `NetworkError` to statuses; `listing.rs` gives every collection Neutron's filters,
+//! field selection, sorting and paging.
+
+mod error;
+mod listing;
+mod networks;
+mod ports;
+mod quotas;
+mod request;
+mod subnets;
+mod versions;
+mod views;
+
+use axum::Router;
+use axum::routing::get;
+use nefos_network_api::paths;
+
+use crate::ApiState;
+
+pub(crate) use error::NeutronError;
+
+/// Routes under [`nefos_network_api::PREFIX`].
+pub(crate) fn router() -> Router<ApiState> {
+    Router::new()
+        .route(paths::ROOT, get(versions::versions))
+        .route(paths::V20, get(versions::resources))
+        .route(paths::V20_SLASH, get(versions::resources))
+        .route(paths::EXTENSIONS, get(versions::extensions))
+        .route(paths::EXTENSION, get(versions::show_extension))
+        .route(paths::NETWORKS, get(networks::list).post(networks::create))
+        .route(
+            paths::NETWORK,
+            get(networks::show)
+                .put(networks::update)
+                .delete(networks::delete),
+        )
+        .route(paths::SUBNETS, get(subnets::list).post(subnets::create))
+        .route(
+            paths::SUBNET,
+            get(subnets::show)
+                .put(subnets::update)
+                .delete(subnets::delete),
+        )
+        .route(paths::PORTS, get(ports::list).post(ports::create))
+        .route(
+            paths::PORT,
+            get(ports::show).put(ports::update).delete(ports::delete),
+        )
+        .route(paths::QUOTA, get(quotas::show))
+        .route(paths::QUOTA_DETAILS, get(quotas::details))
+        .route(paths::QUOTA_DETAILS_JSON, get(quotas::details))
+        .fallback(error::unknown_route)
+        .method_not_allowed_fallback(error::method_not_allowed)
+}

@@ -1,0 +1,159 @@
+//! `/v2.0/ports`: create, list, show, update, delete.
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use bytes::Bytes;
+use http::StatusCode;
+use nefos_network::{FixedIpRequest, NewPort, PortUpdate};
+use serde_json::{Value, json};
+
+use super::NeutronError;
+use super::listing::{list_query, render, select_fields};
+use super::request::{Attributes, Neutron, address, objects, resource_body};
+use super::views::{self, PORT_ATTRIBUTES, object};
+use crate::ApiState;
+
+fn fixed_ips(attributes: &mut Attributes) -> Result<Option<Vec<FixedIpRequest>>, NeutronError> {
+    let Some(items) = attributes.list("fixed_ips")? else {
+        return Ok(None);
+    };
+    let mut requests = Vec::new();
+    for mut item in objects("fixed_ips", items)? {
+        let subnet_id = item.string("subnet_id")?;
+        let ip_address = match item.string("ip_address")? {
+            Some(text) => Some(address("fixed_ips", &text)?),
+            None => None,
+        };
+        item.finish()?;
+        requests.push(FixedIpRequest {
+            subnet_id,
+            ip_address,
+        });
+    }
+    Ok(Some(requests))
+}
+
+fn unserved(attributes: &mut Attributes) -> Result<(), NeutronError> {
+    attributes.only_default("binding:vnic_type", &[json!("normal")])?;
+    attributes.only_default("binding:profile", &[json!({}), Value::Null])?;
+    attributes.only_default("allowed_address_pairs", &[json!([])])?;
+    attributes.only_default("extra_dhcp_opts", &[json!([])])?;
+    attributes.only_default("qos_policy_id", &[Value::Null])?;
+    attributes.only_default("dns_name", &[json!(""), Value::Null])?;
+    attributes.only_default("security_groups", &[json!([])])?;
+    Ok(())
+}
+
+pub(crate) async fn create(
+    State(state): State<ApiState>,
+    neutron: Neutron,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), NeutronError> {
+    let mut attributes = resource_body(&body, "port")?;
+    let project = match attributes.string("project_id")? {
+        Some(project) => Some(project),
+        None => attributes.string("tenant_id")?,
+    };
+    attributes.take("tenant_id");
+    let Some(network_id) = attributes.string("network_id")? else {
+        return Err(NeutronError::bad_request(
+            "Failed to parse request. Required attribute 'network_id' not specified",
+        ));
+    };
+    let new = NewPort {
+        network_id,
+        project_id: project,
+        name: attributes.string("name")?.unwrap_or_default(),
+        description: attributes.string("description")?.unwrap_or_default(),
+        mac_address: attributes.string("mac_address")?,
+        admin_state_up: attributes.boolean("admin_state_up")?,
+        device_id: attributes.string("device_id")?.unwrap_or_default(),
+        device_owner: attributes.string("device_owner")?.unwrap_or_default(),
+        port_security_enabled: attributes.boolean("port_security_enabled")?,
+        fixed_ips: fixed_ips(&mut attributes)?,
+        binding_host: attributes
+            .nullable_string("binding:host_id")?
+            .flatten()
+            .filter(|h| !h.is_empty()),
+    };
+    unserved(&mut attributes)?;
+    attributes.finish()?;
+    let port = state.networks.create_port(&neutron.caller, new).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"port": views::port(&port)})),
+    ))
+}
+
+pub(crate) async fn list(
+    State(state): State<ApiState>,
+    neutron: Neutron,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, NeutronError> {
+    let query = list_query(raw.as_deref(), PORT_ATTRIBUTES)?;
+    // One network's or one device's ports are read by index; other filters apply after.
+    let single = |name| match query.filter(name) {
+        Some([one]) => Some(one.as_str()),
+        _ => None,
+    };
+    let ports = state
+        .networks
+        .ports(&neutron.caller, single("network_id"), single("device_id"))
+        .await?;
+    let items = ports.iter().map(|p| object(&views::port(p))).collect();
+    let url = format!(
+        "{}{}/v2.0/ports",
+        state.public_url(),
+        nefos_network_api::PREFIX
+    );
+    Ok(Json(render(&query, items, "ports", &url)?))
+}
+
+pub(crate) async fn show(
+    State(state): State<ApiState>,
+    neutron: Neutron,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, NeutronError> {
+    let port = state.networks.port(&neutron.caller, &id).await?;
+    let view = object(&views::port(&port));
+    Ok(Json(json!({"port": select_fields(raw.as_deref(), view)})))
+}
+
+pub(crate) async fn update(
+    State(state): State<ApiState>,
+    neutron: Neutron,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, NeutronError> {
+    let mut attributes = resource_body(&body, "port")?;
+    let update = PortUpdate {
+        name: attributes.string("name")?,
+        description: attributes.string("description")?,
+        mac_address: attributes.string("mac_address")?,
+        admin_state_up: attributes.boolean("admin_state_up")?,
+        device_id: attributes.string("device_id")?,
+        device_owner: attributes.string("device_owner")?,
+        port_security_enabled: attributes.boolean("port_security_enabled")?,
+        fixed_ips: fixed_ips(&mut attributes)?,
+        binding_host: attributes
+            .nullable_string("binding:host_id")?
+            .map(|h| h.filter(|h| !h.is_empty())),
+    };
+    unserved(&mut attributes)?;
+    attributes.finish()?;
+    let port = state
+        .networks
+        .update_port(&neutron.caller, &id, update)
+        .await?;
+    Ok(Json(json!({"port": views::port(&port)})))
+}
+
+pub(crate) async fn delete(
+    State(state): State<ApiState>,
+    neutron: Neutron,
+    Path(id): Path<String>,
+) -> Result<StatusCode, NeutronError> {
+    state.networks.delete_port(&neutron.caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,92 @@
+//! `/v2.0/quotas`: the quota engine's limits and usage in Neutron's names. Networks are
+//! `cyclades.network.private`, ports `cyclades.port`, floating IPs
+//! `cyclades.floating_ip`; subnets are not counted (-1). Limits are set with
+//! `nefos admin quota set` and through the account API, not here.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use http::StatusCode;
+use nefos_identity::Caller;
+use nefos_network_api::QuotaDetail;
+use nefos_quota::HoldingView;
+use serde_json::{Map, Value, json};
+
+use super::NeutronError;
+use super::request::Neutron;
+use crate::ApiState;
+
+/// Neutron's quota names and the resources behind them.
+const RESOURCES: &[(&str, &str)] = &[
+    ("network", nefos_network::PRIVATE_NETWORK_RESOURCE),
+    ("port", nefos_network::PORT_RESOURCE),
+    ("floatingip", "cyclades.floating_ip"),
+];
+
+async fn holdings(
+    state: &ApiState,
+    neutron: &Neutron,
+    project: &str,
+) -> Result<BTreeMap<String, HoldingView>, NeutronError> {
+    let caller = &neutron.caller;
+    if !caller.is_cloud_admin() && caller.project_id() != Some(project) {
+        return Err(NeutronError::new(
+            StatusCode::FORBIDDEN,
+            "PolicyNotAuthorized",
+            "rule:get_quota is disallowed by policy",
+        ));
+    }
+    let quotas = state
+        .quotas
+        .user_quotas(Caller::Token(caller), &caller.user_id)
+        .await
+        .map_err(|error| NeutronError::from(crate::ApiError::internal(&error)))?;
+    Ok(quotas
+        .into_iter()
+        .find(|q| q.project_id == project)
+        .map(|q| q.member)
+        .unwrap_or_default())
+}
+
+pub(crate) async fn show(
+    State(state): State<ApiState>,
+    neutron: Neutron,
+    Path(project): Path<String>,
+) -> Result<Json<Value>, NeutronError> {
+    let holdings = holdings(&state, &neutron, &project).await?;
+    let mut quota = Map::new();
+    for (name, resource) in RESOURCES {
+        let limit = holdings.get(*resource).map_or(0, |h| h.limit);
+        quota.insert((*name).to_owned(), json!(limit));
+    }
+    quota.insert("subnet".to_owned(), json!(-1));
+    Ok(Json(json!({ "quota": quota })))
+}
+
+pub(crate) async fn details(
+    State(state): State<ApiState>,
+    neutron: Neutron,
+    Path(project): Path<String>,
+) -> Result<Json<Value>, NeutronError> {
+    let holdings = holdings(&state, &neutron, &project).await?;
+    let mut quota = Map::new();
+    for (name, resource) in RESOURCES {
+        let holding = holdings.get(*resource).copied().unwrap_or_default();
+        let detail = QuotaDetail {
+            limit: holding.limit,
+            used: holding.usage - holding.pending,
+            reserved: holding.pending,
+        };
+        quota.insert((*name).to_owned(), json!(detail));
+    }
+    quota.insert(
+        "subnet".to_owned(),
+        json!(QuotaDetail {
+            limit: -1,
+            used: 0,
+            reserved: 0
+        }),
+    );
+    Ok(Json(json!({ "quota": quota })))
+}

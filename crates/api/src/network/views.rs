@@ -1,0 +1,191 @@
+//! Networks, subnets and ports in Neutron's shapes ([`nefos_network_api`]), as JSON
+//! objects for the listing machinery.
+
+use nefos_db::time::from_micros;
+use nefos_network::{Network, Port, Subnet};
+use nefos_network_api::{
+    AllocationPool, FixedIpView, HostRouteView, NetworkView, PortView, SubnetView,
+};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// Neutron's timestamp form: `2026-12-07T09:28:15Z`.
+fn timestamp(micros: i64) -> String {
+    from_micros(micros).format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// A view as a JSON object.
+pub(crate) fn object(view: &impl Serialize) -> Map<String, Value> {
+    match serde_json::to_value(view) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    }
+}
+
+/// The attributes a network listing filters and sorts by.
+pub(crate) const NETWORK_ATTRIBUTES: &[&str] = &[
+    "id",
+    "name",
+    "tenant_id",
+    "project_id",
+    "description",
+    "admin_state_up",
+    "status",
+    "subnets",
+    "shared",
+    "router:external",
+    "mtu",
+    "port_security_enabled",
+    "created_at",
+    "updated_at",
+    "revision_number",
+    "provider:network_type",
+    "provider:segmentation_id",
+];
+
+pub(crate) fn network(network: &Network, admin: bool) -> NetworkView {
+    NetworkView {
+        id: network.id.clone(),
+        name: network.name.clone(),
+        tenant_id: network.project_id.clone(),
+        project_id: network.project_id.clone(),
+        description: network.description.clone(),
+        admin_state_up: network.admin_state_up,
+        status: "ACTIVE".to_owned(),
+        subnets: network.subnets.clone(),
+        shared: network.shared,
+        router_external: network.external,
+        mtu: network.mtu,
+        port_security_enabled: network.port_security_enabled,
+        created_at: timestamp(network.created_at),
+        updated_at: timestamp(network.updated_at),
+        revision_number: network.revision,
+        provider_network_type: admin.then(|| "vxlan".to_owned()),
+        provider_physical_network: None,
+        provider_segmentation_id: admin.then_some(network.vni),
+    }
+}
+
+pub(crate) const SUBNET_ATTRIBUTES: &[&str] = &[
+    "id",
+    "name",
+    "network_id",
+    "tenant_id",
+    "project_id",
+    "description",
+    "ip_version",
+    "cidr",
+    "gateway_ip",
+    "enable_dhcp",
+    "ipv6_address_mode",
+    "ipv6_ra_mode",
+    "subnetpool_id",
+    "created_at",
+    "updated_at",
+    "revision_number",
+];
+
+pub(crate) fn subnet(subnet: &Subnet) -> SubnetView {
+    let cidr = subnet.cidr;
+    let address = |number| {
+        cidr.address(number)
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+    };
+    SubnetView {
+        id: subnet.id.clone(),
+        name: subnet.name.clone(),
+        network_id: subnet.network_id.clone(),
+        tenant_id: subnet.project_id.clone(),
+        project_id: subnet.project_id.clone(),
+        description: subnet.description.clone(),
+        ip_version: cidr.version().number(),
+        cidr: cidr.to_string(),
+        gateway_ip: subnet.gateway_ip.map(|g| g.to_string()),
+        enable_dhcp: subnet.enable_dhcp,
+        allocation_pools: subnet
+            .allocation_pools
+            .iter()
+            .map(|pool| AllocationPool {
+                start: address(pool.first),
+                end: address(pool.last),
+            })
+            .collect(),
+        dns_nameservers: subnet.dns_nameservers.clone(),
+        host_routes: subnet
+            .host_routes
+            .iter()
+            .map(|route| HostRouteView {
+                destination: route.destination.clone(),
+                nexthop: route.nexthop.clone(),
+            })
+            .collect(),
+        ipv6_address_mode: subnet.ipv6_address_mode.clone(),
+        ipv6_ra_mode: subnet.ipv6_ra_mode.clone(),
+        subnetpool_id: None,
+        created_at: timestamp(subnet.created_at),
+        updated_at: timestamp(subnet.updated_at),
+        revision_number: subnet.revision,
+    }
+}
+
+pub(crate) const PORT_ATTRIBUTES: &[&str] = &[
+    "id",
+    "name",
+    "network_id",
+    "tenant_id",
+    "project_id",
+    "description",
+    "mac_address",
+    "admin_state_up",
+    "status",
+    "device_id",
+    "device_owner",
+    "fixed_ips",
+    "port_security_enabled",
+    "binding:host_id",
+    "binding:vnic_type",
+    "binding:vif_type",
+    "created_at",
+    "updated_at",
+    "revision_number",
+];
+
+pub(crate) fn port(port: &Port) -> PortView {
+    PortView {
+        id: port.id.clone(),
+        name: port.name.clone(),
+        network_id: port.network_id.clone(),
+        tenant_id: port.project_id.clone(),
+        project_id: port.project_id.clone(),
+        description: port.description.clone(),
+        mac_address: port.mac_address.clone(),
+        admin_state_up: port.admin_state_up,
+        status: port.status.clone(),
+        device_id: port.device_id.clone(),
+        device_owner: port.device_owner.clone(),
+        fixed_ips: port
+            .fixed_ips
+            .iter()
+            .map(|ip| FixedIpView {
+                subnet_id: ip.subnet_id.clone(),
+                ip_address: ip.ip_address.to_string(),
+            })
+            .collect(),
+        port_security_enabled: port.port_security_enabled,
+        binding_host_id: port.binding_host.clone().unwrap_or_default(),
+        binding_vnic_type: "normal".to_owned(),
+        // No node has plugged the port in yet.
+        binding_vif_type: if port.binding_host.is_some() {
+            "tap"
+        } else {
+            "unbound"
+        }
+        .to_owned(),
+        binding_profile: Map::new(),
+        binding_vif_details: Map::new(),
+        created_at: timestamp(port.created_at),
+        updated_at: timestamp(port.updated_at),
+        revision_number: port.revision,
+    }
+}
