@@ -218,6 +218,9 @@ impl Networks {
             return Err(NetworkError::not_allowed("delete_network"));
         }
         let mut tx = self.db.begin().await?;
+        // A port created at the same time locks the row too: it is counted, or it waits
+        // and then finds no network.
+        q::lock_network(&mut tx, id).await?;
         if q::count_network_ports(&mut *tx, id).await? > 0 {
             return Err(NetworkError::conflict(
                 "NetworkInUse",

@@ -485,8 +485,7 @@ fn requested_subnet<'s>(
                 )
             }),
         (None, None) => Err(NetworkError::invalid(
-            "Exceeded maximum amount of fixed ips per port: each fixed IP names a subnet_id or \
-             an ip_address",
+            "each entry of fixed_ips names a subnet_id, an ip_address or both",
         )),
     }
 }

@@ -57,15 +57,13 @@ pub(crate) fn list_query(
                         "Limit must be an integer 0 or greater and not '{value}'"
                     ))
                 })?;
+                let limit = usize::try_from(limit).map_err(|_| {
+                    NeutronError::bad_request(format!(
+                        "Limit must be an integer 0 or greater and not '{value}'"
+                    ))
+                })?;
                 // 0 means no limit, as in Neutron.
-                query.limit = usize::try_from(limit)
-                    .map_err(|_| {
-                        NeutronError::bad_request(format!(
-                            "Limit must be an integer 0 or greater and not '{value}'"
-                        ))
-                    })?
-                    .checked_sub(0)
-                    .filter(|l| *l > 0);
+                query.limit = (limit > 0).then_some(limit);
             }
             "marker" => query.marker = Some(value),
             "page_reverse" => query.page_reverse = value.eq_ignore_ascii_case("true"),
