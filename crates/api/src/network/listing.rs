@@ -10,6 +10,7 @@ use http::StatusCode;
 use serde_json::{Map, Value};
 
 use super::NeutronError;
+use crate::ApiState;
 
 /// A listing's query.
 #[derive(Debug, Default)]
@@ -251,6 +252,11 @@ pub(crate) fn render(
         body.insert(format!("{collection}_links"), Value::Array(links));
     }
     Ok(Value::Object(body))
+}
+
+/// The public URL of a collection's path (one of [`nefos_network_api::paths`]).
+pub(crate) fn collection_url(state: &ApiState, path: &str) -> String {
+    format!("{}{}{path}", state.public_url(), nefos_network_api::PREFIX)
 }
 
 /// A single resource with `?fields=` applied.

@@ -8,10 +8,11 @@ use nefos_network::{NetworkUpdate, NewNetwork};
 use serde_json::{Value, json};
 
 use super::NeutronError;
-use super::listing::{list_query, render, select_fields};
+use super::listing::{collection_url, list_query, render, select_fields};
 use super::request::{Attributes, Neutron, resource_body};
 use super::views::{self, NETWORK_ATTRIBUTES, object};
 use crate::ApiState;
+use nefos_network_api::paths;
 
 /// Attributes Neutron has that nefos does not serve, with the values that ask nothing.
 fn unserved(attributes: &mut Attributes) -> Result<(), NeutronError> {
@@ -74,11 +75,7 @@ pub(crate) async fn list(
         .iter()
         .map(|n| object(&views::network(n, admin)))
         .collect();
-    let url = format!(
-        "{}{}/v2.0/networks",
-        state.public_url(),
-        nefos_network_api::PREFIX
-    );
+    let url = collection_url(&state, paths::NETWORKS);
     Ok(Json(render(&query, items, "networks", &url)?))
 }
 

@@ -8,10 +8,11 @@ use nefos_network::{FixedIpRequest, NewPort, PortUpdate};
 use serde_json::{Value, json};
 
 use super::NeutronError;
-use super::listing::{list_query, render, select_fields};
+use super::listing::{collection_url, list_query, render, select_fields};
 use super::request::{Attributes, Neutron, address, objects, resource_body};
 use super::views::{self, PORT_ATTRIBUTES, object};
 use crate::ApiState;
+use nefos_network_api::paths;
 
 fn fixed_ips(attributes: &mut Attributes) -> Result<Option<Vec<FixedIpRequest>>, NeutronError> {
     let Some(items) = attributes.list("fixed_ips")? else {
@@ -101,11 +102,7 @@ pub(crate) async fn list(
         .ports(&neutron.caller, single("network_id"), single("device_id"))
         .await?;
     let items = ports.iter().map(|p| object(&views::port(p))).collect();
-    let url = format!(
-        "{}{}/v2.0/ports",
-        state.public_url(),
-        nefos_network_api::PREFIX
-    );
+    let url = collection_url(&state, paths::PORTS);
     Ok(Json(render(&query, items, "ports", &url)?))
 }
 

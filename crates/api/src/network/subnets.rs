@@ -10,10 +10,11 @@ use nefos_network::{HostRoute, NewSubnet, SubnetUpdate};
 use serde_json::{Value, json};
 
 use super::NeutronError;
-use super::listing::{list_query, render, select_fields};
+use super::listing::{collection_url, list_query, render, select_fields};
 use super::request::{Attributes, Neutron, address, objects, resource_body};
 use super::views::{self, SUBNET_ATTRIBUTES, object};
 use crate::ApiState;
+use nefos_network_api::paths;
 
 fn pools(attributes: &mut Attributes) -> Result<Option<Vec<(IpAddr, IpAddr)>>, NeutronError> {
     let Some(items) = attributes.list("allocation_pools")? else {
@@ -124,11 +125,7 @@ pub(crate) async fn list(
     let query = list_query(raw.as_deref(), SUBNET_ATTRIBUTES)?;
     let subnets = state.networks.subnets(&neutron.caller).await?;
     let items = subnets.iter().map(|s| object(&views::subnet(s))).collect();
-    let url = format!(
-        "{}{}/v2.0/subnets",
-        state.public_url(),
-        nefos_network_api::PREFIX
-    );
+    let url = collection_url(&state, paths::SUBNETS);
     Ok(Json(render(&query, items, "subnets", &url)?))
 }
 

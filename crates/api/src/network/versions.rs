@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::NeutronError;
 use super::request::Neutron;
 use crate::ApiState;
+use nefos_network_api::paths;
 
 fn base(state: &ApiState) -> String {
     format!("{}{}", state.public_url(), nefos_network_api::PREFIX)
@@ -18,7 +19,7 @@ pub(crate) async fn versions(State(state): State<ApiState>) -> Json<Value> {
     Json(json!({"versions": [{
         "id": "v2.0",
         "status": "CURRENT",
-        "links": [{"href": format!("{}/v2.0/", base(&state)), "rel": "self"}]
+        "links": [{"href": format!("{}{}", base(&state), paths::V20_SLASH), "rel": "self"}]
     }]}))
 }
 

@@ -2,6 +2,7 @@
 //! snf-manage. They act as [`Caller::Operator`].
 
 mod amount;
+mod network;
 mod output;
 mod projects;
 mod quota;
@@ -75,6 +76,9 @@ enum AdminCommand {
     /// Compute nodes.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// Networks: address pools and the IP history.
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
     /// Compares what nodes run with the database and repairs the differences by named
     /// rules (orphan_vm, unknown_vm, stale_state, missing_vm, stuck_task).
     #[command(subcommand)]
@@ -266,7 +270,10 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     let quotas = Quotas::new(db.clone());
     if matches!(
         args.command,
-        AdminCommand::Resource(_) | AdminCommand::Quota(_) | AdminCommand::Usage(_)
+        AdminCommand::Resource(_)
+            | AdminCommand::Quota(_)
+            | AdminCommand::Usage(_)
+            | AdminCommand::Network(_)
     ) {
         crate::server::register_quota_resources(&quotas).await?;
     }
@@ -284,6 +291,14 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             blocks(&config, identity.database().clone(), command).await
         }
         AdminCommand::Node(command) => node(identity.database().clone(), command).await,
+        AdminCommand::Network(command) => {
+            let networks = nefos_network::Networks::new(
+                identity.database().clone(),
+                quotas,
+                nefos_network::NetworkSettings::default(),
+            );
+            network::run(&networks, command).await
+        }
         AdminCommand::Reconcile(command) => {
             reconcile(identity.database().clone(), &config, command).await
         }
