@@ -201,8 +201,12 @@ pub(crate) fn check_pools(
                 .unwrap_or_default()
         )
     };
+    // Pools hold only addresses a host may have: not IPv4's network and broadcast
+    // addresses, nor IPv6's subnet-router anycast address.
+    let hosts = cidr.hosts();
     for pool in &pools {
-        if !cidr.contains_number(pool.first) || !cidr.contains_number(pool.last) {
+        let inside = hosts.is_some_and(|h| h.contains(pool.first) && h.contains(pool.last));
+        if !inside {
             return Err(NetworkError::bad_request(
                 "OutOfBoundsAllocationPool",
                 format!(
@@ -284,6 +288,13 @@ mod tests {
         let range = |a, b| pool(&cidr, ip(a), ip(b)).unwrap();
         let outside = check_pools(&cidr, None, vec![range("10.0.0.10", "10.0.1.5")]);
         assert_eq!(outside.unwrap_err().kind(), "OutOfBoundsAllocationPool");
+        for no_host in [
+            range("10.0.0.0", "10.0.0.9"),
+            range("10.0.0.200", "10.0.0.255"),
+        ] {
+            let refused = check_pools(&cidr, None, vec![no_host]);
+            assert_eq!(refused.unwrap_err().kind(), "OutOfBoundsAllocationPool");
+        }
         let overlapping = check_pools(
             &cidr,
             None,

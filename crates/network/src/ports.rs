@@ -107,6 +107,13 @@ impl Networks {
         if new.binding_host.is_some() && !caller.is_cloud_admin() {
             return Err(NetworkError::not_allowed("create_port:binding:host_id"));
         }
+        // Without port security a port may send as any MAC and address: on another
+        // project's shared network that would be spoofing its neighbours.
+        if new.port_security_enabled.is_some() && !network_owner {
+            return Err(NetworkError::not_allowed(
+                "create_port:port_security_enabled",
+            ));
+        }
         check_text("name", &new.name)?;
         check_text("description", &new.description)?;
         check_text("device_id", &new.device_id)?;
@@ -255,10 +262,20 @@ impl Networks {
         update: PortUpdate,
     ) -> Result<Port, NetworkError> {
         let mut row = self.visible_port_row(caller, id).await?;
+        // The network's owner sees other projects' ports on it, and may delete them, but
+        // changes only its own.
+        if !owns(caller, &row.project_id) {
+            return Err(NetworkError::not_allowed("update_port"));
+        }
         let network = q::get_network(self.db.pool(), &row.network_id)
             .await?
             .ok_or_else(|| NetworkError::no_port(id))?;
         let network_owner = owns(caller, &network.project_id);
+        if update.port_security_enabled.is_some() && !network_owner {
+            return Err(NetworkError::not_allowed(
+                "update_port:port_security_enabled",
+            ));
+        }
         if update.mac_address.is_some() && !caller.is_cloud_admin() {
             return Err(NetworkError::not_allowed("update_port:mac_address"));
         }
@@ -315,7 +332,38 @@ impl Networks {
         row.updated_at = now;
         row.revision += 1;
         let mut tx = self.db.begin().await?;
-        if !q::update_port(&mut tx, &row).await? {
+        // Addresses are taken under the network's lock, as at a port's creation.
+        if !q::lock_network(&mut tx, &row.network_id).await? {
+            return Err(NetworkError::no_port(id));
+        }
+        if update.mac_address.is_some() {
+            let subnets = network_subnets(&mut tx, &row.network_id).await?;
+            let derived = q::port_addresses(&mut *tx, id).await?.into_iter().any(|a| {
+                subnets
+                    .iter()
+                    .any(|s| s.id == a.subnet_id && autoconfigured(s))
+            });
+            if derived {
+                return Err(NetworkError::conflict(
+                    "PortBound",
+                    format!(
+                        "Port {id} holds SLAAC addresses made from its MAC: remove them \
+                         (fixed_ips) before changing the MAC."
+                    ),
+                ));
+            }
+        }
+        let written = q::update_port(&mut tx, &row).await.map_err(|error| match error {
+            DbError::Conflict { .. } => NetworkError::conflict(
+                "MacAddressInUse",
+                format!(
+                    "Unable to complete operation for network {}. The mac address {} is in use.",
+                    row.network_id, row.mac_address
+                ),
+            ),
+            other => NetworkError::Db(other),
+        })?;
+        if !written {
             return Err(NetworkError::conflict(
                 "Conflict",
                 format!("Port {id} changed while it was being updated; try again."),
@@ -349,6 +397,10 @@ impl Networks {
         let row = self.visible_port_row(caller, id).await?;
         let now = now_micros();
         let mut tx = self.db.begin().await?;
+        // Locked first, so that no update adds an address between reading and deleting.
+        if !q::lock_port(&mut tx, id).await? {
+            return Err(NetworkError::no_port(id));
+        }
         for allocation in q::port_addresses(&mut *tx, &row.id).await? {
             release(&mut tx, &row.id, &allocation, now).await?;
         }

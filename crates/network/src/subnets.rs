@@ -116,35 +116,63 @@ impl Networks {
         id: &str,
         update: SubnetUpdate,
     ) -> Result<Subnet, NetworkError> {
-        let mut row = self.visible_subnet_row(caller, id).await?;
-        if !owns(caller, &row.project_id) {
+        let visible = self.visible_subnet_row(caller, id).await?;
+        if !owns(caller, &visible.project_id) {
             return Err(NetworkError::not_allowed("update_subnet"));
         }
+        if let Some(name) = &update.name {
+            check_text("name", name)?;
+        }
+        if let Some(description) = &update.description {
+            check_text("description", description)?;
+        }
+        // What the update starts from is read under the network's lock, which ports taking
+        // addresses and `pool add` hold too.
+        let mut tx = self.db.begin().await?;
+        if !q::lock_network(&mut tx, &visible.network_id).await? {
+            return Err(NetworkError::no_subnet(id));
+        }
+        let mut row = q::get_subnet(&mut *tx, id)
+            .await?
+            .ok_or_else(|| NetworkError::no_subnet(id))?;
         let current = subnet(
             row.clone(),
-            &q::subnet_pools(self.db.pool(), PoolScope::Subnet(&row.id)).await?,
+            &q::subnet_pools(&mut *tx, PoolScope::Subnet(id)).await?,
         )?;
-        if let Some(name) = update.name {
-            check_text("name", &name)?;
-            row.name = name;
-        }
-        if let Some(description) = update.description {
-            check_text("description", &description)?;
-            row.description = description;
-        }
+        row.name = update.name.unwrap_or(row.name);
+        row.description = update.description.unwrap_or(row.description);
         let gateway = match update.gateway_ip {
             Some(gateway) => check_gateway(&current.cidr, gateway)?,
             None => current.gateway_ip,
         };
+        if let Some(address) = gateway
+            && gateway != current.gateway_ip
+            && let Some(port) = q::address_holder(&mut *tx, id, &address.to_string()).await?
+        {
+            return Err(NetworkError::conflict(
+                "GatewayIpInUse",
+                format!(
+                    "Current gateway ip {address} already in use by port {port}. Unable to update."
+                ),
+            ));
+        }
         row.gateway_ip = gateway.map(|g| g.to_string());
         let pools = match update.allocation_pools {
-            Some(ranges) => ranges
-                .into_iter()
-                .map(|(start, end)| pool(&current.cidr, start, end))
-                .collect::<Result<Vec<_>, _>>()?,
-            None => current.allocation_pools.clone(),
+            Some(ranges) => Some(
+                ranges
+                    .into_iter()
+                    .map(|(start, end)| pool(&current.cidr, start, end))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            None => None,
         };
-        let pools = check_pools(&current.cidr, gateway, pools)?;
+        let checked = check_pools(
+            &current.cidr,
+            gateway,
+            pools
+                .clone()
+                .unwrap_or_else(|| current.allocation_pools.clone()),
+        )?;
         if let Some(servers) = update.dns_nameservers {
             row.dns_nameservers = nameservers(&servers)?;
         }
@@ -154,14 +182,15 @@ impl Networks {
         row.enable_dhcp = update.enable_dhcp.unwrap_or(row.enable_dhcp);
         row.updated_at = now_micros();
         row.revision += 1;
-        let mut tx = self.db.begin().await?;
         if !q::update_subnet(&mut tx, &row).await? {
             return Err(NetworkError::conflict(
                 "Conflict",
                 format!("Subnet {id} changed while it was being updated; try again."),
             ));
         }
-        q::replace_pools(&mut tx, id, &pool_rows(&current.cidr, id, &pools)).await?;
+        if pools.is_some() {
+            q::replace_pools(&mut tx, id, &pool_rows(&current.cidr, id, &checked)).await?;
+        }
         tx.commit()
             .await
             .map_err(DbError::query("commit a subnet's update"))?;
@@ -175,6 +204,8 @@ impl Networks {
             return Err(NetworkError::not_allowed("delete_subnet"));
         }
         let mut tx = self.db.begin().await?;
+        // Ports take addresses under the network's lock: one taken now is counted.
+        q::lock_network(&mut tx, &row.network_id).await?;
         if q::count_subnet_addresses(&mut *tx, id).await? > 0 {
             return Err(NetworkError::conflict(
                 "SubnetInUse",
@@ -207,6 +238,9 @@ impl Networks {
     ) -> Result<PoolAdded, NetworkError> {
         let block = parse_cidr(cidr)?;
         let mut tx = self.db.begin().await?;
+        if !q::lock_network(&mut tx, network).await? {
+            return Err(NetworkError::no_network(network));
+        }
         let Some(network) = q::get_network(&mut *tx, network).await? else {
             return Err(NetworkError::no_network(network));
         };
@@ -229,9 +263,13 @@ impl Networks {
                 ranges.push(pool(&block, start, end)?);
                 let ranges = check_pools(&block, current.gateway_ip, ranges)?;
                 q::replace_pools(&mut tx, &id, &pool_rows(&block, &id, &ranges)).await?;
+                let now = now_micros();
+                q::touch_subnet(&mut tx, &id, now).await?;
                 PoolAdded {
                     subnet: Subnet {
                         allocation_pools: ranges,
+                        updated_at: now,
+                        revision: current.revision + 1,
                         ..current
                     },
                     created: false,
@@ -292,7 +330,9 @@ async fn insert_subnet(
     check_ipv6_modes(&cidr, &new.ipv6_address_mode, &new.ipv6_ra_mode)?;
     // Another subnet written at the same time must see this one: the network's row is
     // locked first (PostgreSQL; SQLite runs one writer at a time anyway).
-    q::lock_network(&mut *conn, &network.id).await?;
+    if !q::lock_network(&mut *conn, &network.id).await? {
+        return Err(NetworkError::no_network(&network.id));
+    }
     for other in q::network_subnets(&mut *conn, &network.id).await? {
         if Cidr::parse(&other.cidr).is_ok_and(|c| c.overlaps(&cidr)) {
             return Err(NetworkError::invalid(format!(

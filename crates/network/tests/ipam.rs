@@ -444,6 +444,25 @@ async fn subnets_are_checked_as_neutron_checks_them() {
             "GatewayConflictWithAllocationPools",
             "{label}"
         );
+        // Nor to an address a port holds.
+        let held = cloud.port(&alice, &net).await.unwrap();
+        let held = held
+            .fixed_ips
+            .iter()
+            .find(|f| f.subnet_id == first)
+            .unwrap()
+            .ip_address;
+        let onto_port = SubnetUpdate {
+            gateway_ip: Some(Some(held)),
+            allocation_pools: Some(vec![(ip("10.0.200.1"), ip("10.0.200.9"))]),
+            ..SubnetUpdate::default()
+        };
+        let refused = cloud
+            .networks
+            .update_subnet(&alice, &first, onto_port)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.kind(), "GatewayIpInUse", "{label}");
     }
 }
 
@@ -548,5 +567,52 @@ async fn projects_see_their_own_the_shared_and_the_external() {
             0,
             "{label}"
         );
+
+        // Port security stays on for whoever does not own the network.
+        let unguarded = NewPort {
+            network_id: public.id.clone(),
+            port_security_enabled: Some(false),
+            ..NewPort::default()
+        };
+        let refused = cloud
+            .networks
+            .create_port(&bob, unguarded)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.kind(), "PolicyNotAuthorized", "{label}");
+        let off = PortUpdate {
+            port_security_enabled: Some(false),
+            ..PortUpdate::default()
+        };
+        let refused = cloud
+            .networks
+            .update_port(&bob, &port.id, off)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.kind(), "PolicyNotAuthorized", "{label}");
+
+        // A port an administrator made for Bob on Alice's network: Alice sees it and may
+        // delete it, but does not change it.
+        let placed = NewPort {
+            network_id: private.clone(),
+            project_id: Some(bob.project_id().unwrap().to_owned()),
+            ..NewPort::default()
+        };
+        let placed = cloud.networks.create_port(&admin, placed).await.unwrap();
+        let renamed = PortUpdate {
+            name: Some("mine now".to_owned()),
+            ..PortUpdate::default()
+        };
+        let refused = cloud
+            .networks
+            .update_port(&alice, &placed.id, renamed)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.kind(), "PolicyNotAuthorized", "{label}");
+        cloud
+            .networks
+            .delete_port(&alice, &placed.id)
+            .await
+            .unwrap();
     }
 }

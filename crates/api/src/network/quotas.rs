@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use http::StatusCode;
 use nefos_identity::Caller;
 use nefos_network_api::QuotaDetail;
-use nefos_quota::HoldingView;
+use nefos_quota::{HoldingView, QuotaError};
 use serde_json::{Map, Value, json};
 
 use super::NeutronError;
@@ -37,16 +37,20 @@ async fn holdings(
             "rule:get_quota is disallowed by policy",
         ));
     }
-    let quotas = state
+    // Neutron's quotas are a project's: its limits and usage as a whole.
+    match state
         .quotas
-        .user_quotas(Caller::Token(caller), &caller.user_id)
+        .project_quota(Caller::Token(caller), project)
         .await
-        .map_err(|error| NeutronError::from(crate::ApiError::internal(&error)))?;
-    Ok(quotas
-        .into_iter()
-        .find(|q| q.project_id == project)
-        .map(|q| q.member)
-        .unwrap_or_default())
+    {
+        Ok(quota) => Ok(quota.project),
+        Err(QuotaError::NotFound { .. }) => Err(NeutronError::new(
+            StatusCode::NOT_FOUND,
+            "HTTPNotFound",
+            format!("Project {project} could not be found."),
+        )),
+        Err(error) => Err(crate::ApiError::internal(&error).into()),
+    }
 }
 
 pub(crate) async fn show(

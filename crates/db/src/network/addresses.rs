@@ -57,6 +57,20 @@ pub async fn subnet_addresses<'c>(
         .map_err(DbError::query("read a subnet's addresses"))
 }
 
+/// The port holding `address` of a subnet, if any.
+pub async fn address_holder<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    subnet: &str,
+    address: &str,
+) -> Result<Option<String>, DbError> {
+    sqlx::query_scalar("SELECT port_id FROM ip_allocations WHERE subnet_id = $1 AND address = $2")
+        .bind(subnet)
+        .bind(address)
+        .fetch_optional(ex)
+        .await
+        .map_err(DbError::query("read who holds an address"))
+}
+
 /// How many addresses of a subnet ports hold.
 pub async fn count_subnet_addresses<'c>(
     ex: impl Executor<'c, Database = Any>,

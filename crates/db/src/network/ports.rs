@@ -185,6 +185,17 @@ pub async fn count_network_ports<'c>(
         .map_err(DbError::query("count a network's ports"))
 }
 
+/// Locks a port's row until the transaction ends (see [`super::lock_network`]). Returns
+/// whether the port exists.
+pub async fn lock_port(conn: &mut Connection, id: &str) -> Result<bool, DbError> {
+    let done = sqlx::query("UPDATE ports SET revision = revision WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await
+        .map_err(DbError::query("lock a port"))?;
+    Ok(done.rows_affected() == 1)
+}
+
 pub async fn delete_port(conn: &mut Connection, id: &str) -> Result<bool, DbError> {
     let done = sqlx::query("DELETE FROM ports WHERE id = $1")
         .bind(id)

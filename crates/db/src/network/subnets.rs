@@ -118,6 +118,17 @@ pub async fn update_subnet(conn: &mut Connection, row: &SubnetRow) -> Result<boo
     Ok(done.rows_affected() == 1)
 }
 
+/// Marks a subnet changed (its pools, say) at `at`.
+pub async fn touch_subnet(conn: &mut Connection, id: &str, at: i64) -> Result<(), DbError> {
+    sqlx::query("UPDATE subnets SET updated_at = $2, revision = revision + 1 WHERE id = $1")
+        .bind(id)
+        .bind(at)
+        .execute(conn)
+        .await
+        .map_err(DbError::query("mark a subnet changed"))?;
+    Ok(())
+}
+
 /// Sets a subnet's pools to `pools`.
 pub async fn replace_pools(
     conn: &mut Connection,
