@@ -5,6 +5,7 @@
 //! Among those, the one with the most free RAM (relative to its capacity) wins, then the
 //! one running fewer VMs: servers spread over nodes.
 
+use nefos_db::Connection;
 use nefos_db::compute::{self as q, NodeLoad};
 use nefos_db::time::now_micros;
 
@@ -20,14 +21,25 @@ pub struct Demand {
     pub cpu_model: Option<&'static nefos_node_api::CpuModel>,
 }
 
+/// The key under which placements run one at a time (with [`nefos_db::Database::lock_key`]):
+/// a placement reads every node's load and records its choice in one transaction, so the
+/// next one counts it. Two creates that read the loads side by side would otherwise both
+/// choose the emptier node.
+pub(crate) const PLACEMENT_LOCK: &str = "compute.placement";
+
 /// Nova's message when nothing fits.
 pub const NO_VALID_HOST: &str = "No valid host was found. There are not enough hosts available.";
 
 impl Services {
-    /// The node for a new server.
-    pub(crate) async fn place(&self, demand: Demand) -> Result<String, ComputeError> {
+    /// The node for a new server, counting the loads as `conn` sees them (a transaction
+    /// holding [`PLACEMENT_LOCK`], which records the choice before it commits).
+    pub(crate) async fn place(
+        &self,
+        conn: &mut Connection,
+        demand: Demand,
+    ) -> Result<String, ComputeError> {
         let nodes = self.nodes.registry().list().await?;
-        let loads = q::node_loads(self.db.pool()).await?;
+        let loads = q::node_loads(conn).await?;
         let now = now_micros();
         let mut best: Option<(f64, u32, String)> = None;
         for node in nodes {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{db_error, finish_action, step_error};
 use crate::Services;
-use crate::scheduler::Demand;
+use crate::scheduler::{Demand, PLACEMENT_LOCK};
 use crate::servers::model::Fault;
 use crate::servers::state::{self, task, vm};
 
@@ -119,10 +119,21 @@ fn place<'a>(services: &'a Services, input: Input<'a>) -> BoxFuture<'a, nefos_sa
                     .ok_or_else(|| StepError::Permanent("no CPU model".to_owned()))?,
             ),
         };
-        let node = services.place(demand).await.map_err(|error| match error {
-            crate::ComputeError::Db(error) => db_error(error),
-            other => StepError::Permanent(other.to_string()),
-        })?;
+        // Chosen and recorded in one transaction under the placement lock, so the next
+        // placement counts this server.
+        let mut tx = services.db.begin().await.map_err(db_error)?;
+        services
+            .db
+            .lock_key(&mut tx, PLACEMENT_LOCK)
+            .await
+            .map_err(db_error)?;
+        let node = services
+            .place(&mut tx, demand)
+            .await
+            .map_err(|error| match error {
+                crate::ComputeError::Db(error) => db_error(error),
+                other => StepError::Permanent(other.to_string()),
+            })?;
         let change = StateChange {
             node_id: Some(&node),
             task_state: Some(Some(task::SPAWNING)),
@@ -131,7 +142,7 @@ fn place<'a>(services: &'a Services, input: Input<'a>) -> BoxFuture<'a, nefos_sa
         // Only while still scheduling: a delete that began meanwhile (it may have seen no
         // node to destroy the VM on) wins, and the build goes no further.
         let scheduling = Some(Some(task::SCHEDULING));
-        if !q::change_state(services.db.pool(), id, scheduling, &change, now_micros())
+        if !q::change_state(&mut *tx, id, scheduling, &change, now_micros())
             .await
             .map_err(db_error)?
         {
@@ -139,6 +150,9 @@ fn place<'a>(services: &'a Services, input: Input<'a>) -> BoxFuture<'a, nefos_sa
                 "the server is being deleted".to_owned(),
             ));
         }
+        tx.commit()
+            .await
+            .map_err(|error| db_error(nefos_db::DbError::query("commit a placement")(error)))?;
         tracing::info!(server = %id, node = %node, "server placed");
         output(node)
     })
