@@ -83,6 +83,7 @@ impl SimulatedNode {
             qemu_version: "simulated".to_owned(),
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
             heartbeat_seconds: 10,
+            tunnel_address: None,
         };
         let vms = Arc::new(Mutex::new(Vms::default()));
         let state = Simulated {

@@ -43,6 +43,8 @@ pub enum ComputeError {
     KeyGeneration(#[source] ssh_key::Error),
     #[error("the quota engine failed")]
     Quota(#[source] nefos_quota::QuotaError),
+    #[error("the network service failed")]
+    Network(#[source] nefos_network::NetworkError),
     #[error("the image service failed")]
     Image(#[source] nefos_image::ImageError),
     #[error(transparent)]

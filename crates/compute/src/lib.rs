@@ -15,6 +15,7 @@ mod error;
 mod flavors;
 mod hypervisors;
 mod keypairs;
+mod node_networks;
 mod nodes;
 mod reconcile;
 mod scheduler;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 
 use nefos_db::Database;
 use nefos_image::Images;
+use nefos_network::Networks;
 use nefos_quota::Quotas;
 use nefos_saga::Sagas;
 
@@ -35,8 +37,8 @@ pub use keypairs::{Keypair, fingerprint};
 pub use nodes::{Enrolment, Joined, MISSED_HEARTBEATS, Node, NodeRegistry, NodeRpc};
 pub use reconcile::{Mode as ReconcileMode, ReconcileReport, Reconciler, Repair};
 pub use servers::{
-    CreateServer, CreatedServers, Fault, ListFilter, Networks, PowerAction, Rebuild, Server,
-    ServerFlavor, ServerPage, SortColumn,
+    CreateServer, CreatedServers, Fault, ListFilter, NetworkRequest, PowerAction, Rebuild, Server,
+    ServerFlavor, ServerNetworks, ServerPage, SortColumn,
 };
 
 /// How compute places and equips servers.
@@ -85,6 +87,7 @@ pub struct Services {
     pub(crate) nodes: NodeRpc,
     pub(crate) quotas: Quotas,
     pub(crate) images: Images,
+    pub(crate) networks: Networks,
     pub(crate) sagas: Sagas,
     pub(crate) settings: ComputeSettings,
 }
@@ -97,6 +100,7 @@ impl Compute {
         nodes: NodeRpc,
         quotas: Quotas,
         images: Images,
+        networks: Networks,
         sagas: Sagas,
         settings: ComputeSettings,
     ) -> Compute {
@@ -105,6 +109,7 @@ impl Compute {
             nodes,
             quotas,
             images,
+            networks,
             sagas: sagas.clone(),
             settings,
         });
@@ -120,16 +125,17 @@ impl Compute {
         &self.inner.nodes
     }
 
+    /// The networks service servers take their ports from.
+    pub fn networks(&self) -> &Networks {
+        &self.inner.networks
+    }
+
     pub fn sagas(&self) -> &Sagas {
         &self.inner.sagas
     }
 
     /// The reconciler of this cloud's servers and nodes.
     pub fn reconciler(&self) -> Reconciler {
-        Reconciler::new(
-            self.inner.db.clone(),
-            self.inner.nodes.clone(),
-            self.inner.quotas.clone(),
-        )
+        Reconciler::with_services(self.inner.clone())
     }
 }

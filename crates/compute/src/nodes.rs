@@ -200,6 +200,7 @@ impl NodeRegistry {
             host_cpu: info.host_cpu.clone(),
             cpu_features: serde_json::to_string(&info.cpu_features)
                 .unwrap_or_else(|_| "[]".to_owned()),
+            tunnel_address: info.tunnel_address.map(|a| a.to_string()),
             accelerator: info.accelerator.as_str().to_owned(),
             qemu_version: info.qemu_version.clone(),
             agent_version: info.agent_version.clone(),
@@ -280,6 +281,7 @@ fn node_of(row: NodeRow) -> Node {
             guest_cpu_model: row.guest_cpu_model,
             host_cpu: row.host_cpu,
             cpu_features: serde_json::from_str(&row.cpu_features).unwrap_or_default(),
+            tunnel_address: row.tunnel_address.and_then(|a| a.parse().ok()),
             accelerator,
             qemu_version: row.qemu_version,
             agent_version: row.agent_version,

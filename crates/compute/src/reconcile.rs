@@ -22,6 +22,7 @@
 //! Nodes that are down are skipped: their servers show UNKNOWN until they are back.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use nefos_db::compute::{self as q, FlavorColumns, ServerRow, ServerScope, StateChange};
@@ -33,7 +34,7 @@ use serde::Serialize;
 
 use crate::servers::charges::{self, Size};
 use crate::servers::state::{self, power, vm};
-use crate::{ComputeError, NodeRpc};
+use crate::{ComputeError, NodeRpc, Services};
 
 /// A task older than this with no saga is stuck.
 const STUCK_AFTER: Duration = Duration::from_secs(60);
@@ -72,11 +73,28 @@ pub struct Reconciler {
     db: Database,
     nodes: NodeRpc,
     quotas: Quotas,
+    /// Where there is one, each node visited is also sent its networks again.
+    services: Option<Arc<Services>>,
 }
 
 impl Reconciler {
     pub fn new(db: Database, nodes: NodeRpc, quotas: Quotas) -> Reconciler {
-        Reconciler { db, nodes, quotas }
+        Reconciler {
+            db,
+            nodes,
+            quotas,
+            services: None,
+        }
+    }
+
+    /// A reconciler that also sends each node it visits its networks.
+    pub(crate) fn with_services(services: Arc<Services>) -> Reconciler {
+        Reconciler {
+            db: services.db.clone(),
+            nodes: services.nodes.clone(),
+            quotas: services.quotas.clone(),
+            services: Some(services),
+        }
     }
 
     /// Reconciles every node that is up.
@@ -118,6 +136,11 @@ impl Reconciler {
         report: &mut ReconcileReport,
     ) -> Result<(), ComputeError> {
         let dry_run = mode.dry_run;
+        if let Some(services) = self.services.as_ref().filter(|_| !dry_run)
+            && let Err(error) = services.push_networks(node).await
+        {
+            tracing::warn!(node, error = %crate::servers::sagas::chain(&error), "reconcile: cannot send the node its networks");
+        }
         let client = self.nodes.client(node).await?;
         // Sagas first, then the node, then the rows: a saga that ends meanwhile leaves its
         // server in a state the node has reported, which a later pass compares again.

@@ -21,6 +21,7 @@ fn info(id: &str, rpc_url: &str) -> NodeInfo {
         qemu_version: "10.0.2".into(),
         agent_version: "0.1.0".into(),
         heartbeat_seconds: 10,
+        tunnel_address: None,
         cpu_features: Vec::new(),
     }
 }

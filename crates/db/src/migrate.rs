@@ -84,6 +84,11 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "networks",
         sql: include_str!("../migrations/0013_networks.sql"),
     },
+    Migration {
+        version: 14,
+        name: "node tunnels and server ports",
+        sql: include_str!("../migrations/0014_node_tunnels.sql"),
+    },
 ];
 
 /// Where a database's schema stands relative to this binary.

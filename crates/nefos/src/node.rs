@@ -1,6 +1,6 @@
 //! `nefos node`: the node agent of a hypervisor host.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -34,6 +34,13 @@ pub struct NodeArgs {
     /// three missed heartbeats.
     #[arg(long)]
     heartbeat_seconds: Option<u64>,
+    /// The node's address for VXLAN tunnels to the other nodes; without one the node
+    /// realises no cloud networks.
+    #[arg(long)]
+    tunnel_address: Option<IpAddr>,
+    /// How long the DHCP leases the node gives guests last.
+    #[arg(long)]
+    dhcp_lease_seconds: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -83,6 +90,12 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     }
     if let Some(seconds) = args.heartbeat_seconds {
         config.heartbeat_seconds = seconds;
+    }
+    if let Some(address) = args.tunnel_address {
+        config.tunnel_address = Some(address);
+    }
+    if let Some(seconds) = args.dhcp_lease_seconds {
+        config.dhcp_lease_seconds = seconds;
     }
     let agent = NodeAgent::start(&config).await?;
     println!(

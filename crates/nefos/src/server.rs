@@ -132,11 +132,17 @@ impl ControlPlane {
         let sagas = nefos_saga::Sagas::new(db.clone(), storage.quotas().instance());
         let images =
             nefos_image::Images::new(storage.clone()).with_size_cap(config.images.size_cap_bytes);
+        let networks = nefos_network::Networks::new(
+            db.clone(),
+            storage.quotas().clone(),
+            nefos_network::NetworkSettings::default(),
+        );
         let compute = Compute::new(
             db,
             nodes,
             storage.quotas().clone(),
             images,
+            networks,
             sagas,
             config.compute.settings()?,
         );
@@ -166,6 +172,7 @@ impl ControlPlane {
         state.images = nefos_image::Images::new(self.storage.clone())
             .with_size_cap(config.images.size_cap_bytes);
         state.compute = Some(self.compute.clone());
+        state.networks = self.compute.networks().clone();
         let images = state.images.clone();
         let app = nefos_api::router(state, &limits);
         let internal = nefos_api::internal_router(

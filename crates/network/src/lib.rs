@@ -9,6 +9,7 @@
 //!   before it writes, and charged to quota in the transaction that writes it.
 
 pub mod address;
+mod devices;
 mod error;
 mod ipam;
 mod networks;
@@ -22,6 +23,7 @@ use nefos_identity::AuthContext;
 use nefos_quota::Quotas;
 
 pub use address::{Cidr, IpVersion, Range};
+pub use devices::{NodeNetwork, NodeView};
 pub use error::NetworkError;
 pub use networks::{NetworkUpdate, NewNetwork};
 pub use ports::{FixedIpRequest, NewPort, PortUpdate};

@@ -259,7 +259,7 @@ impl Networks {
     }
 }
 
-fn network(row: NetworkRow, subnets: Vec<String>) -> Network {
+pub(crate) fn network(row: NetworkRow, subnets: Vec<String>) -> Network {
     Network {
         id: row.id,
         project_id: row.project_id,

@@ -10,7 +10,7 @@ use nefos_db::network::{
     self as q, AddressHistoryRow, AllocationRow, PoolScope, PortRow, PortSelection,
 };
 use nefos_db::time::now_micros;
-use nefos_db::{Connection, DbError};
+use nefos_db::{Connection, DbError, Transaction};
 use nefos_identity::AuthContext;
 use nefos_quota::Provision;
 use rand::Rng;
@@ -75,6 +75,23 @@ const MAC_ATTEMPTS: usize = 16;
 impl Networks {
     pub async fn create_port(
         &self,
+        caller: &AuthContext,
+        new: NewPort,
+    ) -> Result<Port, NetworkError> {
+        let mut tx = self.db.begin().await?;
+        let port = self.create_port_in(&mut tx, caller, new).await?;
+        tx.commit()
+            .await
+            .map_err(DbError::query("commit a port's creation"))?;
+        tracing::info!(port = %port.id, network = %port.network_id, mac = %port.mac_address, "port created");
+        Ok(port)
+    }
+
+    /// [`Networks::create_port`] in the caller's transaction (a server's creation makes
+    /// its ports in its own).
+    pub async fn create_port_in(
+        &self,
+        tx: &mut Transaction,
         caller: &AuthContext,
         new: NewPort,
     ) -> Result<Port, NetworkError> {
@@ -144,14 +161,13 @@ impl Networks {
             updated_at: now,
             revision: 1,
         };
-        let mut tx = self.db.begin().await?;
-        if !q::lock_network(&mut tx, &network.id).await? {
+        if !q::lock_network(tx, &network.id).await? {
             return Err(NetworkError::no_network(&network.id));
         }
         if charged {
             self.quotas
                 .charge_in(
-                    &mut tx,
+                    tx,
                     &[Provision::new(
                         &row.project_id,
                         &caller.user_id,
@@ -163,7 +179,7 @@ impl Networks {
                 .map_err(|e| NetworkError::quota("port", e))?;
         }
         let mut attempts = 0;
-        while !q::insert_port(&mut tx, &row).await? {
+        while !q::insert_port(tx, &row).await? {
             attempts += 1;
             if mac.is_some() || attempts == MAC_ATTEMPTS {
                 return Err(NetworkError::conflict(
@@ -177,24 +193,20 @@ impl Networks {
             }
             row.mac_address = random_mac();
         }
-        let subnets = network_subnets(&mut tx, &network.id).await?;
+        let subnets = network_subnets(tx, &network.id).await?;
         let fixed_ips = match new.fixed_ips {
             Some(requests) => {
                 let mut taken = Vec::new();
                 for request in requests {
-                    taken.push(take_requested(&mut tx, &subnets, &row, &request).await?);
+                    taken.push(take_requested(tx, &subnets, &row, &request).await?);
                 }
                 taken
             }
-            None => take_default(&mut tx, &subnets, &row).await?,
+            None => take_default(tx, &subnets, &row).await?,
         };
         for ip in &fixed_ips {
-            open_history(&mut tx, &row, ip, now).await?;
+            open_history(tx, &row, ip, now).await?;
         }
-        tx.commit()
-            .await
-            .map_err(DbError::query("commit a port's creation"))?;
-        tracing::info!(port = %row.id, network = %row.network_id, mac = %row.mac_address, "port created");
         Ok(port(row, fixed_ips))
     }
 
@@ -204,7 +216,7 @@ impl Networks {
         Ok(port(row, fixed_ips(&addresses)))
     }
 
-    async fn visible_port_row(
+    pub(crate) async fn visible_port_row(
         &self,
         caller: &AuthContext,
         id: &str,
@@ -236,6 +248,7 @@ impl Networks {
             project: (!caller.is_cloud_admin()).then_some(project),
             network,
             device,
+            host: None,
         };
         let rows = q::list_ports(self.db.pool(), selection).await?;
         let addresses = q::selected_port_addresses(self.db.pool(), selection).await?;
@@ -604,7 +617,7 @@ async fn replace_addresses(
     Ok(())
 }
 
-async fn release(
+pub(crate) async fn release(
     conn: &mut Connection,
     port: &str,
     allocation: &AllocationRow,
@@ -640,7 +653,7 @@ async fn open_history(
 }
 
 /// A port's addresses in the order ports show them: IPv4 first, by address.
-fn fixed_ips(allocations: &[AllocationRow]) -> Vec<FixedIp> {
+pub(crate) fn fixed_ips(allocations: &[AllocationRow]) -> Vec<FixedIp> {
     let mut ips: Vec<FixedIp> = allocations
         .iter()
         .filter_map(|a| {
@@ -654,7 +667,7 @@ fn fixed_ips(allocations: &[AllocationRow]) -> Vec<FixedIp> {
     ips
 }
 
-fn port(row: PortRow, mut fixed_ips: Vec<FixedIp>) -> Port {
+pub(crate) fn port(row: PortRow, mut fixed_ips: Vec<FixedIp>) -> Port {
     fixed_ips.sort_by_key(|ip| ip.ip_address);
     Port {
         id: row.id,

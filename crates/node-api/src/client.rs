@@ -10,8 +10,9 @@ use nefos_route::fill;
 
 use crate::routes::rpc;
 use crate::{
-    ConsoleOutput, EnsureVm, ErrorBody, NodeInfo, PauseVm, RPC_PREFIX, RebootVm, RebuildVm,
-    ResizeEnd, ResizeVm, Secret, StartVm, StopVm, SuspendVm, VmDiagnostics, VmStatus,
+    ConsoleOutput, EnsureVm, ErrorBody, NetworksStatus, NodeInfo, NodeNetworks, PauseVm,
+    RPC_PREFIX, RebootVm, RebuildVm, ResizeEnd, ResizeVm, Secret, StartVm, StopVm, SuspendVm,
+    VmDiagnostics, VmStatus,
 };
 
 /// The control plane's client of one node's RPC API, holding that node's RPC key.
@@ -86,6 +87,14 @@ impl NodeClient {
             http,
             streams,
         })
+    }
+
+    /// Gives the node everything of the networks it must have; it converges on it.
+    pub async fn put_networks(
+        &self,
+        request: &NodeNetworks,
+    ) -> Result<NetworksStatus, NodeClientError> {
+        self.call(Method::PUT, rpc::NETWORKS, Some(request)).await
     }
 
     pub async fn node_info(&self) -> Result<NodeInfo, NodeClientError> {

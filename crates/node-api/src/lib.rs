@@ -11,6 +11,7 @@
 
 mod client;
 mod cpu_models;
+mod network;
 pub mod routes;
 mod secret;
 mod types;
@@ -18,6 +19,7 @@ mod types;
 pub use client::{NodeClient, NodeClientError};
 pub use cpu_models::{CPU_MODELS, CpuModel, DEFAULT_CPU_MODEL, cpu_model};
 pub use nefos_disk_format::DiskFormat;
+pub use network::*;
 pub use secret::{ClusterSecret, Secret, SecretError, SigningKey};
 pub use types::*;
 

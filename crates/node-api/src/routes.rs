@@ -39,6 +39,9 @@ pub mod rpc {
     /// `GET` with `Connection: Upgrade` and `Upgrade: vnc`: after `101 Switching
     /// Protocols`, the connection carries the VM's VNC (RFB) stream both ways.
     pub const VM_VNC: &str = "/vms/{id}/vnc";
+    /// `GET` the [`crate::NetworksStatus`]; `PUT` [`crate::NodeNetworks`]: everything of
+    /// the networks the node must have, which it converges on.
+    pub const NETWORKS: &str = "/networks";
     /// `GET`: a running VM's [`crate::VmDiagnostics`].
     pub const VM_DIAGNOSTICS: &str = "/vms/{id}/diagnostics";
     /// `GET ?max_bytes=N`: the tail of the serial console.

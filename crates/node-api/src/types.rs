@@ -63,6 +63,21 @@ pub enum NicSpec {
         #[serde(default)]
         forward_tcp: Vec<u16>,
     },
+    /// A port of a cloud network: the tap the node made for it ([`crate::tap_name`]).
+    Port {
+        port_id: String,
+        mac: String,
+        /// The MTU the guest's NIC announces (virtio's `host_mtu`).
+        mtu: u32,
+    },
+}
+
+impl NicSpec {
+    pub fn mac(&self) -> &str {
+        match self {
+            NicSpec::UserForward { mac, .. } | NicSpec::Port { mac, .. } => mac,
+        }
+    }
 }
 
 /// Everything a node needs to run a VM.
@@ -334,6 +349,10 @@ pub struct NodeInfo {
     pub accelerator: Accelerator,
     pub qemu_version: String,
     pub agent_version: String,
+    /// The node's address for VXLAN tunnels to the other nodes; absent, the node
+    /// realises no networks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel_address: Option<std::net::IpAddr>,
     /// How often the node heartbeats: it is down once it has missed a few.
     #[serde(default = "default_heartbeat_seconds")]
     pub heartbeat_seconds: u64,

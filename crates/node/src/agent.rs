@@ -3,7 +3,7 @@
 //! the control plane, heartbeats, and serves the RPC API.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use crate::control_plane::{ControlPlaneClient, ControlPlaneError};
 use crate::credential::{self, CREDENTIAL_FILE, CredentialError};
 use crate::image_cache::{CacheError, ImageCache};
+use crate::net::{DEFAULT_LEASE_SECONDS, NetError, NetworkManager};
 use crate::qemu::QemuSettings;
 use crate::rpc::{self, RpcState};
 use crate::vm::{VmError, VmManager};
@@ -58,6 +59,11 @@ pub struct NodeConfig {
     pub cpu_model: String,
     pub qemu_binary: PathBuf,
     pub heartbeat_seconds: u64,
+    /// The node's address for VXLAN tunnels to the other nodes (on the operators'
+    /// network). Without one the node realises no cloud networks.
+    pub tunnel_address: Option<IpAddr>,
+    /// How long the DHCP leases the node gives guests last.
+    pub dhcp_lease_seconds: u32,
 }
 
 impl Default for NodeConfig {
@@ -73,6 +79,8 @@ impl Default for NodeConfig {
             cpu_model: DEFAULT_CPU_MODEL.to_owned(),
             qemu_binary: PathBuf::from("qemu-system-x86_64"),
             heartbeat_seconds: 10,
+            tunnel_address: None,
+            dhcp_lease_seconds: DEFAULT_LEASE_SECONDS,
         }
     }
 }
@@ -122,6 +130,8 @@ pub enum AgentError {
     Cache(#[source] CacheError),
     #[error("cannot open the VMs")]
     Vms(#[source] VmError),
+    #[error("cannot open the node's networks")]
+    Networks(#[source] NetError),
     #[error("the RPC server failed")]
     Serve(#[source] std::io::Error),
 }
@@ -188,6 +198,14 @@ impl NodeAgent {
             accelerator,
             cpu_model: config.cpu_model.clone(),
         };
+        // The VMs' taps must be there before any VM starts.
+        let networks = NetworkManager::open(
+            data,
+            config.tunnel_address,
+            config.dhcp_lease_seconds.max(10),
+        )
+        .await
+        .map_err(AgentError::Networks)?;
         let vms_dir = data.join("vms");
         let blocks = control_plane.clone();
         let vms =
@@ -217,12 +235,14 @@ impl NodeAgent {
             qemu_version: host::qemu_version(&config.qemu_binary).await,
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
             heartbeat_seconds: config.heartbeat_seconds.max(1),
+            tunnel_address: config.tunnel_address,
         };
         tracing::info!(node = %info.id, rpc = %info.rpc_url, accelerator = accelerator.as_str(), "node agent ready");
         Ok(NodeAgent {
             listener,
             state: RpcState {
                 vms: Arc::new(vms),
+                networks: Arc::new(networks),
                 info: Arc::new(info),
                 rpc_key: Secret::new(credential.rpc_key),
             },

@@ -39,12 +39,7 @@ pub fn files(
         .map(|data| STANDARD.decode(data.trim()))
         .transpose()
         .map_err(ConfigDriveError::UserData)?;
-    let macs: Vec<&str> = nics
-        .iter()
-        .map(|nic| match nic {
-            NicSpec::UserForward { mac, .. } => mac.as_str(),
-        })
-        .collect();
+    let macs: Vec<&str> = nics.iter().map(NicSpec::mac).collect();
     let mut files = Vec::new();
     match guest.layout {
         ConfigDriveLayout::OpenStack => {

@@ -234,6 +234,19 @@ pub fn command_line(
                 arg("-device");
                 arg(&format!("virtio-net-pci,netdev=net{index},mac={mac}"));
             }
+            NicSpec::Port { port_id, mac, mtu } => {
+                // The node made the tap and put it on its network's bridge; QEMU only
+                // opens it.
+                let tap = nefos_node_api::tap_name(port_id);
+                arg("-netdev");
+                arg(&format!(
+                    "tap,id=net{index},ifname={tap},script=no,downscript=no,vhost=off"
+                ));
+                arg("-device");
+                arg(&format!(
+                    "virtio-net-pci,netdev=net{index},mac={mac},host_mtu={mtu}"
+                ));
+            }
         }
     }
     args

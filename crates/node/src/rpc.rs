@@ -14,12 +14,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use nefos_node_api::routes::rpc;
 use nefos_node_api::{
-    ConsoleOutput, EnsureVm, ErrorBody, ErrorDetail, NodeInfo, PauseVm, RPC_PREFIX, RebootVm,
-    RebuildVm, ResizeEnd, ResizeVm, Secret, StartVm, StopVm, SuspendVm, VmStatus,
+    ConsoleOutput, EnsureVm, ErrorBody, ErrorDetail, NetworksStatus, NodeInfo, NodeNetworks,
+    PauseVm, RPC_PREFIX, RebootVm, RebuildVm, ResizeEnd, ResizeVm, Secret, StartVm, StopVm,
+    SuspendVm, VmStatus,
 };
 use serde::Deserialize;
 
 use crate::image_cache::CacheError;
+use crate::net::{NetError, NetworkManager};
 use crate::vm::{VmError, VmManager};
 
 /// Room for the hashmap of a 1 TiB image.
@@ -28,6 +30,7 @@ const MAX_BODY_BYTES: usize = 32 << 20;
 #[derive(Debug, Clone)]
 pub struct RpcState {
     pub vms: Arc<VmManager>,
+    pub networks: Arc<NetworkManager>,
     pub info: Arc<NodeInfo>,
     /// What the control plane presents: this node's RPC key, from its enrolment.
     pub rpc_key: Secret,
@@ -37,6 +40,7 @@ pub fn router(state: RpcState) -> Router {
     let rpc_key = state.rpc_key.clone();
     let api = Router::new()
         .route(rpc::NODE, get(node_info))
+        .route(rpc::NETWORKS, get(networks).put(put_networks))
         .route(rpc::VMS, get(list))
         .route(rpc::VM, get(status).put(ensure).delete(destroy))
         .route(rpc::VM_START, post(start))
@@ -106,6 +110,17 @@ where
 
 async fn node_info(State(state): State<RpcState>) -> Json<NodeInfo> {
     Json((*state.info).clone())
+}
+
+async fn networks(State(state): State<RpcState>) -> Json<NetworksStatus> {
+    Json(state.networks.status().await)
+}
+
+async fn put_networks(
+    State(state): State<RpcState>,
+    Body(request): Body<NodeNetworks>,
+) -> Result<Json<NetworksStatus>, RpcError> {
+    Ok(Json(state.networks.apply(request).await?))
 }
 
 async fn list(State(state): State<RpcState>) -> Result<Json<Vec<VmStatus>>, RpcError> {
@@ -358,6 +373,21 @@ impl RpcError {
             status,
             message: message.into(),
         }
+    }
+}
+
+impl From<NetError> for RpcError {
+    fn from(error: NetError) -> RpcError {
+        let status = match &error {
+            NetError::Stale { .. } => StatusCode::CONFLICT,
+            NetError::Invalid(_) | NetError::NoTunnel => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let message = chain(&error);
+        if status.is_server_error() {
+            tracing::error!(%message, "cannot realise the node's networks");
+        }
+        RpcError::new(status, message)
     }
 }
 

@@ -27,6 +27,8 @@ fn openstack_cli() -> PathBuf {
 pub struct OpenStack {
     exe: PathBuf,
     home: tempfile::TempDir,
+    /// The network namespace the CLI runs in (a test host, see [`crate::Lab`]).
+    namespace: Option<String>,
 }
 
 impl Default for OpenStack {
@@ -40,11 +42,23 @@ impl OpenStack {
         OpenStack {
             exe: openstack_cli(),
             home: tempfile::tempdir().unwrap(),
+            namespace: None,
+        }
+    }
+
+    /// The CLI run inside network namespace `namespace`.
+    pub fn in_namespace(namespace: &str) -> Self {
+        OpenStack {
+            namespace: Some(namespace.to_owned()),
+            ..Self::new()
         }
     }
 
     pub fn run(&self, clouds: &Path, cloud: &str, args: &[&str]) -> Output {
-        let mut command = Command::new(&self.exe);
+        let mut command = match &self.namespace {
+            Some(namespace) => crate::Lab::command(namespace, &self.exe),
+            None => Command::new(&self.exe),
+        };
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("OS_") {
                 command.env_remove(name);

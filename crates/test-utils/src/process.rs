@@ -68,7 +68,15 @@ impl NefosProcess {
     /// The command [`Self::start`] runs, for a test that changes its environment before
     /// passing it to [`Self::start_command`].
     pub fn command(binary: &Path, args: &[String]) -> Command {
-        let mut command = Command::new(binary);
+        Self::configure(Command::new(binary), args)
+    }
+
+    /// [`Self::command`] run inside network namespace `namespace` (see [`crate::Lab`]).
+    pub fn command_in(namespace: &str, binary: &Path, args: &[String]) -> Command {
+        Self::configure(crate::Lab::command(namespace, binary), args)
+    }
+
+    fn configure(mut command: Command, args: &[String]) -> Command {
         command
             .args(args)
             .env(
@@ -169,6 +177,25 @@ impl NefosProcess {
             std::thread::sleep(Duration::from_millis(25));
         }
         panic!("nefos still runs after {limit:?}:\n{}", self.output());
+    }
+
+    /// Waits up to `limit` until the process has printed `needle` (for a process whose
+    /// health probe the test cannot reach, in a network namespace), or panics.
+    pub fn wait_printed(&mut self, needle: &str, limit: Duration) {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if self.output().contains(needle) {
+                return;
+            }
+            if let Some(status) = self.exited() {
+                panic!("nefos exited with {status}:\n{}", self.output());
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!(
+            "nefos did not print {needle:?} within {limit:?}:\n{}",
+            self.output()
+        );
     }
 
     /// Waits until `url/healthz` answers, or panics (for a process from [`Self::start`]).

@@ -6,7 +6,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
-use nefos_compute::{CreateServer, ListFilter, Networks, SortColumn};
+use nefos_compute::{CreateServer, ListFilter, NetworkRequest, ServerNetworks, SortColumn};
 use nefos_compute_api::types::{
     self, ServerBody, ServerCreate, ServerCreated, ServerCreatedBody, ServerList,
 };
@@ -274,20 +274,12 @@ fn create_request(nova: &Nova, bytes: &[u8]) -> Result<(CreateServer, bool), Nov
         .unwrap_or(&image_ref)
         .to_owned();
     let networks = match &request.networks {
-        None => Networks::Auto,
-        Some(Value::String(s)) if s == "auto" => Networks::Auto,
-        Some(Value::String(s)) if s == "none" => Networks::None,
-        Some(Value::Array(list)) => Networks::List(
-            list.iter()
-                .map(|n| {
-                    n.get("uuid")
-                        .or_else(|| n.get("port"))
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned()
-                })
-                .collect(),
-        ),
+        None => ServerNetworks::Auto,
+        Some(Value::String(s)) if s == "auto" => ServerNetworks::Auto,
+        Some(Value::String(s)) if s == "none" => ServerNetworks::None,
+        Some(Value::Array(list)) => {
+            ServerNetworks::List(list.iter().map(network_request).collect::<Result<_, _>>()?)
+        }
         Some(other) => {
             return Err(NovaError::bad_request(format!(
                 "Invalid input for field/attribute networks. Value: {other}. It must be \
@@ -401,4 +393,40 @@ pub(crate) async fn delete(
         .delete_server(&nova.caller, &nova.request_id, &id)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// One entry of `networks`: `{"uuid": …, "fixed_ip": …}` or `{"port": …}`.
+fn network_request(entry: &Value) -> Result<NetworkRequest, NovaError> {
+    let text = |field: &str| -> Result<Option<String>, NovaError> {
+        match entry.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(NovaError::bad_request(format!(
+                "Invalid input for field/attribute {field}. Value: {other}. It must be a string"
+            ))),
+        }
+    };
+    if !entry.is_object() {
+        return Err(NovaError::bad_request(format!(
+            "Invalid input for field/attribute networks. Value: {entry}. Each network is an \
+             object"
+        )));
+    }
+    let fixed_ip = match text("fixed_ip")? {
+        Some(address) => Some(address.parse().map_err(|_| {
+            NovaError::bad_request(format!("Invalid fixed IP address ({address})"))
+        })?),
+        None => None,
+    };
+    let request = NetworkRequest {
+        network: text("uuid")?,
+        port: text("port")?,
+        fixed_ip,
+    };
+    if request.network.is_none() && request.port.is_none() {
+        return Err(NovaError::bad_request(
+            "Bad networks format: network uuid is not in proper format",
+        ));
+    }
+    Ok(request)
 }

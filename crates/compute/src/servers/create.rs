@@ -3,6 +3,7 @@
 //! and a create saga is recorded for each. The sagas place, spawn and activate them.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 
 use base64::Engine;
 use nefos_db::compute::{self as q, ServerRow};
@@ -10,6 +11,7 @@ use nefos_db::time::now_micros;
 use nefos_db::{DbError, Transaction};
 use nefos_identity::AuthContext;
 use nefos_image::{BootSource, Caller, ImageError};
+use nefos_network::{FixedIpRequest, NetworkError, NewPort};
 use nefos_node_api::{ConfigDriveLayout, GuestConfig, ImageContent, NicSpec, VmSpec};
 use nefos_quota::QuotaError;
 use rand::Rng;
@@ -22,15 +24,41 @@ use crate::{Compute, ComputeError, Flavor};
 
 /// Which networks a new server gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Networks {
-    /// The cloud's default: today, user-mode networking with the configured ports
-    /// forwarded from the node's loopback.
+pub enum ServerNetworks {
+    /// The cloud's default: user-mode networking with the configured ports forwarded
+    /// from the node's loopback.
     Auto,
     /// No network interface at all.
     None,
-    /// These networks, by id. Until networks exist (Neutron), none can be named.
-    List(Vec<String>),
+    /// A NIC for each, in this order.
+    List(Vec<NetworkRequest>),
 }
+
+/// One NIC of a new server (an entry of Nova's `networks`): a new port on a network
+/// (with the given address, or any), or a port the project made.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkRequest {
+    pub network: Option<String>,
+    pub port: Option<String>,
+    pub fixed_ip: Option<IpAddr>,
+}
+
+/// A NIC request checked against the networks service.
+#[derive(Debug, Clone)]
+enum Nic {
+    NewPort {
+        network: String,
+        mtu: u32,
+        fixed_ip: Option<IpAddr>,
+    },
+    Port {
+        port: String,
+        mtu: u32,
+    },
+}
+
+/// The `device_owner` of servers' ports, as Nova sets it.
+pub const PORT_OWNER: &str = "compute:nova";
 
 /// A request to create servers (Nova's `POST /servers`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +66,7 @@ pub struct CreateServer {
     pub name: String,
     pub image_ref: String,
     pub flavor_ref: String,
-    pub networks: Networks,
+    pub networks: ServerNetworks,
     pub key_name: Option<String>,
     pub admin_pass: Option<String>,
     pub metadata: BTreeMap<String, String>,
@@ -208,13 +236,7 @@ impl Compute {
                 .decode(user_data.trim())
                 .map_err(|_| ComputeError::invalid("User data needs to be valid base 64."))?;
         }
-        if let Networks::List(networks) = &request.networks
-            && let Some(network) = networks.first()
-        {
-            return Err(ComputeError::invalid(format!(
-                "Network {network} could not be found."
-            )));
-        }
+        let nics = self.resolve_nics(caller, &request).await?;
         let flavor = match self.flavor(caller, &request.flavor_ref).await {
             Ok(flavor) if !flavor.disabled => flavor,
             Ok(_) | Err(ComputeError::NotFound { .. }) => {
@@ -262,6 +284,8 @@ impl Compute {
         };
         let reservation = reservation_id();
         let template = Template {
+            caller,
+            nics: &nics,
             request: &request,
             project: &project,
             user: &caller.user_id,
@@ -444,11 +468,12 @@ impl Compute {
                 user_data: request.user_data.clone(),
             },
             nics: match request.networks {
-                Networks::None => Vec::new(),
-                Networks::Auto | Networks::List(_) => vec![NicSpec::UserForward {
+                ServerNetworks::None => Vec::new(),
+                ServerNetworks::Auto => vec![NicSpec::UserForward {
                     mac: mac_of(&id),
                     forward_tcp: unique(&self.inner.settings.forward_tcp),
                 }],
+                ServerNetworks::List(_) => self.take_ports(tx, template, &id).await?,
             },
             cpu_model: Some(template.cpu_model.name.to_owned()),
         };
@@ -460,6 +485,156 @@ impl Compute {
         };
         let saga = self.sagas().create::<CreateSaga>(tx, &id, &params).await?;
         Ok((id, saga))
+    }
+}
+
+impl Compute {
+    /// Checks each NIC a request asks for: its network or port exists and is the
+    /// caller's to use. Nothing is taken yet.
+    async fn resolve_nics(
+        &self,
+        caller: &AuthContext,
+        request: &CreateServer,
+    ) -> Result<Vec<Nic>, ComputeError> {
+        let ServerNetworks::List(requests) = &request.networks else {
+            return Ok(Vec::new());
+        };
+        let networks = &self.inner.networks;
+        let mut nics = Vec::new();
+        for wanted in requests {
+            let nic = match (&wanted.port, &wanted.network) {
+                (Some(port_id), _) => {
+                    if request.max_count > 1 {
+                        return Err(ComputeError::invalid(
+                            "Unable to launch multiple instances with a single configured \
+                             port ID. Please launch your instance one by one with different \
+                             ports.",
+                        ));
+                    }
+                    let port = match networks.port(caller, port_id).await {
+                        Ok(port) if Some(port.project_id.as_str()) == caller.project_id() => port,
+                        Ok(_) | Err(NetworkError::NotFound { .. }) => {
+                            return Err(ComputeError::invalid(format!(
+                                "Port id {port_id} could not be found."
+                            )));
+                        }
+                        Err(error) => return Err(ComputeError::Network(error)),
+                    };
+                    if !port.device_id.is_empty() {
+                        return Err(ComputeError::conflict(format!(
+                            "Port {port_id} is still in use."
+                        )));
+                    }
+                    let network = networks
+                        .network(caller, &port.network_id)
+                        .await
+                        .map_err(refusal)?;
+                    Nic::Port {
+                        port: port.id,
+                        mtu: u32::try_from(network.mtu).unwrap_or(1450),
+                    }
+                }
+                (None, Some(network_id)) => {
+                    let network = match networks.network(caller, network_id).await {
+                        Ok(network) => network,
+                        Err(NetworkError::NotFound { .. }) => {
+                            return Err(ComputeError::invalid(format!(
+                                "Network {network_id} could not be found."
+                            )));
+                        }
+                        Err(error) => return Err(ComputeError::Network(error)),
+                    };
+                    Nic::NewPort {
+                        network: network.id,
+                        mtu: u32::try_from(network.mtu).unwrap_or(1450),
+                        fixed_ip: wanted.fixed_ip,
+                    }
+                }
+                (None, None) => {
+                    return Err(ComputeError::invalid(
+                        "Bad networks format: network uuid is not in proper format",
+                    ));
+                }
+            };
+            nics.push(nic);
+        }
+        Ok(nics)
+    }
+
+    /// Makes or takes server `id`'s ports, in its creation's transaction.
+    async fn take_ports(
+        &self,
+        tx: &mut Transaction,
+        template: &Template<'_>,
+        id: &str,
+    ) -> Result<Vec<NicSpec>, ComputeError> {
+        let networks = &self.inner.networks;
+        let mut specs = Vec::new();
+        for (position, nic) in template.nics.iter().enumerate() {
+            let (port, mtu, made) = match nic {
+                Nic::NewPort {
+                    network,
+                    mtu,
+                    fixed_ip,
+                } => {
+                    let new = NewPort {
+                        network_id: network.clone(),
+                        device_id: id.to_owned(),
+                        device_owner: PORT_OWNER.to_owned(),
+                        fixed_ips: fixed_ip.map(|address| {
+                            vec![FixedIpRequest {
+                                subnet_id: None,
+                                ip_address: Some(address),
+                            }]
+                        }),
+                        ..NewPort::default()
+                    };
+                    let port = networks
+                        .create_port_in(tx, template.caller, new)
+                        .await
+                        .map_err(refusal)?;
+                    (port, *mtu, true)
+                }
+                Nic::Port { port, mtu } => {
+                    let port = networks
+                        .attach_port_in(tx, template.caller, port, id, PORT_OWNER)
+                        .await
+                        .map_err(refusal)?;
+                    (port, *mtu, false)
+                }
+            };
+            q::insert_server_port(
+                tx,
+                &q::ServerPortRow {
+                    server_id: id.to_owned(),
+                    port_id: port.id.clone(),
+                    position: i64::try_from(position).unwrap_or(i64::MAX),
+                    made_with_server: i64::from(made),
+                },
+            )
+            .await?;
+            specs.push(NicSpec::Port {
+                port_id: port.id,
+                mac: port.mac_address,
+                mtu,
+            });
+        }
+        Ok(specs)
+    }
+}
+
+/// A refusal of the networks service, as Nova words and codes it.
+fn refusal(error: NetworkError) -> ComputeError {
+    match error {
+        NetworkError::NotFound { message, .. } | NetworkError::Invalid { message, .. } => {
+            ComputeError::invalid(message)
+        }
+        NetworkError::Conflict { message, .. } => ComputeError::conflict(message),
+        NetworkError::Forbidden { message } => ComputeError::Forbidden { message },
+        NetworkError::OverQuota { .. } => ComputeError::OverQuota {
+            message: "Maximum number of ports exceeded".to_owned(),
+        },
+        other => ComputeError::Network(other),
     }
 }
 
@@ -477,6 +652,8 @@ fn unique(ports: &[u16]) -> Vec<u16> {
 pub const CPU_MODEL_SPEC: &str = "nefos:cpu_model";
 
 struct Template<'a> {
+    caller: &'a AuthContext,
+    nics: &'a [Nic],
     request: &'a CreateServer,
     project: &'a str,
     user: &'a str,

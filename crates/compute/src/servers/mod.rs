@@ -14,7 +14,7 @@ mod snapshot;
 pub mod state;
 
 pub use actions::PowerAction;
-pub use create::{CreateServer, CreatedServers, Networks};
+pub use create::{CreateServer, CreatedServers, NetworkRequest, ServerNetworks};
 pub use model::{Fault, Server, ServerFlavor};
 pub use rebuild::Rebuild;
 

@@ -7,6 +7,7 @@ mod grants;
 mod keypairs;
 mod nodes;
 mod server_pages;
+mod server_ports;
 mod servers;
 
 pub use credentials::*;
@@ -15,4 +16,5 @@ pub use grants::*;
 pub use keypairs::*;
 pub use nodes::*;
 pub use server_pages::*;
+pub use server_ports::*;
 pub use servers::*;

@@ -15,6 +15,8 @@ pub struct NodeRow {
     pub host_cpu: String,
     /// JSON array of QEMU's feature names.
     pub cpu_features: String,
+    /// Where the node's VXLAN tunnels end.
+    pub tunnel_address: Option<String>,
     pub accelerator: String,
     pub qemu_version: String,
     pub agent_version: String,
@@ -31,12 +33,12 @@ pub struct NodeRow {
 
 const COLUMNS: &str = "id, rpc_url, cpus, ram_mib, disk_free_bytes, disk_total_bytes, \
     guest_cpu_model, host_cpu, accelerator, qemu_version, agent_version, running_vms, \
-    registered_at, heartbeat_at, heartbeat_seconds, cpu_features";
+    registered_at, heartbeat_at, heartbeat_seconds, cpu_features, tunnel_address";
 
 const SELECT_COLUMNS: &str = "id, rpc_url, cpus, ram_mib, disk_free_bytes, disk_total_bytes, \
     guest_cpu_model, host_cpu, accelerator, qemu_version, agent_version, running_vms, \
     registered_at, heartbeat_at, heartbeat_seconds, CAST(drained AS INTEGER) AS drained, \
-    drained_reason, cpu_features";
+    drained_reason, cpu_features, tunnel_address";
 
 /// Inserts the node or replaces its self-description (a re-registration).
 pub async fn upsert_node<'c>(
@@ -45,7 +47,7 @@ pub async fn upsert_node<'c>(
 ) -> Result<(), DbError> {
     sqlx::query(&format!(
         "INSERT INTO compute_nodes ({COLUMNS})
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
          ON CONFLICT (id) DO UPDATE SET
            rpc_url = excluded.rpc_url, cpus = excluded.cpus, ram_mib = excluded.ram_mib,
            disk_free_bytes = excluded.disk_free_bytes,
@@ -55,7 +57,7 @@ pub async fn upsert_node<'c>(
            agent_version = excluded.agent_version, running_vms = excluded.running_vms,
            registered_at = excluded.registered_at, heartbeat_at = excluded.heartbeat_at,
            heartbeat_seconds = excluded.heartbeat_seconds,
-           cpu_features = excluded.cpu_features"
+           cpu_features = excluded.cpu_features, tunnel_address = excluded.tunnel_address"
     ))
     .bind(&row.id)
     .bind(&row.rpc_url)
@@ -73,6 +75,7 @@ pub async fn upsert_node<'c>(
     .bind(row.heartbeat_at)
     .bind(row.heartbeat_seconds)
     .bind(&row.cpu_features)
+    .bind(&row.tunnel_address)
     .execute(ex)
     .await
     .map_err(DbError::query("register a node"))?;

@@ -1,12 +1,15 @@
 //! Queries of networking (migration 13): networks, subnets with their allocation pools,
-//! ports, the addresses ports hold, and the history of who held each address.
+//! ports, the addresses ports hold, the history of who held each address, and the nodes
+//! ports are bound to.
 
 mod addresses;
+mod bindings;
 mod networks;
 mod ports;
 mod subnets;
 
 pub use addresses::*;
+pub use bindings::*;
 pub use networks::*;
 pub use ports::*;
 pub use subnets::*;

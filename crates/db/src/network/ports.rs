@@ -131,6 +131,8 @@ pub struct PortSelection<'a> {
     pub project: Option<&'a str>,
     pub network: Option<&'a str>,
     pub device: Option<&'a str>,
+    /// The node the ports are bound to.
+    pub host: Option<&'a str>,
 }
 
 impl PortSelection<'_> {
@@ -142,6 +144,7 @@ impl PortSelection<'_> {
             ("project_id", self.project),
             ("network_id", self.network),
             ("device_id", self.device),
+            ("binding_host", self.host),
         ] {
             if let Some(value) = value {
                 values.push(value.to_owned());

@@ -47,12 +47,10 @@ impl VmManager {
                 })
             })
             .collect();
-        // User-mode NICs keep no counters the node can read.
-        let nics = record
-            .spec
-            .nics
-            .iter()
-            .map(|nic| match nic {
+        let mut nics = Vec::new();
+        for nic in &record.spec.nics {
+            nics.push(match nic {
+                // User-mode NICs keep no counters the node can read.
                 NicSpec::UserForward { mac, .. } => NicUsage {
                     mac: mac.clone(),
                     rx_bytes: None,
@@ -60,8 +58,9 @@ impl VmManager {
                     tx_bytes: None,
                     tx_packets: None,
                 },
-            })
-            .collect();
+                NicSpec::Port { port_id, mac, .. } => tap_usage(port_id, mac).await,
+            });
+        }
         let launched = tokio::fs::metadata(paths.launched())
             .await
             .and_then(|m| m.modified())
@@ -117,6 +116,29 @@ fn resident_kib(status: &str) -> u64 {
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|kib| kib.parse().ok())
         .unwrap_or(0)
+}
+
+/// A tap's counters, from the guest's side: what the tap sends, the guest receives.
+async fn tap_usage(port_id: &str, mac: &str) -> NicUsage {
+    let statistics = Path::new("/sys/class/net")
+        .join(nefos_node_api::tap_name(port_id))
+        .join("statistics");
+    let counter = |name: &'static str| {
+        let path = statistics.join(name);
+        async move {
+            tokio::fs::read_to_string(path)
+                .await
+                .ok()
+                .and_then(|text| text.trim().parse::<u64>().ok())
+        }
+    };
+    NicUsage {
+        mac: mac.to_owned(),
+        rx_bytes: counter("tx_bytes").await,
+        rx_packets: counter("tx_packets").await,
+        tx_bytes: counter("rx_bytes").await,
+        tx_packets: counter("rx_packets").await,
+    }
 }
 
 #[cfg(test)]

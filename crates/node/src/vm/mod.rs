@@ -50,6 +50,11 @@ pub use export::ExportedDisk;
 pub enum VmError {
     #[error("no VM {id} on this node")]
     NotFound { id: String },
+    #[error(
+        "the node has no tap for port {port}: the control plane has not given it that port's \
+         network yet"
+    )]
+    PortMissing { port: String },
     #[error("{reason}")]
     Invalid { reason: String },
     #[error("generation {got} is older than the VM's generation {current}")]
@@ -803,6 +808,7 @@ impl VmManager {
         config_drive::build(&paths.config_drive(), spec.guest.layout, &files)
             .await
             .map_err(VmError::ConfigDrive)?;
+        check_taps(spec).await?;
         let args = qemu::command_line(&self.qemu, id, spec, paths, &base);
         let pid = qemu::launch(&self.qemu, &args, paths)
             .await
@@ -878,6 +884,22 @@ impl VmManager {
     }
 }
 
+/// QEMU would make a tap the node did not (on no bridge) rather than fail: every port's
+/// tap must be there first.
+pub(super) async fn check_taps(spec: &VmSpec) -> Result<(), VmError> {
+    for nic in &spec.nics {
+        if let NicSpec::Port { port_id, .. } = nic {
+            let device = Path::new("/sys/class/net").join(nefos_node_api::tap_name(port_id));
+            if !tokio::fs::try_exists(&device).await.unwrap_or(false) {
+                return Err(VmError::PortMissing {
+                    port: port_id.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Reads back the ports QEMU bound for the VM's forwards and writes them, with what QEMU
 /// was started with, to the run directory.
 async fn record_launch(paths: &VmPaths, spec: &VmSpec) -> Result<(), VmError> {
@@ -886,6 +908,7 @@ async fn record_launch(paths: &VmPaths, spec: &VmSpec) -> Result<(), VmError> {
         .iter()
         .map(|nic| match nic {
             NicSpec::UserForward { forward_tcp, .. } => forward_tcp.len(),
+            NicSpec::Port { .. } => 0,
         })
         .sum();
     let forwards = if wanted == 0 {

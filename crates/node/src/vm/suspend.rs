@@ -129,6 +129,7 @@ impl VmManager {
         let spec = self.restored_spec(paths, record).await?;
         let base = self.cache.path_of(&record.image_id, spec.image.format);
         qemu::remove_runtime_files(paths);
+        super::check_taps(&spec).await?;
         let mut args = qemu::command_line(&self.qemu, &record.id, &spec, paths, &base);
         for arg in ["-incoming", "defer", "-S"] {
             args.push(arg.into());

@@ -63,6 +63,17 @@ pub fn spec(spec: &VmSpec) -> Result<(), VmError> {
                 }
                 macs.push(mac.to_ascii_lowercase());
             }
+            NicSpec::Port {
+                port_id, mac, mtu, ..
+            } => {
+                mac_address(mac)?;
+                if port_id.is_empty() || !(576..=9000).contains(mtu) {
+                    return Err(invalid(
+                        "a port NIC needs its port id and an MTU of 576 to 9000",
+                    ));
+                }
+                macs.push(mac.to_ascii_lowercase());
+            }
         }
     }
     macs.sort();

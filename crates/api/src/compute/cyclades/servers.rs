@@ -8,7 +8,9 @@ use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::StatusCode;
-use nefos_compute::{ComputeError, CreateServer, ListFilter, Networks, PowerAction, Server};
+use nefos_compute::{
+    ComputeError, CreateServer, ListFilter, NetworkRequest, PowerAction, Server, ServerNetworks,
+};
 use nefos_compute_api::cyclades as c;
 use serde_json::Value;
 
@@ -157,15 +159,17 @@ pub(super) async fn create(
         (None, None) => None,
     };
     let networks = match request.networks {
-        None => Networks::Auto,
-        Some(list) if list.is_empty() => Networks::None,
-        Some(list) => Networks::List(
+        None => ServerNetworks::Auto,
+        Some(list) if list.is_empty() => ServerNetworks::None,
+        Some(list) => ServerNetworks::List(
             list.iter()
                 .map(|n| {
-                    n.get("uuid")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned()
+                    let field = |name: &str| n.get(name).and_then(Value::as_str).map(str::to_owned);
+                    NetworkRequest {
+                        network: field("uuid"),
+                        port: field("port"),
+                        fixed_ip: field("fixed_ip").and_then(|a| a.parse().ok()),
+                    }
                 })
                 .collect(),
         ),

@@ -42,6 +42,11 @@ impl Saga for CreateSaga {
                 undo: nothing_to_undo,
             },
             Step {
+                name: "plumb",
+                action: plumb,
+                undo: unplumb,
+            },
+            Step {
                 name: "spawn",
                 action: spawn,
                 undo: destroy,
@@ -158,6 +163,70 @@ fn place<'a>(services: &'a Services, input: Input<'a>) -> BoxFuture<'a, nefos_sa
     })
 }
 
+/// Binds the server's ports to its node and sends the node (and the other nodes of those
+/// networks, whose tunnels now reach it) their networks, so that its taps are there
+/// before QEMU opens them.
+fn plumb<'a>(services: &'a Services, input: Input<'a>) -> BoxFuture<'a, nefos_saga::ActionResult> {
+    Box::pin(async move {
+        if !has_ports(&input.params.spec) {
+            return output(());
+        }
+        let node: String = input.required("place")?;
+        let id = &input.params.server_id;
+        rebind(services, id, Some(&node)).await?;
+        services.push_networks(&node).await.map_err(step_error)?;
+        output(())
+    })
+}
+
+fn unplumb<'a>(services: &'a Services, input: Input<'a>) -> BoxFuture<'a, Result<(), StepError>> {
+    Box::pin(async move {
+        if !has_ports(&input.params.spec) {
+            return Ok(());
+        }
+        let node: Option<String> = input.output("place")?;
+        rebind(services, &input.params.server_id, None).await?;
+        services.push_networks_to(node).await;
+        Ok(())
+    })
+}
+
+fn has_ports(spec: &VmSpec) -> bool {
+    spec.nics
+        .iter()
+        .any(|nic| matches!(nic, nefos_node_api::NicSpec::Port { .. }))
+}
+
+/// Binds server `id`'s ports to `node` (or unbinds them), and sends the other nodes of
+/// their networks their new peers.
+async fn rebind(services: &Services, id: &str, node: Option<&str>) -> Result<(), StepError> {
+    let mut conn = services
+        .db
+        .pool()
+        .acquire()
+        .await
+        .map_err(|error| db_error(nefos_db::DbError::query("connect")(error)))?;
+    let ports = services
+        .networks
+        .device_ports(&mut conn, id)
+        .await
+        .map_err(|error| step_error(crate::ComputeError::Network(error)))?;
+    let before = services.hosts_of(&ports).await.map_err(step_error)?;
+    services
+        .networks
+        .bind_device_ports(&mut conn, id, node)
+        .await
+        .map_err(|error| step_error(crate::ComputeError::Network(error)))?;
+    drop(conn);
+    let after = services.hosts_of(&ports).await.map_err(step_error)?;
+    let others = before
+        .into_iter()
+        .chain(after)
+        .filter(|host| Some(host.as_str()) != node);
+    services.push_networks_to(others).await;
+    Ok(())
+}
+
 fn spawn<'a>(services: &'a Services, input: Input<'a>) -> BoxFuture<'a, nefos_saga::ActionResult> {
     Box::pin(async move {
         let node: String = input.required("place")?;
@@ -258,6 +327,11 @@ fn activate<'a>(
         tx.commit()
             .await
             .map_err(|error| db_error(nefos_db::DbError::query("commit a build")(error)))?;
+        if has_ports(&input.params.spec)
+            && let Err(error) = services.networks.device_ports_active(id).await
+        {
+            tracing::warn!(server = %id, %error, "cannot mark the server's ports active");
+        }
         finish_action(
             services,
             &input.params.server_id,

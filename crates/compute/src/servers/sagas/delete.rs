@@ -3,6 +3,8 @@
 //! does not answer is retried for a while; then the delete fails and the server keeps its
 //! state, to be deleted again (nothing is forgotten that a node may still run).
 
+use std::collections::BTreeSet;
+
 use nefos_db::compute::{self as q, StateChange};
 use nefos_db::time::now_micros;
 use nefos_saga::{BoxFuture, Saga, Step, StepError, StepInput, nothing_to_undo, output};
@@ -100,6 +102,21 @@ fn forget<'a>(services: &'a Services, input: Input<'a>) -> BoxFuture<'a, nefos_s
     Box::pin(async move {
         let id = &input.params.server_id;
         let now = now_micros();
+        // The nodes of the server's networks, read before its ports go: their tunnels
+        // change with it.
+        let mut conn = services
+            .db
+            .pool()
+            .acquire()
+            .await
+            .map_err(|error| db_error(nefos_db::DbError::query("connect")(error)))?;
+        let ports = services
+            .networks
+            .device_ports(&mut conn, id)
+            .await
+            .map_err(|error| step_error(ComputeError::Network(error)))?;
+        drop(conn);
+        let hosts = services.hosts_of(&ports).await.map_err(step_error)?;
         let mut tx = services.db.begin().await.map_err(db_error)?;
         // The conditional update comes first: its row lock orders concurrent deletes, and
         // only the one that marks the server deleted releases its quota.
@@ -108,6 +125,23 @@ fn forget<'a>(services: &'a Services, input: Input<'a>) -> BoxFuture<'a, nefos_s
                 .await
                 .map_err(db_error)?
                 .ok_or_else(|| StepError::Permanent(format!("server {id} is gone")))?;
+            // The ports its creation made go with it; those the project gave it are
+            // freed for another server.
+            let made: BTreeSet<String> = q::server_ports(&mut *tx, id)
+                .await
+                .map_err(db_error)?
+                .into_iter()
+                .filter(|row| row.made_with_server == 1)
+                .map(|row| row.port_id)
+                .collect();
+            services
+                .networks
+                .release_device_ports(&mut tx, id, &made)
+                .await
+                .map_err(|error| step_error(ComputeError::Network(error)))?;
+            q::delete_server_ports(&mut tx, id)
+                .await
+                .map_err(db_error)?;
             let size = Size {
                 vcpus: server.vcpus,
                 ram_mib: server.ram_mib,
@@ -149,6 +183,7 @@ fn forget<'a>(services: &'a Services, input: Input<'a>) -> BoxFuture<'a, nefos_s
         tx.commit()
             .await
             .map_err(|error| db_error(nefos_db::DbError::query("commit a deletion")(error)))?;
+        services.push_networks_to(hosts).await;
         finish_action(services, id, &input.params.request_id, None).await;
         tracing::info!(server = %id, "server deleted");
         output(())

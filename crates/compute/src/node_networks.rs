@@ -1,0 +1,140 @@
+//! Sending nodes their networks: what a node must realise (the ports bound to it, their
+//! networks and subnets, the other nodes of each network) goes to it whole, under a
+//! generation, whenever a server's ports come or go — to the server's node and to the
+//! other nodes of its networks, whose VXLAN peers change with it. The reconciler sends
+//! every node its networks again on each pass, so a node that missed one catches up.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use nefos_network::{NodeNetwork, NodeView, Port};
+use nefos_node_api::{HostRouteSpec, NetworkSpec, NodeNetworks, PortAddress, PortSpec, SubnetSpec};
+
+use crate::{ComputeError, Services};
+
+impl Services {
+    /// The description of node `node`'s networks, with a fresh generation.
+    pub(crate) async fn node_networks(&self, node: &str) -> Result<NodeNetworks, ComputeError> {
+        let mut tx = self.db.begin().await?;
+        let generation = nefos_db::network::next_network_generation(&mut tx).await?;
+        let view = self
+            .networks
+            .node_view(&mut tx, node)
+            .await
+            .map_err(ComputeError::Network)?;
+        tx.commit().await.map_err(nefos_db::DbError::query(
+            "commit a read of a node's networks",
+        ))?;
+        Ok(describe(u64::try_from(generation).unwrap_or(0), view))
+    }
+
+    /// Sends node `node` its networks.
+    pub(crate) async fn push_networks(&self, node: &str) -> Result<(), ComputeError> {
+        let description = self.node_networks(node).await?;
+        let client = self.nodes.client(node).await?;
+        match client.put_networks(&description).await {
+            Ok(_) => Ok(()),
+            // A newer description overtook this one: the node has at least this much.
+            Err(error) if error.status().is_some_and(|s| s.as_u16() == 409) => Ok(()),
+            Err(source) => Err(ComputeError::Rpc {
+                node: node.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    /// Sends each of `nodes` its networks; one that cannot be reached is logged and left
+    /// to the reconciler.
+    pub(crate) async fn push_networks_to(&self, nodes: impl IntoIterator<Item = String>) {
+        for node in nodes.into_iter().collect::<BTreeSet<_>>() {
+            if let Err(error) = self.push_networks(&node).await {
+                tracing::warn!(%node, error = %crate::servers::sagas::chain(&error), "cannot send a node its networks");
+            }
+        }
+    }
+
+    /// The nodes on the networks of `ports`.
+    pub(crate) async fn hosts_of(&self, ports: &[Port]) -> Result<Vec<String>, ComputeError> {
+        let networks: Vec<String> = ports
+            .iter()
+            .map(|p| p.network_id.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut conn = self
+            .db
+            .pool()
+            .acquire()
+            .await
+            .map_err(nefos_db::DbError::query("connect"))?;
+        self.networks
+            .hosts_on_networks(&mut conn, &networks)
+            .await
+            .map_err(ComputeError::Network)
+    }
+}
+
+fn describe(generation: u64, view: NodeView) -> NodeNetworks {
+    NodeNetworks {
+        generation,
+        networks: view.networks.into_iter().map(network_spec).collect(),
+        ports: view.ports.into_iter().map(port_spec).collect(),
+    }
+}
+
+fn network_spec(node_network: NodeNetwork) -> NetworkSpec {
+    let NodeNetwork {
+        network,
+        subnets,
+        peers,
+    } = node_network;
+    NetworkSpec {
+        id: network.id,
+        vni: u32::try_from(network.vni).unwrap_or(0),
+        mtu: u32::try_from(network.mtu).unwrap_or(1450),
+        subnets: subnets
+            .into_iter()
+            .map(|subnet| SubnetSpec {
+                id: subnet.id,
+                cidr: subnet.cidr.to_string(),
+                gateway: subnet.gateway_ip,
+                dhcp: subnet.enable_dhcp,
+                dns_servers: subnet
+                    .dns_nameservers
+                    .iter()
+                    .filter_map(|a| a.parse::<IpAddr>().ok())
+                    .collect(),
+                host_routes: subnet
+                    .host_routes
+                    .iter()
+                    .filter_map(|route| {
+                        Some(HostRouteSpec {
+                            destination: route.destination.clone(),
+                            nexthop: route.nexthop.parse().ok()?,
+                        })
+                    })
+                    .collect(),
+            })
+            .collect(),
+        peers: peers.iter().filter_map(|a| a.parse().ok()).collect(),
+    }
+}
+
+fn port_spec(port: Port) -> PortSpec {
+    PortSpec {
+        id: port.id,
+        network_id: port.network_id,
+        mac: port.mac_address,
+        fixed_ips: port
+            .fixed_ips
+            .into_iter()
+            .map(|ip| PortAddress {
+                subnet_id: ip.subnet_id,
+                address: ip.ip_address,
+            })
+            .collect(),
+        port_security: port.port_security_enabled,
+        allowed_address_pairs: Vec::new(),
+        hostname: None,
+    }
+}

@@ -1,0 +1,100 @@
+//! Ports as devices use them: which node each is bound to, and the other nodes a node's
+//! networks span (the peers of its VXLAN tunnels).
+
+use sqlx::{Any, Executor};
+
+use crate::{Connection, DbError};
+
+/// Binds every port of `device` to `host` (or unbinds them); returns how many.
+pub async fn bind_device_ports(
+    conn: &mut Connection,
+    device: &str,
+    host: Option<&str>,
+    status: &str,
+    at: i64,
+) -> Result<u64, DbError> {
+    let done = sqlx::query(
+        "UPDATE ports SET binding_host = $2, status = $3, updated_at = $4,
+                revision = revision + 1
+         WHERE device_id = $1",
+    )
+    .bind(device)
+    .bind(host)
+    .bind(status)
+    .bind(at)
+    .execute(conn)
+    .await
+    .map_err(DbError::query("bind a device's ports"))?;
+    Ok(done.rows_affected())
+}
+
+/// The status of every port of `device` bound to a node.
+pub async fn set_device_port_status(
+    conn: &mut Connection,
+    device: &str,
+    status: &str,
+) -> Result<(), DbError> {
+    sqlx::query("UPDATE ports SET status = $2 WHERE device_id = $1 AND binding_host IS NOT NULL")
+        .bind(device)
+        .bind(status)
+        .execute(conn)
+        .await
+        .map_err(DbError::query("set a device's ports' status"))?;
+    Ok(())
+}
+
+/// For each network with a port bound to `node`, the tunnel addresses of the other nodes
+/// with ports bound on it: (network, address).
+pub async fn network_peers<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    node: &str,
+) -> Result<Vec<(String, String)>, DbError> {
+    sqlx::query_as(
+        "SELECT DISTINCT p.network_id, n.tunnel_address
+         FROM ports p JOIN compute_nodes n ON n.id = p.binding_host
+         WHERE p.binding_host <> $1 AND n.tunnel_address IS NOT NULL
+           AND p.network_id IN (SELECT network_id FROM ports WHERE binding_host = $1)
+         ORDER BY p.network_id, n.tunnel_address",
+    )
+    .bind(node)
+    .fetch_all(ex)
+    .await
+    .map_err(DbError::query("read the peers of a node's networks"))
+}
+
+/// The nodes with ports bound on any of `networks`.
+pub async fn hosts_on_networks<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    networks: &[String],
+) -> Result<Vec<String>, DbError> {
+    if networks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (1..=networks.len()).map(|i| format!("${i}")).collect();
+    let text = format!(
+        "SELECT DISTINCT binding_host FROM ports
+         WHERE binding_host IS NOT NULL AND network_id IN ({})
+         ORDER BY binding_host",
+        placeholders.join(", ")
+    );
+    let mut select = sqlx::query_scalar(&text);
+    for network in networks {
+        select = select.bind(network);
+    }
+    select
+        .fetch_all(ex)
+        .await
+        .map_err(DbError::query("read the nodes of networks"))
+}
+
+/// The next generation of the networks' descriptions sent to nodes. Taking it locks the
+/// counter until the transaction ends, so a description read after it is never older
+/// than one with a smaller generation.
+pub async fn next_network_generation(conn: &mut Connection) -> Result<i64, DbError> {
+    sqlx::query_scalar(
+        "UPDATE counters SET value = value + 1 WHERE name = 'node_networks' RETURNING value",
+    )
+    .fetch_one(conn)
+    .await
+    .map_err(DbError::query("take a generation of the nodes' networks"))
+}

@@ -1,0 +1,413 @@
+//! Networks realised by nodes, with real guests: every host is a network namespace (the
+//! control plane, two nodes) on a switch of its own, and nothing is made in the machine's
+//! own namespace. Through the real `openstack` CLI: two VMs of one project on one private
+//! network, on two nodes, ping each other and talk HTTP over the nodes' VXLAN; a VM of
+//! another project on its own network with the same CIDR (and the very same address as
+//! one of them) reaches neither, and neither reaches it; a VM that forges its source
+//! address or MAC gets nothing through. Every VM takes its address from the node's DHCP
+//! server. Deleting the servers deletes the ports they made, frees those the project
+//! gave them, and leaves no bridge, VXLAN device, tap or nftables rule on the nodes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nefos_test_utils::{Lab, NefosProcess, OpenStack, read_credentials};
+use serde_json::Value;
+
+const BOOT: Duration = Duration::from_secs(180);
+
+/// The shell functions the guests' probes use: `reach NAME CMD…` retries until CMD works
+/// (a peer may still be booting), `never NAME CMD…` tries a few times and says whether
+/// anything got through. Each prints one line the test reads on the serial console.
+const PROBES: &str = r#"#!/bin/sh
+reach() {
+    n=$1; shift; i=0
+    while [ $i -lt 120 ]; do
+        if "$@" >/dev/null 2>&1; then echo "PROBE $n ok" >/dev/ttyS0; return 0; fi
+        i=$((i+1)); sleep 1
+    done
+    echo "PROBE $n fail" >/dev/ttyS0
+    "$@" >/dev/ttyS0 2>&1
+    return 1
+}
+never() {
+    n=$1; shift; i=0
+    while [ $i -lt 6 ]; do
+        if "$@" >/dev/null 2>&1; then echo "PROBE $n reached" >/dev/ttyS0; return 1; fi
+        i=$((i+1)); sleep 1
+    done
+    echo "PROBE $n blocked" >/dev/ttyS0
+}
+page_of() { timeout 5 wget -q -O - "http://$1/" | grep "nefos-tiny $2"; }
+"#;
+
+struct Node {
+    namespace: String,
+    dir: tempfile::TempDir,
+    _process: NefosProcess,
+}
+
+struct Cloud {
+    os: OpenStack,
+    clouds: PathBuf,
+    nodes: Vec<Node>,
+}
+
+impl Cloud {
+    fn json(&self, cloud: &str, args: &[&str]) -> Value {
+        self.os.json(&self.clouds, cloud, args)
+    }
+
+    fn ok(&self, cloud: &str, args: &[&str]) -> String {
+        self.os.ok(&self.clouds, cloud, args)
+    }
+
+    fn port(&self, cloud: &str, network: &str, address: &str, name: &str) -> String {
+        let port = self.json(
+            cloud,
+            &[
+                "port",
+                "create",
+                "--network",
+                network,
+                "--fixed-ip",
+                &format!("ip-address={address}"),
+                name,
+            ],
+        );
+        port["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a server on `port` running `script` as its user data, and waits for it to
+    /// be ACTIVE; its id and node.
+    fn server(&self, cloud: &str, name: &str, port: &str, script: &str) -> (String, String) {
+        let file = self.clouds.with_file_name(format!("{name}.sh"));
+        std::fs::write(&file, format!("{PROBES}\n{script}")).unwrap();
+        let created = self.json(
+            cloud,
+            &[
+                "server",
+                "create",
+                "--flavor",
+                "m1.nano",
+                "--image",
+                "nefos-tiny",
+                "--nic",
+                &format!("port-id={port}"),
+                "--user-data",
+                file.to_str().unwrap(),
+                name,
+            ],
+        );
+        let id = created["id"].as_str().unwrap().to_owned();
+        let started = Instant::now();
+        loop {
+            let server = self.json("nefos-admin", &["server", "show", &id]);
+            if server["status"] == "ACTIVE" {
+                let node = server["OS-EXT-SRV-ATTR:host"].as_str().unwrap().to_owned();
+                return (server["id"].as_str().unwrap().to_owned(), node);
+            }
+            assert_ne!(server["status"], "ERROR", "{server}");
+            assert!(
+                started.elapsed() < BOOT,
+                "{name} never became ACTIVE: {server}"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    fn console(&self, server: &str) -> String {
+        self.nodes
+            .iter()
+            .map(|node| node.dir.path().join("vms").join(server).join("console.log"))
+            .find_map(|path| std::fs::read_to_string(path).ok())
+            .unwrap_or_default()
+    }
+
+    /// Waits until server `server` has printed every probe line in `names`; the outcome
+    /// of each.
+    fn probes(&self, server: &str, names: &[&str]) -> Vec<String> {
+        let started = Instant::now();
+        loop {
+            let console = self.console(server);
+            let outcomes: Vec<Option<String>> = names
+                .iter()
+                .map(|name| {
+                    let prefix = format!("PROBE {name} ");
+                    console
+                        .lines()
+                        .find_map(|line| line.trim().strip_prefix(&prefix).map(str::to_owned))
+                })
+                .collect();
+            if outcomes.iter().all(Option::is_some) {
+                return outcomes.into_iter().flatten().collect();
+            }
+            assert!(
+                started.elapsed() < BOOT,
+                "{server} did not print all of {names:?}:\n{console}"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+fn node_args(dir: &Path, address: &str, token: &str, id: &str) -> Vec<String> {
+    [
+        "node",
+        "--data",
+        dir.to_str().unwrap(),
+        "--listen",
+        &format!("{address}:8081"),
+        "--control-plane",
+        "http://10.77.0.1:8082",
+        "--join-token",
+        token,
+        "--id",
+        id,
+        "--accelerator",
+        "tcg",
+        "--tunnel-address",
+        address,
+        "--dhcp-lease-seconds",
+        "60",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
+}
+
+fn enroll(data: &Path, name: &str) -> String {
+    let out = common::admin_ok(&["node", "enroll", name, "--data", data.to_str().unwrap()]);
+    out.lines().nth(1).unwrap().trim().to_owned()
+}
+
+#[test]
+fn private_networks_span_nodes_and_keep_tenants_and_spoofers_out() {
+    let mut lab = Lab::new();
+    let cp = lab.host("cp", "10.77.0.1/24");
+    let hosts = [
+        (lab.host("n1", "10.77.0.2/24"), "10.77.0.2", "n1"),
+        (lab.host("n2", "10.77.0.3/24"), "10.77.0.3", "n2"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let image = common::vms::guest_image();
+    let args: Vec<String> = [
+        "up",
+        "--no-node",
+        "--data",
+        data.to_str().unwrap(),
+        "--listen",
+        "10.77.0.1:8080",
+        "--internal-listen",
+        "10.77.0.1:8082",
+        "--guest-image",
+        image.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let mut control_plane = NefosProcess::start_command(
+        NefosProcess::command_in(&cp, &common::binary(), &args),
+        "http://10.77.0.1:8080",
+    );
+    control_plane.wait_printed("nefos is up", Duration::from_secs(120));
+    let mut nodes = Vec::new();
+    for (namespace, address, id) in &hosts {
+        let token = enroll(&data, id);
+        let node_dir = tempfile::Builder::new()
+            .prefix("nfn")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let mut process = NefosProcess::start_command(
+            NefosProcess::command_in(
+                namespace,
+                &common::binary(),
+                &node_args(node_dir.path(), address, &token, id),
+            ),
+            &format!("http://{address}:8081"),
+        );
+        process.wait_printed("serving its RPC API", Duration::from_secs(120));
+        nodes.push(Node {
+            namespace: namespace.clone(),
+            dir: node_dir,
+            _process: process,
+        });
+    }
+
+    // A second project's user, in a clouds.yaml of the test's own.
+    let cloud = Cloud {
+        os: OpenStack::in_namespace(&cp),
+        clouds: data.join("clouds.yaml"),
+        nodes,
+    };
+    let started = Instant::now();
+    while cloud
+        .json("nefos-admin", &["hypervisor", "list"])
+        .as_array()
+        .map_or(0, Vec::len)
+        < 2
+    {
+        assert!(started.elapsed() < BOOT, "the nodes never registered");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    cloud.ok(
+        "nefos-admin",
+        &["user", "create", "--password", "other-pass", "other"],
+    );
+    let mut yaml = std::fs::read_to_string(&cloud.clouds).unwrap();
+    yaml.push_str(
+        "  other:\n    auth:\n      auth_url: \"http://10.77.0.1:8080/identity/v3\"\n      \
+         username: other\n      password: other-pass\n      project_name: other\n      \
+         user_domain_name: Default\n      project_domain_name: Default\n    \
+         region_name: RegionOne\n    interface: public\n    identity_api_version: 3\n",
+    );
+    std::fs::write(&cloud.clouds, yaml).unwrap();
+    assert!(read_credentials(&data).contains_key("demo"));
+    // The demo project runs three VMs here.
+    common::admin_ok(&[
+        "quota",
+        "set",
+        "--user",
+        "demo",
+        "cyclades.vm",
+        "3",
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+
+    // One private network of the demo project, and another project's with the same CIDR.
+    for (user, network) in [("nefos-demo", "net-a"), ("other", "net-c")] {
+        cloud.json(user, &["network", "create", network]);
+        cloud.json(
+            user,
+            &[
+                "subnet",
+                "create",
+                "--network",
+                network,
+                "--subnet-range",
+                "10.0.0.0/24",
+                &format!("{network}-v4"),
+            ],
+        );
+    }
+    let pa = cloud.port("nefos-demo", "net-a", "10.0.0.11", "pa");
+    let pb = cloud.port("nefos-demo", "net-a", "10.0.0.12", "pb");
+    let pd = cloud.port("nefos-demo", "net-a", "10.0.0.14", "pd");
+    // The other project's VM has the very address of vm-b, on its own network.
+    let pc = cloud.port("other", "net-c", "10.0.0.12", "pc");
+
+    let (vm_a, node_a) = cloud.server(
+        "nefos-demo",
+        "vm-a",
+        &pa,
+        "(reach ping-b ping -c 1 -W 1 10.0.0.12 && reach http-b page_of 10.0.0.12 vm-b) &",
+    );
+    let (vm_b, node_b) = cloud.server(
+        "nefos-demo",
+        "vm-b",
+        &pb,
+        "(reach ping-a ping -c 1 -W 1 10.0.0.11 && reach http-a page_of 10.0.0.11 vm-a) &",
+    );
+    assert_ne!(
+        node_a, node_b,
+        "the scheduler spreads the two VMs over the nodes"
+    );
+    assert_eq!(
+        cloud.probes(&vm_a, &["ping-b", "http-b"]),
+        ["ok", "ok"],
+        "{}",
+        cloud.console(&vm_a)
+    );
+    assert_eq!(cloud.probes(&vm_b, &["ping-a", "http-a"]), ["ok", "ok"]);
+    let port = cloud.json("nefos-demo", &["port", "show", &pa]);
+    assert_eq!(port["status"], "ACTIVE", "{port}");
+    assert_eq!(port["device_id"], vm_a.as_str(), "{port}");
+    assert_eq!(port["binding_host_id"], node_a.as_str(), "{port}");
+
+    // The other project's VM got its address by DHCP and reaches none of the demo VMs.
+    let (vm_c, _) = cloud.server(
+        "other",
+        "vm-c",
+        &pc,
+        "(reach dhcp sh -c 'ip -4 addr show eth0 | grep -q 10.0.0.12/24'; \
+         never ping-a ping -c 1 -W 1 10.0.0.11; never ping-d ping -c 1 -W 1 10.0.0.14) &",
+    );
+    // A demo VM that reaches its network, then forges its source address, then its MAC.
+    let (vm_d, _) = cloud.server(
+        "nefos-demo",
+        "vm-d",
+        &pd,
+        "(reach ping-a ping -c 1 -W 1 10.0.0.11 \
+         && reach http-b page_of 10.0.0.12 vm-b; \
+         never http-c page_of 10.0.0.12 vm-c; \
+         killall udhcpc; \
+         ip addr flush dev eth0; ip addr add 10.0.0.99/24 dev eth0; \
+         never forged-ip ping -c 1 -W 1 10.0.0.11; \
+         ip addr flush dev eth0; ip addr add 10.0.0.14/24 dev eth0; \
+         reach honest-again ping -c 1 -W 1 10.0.0.11; \
+         ip link set eth0 down; ip link set eth0 address fa:16:3e:99:99:99; \
+         ip link set eth0 up; ip addr add 10.0.0.14/24 dev eth0 2>/dev/null; \
+         never forged-mac ping -c 1 -W 1 10.0.0.11) &",
+    );
+    assert_eq!(
+        cloud.probes(&vm_c, &["dhcp", "ping-a", "ping-d"]),
+        ["ok", "blocked", "blocked"]
+    );
+    assert_eq!(
+        cloud.probes(
+            &vm_d,
+            &[
+                "ping-a",
+                "http-b",
+                "http-c",
+                "forged-ip",
+                "honest-again",
+                "forged-mac"
+            ]
+        ),
+        ["ok", "ok", "blocked", "blocked", "ok", "blocked"]
+    );
+
+    // Deleting the servers: the ports they were given stay, unbound; the nodes keep
+    // nothing of the networks.
+    for server in [&vm_a, &vm_b, &vm_c, &vm_d] {
+        cloud.ok("nefos-admin", &["server", "delete", "--wait", server]);
+    }
+    for port in [&pa, &pb, &pd] {
+        let shown = cloud.json("nefos-demo", &["port", "show", port]);
+        assert_eq!(shown["device_id"], "", "{shown}");
+        assert_eq!(shown["status"], "DOWN", "{shown}");
+        assert!(
+            shown["binding_host_id"].is_null() || shown["binding_host_id"] == "",
+            "{shown}"
+        );
+    }
+    let started = Instant::now();
+    for node in &cloud.nodes {
+        loop {
+            let devices: Vec<String> = Lab::devices(&node.namespace)
+                .into_iter()
+                .filter(|d| d.starts_with("nf"))
+                .collect();
+            let ruleset = Lab::ruleset(&node.namespace);
+            if devices.is_empty() && !ruleset.contains("nefos") {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{} keeps {devices:?} and:\n{ruleset}",
+                node.namespace
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // Only the agent itself runs there: no QEMU is left.
+        assert_eq!(Lab::pids(&node.namespace).len(), 1, "{}", node.namespace);
+    }
+    drop(lab);
+}

@@ -1,0 +1,220 @@
+//! Ports as servers use them: a server's creation makes ports on the networks it asks for
+//! or takes ports the project made, its placement binds them to its node, and its
+//! deletion deletes the ports it made and frees the others (Nova's
+//! `preserve_on_delete`). And what a node must realise: the ports bound to it, their
+//! networks and subnets, and the other nodes each of those networks spans.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use nefos_db::network::{self as q, PortSelection};
+use nefos_db::time::now_micros;
+use nefos_db::{Connection, Transaction};
+use nefos_identity::AuthContext;
+use nefos_quota::Provision;
+
+use crate::ports::{fixed_ips, port, release};
+use crate::subnets::subnet;
+use crate::{Network, NetworkError, Networks, PORT_RESOURCE, Port, Subnet, owns};
+
+/// A network as one node realises it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeNetwork {
+    pub network: Network,
+    pub subnets: Vec<Subnet>,
+    /// The tunnel addresses of the other nodes with ports on it.
+    pub peers: Vec<String>,
+}
+
+/// Everything of the networks one node must realise.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeView {
+    pub networks: Vec<NodeNetwork>,
+    pub ports: Vec<Port>,
+}
+
+impl Networks {
+    /// Gives the caller's port `port_id` to `device`, in the caller's transaction. A port
+    /// another device has is Neutron's 409 `PortInUse`.
+    pub async fn attach_port_in(
+        &self,
+        tx: &mut Transaction,
+        caller: &AuthContext,
+        port_id: &str,
+        device_id: &str,
+        device_owner: &str,
+    ) -> Result<Port, NetworkError> {
+        let row = self.visible_port_row(caller, port_id).await?;
+        if !owns(caller, &row.project_id) {
+            return Err(NetworkError::no_port(port_id));
+        }
+        if !q::lock_port(tx, port_id).await? {
+            return Err(NetworkError::no_port(port_id));
+        }
+        let Some(mut row) = q::get_port(&mut **tx, port_id).await? else {
+            return Err(NetworkError::no_port(port_id));
+        };
+        if !row.device_id.is_empty() {
+            return Err(NetworkError::conflict(
+                "PortInUse",
+                format!(
+                    "Unable to complete operation on port {port_id} for network {}. Port \
+                     already has an attached device {}.",
+                    row.network_id, row.device_id
+                ),
+            ));
+        }
+        row.device_id = device_id.to_owned();
+        row.device_owner = device_owner.to_owned();
+        row.updated_at = now_micros();
+        row.revision += 1;
+        q::update_port(tx, &row).await?;
+        let addresses = q::port_addresses(&mut **tx, port_id).await?;
+        Ok(port(row, fixed_ips(&addresses)))
+    }
+
+    /// Binds the ports of `device` to node `host`, or unbinds them.
+    pub async fn bind_device_ports(
+        &self,
+        conn: &mut Connection,
+        device: &str,
+        host: Option<&str>,
+    ) -> Result<(), NetworkError> {
+        let status = if host.is_some() { "BUILD" } else { "DOWN" };
+        q::bind_device_ports(conn, device, host, status, now_micros()).await?;
+        Ok(())
+    }
+
+    /// Marks the bound ports of `device` up: its node has realised them.
+    pub async fn device_ports_active(&self, device: &str) -> Result<(), NetworkError> {
+        let mut conn = self
+            .db
+            .pool()
+            .acquire()
+            .await
+            .map_err(nefos_db::DbError::query("connect"))?;
+        q::set_device_port_status(&mut conn, device, "ACTIVE").await?;
+        Ok(())
+    }
+
+    /// The ports of `device`, oldest first.
+    pub async fn device_ports(
+        &self,
+        conn: &mut Connection,
+        device: &str,
+    ) -> Result<Vec<Port>, NetworkError> {
+        let selection = PortSelection {
+            device: Some(device),
+            ..PortSelection::default()
+        };
+        let rows = q::list_ports(&mut *conn, selection).await?;
+        let mut ports = Vec::new();
+        for row in rows {
+            let addresses = q::port_addresses(&mut *conn, &row.id).await?;
+            ports.push(port(row, fixed_ips(&addresses)));
+        }
+        Ok(ports)
+    }
+
+    /// Lets go of the ports of `device`, in the caller's transaction: those in `delete`
+    /// are deleted (their addresses and quota freed), the others stay the project's,
+    /// unbound and free for another device.
+    pub async fn release_device_ports(
+        &self,
+        tx: &mut Transaction,
+        device: &str,
+        delete: &BTreeSet<String>,
+    ) -> Result<(), NetworkError> {
+        let now = now_micros();
+        for port in self.device_ports(tx, device).await? {
+            if !q::lock_port(tx, &port.id).await? {
+                continue;
+            }
+            let Some(mut row) = q::get_port(&mut **tx, &port.id).await? else {
+                continue;
+            };
+            if !delete.contains(&row.id) {
+                row.device_id = String::new();
+                row.device_owner = String::new();
+                row.binding_host = None;
+                row.status = "DOWN".to_owned();
+                row.updated_at = now;
+                row.revision += 1;
+                q::update_port(tx, &row).await?;
+                continue;
+            }
+            for allocation in q::port_addresses(&mut **tx, &row.id).await? {
+                release(tx, &row.id, &allocation, now).await?;
+            }
+            q::delete_port(tx, &row.id).await?;
+            if let Some(user) = &row.charged_to {
+                self.quotas
+                    .charge_in(
+                        tx,
+                        &[Provision::new(&row.project_id, user, PORT_RESOURCE, -1)],
+                    )
+                    .await
+                    .map_err(NetworkError::Quota)?;
+            }
+            tracing::info!(port = %row.id, device, "port deleted with its device");
+        }
+        Ok(())
+    }
+
+    /// The networks of `networks`' ports: the nodes that realise any of them.
+    pub async fn hosts_on_networks(
+        &self,
+        conn: &mut Connection,
+        networks: &[String],
+    ) -> Result<Vec<String>, NetworkError> {
+        Ok(q::hosts_on_networks(conn, networks).await?)
+    }
+
+    /// What node `node` must realise, read in the caller's transaction.
+    pub async fn node_view(
+        &self,
+        conn: &mut Connection,
+        node: &str,
+    ) -> Result<NodeView, NetworkError> {
+        let selection = PortSelection {
+            host: Some(node),
+            ..PortSelection::default()
+        };
+        let rows = q::list_ports(&mut *conn, selection).await?;
+        let addresses = q::selected_port_addresses(&mut *conn, selection).await?;
+        let mut peers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (network, address) in q::network_peers(&mut *conn, node).await? {
+            peers.entry(network).or_default().push(address);
+        }
+        let network_ids: BTreeSet<String> = rows.iter().map(|r| r.network_id.clone()).collect();
+        let mut networks = Vec::new();
+        for id in network_ids {
+            let Some(row) = q::get_network(&mut *conn, &id).await? else {
+                continue;
+            };
+            let subnet_rows = q::network_subnets(&mut *conn, &id).await?;
+            let pools = q::subnet_pools(&mut *conn, q::PoolScope::Network(&id)).await?;
+            let subnets = subnet_rows
+                .into_iter()
+                .map(|row| subnet(row, &pools))
+                .collect::<Result<Vec<_>, _>>()?;
+            let subnet_ids = subnets.iter().map(|s| s.id.clone()).collect();
+            networks.push(NodeNetwork {
+                network: crate::networks::network(row, subnet_ids),
+                subnets,
+                peers: peers.remove(&id).unwrap_or_default(),
+            });
+        }
+        let ports = rows
+            .into_iter()
+            .map(|row| {
+                let held: Vec<_> = addresses
+                    .iter()
+                    .filter(|a| a.port_id == row.id)
+                    .cloned()
+                    .collect();
+                port(row, fixed_ips(&held))
+            })
+            .collect();
+        Ok(NodeView { networks, ports })
+    }
+}

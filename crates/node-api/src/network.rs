@@ -1,0 +1,134 @@
+//! What a node realises of the cloud's networks: the control plane computes it per node
+//! and sends all of it at once, so that a node converges on one description (creating
+//! what is missing, removing what is no longer listed) whatever it missed before.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything of the networks one node must have: each network with a port on the node,
+/// and those ports. `generation` orders the descriptions: a node refuses one older than
+/// the last it applied (two control planes may push at once).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeNetworks {
+    pub generation: u64,
+    pub networks: Vec<NetworkSpec>,
+    pub ports: Vec<PortSpec>,
+}
+
+/// A network as a node realises it: a bridge, joined to the same network's bridges on
+/// the other nodes by VXLAN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkSpec {
+    pub id: String,
+    /// The VXLAN network identifier (24 bits).
+    pub vni: u32,
+    /// The MTU guests get: the underlay's less VXLAN's 50 bytes.
+    pub mtu: u32,
+    pub subnets: Vec<SubnetSpec>,
+    /// The tunnel addresses of the other nodes with ports on this network.
+    pub peers: Vec<IpAddr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubnetSpec {
+    pub id: String,
+    /// `10.0.0.0/24`, `2001:db8::/64`.
+    pub cidr: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<IpAddr>,
+    /// Whether the node answers DHCP (IPv4) or advertises the prefix (IPv6) for it.
+    pub dhcp: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_servers: Vec<IpAddr>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_routes: Vec<HostRouteSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostRouteSpec {
+    pub destination: String,
+    pub nexthop: IpAddr,
+}
+
+/// A port bound to this node: a tap on its network's bridge, answered by DHCP with its
+/// addresses, and allowed to send only from its MAC and addresses (when its port
+/// security is on).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortSpec {
+    pub id: String,
+    pub network_id: String,
+    pub mac: String,
+    pub fixed_ips: Vec<PortAddress>,
+    pub port_security: bool,
+    /// Other addresses (a CIDR or an address) the port may send from, with the MAC it
+    /// may use for them (its own when absent): Neutron's allowed address pairs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_address_pairs: Vec<AddressPair>,
+    /// The hostname DHCP gives the guest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortAddress {
+    pub subnet_id: String,
+    pub address: IpAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressPair {
+    pub ip_address: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
+}
+
+/// What a node reports of its networks: the generation it applied and the devices it
+/// has for them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworksStatus {
+    pub generation: u64,
+    /// Network id → its bridge.
+    pub bridges: Vec<(String, String)>,
+    /// Port id → its tap.
+    pub taps: Vec<(String, String)>,
+}
+
+/// The tap of port `port_id` (15 bytes at most, the kernel's limit on interface names).
+/// Every device a node makes for networks starts with `nf`, so that a node can tell its
+/// own from the host's.
+pub fn tap_name(port_id: &str) -> String {
+    let hex: String = port_id
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .take(11)
+        .collect();
+    format!("nft{hex}")
+}
+
+/// The bridge of the network with VXLAN id `vni`.
+pub fn bridge_name(vni: u32) -> String {
+    format!("nfb{vni}")
+}
+
+/// The VXLAN device of the network with VXLAN id `vni`.
+pub fn vxlan_name(vni: u32) -> String {
+    format!("nfv{vni}")
+}
+
+/// The prefix of every device a node makes for networks.
+pub const DEVICE_PREFIX: &str = "nf";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_names_fit_the_kernels_limit() {
+        let tap = tap_name("0f9d3c1e-7a2b-4c5d-8e9f-0123456789ab");
+        assert_eq!(tap, "nft0f9d3c1e7a2");
+        assert!(tap.len() <= 15);
+        assert!(bridge_name(16_777_215).len() <= 15);
+        assert!(vxlan_name(16_777_215).len() <= 15);
+    }
+}
