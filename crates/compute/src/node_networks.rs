@@ -7,8 +7,11 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use nefos_network::{NodeNetwork, NodeView, Port};
-use nefos_node_api::{HostRouteSpec, NetworkSpec, NodeNetworks, PortAddress, PortSpec, SubnetSpec};
+use nefos_network::{Direction, IpVersion, NodeNetwork, NodeView, Port, ResolvedRule};
+use nefos_node_api::{
+    HostRouteSpec, IpFamily, NetworkSpec, NodeNetworks, PortAddress, PortSpec, RuleDirection,
+    RuleSpec, SubnetSpec,
+};
 
 use crate::{ComputeError, Services};
 
@@ -74,11 +77,73 @@ impl Services {
     }
 }
 
+impl crate::Compute {
+    /// Sends each of `nodes` its networks again (after a change of ports or security
+    /// groups the network service made); a node that cannot be reached is left to the
+    /// reconciler.
+    pub async fn sync_networks(&self, nodes: Vec<String>) {
+        self.inner.push_networks_to(nodes).await;
+    }
+
+    /// [`Self::sync_networks`] for the nodes whose rules depend on security group `group`.
+    pub async fn sync_security_group(&self, group: &str) {
+        match self.inner.networks.hosts_of_group(group).await {
+            Ok(nodes) => self.sync_networks(nodes).await,
+            Err(error) => {
+                tracing::warn!(group, error = %crate::servers::sagas::chain(&error), "cannot find the nodes of a security group");
+            }
+        }
+    }
+}
+
 fn describe(generation: u64, view: NodeView) -> NodeNetworks {
+    let NodeView {
+        networks,
+        ports,
+        groups,
+    } = view;
     NodeNetworks {
         generation,
-        networks: view.networks.into_iter().map(network_spec).collect(),
-        ports: view.ports.into_iter().map(port_spec).collect(),
+        networks: networks.into_iter().map(network_spec).collect(),
+        ports: ports
+            .into_iter()
+            .map(|port| {
+                let rules =
+                    (port.port_security_enabled && !port.security_groups.is_empty()).then(|| {
+                        port.security_groups
+                            .iter()
+                            .filter_map(|group| groups.get(group))
+                            .flatten()
+                            .map(rule_spec)
+                            .collect()
+                    });
+                let mut spec = port_spec(port);
+                spec.security_rules = rules;
+                spec
+            })
+            .collect(),
+    }
+}
+
+fn rule_spec(resolved: &ResolvedRule) -> RuleSpec {
+    let rule = &resolved.rule;
+    RuleSpec {
+        direction: match rule.direction {
+            Direction::Ingress => RuleDirection::Ingress,
+            Direction::Egress => RuleDirection::Egress,
+        },
+        family: match rule.ethertype {
+            IpVersion::V4 => IpFamily::V4,
+            IpVersion::V6 => IpFamily::V6,
+        },
+        protocol: rule.protocol_number(),
+        port_min: rule.port_range_min,
+        port_max: rule.port_range_max,
+        remotes: match (&rule.remote_ip_prefix, &resolved.remote_addresses) {
+            (Some(prefix), _) => Some(vec![prefix.clone()]),
+            (None, Some(members)) => Some(members.clone()),
+            (None, None) => None,
+        },
     }
 }
 
@@ -136,5 +201,6 @@ fn port_spec(port: Port) -> PortSpec {
         port_security: port.port_security_enabled,
         allowed_address_pairs: Vec::new(),
         hostname: None,
+        security_rules: None,
     }
 }

@@ -89,6 +89,11 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "node tunnels and server ports",
         sql: include_str!("../migrations/0014_node_tunnels.sql"),
     },
+    Migration {
+        version: 15,
+        name: "security groups",
+        sql: include_str!("../migrations/0015_security_groups.sql"),
+    },
 ];
 
 /// Where a database's schema stands relative to this binary.

@@ -43,6 +43,14 @@ never() {
     echo "PROBE $n blocked" >/dev/ttyS0
 }
 page_of() { timeout 5 wget -q -O - "http://$1/" | grep "nefos-tiny $2"; }
+watch() {
+    n=$1; shift; last=
+    while :; do
+        if "$@" >/dev/null 2>&1; then s=up; else s=down; fi
+        [ "$s" != "$last" ] && echo "STATE $n $s" >/dev/ttyS0
+        last=$s; sleep 1
+    done
+}
 "#;
 
 struct Node {
@@ -118,6 +126,39 @@ impl Cloud {
             );
             std::thread::sleep(Duration::from_millis(500));
         }
+    }
+
+    /// Waits until the last state server `server` reported for `name` (its `watch`) is
+    /// `state`.
+    fn wait_state(&self, server: &str, name: &str, state: &str) {
+        let prefix = format!("STATE {name} ");
+        let started = Instant::now();
+        loop {
+            let console = self.console(server);
+            let last = console
+                .lines()
+                .rev()
+                .find_map(|line| line.trim().strip_prefix(&prefix))
+                .map(str::to_owned);
+            if last.as_deref() == Some(state) {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{server}'s {name} stayed {last:?}, not {state}:\n{console}\n{}",
+                self.rulesets()
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    /// Every node's nftables, for a failure's message.
+    fn rulesets(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|node| format!("{}:\n{}", node.namespace, Lab::ruleset(&node.namespace)))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     fn console(&self, server: &str) -> String {
@@ -268,14 +309,14 @@ fn private_networks_span_nodes_and_keep_tenants_and_spoofers_out() {
     );
     std::fs::write(&cloud.clouds, yaml).unwrap();
     assert!(read_credentials(&data).contains_key("demo"));
-    // The demo project runs three VMs here.
+    // The demo project runs four VMs here.
     common::admin_ok(&[
         "quota",
         "set",
         "--user",
         "demo",
         "cyclades.vm",
-        "3",
+        "4",
         "--data",
         data.to_str().unwrap(),
     ]);
@@ -306,7 +347,8 @@ fn private_networks_span_nodes_and_keep_tenants_and_spoofers_out() {
         "nefos-demo",
         "vm-a",
         &pa,
-        "(reach ping-b ping -c 1 -W 1 10.0.0.12 && reach http-b page_of 10.0.0.12 vm-b) &",
+        "(reach ping-b ping -c 1 -W 1 10.0.0.12 && reach http-b page_of 10.0.0.12 vm-b) &
+         watch http-e page_of 10.0.0.15 vm-e &",
     );
     let (vm_b, node_b) = cloud.server(
         "nefos-demo",
@@ -374,12 +416,133 @@ fn private_networks_span_nodes_and_keep_tenants_and_spoofers_out() {
         ["ok", "ok", "blocked", "blocked", "ok", "blocked"]
     );
 
+    // Security groups: vm-e's group lets anything out and nothing in. The demo VMs'
+    // default group lets in only its own members, and now ICMP from the network too.
+    let group = cloud.json("nefos-demo", &["security", "group", "create", "locked"]);
+    let group_id = group["id"].as_str().unwrap().to_owned();
+    let pe = cloud.json(
+        "nefos-demo",
+        &[
+            "port",
+            "create",
+            "--network",
+            "net-a",
+            "--fixed-ip",
+            "ip-address=10.0.0.15",
+            "--security-group",
+            "locked",
+            "pe",
+        ],
+    );
+    assert_eq!(pe["security_group_ids"][0], group_id.as_str(), "{pe}");
+    let pe = pe["id"].as_str().unwrap().to_owned();
+    cloud.json(
+        "nefos-demo",
+        &[
+            "security",
+            "group",
+            "rule",
+            "create",
+            "--ingress",
+            "--protocol",
+            "icmp",
+            "--remote-ip",
+            "10.0.0.0/24",
+            "default",
+        ],
+    );
+    let (vm_e, _) = cloud.server(
+        "nefos-demo",
+        "vm-e",
+        &pe,
+        "watch out-a ping -c 1 -W 1 10.0.0.11 &",
+    );
+    cloud.wait_state(&vm_e, "out-a", "up");
+    cloud.wait_state(&vm_a, "http-e", "down");
+    // Ingress: a rule lets HTTP in, and its removal shuts it out again.
+    let web = cloud.json(
+        "nefos-demo",
+        &[
+            "security",
+            "group",
+            "rule",
+            "create",
+            "--ingress",
+            "--protocol",
+            "tcp",
+            "--dst-port",
+            "80",
+            "--remote-ip",
+            "10.0.0.0/24",
+            "locked",
+        ],
+    );
+    cloud.wait_state(&vm_a, "http-e", "up");
+    cloud.ok(
+        "nefos-demo",
+        &[
+            "security",
+            "group",
+            "rule",
+            "delete",
+            web["id"].as_str().unwrap(),
+        ],
+    );
+    cloud.wait_state(&vm_a, "http-e", "down");
+    // Egress: without the group's IPv4 egress rule nothing leaves; a rule for ICMP to the
+    // network lets pings out again.
+    let rules = cloud.json(
+        "nefos-demo",
+        &["security", "group", "rule", "list", "--egress", "locked"],
+    );
+    let egress = rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|rule| rule["Ethertype"] == "IPv4")
+        .and_then(|rule| rule["ID"].as_str())
+        .unwrap_or_else(|| panic!("no IPv4 egress rule: {rules}"))
+        .to_owned();
+    cloud.ok(
+        "nefos-demo",
+        &["security", "group", "rule", "delete", &egress],
+    );
+    cloud.wait_state(&vm_e, "out-a", "down");
+    cloud.json(
+        "nefos-demo",
+        &[
+            "security",
+            "group",
+            "rule",
+            "create",
+            "--egress",
+            "--protocol",
+            "icmp",
+            "--remote-ip",
+            "10.0.0.0/24",
+            "locked",
+        ],
+    );
+    cloud.wait_state(&vm_e, "out-a", "up");
+    // A group in use stays.
+    let refused = cloud.os.run(
+        &cloud.clouds,
+        "nefos-demo",
+        &["security", "group", "delete", "locked"],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("in use"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
     // Deleting the servers: the ports they were given stay, unbound; the nodes keep
     // nothing of the networks.
-    for server in [&vm_a, &vm_b, &vm_c, &vm_d] {
+    for server in [&vm_a, &vm_b, &vm_c, &vm_d, &vm_e] {
         cloud.ok("nefos-admin", &["server", "delete", "--wait", server]);
     }
-    for port in [&pa, &pb, &pd] {
+    for port in [&pa, &pb, &pd, &pe] {
         let shown = cloud.json("nefos-demo", &["port", "show", port]);
         assert_eq!(shown["device_id"], "", "{shown}");
         assert_eq!(shown["status"], "DOWN", "{shown}");
@@ -409,5 +572,9 @@ fn private_networks_span_nodes_and_keep_tenants_and_spoofers_out() {
         // Only the agent itself runs there: no QEMU is left.
         assert_eq!(Lab::pids(&node.namespace).len(), 1, "{}", node.namespace);
     }
+    for port in [&pa, &pb, &pd, &pe] {
+        cloud.ok("nefos-demo", &["port", "delete", port]);
+    }
+    cloud.ok("nefos-demo", &["security", "group", "delete", "locked"]);
     drop(lab);
 }

@@ -52,6 +52,11 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "port_security_enabled on networks and ports",
     ),
     (
+        "security-group",
+        "security-group",
+        "Security groups and their rules, enforced statefully on each port",
+    ),
+    (
         "project-id",
         "project_id field enabled",
         "project_id beside tenant_id",

@@ -18,6 +18,12 @@ pub const SUBNET: &str = "/v2.0/subnets/{subnet_id}";
 pub const PORTS: &str = "/v2.0/ports";
 pub const PORT: &str = "/v2.0/ports/{port_id}";
 
+pub const SECURITY_GROUPS: &str = "/v2.0/security-groups";
+pub const SECURITY_GROUP: &str = "/v2.0/security-groups/{security_group_id}";
+/// `GET` list, `POST` create; rules are created and deleted, never changed.
+pub const SECURITY_GROUP_RULES: &str = "/v2.0/security-group-rules";
+pub const SECURITY_GROUP_RULE: &str = "/v2.0/security-group-rules/{rule_id}";
+
 /// `GET` a project's limits (set with `nefos admin quota set`, not here).
 pub const QUOTA: &str = "/v2.0/quotas/{project_id}";
 /// `GET` limits with usage; openstacksdk appends `.json`.

@@ -97,6 +97,7 @@ pub struct PortView {
     pub device_owner: String,
     pub fixed_ips: Vec<FixedIpView>,
     pub port_security_enabled: bool,
+    pub security_groups: Vec<String>,
     #[serde(rename = "binding:host_id")]
     pub binding_host_id: String,
     #[serde(rename = "binding:vnic_type")]
@@ -112,6 +113,43 @@ pub struct PortView {
     pub revision_number: i64,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityGroupView {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub tenant_id: String,
+    pub project_id: String,
+    pub security_group_rules: Vec<SecurityGroupRuleView>,
+    pub stateful: bool,
+    pub shared: bool,
+    pub tags: Vec<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub revision_number: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityGroupRuleView {
+    pub id: String,
+    pub security_group_id: String,
+    pub tenant_id: String,
+    pub project_id: String,
+    pub direction: String,
+    pub ethertype: String,
+    pub protocol: Option<String>,
+    pub port_range_min: Option<u16>,
+    pub port_range_max: Option<u16>,
+    pub remote_ip_prefix: Option<String>,
+    pub remote_group_id: Option<String>,
+    pub remote_address_group_id: Option<String>,
+    pub normalized_cidr: Option<String>,
+    pub description: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub revision_number: i64,
+}
+
 /// A project's limits as Neutron names them; `-1` is no limit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuotaView {
@@ -119,6 +157,8 @@ pub struct QuotaView {
     pub port: i64,
     pub floatingip: i64,
     pub subnet: i64,
+    pub security_group: i64,
+    pub security_group_rule: i64,
 }
 
 /// One resource's limit, usage and reservations (`/details`).

@@ -12,9 +12,11 @@ use nefos_db::{Connection, Transaction};
 use nefos_identity::AuthContext;
 use nefos_quota::Provision;
 
-use crate::ports::{fixed_ips, port, release};
+use crate::ports::{fixed_ips, port, release, with_groups};
 use crate::subnets::subnet;
-use crate::{Network, NetworkError, Networks, PORT_RESOURCE, Port, Subnet, owns};
+use crate::{
+    Network, NetworkError, Networks, PORT_RESOURCE, Port, SecurityGroupRule, Subnet, owns,
+};
 
 /// A network as one node realises it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +32,16 @@ pub struct NodeNetwork {
 pub struct NodeView {
     pub networks: Vec<NodeNetwork>,
     pub ports: Vec<Port>,
+    /// The rules of the ports' security groups, by group.
+    pub groups: BTreeMap<String, Vec<ResolvedRule>>,
+}
+
+/// A security group rule with its remote group resolved to that group's addresses now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedRule {
+    pub rule: SecurityGroupRule,
+    /// `None`: any address (or `remote_ip_prefix`); otherwise the remote group's members.
+    pub remote_addresses: Option<Vec<String>>,
 }
 
 impl Networks {
@@ -43,9 +55,10 @@ impl Networks {
         device_id: &str,
         device_owner: &str,
     ) -> Result<Port, NetworkError> {
-        let row = self.visible_port_row(caller, port_id).await?;
-        if !owns(caller, &row.project_id) {
-            return Err(NetworkError::no_port(port_id));
+        // Read on the transaction's own connection: it must not wait for another.
+        match q::get_port(&mut **tx, port_id).await? {
+            Some(row) if owns(caller, &row.project_id) => {}
+            _ => return Err(NetworkError::no_port(port_id)),
         }
         if !q::lock_port(tx, port_id).await? {
             return Err(NetworkError::no_port(port_id));
@@ -146,6 +159,7 @@ impl Networks {
                 release(tx, &row.id, &allocation, now).await?;
             }
             q::delete_port(tx, &row.id).await?;
+            q::set_port_security_groups(tx, &row.id, &[]).await?;
             if let Some(user) = &row.charged_to {
                 self.quotas
                     .charge_in(
@@ -215,6 +229,38 @@ impl Networks {
                 port(row, fixed_ips(&held))
             })
             .collect();
-        Ok(NodeView { networks, ports })
+        let ports = with_groups(&mut *conn, ports).await?;
+        let groups = self.resolved_groups(&mut *conn, &ports).await?;
+        Ok(NodeView {
+            networks,
+            ports,
+            groups,
+        })
+    }
+
+    /// The rules of every group of `ports`, their remote groups resolved.
+    async fn resolved_groups(
+        &self,
+        conn: &mut Connection,
+        ports: &[Port],
+    ) -> Result<BTreeMap<String, Vec<ResolvedRule>>, NetworkError> {
+        let mut groups = BTreeMap::new();
+        let wanted: BTreeSet<&String> = ports.iter().flat_map(|p| &p.security_groups).collect();
+        for group in wanted {
+            let mut resolved = Vec::new();
+            for row in q::security_group_rules(&mut *conn, Some(group)).await? {
+                let rule = crate::security_groups::rule(row)?;
+                let remote_addresses = match &rule.remote_group_id {
+                    Some(remote) => Some(q::group_member_addresses(&mut *conn, remote).await?),
+                    None => None,
+                };
+                resolved.push(ResolvedRule {
+                    rule,
+                    remote_addresses,
+                });
+            }
+            groups.insert(group.clone(), resolved);
+        }
+        Ok(groups)
     }
 }

@@ -14,6 +14,7 @@ mod error;
 mod ipam;
 mod networks;
 mod ports;
+mod security_groups;
 mod subnets;
 
 use std::net::IpAddr;
@@ -23,16 +24,21 @@ use nefos_identity::AuthContext;
 use nefos_quota::Quotas;
 
 pub use address::{Cidr, IpVersion, Range};
-pub use devices::{NodeNetwork, NodeView};
+pub use devices::{NodeNetwork, NodeView, ResolvedRule};
 pub use error::NetworkError;
 pub use networks::{NetworkUpdate, NewNetwork};
 pub use ports::{FixedIpRequest, NewPort, PortUpdate};
+pub use security_groups::{
+    Direction, NewSecurityGroup, NewSecurityGroupRule, SecurityGroup, SecurityGroupRule,
+};
 pub use subnets::{NewSubnet, PoolAdded, SubnetUpdate};
 
 /// The quota resource a private network counts against.
 pub const PRIVATE_NETWORK_RESOURCE: &str = "cyclades.network.private";
 /// The quota resource a port counts against.
 pub const PORT_RESOURCE: &str = "cyclades.port";
+/// The quota resource a security group (besides the default) counts against.
+pub const SECURITY_GROUP_RESOURCE: &str = "cyclades.security_group";
 
 /// How networking equips what it makes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,6 +145,8 @@ pub struct Port {
     pub binding_host: Option<String>,
     /// IPv4 first, then IPv6; by address within each.
     pub fixed_ips: Vec<FixedIp>,
+    /// The security groups whose rules filter its traffic (with port security on).
+    pub security_groups: Vec<String>,
     pub created_at: i64,
     pub updated_at: i64,
     pub revision: i64,

@@ -135,11 +135,8 @@ impl Networks {
         caller: &AuthContext,
         id: &str,
     ) -> Result<NetworkRow, NetworkError> {
-        project_of(caller)?;
-        match q::get_network(self.db.pool(), id).await? {
-            Some(row) if owns(caller, &row.project_id) || row.shared || row.external => Ok(row),
-            _ => Err(NetworkError::no_network(id)),
-        }
+        let mut conn = self.db.pool().acquire().await.map_err(DbError::query("connect"))?;
+        visible_network_row_in(&mut conn, caller, id).await
     }
 
     /// The networks the caller sees, oldest first (every network for an administrator).
@@ -275,5 +272,19 @@ pub(crate) fn network(row: NetworkRow, subnets: Vec<String>) -> Network {
         created_at: row.created_at,
         updated_at: row.updated_at,
         revision: row.revision,
+    }
+}
+
+/// A network the caller sees, read on `conn` (a transaction's, which must not wait for
+/// a second connection of the pool).
+pub(crate) async fn visible_network_row_in(
+    conn: &mut nefos_db::Connection,
+    caller: &AuthContext,
+    id: &str,
+) -> Result<NetworkRow, NetworkError> {
+    project_of(caller)?;
+    match q::get_network(conn, id).await? {
+        Some(row) if owns(caller, &row.project_id) || row.shared || row.external => Ok(row),
+        _ => Err(NetworkError::no_network(id)),
     }
 }

@@ -17,6 +17,7 @@ use rand::Rng;
 
 use crate::address::{IpVersion, format_mac, parse_mac};
 use crate::ipam::{allocate_any, allocate_exact, autoconfigured, slaac_address};
+use crate::networks::visible_network_row_in;
 use crate::subnets::subnet;
 use crate::{
     AddressHolder, FixedIp, NetworkError, Networks, PORT_RESOURCE, Port, Subnet, check_text,
@@ -49,6 +50,8 @@ pub struct NewPort {
     /// one, and of every SLAAC one.
     pub fixed_ips: Option<Vec<FixedIpRequest>>,
     pub binding_host: Option<String>,
+    /// `None`: the project's default group (with port security on).
+    pub security_groups: Option<Vec<String>>,
 }
 
 /// What an update changes; `None` leaves it.
@@ -64,6 +67,8 @@ pub struct PortUpdate {
     /// Replaces the port's addresses: those named again are kept.
     pub fixed_ips: Option<Vec<FixedIpRequest>>,
     pub binding_host: Option<Option<String>>,
+    /// Replaces the port's security groups.
+    pub security_groups: Option<Vec<String>>,
 }
 
 /// OpenStack's base MAC: ports' addresses are this prefix and three random bytes.
@@ -96,7 +101,7 @@ impl Networks {
         new: NewPort,
     ) -> Result<Port, NetworkError> {
         let own = project_of(caller)?;
-        let network = self.visible_network_row(caller, &new.network_id).await?;
+        let network = visible_network_row_in(tx, caller, &new.network_id).await?;
         let network_owner = owns(caller, &network.project_id);
         if !network_owner && !network.shared {
             return Err(NetworkError::not_allowed("create_port"));
@@ -207,13 +212,29 @@ impl Networks {
         for ip in &fixed_ips {
             open_history(tx, &row, ip, now).await?;
         }
-        Ok(port(row, fixed_ips))
+        let groups = match (row.port_security_enabled, new.security_groups) {
+            (true, requested) => {
+                self.groups_for_port(tx, &row.project_id, requested.as_deref())
+                    .await?
+            }
+            (false, Some(requested)) if !requested.is_empty() => {
+                return Err(security_needed());
+            }
+            (false, _) => Vec::new(),
+        };
+        q::set_port_security_groups(tx, &row.id, &groups).await?;
+        let mut created = port(row, fixed_ips);
+        created.security_groups = groups;
+        Ok(created)
     }
 
     pub async fn port(&self, caller: &AuthContext, id: &str) -> Result<Port, NetworkError> {
         let row = self.visible_port_row(caller, id).await?;
         let addresses = q::port_addresses(self.db.pool(), &row.id).await?;
-        Ok(port(row, fixed_ips(&addresses)))
+        let groups = q::groups_of_port(self.db.pool(), &row.id).await?;
+        let mut found = port(row, fixed_ips(&addresses));
+        found.security_groups = groups;
+        Ok(found)
     }
 
     pub(crate) async fn visible_port_row(
@@ -259,13 +280,20 @@ impl Networks {
                 .or_default()
                 .push(allocation.clone());
         }
-        Ok(rows
+        let ports = rows
             .into_iter()
             .map(|row| {
                 let ips = fixed_ips(by_port.get(row.id.as_str()).map_or(&[][..], |v| v));
                 port(row, ips)
             })
-            .collect())
+            .collect();
+        let mut conn = self
+            .db
+            .pool()
+            .acquire()
+            .await
+            .map_err(DbError::query("connect"))?;
+        with_groups(&mut conn, ports).await
     }
 
     pub async fn update_port(
@@ -399,6 +427,29 @@ impl Networks {
         if let Some(requests) = update.fixed_ips {
             replace_addresses(&mut tx, &row, requests, now).await?;
         }
+        let current = q::groups_of_port(&mut *tx, id).await?;
+        let groups = match update.security_groups {
+            Some(requested) if !requested.is_empty() && !row.port_security_enabled => {
+                return Err(security_needed());
+            }
+            Some(requested) => {
+                self.groups_for_port(&mut tx, &row.project_id, Some(&requested))
+                    .await?
+            }
+            None if !row.port_security_enabled && !current.is_empty() => {
+                return Err(NetworkError::conflict(
+                    "PortSecurityPortHasSecurityGroup",
+                    "Port has security group associated. Cannot disable port security or IP \
+                     address until security group is removed",
+                ));
+            }
+            // Port security turned on: the port joins its project's default group.
+            None if row.port_security_enabled && current.is_empty() => {
+                self.groups_for_port(&mut tx, &row.project_id, None).await?
+            }
+            None => current,
+        };
+        q::set_port_security_groups(&mut tx, id, &groups).await?;
         tx.commit()
             .await
             .map_err(DbError::query("commit a port's update"))?;
@@ -420,6 +471,7 @@ impl Networks {
         if !q::delete_port(&mut tx, id).await? {
             return Err(NetworkError::no_port(id));
         }
+        q::set_port_security_groups(&mut tx, id, &[]).await?;
         if let Some(user) = &row.charged_to {
             self.quotas
                 .charge_in(
@@ -435,6 +487,30 @@ impl Networks {
         tracing::info!(port = %id, "port deleted");
         Ok(())
     }
+}
+
+fn security_needed() -> NetworkError {
+    NetworkError::bad_request(
+        "PortSecurityAndIPRequiredForSecurityGroups",
+        "Port security must be enabled and port must have an IP address in order to use \
+         security groups.",
+    )
+}
+
+/// Fills in the security groups of `ports`.
+pub(crate) async fn with_groups(
+    conn: &mut Connection,
+    mut ports: Vec<Port>,
+) -> Result<Vec<Port>, NetworkError> {
+    let mut groups: HashMap<String, Vec<String>> = HashMap::new();
+    for (port, group) in q::port_security_groups(&mut *conn).await? {
+        groups.entry(port).or_default().push(group);
+    }
+    for port in &mut ports {
+        port.security_groups = groups.remove(&port.id).unwrap_or_default();
+        port.security_groups.sort();
+    }
+    Ok(ports)
 }
 
 fn check_mac(text: &str) -> Result<String, NetworkError> {
@@ -683,6 +759,7 @@ pub(crate) fn port(row: PortRow, mut fixed_ips: Vec<FixedIp>) -> Port {
         port_security_enabled: row.port_security_enabled,
         binding_host: row.binding_host,
         fixed_ips,
+        security_groups: Vec::new(),
         created_at: row.created_at,
         updated_at: row.updated_at,
         revision: row.revision,

@@ -68,6 +68,44 @@ pub struct PortSpec {
     /// The hostname DHCP gives the guest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
+    /// The rules of its security groups: with them the port's traffic is filtered
+    /// statefully, and what no rule allows is dropped; absent, it is not filtered (port
+    /// security off, or no groups).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_rules: Option<Vec<RuleSpec>>,
+}
+
+/// A security group rule as a node enforces it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleSpec {
+    pub direction: RuleDirection,
+    pub family: IpFamily,
+    /// The IP protocol number; absent: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<u8>,
+    /// Ports (TCP, UDP, SCTP) or the ICMP type and code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_min: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_max: Option<u16>,
+    /// The addresses or prefixes at the other end; absent: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remotes: Option<Vec<String>>,
+}
+
+/// Traffic to the port (`ingress`) or from it (`egress`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleDirection {
+    Ingress,
+    Egress,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IpFamily {
+    V4,
+    V6,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

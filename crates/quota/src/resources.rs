@@ -114,6 +114,14 @@ pub const CYCLADES_RESOURCES: &[ResourceSpec] = &[
         project_default: 0,
     },
     ResourceSpec {
+        name: "cyclades.security_group",
+        service: "cyclades",
+        unit: Unit::Count,
+        description: "Security groups besides each project's default",
+        base_default: 10,
+        project_default: 0,
+    },
+    ResourceSpec {
         name: "cyclades.floating_ip",
         service: "cyclades",
         unit: Unit::Count,

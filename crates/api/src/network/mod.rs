@@ -1,5 +1,5 @@
 //! Neutron v2.0 under [`nefos_network_api::PREFIX`] (docs/networks.md): networks,
-//! subnets, ports and quotas over [`nefos_network::Networks`], in the shapes of
+//! subnets, ports, security groups and quotas over [`nefos_network::Networks`], in the shapes of
 //! [`nefos_network_api`]. Neutron's errors (`error.rs`) are the one mapping of
 //! `NetworkError` to statuses; `listing.rs` gives every collection Neutron's filters,
 //! field selection, sorting and paging.
@@ -10,6 +10,7 @@ mod networks;
 mod ports;
 mod quotas;
 mod request;
+mod security_groups;
 mod subnets;
 mod versions;
 mod views;
@@ -48,6 +49,24 @@ pub(crate) fn router() -> Router<ApiState> {
         .route(
             paths::PORT,
             get(ports::show).put(ports::update).delete(ports::delete),
+        )
+        .route(
+            paths::SECURITY_GROUPS,
+            get(security_groups::list).post(security_groups::create),
+        )
+        .route(
+            paths::SECURITY_GROUP,
+            get(security_groups::show)
+                .put(security_groups::update)
+                .delete(security_groups::delete),
+        )
+        .route(
+            paths::SECURITY_GROUP_RULES,
+            get(security_groups::list_rules).post(security_groups::create_rule),
+        )
+        .route(
+            paths::SECURITY_GROUP_RULE,
+            get(security_groups::show_rule).delete(security_groups::delete_rule),
         )
         .route(paths::QUOTA, get(quotas::show))
         .route(paths::QUOTA_DETAILS, get(quotas::details))

@@ -41,7 +41,6 @@ fn unserved(attributes: &mut Attributes) -> Result<(), NeutronError> {
     attributes.only_default("extra_dhcp_opts", &[json!([])])?;
     attributes.only_default("qos_policy_id", &[Value::Null])?;
     attributes.only_default("dns_name", &[json!(""), Value::Null])?;
-    attributes.only_default("security_groups", &[json!([])])?;
     Ok(())
 }
 
@@ -76,6 +75,7 @@ pub(crate) async fn create(
             .nullable_string("binding:host_id")?
             .flatten()
             .filter(|h| !h.is_empty()),
+        security_groups: attributes.string_list("security_groups")?,
     };
     unserved(&mut attributes)?;
     attributes.finish()?;
@@ -136,13 +136,23 @@ pub(crate) async fn update(
         binding_host: attributes
             .nullable_string("binding:host_id")?
             .map(|h| h.filter(|h| !h.is_empty())),
+        security_groups: attributes.string_list("security_groups")?,
     };
     unserved(&mut attributes)?;
     attributes.finish()?;
+    let before = state.networks.port(&neutron.caller, &id).await?;
     let port = state
         .networks
         .update_port(&neutron.caller, &id, update)
         .await?;
+    // Its node enforces its addresses and groups: it hears of the change at once.
+    if let Some(compute) = &state.compute {
+        let nodes = [before.binding_host, port.binding_host.clone()]
+            .into_iter()
+            .flatten()
+            .collect();
+        compute.sync_networks(nodes).await;
+    }
     Ok(Json(json!({"port": views::port(&port)})))
 }
 

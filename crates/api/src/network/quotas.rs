@@ -22,6 +22,7 @@ const RESOURCES: &[(&str, &str)] = &[
     ("network", nefos_network::PRIVATE_NETWORK_RESOURCE),
     ("port", nefos_network::PORT_RESOURCE),
     ("floatingip", "cyclades.floating_ip"),
+    ("security_group", nefos_network::SECURITY_GROUP_RESOURCE),
 ];
 
 async fn holdings(
@@ -64,7 +65,9 @@ pub(crate) async fn show(
         let limit = holdings.get(*resource).map_or(0, |h| h.limit);
         quota.insert((*name).to_owned(), json!(limit));
     }
-    quota.insert("subnet".to_owned(), json!(-1));
+    for unlimited in ["subnet", "security_group_rule"] {
+        quota.insert(unlimited.to_owned(), json!(-1));
+    }
     Ok(Json(json!({ "quota": quota })))
 }
 
@@ -84,13 +87,15 @@ pub(crate) async fn details(
         };
         quota.insert((*name).to_owned(), json!(detail));
     }
-    quota.insert(
-        "subnet".to_owned(),
-        json!(QuotaDetail {
-            limit: -1,
-            used: 0,
-            reserved: 0
-        }),
-    );
+    for unlimited in ["subnet", "security_group_rule"] {
+        quota.insert(
+            unlimited.to_owned(),
+            json!(QuotaDetail {
+                limit: -1,
+                used: 0,
+                reserved: 0
+            }),
+        );
+    }
     Ok(Json(json!({ "quota": quota })))
 }

@@ -2,9 +2,10 @@
 //! objects for the listing machinery.
 
 use nefos_db::time::from_micros;
-use nefos_network::{Network, Port, Subnet};
+use nefos_network::{Network, Port, SecurityGroup, SecurityGroupRule, Subnet};
 use nefos_network_api::{
-    AllocationPool, FixedIpView, HostRouteView, NetworkView, PortView, SubnetView,
+    AllocationPool, FixedIpView, HostRouteView, NetworkView, PortView, SecurityGroupRuleView,
+    SecurityGroupView, SubnetView,
 };
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -143,6 +144,7 @@ pub(crate) const PORT_ATTRIBUTES: &[&str] = &[
     "device_owner",
     "fixed_ips",
     "port_security_enabled",
+    "security_groups",
     "binding:host_id",
     "binding:vnic_type",
     "binding:vif_type",
@@ -173,6 +175,7 @@ pub(crate) fn port(port: &Port) -> PortView {
             })
             .collect(),
         port_security_enabled: port.port_security_enabled,
+        security_groups: port.security_groups.clone(),
         binding_host_id: port.binding_host.clone().unwrap_or_default(),
         binding_vnic_type: "normal".to_owned(),
         // No node has plugged the port in yet.
@@ -187,5 +190,87 @@ pub(crate) fn port(port: &Port) -> PortView {
         created_at: timestamp(port.created_at),
         updated_at: timestamp(port.updated_at),
         revision_number: port.revision,
+    }
+}
+
+pub(crate) const SECURITY_GROUP_ATTRIBUTES: &[&str] = &[
+    "id",
+    "name",
+    "description",
+    "tenant_id",
+    "project_id",
+    "stateful",
+    "shared",
+    "created_at",
+    "updated_at",
+    "revision_number",
+];
+
+pub(crate) fn security_group(group: &SecurityGroup) -> SecurityGroupView {
+    SecurityGroupView {
+        id: group.id.clone(),
+        name: group.name.clone(),
+        description: group.description.clone(),
+        tenant_id: group.project_id.clone(),
+        project_id: group.project_id.clone(),
+        security_group_rules: group.rules.iter().map(security_group_rule).collect(),
+        stateful: true,
+        shared: false,
+        tags: Vec::new(),
+        created_at: timestamp(group.created_at),
+        updated_at: timestamp(group.updated_at),
+        revision_number: group.revision,
+    }
+}
+
+pub(crate) const SECURITY_GROUP_RULE_ATTRIBUTES: &[&str] = &[
+    "id",
+    "security_group_id",
+    "tenant_id",
+    "project_id",
+    "direction",
+    "ethertype",
+    "protocol",
+    "port_range_min",
+    "port_range_max",
+    "remote_ip_prefix",
+    "remote_group_id",
+    "description",
+    "created_at",
+    "updated_at",
+    "revision_number",
+];
+
+pub(crate) fn security_group_rule(rule: &SecurityGroupRule) -> SecurityGroupRuleView {
+    let any = match rule.ethertype {
+        nefos_network::IpVersion::V4 => "0.0.0.0/0",
+        nefos_network::IpVersion::V6 => "::/0",
+    };
+    SecurityGroupRuleView {
+        id: rule.id.clone(),
+        security_group_id: rule.security_group_id.clone(),
+        tenant_id: rule.project_id.clone(),
+        project_id: rule.project_id.clone(),
+        direction: rule.direction.as_str().to_owned(),
+        ethertype: match rule.ethertype {
+            nefos_network::IpVersion::V4 => "IPv4",
+            nefos_network::IpVersion::V6 => "IPv6",
+        }
+        .to_owned(),
+        protocol: rule.protocol.clone(),
+        port_range_min: rule.port_range_min,
+        port_range_max: rule.port_range_max,
+        remote_ip_prefix: rule.remote_ip_prefix.clone(),
+        remote_group_id: rule.remote_group_id.clone(),
+        remote_address_group_id: None,
+        normalized_cidr: rule.remote_group_id.is_none().then(|| {
+            rule.remote_ip_prefix
+                .clone()
+                .unwrap_or_else(|| any.to_owned())
+        }),
+        description: rule.description.clone(),
+        created_at: timestamp(rule.created_at),
+        updated_at: timestamp(rule.updated_at),
+        revision_number: rule.revision,
     }
 }

@@ -6,10 +6,12 @@ mod addresses;
 mod bindings;
 mod networks;
 mod ports;
+mod security_groups;
 mod subnets;
 
 pub use addresses::*;
 pub use bindings::*;
 pub use networks::*;
 pub use ports::*;
+pub use security_groups::*;
 pub use subnets::*;

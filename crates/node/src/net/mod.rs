@@ -61,6 +61,12 @@ pub enum NetError {
     NoTunnel,
     #[error("invalid description of the node's networks: {0}")]
     Invalid(String),
+    #[error("cannot switch on {path}")]
+    Sysctl {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
     #[error("cannot keep the node's networks in {path}")]
     State {
         path: PathBuf,
@@ -264,7 +270,7 @@ impl NetworkManager {
             tracing::info!(device = %link.name, "removing a network device no longer described");
             link::delete(&link.name).await?;
         }
-        let rules = firewall::ruleset(&desired.ports);
+        let rules = firewall::ruleset(&desired.networks, &desired.ports);
         if inner.ruleset.as_ref() != Some(&rules) {
             firewall::apply(rules.as_deref()).await?;
             inner.ruleset = Some(rules);
