@@ -135,7 +135,12 @@ impl Networks {
         caller: &AuthContext,
         id: &str,
     ) -> Result<NetworkRow, NetworkError> {
-        let mut conn = self.db.pool().acquire().await.map_err(DbError::query("connect"))?;
+        let mut conn = self
+            .db
+            .pool()
+            .acquire()
+            .await
+            .map_err(DbError::query("connect"))?;
         visible_network_row_in(&mut conn, caller, id).await
     }
 

@@ -5,86 +5,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::HashSet;
 use std::net::IpAddr;
 
-use nefos_identity::{AuthContext, Caller, Identity, IdentityConfig};
+use common::{Cloud, ip};
+use nefos_identity::Caller;
 use nefos_network::{
-    FixedIpRequest, NetworkError, NetworkSettings, Networks, NewNetwork, NewPort, NewSubnet,
-    PortUpdate, SubnetUpdate,
+    FixedIpRequest, NetworkError, NewNetwork, NewPort, NewSubnet, PortUpdate, SubnetUpdate,
 };
-use nefos_quota::{CYCLADES_RESOURCES, Quotas};
+use nefos_test_utils::each_backend;
 use nefos_test_utils::identity::{cloud_admin, member};
-use nefos_test_utils::{TestDatabase, each_backend};
-
-struct Cloud {
-    label: &'static str,
-    networks: Networks,
-    quotas: Quotas,
-    identity: Identity,
-    _db: TestDatabase,
-}
-
-impl Cloud {
-    async fn new(t: TestDatabase) -> Cloud {
-        let quotas = Quotas::new(t.db.clone());
-        quotas.register_resources(CYCLADES_RESOURCES).await.unwrap();
-        Cloud {
-            label: t.label,
-            networks: Networks::new(t.db.clone(), quotas.clone(), NetworkSettings::default()),
-            identity: Identity::new(t.db.clone(), IdentityConfig::default()),
-            quotas,
-            _db: t,
-        }
-    }
-
-    async fn usage(&self, who: &AuthContext, resource: &str) -> i64 {
-        let quotas = self
-            .quotas
-            .user_quotas(Caller::Operator, &who.user_id)
-            .await
-            .unwrap();
-        quotas
-            .iter()
-            .find(|q| Some(q.project_id.as_str()) == who.project_id())
-            .and_then(|q| q.member.get(resource))
-            .map_or(0, |h| h.usage)
-    }
-
-    async fn network(&self, who: &AuthContext, name: &str) -> String {
-        let new = NewNetwork {
-            name: name.to_owned(),
-            ..NewNetwork::default()
-        };
-        self.networks.create_network(who, new).await.unwrap().id
-    }
-
-    async fn subnet(&self, who: &AuthContext, network: &str, cidr: &str) -> String {
-        let new = NewSubnet {
-            network_id: network.to_owned(),
-            ip_version: if cidr.contains(':') { 6 } else { 4 },
-            cidr: cidr.to_owned(),
-            ..NewSubnet::default()
-        };
-        self.networks.create_subnet(who, new).await.unwrap().id
-    }
-
-    async fn port(
-        &self,
-        who: &AuthContext,
-        network: &str,
-    ) -> Result<nefos_network::Port, NetworkError> {
-        let new = NewPort {
-            network_id: network.to_owned(),
-            ..NewPort::default()
-        };
-        self.networks.create_port(who, new).await
-    }
-}
-
-fn ip(text: &str) -> IpAddr {
-    text.parse().unwrap()
-}
 
 #[tokio::test]
 async fn a_network_with_a_subnet_and_ports_is_charged_used_and_given_back() {
