@@ -7,10 +7,10 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use nefos_network::{Direction, IpVersion, NodeNetwork, NodeView, Port, ResolvedRule};
+use nefos_network::{Direction, IpVersion, NodeNetwork, NodeRouter, NodeView, Port, ResolvedRule};
 use nefos_node_api::{
-    HostRouteSpec, IpFamily, NetworkSpec, NodeNetworks, PortAddress, PortSpec, RuleDirection,
-    RuleSpec, SubnetSpec,
+    FloatingIpSpec, HostRouteSpec, IpFamily, NetworkSpec, NodeNetworks, PortAddress, PortSpec,
+    RouterPortSpec, RouterSpec, RuleDirection, RuleSpec, SubnetSpec,
 };
 
 use crate::{ComputeError, Services};
@@ -85,6 +85,17 @@ impl crate::Compute {
         self.inner.push_networks_to(nodes).await;
     }
 
+    /// [`Self::sync_networks`] for the nodes a change of router `router` concerns (its
+    /// own and those of its networks).
+    pub async fn sync_router(&self, router: &str) {
+        match self.inner.networks.hosts_of_router(router).await {
+            Ok(nodes) => self.sync_networks(nodes).await,
+            Err(error) => {
+                tracing::warn!(router, error = %crate::servers::sagas::chain(&error), "cannot find the nodes of a router");
+            }
+        }
+    }
+
     /// [`Self::sync_networks`] for the nodes whose rules depend on security group `group`.
     pub async fn sync_security_group(&self, group: &str) {
         match self.inner.networks.hosts_of_group(group).await {
@@ -100,10 +111,12 @@ fn describe(generation: u64, view: NodeView) -> NodeNetworks {
     let NodeView {
         networks,
         ports,
+        routers,
         groups,
     } = view;
     NodeNetworks {
         generation,
+        routers: routers.into_iter().map(router_spec).collect(),
         networks: networks.into_iter().map(network_spec).collect(),
         ports: ports
             .into_iter()
@@ -123,6 +136,43 @@ fn describe(generation: u64, view: NodeView) -> NodeNetworks {
             })
             .collect(),
     }
+}
+
+fn router_spec(router: NodeRouter) -> RouterSpec {
+    RouterSpec {
+        id: router.id,
+        interfaces: router
+            .interfaces
+            .into_iter()
+            .map(router_port_spec)
+            .collect(),
+        gateway: router.gateway.map(router_port_spec),
+        snat: router.enable_snat,
+        floating_ips: router
+            .floating_ips
+            .into_iter()
+            .map(|(address, fixed)| FloatingIpSpec { address, fixed })
+            .collect(),
+    }
+}
+
+fn router_port_spec(port: Port) -> RouterPortSpec {
+    RouterPortSpec {
+        port_id: port.id,
+        network_id: port.network_id,
+        mac: port.mac_address,
+        fixed_ips: port_addresses(port.fixed_ips),
+    }
+}
+
+fn port_addresses(fixed_ips: Vec<nefos_network::FixedIp>) -> Vec<PortAddress> {
+    fixed_ips
+        .into_iter()
+        .map(|ip| PortAddress {
+            subnet_id: ip.subnet_id,
+            address: ip.ip_address,
+        })
+        .collect()
 }
 
 fn rule_spec(resolved: &ResolvedRule) -> RuleSpec {
@@ -182,6 +232,7 @@ fn network_spec(node_network: NodeNetwork) -> NetworkSpec {
             })
             .collect(),
         peers: peers.iter().filter_map(|a| a.parse().ok()).collect(),
+        external: network.external,
     }
 }
 
@@ -190,14 +241,7 @@ fn port_spec(port: Port) -> PortSpec {
         id: port.id,
         network_id: port.network_id,
         mac: port.mac_address,
-        fixed_ips: port
-            .fixed_ips
-            .into_iter()
-            .map(|ip| PortAddress {
-                subnet_id: ip.subnet_id,
-                address: ip.ip_address,
-            })
-            .collect(),
+        fixed_ips: port_addresses(port.fixed_ips),
         port_security: port.port_security_enabled,
         allowed_address_pairs: Vec::new(),
         hostname: None,

@@ -94,6 +94,11 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "security groups",
         sql: include_str!("../migrations/0015_security_groups.sql"),
     },
+    Migration {
+        version: 16,
+        name: "routers and floating IPs",
+        sql: include_str!("../migrations/0016_routers.sql"),
+    },
 ];
 
 /// Where a database's schema stands relative to this binary.

@@ -38,6 +38,10 @@ pub struct NodeArgs {
     /// realises no cloud networks.
     #[arg(long)]
     tunnel_address: Option<IpAddr>,
+    /// The device on the provider's public network, joined to the bridges of external
+    /// networks.
+    #[arg(long)]
+    public_interface: Option<String>,
     /// How long the DHCP leases the node gives guests last.
     #[arg(long)]
     dhcp_lease_seconds: Option<u32>,
@@ -93,6 +97,9 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     }
     if let Some(address) = args.tunnel_address {
         config.tunnel_address = Some(address);
+    }
+    if let Some(device) = args.public_interface {
+        config.public_interface = Some(device);
     }
     if let Some(seconds) = args.dhcp_lease_seconds {
         config.dhcp_lease_seconds = seconds;

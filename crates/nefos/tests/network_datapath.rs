@@ -215,6 +215,8 @@ fn node_args(dir: &Path, address: &str, token: &str, id: &str) -> Vec<String> {
         address,
         "--dhcp-lease-seconds",
         "60",
+        "--public-interface",
+        "eth1",
     ]
     .iter()
     .map(|s| (*s).to_owned())
@@ -234,6 +236,12 @@ fn private_networks_span_nodes_and_keep_tenants_and_spoofers_out() {
         (lab.host("n1", "10.77.0.2/24"), "10.77.0.2", "n1"),
         (lab.host("n2", "10.77.0.3/24"), "10.77.0.3", "n2"),
     ];
+    // The provider's public network: the nodes' eth1, and a host outside the cloud that
+    // is the public subnet's gateway.
+    for (namespace, _, _) in &hosts {
+        lab.join_public(namespace, "eth1", None);
+    }
+    let outside = lab.outside("out", "203.0.113.1/24");
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let image = common::vms::guest_image();
@@ -354,7 +362,8 @@ fn private_networks_span_nodes_and_keep_tenants_and_spoofers_out() {
         "nefos-demo",
         "vm-b",
         &pb,
-        "(reach ping-a ping -c 1 -W 1 10.0.0.11 && reach http-a page_of 10.0.0.11 vm-a) &",
+        "(reach ping-a ping -c 1 -W 1 10.0.0.11 && reach http-a page_of 10.0.0.11 vm-a) &
+         watch snat ping -c 1 -W 1 203.0.113.1 &",
     );
     assert_ne!(
         node_a, node_b,
@@ -537,6 +546,8 @@ fn private_networks_span_nodes_and_keep_tenants_and_spoofers_out() {
         String::from_utf8_lossy(&refused.stderr)
     );
 
+    floating_ips_reach_vms_from_outside(&cloud, &outside, &pa, &vm_b);
+
     // Deleting the servers: the ports they were given stay, unbound; the nodes keep
     // nothing of the networks.
     for server in [&vm_a, &vm_b, &vm_c, &vm_d, &vm_e] {
@@ -572,9 +583,180 @@ fn private_networks_span_nodes_and_keep_tenants_and_spoofers_out() {
         // Only the agent itself runs there: no QEMU is left.
         assert_eq!(Lab::pids(&node.namespace).len(), 1, "{}", node.namespace);
     }
+    assert_eq!(router_namespaces(), Vec::<String>::new());
     for port in [&pa, &pb, &pd, &pe] {
         cloud.ok("nefos-demo", &["port", "delete", port]);
     }
     cloud.ok("nefos-demo", &["security", "group", "delete", "locked"]);
     drop(lab);
+}
+
+/// The router namespaces on the machine (only this test makes routers).
+fn router_namespaces() -> Vec<String> {
+    let output = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| name.starts_with("nfr-"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// What host `outside` gets from `address`'s TCP port `port` (HTTP's page or SSH's
+/// banner), if it gets through.
+fn fetch_from(outside: &str, address: &str, port: u16) -> Option<String> {
+    let script = format!(
+        "exec 3<>/dev/tcp/{address}/{port} || exit 1; \
+         [ {port} = 80 ] && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3; \
+         head -c 300 <&3"
+    );
+    let output = Lab::run(outside, "timeout", &["3", "bash", "-c", &script]);
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    (!text.is_empty()).then_some(text)
+}
+
+/// Waits until `outside` reaching `address`:`port` is `wanted` (the page or banner
+/// containing `expect`, or nothing getting through).
+fn wait_reach(outside: &str, address: &str, port: u16, expect: &str, wanted: bool) {
+    let started = Instant::now();
+    loop {
+        let got = fetch_from(outside, address, port);
+        if got.as_deref().is_some_and(|text| text.contains(expect)) == wanted {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{address}:{port} from outside: wanted reachable={wanted}, got {got:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// A router joins net-a to the provider's public network: vm-b (no floating IP) reaches
+/// the outside host through SNAT; a floating IP on vm-a's port lets the outside reach
+/// its SSH and HTTP once its security group allows them, and disassociating it shuts the
+/// way in again.
+fn floating_ips_reach_vms_from_outside(cloud: &Cloud, outside: &str, pa: &str, vm_b: &str) {
+    cloud.ok(
+        "nefos-admin",
+        &["network", "create", "--external", "public"],
+    );
+    cloud.ok(
+        "nefos-admin",
+        &[
+            "subnet",
+            "create",
+            "--network",
+            "public",
+            "--subnet-range",
+            "203.0.113.0/24",
+            "--gateway",
+            "203.0.113.1",
+            "--allocation-pool",
+            "start=203.0.113.10,end=203.0.113.50",
+            "--no-dhcp",
+            "public-v4",
+        ],
+    );
+    cloud.ok("nefos-demo", &["router", "create", "r1"]);
+    cloud.ok("nefos-demo", &["router", "add", "subnet", "r1", "net-a-v4"]);
+    cloud.ok(
+        "nefos-demo",
+        &["router", "set", "r1", "--external-gateway", "public"],
+    );
+    let router = cloud.json("nefos-demo", &["router", "show", "r1"]);
+    assert_eq!(
+        router["external_gateway_info"]["network_id"],
+        cloud.json("nefos-demo", &["network", "show", "public"])["id"],
+        "{router}"
+    );
+    cloud.wait_state(vm_b, "snat", "up");
+
+    let floating = cloud.json("nefos-demo", &["floating", "ip", "create", "public"]);
+    let address = floating["floating_ip_address"].as_str().unwrap().to_owned();
+    assert!(address.starts_with("203.0.113."), "{floating}");
+    // A port with no router to the public network cannot have one.
+    let refused = cloud.os.run(
+        &cloud.clouds,
+        "other",
+        &["floating", "ip", "create", "public", "--port", "pc"],
+    );
+    assert!(!refused.status.success());
+    cloud.ok(
+        "nefos-demo",
+        &["floating", "ip", "set", "--port", pa, &address],
+    );
+    let shown = cloud.json("nefos-demo", &["floating", "ip", "show", &address]);
+    assert_eq!(shown["status"], "ACTIVE", "{shown}");
+    assert_eq!(shown["fixed_ip_address"], "10.0.0.11", "{shown}");
+    // The default group lets nothing in from outside yet.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(fetch_from(outside, &address, 80), None);
+    let mut rules = Vec::new();
+    for port in ["22", "80"] {
+        let rule = cloud.json(
+            "nefos-demo",
+            &[
+                "security",
+                "group",
+                "rule",
+                "create",
+                "--ingress",
+                "--protocol",
+                "tcp",
+                "--dst-port",
+                port,
+                "--remote-ip",
+                "0.0.0.0/0",
+                "default",
+            ],
+        );
+        rules.push(rule["id"].as_str().unwrap().to_owned());
+    }
+    wait_reach(outside, &address, 80, "nefos-tiny vm-a", true);
+    wait_reach(outside, &address, 22, "SSH-2.0", true);
+    // The rule's removal shuts HTTP out; SSH stays.
+    cloud.ok(
+        "nefos-demo",
+        &["security", "group", "rule", "delete", &rules[1]],
+    );
+    wait_reach(outside, &address, 80, "nefos-tiny vm-a", false);
+    wait_reach(outside, &address, 22, "SSH-2.0", true);
+    // Disassociated, nothing gets in.
+    cloud.ok(
+        "nefos-demo",
+        &["floating", "ip", "unset", "--port", &address],
+    );
+    wait_reach(outside, &address, 22, "SSH-2.0", false);
+    let shown = cloud.json("nefos-demo", &["floating", "ip", "show", &address]);
+    assert_eq!(shown["status"], "DOWN", "{shown}");
+    cloud.ok(
+        "nefos-demo",
+        &["security", "group", "rule", "delete", &rules[0]],
+    );
+
+    // The router's ports are its own: the port API refuses them.
+    let ports = cloud.json(
+        "nefos-demo",
+        &["port", "list", "--device-owner", "network:router_interface"],
+    );
+    let interface = ports[0]["ID"].as_str().unwrap().to_owned();
+    let refused = cloud
+        .os
+        .run(&cloud.clouds, "nefos-demo", &["port", "delete", &interface]);
+    assert!(!refused.status.success());
+    cloud.ok("nefos-demo", &["floating", "ip", "delete", &address]);
+    cloud.ok(
+        "nefos-demo",
+        &["router", "unset", "--external-gateway", "r1"],
+    );
+    cloud.ok(
+        "nefos-demo",
+        &["router", "remove", "subnet", "r1", "net-a-v4"],
+    );
+    cloud.ok("nefos-demo", &["router", "delete", "r1"]);
+    cloud.ok("nefos-admin", &["network", "delete", "public"]);
 }

@@ -26,6 +26,11 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "The node a port is bound to (binding:host_id)",
     ),
     (
+        "ext-gw-mode",
+        "Neutron L3 Configurable external gateway mode",
+        "enable_snat on a router's external gateway",
+    ),
+    (
         "external-net",
         "Neutron external network",
         "router:external on networks",
@@ -50,6 +55,11 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "port-security",
         "Port Security",
         "port_security_enabled on networks and ports",
+    ),
+    (
+        "router",
+        "Neutron L3 Router",
+        "Routers joining private subnets to an external network, with SNAT and floating IPs",
     ),
     (
         "security-group",

@@ -18,6 +18,15 @@ pub const SUBNET: &str = "/v2.0/subnets/{subnet_id}";
 pub const PORTS: &str = "/v2.0/ports";
 pub const PORT: &str = "/v2.0/ports/{port_id}";
 
+/// Routers; interfaces are added and removed with `PUT` on the two actions.
+pub const ROUTERS: &str = "/v2.0/routers";
+pub const ROUTER: &str = "/v2.0/routers/{router_id}";
+pub const ROUTER_ADD_INTERFACE: &str = "/v2.0/routers/{router_id}/add_router_interface";
+pub const ROUTER_REMOVE_INTERFACE: &str = "/v2.0/routers/{router_id}/remove_router_interface";
+/// Floating IPs: `PUT` with a `port_id` associates, with `null` disassociates.
+pub const FLOATING_IPS: &str = "/v2.0/floatingips";
+pub const FLOATING_IP: &str = "/v2.0/floatingips/{floatingip_id}";
+
 pub const SECURITY_GROUPS: &str = "/v2.0/security-groups";
 pub const SECURITY_GROUP: &str = "/v2.0/security-groups/{security_group_id}";
 /// `GET` list, `POST` create; rules are created and deleted, never changed.

@@ -168,3 +168,58 @@ pub struct QuotaDetail {
     pub used: i64,
     pub reserved: i64,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalGatewayInfoView {
+    pub network_id: String,
+    pub enable_snat: bool,
+    pub external_fixed_ips: Vec<FixedIpView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterView {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub tenant_id: String,
+    pub project_id: String,
+    pub admin_state_up: bool,
+    pub status: String,
+    pub external_gateway_info: Option<ExternalGatewayInfoView>,
+    pub routes: Vec<HostRouteView>,
+    pub tags: Vec<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub revision_number: i64,
+}
+
+/// The reply to `add_router_interface` and `remove_router_interface`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterInterfaceView {
+    /// The router's id.
+    pub id: String,
+    pub tenant_id: String,
+    pub project_id: String,
+    pub port_id: String,
+    pub network_id: String,
+    pub subnet_id: String,
+    pub subnet_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FloatingIpView {
+    pub id: String,
+    pub tenant_id: String,
+    pub project_id: String,
+    pub floating_network_id: String,
+    pub floating_ip_address: String,
+    pub port_id: Option<String>,
+    pub fixed_ip_address: Option<String>,
+    pub router_id: Option<String>,
+    pub status: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub revision_number: i64,
+}

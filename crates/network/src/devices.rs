@@ -5,6 +5,7 @@
 //! networks and subnets, and the other nodes each of those networks spans.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 
 use nefos_db::network::{self as q, PortSelection};
 use nefos_db::time::now_micros;
@@ -12,10 +13,11 @@ use nefos_db::{Connection, Transaction};
 use nefos_identity::AuthContext;
 use nefos_quota::Provision;
 
-use crate::ports::{fixed_ips, port, release, with_groups};
+use crate::ports::{fixed_ips, is_service_port, port, release, with_groups};
 use crate::subnets::subnet;
 use crate::{
-    Network, NetworkError, Networks, PORT_RESOURCE, Port, SecurityGroupRule, Subnet, owns,
+    Network, NetworkError, Networks, PORT_RESOURCE, Port, ROUTER_GATEWAY, ROUTER_INTERFACE,
+    SecurityGroupRule, Subnet, owns,
 };
 
 /// A network as one node realises it.
@@ -27,11 +29,27 @@ pub struct NodeNetwork {
     pub peers: Vec<String>,
 }
 
+/// A router as the node it runs on realises it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRouter {
+    pub id: String,
+    /// Whether what its private subnets send out leaves with the gateway's address.
+    pub enable_snat: bool,
+    /// Its ports on private subnets (each holding the subnet's gateway address).
+    pub interfaces: Vec<Port>,
+    /// Its port on the external network.
+    pub gateway: Option<Port>,
+    /// Floating address → the fixed address it is forwarded to.
+    pub floating_ips: Vec<(IpAddr, IpAddr)>,
+}
+
 /// Everything of the networks one node must realise.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeView {
     pub networks: Vec<NodeNetwork>,
+    /// The ports of VMs bound to the node (not those of routers).
     pub ports: Vec<Port>,
+    pub routers: Vec<NodeRouter>,
     /// The rules of the ports' security groups, by group.
     pub groups: BTreeMap<String, Vec<ResolvedRule>>,
 }
@@ -160,6 +178,7 @@ impl Networks {
             }
             q::delete_port(tx, &row.id).await?;
             q::set_port_security_groups(tx, &row.id, &[]).await?;
+            q::disassociate_port(tx, &row.id, now).await?;
             if let Some(user) = &row.charged_to {
                 self.quotas
                     .charge_in(
@@ -218,7 +237,7 @@ impl Networks {
                 peers: peers.remove(&id).unwrap_or_default(),
             });
         }
-        let ports = rows
+        let (service_ports, ports): (Vec<Port>, Vec<Port>) = rows
             .into_iter()
             .map(|row| {
                 let held: Vec<_> = addresses
@@ -228,12 +247,14 @@ impl Networks {
                     .collect();
                 port(row, fixed_ips(&held))
             })
-            .collect();
+            .partition(|port| is_service_port(&port.device_owner));
         let ports = with_groups(&mut *conn, ports).await?;
         let groups = self.resolved_groups(&mut *conn, &ports).await?;
+        let routers = node_routers(&mut *conn, node, service_ports).await?;
         Ok(NodeView {
             networks,
             ports,
+            routers,
             groups,
         })
     }
@@ -263,4 +284,42 @@ impl Networks {
         }
         Ok(groups)
     }
+}
+
+/// The routers running on `node`, with their ports among `service_ports` (those bound to
+/// the node) and the floating IPs they forward.
+async fn node_routers(
+    conn: &mut Connection,
+    node: &str,
+    service_ports: Vec<Port>,
+) -> Result<Vec<NodeRouter>, NetworkError> {
+    let mut routers = Vec::new();
+    for row in q::node_routers(&mut *conn, node).await? {
+        let mut floating_ips = Vec::new();
+        for floating in q::router_floating_ips(&mut *conn, &row.id).await? {
+            let (Ok(address), Some(Ok(fixed))) = (
+                floating.floating_ip_address.parse(),
+                floating.fixed_ip_address.as_deref().map(str::parse),
+            ) else {
+                continue;
+            };
+            floating_ips.push((address, fixed));
+        }
+        let mine = service_ports.iter().filter(|p| p.device_id == row.id);
+        routers.push(NodeRouter {
+            interfaces: mine
+                .clone()
+                .filter(|p| p.device_owner == ROUTER_INTERFACE)
+                .cloned()
+                .collect(),
+            gateway: mine
+                .filter(|p| p.device_owner == ROUTER_GATEWAY)
+                .find(|_| row.external_network_id.is_some())
+                .cloned(),
+            id: row.id,
+            enable_snat: row.enable_snat,
+            floating_ips,
+        });
+    }
+    Ok(routers)
 }

@@ -127,6 +127,29 @@ pub(crate) async fn allocate_exact(
     Ok(())
 }
 
+/// Takes `subnet`'s gateway address for a router's interface `port`: a 409 if a port
+/// holds it already.
+pub(crate) async fn allocate_gateway(
+    conn: &mut Connection,
+    subnet: &Subnet,
+    port: &str,
+    address: IpAddr,
+) -> Result<(), NetworkError> {
+    if subnet.gateway_ip != Some(address) {
+        return allocate_exact(conn, subnet, port, address).await;
+    }
+    if !take(conn, subnet, port, address).await? {
+        return Err(NetworkError::conflict(
+            "IpAddressAlreadyAllocated",
+            format!(
+                "IP address {address} already allocated in subnet {}",
+                subnet.id
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Refuses an address outside the subnet or one of IPv4's network and broadcast
 /// addresses.
 pub(crate) fn check_host_address(subnet: &Subnet, address: IpAddr) -> Result<(), NetworkError> {

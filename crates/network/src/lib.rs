@@ -11,9 +11,11 @@
 pub mod address;
 mod devices;
 mod error;
+mod floating_ips;
 mod ipam;
 mod networks;
 mod ports;
+mod routers;
 mod security_groups;
 mod subnets;
 
@@ -24,10 +26,15 @@ use nefos_identity::AuthContext;
 use nefos_quota::Quotas;
 
 pub use address::{Cidr, IpVersion, Range};
-pub use devices::{NodeNetwork, NodeView, ResolvedRule};
+pub use devices::{NodeNetwork, NodeRouter, NodeView, ResolvedRule};
 pub use error::NetworkError;
+pub use floating_ips::{FLOATING_IP_OWNER, FloatingIp, FloatingIpUpdate, NewFloatingIp};
 pub use networks::{NetworkUpdate, NewNetwork};
 pub use ports::{FixedIpRequest, NewPort, PortUpdate};
+pub use routers::{
+    ExternalGateway, NewRouter, ROUTER_GATEWAY, ROUTER_INTERFACE, Router, RouterInterface,
+    RouterUpdate,
+};
 pub use security_groups::{
     Direction, NewSecurityGroup, NewSecurityGroupRule, SecurityGroup, SecurityGroupRule,
 };
@@ -37,6 +44,8 @@ pub use subnets::{NewSubnet, PoolAdded, SubnetUpdate};
 pub const PRIVATE_NETWORK_RESOURCE: &str = "cyclades.network.private";
 /// The quota resource a port counts against.
 pub const PORT_RESOURCE: &str = "cyclades.port";
+/// The quota resource a floating IP counts against.
+pub const FLOATING_IP_RESOURCE: &str = "cyclades.floating_ip";
 /// The quota resource a security group (besides the default) counts against.
 pub const SECURITY_GROUP_RESOURCE: &str = "cyclades.security_group";
 

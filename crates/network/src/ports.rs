@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use nefos_db::network::{
-    self as q, AddressHistoryRow, AllocationRow, PoolScope, PortRow, PortSelection,
+    self as q, AddressHistoryRow, AllocationRow, NetworkRow, PoolScope, PortRow, PortSelection,
 };
 use nefos_db::time::now_micros;
 use nefos_db::{Connection, DbError, Transaction};
@@ -16,12 +16,12 @@ use nefos_quota::Provision;
 use rand::Rng;
 
 use crate::address::{IpVersion, format_mac, parse_mac};
-use crate::ipam::{allocate_any, allocate_exact, autoconfigured, slaac_address};
+use crate::ipam::{allocate_any, allocate_exact, allocate_gateway, autoconfigured, slaac_address};
 use crate::networks::visible_network_row_in;
 use crate::subnets::subnet;
 use crate::{
-    AddressHolder, FixedIp, NetworkError, Networks, PORT_RESOURCE, Port, Subnet, check_text,
-    new_id, owns, project_of,
+    AddressHolder, FLOATING_IP_OWNER, FixedIp, NetworkError, Networks, PORT_RESOURCE, Port,
+    ROUTER_GATEWAY, ROUTER_INTERFACE, Subnet, check_text, new_id, owns, project_of,
 };
 
 /// One entry of a request's `fixed_ips`: an address of a subnet, any address of a
@@ -144,7 +144,22 @@ impl Networks {
             Some(text) => Some(check_mac(text)?),
             None => None,
         };
-        let charged = project == own;
+        let charged = (project == own).then(|| caller.user_id.clone());
+        self.make_port(tx, &network, project, charged, mac, new)
+            .await
+    }
+
+    /// Writes a port the caller may make: its row (charged to `charged_to`'s quota),
+    /// its addresses and its groups. Routers and floating IPs make theirs here too.
+    pub(crate) async fn make_port(
+        &self,
+        tx: &mut Transaction,
+        network: &NetworkRow,
+        project: String,
+        charged_to: Option<String>,
+        mac: Option<String>,
+        new: NewPort,
+    ) -> Result<Port, NetworkError> {
         let now = now_micros();
         let mut row = PortRow {
             id: new_id(),
@@ -161,7 +176,7 @@ impl Networks {
                 .port_security_enabled
                 .unwrap_or(network.port_security_enabled),
             binding_host: new.binding_host,
-            charged_to: charged.then(|| caller.user_id.clone()),
+            charged_to,
             created_at: now,
             updated_at: now,
             revision: 1,
@@ -169,16 +184,11 @@ impl Networks {
         if !q::lock_network(tx, &network.id).await? {
             return Err(NetworkError::no_network(&network.id));
         }
-        if charged {
+        if let Some(user) = &row.charged_to {
             self.quotas
                 .charge_in(
                     tx,
-                    &[Provision::new(
-                        &row.project_id,
-                        &caller.user_id,
-                        PORT_RESOURCE,
-                        1,
-                    )],
+                    &[Provision::new(&row.project_id, user, PORT_RESOURCE, 1)],
                 )
                 .await
                 .map_err(|e| NetworkError::quota("port", e))?;
@@ -459,6 +469,16 @@ impl Networks {
     /// Deletes a port, releasing its addresses and its quota.
     pub async fn delete_port(&self, caller: &AuthContext, id: &str) -> Result<(), NetworkError> {
         let row = self.visible_port_row(caller, id).await?;
+        if is_service_port(&row.device_owner) {
+            return Err(NetworkError::conflict(
+                "L3PortInUse",
+                format!(
+                    "Port {id} has owner {} and therefore cannot be deleted directly via the \
+                     port API.",
+                    row.device_owner
+                ),
+            ));
+        }
         let now = now_micros();
         let mut tx = self.db.begin().await?;
         // Locked first, so that no update adds an address between reading and deleting.
@@ -472,6 +492,7 @@ impl Networks {
             return Err(NetworkError::no_port(id));
         }
         q::set_port_security_groups(&mut tx, id, &[]).await?;
+        q::disassociate_port(&mut tx, id, now).await?;
         if let Some(user) = &row.charged_to {
             self.quotas
                 .charge_in(
@@ -487,6 +508,12 @@ impl Networks {
         tracing::info!(port = %id, "port deleted");
         Ok(())
     }
+}
+
+/// Whether a port is one the service made for a router or a floating IP: those go with
+/// what they serve, never on their own.
+pub(crate) fn is_service_port(device_owner: &str) -> bool {
+    [ROUTER_INTERFACE, ROUTER_GATEWAY, FLOATING_IP_OWNER].contains(&device_owner)
 }
 
 fn security_needed() -> NetworkError {
@@ -639,6 +666,11 @@ async fn take_requested(
 ) -> Result<FixedIp, NetworkError> {
     let subnet = requested_subnet(subnets, &port.network_id, request)?;
     let address = match request.ip_address {
+        // A router's interface holds its subnet's gateway address.
+        Some(address) if port.device_owner == ROUTER_INTERFACE => {
+            allocate_gateway(conn, subnet, &port.id, address).await?;
+            address
+        }
         Some(address) => {
             allocate_exact(conn, subnet, &port.id, address).await?;
             address

@@ -60,7 +60,11 @@ async fn each_project_has_one_default_group_and_its_ports_are_in_it() {
         let net = cloud.network(&alice, "lab").await;
         cloud.subnet(&alice, &net, "10.0.0.0/24").await;
         let port = cloud.port(&alice, &net).await.unwrap();
-        assert_eq!(port.security_groups, std::slice::from_ref(&default.id), "{label}");
+        assert_eq!(
+            port.security_groups,
+            std::slice::from_ref(&default.id),
+            "{label}"
+        );
         // Without port security a port is in no group, and may not be put in one.
         let open = NewPort {
             network_id: net.clone(),
@@ -263,7 +267,11 @@ async fn rules_are_checked_and_groups_in_use_are_kept() {
             ..NewPort::default()
         };
         let port = cloud.networks.create_port(&alice, port).await.unwrap();
-        assert_eq!(port.security_groups, std::slice::from_ref(&web.id), "{label}");
+        assert_eq!(
+            port.security_groups,
+            std::slice::from_ref(&web.id),
+            "{label}"
+        );
         let refused = cloud
             .networks
             .delete_security_group(&alice, &web.id)

@@ -14,6 +14,43 @@ pub struct NodeNetworks {
     pub generation: u64,
     pub networks: Vec<NetworkSpec>,
     pub ports: Vec<PortSpec>,
+    /// The routers that run on this node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routers: Vec<RouterSpec>,
+}
+
+/// A router: its own network namespace on the node, with a leg on the bridge of each
+/// network it joins, forwarding between them; SNAT for what its private subnets send out
+/// and DNAT for its floating IPs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterSpec {
+    pub id: String,
+    /// Its legs on private subnets; each holds its subnet's gateway address.
+    pub interfaces: Vec<RouterPortSpec>,
+    /// Its leg on the external network; the external subnet's gateway is its default
+    /// route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<RouterPortSpec>,
+    /// Whether what the private subnets send out leaves with the gateway's address.
+    pub snat: bool,
+    pub floating_ips: Vec<FloatingIpSpec>,
+}
+
+/// One leg of a router: a port of one of the node's networks (described in
+/// [`NodeNetworks::networks`], where its subnets' prefixes are).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterPortSpec {
+    pub port_id: String,
+    pub network_id: String,
+    pub mac: String,
+    pub fixed_ips: Vec<PortAddress>,
+}
+
+/// A floating address the router answers for on its gateway and forwards to `fixed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FloatingIpSpec {
+    pub address: IpAddr,
+    pub fixed: IpAddr,
 }
 
 /// A network as a node realises it: a bridge, joined to the same network's bridges on
@@ -28,6 +65,10 @@ pub struct NetworkSpec {
     pub subnets: Vec<SubnetSpec>,
     /// The tunnel addresses of the other nodes with ports on this network.
     pub peers: Vec<IpAddr>,
+    /// An external (provider) network: its bridge is joined to the node's public
+    /// interface instead of to other nodes by VXLAN.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub external: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,12 +177,27 @@ pub struct NetworksStatus {
 /// Every device a node makes for networks starts with `nf`, so that a node can tell its
 /// own from the host's.
 pub fn tap_name(port_id: &str) -> String {
-    let hex: String = port_id
+    format!("nft{}", port_hex(port_id))
+}
+
+/// The node's end of the veth pair that is router port `port_id`'s leg (the other end,
+/// in the router's namespace, is [`router_leg_inner_name`]).
+pub fn router_leg_name(port_id: &str) -> String {
+    format!("nfr{}", port_hex(port_id))
+}
+
+/// The router's end of port `port_id`'s leg, inside the router's namespace.
+pub fn router_leg_inner_name(port_id: &str) -> String {
+    format!("leg{}", port_hex(port_id))
+}
+
+/// The first 11 hex digits of a port's id: unique enough among one node's ports.
+fn port_hex(port_id: &str) -> String {
+    port_id
         .chars()
         .filter(char::is_ascii_hexdigit)
         .take(11)
-        .collect();
-    format!("nft{hex}")
+        .collect()
 }
 
 /// The bridge of the network with VXLAN id `vni`.

@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use crate::control_plane::{ControlPlaneClient, ControlPlaneError};
 use crate::credential::{self, CREDENTIAL_FILE, CredentialError};
 use crate::image_cache::{CacheError, ImageCache};
-use crate::net::{DEFAULT_LEASE_SECONDS, NetError, NetworkManager};
+use crate::net::{DEFAULT_LEASE_SECONDS, NetError, NetSettings, NetworkManager};
 use crate::qemu::QemuSettings;
 use crate::rpc::{self, RpcState};
 use crate::vm::{VmError, VmManager};
@@ -62,6 +62,9 @@ pub struct NodeConfig {
     /// The node's address for VXLAN tunnels to the other nodes (on the operators'
     /// network). Without one the node realises no cloud networks.
     pub tunnel_address: Option<IpAddr>,
+    /// The device on the provider's public network; the node joins it to the bridges of
+    /// external networks (for routers' gateways and VMs on public networks).
+    pub public_interface: Option<String>,
     /// How long the DHCP leases the node gives guests last.
     pub dhcp_lease_seconds: u32,
 }
@@ -80,6 +83,7 @@ impl Default for NodeConfig {
             qemu_binary: PathBuf::from("qemu-system-x86_64"),
             heartbeat_seconds: 10,
             tunnel_address: None,
+            public_interface: None,
             dhcp_lease_seconds: DEFAULT_LEASE_SECONDS,
         }
     }
@@ -199,13 +203,14 @@ impl NodeAgent {
             cpu_model: config.cpu_model.clone(),
         };
         // The VMs' taps must be there before any VM starts.
-        let networks = NetworkManager::open(
-            data,
-            config.tunnel_address,
-            config.dhcp_lease_seconds.max(10),
-        )
-        .await
-        .map_err(AgentError::Networks)?;
+        let settings = NetSettings {
+            tunnel: config.tunnel_address,
+            public_interface: config.public_interface.clone(),
+            lease_seconds: config.dhcp_lease_seconds.max(10),
+        };
+        let networks = NetworkManager::open(data, settings)
+            .await
+            .map_err(AgentError::Networks)?;
         let vms_dir = data.join("vms");
         let blocks = control_plane.clone();
         let vms =

@@ -15,6 +15,8 @@ pub struct Lab {
     prefix: String,
     switch: String,
     hosts: Vec<String>,
+    /// How many veth pairs the switches have.
+    ports: u32,
 }
 
 /// Runs `ip ARGS`, which must succeed.
@@ -44,43 +46,66 @@ impl Lab {
             prefix,
             switch,
             hosts: Vec::new(),
+            ports: 0,
         }
     }
 
     /// A host on the switch with `address` (a CIDR) on its `eth0`; its namespace's name.
     pub fn host(&mut self, name: &str, address: &str) -> String {
+        let namespace = self.namespace(name);
+        let switch = self.switch.clone();
+        self.plug(&switch, &namespace, "eth0", Some(address));
+        namespace
+    }
+
+    /// Gives host `namespace` a device `device` on the public switch (the provider's
+    /// network, made at its first use), with `address` if given.
+    pub fn join_public(&mut self, namespace: &str, device: &str, address: Option<&str>) {
+        let switch = self.public_switch();
+        self.plug(&switch, namespace, device, address);
+    }
+
+    /// A host on the public switch only (the world outside the cloud), with `address` on
+    /// its `eth0`.
+    pub fn outside(&mut self, name: &str, address: &str) -> String {
+        let namespace = self.namespace(name);
+        let switch = self.public_switch();
+        self.plug(&switch, &namespace, "eth0", Some(address));
+        namespace
+    }
+
+    fn namespace(&mut self, name: &str) -> String {
         let namespace = format!("{}-{name}", self.prefix);
         ip(&["netns", "add", &namespace]);
         self.hosts.push(namespace.clone());
         ip(&["-n", &namespace, "link", "set", "lo", "up"]);
-        let port = format!("port{}", self.hosts.len());
-        ip(&[
-            "-n",
-            &self.switch,
-            "link",
-            "add",
-            &port,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            &namespace,
-        ]);
-        ip(&[
-            "-n",
-            &self.switch,
-            "link",
-            "set",
-            &port,
-            "master",
-            "switch",
-            "up",
-        ]);
-        ip(&["-n", &namespace, "addr", "add", address, "dev", "eth0"]);
-        ip(&["-n", &namespace, "link", "set", "eth0", "up"]);
         namespace
+    }
+
+    fn public_switch(&mut self) -> String {
+        let switch = format!("{}-public", self.prefix);
+        if !self.hosts.contains(&switch) {
+            ip(&["netns", "add", &switch]);
+            self.hosts.push(switch.clone());
+            ip(&["-n", &switch, "link", "add", "switch", "type", "bridge"]);
+            ip(&["-n", &switch, "link", "set", "switch", "up"]);
+        }
+        switch
+    }
+
+    /// A veth pair from `switch`'s bridge to `device` in `namespace`.
+    fn plug(&mut self, switch: &str, namespace: &str, device: &str, address: Option<&str>) {
+        self.ports += 1;
+        let port = format!("port{}", self.ports);
+        ip(&[
+            "-n", switch, "link", "add", &port, "type", "veth", "peer", "name", device, "netns",
+            namespace,
+        ]);
+        ip(&["-n", switch, "link", "set", &port, "master", "switch", "up"]);
+        if let Some(address) = address {
+            ip(&["-n", namespace, "addr", "add", address, "dev", device]);
+        }
+        ip(&["-n", namespace, "link", "set", device, "up"]);
     }
 
     /// `program` to run inside `namespace`.

@@ -1,22 +1,24 @@
 //! Neutron v2.0 under [`nefos_network_api::PREFIX`] (docs/networks.md): networks,
-//! subnets, ports, security groups and quotas over [`nefos_network::Networks`], in the shapes of
+//! subnets, ports, routers, floating IPs, security groups and quotas over [`nefos_network::Networks`], in the shapes of
 //! [`nefos_network_api`]. Neutron's errors (`error.rs`) are the one mapping of
 //! `NetworkError` to statuses; `listing.rs` gives every collection Neutron's filters,
 //! field selection, sorting and paging.
 
 mod error;
+mod floating_ips;
 mod listing;
 mod networks;
 mod ports;
 mod quotas;
 mod request;
+mod routers;
 mod security_groups;
 mod subnets;
 mod versions;
 mod views;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, put};
 use nefos_network_api::paths;
 
 use crate::ApiState;
@@ -49,6 +51,28 @@ pub(crate) fn router() -> Router<ApiState> {
         .route(
             paths::PORT,
             get(ports::show).put(ports::update).delete(ports::delete),
+        )
+        .route(paths::ROUTERS, get(routers::list).post(routers::create))
+        .route(
+            paths::ROUTER,
+            get(routers::show)
+                .put(routers::update)
+                .delete(routers::delete),
+        )
+        .route(paths::ROUTER_ADD_INTERFACE, put(routers::add_interface))
+        .route(
+            paths::ROUTER_REMOVE_INTERFACE,
+            put(routers::remove_interface),
+        )
+        .route(
+            paths::FLOATING_IPS,
+            get(floating_ips::list).post(floating_ips::create),
+        )
+        .route(
+            paths::FLOATING_IP,
+            get(floating_ips::show)
+                .put(floating_ips::update)
+                .delete(floating_ips::delete),
         )
         .route(
             paths::SECURITY_GROUPS,

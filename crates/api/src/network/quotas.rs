@@ -21,7 +21,7 @@ use crate::ApiState;
 const RESOURCES: &[(&str, &str)] = &[
     ("network", nefos_network::PRIVATE_NETWORK_RESOURCE),
     ("port", nefos_network::PORT_RESOURCE),
-    ("floatingip", "cyclades.floating_ip"),
+    ("floatingip", nefos_network::FLOATING_IP_RESOURCE),
     ("security_group", nefos_network::SECURITY_GROUP_RESOURCE),
 ];
 
@@ -65,7 +65,7 @@ pub(crate) async fn show(
         let limit = holdings.get(*resource).map_or(0, |h| h.limit);
         quota.insert((*name).to_owned(), json!(limit));
     }
-    for unlimited in ["subnet", "security_group_rule"] {
+    for unlimited in ["subnet", "security_group_rule", "router"] {
         quota.insert(unlimited.to_owned(), json!(-1));
     }
     Ok(Json(json!({ "quota": quota })))
@@ -87,7 +87,7 @@ pub(crate) async fn details(
         };
         quota.insert((*name).to_owned(), json!(detail));
     }
-    for unlimited in ["subnet", "security_group_rule"] {
+    for unlimited in ["subnet", "security_group_rule", "router"] {
         quota.insert(
             unlimited.to_owned(),
             json!(QuotaDetail {

@@ -213,6 +213,18 @@ pub(crate) fn address(name: &str, text: &str) -> Result<IpAddr, NeutronError> {
     IpAddr::from_str(text).map_err(|_| invalid(name, format!("'{text}' is not a valid IP address")))
 }
 
+/// A body that is one bare object (the router interface actions'), as attributes.
+pub(crate) fn bare_body(body: &[u8]) -> Result<Attributes, NeutronError> {
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(map))
+            if crate::clean_text::json_has_no_nul(&Value::Object(map.clone())) =>
+        {
+            Ok(Attributes { map })
+        }
+        _ => Err(NeutronError::bad_request("Body contains invalid data")),
+    }
+}
+
 /// The object items of a list attribute.
 pub(crate) fn objects(name: &str, items: Vec<Value>) -> Result<Vec<Attributes>, NeutronError> {
     items

@@ -29,6 +29,10 @@ pub(crate) async fn resources(State(state): State<ApiState>, _neutron: Neutron) 
         ("network", "networks"),
         ("subnet", "subnets"),
         ("port", "ports"),
+        ("router", "routers"),
+        ("floatingip", "floatingips"),
+        ("security_group", "security-groups"),
+        ("security_group_rule", "security-group-rules"),
     ]
     .iter()
     .map(|(name, collection)| {

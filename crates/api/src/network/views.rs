@@ -2,9 +2,12 @@
 //! objects for the listing machinery.
 
 use nefos_db::time::from_micros;
-use nefos_network::{Network, Port, SecurityGroup, SecurityGroupRule, Subnet};
+use nefos_network::{
+    FloatingIp, Network, Port, Router, RouterInterface, SecurityGroup, SecurityGroupRule, Subnet,
+};
 use nefos_network_api::{
-    AllocationPool, FixedIpView, HostRouteView, NetworkView, PortView, SecurityGroupRuleView,
+    AllocationPool, ExternalGatewayInfoView, FixedIpView, FloatingIpView, HostRouteView,
+    NetworkView, PortView, RouterInterfaceView, RouterView, SecurityGroupRuleView,
     SecurityGroupView, SubnetView,
 };
 use serde::Serialize;
@@ -272,5 +275,96 @@ pub(crate) fn security_group_rule(rule: &SecurityGroupRule) -> SecurityGroupRule
         created_at: timestamp(rule.created_at),
         updated_at: timestamp(rule.updated_at),
         revision_number: rule.revision,
+    }
+}
+
+pub(crate) const ROUTER_ATTRIBUTES: &[&str] = &[
+    "id",
+    "name",
+    "description",
+    "tenant_id",
+    "project_id",
+    "admin_state_up",
+    "status",
+    "created_at",
+    "updated_at",
+    "revision_number",
+];
+
+pub(crate) fn router(router: &Router) -> RouterView {
+    RouterView {
+        id: router.id.clone(),
+        name: router.name.clone(),
+        description: router.description.clone(),
+        tenant_id: router.project_id.clone(),
+        project_id: router.project_id.clone(),
+        admin_state_up: router.admin_state_up,
+        status: "ACTIVE".to_owned(),
+        external_gateway_info: router.external_gateway.as_ref().map(|gateway| {
+            ExternalGatewayInfoView {
+                network_id: gateway.network_id.clone(),
+                enable_snat: gateway.enable_snat,
+                external_fixed_ips: gateway
+                    .fixed_ips
+                    .iter()
+                    .map(|ip| FixedIpView {
+                        subnet_id: ip.subnet_id.clone(),
+                        ip_address: ip.ip_address.to_string(),
+                    })
+                    .collect(),
+            }
+        }),
+        routes: Vec::new(),
+        tags: Vec::new(),
+        created_at: timestamp(router.created_at),
+        updated_at: timestamp(router.updated_at),
+        revision_number: router.revision,
+    }
+}
+
+pub(crate) fn router_interface(interface: &RouterInterface) -> RouterInterfaceView {
+    RouterInterfaceView {
+        id: interface.router_id.clone(),
+        tenant_id: interface.project_id.clone(),
+        project_id: interface.project_id.clone(),
+        port_id: interface.port_id.clone(),
+        network_id: interface.network_id.clone(),
+        subnet_id: interface.subnet_ids.first().cloned().unwrap_or_default(),
+        subnet_ids: interface.subnet_ids.clone(),
+    }
+}
+
+pub(crate) const FLOATING_IP_ATTRIBUTES: &[&str] = &[
+    "id",
+    "tenant_id",
+    "project_id",
+    "floating_network_id",
+    "floating_ip_address",
+    "port_id",
+    "fixed_ip_address",
+    "router_id",
+    "status",
+    "description",
+    "created_at",
+    "updated_at",
+    "revision_number",
+];
+
+pub(crate) fn floating_ip(floating: &FloatingIp) -> FloatingIpView {
+    FloatingIpView {
+        id: floating.id.clone(),
+        tenant_id: floating.project_id.clone(),
+        project_id: floating.project_id.clone(),
+        floating_network_id: floating.floating_network_id.clone(),
+        floating_ip_address: floating.floating_ip_address.clone(),
+        port_id: floating.port_id.clone(),
+        fixed_ip_address: floating.fixed_ip_address.clone(),
+        router_id: floating.router_id.clone(),
+        status: floating.status().to_owned(),
+        description: floating.description.clone(),
+        tags: Vec::new(),
+        created_at: timestamp(floating.created_at),
+        updated_at: timestamp(floating.updated_at),
+        revision_number: floating.revision,
     }
 }

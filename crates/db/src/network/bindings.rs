@@ -98,3 +98,13 @@ pub async fn next_network_generation(conn: &mut Connection) -> Result<i64, DbErr
     .await
     .map_err(DbError::query("take a generation of the nodes' networks"))
 }
+
+/// The nodes that realise networks (they have a tunnel address), by id.
+pub async fn network_nodes<'c>(
+    ex: impl Executor<'c, Database = Any>,
+) -> Result<Vec<String>, DbError> {
+    sqlx::query_scalar("SELECT id FROM compute_nodes WHERE tunnel_address IS NOT NULL ORDER BY id")
+        .fetch_all(ex)
+        .await
+        .map_err(DbError::query("read the nodes that realise networks"))
+}

@@ -6,6 +6,7 @@ mod addresses;
 mod bindings;
 mod networks;
 mod ports;
+mod routers;
 mod security_groups;
 mod subnets;
 
@@ -13,5 +14,6 @@ pub use addresses::*;
 pub use bindings::*;
 pub use networks::*;
 pub use ports::*;
+pub use routers::*;
 pub use security_groups::*;
 pub use subnets::*;

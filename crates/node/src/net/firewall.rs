@@ -331,42 +331,7 @@ pub async fn apply(ruleset: Option<&str>) -> Result<(), NetError> {
     if let Some(rules) = ruleset {
         script.push_str(rules);
     }
-    let mut child = tokio::process::Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|source| NetError::Spawn {
-            program: "nft".to_owned(),
-            source,
-        })?;
-    if let Some(mut stdin) = child.stdin.take() {
-        use tokio::io::AsyncWriteExt;
-        stdin
-            .write_all(script.as_bytes())
-            .await
-            .map_err(|source| NetError::Spawn {
-                program: "nft".to_owned(),
-                source,
-            })?;
-    }
-    let output = child
-        .wait_with_output()
-        .await
-        .map_err(|source| NetError::Spawn {
-            program: "nft".to_owned(),
-            source,
-        })?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(NetError::Command {
-            command: "nft -f -".to_owned(),
-            message: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-        })
-    }
+    super::link::run_with_input("nft", &["-f", "-"], &script).await
 }
 
 /// Bridged IPv4 and IPv6 through the `inet` hooks, where conntrack runs (`br_netfilter`;
@@ -493,6 +458,7 @@ mod tests {
             mtu: 1450,
             subnets: Vec::new(),
             peers: Vec::new(),
+            external: false,
         };
         let text = ruleset(&[network], &[web, port("0000000b", true)]).unwrap();
         assert!(

@@ -18,6 +18,7 @@ pub enum Kind {
     Bridge,
     Vxlan,
     Tap,
+    Veth,
     Other,
 }
 
@@ -82,6 +83,38 @@ async fn ip(args: &[&str]) -> Result<String, NetError> {
     run("ip", args).await
 }
 
+/// Runs `program args…` with `input` on its standard input.
+pub async fn run_with_input(program: &str, args: &[&str], input: &str) -> Result<(), NetError> {
+    use tokio::io::AsyncWriteExt;
+    let spawn_error = |source| NetError::Spawn {
+        program: program.to_owned(),
+        source,
+    };
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(spawn_error)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input.as_bytes())
+            .await
+            .map_err(spawn_error)?;
+    }
+    let output = child.wait_with_output().await.map_err(spawn_error)?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(NetError::Command {
+            command: format!("{program} {}", args.join(" ")),
+            message: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        })
+    }
+}
+
 /// Every device whose name starts with `prefix`, by name.
 pub async fn list(prefix: &str) -> Result<BTreeMap<String, Link>, NetError> {
     let text = ip(&["-j", "-d", "link", "show"]).await?;
@@ -97,6 +130,7 @@ pub async fn list(prefix: &str) -> Result<BTreeMap<String, Link>, NetError> {
                 Some("bridge") => Kind::Bridge,
                 Some("vxlan") => Kind::Vxlan,
                 Some("tun") => Kind::Tap,
+                Some("veth") => Kind::Veth,
                 _ => Kind::Other,
             };
             let up = link.flags.iter().any(|flag| flag == "UP");
@@ -217,6 +251,133 @@ pub async fn remove_peer(name: &str, peer: IpAddr) -> Result<(), NetError> {
         "bridge",
         &["fdb", "del", "00:00:00:00:00:00", "dev", name, "dst", &peer],
     )
+    .await?;
+    Ok(())
+}
+
+/// The named network namespaces whose names start with `prefix`.
+pub async fn namespaces(prefix: &str) -> Result<Vec<String>, NetError> {
+    let text = ip(&["netns", "list"]).await?;
+    Ok(text
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| name.starts_with(prefix))
+        .map(str::to_owned)
+        .collect())
+}
+
+/// A new network namespace, its loopback up and IP forwarding on.
+pub async fn add_namespace(name: &str) -> Result<(), NetError> {
+    ip(&["netns", "add", name]).await?;
+    ip(&["-n", name, "link", "set", "lo", "up"]).await?;
+    let forwarding = "echo 1 > /proc/sys/net/ipv4/ip_forward && \
+                      echo 1 > /proc/sys/net/ipv6/conf/all/forwarding";
+    run("ip", &["netns", "exec", name, "sh", "-c", forwarding]).await?;
+    Ok(())
+}
+
+/// Removes a namespace; the devices in it go with it (and the veths' other ends).
+pub async fn delete_namespace(name: &str) -> Result<(), NetError> {
+    ip(&["netns", "del", name]).await?;
+    Ok(())
+}
+
+/// A veth pair: `name` here, `peer` in namespace `namespace` (any device there by that
+/// name, left from an interrupted attempt, is removed first).
+pub async fn add_veth(name: &str, peer: &str, namespace: &str) -> Result<(), NetError> {
+    let _ = ip(&["-n", namespace, "link", "del", "dev", peer]).await;
+    ip(&[
+        "link", "add", name, "type", "veth", "peer", "name", peer, "netns", namespace,
+    ])
+    .await?;
+    Ok(())
+}
+
+/// Device `name` of namespace `namespace` with MAC `mac` and MTU `mtu`, up.
+pub async fn set_up_in(namespace: &str, name: &str, mac: &str, mtu: u32) -> Result<(), NetError> {
+    let mtu = mtu.to_string();
+    ip(&[
+        "-n", namespace, "link", "set", "dev", name, "address", mac, "mtu", &mtu, "up",
+    ])
+    .await?;
+    Ok(())
+}
+
+/// The devices of namespace `namespace` whose names start with `prefix`.
+pub async fn list_in(namespace: &str, prefix: &str) -> Result<Vec<String>, NetError> {
+    let text = ip(&["-n", namespace, "-j", "link", "show"]).await?;
+    let links: Vec<IpLink> = serde_json::from_str(&text).map_err(|source| NetError::Parse {
+        what: "ip -j link show",
+        source,
+    })?;
+    Ok(links
+        .into_iter()
+        .map(|link| link.ifname)
+        .filter(|name| name.starts_with(prefix))
+        .collect())
+}
+
+pub async fn delete_in(namespace: &str, name: &str) -> Result<(), NetError> {
+    ip(&["-n", namespace, "link", "del", "dev", name]).await?;
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct IpAddresses {
+    #[serde(default)]
+    addr_info: Vec<AddressInfo>,
+}
+
+#[derive(Deserialize)]
+struct AddressInfo {
+    local: IpAddr,
+    prefixlen: u8,
+    #[serde(default)]
+    scope: String,
+}
+
+/// The global addresses of device `name` in namespace `namespace`, as `address/len`.
+pub async fn addresses_in(namespace: &str, name: &str) -> Result<Vec<String>, NetError> {
+    let text = ip(&["-n", namespace, "-j", "address", "show", "dev", name]).await?;
+    let devices: Vec<IpAddresses> =
+        serde_json::from_str(&text).map_err(|source| NetError::Parse {
+            what: "ip -j address show",
+            source,
+        })?;
+    Ok(devices
+        .into_iter()
+        .flat_map(|device| device.addr_info)
+        .filter(|info| info.scope == "global")
+        .map(|info| format!("{}/{}", info.local, info.prefixlen))
+        .collect())
+}
+
+pub async fn add_address_in(namespace: &str, name: &str, address: &str) -> Result<(), NetError> {
+    // No duplicate address detection: the address is the control plane's to give.
+    let mut args = vec!["-n", namespace, "address", "add", address, "dev", name];
+    if address.contains(':') {
+        args.push("nodad");
+    }
+    ip(&args).await?;
+    Ok(())
+}
+
+pub async fn delete_address_in(namespace: &str, name: &str, address: &str) -> Result<(), NetError> {
+    ip(&["-n", namespace, "address", "del", address, "dev", name]).await?;
+    Ok(())
+}
+
+/// Namespace `namespace`'s default route (IPv4 or IPv6 by `via`) through `via` on `name`.
+pub async fn replace_default_route_in(
+    namespace: &str,
+    name: &str,
+    via: IpAddr,
+) -> Result<(), NetError> {
+    let via = via.to_string();
+    let family = if via.contains(':') { "-6" } else { "-4" };
+    ip(&[
+        "-n", namespace, family, "route", "replace", "default", "via", &via, "dev", name,
+    ])
     .await?;
     Ok(())
 }

@@ -12,6 +12,7 @@
 mod dhcp;
 mod firewall;
 mod link;
+mod router;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -27,6 +28,7 @@ use thiserror::Error;
 use self::dhcp::message::Lease;
 use self::dhcp::{DhcpServer, Leases, NO_GATEWAY_SERVER_ID};
 use self::link::Kind;
+use self::router::RouterNamespaces;
 
 pub use self::firewall::link_local;
 
@@ -59,6 +61,11 @@ pub enum NetError {
          its [node] configuration)"
     )]
     NoTunnel,
+    #[error(
+        "this node has no public interface, so it cannot join external networks (set \
+         public_interface in its [node] configuration)"
+    )]
+    NoPublicInterface,
     #[error("invalid description of the node's networks: {0}")]
     Invalid(String),
     #[error("cannot switch on {path}")]
@@ -79,10 +86,23 @@ pub enum NetError {
 /// guests follow a renumbering within minutes.
 pub const DEFAULT_LEASE_SECONDS: u32 = 600;
 
+/// How the node joins the cloud's networks.
+#[derive(Debug, Clone)]
+pub struct NetSettings {
+    /// The node's address for VXLAN tunnels to the other nodes.
+    pub tunnel: Option<IpAddr>,
+    /// The device on the provider's public network, joined to the bridges of external
+    /// networks.
+    pub public_interface: Option<String>,
+    pub lease_seconds: u32,
+}
+
 #[derive(Debug)]
 pub struct NetworkManager {
     tunnel: Option<IpAddr>,
+    public_interface: Option<String>,
     lease_seconds: u32,
+    routers: RouterNamespaces,
     state_path: PathBuf,
     inner: tokio::sync::Mutex<Inner>,
 }
@@ -93,17 +113,15 @@ struct Inner {
     dhcp: BTreeMap<String, DhcpServer>,
     /// The ruleset last loaded, once one has been.
     ruleset: Option<Option<String>>,
+    /// The NAT table last loaded in each router's namespace.
+    router_rulesets: BTreeMap<String, String>,
 }
 
 impl NetworkManager {
     /// The node's networks as it last kept them, converged on now. A failure to converge
     /// is logged, not fatal: the VMs run on, and the control plane's next description is
     /// converged on again.
-    pub async fn open(
-        data_dir: &Path,
-        tunnel: Option<IpAddr>,
-        lease_seconds: u32,
-    ) -> Result<NetworkManager, NetError> {
+    pub async fn open(data_dir: &Path, settings: NetSettings) -> Result<NetworkManager, NetError> {
         let state_path = data_dir.join("networks.json");
         let applied = match tokio::fs::read(&state_path).await {
             Ok(bytes) => serde_json::from_slice(&bytes)
@@ -116,9 +134,12 @@ impl NetworkManager {
                 });
             }
         };
+        let tag = namespace_tag(data_dir).await?;
         let manager = NetworkManager {
-            tunnel,
-            lease_seconds,
+            tunnel: settings.tunnel,
+            public_interface: settings.public_interface,
+            lease_seconds: settings.lease_seconds,
+            routers: RouterNamespaces::new(&tag),
             state_path,
             inner: tokio::sync::Mutex::new(Inner {
                 applied,
@@ -167,8 +188,11 @@ impl NetworkManager {
     }
 
     fn validate(&self, desired: &NodeNetworks) -> Result<(), NetError> {
-        if !desired.networks.is_empty() && self.tunnel.is_none() {
+        if desired.networks.iter().any(|n| !n.external) && self.tunnel.is_none() {
             return Err(NetError::NoTunnel);
+        }
+        if desired.networks.iter().any(|n| n.external) && self.public_interface.is_none() {
+            return Err(NetError::NoPublicInterface);
         }
         let networks: BTreeSet<&str> = desired.networks.iter().map(|n| n.id.as_str()).collect();
         if let Some(port) = desired
@@ -190,6 +214,19 @@ impl NetworkManager {
                 "network {} has VXLAN id {}, outside 1..2^24",
                 network.id, network.vni
             )));
+        }
+        let legs = desired
+            .routers
+            .iter()
+            .flat_map(|router| router.interfaces.iter().chain(&router.gateway));
+        for leg in legs {
+            if !networks.contains(leg.network_id.as_str()) || parse_mac(&leg.mac).is_none() {
+                return Err(NetError::Invalid(format!(
+                    "router port {} is on network {} with MAC {:?}: not a described network \
+                     or not a MAC",
+                    leg.port_id, leg.network_id, leg.mac
+                )));
+            }
         }
         if let Some(port) = desired.ports.iter().find(|p| parse_mac(&p.mac).is_none()) {
             return Err(NetError::Invalid(format!(
@@ -226,11 +263,19 @@ impl NetworkManager {
             .collect();
         for network in &desired.networks {
             let bridge = bridge_name(network.vni);
-            let vxlan = vxlan_name(network.vni);
-            let tunnel = self.tunnel.ok_or(NetError::NoTunnel)?;
             if ensure(&existing, &bridge, Kind::Bridge).await? {
                 link::add_bridge(&bridge, network.mtu).await?;
             }
+            if network.external {
+                self.join_public(&bridge).await?;
+                if !existing.get(&bridge).is_some_and(|l| l.up) {
+                    link::set_up(&bridge).await?;
+                }
+                wanted.insert(bridge);
+                continue;
+            }
+            let vxlan = vxlan_name(network.vni);
+            let tunnel = self.tunnel.ok_or(NetError::NoTunnel)?;
             if ensure(&existing, &vxlan, Kind::Vxlan).await? {
                 link::add_vxlan(&vxlan, network.vni, tunnel, network.mtu).await?;
             }
@@ -260,6 +305,11 @@ impl NetworkManager {
             attach(&existing, &tap, &bridge_name(network.vni), network.mtu).await?;
             wanted.insert(tap);
         }
+        wanted.extend(
+            self.routers
+                .converge(desired, &existing, &mut inner.router_rulesets)
+                .await?,
+        );
         // Taps first, then the rest: a bridge's deletion would only detach them.
         let mut unwanted: Vec<&link::Link> = existing
             .values()
@@ -276,6 +326,26 @@ impl NetworkManager {
             inner.ruleset = Some(rules);
         }
         self.serve_dhcp(inner, desired)
+    }
+
+    /// The node's public interface on `bridge` (an external network's), up.
+    async fn join_public(&self, bridge: &str) -> Result<(), NetError> {
+        let Some(public) = &self.public_interface else {
+            return Err(NetError::NoPublicInterface);
+        };
+        let links = link::list(public).await?;
+        let Some(current) = links.get(public) else {
+            return Err(NetError::Invalid(format!(
+                "the public interface {public} does not exist"
+            )));
+        };
+        if current.master.as_deref() != Some(bridge) {
+            link::set_master(public, bridge).await?;
+        }
+        if !current.up {
+            link::set_up(public).await?;
+        }
+        Ok(())
     }
 
     /// A DHCP server on each bridge whose network has DHCP on an IPv4 subnet.
@@ -359,6 +429,26 @@ impl NetworkManager {
     }
 }
 
+/// The tag in the names of this node's router namespaces: made at the node's first start
+/// and kept in its data directory. Namespace names are the whole machine's, and nodes
+/// (of one cloud or of several, as tests run them) must tell their own apart.
+async fn namespace_tag(data_dir: &Path) -> Result<String, NetError> {
+    let path = data_dir.join("namespace-tag");
+    let state_error = |source| NetError::State {
+        path: path.clone(),
+        source,
+    };
+    match tokio::fs::read_to_string(&path).await {
+        Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_owned()),
+        Ok(_) => {}
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(source) => return Err(state_error(source)),
+    }
+    let tag: String = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
+    tokio::fs::write(&path, &tag).await.map_err(state_error)?;
+    Ok(tag)
+}
+
 /// Whether device `name` must be made: it is missing, or it is something else by that
 /// name (removed here).
 async fn ensure(
@@ -377,7 +467,7 @@ async fn ensure(
 }
 
 /// Device `name` on `bridge`, with the network's MTU, up.
-async fn attach(
+pub(crate) async fn attach(
     existing: &BTreeMap<String, link::Link>,
     name: &str,
     bridge: &str,
@@ -426,7 +516,7 @@ pub fn parse_mac(mac: &str) -> Option<[u8; 6]> {
     <[u8; 6]>::try_from(bytes).ok()
 }
 
-fn parse_cidr(cidr: &str) -> Option<(IpAddr, u8)> {
+pub(crate) fn parse_cidr(cidr: &str) -> Option<(IpAddr, u8)> {
     let (address, len) = cidr.split_once('/')?;
     Some((address.parse().ok()?, len.parse().ok()?))
 }
