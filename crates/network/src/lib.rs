@@ -32,8 +32,8 @@ pub use floating_ips::{FLOATING_IP_OWNER, FloatingIp, FloatingIpUpdate, NewFloat
 pub use networks::{NetworkUpdate, NewNetwork};
 pub use ports::{FixedIpRequest, NewPort, PortUpdate};
 pub use routers::{
-    ExternalGateway, NewRouter, ROUTER_GATEWAY, ROUTER_INTERFACE, Router, RouterInterface,
-    RouterUpdate,
+    ExternalGateway, GatewayRequest, NewRouter, ROUTER_GATEWAY, ROUTER_INTERFACE, Router,
+    RouterInterface, RouterUpdate,
 };
 pub use security_groups::{
     Direction, NewSecurityGroup, NewSecurityGroupRule, SecurityGroup, SecurityGroupRule,

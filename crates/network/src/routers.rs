@@ -48,14 +48,21 @@ pub struct Router {
     pub revision: i64,
 }
 
+/// A router's gateway as a request names it: the external network, and whether to SNAT
+/// (default yes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayRequest {
+    pub network_id: String,
+    pub enable_snat: Option<bool>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct NewRouter {
     pub name: String,
     pub description: String,
     pub admin_state_up: Option<bool>,
     pub project_id: Option<String>,
-    /// The external network and whether to SNAT (default yes).
-    pub external_gateway: Option<(String, Option<bool>)>,
+    pub external_gateway: Option<GatewayRequest>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -64,7 +71,7 @@ pub struct RouterUpdate {
     pub description: Option<String>,
     pub admin_state_up: Option<bool>,
     /// `Some(None)` clears the gateway.
-    pub external_gateway: Option<Option<(String, Option<bool>)>>,
+    pub external_gateway: Option<Option<GatewayRequest>>,
 }
 
 /// What an interface added or removed is, in Neutron's reply.
@@ -118,8 +125,8 @@ impl Networks {
             revision: 1,
         };
         q::insert_router(&mut tx, &row).await?;
-        if let Some((network, snat)) = new.external_gateway {
-            self.set_gateway(&mut tx, caller, &mut row, &network, snat)
+        if let Some(gateway) = new.external_gateway {
+            self.set_gateway(&mut tx, caller, &mut row, &gateway)
                 .await?;
             row.revision += 1;
             row.updated_at = now;
@@ -138,16 +145,16 @@ impl Networks {
         tx: &mut Transaction,
         caller: &AuthContext,
         router: &mut RouterRow,
-        network: &str,
-        snat: Option<bool>,
+        gateway: &GatewayRequest,
     ) -> Result<(), NetworkError> {
+        let network = gateway.network_id.as_str();
         let network_row = visible_network_row_in(tx, caller, network).await?;
         if !network_row.external {
             return Err(bad_router(format!(
                 "Network {network} is not an external network"
             )));
         }
-        let gateway = NewPort {
+        let port = NewPort {
             network_id: network_row.id.clone(),
             device_id: router.id.clone(),
             device_owner: ROUTER_GATEWAY.to_owned(),
@@ -162,7 +169,7 @@ impl Networks {
                 router.project_id.clone(),
                 None,
                 None,
-                gateway,
+                port,
             )
             .await?;
         if made.fixed_ips.is_empty() {
@@ -172,7 +179,7 @@ impl Networks {
             ));
         }
         router.external_network_id = Some(network_row.id);
-        router.enable_snat = snat.unwrap_or(true);
+        router.enable_snat = gateway.enable_snat.unwrap_or(true);
         Ok(())
     }
 
@@ -292,14 +299,14 @@ impl Networks {
         match update.external_gateway {
             None => {}
             Some(None) => self.clear_gateway(&mut tx, &mut row).await?,
-            Some(Some((network, snat))) => {
-                if row.external_network_id.as_deref() == Some(network.as_str()) {
-                    row.enable_snat = snat.unwrap_or(row.enable_snat);
+            Some(Some(gateway)) => {
+                if row.external_network_id.as_deref() == Some(gateway.network_id.as_str()) {
+                    row.enable_snat = gateway.enable_snat.unwrap_or(row.enable_snat);
                 } else {
                     if row.external_network_id.is_some() {
                         self.clear_gateway(&mut tx, &mut row).await?;
                     }
-                    self.set_gateway(&mut tx, caller, &mut row, &network, snat)
+                    self.set_gateway(&mut tx, caller, &mut row, &gateway)
                         .await?;
                 }
             }

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use bytes::Bytes;
 use http::StatusCode;
-use nefos_network::{NewRouter, RouterUpdate};
+use nefos_network::{GatewayRequest, NewRouter, RouterUpdate};
 use serde_json::{Value, json};
 
 use super::NeutronError;
@@ -17,9 +17,7 @@ use nefos_network_api::paths;
 
 /// `external_gateway_info`: `Some(None)` clears the gateway (`null` or `{}`), otherwise
 /// the external network and `enable_snat`.
-fn gateway_info(
-    value: Option<Value>,
-) -> Result<Option<Option<(String, Option<bool>)>>, NeutronError> {
+fn gateway_info(value: Option<Value>) -> Result<Option<Option<GatewayRequest>>, NeutronError> {
     let value = match value {
         None => return Ok(None),
         Some(Value::Null) => return Ok(Some(None)),
@@ -40,7 +38,10 @@ fn gateway_info(
     }
     info.finish()?;
     match network {
-        Some(network) => Ok(Some(Some((network, snat)))),
+        Some(network_id) => Ok(Some(Some(GatewayRequest {
+            network_id,
+            enable_snat: snat,
+        }))),
         None if snat.is_none() => Ok(Some(None)),
         None => Err(NeutronError::bad_request(
             "Invalid input for external_gateway_info. Reason: network_id is required.",
