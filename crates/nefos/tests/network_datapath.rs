@@ -5,8 +5,11 @@
 //! another project on its own network with the same CIDR (and the very same address as
 //! one of them) reaches neither, and neither reaches it; a VM that forges its source
 //! address or MAC gets nothing through. Every VM takes its address from the node's DHCP
-//! server. Deleting the servers deletes the ports they made, frees those the project
-//! gave them, and leaves no bridge, VXLAN device, tap or nftables rule on the nodes.
+//! server, and keeps it across a kill of its node's agent, of the control plane, a lease
+//! time and a reboot. Security groups allow and deny, ingress and egress. A router takes
+//! VMs out to a host outside the cloud, and a floating IP lets that host in. Deleting the
+//! servers deletes the ports they made, frees those the project gave them, and leaves no
+//! bridge, VXLAN device, tap, router namespace or nftables rule on the nodes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -54,9 +57,12 @@ watch() {
 "#;
 
 struct Node {
+    id: String,
     namespace: String,
+    url: String,
+    args: Vec<String>,
     dir: tempfile::TempDir,
-    _process: NefosProcess,
+    process: NefosProcess,
 }
 
 struct Cloud {
@@ -152,6 +158,24 @@ impl Cloud {
         }
     }
 
+    /// Kills node `id`'s agent and starts it again on its data directory; its VMs run on.
+    fn restart_node(&mut self, id: &str) {
+        let node = self.nodes.iter_mut().find(|n| n.id == id).unwrap();
+        let guests = Lab::pids(&node.namespace).len();
+        node.process.kill9();
+        node.process = NefosProcess::start_command(
+            NefosProcess::command_in(&node.namespace, &common::binary(), &node.args),
+            &node.url,
+        );
+        node.process
+            .wait_printed("serving its RPC API", Duration::from_secs(120));
+        assert_eq!(
+            Lab::pids(&node.namespace).len(),
+            guests,
+            "the guests run on"
+        );
+    }
+
     /// Every node's nftables, for a failure's message.
     fn rulesets(&self) -> String {
         self.nodes
@@ -229,7 +253,7 @@ fn enroll(data: &Path, name: &str) -> String {
 }
 
 #[test]
-fn private_networks_span_nodes_and_keep_tenants_and_spoofers_out() {
+fn networks_span_nodes_keep_tenants_apart_and_let_the_outside_in_by_floating_ips() {
     let mut lab = Lab::new();
     let cp = lab.host("cp", "10.77.0.1/24");
     let hosts = [
@@ -260,11 +284,15 @@ fn private_networks_span_nodes_and_keep_tenants_and_spoofers_out() {
     .iter()
     .map(|s| (*s).to_owned())
     .collect();
-    let mut control_plane = NefosProcess::start_command(
-        NefosProcess::command_in(&cp, &common::binary(), &args),
-        "http://10.77.0.1:8080",
-    );
-    control_plane.wait_printed("nefos is up", Duration::from_secs(120));
+    let start_control_plane = || {
+        let mut process = NefosProcess::start_command(
+            NefosProcess::command_in(&cp, &common::binary(), &args),
+            "http://10.77.0.1:8080",
+        );
+        process.wait_printed("nefos is up", Duration::from_secs(120));
+        process
+    };
+    let mut control_plane = start_control_plane();
     let mut nodes = Vec::new();
     for (namespace, address, id) in &hosts {
         let token = enroll(&data, id);
@@ -272,24 +300,25 @@ fn private_networks_span_nodes_and_keep_tenants_and_spoofers_out() {
             .prefix("nfn")
             .tempdir_in("/tmp")
             .unwrap();
+        let args = node_args(node_dir.path(), address, &token, id);
+        let url = format!("http://{address}:8081");
         let mut process = NefosProcess::start_command(
-            NefosProcess::command_in(
-                namespace,
-                &common::binary(),
-                &node_args(node_dir.path(), address, &token, id),
-            ),
-            &format!("http://{address}:8081"),
+            NefosProcess::command_in(namespace, &common::binary(), &args),
+            &url,
         );
         process.wait_printed("serving its RPC API", Duration::from_secs(120));
         nodes.push(Node {
+            id: (*id).to_owned(),
             namespace: namespace.clone(),
+            url,
+            args,
             dir: node_dir,
-            _process: process,
+            process,
         });
     }
 
     // A second project's user, in a clouds.yaml of the test's own.
-    let cloud = Cloud {
+    let mut cloud = Cloud {
         os: OpenStack::in_namespace(&cp),
         clouds: data.join("clouds.yaml"),
         nodes,
@@ -363,7 +392,8 @@ fn private_networks_span_nodes_and_keep_tenants_and_spoofers_out() {
         "vm-b",
         &pb,
         "(reach ping-a ping -c 1 -W 1 10.0.0.11 && reach http-a page_of 10.0.0.11 vm-a) &
-         watch snat ping -c 1 -W 1 203.0.113.1 &",
+         watch snat ping -c 1 -W 1 203.0.113.1 &
+         watch http-a2 page_of 10.0.0.11 vm-a &",
     );
     assert_ne!(
         node_a, node_b,
@@ -546,7 +576,44 @@ fn private_networks_span_nodes_and_keep_tenants_and_spoofers_out() {
         String::from_utf8_lossy(&refused.stderr)
     );
 
+    // Restarts: vm-a's node agent, then the control plane, each killed. vm-b watches
+    // vm-a's HTTP at its address throughout, past a lease time, while the floating IPs
+    // are tried; then vm-a reboots and answers there again.
+    cloud.wait_state(&vm_b, "http-a2", "up");
+    let restarted = Instant::now();
+    let seen = cloud.console(&vm_b).matches("STATE http-a2").count();
+    cloud.restart_node(&node_a);
+    control_plane.kill9();
+    control_plane = start_control_plane();
+    let server = cloud.json("nefos-admin", &["server", "show", &vm_a]);
+    assert_eq!(server["status"], "ACTIVE", "{server}");
+
     floating_ips_reach_vms_from_outside(&cloud, &outside, &pa, &vm_b);
+
+    let lease = Duration::from_secs(70);
+    if let Some(rest) = lease.checked_sub(restarted.elapsed()) {
+        std::thread::sleep(rest);
+    }
+    let console = cloud.console(&vm_b);
+    let since: Vec<&str> = console
+        .lines()
+        .filter(|line| line.contains("STATE http-a2"))
+        .skip(seen)
+        .collect();
+    assert!(
+        since.iter().all(|line| !line.contains("down")),
+        "vm-a stopped answering after the restarts: {since:?}"
+    );
+    cloud.ok(
+        "nefos-demo",
+        &["server", "reboot", "--hard", "--wait", &vm_a],
+    );
+    let started = Instant::now();
+    while cloud.console(&vm_a).matches("NEFOS-GUEST-READY").count() < 2 {
+        assert!(started.elapsed() < BOOT, "vm-a did not boot again");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    cloud.wait_state(&vm_b, "http-a2", "up");
 
     // Deleting the servers: the ports they were given stay, unbound; the nodes keep
     // nothing of the networks.
@@ -588,6 +655,7 @@ fn private_networks_span_nodes_and_keep_tenants_and_spoofers_out() {
         cloud.ok("nefos-demo", &["port", "delete", port]);
     }
     cloud.ok("nefos-demo", &["security", "group", "delete", "locked"]);
+    drop(control_plane);
     drop(lab);
 }
 
