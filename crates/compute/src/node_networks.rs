@@ -85,6 +85,48 @@ impl crate::Compute {
         self.inner.push_networks_to(nodes).await;
     }
 
+    /// Sends their networks to the nodes of every network whose subnets changed after
+    /// `since` (microseconds; changes made outside the API, by `nefos admin network`);
+    /// returns the time of the latest change seen, the next call's `since`.
+    pub async fn sync_changed_networks(&self, since: i64) -> i64 {
+        let changed = self.inner.networks.networks_changed_since(since).await;
+        let (networks, latest) = match changed {
+            Ok(changed) => changed,
+            Err(error) => {
+                tracing::warn!(error = %crate::servers::sagas::chain(&error), "cannot read which networks changed");
+                return since;
+            }
+        };
+        if networks.is_empty() {
+            return since;
+        }
+        let hosts = async {
+            let mut conn = self
+                .inner
+                .db
+                .pool()
+                .acquire()
+                .await
+                .map_err(nefos_db::DbError::query("connect"))?;
+            self.inner
+                .networks
+                .hosts_on_networks(&mut conn, &networks)
+                .await
+                .map_err(ComputeError::Network)
+        };
+        match hosts.await {
+            Ok(hosts) => {
+                tracing::info!(?networks, "sending nodes their changed networks");
+                self.sync_networks(hosts).await;
+                latest.unwrap_or(since)
+            }
+            Err(error) => {
+                tracing::warn!(error = %crate::servers::sagas::chain(&error), "cannot find the nodes of changed networks");
+                since
+            }
+        }
+    }
+
     /// [`Self::sync_networks`] for the nodes a change of router `router` concerns (its
     /// own and those of its networks).
     pub async fn sync_router(&self, router: &str) {

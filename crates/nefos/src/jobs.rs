@@ -48,6 +48,8 @@ const EXPIRY_BATCH: i64 = 500;
 const DIGEST_INTERVAL: Duration = Duration::from_secs(1);
 /// Versions completed per pass.
 const DIGEST_BATCH: i64 = 16;
+/// How often subnets changed outside the API are looked for, to send nodes.
+const NETWORK_CHANGES_INTERVAL: Duration = Duration::from_secs(2);
 /// How often sagas of stopped processes are looked for.
 const SAGA_RECOVERY_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -105,6 +107,29 @@ pub async fn spawn(services: &Services) -> Vec<JoinHandle<()>> {
                         if let Err(error) = sagas.recover(abandoned_after).await {
                             tracing::warn!(error = %nefos_api::error_chain(&error), "saga recovery failed");
                         }
+                    }
+                }
+            },
+        ),
+        // Changes of subnets made outside the API (`nefos admin network pool add`,
+        // `renumber`) reach the nodes within seconds; the reconciler would take a minute.
+        spawn_loop(
+            &db,
+            "network-changes",
+            NETWORK_CHANGES_INTERVAL,
+            Runs::Leader,
+            {
+                let compute = s.compute.clone();
+                let seen = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(
+                    nefos_db::time::now_micros(),
+                ));
+                move || {
+                    let compute = compute.clone();
+                    let seen = seen.clone();
+                    async move {
+                        let since = seen.load(std::sync::atomic::Ordering::Relaxed);
+                        let latest = compute.sync_changed_networks(since).await;
+                        seen.store(latest, std::sync::atomic::Ordering::Relaxed);
                     }
                 }
             },

@@ -15,6 +15,7 @@ mod floating_ips;
 mod ipam;
 mod networks;
 mod ports;
+mod renumber;
 mod routers;
 mod security_groups;
 mod subnets;
@@ -31,6 +32,7 @@ pub use error::NetworkError;
 pub use floating_ips::{FLOATING_IP_OWNER, FloatingIp, FloatingIpUpdate, NewFloatingIp};
 pub use networks::{NetworkUpdate, NewNetwork};
 pub use ports::{FixedIpRequest, NewPort, PortUpdate};
+pub use renumber::{AddressMove, Renumbered};
 pub use routers::{
     ExternalGateway, GatewayRequest, NewRouter, ROUTER_GATEWAY, ROUTER_INTERFACE, Router,
     RouterInterface, RouterUpdate,

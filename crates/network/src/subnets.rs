@@ -299,7 +299,7 @@ impl Networks {
     }
 }
 
-fn parse_cidr(text: &str) -> Result<Cidr, NetworkError> {
+pub(crate) fn parse_cidr(text: &str) -> Result<Cidr, NetworkError> {
     Cidr::parse(text).map_err(|error| match error {
         CidrError::Malformed => NetworkError::invalid(format!("'{text}' is not a valid IP subnet")),
         CidrError::HostBits { recommended } => NetworkError::invalid(format!(
@@ -467,7 +467,7 @@ fn host_routes(version: IpVersion, routes: &[HostRoute]) -> Result<String, Netwo
         .map_err(|e| NetworkError::invalid(format!("host routes cannot be written: {e}")))
 }
 
-fn pool_rows(cidr: &Cidr, subnet: &str, pools: &[Range]) -> Vec<PoolRow> {
+pub(crate) fn pool_rows(cidr: &Cidr, subnet: &str, pools: &[Range]) -> Vec<PoolRow> {
     pools
         .iter()
         .filter_map(|range| {

@@ -207,3 +207,18 @@ pub async fn address_history<'c>(
     .await
     .map_err(DbError::query("read an address's history"))
 }
+
+/// Every address held in a subnet, with its port.
+pub async fn subnet_allocations<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    subnet: &str,
+) -> Result<Vec<AllocationRow>, DbError> {
+    sqlx::query_as(
+        "SELECT subnet_id, address, port_id, network_id FROM ip_allocations
+         WHERE subnet_id = $1 ORDER BY port_id, address",
+    )
+    .bind(subnet)
+    .fetch_all(ex)
+    .await
+    .map_err(DbError::query("read a subnet's allocations"))
+}

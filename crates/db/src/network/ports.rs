@@ -207,3 +207,14 @@ pub async fn delete_port(conn: &mut Connection, id: &str) -> Result<bool, DbErro
         .map_err(DbError::query("delete a port"))?;
     Ok(done.rows_affected() == 1)
 }
+
+/// Marks a port changed (its addresses, say) at `at`.
+pub async fn touch_port(conn: &mut Connection, id: &str, at: i64) -> Result<(), DbError> {
+    sqlx::query("UPDATE ports SET updated_at = $2, revision = revision + 1 WHERE id = $1")
+        .bind(id)
+        .bind(at)
+        .execute(conn)
+        .await
+        .map_err(DbError::query("mark a port changed"))?;
+    Ok(())
+}

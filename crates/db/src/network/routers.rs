@@ -324,3 +324,26 @@ pub async fn disassociate_port(conn: &mut Connection, port: &str, at: i64) -> Re
     .map_err(DbError::query("end a port's floating IPs"))?;
     Ok(())
 }
+
+/// Points the floating IPs of `port`'s address `from` at its new address `to` (the
+/// port's subnet was renumbered).
+pub async fn move_fixed_address(
+    conn: &mut Connection,
+    port: &str,
+    from: &str,
+    to: &str,
+    at: i64,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE floating_ips SET fixed_ip_address = $3, updated_at = $4, revision = revision + 1
+         WHERE port_id = $1 AND fixed_ip_address = $2",
+    )
+    .bind(port)
+    .bind(from)
+    .bind(to)
+    .bind(at)
+    .execute(conn)
+    .await
+    .map_err(DbError::query("move a floating IP's fixed address"))?;
+    Ok(())
+}

@@ -250,3 +250,45 @@ pub async fn delete_subnet(conn: &mut Connection, id: &str) -> Result<bool, DbEr
         .map_err(DbError::query("delete a subnet"))?;
     Ok(done.rows_affected() == 1)
 }
+
+/// Gives a subnet another block and gateway (a renumbering), at `at`.
+pub async fn renumber_subnet(
+    conn: &mut Connection,
+    id: &str,
+    cidr: &str,
+    gateway: Option<&str>,
+    at: i64,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE subnets SET cidr = $2, gateway_ip = $3, updated_at = $4, revision = revision + 1
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(cidr)
+    .bind(gateway)
+    .bind(at)
+    .execute(conn)
+    .await
+    .map_err(DbError::query("renumber a subnet"))?;
+    Ok(())
+}
+
+/// The networks with a subnet changed after `since`, and the latest change among them.
+pub async fn subnets_changed_since<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    since: i64,
+) -> Result<(Vec<String>, Option<i64>), DbError> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT network_id, MAX(updated_at) FROM subnets WHERE updated_at > $1
+         GROUP BY network_id ORDER BY network_id",
+    )
+    .bind(since)
+    .fetch_all(ex)
+    .await
+    .map_err(DbError::query("read the subnets changed lately"))?;
+    let latest = rows.iter().map(|(_, at)| *at).max();
+    Ok((
+        rows.into_iter().map(|(network, _)| network).collect(),
+        latest,
+    ))
+}

@@ -1,6 +1,6 @@
 //! `nefos admin network`: the operator's side of IPAM (Synnefo's `snf-manage
 //! pool-modify` and its IP log): another address block for a network, at once and with
-//! no restart, and who held an address when.
+//! no restart, a subnet renumbered with every port of it, and who held an address when.
 
 use std::net::IpAddr;
 
@@ -15,6 +15,22 @@ pub enum NetworkCommand {
     /// Address pools.
     #[command(subcommand)]
     Pool(PoolCommand),
+    /// Moves a subnet of a network to another block, with every address held in it (each
+    /// keeps its place in the block where it can); guests follow at their next DHCP
+    /// renewal, within a lease time. Prints what moved.
+    Renumber {
+        /// The network's id.
+        network: String,
+        /// The new block, e.g. 10.9.0.0/24.
+        #[arg(long)]
+        to: String,
+        /// The subnet to move, when the network has several of the block's IP version.
+        #[arg(long)]
+        subnet: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Who held an address (any network), most recent first: for abuse reports.
     IpHistory {
         address: String,
@@ -83,6 +99,52 @@ pub async fn run(networks: &Networks, command: NetworkCommand) -> anyhow::Result
                 added.subnet.cidr,
                 pools.join(", ")
             );
+            Ok(())
+        }
+        NetworkCommand::Renumber {
+            network,
+            to,
+            subnet,
+            json,
+        } => {
+            let done = networks.renumber(&network, &to, subnet.as_deref()).await?;
+            if json {
+                let moves: Vec<serde_json::Value> = done
+                    .moves
+                    .iter()
+                    .map(|m| {
+                        serde_json::json!({
+                            "port_id": m.port_id, "device_id": m.device_id,
+                            "from": m.from, "to": m.to,
+                        })
+                    })
+                    .collect();
+                return print_json(&serde_json::json!({
+                    "subnet_id": done.subnet_id, "from": done.from.to_string(),
+                    "to": done.to.to_string(), "gateway_ip": done.gateway,
+                    "moves": moves,
+                }));
+            }
+            println!(
+                "subnet {}: {} -> {}, gateway {}; {} addresses moved (nodes are told within \
+                 seconds; guests follow at their next DHCP renewal)",
+                done.subnet_id,
+                done.from,
+                done.to,
+                done.gateway
+                    .map_or_else(|| "none".to_owned(), |g| g.to_string()),
+                done.moves.len()
+            );
+            let mut out = table(&["port", "device", "from", "to"]);
+            for m in &done.moves {
+                out.add_row(vec![
+                    m.port_id.clone(),
+                    m.device_id.clone(),
+                    m.from.to_string(),
+                    m.to.to_string(),
+                ]);
+            }
+            println!("{out}");
             Ok(())
         }
         NetworkCommand::IpHistory { address, json } => {
