@@ -6,7 +6,8 @@
 //! one of them) reaches neither, and neither reaches it; a VM that forges its source
 //! address or MAC gets nothing through. Every VM takes its address from the node's DHCP
 //! server, and keeps it across a kill of its node's agent, of the control plane, a lease
-//! time and a reboot. Security groups allow and deny, ingress and egress. A router takes
+//! time and a reboot, and follows a renumbering of its network within a lease time.
+//! Security groups allow and deny, ingress and egress. A router takes
 //! VMs out to a host outside the cloud, and a floating IP lets that host in. Deleting the
 //! servers deletes the ports they made, frees those the project gave them, and leaves no
 //! bridge, VXLAN device, tap, router namespace or nftables rule on the nodes.
@@ -137,6 +138,10 @@ impl Cloud {
     /// Waits until the last state server `server` reported for `name` (its `watch`) is
     /// `state`.
     fn wait_state(&self, server: &str, name: &str, state: &str) {
+        self.wait_state_within(server, name, state, Duration::from_secs(60));
+    }
+
+    fn wait_state_within(&self, server: &str, name: &str, state: &str, limit: Duration) {
         let prefix = format!("STATE {name} ");
         let started = Instant::now();
         loop {
@@ -150,7 +155,7 @@ impl Cloud {
                 return;
             }
             assert!(
-                started.elapsed() < Duration::from_secs(60),
+                started.elapsed() < limit,
                 "{server}'s {name} stayed {last:?}, not {state}:\n{console}\n{}",
                 self.rulesets()
             );
@@ -393,7 +398,8 @@ fn networks_span_nodes_keep_tenants_apart_and_let_the_outside_in_by_floating_ips
         &pb,
         "(reach ping-a ping -c 1 -W 1 10.0.0.11 && reach http-a page_of 10.0.0.11 vm-a) &
          watch snat ping -c 1 -W 1 203.0.113.1 &
-         watch http-a2 page_of 10.0.0.11 vm-a &",
+         watch http-a2 page_of 10.0.0.11 vm-a &
+         watch renumbered page_of 10.9.0.11 vm-a &",
     );
     assert_ne!(
         node_a, node_b,
@@ -614,6 +620,26 @@ fn networks_span_nodes_keep_tenants_apart_and_let_the_outside_in_by_floating_ips
         std::thread::sleep(Duration::from_millis(300));
     }
     cloud.wait_state(&vm_b, "http-a2", "up");
+
+    // Renumbering: net-a moves to 10.9.0.0/24 while its VMs run; they follow by DHCP
+    // within a lease time (60 s here) and talk at their new addresses.
+    let net_a = cloud.json("nefos-demo", &["network", "show", "net-a"]);
+    let moved = common::admin_ok(&[
+        "network",
+        "renumber",
+        net_a["id"].as_str().unwrap(),
+        "--to",
+        "10.9.0.0/24",
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert!(
+        moved.contains("10.0.0.11") && moved.contains("10.9.0.11"),
+        "{moved}"
+    );
+    cloud.wait_state_within(&vm_b, "renumbered", "up", Duration::from_secs(150));
+    let port = cloud.json("nefos-demo", &["port", "show", &pa]);
+    assert_eq!(port["fixed_ips"][0]["ip_address"], "10.9.0.11", "{port}");
 
     // Deleting the servers: the ports they were given stay, unbound; the nodes keep
     // nothing of the networks.
