@@ -234,7 +234,7 @@ impl Networks {
         tx.commit()
             .await
             .map_err(DbError::query("commit a renumbering"))?;
-        report.sort_by(|a, b| to_number(a.to).cmp(&to_number(b.to)));
+        report.sort_by_key(|m| to_number(m.to));
         tracing::info!(network, subnet = %current.id, %from, to = %block, moved = report.len(), "subnet renumbered");
         Ok(Renumbered {
             subnet_id: current.id,
