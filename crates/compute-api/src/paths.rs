@@ -40,6 +40,10 @@ pub const SERVER_TAGS: &str = "/servers/{server_id}/tags";
 /// `GET` (check), `PUT`, `DELETE`.
 pub const SERVER_TAG: &str = "/servers/{server_id}/tags/{tag}";
 /// `POST` `{"remote_console": {"protocol": "vnc", "type": "novnc"}}`.
+/// `GET` a server's interfaces, `POST` plug a port (or a network's new port) in.
+pub const SERVER_INTERFACES: &str = "/servers/{server_id}/os-interface";
+/// `GET` one, `DELETE` unplug it.
+pub const SERVER_INTERFACE: &str = "/servers/{server_id}/os-interface/{port_id}";
 pub const SERVER_REMOTE_CONSOLES: &str = "/servers/{server_id}/remote-consoles";
 pub const SERVER_ACTIONS: &str = "/servers/{server_id}/os-instance-actions";
 /// `GET`, administrators: what a running server uses.

@@ -656,3 +656,53 @@ pub struct NicDetails {
     pub tx_packets: Option<u64>,
     pub tx_rate: Option<u64>,
 }
+
+/// One of a server's interfaces (`os-interface`): a port plugged into it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceAttachment {
+    pub port_state: String,
+    pub fixed_ips: Vec<InterfaceFixedIp>,
+    pub port_id: String,
+    pub net_id: String,
+    pub mac_addr: String,
+    pub tag: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceFixedIp {
+    pub subnet_id: String,
+    pub ip_address: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceAttachmentBody {
+    #[serde(rename = "interfaceAttachment")]
+    pub interface_attachment: InterfaceAttachment,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceAttachments {
+    #[serde(rename = "interfaceAttachments")]
+    pub interface_attachments: Vec<InterfaceAttachment>,
+}
+
+/// The body of `POST /servers/{id}/os-interface` (under `interfaceAttachment`): a port,
+/// or a network to make one on (with a fixed address, if named).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachInterface {
+    #[serde(default)]
+    pub port_id: Option<String>,
+    #[serde(default)]
+    pub net_id: Option<String>,
+    #[serde(default)]
+    pub fixed_ips: Option<Vec<AttachFixedIp>>,
+    #[serde(default)]
+    pub tag: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachFixedIp {
+    pub ip_address: String,
+}

@@ -7,7 +7,7 @@
 //! address or MAC gets nothing through. Every VM takes its address from the node's DHCP
 //! server, and keeps it across a kill of its node's agent, of the control plane, a lease
 //! time and a reboot, and follows a renumbering of its network within a lease time.
-//! Security groups allow and deny, ingress and egress. A router takes
+//! A port is plugged into a running VM and out again. Security groups allow and deny, ingress and egress. A router takes
 //! VMs out to a host outside the cloud, and a floating IP lets that host in. Deleting the
 //! servers deletes the ports they made, frees those the project gave them, and leaves no
 //! bridge, VXLAN device, tap, router namespace or nftables rule on the nodes.
@@ -166,7 +166,8 @@ impl Cloud {
     /// Kills node `id`'s agent and starts it again on its data directory; its VMs run on.
     fn restart_node(&mut self, id: &str) {
         let node = self.nodes.iter_mut().find(|n| n.id == id).unwrap();
-        let guests = Lab::pids(&node.namespace).len();
+        let guests = qemus(&node.namespace);
+        assert!(!guests.is_empty(), "no guest runs on {id}");
         node.process.kill9();
         node.process = NefosProcess::start_command(
             NefosProcess::command_in(&node.namespace, &common::binary(), &node.args),
@@ -174,11 +175,7 @@ impl Cloud {
         );
         node.process
             .wait_printed("serving its RPC API", Duration::from_secs(120));
-        assert_eq!(
-            Lab::pids(&node.namespace).len(),
-            guests,
-            "the guests run on"
-        );
+        assert_eq!(qemus(&node.namespace), guests, "the guests run on");
     }
 
     /// Every node's nftables, for a failure's message.
@@ -399,7 +396,12 @@ fn networks_span_nodes_keep_tenants_apart_and_let_the_outside_in_by_floating_ips
         "(reach ping-a ping -c 1 -W 1 10.0.0.11 && reach http-a page_of 10.0.0.11 vm-a) &
          watch snat ping -c 1 -W 1 203.0.113.1 &
          watch http-a2 page_of 10.0.0.11 vm-a &
-         watch renumbered page_of 10.9.0.11 vm-a &",
+         watch renumbered page_of 10.9.0.11 vm-a &
+         (while ! ip link show eth1 >/dev/null 2>&1; do sleep 1; done; \
+          udhcpc -i eth1 -s /usr/share/udhcpc/default.script -b -t 5 -T 2 -S; \
+          reach hotplug sh -c 'ip -4 addr show eth1 | grep -q 10.5.0.5/24' && \
+          while ip link show eth1 >/dev/null 2>&1; do sleep 1; done; \
+          echo 'PROBE unplugged ok' >/dev/ttyS0) &",
     );
     assert_ne!(
         node_a, node_b,
@@ -581,6 +583,38 @@ fn networks_span_nodes_keep_tenants_apart_and_let_the_outside_in_by_floating_ips
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
+
+    // Hot-plug: a port of another network plugged into the running vm-b, which takes
+    // its address by DHCP on the new NIC; then unplugged, the port kept.
+    cloud.json("nefos-demo", &["network", "create", "net-x"]);
+    cloud.json(
+        "nefos-demo",
+        &[
+            "subnet",
+            "create",
+            "--network",
+            "net-x",
+            "--subnet-range",
+            "10.5.0.0/24",
+            "net-x-v4",
+        ],
+    );
+    let px = cloud.port("nefos-demo", "net-x", "10.5.0.5", "px");
+    cloud.ok("nefos-demo", &["server", "add", "port", &vm_b, &px]);
+    let interfaces = cloud.json("nefos-demo", &["port", "list", "--server", &vm_b]);
+    assert_eq!(interfaces.as_array().unwrap().len(), 2, "{interfaces}");
+    assert_eq!(
+        cloud.probes(&vm_b, &["hotplug"]),
+        ["ok"],
+        "{}",
+        cloud.console(&vm_b)
+    );
+    cloud.ok("nefos-demo", &["server", "remove", "port", &vm_b, &px]);
+    assert_eq!(cloud.probes(&vm_b, &["unplugged"]), ["ok"]);
+    let shown = cloud.json("nefos-demo", &["port", "show", &px]);
+    assert_eq!(shown["device_id"], "", "{shown}");
+    cloud.ok("nefos-demo", &["port", "delete", &px]);
+    cloud.ok("nefos-demo", &["network", "delete", "net-x"]);
 
     // Restarts: vm-a's node agent, then the control plane, each killed. vm-b watches
     // vm-a's HTTP at its address throughout, past a lease time, while the floating IPs
@@ -853,4 +887,15 @@ fn floating_ips_reach_vms_from_outside(cloud: &Cloud, outside: &str, pa: &str, v
     );
     cloud.ok("nefos-demo", &["router", "delete", "r1"]);
     cloud.ok("nefos-admin", &["network", "delete", "public"]);
+}
+
+/// The QEMU processes running in `namespace`.
+fn qemus(namespace: &str) -> Vec<u32> {
+    Lab::pids(namespace)
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.starts_with("qemu"))
+        })
+        .collect()
 }

@@ -155,41 +155,54 @@ impl Networks {
         device: &str,
         delete: &BTreeSet<String>,
     ) -> Result<(), NetworkError> {
-        let now = now_micros();
         for port in self.device_ports(tx, device).await? {
-            if !q::lock_port(tx, &port.id).await? {
-                continue;
-            }
-            let Some(mut row) = q::get_port(&mut **tx, &port.id).await? else {
-                continue;
-            };
-            if !delete.contains(&row.id) {
-                row.device_id = String::new();
-                row.device_owner = String::new();
-                row.binding_host = None;
-                row.status = "DOWN".to_owned();
-                row.updated_at = now;
-                row.revision += 1;
-                q::update_port(tx, &row).await?;
-                continue;
-            }
-            for allocation in q::port_addresses(&mut **tx, &row.id).await? {
-                release(tx, &row.id, &allocation, now).await?;
-            }
-            q::delete_port(tx, &row.id).await?;
-            q::set_port_security_groups(tx, &row.id, &[]).await?;
-            q::disassociate_port(tx, &row.id, now).await?;
-            if let Some(user) = &row.charged_to {
-                self.quotas
-                    .charge_in(
-                        tx,
-                        &[Provision::new(&row.project_id, user, PORT_RESOURCE, -1)],
-                    )
-                    .await
-                    .map_err(NetworkError::Quota)?;
-            }
-            tracing::info!(port = %row.id, device, "port deleted with its device");
+            self.release_port_in(tx, &port.id, delete.contains(&port.id))
+                .await?;
         }
+        Ok(())
+    }
+
+    /// Lets go of port `port_id`, in the caller's transaction: deleted (its addresses and
+    /// quota freed) when `delete`, otherwise the project's again, unbound and free.
+    pub async fn release_port_in(
+        &self,
+        tx: &mut Transaction,
+        port_id: &str,
+        delete: bool,
+    ) -> Result<(), NetworkError> {
+        let now = now_micros();
+        if !q::lock_port(tx, port_id).await? {
+            return Ok(());
+        }
+        let Some(mut row) = q::get_port(&mut **tx, port_id).await? else {
+            return Ok(());
+        };
+        if !delete {
+            row.device_id = String::new();
+            row.device_owner = String::new();
+            row.binding_host = None;
+            row.status = "DOWN".to_owned();
+            row.updated_at = now;
+            row.revision += 1;
+            q::update_port(tx, &row).await?;
+            return Ok(());
+        }
+        for allocation in q::port_addresses(&mut **tx, &row.id).await? {
+            release(tx, &row.id, &allocation, now).await?;
+        }
+        q::delete_port(tx, &row.id).await?;
+        q::set_port_security_groups(tx, &row.id, &[]).await?;
+        q::disassociate_port(tx, &row.id, now).await?;
+        if let Some(user) = &row.charged_to {
+            self.quotas
+                .charge_in(
+                    tx,
+                    &[Provision::new(&row.project_id, user, PORT_RESOURCE, -1)],
+                )
+                .await
+                .map_err(NetworkError::Quota)?;
+        }
+        tracing::info!(port = %row.id, device = %row.device_id, "port deleted with its device");
         Ok(())
     }
 

@@ -11,8 +11,8 @@ use nefos_route::fill;
 use crate::routes::rpc;
 use crate::{
     ConsoleOutput, EnsureVm, ErrorBody, NetworksStatus, NodeInfo, NodeNetworks, PauseVm,
-    RPC_PREFIX, RebootVm, RebuildVm, ResizeEnd, ResizeVm, Secret, StartVm, StopVm, SuspendVm,
-    VmDiagnostics, VmStatus,
+    RPC_PREFIX, RebootVm, RebuildVm, ResizeEnd, ResizeVm, Secret, SetNics, StartVm, StopVm,
+    SuspendVm, VmDiagnostics, VmStatus,
 };
 
 /// The control plane's client of one node's RPC API, holding that node's RPC key.
@@ -170,6 +170,11 @@ impl NodeClient {
         request: &RebuildVm,
     ) -> Result<VmStatus, NodeClientError> {
         self.call(Method::POST, &fill(rpc::VM_REBUILD, &[id]), Some(request))
+            .await
+    }
+
+    pub async fn set_nics(&self, id: &str, request: &SetNics) -> Result<VmStatus, NodeClientError> {
+        self.call(Method::PUT, &fill(rpc::VM_NICS, &[id]), Some(request))
             .await
     }
 

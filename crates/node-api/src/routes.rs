@@ -30,6 +30,9 @@ pub mod rpc {
     pub const VM_RESIZE_CONFIRM: &str = "/vms/{id}/resize/confirm";
     /// `POST` [`crate::ResizeEnd`]: the VM stops and gets its earlier sizes and disk back.
     pub const VM_RESIZE_REVERT: &str = "/vms/{id}/resize/revert";
+    /// `PUT` [`crate::SetNics`]: the VM's NICs; a running VM's are plugged in and out of
+    /// it as they differ.
+    pub const VM_NICS: &str = "/vms/{id}/nics";
     /// `POST` [`crate::RebuildVm`].
     pub const VM_REBUILD: &str = "/vms/{id}/rebuild";
     /// `POST`, no body: the root disk as a self-contained qcow2 image (its base folded

@@ -166,6 +166,14 @@ pub struct VmSize {
     pub disk_bytes: u64,
 }
 
+/// The NICs a VM has from now on: a running VM's are plugged in and out of it (PCI
+/// hot-plug) as they differ from what it runs with, a stopped VM's apply at its start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetNics {
+    pub generation: u64,
+    pub nics: Vec<NicSpec>,
+}
+
 /// Resize a stopped VM to `size`: vCPUs and RAM apply at its next start, the root disk
 /// grows (it never shrinks). The disk as it was is kept until a confirm or a revert
 /// ([`ResizeEnd`]), as Nova keeps the source of a resize until it is confirmed.

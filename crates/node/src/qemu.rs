@@ -14,6 +14,7 @@
 //! in the overlay's header. These use -blockdev's JSON form, which has `null` and needs no
 //! escaping of commas in paths.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -148,6 +149,7 @@ pub fn command_line(
     settings: &QemuSettings,
     id: &str,
     spec: &VmSpec,
+    slots: &BTreeMap<String, u8>,
     paths: &VmPaths,
     base: &Path,
 ) -> Vec<OsString> {
@@ -222,6 +224,16 @@ pub fn command_line(
     ));
     arg("-device");
     arg("virtio-blk-pci,drive=config");
+    // q35's root bus takes no hot-plugged devices: each port's NIC sits alone behind a
+    // PCIe root port of its own, which can take it out and put another in.
+    for slot in FIRST_NIC_SLOT..=LAST_NIC_SLOT {
+        arg("-device");
+        arg(&format!(
+            "pcie-root-port,id={},bus=pcie.0,chassis={},addr={slot:#x}",
+            root_port(slot),
+            slot - FIRST_NIC_SLOT + 1
+        ));
+    }
     for (index, nic) in spec.nics.iter().enumerate() {
         match nic {
             NicSpec::UserForward { mac, forward_tcp } => {
@@ -238,18 +250,88 @@ pub fn command_line(
                 // The node made the tap and put it on its network's bridge; QEMU only
                 // opens it.
                 let tap = nefos_node_api::tap_name(port_id);
+                let names = NicNames::of(port_id);
+                let slot = slots.get(port_id).copied().unwrap_or(FIRST_NIC_SLOT);
                 arg("-netdev");
                 arg(&format!(
-                    "tap,id=net{index},ifname={tap},script=no,downscript=no,vhost=off"
+                    "tap,id={},ifname={tap},script=no,downscript=no,vhost=off",
+                    names.netdev
                 ));
                 arg("-device");
                 arg(&format!(
-                    "virtio-net-pci,netdev=net{index},mac={mac},host_mtu={mtu}"
+                    "virtio-net-pci,id={},netdev={},mac={mac},host_mtu={mtu},bus={}",
+                    names.device,
+                    names.netdev,
+                    root_port(slot)
                 ));
             }
         }
     }
     args
+}
+
+/// The first slot of the root bus whose PCIe root port a port's NIC may take. Each NIC
+/// has a root port of its own, recorded when it is plugged (`Launched::nic_slots`), so
+/// that a hot-plugged NIC, or one that stays when another is unplugged, sits where it did
+/// when a saved state is restored.
+pub const FIRST_NIC_SLOT: u8 = 0x10;
+/// The last: a VM has at most eight ports.
+pub const LAST_NIC_SLOT: u8 = 0x17;
+
+/// The id of the PCIe root port in root-bus slot `slot`.
+pub fn root_port(slot: u8) -> String {
+    format!("nicport{slot:x}")
+}
+
+/// The QEMU ids of a port's NIC: its backend and its device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NicNames {
+    pub netdev: String,
+    pub device: String,
+}
+
+/// The prefix of the ids of ports' NIC devices.
+pub const NIC_DEVICE_PREFIX: &str = "nic-";
+
+impl NicNames {
+    pub fn of(port_id: &str) -> NicNames {
+        let key: String = port_id
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(24)
+            .collect();
+        NicNames {
+            netdev: format!("net-{key}"),
+            device: format!("{NIC_DEVICE_PREFIX}{key}"),
+        }
+    }
+}
+
+/// The PCI slots of the ports' NICs in `nics`: those in `kept` stay where they are, the
+/// others take the lowest free slots in order. `None` when there are more NICs than
+/// slots.
+pub fn nic_slots(nics: &[NicSpec], kept: &BTreeMap<String, u8>) -> Option<BTreeMap<String, u8>> {
+    let ports: Vec<&str> = nics
+        .iter()
+        .filter_map(|nic| match nic {
+            NicSpec::Port { port_id, .. } => Some(port_id.as_str()),
+            NicSpec::UserForward { .. } => None,
+        })
+        .collect();
+    let mut slots: BTreeMap<String, u8> = kept
+        .iter()
+        .filter(|(port, _)| ports.contains(&port.as_str()))
+        .map(|(port, slot)| (port.clone(), *slot))
+        .collect();
+    for port in ports {
+        if slots.contains_key(port) {
+            continue;
+        }
+        let taken: Vec<u8> = slots.values().copied().collect();
+        let free = (FIRST_NIC_SLOT..=LAST_NIC_SLOT).find(|slot| !taken.contains(slot))?;
+        slots.insert(port.to_owned(), free);
+    }
+    Some(slots)
 }
 
 /// The forwards QEMU set up, from its `info usernet` text: a line per listening socket,

@@ -10,13 +10,13 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use nefos_node_api::routes::rpc;
 use nefos_node_api::{
     ConsoleOutput, EnsureVm, ErrorBody, ErrorDetail, NetworksStatus, NodeInfo, NodeNetworks,
-    PauseVm, RPC_PREFIX, RebootVm, RebuildVm, ResizeEnd, ResizeVm, Secret, StartVm, StopVm,
-    SuspendVm, VmStatus,
+    PauseVm, RPC_PREFIX, RebootVm, RebuildVm, ResizeEnd, ResizeVm, Secret, SetNics, StartVm,
+    StopVm, SuspendVm, VmStatus,
 };
 use serde::Deserialize;
 
@@ -52,6 +52,7 @@ pub fn router(state: RpcState) -> Router {
         .route(rpc::VM_RESUME, post(resume))
         .route(rpc::VM_REBUILD, post(rebuild))
         .route(rpc::VM_RESIZE, post(resize))
+        .route(rpc::VM_NICS, put(set_nics))
         .route(rpc::VM_RESIZE_CONFIRM, post(confirm_resize))
         .route(rpc::VM_RESIZE_REVERT, post(revert_resize))
         .route(rpc::VM_EXPORT, post(export))
@@ -204,6 +205,14 @@ async fn rebuild(
     Body(request): Body<RebuildVm>,
 ) -> Result<Json<VmStatus>, RpcError> {
     Ok(Json(state.vms.rebuild(&id, &request).await?))
+}
+
+async fn set_nics(
+    State(state): State<RpcState>,
+    Path(id): Path<String>,
+    Body(request): Body<SetNics>,
+) -> Result<Json<VmStatus>, RpcError> {
+    Ok(Json(state.vms.set_nics(&id, &request).await?))
 }
 
 async fn resize(
@@ -398,7 +407,8 @@ impl From<VmError> for RpcError {
             VmError::Invalid { .. }
             | VmError::DiskTooSmall { .. }
             | VmError::Immutable { .. }
-            | VmError::DiskShrink { .. } => StatusCode::BAD_REQUEST,
+            | VmError::DiskShrink { .. }
+            | VmError::TooManyNics { .. } => StatusCode::BAD_REQUEST,
             VmError::Stale { .. }
             | VmError::GenerationReused { .. }
             | VmError::Destroyed { .. }
@@ -411,7 +421,9 @@ impl From<VmError> for RpcError {
             | VmError::StateTransfer { .. }
             | VmError::Busy
             | VmError::ResizeUnfinished
-            | VmError::NotResized => StatusCode::CONFLICT,
+            | VmError::NotResized
+            | VmError::PortMissing { .. }
+            | VmError::UnplugTimeout { .. } => StatusCode::CONFLICT,
             VmError::Image(
                 CacheError::BlockSize { .. }
                 | CacheError::BlockCount { .. }

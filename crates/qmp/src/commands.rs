@@ -128,6 +128,46 @@ impl QmpCommand for DeviceDel {
     type Reply = Empty;
 }
 
+/// Adds a network backend; the arguments are QEMU's `Netdev` options, passed through.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct NetdevAdd(pub Value);
+
+impl QmpCommand for NetdevAdd {
+    const NAME: &'static str = "netdev_add";
+    type Reply = Empty;
+}
+
+/// Removes a network backend no device uses any more.
+#[derive(Debug, Clone, Serialize)]
+pub struct NetdevDel {
+    pub id: String,
+}
+
+impl QmpCommand for NetdevDel {
+    const NAME: &'static str = "netdev_del";
+    type Reply = Empty;
+}
+
+/// The children and properties of a QOM object (`/machine/peripheral`: the devices with
+/// an id).
+#[derive(Debug, Clone, Serialize)]
+pub struct QomList {
+    pub path: String,
+}
+
+impl QmpCommand for QomList {
+    const NAME: &'static str = "qom-list";
+    type Reply = Vec<ObjectProperty>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ObjectProperty {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
 /// Runs a human monitor (HMP) command and returns its text. Only for what QMP does not
 /// tell, such as the host ports of user-mode forwards (`info usernet`).
 #[derive(Debug, Clone, Serialize)]

@@ -9,6 +9,7 @@ mod diagnostics;
 mod error;
 mod flavors;
 mod hypervisors;
+mod interfaces;
 mod keypairs;
 mod limits;
 mod request;
@@ -93,6 +94,14 @@ pub(crate) fn router() -> Router<ApiState> {
                 .delete(server_extras::delete_tag),
         )
         .route(paths::SERVER_REMOTE_CONSOLES, post(console::create))
+        .route(
+            paths::SERVER_INTERFACES,
+            get(interfaces::list).post(interfaces::attach),
+        )
+        .route(
+            paths::SERVER_INTERFACE,
+            get(interfaces::show).delete(interfaces::detach),
+        )
         .route(paths::SERVER_ACTIONS, get(server_extras::actions))
         .route(paths::SERVER_DIAGNOSTICS, get(diagnostics::show))
         .route(paths::SERVER_ACTION_RECORD, get(server_extras::action))

@@ -45,7 +45,7 @@ pub struct NetworkRequest {
 
 /// A NIC request checked against the networks service.
 #[derive(Debug, Clone)]
-enum Nic {
+pub(crate) enum Nic {
     NewPort {
         network: String,
         mtu: u32,
@@ -499,66 +499,79 @@ impl Compute {
         let ServerNetworks::List(requests) = &request.networks else {
             return Ok(Vec::new());
         };
-        let networks = &self.inner.networks;
         let mut nics = Vec::new();
         for wanted in requests {
-            let nic = match (&wanted.port, &wanted.network) {
-                (Some(port_id), _) => {
-                    if request.max_count > 1 {
-                        return Err(ComputeError::invalid(
-                            "Unable to launch multiple instances with a single configured \
-                             port ID. Please launch your instance one by one with different \
-                             ports.",
-                        ));
-                    }
-                    let port = match networks.port(caller, port_id).await {
-                        Ok(port) if Some(port.project_id.as_str()) == caller.project_id() => port,
-                        Ok(_) | Err(NetworkError::NotFound { .. }) => {
-                            return Err(ComputeError::invalid(format!(
-                                "Port id {port_id} could not be found."
-                            )));
-                        }
-                        Err(error) => return Err(ComputeError::Network(error)),
-                    };
-                    if !port.device_id.is_empty() {
-                        return Err(ComputeError::conflict(format!(
-                            "Port {port_id} is still in use."
-                        )));
-                    }
-                    let network = networks
-                        .network(caller, &port.network_id)
-                        .await
-                        .map_err(refusal)?;
-                    Nic::Port {
-                        port: port.id,
-                        mtu: u32::try_from(network.mtu).unwrap_or(1450),
-                    }
-                }
-                (None, Some(network_id)) => {
-                    let network = match networks.network(caller, network_id).await {
-                        Ok(network) => network,
-                        Err(NetworkError::NotFound { .. }) => {
-                            return Err(ComputeError::invalid(format!(
-                                "Network {network_id} could not be found."
-                            )));
-                        }
-                        Err(error) => return Err(ComputeError::Network(error)),
-                    };
-                    Nic::NewPort {
-                        network: network.id,
-                        mtu: u32::try_from(network.mtu).unwrap_or(1450),
-                        fixed_ip: wanted.fixed_ip,
-                    }
-                }
-                (None, None) => {
-                    return Err(ComputeError::invalid(
-                        "Bad networks format: network uuid is not in proper format",
-                    ));
-                }
-            };
-            nics.push(nic);
+            nics.push(
+                self.resolve_nic(caller, wanted, request.max_count > 1)
+                    .await?,
+            );
         }
         Ok(nics)
+    }
+
+    /// Checks one NIC request: its port or network exists and is the caller's to use
+    /// (a port only for one server: `several` refuses it).
+    pub(crate) async fn resolve_nic(
+        &self,
+        caller: &AuthContext,
+        wanted: &NetworkRequest,
+        several: bool,
+    ) -> Result<Nic, ComputeError> {
+        let networks = &self.inner.networks;
+        Ok(match (&wanted.port, &wanted.network) {
+            (Some(port_id), _) => {
+                if several {
+                    return Err(ComputeError::invalid(
+                        "Unable to launch multiple instances with a single configured \
+                     port ID. Please launch your instance one by one with different \
+                     ports.",
+                    ));
+                }
+                let port = match networks.port(caller, port_id).await {
+                    Ok(port) if Some(port.project_id.as_str()) == caller.project_id() => port,
+                    Ok(_) | Err(NetworkError::NotFound { .. }) => {
+                        return Err(ComputeError::invalid(format!(
+                            "Port id {port_id} could not be found."
+                        )));
+                    }
+                    Err(error) => return Err(ComputeError::Network(error)),
+                };
+                if !port.device_id.is_empty() {
+                    return Err(ComputeError::conflict(format!(
+                        "Port {port_id} is still in use."
+                    )));
+                }
+                let network = networks
+                    .network(caller, &port.network_id)
+                    .await
+                    .map_err(refusal)?;
+                Nic::Port {
+                    port: port.id,
+                    mtu: u32::try_from(network.mtu).unwrap_or(1450),
+                }
+            }
+            (None, Some(network_id)) => {
+                let network = match networks.network(caller, network_id).await {
+                    Ok(network) => network,
+                    Err(NetworkError::NotFound { .. }) => {
+                        return Err(ComputeError::invalid(format!(
+                            "Network {network_id} could not be found."
+                        )));
+                    }
+                    Err(error) => return Err(ComputeError::Network(error)),
+                };
+                Nic::NewPort {
+                    network: network.id,
+                    mtu: u32::try_from(network.mtu).unwrap_or(1450),
+                    fixed_ip: wanted.fixed_ip,
+                }
+            }
+            (None, None) => {
+                return Err(ComputeError::invalid(
+                    "Bad networks format: network uuid is not in proper format",
+                ));
+            }
+        })
     }
 
     /// Makes or takes server `id`'s ports, in its creation's transaction.
@@ -568,63 +581,80 @@ impl Compute {
         template: &Template<'_>,
         id: &str,
     ) -> Result<Vec<NicSpec>, ComputeError> {
-        let networks = &self.inner.networks;
         let mut specs = Vec::new();
         for (position, nic) in template.nics.iter().enumerate() {
-            let (port, mtu, made) = match nic {
-                Nic::NewPort {
-                    network,
-                    mtu,
-                    fixed_ip,
-                } => {
-                    let new = NewPort {
-                        network_id: network.clone(),
-                        device_id: id.to_owned(),
-                        device_owner: PORT_OWNER.to_owned(),
-                        fixed_ips: fixed_ip.map(|address| {
-                            vec![FixedIpRequest {
-                                subnet_id: None,
-                                ip_address: Some(address),
-                            }]
-                        }),
-                        ..NewPort::default()
-                    };
-                    let port = networks
-                        .create_port_in(tx, template.caller, new)
-                        .await
-                        .map_err(refusal)?;
-                    (port, *mtu, true)
-                }
-                Nic::Port { port, mtu } => {
-                    let port = networks
-                        .attach_port_in(tx, template.caller, port, id, PORT_OWNER)
-                        .await
-                        .map_err(refusal)?;
-                    (port, *mtu, false)
-                }
-            };
-            q::insert_server_port(
-                tx,
-                &q::ServerPortRow {
-                    server_id: id.to_owned(),
-                    port_id: port.id.clone(),
-                    position: i64::try_from(position).unwrap_or(i64::MAX),
-                    made_with_server: i64::from(made),
-                },
-            )
-            .await?;
-            specs.push(NicSpec::Port {
-                port_id: port.id,
-                mac: port.mac_address,
-                mtu,
-            });
+            let (spec, _) = self
+                .take_port(tx, template.caller, id, nic, position)
+                .await?;
+            specs.push(spec);
         }
         Ok(specs)
+    }
+
+    /// Makes or takes the port of `nic` for server `id`, as its NIC at `position`, in
+    /// the caller's transaction: the NIC and the port.
+    pub(crate) async fn take_port(
+        &self,
+        tx: &mut Transaction,
+        caller: &AuthContext,
+        id: &str,
+        nic: &Nic,
+        position: usize,
+    ) -> Result<(NicSpec, nefos_network::Port), ComputeError> {
+        let networks = &self.inner.networks;
+        let (port, mtu, made) = match nic {
+            Nic::NewPort {
+                network,
+                mtu,
+                fixed_ip,
+            } => {
+                let new = NewPort {
+                    network_id: network.clone(),
+                    device_id: id.to_owned(),
+                    device_owner: PORT_OWNER.to_owned(),
+                    fixed_ips: fixed_ip.map(|address| {
+                        vec![FixedIpRequest {
+                            subnet_id: None,
+                            ip_address: Some(address),
+                        }]
+                    }),
+                    ..NewPort::default()
+                };
+                let port = networks
+                    .create_port_in(tx, caller, new)
+                    .await
+                    .map_err(refusal)?;
+                (port, *mtu, true)
+            }
+            Nic::Port { port, mtu } => {
+                let port = networks
+                    .attach_port_in(tx, caller, port, id, PORT_OWNER)
+                    .await
+                    .map_err(refusal)?;
+                (port, *mtu, false)
+            }
+        };
+        q::insert_server_port(
+            tx,
+            &q::ServerPortRow {
+                server_id: id.to_owned(),
+                port_id: port.id.clone(),
+                position: i64::try_from(position).unwrap_or(i64::MAX),
+                made_with_server: i64::from(made),
+            },
+        )
+        .await?;
+        let spec = NicSpec::Port {
+            port_id: port.id.clone(),
+            mac: port.mac_address.clone(),
+            mtu,
+        };
+        Ok((spec, port))
     }
 }
 
 /// A refusal of the networks service, as Nova words and codes it.
-fn refusal(error: NetworkError) -> ComputeError {
+pub(crate) fn refusal(error: NetworkError) -> ComputeError {
     match error {
         NetworkError::NotFound { message, .. } | NetworkError::Invalid { message, .. } => {
             ComputeError::invalid(message)

@@ -6,6 +6,7 @@
 mod actions;
 pub(crate) mod charges;
 mod create;
+mod interfaces;
 mod model;
 mod rebuild;
 mod resize;

@@ -51,3 +51,18 @@ pub async fn delete_server_ports(conn: &mut Connection, server: &str) -> Result<
         .map_err(DbError::query("forget a server's ports"))?;
     Ok(())
 }
+
+/// Forgets one of a server's ports (detached from it).
+pub async fn delete_server_port(
+    conn: &mut Connection,
+    server: &str,
+    port: &str,
+) -> Result<(), DbError> {
+    sqlx::query("DELETE FROM server_ports WHERE server_id = $1 AND port_id = $2")
+        .bind(server)
+        .bind(port)
+        .execute(conn)
+        .await
+        .map_err(DbError::query("forget a server's port"))?;
+    Ok(())
+}

@@ -9,6 +9,7 @@
 mod diagnostics;
 mod durable;
 mod export;
+mod nics;
 mod rebuild;
 mod record;
 mod resize;
@@ -16,7 +17,7 @@ mod suspend;
 mod tombstone;
 mod validate;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -55,6 +56,10 @@ pub enum VmError {
          network yet"
     )]
     PortMissing { port: String },
+    #[error("the guest did not release NIC {device}")]
+    UnplugTimeout { device: String },
+    #[error("a VM has at most {most} ports")]
+    TooManyNics { most: usize },
     #[error("{reason}")]
     Invalid { reason: String },
     #[error("generation {got} is older than the VM's generation {current}")]
@@ -137,22 +142,26 @@ struct Launched {
     guest: GuestConfig,
     #[serde(default)]
     cpu_model: Option<String>,
+    /// The PCI slot of each port's NIC.
+    #[serde(default)]
+    nic_slots: BTreeMap<String, u8>,
 }
 
 impl Launched {
-    fn of(spec: &VmSpec) -> Launched {
+    fn of(spec: &VmSpec, nic_slots: &BTreeMap<String, u8>) -> Launched {
         Launched {
             vcpus: spec.vcpus,
             ram_mib: spec.ram_mib,
             nics: spec.nics.clone(),
             guest: spec.guest.clone(),
             cpu_model: spec.cpu_model.clone(),
+            nic_slots: nic_slots.clone(),
         }
     }
 
     /// The names of what differs between what QEMU runs and `spec`.
     fn changes_to(&self, spec: &VmSpec) -> Vec<String> {
-        let wanted = Launched::of(spec);
+        let wanted = Launched::of(spec, &self.nic_slots);
         [
             ("vcpus", self.vcpus != wanted.vcpus),
             ("ram_mib", self.ram_mib != wanted.ram_mib),
@@ -809,11 +818,12 @@ impl VmManager {
             .await
             .map_err(VmError::ConfigDrive)?;
         check_taps(spec).await?;
-        let args = qemu::command_line(&self.qemu, id, spec, paths, &base);
+        let slots = slots_for(&spec.nics, &BTreeMap::new())?;
+        let args = qemu::command_line(&self.qemu, id, spec, &slots, paths, &base);
         let pid = qemu::launch(&self.qemu, &args, paths)
             .await
             .map_err(VmError::Qemu)?;
-        if let Err(error) = record_launch(paths, spec).await {
+        if let Err(error) = record_launch(paths, spec, &slots).await {
             // A QEMU whose forwards are unknown is of no use to the control plane.
             kill_qemu(paths, pid).await?;
             return Err(error);
@@ -902,7 +912,21 @@ pub(super) async fn check_taps(spec: &VmSpec) -> Result<(), VmError> {
 
 /// Reads back the ports QEMU bound for the VM's forwards and writes them, with what QEMU
 /// was started with, to the run directory.
-async fn record_launch(paths: &VmPaths, spec: &VmSpec) -> Result<(), VmError> {
+/// The PCI slots of `nics`' ports, those of `kept` kept.
+pub(super) fn slots_for(
+    nics: &[NicSpec],
+    kept: &BTreeMap<String, u8>,
+) -> Result<BTreeMap<String, u8>, VmError> {
+    qemu::nic_slots(nics, kept).ok_or(VmError::TooManyNics {
+        most: usize::from(qemu::LAST_NIC_SLOT - qemu::FIRST_NIC_SLOT) + 1,
+    })
+}
+
+async fn record_launch(
+    paths: &VmPaths,
+    spec: &VmSpec,
+    slots: &BTreeMap<String, u8>,
+) -> Result<(), VmError> {
     let wanted: usize = spec
         .nics
         .iter()
@@ -939,7 +963,11 @@ async fn record_launch(paths: &VmPaths, spec: &VmSpec) -> Result<(), VmError> {
             .map_err(|source| VmError::Io { path, source })
     };
     write(paths.forwards(), serde_json::to_vec(&forwards)).await?;
-    write(paths.launched(), serde_json::to_vec(&Launched::of(spec))).await
+    write(
+        paths.launched(),
+        serde_json::to_vec(&Launched::of(spec, slots)),
+    )
+    .await
 }
 
 /// Runs one QMP command on the VM's QEMU.

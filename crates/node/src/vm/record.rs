@@ -25,6 +25,7 @@ pub enum Operation {
     RevertResize,
     Suspend,
     Resume,
+    SetNics,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,6 +16,7 @@
 //! migration cancelled, the vCPUs resumed) and is refused, not retried; a resume that
 //! fails leaves the VM suspended with its state kept.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -126,11 +127,11 @@ impl VmManager {
         paths: &VmPaths,
         record: &VmRecord,
     ) -> Result<(), VmError> {
-        let spec = self.restored_spec(paths, record).await?;
+        let (spec, slots) = self.restored_spec(paths, record).await?;
         let base = self.cache.path_of(&record.image_id, spec.image.format);
         qemu::remove_runtime_files(paths);
         super::check_taps(&spec).await?;
-        let mut args = qemu::command_line(&self.qemu, &record.id, &spec, paths, &base);
+        let mut args = qemu::command_line(&self.qemu, &record.id, &spec, &slots, paths, &base);
         for arg in ["-incoming", "defer", "-S"] {
             args.push(arg.into());
         }
@@ -153,14 +154,18 @@ impl VmManager {
             kill_qemu(paths, pid).await?;
             return Err(error);
         }
-        self.finish_restore(paths, record, &spec).await?;
+        self.finish_restore(paths, record, &spec, &slots).await?;
         tracing::info!(vm = %record.id, pid, "restored from its saved state");
         Ok(())
     }
 
     /// The spec the saved state was taken under: the devices must be the ones it was
     /// saved from; changes made since apply at the next fresh boot.
-    async fn restored_spec(&self, paths: &VmPaths, record: &VmRecord) -> Result<VmSpec, VmError> {
+    async fn restored_spec(
+        &self,
+        paths: &VmPaths,
+        record: &VmRecord,
+    ) -> Result<(VmSpec, BTreeMap<String, u8>), VmError> {
         let launch_path = paths.saved_launch();
         let bytes = tokio::fs::read(&launch_path)
             .await
@@ -172,14 +177,17 @@ impl VmManager {
             path: launch_path,
             source: io::Error::new(io::ErrorKind::InvalidData, error),
         })?;
-        Ok(VmSpec {
+        // Saved by an agent that did not record slots: they were given in order.
+        let slots = super::slots_for(&launched.nics, &launched.nic_slots)?;
+        let spec = VmSpec {
             vcpus: launched.vcpus,
             ram_mib: launched.ram_mib,
             nics: launched.nics,
             guest: launched.guest,
             cpu_model: launched.cpu_model,
             ..record.spec.clone()
-        })
+        };
+        Ok((spec, slots))
     }
 
     /// The end of a restore whose state QEMU has loaded: the state goes, then the guest
@@ -189,8 +197,9 @@ impl VmManager {
         paths: &VmPaths,
         record: &VmRecord,
         spec: &VmSpec,
+        slots: &BTreeMap<String, u8>,
     ) -> Result<(), VmError> {
-        record_launch(paths, spec).await?;
+        record_launch(paths, spec, slots).await?;
         // The guest is about to change its disk: the state no longer matches it.
         remove_saved_state(paths).await?;
         if record.power == PowerState::Running {
@@ -220,8 +229,8 @@ impl VmManager {
             Ok(status) if status == "paused" || status == "inmigrate" || status == "prelaunch"
         );
         if loaded && incoming {
-            let spec = self.restored_spec(paths, record).await?;
-            return self.finish_restore(paths, record, &spec).await;
+            let (spec, slots) = self.restored_spec(paths, record).await?;
+            return self.finish_restore(paths, record, &spec, &slots).await;
         }
         kill_qemu(paths, pid).await?;
         self.restore_qemu(paths, record).await
@@ -261,9 +270,12 @@ pub(super) async fn save_state(paths: &VmPaths, pid: u32) -> Result<(), VmError>
         Some(bytes) => bytes,
         None => {
             let record = VmRecord::load(&paths.state())?.ok_or(VmError::NotRunning)?;
-            serde_json::to_vec(&Launched::of(&record.spec)).map_err(|error| VmError::Io {
-                path: launch.clone(),
-                source: io::Error::other(error),
+            let slots = super::slots_for(&record.spec.nics, &BTreeMap::new())?;
+            serde_json::to_vec(&Launched::of(&record.spec, &slots)).map_err(|error| {
+                VmError::Io {
+                    path: launch.clone(),
+                    source: io::Error::other(error),
+                }
             })?
         }
     };
