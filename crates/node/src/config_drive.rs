@@ -56,16 +56,27 @@ pub fn files(
             if !guest.public_keys.is_empty() {
                 meta["public_keys"] = json!(guest.public_keys);
             }
-            let links: Vec<_> = macs
+            // A port's link names its tap and the port (`vif_id`, as Nova's do) and
+            // carries its network's MTU; guests take their addresses by DHCP.
+            let links: Vec<_> = nics
                 .iter()
                 .enumerate()
-                .map(|(i, mac)| {
-                    json!({"id": format!("tap{i}"), "type": "phy", "ethernet_mac_address": mac, "mtu": 1500})
+                .map(|(i, nic)| match nic {
+                    NicSpec::Port { port_id, mac, mtu } => json!({
+                        "id": nefos_node_api::tap_name(port_id), "vif_id": port_id,
+                        "type": "phy", "ethernet_mac_address": mac, "mtu": mtu,
+                    }),
+                    NicSpec::UserForward { mac, .. } => json!({
+                        "id": format!("tap{i}"), "type": "phy",
+                        "ethernet_mac_address": mac, "mtu": 1500,
+                    }),
                 })
                 .collect();
-            let networks: Vec<_> = (0..macs.len())
-                .map(|i| {
-                    json!({"id": format!("network{i}"), "type": "ipv4_dhcp", "link": format!("tap{i}"), "network_id": format!("net{i}")})
+            let networks: Vec<_> = links
+                .iter()
+                .enumerate()
+                .map(|(i, link)| {
+                    json!({"id": format!("network{i}"), "type": "ipv4_dhcp", "link": link["id"]})
                 })
                 .collect();
             let network = json!({"links": links, "networks": networks, "services": []});
@@ -240,6 +251,27 @@ mod tests {
             mac: "52:54:00:00:00:01".into(),
             forward_tcp: vec![22],
         }]
+    }
+
+    #[test]
+    fn a_ports_link_names_its_tap_port_and_mtu() {
+        let port = NicSpec::Port {
+            port_id: "0f9d3c1e-7a2b-4c5d-8e9f-0123456789ab".into(),
+            mac: "fa:16:3e:00:00:07".into(),
+            mtu: 1450,
+        };
+        let files = files("id-1", "vm", &guest(ConfigDriveLayout::OpenStack), &[port]).unwrap();
+        let (_, bytes) = files
+            .iter()
+            .find(|(n, _)| n == "openstack/latest/network_data.json")
+            .unwrap();
+        let network: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+        let link = &network["links"][0];
+        assert_eq!(link["id"], "nft0f9d3c1e7a2");
+        assert_eq!(link["vif_id"], "0f9d3c1e-7a2b-4c5d-8e9f-0123456789ab");
+        assert_eq!(link["mtu"], 1450);
+        assert_eq!(network["networks"][0]["link"], "nft0f9d3c1e7a2");
+        assert_eq!(network["networks"][0]["type"], "ipv4_dhcp");
     }
 
     #[test]
