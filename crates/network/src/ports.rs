@@ -181,17 +181,8 @@ impl Networks {
             updated_at: now,
             revision: 1,
         };
-        if !q::lock_network(tx, &network.id).await? {
+        if !q::share_network(tx, &network.id, self.db.backend()).await? {
             return Err(NetworkError::no_network(&network.id));
-        }
-        if let Some(user) = &row.charged_to {
-            self.quotas
-                .charge_in(
-                    tx,
-                    &[Provision::new(&row.project_id, user, PORT_RESOURCE, 1)],
-                )
-                .await
-                .map_err(|e| NetworkError::quota("port", e))?;
         }
         let mut attempts = 0;
         while !q::insert_port(tx, &row).await? {
@@ -233,6 +224,16 @@ impl Networks {
             (false, _) => Vec::new(),
         };
         q::set_port_security_groups(tx, &row.id, &groups).await?;
+        // Charged last: the holding's row stays locked only until the commit.
+        if let Some(user) = &row.charged_to {
+            self.quotas
+                .charge_in(
+                    tx,
+                    &[Provision::new(&row.project_id, user, PORT_RESOURCE, 1)],
+                )
+                .await
+                .map_err(|e| NetworkError::quota("port", e))?;
+        }
         let mut created = port(row, fixed_ips);
         created.security_groups = groups;
         Ok(created)

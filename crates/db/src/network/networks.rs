@@ -169,3 +169,24 @@ pub async fn delete_network(conn: &mut Connection, id: &str) -> Result<bool, DbE
         .map_err(DbError::query("delete a network"))?;
     Ok(done.rows_affected() == 1)
 }
+
+/// Holds network `id` against changes of its subnets and pools (which [`lock_network`]
+/// them) without excluding other holders: ports are made on it side by side, their
+/// addresses kept apart by the allocations' key. PostgreSQL's `FOR SHARE`; SQLite has one
+/// writer at a time anyway, and takes the write lock.
+pub async fn share_network(
+    conn: &mut Connection,
+    id: &str,
+    backend: crate::Backend,
+) -> Result<bool, DbError> {
+    if backend == crate::Backend::Sqlite {
+        return lock_network(conn, id).await;
+    }
+    let found: Option<(String,)> =
+        sqlx::query_as("SELECT id FROM networks WHERE id = $1 FOR SHARE")
+            .bind(id)
+            .fetch_optional(conn)
+            .await
+            .map_err(DbError::query("hold a network"))?;
+    Ok(found.is_some())
+}
