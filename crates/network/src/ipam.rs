@@ -4,7 +4,8 @@
 //! key: whatever the interleaving of concurrent transactions, on SQLite or PostgreSQL,
 //! two ports never hold one address. A port that loses a race for an address reads the
 //! subnet again and tries another. Candidates are drawn at random from the first few
-//! free addresses, so that concurrent allocations seldom collide at all.
+//! free addresses, so that concurrent allocations seldom collide at all; in large pools
+//! a few random addresses are tried first, without reading what is held.
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -75,12 +76,63 @@ async fn held(conn: &mut Connection, subnet: &Subnet) -> Result<HashSet<u128>, N
         .collect())
 }
 
+/// Pools at least this large are first tried at random addresses: reading every held
+/// address of a big subnet for each port would cost more the fuller it gets.
+const PROBED_POOL: u128 = 1024;
+/// Random addresses tried before reading what is held.
+const PROBES: usize = 4;
+
+/// A random free address of `subnet`'s pools taken for `port`, when its pools are large
+/// (and so, unless nearly full, mostly free); `None` to fall back to reading them.
+async fn probe(
+    conn: &mut Connection,
+    subnet: &Subnet,
+    port: &str,
+) -> Result<Option<IpAddr>, NetworkError> {
+    let size: u128 = subnet
+        .allocation_pools
+        .iter()
+        .map(|pool| pool.last - pool.first + 1)
+        .sum();
+    if size < PROBED_POOL {
+        return Ok(None);
+    }
+    let gateway = subnet.gateway_ip.map(to_number);
+    for _ in 0..PROBES {
+        let mut offset = rand::Rng::gen_range(&mut rand::thread_rng(), 0..size);
+        let Some(number) = subnet.allocation_pools.iter().find_map(|pool| {
+            let length = pool.last - pool.first + 1;
+            if offset < length {
+                Some(pool.first + offset)
+            } else {
+                offset -= length;
+                None
+            }
+        }) else {
+            continue;
+        };
+        if Some(number) == gateway {
+            continue;
+        }
+        let Some(address) = subnet.cidr.address(number) else {
+            continue;
+        };
+        if take(conn, subnet, port, address).await? {
+            return Ok(Some(address));
+        }
+    }
+    Ok(None)
+}
+
 /// Takes a free address of `subnet`'s pools for `port`, or `None` when there is none.
 pub(crate) async fn allocate_any(
     conn: &mut Connection,
     subnet: &Subnet,
     port: &str,
 ) -> Result<Option<IpAddr>, NetworkError> {
+    if let Some(address) = probe(conn, subnet, port).await? {
+        return Ok(Some(address));
+    }
     for _ in 0..ATTEMPTS {
         let held = held(conn, subnet).await?;
         let mut candidates = free_candidates(subnet, &held);
