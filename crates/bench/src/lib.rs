@@ -8,6 +8,7 @@ pub mod simulated_node;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -16,6 +17,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
+use nefos_db::{Database, PoolSettings};
 use tokio::net::TcpStream;
 
 /// What one load run measured.
@@ -284,4 +286,66 @@ pub async fn login_object_store(
         .context("no object-store endpoint")?
         .to_owned();
     Ok((token, account))
+}
+
+/// Runs `work` in `issuers` concurrent loops for `seconds` (after a half-second warm-up)
+/// and returns how many times per second it completed.
+pub async fn measure<F, Fut>(issuers: usize, seconds: u64, work: F) -> anyhow::Result<f64>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let work = Arc::new(work);
+    let stop = Arc::new(AtomicBool::new(false));
+    let counting = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for issuer in 0..issuers {
+        let (work, stop, counting, done) =
+            (work.clone(), stop.clone(), counting.clone(), done.clone());
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                work(issuer).await?;
+                if counting.load(Ordering::Relaxed) {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            anyhow::Ok(())
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    counting.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    counting.store(false, Ordering::Relaxed);
+    let elapsed = started.elapsed();
+    let count = done.load(Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await??;
+    }
+    Ok(count as f64 / elapsed.as_secs_f64())
+}
+
+static SCRATCH: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh database on the PostgreSQL server at `server`; its URL.
+pub async fn scratch_postgres(server: &str) -> anyhow::Result<String> {
+    let server = server.trim_end_matches('/');
+    let name = format!(
+        "nefos_bench_{}_{}",
+        std::process::id(),
+        SCRATCH.fetch_add(1, Ordering::Relaxed)
+    );
+    let admin = Database::connect(&format!("{server}/postgres"), &PoolSettings::default())
+        .await
+        .context("cannot reach the PostgreSQL server")?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+        .execute(admin.pool())
+        .await?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(admin.pool())
+        .await?;
+    admin.close().await;
+    Ok(format!("{server}/{name}"))
 }

@@ -41,11 +41,7 @@ pub(crate) async fn create(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), NeutronError> {
     let mut attributes = resource_body(&body, "network")?;
-    let project = match attributes.string("project_id")? {
-        Some(project) => Some(project),
-        None => attributes.string("tenant_id")?,
-    };
-    attributes.take("tenant_id");
+    let project = attributes.project()?;
     let new = NewNetwork {
         project_id: project,
         name: attributes.string("name")?.unwrap_or_default(),

@@ -50,11 +50,7 @@ pub(crate) async fn create(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), NeutronError> {
     let mut attributes = resource_body(&body, "port")?;
-    let project = match attributes.string("project_id")? {
-        Some(project) => Some(project),
-        None => attributes.string("tenant_id")?,
-    };
-    attributes.take("tenant_id");
+    let project = attributes.project()?;
     let Some(network_id) = attributes.string("network_id")? else {
         return Err(NeutronError::bad_request(
             "Failed to parse request. Required attribute 'network_id' not specified",

@@ -197,6 +197,16 @@ impl Attributes {
         }
     }
 
+    /// The project a create names, as `project_id` or as the older `tenant_id`.
+    pub fn project(&mut self) -> Result<Option<String>, NeutronError> {
+        let project = match self.string("project_id")? {
+            Some(project) => Some(project),
+            None => self.string("tenant_id")?,
+        };
+        self.take("tenant_id");
+        Ok(project)
+    }
+
     /// Refuses what is left.
     pub fn finish(self) -> Result<(), NeutronError> {
         if self.map.is_empty() {

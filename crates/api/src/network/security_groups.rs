@@ -21,11 +21,7 @@ pub(crate) async fn create(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), NeutronError> {
     let mut attributes = resource_body(&body, "security_group")?;
-    let project = match attributes.string("project_id")? {
-        Some(project) => Some(project),
-        None => attributes.string("tenant_id")?,
-    };
-    attributes.take("tenant_id");
+    let project = attributes.project()?;
     let new = NewSecurityGroup {
         name: attributes.string("name")?.unwrap_or_default(),
         description: attributes.string("description")?.unwrap_or_default(),

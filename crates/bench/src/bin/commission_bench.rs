@@ -14,11 +14,9 @@
 //! database; without one, SQLite only). `scripts/postgres start DIR PORT` starts one.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use clap::Parser;
+use nefos_bench::{measure, scratch_postgres};
 use nefos_db::{Database, PoolSettings};
 use nefos_identity::{Caller, Identity, IdentityConfig, NewUser};
 use nefos_quota::projects::Grant;
@@ -126,45 +124,6 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `work` in `issuers` concurrent loops for `seconds` (after a half-second warm-up)
-/// and returns how many times per second it completed.
-async fn measure<F, Fut>(issuers: usize, seconds: u64, work: F) -> anyhow::Result<f64>
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
-{
-    let work = Arc::new(work);
-    let stop = Arc::new(AtomicBool::new(false));
-    let counting = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for issuer in 0..issuers {
-        let (work, stop, counting, done) =
-            (work.clone(), stop.clone(), counting.clone(), done.clone());
-        tasks.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                work(issuer).await?;
-                if counting.load(Ordering::Relaxed) {
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            anyhow::Ok(())
-        }));
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    counting.store(true, Ordering::Relaxed);
-    let started = Instant::now();
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    counting.store(false, Ordering::Relaxed);
-    let elapsed = started.elapsed();
-    let count = done.load(Ordering::Relaxed);
-    stop.store(true, Ordering::Relaxed);
-    for task in tasks {
-        task.await??;
-    }
-    Ok(count as f64 / elapsed.as_secs_f64())
-}
-
 async fn bare_transaction(db: &Database, row: i64) -> anyhow::Result<()> {
     let mut tx = db.begin().await?;
     sqlx::query("UPDATE bench_rows SET value = value + 1 WHERE id = $1")
@@ -232,21 +191,4 @@ async fn members(db: &Database, count: usize) -> anyhow::Result<Vec<Member>> {
         });
     }
     Ok(members)
-}
-
-/// A fresh database on the PostgreSQL server at `server`; its URL.
-async fn scratch_postgres(server: &str) -> anyhow::Result<String> {
-    let server = server.trim_end_matches('/');
-    let name = format!("nefos_bench_{}", std::process::id());
-    let admin = Database::connect(&format!("{server}/postgres"), &PoolSettings::default())
-        .await
-        .context("cannot reach the PostgreSQL server")?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
-        .execute(admin.pool())
-        .await?;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(admin.pool())
-        .await?;
-    admin.close().await;
-    Ok(format!("{server}/{name}"))
 }

@@ -191,9 +191,6 @@ impl NetworkManager {
         if desired.networks.iter().any(|n| !n.external) && self.tunnel.is_none() {
             return Err(NetError::NoTunnel);
         }
-        if desired.networks.iter().any(|n| n.external) && self.public_interface.is_none() {
-            return Err(NetError::NoPublicInterface);
-        }
         let networks: BTreeSet<&str> = desired.networks.iter().map(|n| n.id.as_str()).collect();
         if let Some(port) = desired
             .ports
@@ -267,7 +264,11 @@ impl NetworkManager {
                 link::add_bridge(&bridge, network.mtu).await?;
             }
             if network.external {
-                self.join_public(&bridge).await?;
+                // Without a public interface the bridge stays the node's own: the rest of
+                // its networks must not fail for it.
+                if let Err(error) = self.join_public(&bridge).await {
+                    tracing::error!(network = %network.id, error = %error_chain(&error), "an external network cannot reach the provider's network");
+                }
                 if !existing.get(&bridge).is_some_and(|l| l.up) {
                     link::set_up(&bridge).await?;
                 }
