@@ -210,7 +210,7 @@ pub async fn insert_floating_ip(conn: &mut Connection, row: &FloatingIpRow) -> R
     .bind(row.revision)
     .execute(conn)
     .await
-    .map_err(DbError::query("create a floating IP"))?;
+    .map_err(DbError::insert("create a floating IP", "fixed address"))?;
     Ok(())
 }
 
