@@ -110,14 +110,19 @@ async fn plug(paths: &VmPaths, nics: &[NicSpec]) -> Result<(), VmError> {
             })),
         )
         .await?;
-        execute(
+        let device = execute(
             paths,
             &DeviceAdd(json!({
                 "driver": "virtio-net-pci", "id": names.device, "netdev": names.netdev,
                 "mac": mac, "host_mtu": mtu, "bus": qemu::root_port(slot),
             })),
         )
-        .await?;
+        .await;
+        if let Err(error) = device {
+            // No NIC uses the backend: it must not keep the tap open.
+            let _ = execute(paths, &NetdevDel { id: names.netdev }).await;
+            return Err(error);
+        }
         tracing::info!(device = %names.device, slot, "NIC plugged in");
     }
     // Kept in the order of the spec: a restore of a saved state starts QEMU with them.
