@@ -376,7 +376,29 @@ fn networks_span_nodes_keep_tenants_apart_and_let_the_outside_in_by_floating_ips
             ],
         );
     }
+    // net-a has IPv6 too; vm-a and vm-e configure theirs themselves (nodes send no
+    // router advertisements yet).
+    cloud.json(
+        "nefos-demo",
+        &[
+            "subnet",
+            "create",
+            "--network",
+            "net-a",
+            "--ip-version",
+            "6",
+            "--subnet-range",
+            "fd00:a::/64",
+            "--ipv6-address-mode",
+            "dhcpv6-stateful",
+            "net-a-v6",
+        ],
+    );
     let pa = cloud.port("nefos-demo", "net-a", "10.0.0.11", "pa");
+    cloud.ok(
+        "nefos-demo",
+        &["port", "set", "--fixed-ip", "ip-address=fd00:a::11", &pa],
+    );
     let pb = cloud.port("nefos-demo", "net-a", "10.0.0.12", "pb");
     let pd = cloud.port("nefos-demo", "net-a", "10.0.0.14", "pd");
     // The other project's VM has the very address of vm-b, on its own network.
@@ -387,7 +409,9 @@ fn networks_span_nodes_keep_tenants_apart_and_let_the_outside_in_by_floating_ips
         "vm-a",
         &pa,
         "(reach ping-b ping -c 1 -W 1 10.0.0.12 && reach http-b page_of 10.0.0.12 vm-b) &
-         watch http-e page_of 10.0.0.15 vm-e &",
+         watch http-e page_of 10.0.0.15 vm-e &
+         ip -6 addr add fd00:a::11/64 dev eth0; \
+         watch ping6-e ping6 -c 1 -W 1 fd00:a::15 &",
     );
     let (vm_b, node_b) = cloud.server(
         "nefos-demo",
@@ -476,6 +500,8 @@ fn networks_span_nodes_keep_tenants_apart_and_let_the_outside_in_by_floating_ips
             "net-a",
             "--fixed-ip",
             "ip-address=10.0.0.15",
+            "--fixed-ip",
+            "ip-address=fd00:a::15",
             "--security-group",
             "locked",
             "pe",
@@ -502,7 +528,8 @@ fn networks_span_nodes_keep_tenants_apart_and_let_the_outside_in_by_floating_ips
         "nefos-demo",
         "vm-e",
         &pe,
-        "watch out-a ping -c 1 -W 1 10.0.0.11 &",
+        "watch out-a ping -c 1 -W 1 10.0.0.11 &
+         ip -6 addr add fd00:a::15/64 dev eth0; watch out6-a ping6 -c 1 -W 1 fd00:a::11 &",
     );
     cloud.wait_state(&vm_e, "out-a", "up");
     cloud.wait_state(&vm_a, "http-e", "down");
@@ -571,6 +598,7 @@ fn networks_span_nodes_keep_tenants_apart_and_let_the_outside_in_by_floating_ips
         ],
     );
     cloud.wait_state(&vm_e, "out-a", "up");
+    ipv6_groups_allow_and_deny(&cloud, &vm_a, &vm_e);
     // A group in use stays.
     let refused = cloud.os.run(
         &cloud.clouds,
@@ -898,4 +926,65 @@ fn qemus(namespace: &str) -> Vec<u32> {
                 .is_ok_and(|comm| comm.starts_with("qemu"))
         })
         .collect()
+}
+
+/// A security group rule for ICMPv6 within net-a's IPv6 subnet, in `group`.
+fn icmp6_rule(cloud: &Cloud, direction: &str, group: &str) -> String {
+    let rule = cloud.json(
+        "nefos-demo",
+        &[
+            "security",
+            "group",
+            "rule",
+            "create",
+            direction,
+            "--ethertype",
+            "IPv6",
+            "--protocol",
+            "ipv6-icmp",
+            "--remote-ip",
+            "fd00:a::/64",
+            group,
+        ],
+    );
+    rule["id"].as_str().unwrap().to_owned()
+}
+
+/// The same both ways over IPv6: vm-e (group `locked`) is let in by a rule and shut out
+/// by its removal; it gets out while its group's IPv6 egress rule is there, not after,
+/// and again with a narrower one.
+fn ipv6_groups_allow_and_deny(cloud: &Cloud, vm_a: &str, vm_e: &str) {
+    // vm-a's default group lets in only its members until ICMPv6 from the subnet is allowed.
+    cloud.wait_state(vm_e, "out6-a", "down");
+    icmp6_rule(cloud, "--ingress", "default");
+    cloud.wait_state(vm_e, "out6-a", "up");
+    // Ingress to vm-e.
+    cloud.wait_state(vm_a, "ping6-e", "down");
+    let inbound = icmp6_rule(cloud, "--ingress", "locked");
+    cloud.wait_state(vm_a, "ping6-e", "up");
+    cloud.ok(
+        "nefos-demo",
+        &["security", "group", "rule", "delete", &inbound],
+    );
+    cloud.wait_state(vm_a, "ping6-e", "down");
+    // Egress from vm-e.
+    let rules = cloud.json(
+        "nefos-demo",
+        &["security", "group", "rule", "list", "--egress", "locked"],
+    );
+    let egress = rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|rule| rule["Ethertype"] == "IPv6" && rule["IP Protocol"].is_null())
+        .and_then(|rule| rule["ID"].as_str())
+        .unwrap_or_else(|| panic!("no IPv6 egress rule: {rules}"))
+        .to_owned();
+    cloud.ok(
+        "nefos-demo",
+        &["security", "group", "rule", "delete", &egress],
+    );
+    cloud.wait_state(vm_e, "out6-a", "down");
+    icmp6_rule(cloud, "--egress", "locked");
+    cloud.wait_state(vm_e, "out6-a", "up");
 }
