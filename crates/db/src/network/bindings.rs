@@ -70,12 +70,13 @@ pub async fn hosts_on_networks<'c>(
     if networks.is_empty() {
         return Ok(Vec::new());
     }
-    let placeholders: Vec<String> = (1..=networks.len()).map(|i| format!("${i}")).collect();
+    // `$1, $2, …`: one bind parameter per network.
+    let parameters: Vec<String> = (1..=networks.len()).map(|i| format!("${i}")).collect();
     let text = format!(
         "SELECT DISTINCT binding_host FROM ports
          WHERE binding_host IS NOT NULL AND network_id IN ({})
          ORDER BY binding_host",
-        placeholders.join(", ")
+        parameters.join(", ")
     );
     let mut select = sqlx::query_scalar(&text);
     for network in networks {

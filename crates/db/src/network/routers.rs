@@ -109,20 +109,7 @@ pub async fn list_routers<'c>(
     ex: impl Executor<'c, Database = Any>,
     project: Option<&str>,
 ) -> Result<Vec<RouterRow>, DbError> {
-    let filter = if project.is_some() {
-        "WHERE project_id = $1"
-    } else {
-        ""
-    };
-    let text = format!("SELECT {ROUTER_COLUMNS} FROM routers {filter} ORDER BY created_at, id");
-    let mut select = sqlx::query_as(&text);
-    if let Some(project) = project {
-        select = select.bind(project);
-    }
-    select
-        .fetch_all(ex)
-        .await
-        .map_err(DbError::query("list routers"))
+    super::list_of_project(ex, "routers", ROUTER_COLUMNS, project, "list routers").await
 }
 
 /// The routers that run on `node`.
@@ -256,21 +243,14 @@ pub async fn list_floating_ips<'c>(
     ex: impl Executor<'c, Database = Any>,
     project: Option<&str>,
 ) -> Result<Vec<FloatingIpRow>, DbError> {
-    let filter = if project.is_some() {
-        "WHERE project_id = $1"
-    } else {
-        ""
-    };
-    let text =
-        format!("SELECT {FLOATING_COLUMNS} FROM floating_ips {filter} ORDER BY created_at, id");
-    let mut select = sqlx::query_as(&text);
-    if let Some(project) = project {
-        select = select.bind(project);
-    }
-    select
-        .fetch_all(ex)
-        .await
-        .map_err(DbError::query("list floating IPs"))
+    super::list_of_project(
+        ex,
+        "floating_ips",
+        FLOATING_COLUMNS,
+        project,
+        "list floating IPs",
+    )
+    .await
 }
 
 /// The floating IPs a router forwards.

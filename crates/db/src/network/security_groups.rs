@@ -103,21 +103,14 @@ pub async fn list_security_groups<'c>(
     ex: impl Executor<'c, Database = Any>,
     project: Option<&str>,
 ) -> Result<Vec<SecurityGroupRow>, DbError> {
-    let filter = if project.is_some() {
-        "WHERE project_id = $1"
-    } else {
-        ""
-    };
-    let text =
-        format!("SELECT {GROUP_COLUMNS} FROM security_groups {filter} ORDER BY created_at, id");
-    let mut select = sqlx::query_as(&text);
-    if let Some(project) = project {
-        select = select.bind(project);
-    }
-    select
-        .fetch_all(ex)
-        .await
-        .map_err(DbError::query("list security groups"))
+    super::list_of_project(
+        ex,
+        "security_groups",
+        GROUP_COLUMNS,
+        project,
+        "list security groups",
+    )
+    .await
 }
 
 /// Locks a group's row until the transaction ends; whether it exists.
