@@ -7,10 +7,12 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use nefos_network::{Direction, IpVersion, NodeNetwork, NodeRouter, NodeView, Port, ResolvedRule};
+use nefos_network::{
+    Direction, IpVersion, NodeNetwork, NodeRouter, NodeView, Port, ResolvedRule, Subnet,
+};
 use nefos_node_api::{
-    FloatingIpSpec, HostRouteSpec, IpFamily, NetworkSpec, NodeNetworks, PortAddress, PortSpec,
-    RouterPortSpec, RouterSpec, RuleDirection, RuleSpec, SubnetSpec,
+    FloatingIpSpec, HostRouteSpec, IpFamily, Ipv6Mode, NetworkSpec, NodeNetworks, PortAddress,
+    PortSpec, RouterPortSpec, RouterSpec, RuleDirection, RuleSpec, SubnetSpec,
 };
 
 use crate::{ComputeError, Services};
@@ -244,6 +246,7 @@ fn network_spec(node_network: NodeNetwork) -> NetworkSpec {
         network,
         subnets,
         peers,
+        gateway_macs,
     } = node_network;
     NetworkSpec {
         id: network.id,
@@ -252,7 +255,6 @@ fn network_spec(node_network: NodeNetwork) -> NetworkSpec {
         subnets: subnets
             .into_iter()
             .map(|subnet| SubnetSpec {
-                id: subnet.id,
                 cidr: subnet.cidr.to_string(),
                 gateway: subnet.gateway_ip,
                 dhcp: subnet.enable_dhcp,
@@ -271,10 +273,29 @@ fn network_spec(node_network: NodeNetwork) -> NetworkSpec {
                         })
                     })
                     .collect(),
+                ipv6_mode: ipv6_mode(&subnet),
+                gateway_mac: gateway_macs.get(&subnet.id).cloned(),
+                id: subnet.id,
             })
             .collect(),
         peers: peers.iter().filter_map(|a| a.parse().ok()).collect(),
         external: network.external,
+    }
+}
+
+/// How the subnet's router advertisements tell guests to configure themselves: as its
+/// `ipv6_ra_mode` says, or, with none, as its `ipv6_address_mode` (no router outside
+/// the cloud advertises on its private networks, so the node does).
+fn ipv6_mode(subnet: &Subnet) -> Option<Ipv6Mode> {
+    let mode = subnet
+        .ipv6_ra_mode
+        .as_deref()
+        .or(subnet.ipv6_address_mode.as_deref())?;
+    match mode {
+        "slaac" => Some(Ipv6Mode::Slaac),
+        "dhcpv6-stateful" => Some(Ipv6Mode::Dhcpv6Stateful),
+        "dhcpv6-stateless" => Some(Ipv6Mode::Dhcpv6Stateless),
+        _ => None,
     }
 }
 

@@ -24,6 +24,11 @@ use serde_json::Value;
 
 const BOOT: Duration = Duration::from_secs(180);
 
+/// vm-e's port's MAC, given so that the SLAAC address vm-a watches is known before the
+/// port is made.
+const PE_MAC: &str = "fa:16:3e:0a:00:15";
+const PE_V6: &str = "fd00:a::f816:3eff:fe0a:15";
+
 /// The shell functions the guests' probes use: `reach NAME CMD…` retries until CMD works
 /// (a peer may still be booting), `never NAME CMD…` tries a few times and says whether
 /// anything got through. Each prints one line the test reads on the serial console.
@@ -95,6 +100,19 @@ impl Cloud {
             ],
         );
         port["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The IPv6 address of port `port`.
+    fn ipv6_address(&self, port: &str) -> String {
+        let shown = self.json("nefos-demo", &["port", "show", port]);
+        shown["fixed_ips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|fixed| fixed["ip_address"].as_str())
+            .find(|address| address.contains(':'))
+            .unwrap_or_else(|| panic!("no IPv6 address: {shown}"))
+            .to_owned()
     }
 
     /// Creates a server on `port` running `script` as its user data, and waits for it to
@@ -376,8 +394,8 @@ fn networks_span_nodes_keep_tenants_apart_and_let_the_outside_in_by_floating_ips
             ],
         );
     }
-    // net-a has IPv6 too; vm-a and vm-e configure theirs themselves (nodes send no
-    // router advertisements yet).
+    // net-a has IPv6 too: the nodes advertise its prefix and the guests make their
+    // addresses from it and their MACs (SLAAC), as the ports were given them.
     cloud.json(
         "nefos-demo",
         &[
@@ -389,16 +407,15 @@ fn networks_span_nodes_keep_tenants_apart_and_let_the_outside_in_by_floating_ips
             "6",
             "--subnet-range",
             "fd00:a::/64",
+            "--ipv6-ra-mode",
+            "slaac",
             "--ipv6-address-mode",
-            "dhcpv6-stateful",
+            "slaac",
             "net-a-v6",
         ],
     );
     let pa = cloud.port("nefos-demo", "net-a", "10.0.0.11", "pa");
-    cloud.ok(
-        "nefos-demo",
-        &["port", "set", "--fixed-ip", "ip-address=fd00:a::11", &pa],
-    );
+    let pa_v6 = cloud.ipv6_address(&pa);
     let pb = cloud.port("nefos-demo", "net-a", "10.0.0.12", "pb");
     let pd = cloud.port("nefos-demo", "net-a", "10.0.0.14", "pd");
     // The other project's VM has the very address of vm-b, on its own network.
@@ -408,10 +425,13 @@ fn networks_span_nodes_keep_tenants_apart_and_let_the_outside_in_by_floating_ips
         "nefos-demo",
         "vm-a",
         &pa,
-        "(reach ping-b ping -c 1 -W 1 10.0.0.12 && reach http-b page_of 10.0.0.12 vm-b) &
-         watch http-e page_of 10.0.0.15 vm-e &
-         ip -6 addr add fd00:a::11/64 dev eth0; \
-         watch ping6-e ping6 -c 1 -W 1 fd00:a::15 &",
+        &format!(
+            "(reach ping-b ping -c 1 -W 1 10.0.0.12 && reach http-b page_of 10.0.0.12 vm-b) &
+             watch http-e page_of 10.0.0.15 vm-e &
+             reach slaac sh -c 'ip -6 addr show dev eth0 | grep -q {pa_v6}/64' &
+             watch v6route sh -c 'ip -6 route | grep -q \"^default via fe80::\"' &
+             watch ping6-e ping6 -c 1 -W 1 {PE_V6} &"
+        ),
     );
     let (vm_b, node_b) = cloud.server(
         "nefos-demo",
@@ -432,8 +452,8 @@ fn networks_span_nodes_keep_tenants_apart_and_let_the_outside_in_by_floating_ips
         "the scheduler spreads the two VMs over the nodes"
     );
     assert_eq!(
-        cloud.probes(&vm_a, &["ping-b", "http-b"]),
-        ["ok", "ok"],
+        cloud.probes(&vm_a, &["ping-b", "http-b", "slaac"]),
+        ["ok", "ok", "ok"],
         "{}",
         cloud.console(&vm_a)
     );
@@ -500,14 +520,15 @@ fn networks_span_nodes_keep_tenants_apart_and_let_the_outside_in_by_floating_ips
             "net-a",
             "--fixed-ip",
             "ip-address=10.0.0.15",
-            "--fixed-ip",
-            "ip-address=fd00:a::15",
+            "--mac-address",
+            PE_MAC,
             "--security-group",
             "locked",
             "pe",
         ],
     );
     assert_eq!(pe["security_group_ids"][0], group_id.as_str(), "{pe}");
+    assert!(pe["fixed_ips"].to_string().contains(PE_V6), "{pe}");
     let pe = pe["id"].as_str().unwrap().to_owned();
     cloud.json(
         "nefos-demo",
@@ -528,8 +549,10 @@ fn networks_span_nodes_keep_tenants_apart_and_let_the_outside_in_by_floating_ips
         "nefos-demo",
         "vm-e",
         &pe,
-        "watch out-a ping -c 1 -W 1 10.0.0.11 &
-         ip -6 addr add fd00:a::15/64 dev eth0; watch out6-a ping6 -c 1 -W 1 fd00:a::11 &",
+        &format!(
+            "watch out-a ping -c 1 -W 1 10.0.0.11 &
+             watch out6-a ping6 -c 1 -W 1 {pa_v6} &"
+        ),
     );
     cloud.wait_state(&vm_e, "out-a", "up");
     cloud.wait_state(&vm_a, "http-e", "down");
@@ -656,7 +679,7 @@ fn networks_span_nodes_keep_tenants_apart_and_let_the_outside_in_by_floating_ips
     let server = cloud.json("nefos-admin", &["server", "show", &vm_a]);
     assert_eq!(server["status"], "ACTIVE", "{server}");
 
-    floating_ips_reach_vms_from_outside(&cloud, &outside, &pa, &vm_b);
+    floating_ips_reach_vms_from_outside(&cloud, &outside, &pa, &vm_a, &vm_b);
 
     let lease = Duration::from_secs(70);
     if let Some(rest) = lease.checked_sub(restarted.elapsed()) {
@@ -795,7 +818,13 @@ fn wait_reach(outside: &str, address: &str, port: u16, expect: &str, wanted: boo
 /// the outside host through SNAT; a floating IP on vm-a's port lets the outside reach
 /// its SSH and HTTP once its security group allows them, and disassociating it shuts the
 /// way in again.
-fn floating_ips_reach_vms_from_outside(cloud: &Cloud, outside: &str, pa: &str, vm_b: &str) {
+fn floating_ips_reach_vms_from_outside(
+    cloud: &Cloud,
+    outside: &str,
+    pa: &str,
+    vm_a: &str,
+    vm_b: &str,
+) {
     cloud.ok(
         "nefos-admin",
         &["network", "create", "--external", "public"],
@@ -830,6 +859,11 @@ fn floating_ips_reach_vms_from_outside(cloud: &Cloud, outside: &str, pa: &str, v
         "{router}"
     );
     cloud.wait_state(vm_b, "snat", "up");
+    // On net-a's IPv6 subnet too, the router is the guests' default, as the nodes'
+    // advertisements now say.
+    cloud.wait_state(vm_a, "v6route", "down");
+    cloud.ok("nefos-demo", &["router", "add", "subnet", "r1", "net-a-v6"]);
+    cloud.wait_state(vm_a, "v6route", "up");
 
     let floating = cloud.json("nefos-demo", &["floating", "ip", "create", "public"]);
     let address = floating["floating_ip_address"].as_str().unwrap().to_owned();
@@ -913,6 +947,12 @@ fn floating_ips_reach_vms_from_outside(cloud: &Cloud, outside: &str, pa: &str, v
         "nefos-demo",
         &["router", "remove", "subnet", "r1", "net-a-v4"],
     );
+    cloud.ok(
+        "nefos-demo",
+        &["router", "remove", "subnet", "r1", "net-a-v6"],
+    );
+    // Without the router the advertisements name none, and guests drop the route.
+    cloud.wait_state(vm_a, "v6route", "down");
     cloud.ok("nefos-demo", &["router", "delete", "r1"]);
     cloud.ok("nefos-admin", &["network", "delete", "public"]);
 }

@@ -27,6 +27,8 @@ pub struct NodeNetwork {
     pub subnets: Vec<Subnet>,
     /// The tunnel addresses of the other nodes with ports on it.
     pub peers: Vec<String>,
+    /// Subnet id → the MAC of the router interface holding that subnet's gateway.
+    pub gateway_macs: BTreeMap<String, String>,
 }
 
 /// A router as the node it runs on realises it.
@@ -244,10 +246,15 @@ impl Networks {
                 .map(|row| subnet(row, &pools))
                 .collect::<Result<Vec<_>, _>>()?;
             let subnet_ids = subnets.iter().map(|s| s.id.clone()).collect();
+            let gateway_macs = q::gateway_holders(&mut *conn, &id, ROUTER_INTERFACE)
+                .await?
+                .into_iter()
+                .collect();
             networks.push(NodeNetwork {
                 network: crate::networks::network(row, subnet_ids),
                 subnets,
                 peers: peers.remove(&id).unwrap_or_default(),
+                gateway_macs,
             });
         }
         let (service_ports, ports): (Vec<Port>, Vec<Port>) = rows

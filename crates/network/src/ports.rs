@@ -206,6 +206,11 @@ impl Networks {
                 for request in requests {
                     taken.push(take_requested(tx, &subnets, &row, &request).await?);
                 }
+                // As Neutron: a port has its address on every SLAAC subnet of its network
+                // whatever else it asked for (a router's interface only where named).
+                if row.device_owner != ROUTER_INTERFACE {
+                    take_autoconfigured(tx, &subnets, &row, &mut taken).await?;
+                }
                 taken
             }
             None => take_default(tx, &subnets, &row).await?,
@@ -606,7 +611,22 @@ async fn take_default(
         }
         taken.push(found.ok_or_else(|| exhausted(&port.network_id))?);
     }
+    take_autoconfigured(conn, subnets, port, &mut taken).await?;
+    Ok(taken)
+}
+
+/// The port's SLAAC address on each autoconfigured subnet it has none on yet, added to
+/// `taken`.
+async fn take_autoconfigured(
+    conn: &mut Connection,
+    subnets: &[Subnet],
+    port: &PortRow,
+    taken: &mut Vec<FixedIp>,
+) -> Result<(), NetworkError> {
     for subnet in subnets.iter().filter(|s| autoconfigured(s)) {
+        if taken.iter().any(|ip| ip.subnet_id == subnet.id) {
+            continue;
+        }
         let address = slaac_address(subnet, &port.mac_address)?;
         allocate_exact(conn, subnet, &port.id, address).await?;
         taken.push(FixedIp {
@@ -614,7 +634,7 @@ async fn take_default(
             ip_address: address,
         });
     }
-    Ok(taken)
+    Ok(())
 }
 
 /// The subnet of the network a request names, by id or by an address it holds.

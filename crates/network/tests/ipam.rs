@@ -359,6 +359,33 @@ async fn subnets_are_checked_as_neutron_checks_them() {
             .await
             .unwrap_err();
         assert_eq!(same_mac.kind(), "MacAddressInUse", "{label}");
+        // A port that names only an IPv4 address has its SLAAC address too, as Neutron's.
+        let named = cloud
+            .networks
+            .create_port(
+                &alice,
+                NewPort {
+                    network_id: net.clone(),
+                    mac_address: Some("fa:16:3e:12:34:57".to_owned()),
+                    fixed_ips: Some(vec![FixedIpRequest {
+                        subnet_id: None,
+                        ip_address: Some(ip("10.0.0.77")),
+                    }]),
+                    ..NewPort::default()
+                },
+            )
+            .await
+            .unwrap();
+        let addresses: Vec<String> = named
+            .fixed_ips
+            .iter()
+            .map(|f| f.ip_address.to_string())
+            .collect();
+        assert_eq!(
+            addresses,
+            ["10.0.0.77", "2001:db8:5:0:f816:3eff:fe12:3457"],
+            "{label}"
+        );
 
         // A gateway may not move into a pool (far from the addresses ports were given).
         let first = cloud.networks.subnets(&alice).await.unwrap()[0].id.clone();

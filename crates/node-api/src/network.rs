@@ -84,6 +84,26 @@ pub struct SubnetSpec {
     pub dns_servers: Vec<IpAddr>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub host_routes: Vec<HostRouteSpec>,
+    /// How guests configure their addresses on an IPv6 subnet; with a mode, the node
+    /// sends router advertisements for the subnet's prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6_mode: Option<Ipv6Mode>,
+    /// The MAC of the router port holding the gateway address, when a router does: the
+    /// router the advertisements name (by its link-local address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_mac: Option<String>,
+}
+
+/// Neutron's IPv6 address modes, as router advertisements carry them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ipv6Mode {
+    /// Addresses made by the guests from the prefix and their MACs (the A flag).
+    Slaac,
+    /// Addresses from DHCPv6 (the M flag); the prefix is on-link only.
+    Dhcpv6Stateful,
+    /// SLAAC addresses, other settings from DHCPv6 (the A and O flags).
+    Dhcpv6Stateless,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

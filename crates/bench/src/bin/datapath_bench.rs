@@ -350,6 +350,8 @@ fn host(
                     dhcp: false,
                     dns_servers: Vec::new(),
                     host_routes: Vec::new(),
+                    ipv6_mode: None,
+                    gateway_mac: None,
                 }],
                 peers: vec![peer.parse()?],
                 external: false,

@@ -222,3 +222,26 @@ pub async fn subnet_allocations<'c>(
     .await
     .map_err(DbError::query("read a subnet's allocations"))
 }
+
+/// The subnets of `network` whose gateway address a port of `device_owner` (a router's
+/// interface) holds, with that port's MAC: `(subnet id, MAC)`.
+pub async fn gateway_holders<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    network: &str,
+    device_owner: &str,
+) -> Result<Vec<(String, String)>, DbError> {
+    sqlx::query_as(
+        "SELECT a.subnet_id, p.mac_address
+         FROM ip_allocations a
+         JOIN ports p ON p.id = a.port_id
+         JOIN subnets s ON s.id = a.subnet_id
+         WHERE a.network_id = $1 AND p.device_owner = $2 AND a.address = s.gateway_ip",
+    )
+    .bind(network)
+    .bind(device_owner)
+    .fetch_all(ex)
+    .await
+    .map_err(DbError::query(
+        "read which router ports hold a network's gateways",
+    ))
+}

@@ -300,12 +300,13 @@ fn port_chain(text: &mut String, port: &PortSpec, mark: Option<u32>) {
 
 /// The IPv6 link-local address a guest forms from its MAC (modified EUI-64).
 pub fn link_local(mac: &str) -> Option<Ipv6Addr> {
-    let bytes: Vec<u8> = mac
-        .split(':')
-        .map(|part| u8::from_str_radix(part, 16).ok())
-        .collect::<Option<_>>()?;
-    let [a, b, c, d, e, f] = <[u8; 6]>::try_from(bytes).ok()?;
-    let segments = [
+    Some(link_local_of(&super::parse_mac(mac)?))
+}
+
+/// [`link_local`] of a MAC's bytes.
+pub fn link_local_of(mac: &[u8; 6]) -> Ipv6Addr {
+    let [a, b, c, d, e, f] = *mac;
+    Ipv6Addr::from([
         0xfe80,
         0,
         0,
@@ -314,8 +315,7 @@ pub fn link_local(mac: &str) -> Option<Ipv6Addr> {
         u16::from_be_bytes([c, 0xff]),
         u16::from_be_bytes([0xfe, d]),
         u16::from_be_bytes([e, f]),
-    ];
-    Some(Ipv6Addr::from(segments))
+    ])
 }
 
 /// Replaces the tables with `ruleset` (or removes them) in one transaction of `nft`.

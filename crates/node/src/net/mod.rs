@@ -12,6 +12,7 @@
 mod dhcp;
 mod firewall;
 mod link;
+mod ra;
 mod router;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,14 +21,15 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
 use nefos_node_api::{
-    DEVICE_PREFIX, NetworkSpec, NetworksStatus, NodeNetworks, PortSpec, bridge_name, tap_name,
-    vxlan_name,
+    DEVICE_PREFIX, Ipv6Mode, NetworkSpec, NetworksStatus, NodeNetworks, PortSpec, bridge_name,
+    tap_name, vxlan_name,
 };
 use thiserror::Error;
 
 use self::dhcp::message::Lease;
 use self::dhcp::{DhcpServer, Leases, NO_GATEWAY_SERVER_ID};
 use self::link::Kind;
+use self::ra::{Advertisement, Advertising, Prefix, RaSender};
 use self::router::RouterNamespaces;
 
 pub use self::firewall::link_local;
@@ -50,6 +52,12 @@ pub enum NetError {
     },
     #[error("cannot serve DHCP on {bridge}")]
     Dhcp {
+        bridge: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot send router advertisements on {bridge}")]
+    RouterAdvertisements {
         bridge: String,
         #[source]
         source: io::Error,
@@ -111,6 +119,7 @@ pub struct NetworkManager {
 struct Inner {
     applied: NodeNetworks,
     dhcp: BTreeMap<String, DhcpServer>,
+    advertising: BTreeMap<String, RaSender>,
     /// The ruleset last loaded, once one has been.
     ruleset: Option<Option<String>>,
     /// The NAT table last loaded in each router's namespace.
@@ -263,6 +272,7 @@ impl NetworkManager {
             if ensure(&existing, &bridge, Kind::Bridge).await? {
                 link::add_bridge(&bridge, network.mtu).await?;
             }
+            ra::ignore_advertisements(&bridge).await?;
             if network.external {
                 // Without a public interface the bridge stays the node's own: the rest of
                 // its networks must not fail for it.
@@ -326,7 +336,8 @@ impl NetworkManager {
             firewall::apply(rules.as_deref()).await?;
             inner.ruleset = Some(rules);
         }
-        self.serve_dhcp(inner, desired)
+        self.serve_dhcp(inner, desired)?;
+        self.advertise(inner, desired).await
     }
 
     /// The node's public interface on `bridge` (an external network's), up.
@@ -381,6 +392,44 @@ impl NetworkManager {
         Ok(())
     }
 
+    /// A router advertisement sender on each bridge of a private network with IPv6
+    /// subnets that have a mode (an external network's router is the provider's).
+    async fn advertise(&self, inner: &mut Inner, desired: &NodeNetworks) -> Result<(), NetError> {
+        let mut wanted = BTreeMap::new();
+        for network in desired.networks.iter().filter(|n| !n.external) {
+            let advertisement = advertisement(network);
+            if advertisement.prefixes.is_empty() {
+                continue;
+            }
+            let ports = desired
+                .ports
+                .iter()
+                .filter(|p| p.network_id == network.id)
+                .filter_map(|p| parse_mac(&p.mac))
+                .collect();
+            wanted.insert(
+                bridge_name(network.vni),
+                Advertising {
+                    advertisement,
+                    ports,
+                },
+            );
+        }
+        inner
+            .advertising
+            .retain(|bridge, _| wanted.contains_key(bridge));
+        for (bridge, advertising) in wanted {
+            match inner.advertising.get(&bridge) {
+                Some(sender) => sender.set(advertising),
+                None => {
+                    let sender = RaSender::start(&bridge, advertising).await?;
+                    inner.advertising.insert(bridge, sender);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// What DHCP gives `port`: its first IPv4 address on a subnet with DHCP on.
     fn lease(&self, network: &NetworkSpec, port: &PortSpec) -> Option<(Lease, Ipv4Addr)> {
         port.fixed_ips.iter().find_map(|fixed| {
@@ -428,6 +477,40 @@ impl NetworkManager {
             Some((lease, gateway.unwrap_or(NO_GATEWAY_SERVER_ID)))
         })
     }
+}
+
+/// What the node advertises on `network`'s bridge: the IPv6 subnets with a mode.
+fn advertisement(network: &NetworkSpec) -> Advertisement {
+    let mut advertisement = Advertisement {
+        mtu: network.mtu,
+        ..Advertisement::default()
+    };
+    for subnet in &network.subnets {
+        let Some(mode) = subnet.ipv6_mode else {
+            continue;
+        };
+        let Some((IpAddr::V6(address), len)) = parse_cidr(&subnet.cidr) else {
+            continue;
+        };
+        advertisement.managed |= mode == Ipv6Mode::Dhcpv6Stateful;
+        advertisement.other |= mode == Ipv6Mode::Dhcpv6Stateless;
+        if advertisement.router.is_none() {
+            advertisement.router = subnet.gateway_mac.as_deref().and_then(parse_mac);
+        }
+        advertisement.prefixes.push(Prefix {
+            network: address,
+            len,
+            autonomous: mode != Ipv6Mode::Dhcpv6Stateful,
+        });
+        for server in &subnet.dns_servers {
+            if let IpAddr::V6(server) = server
+                && !advertisement.dns_servers.contains(server)
+            {
+                advertisement.dns_servers.push(*server);
+            }
+        }
+    }
+    advertisement
 }
 
 /// The tag in the names of this node's router namespaces: made at the node's first start
