@@ -84,6 +84,7 @@ impl SimulatedNode {
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
             heartbeat_seconds: 10,
             tunnel_address: None,
+            public_network: false,
         };
         let vms = Arc::new(Mutex::new(Vms::default()));
         let state = Simulated {

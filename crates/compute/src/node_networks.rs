@@ -11,8 +11,8 @@ use nefos_network::{
     Direction, IpVersion, NodeNetwork, NodeRouter, NodeView, Port, ResolvedRule, Subnet,
 };
 use nefos_node_api::{
-    FloatingIpSpec, HostRouteSpec, IpFamily, Ipv6Mode, NetworkSpec, NodeNetworks, PortAddress,
-    PortSpec, RouterPortSpec, RouterSpec, RuleDirection, RuleSpec, SubnetSpec,
+    AddressPair, FloatingIpSpec, HostRouteSpec, IpFamily, Ipv6Mode, NetworkSpec, NodeNetworks,
+    PortAddress, PortSpec, RouterPortSpec, RouterSpec, RuleDirection, RuleSpec, SubnetSpec,
 };
 
 use crate::{ComputeError, Services};
@@ -306,7 +306,14 @@ fn port_spec(port: Port) -> PortSpec {
         mac: port.mac_address,
         fixed_ips: port_addresses(port.fixed_ips),
         port_security: port.port_security_enabled,
-        allowed_address_pairs: Vec::new(),
+        allowed_address_pairs: port
+            .allowed_address_pairs
+            .into_iter()
+            .map(|pair| AddressPair {
+                ip_address: pair.ip_address,
+                mac_address: Some(pair.mac_address),
+            })
+            .collect(),
         hostname: None,
         security_rules: None,
     }

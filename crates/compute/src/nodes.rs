@@ -201,6 +201,7 @@ impl NodeRegistry {
             cpu_features: serde_json::to_string(&info.cpu_features)
                 .unwrap_or_else(|_| "[]".to_owned()),
             tunnel_address: info.tunnel_address.map(|a| a.to_string()),
+            public_network: i64::from(info.public_network),
             accelerator: info.accelerator.as_str().to_owned(),
             qemu_version: info.qemu_version.clone(),
             agent_version: info.agent_version.clone(),
@@ -282,6 +283,7 @@ fn node_of(row: NodeRow) -> Node {
             host_cpu: row.host_cpu,
             cpu_features: serde_json::from_str(&row.cpu_features).unwrap_or_default(),
             tunnel_address: row.tunnel_address.and_then(|a| a.parse().ok()),
+            public_network: row.public_network != 0,
             accelerator,
             qemu_version: row.qemu_version,
             agent_version: row.agent_version,

@@ -24,6 +24,7 @@ fn info(id: &str) -> NodeInfo {
         agent_version: "0.1.0".into(),
         heartbeat_seconds: 10,
         tunnel_address: None,
+        public_network: false,
         cpu_features: Vec::new(),
     }
 }

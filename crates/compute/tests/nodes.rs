@@ -22,6 +22,7 @@ fn info(id: &str, rpc_url: &str) -> NodeInfo {
         agent_version: "0.1.0".into(),
         heartbeat_seconds: 10,
         tunnel_address: None,
+        public_network: false,
         cpu_features: Vec::new(),
     }
 }

@@ -99,6 +99,16 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "routers and floating IPs",
         sql: include_str!("../migrations/0016_routers.sql"),
     },
+    Migration {
+        version: 17,
+        name: "allowed address pairs",
+        sql: include_str!("../migrations/0017_allowed_address_pairs.sql"),
+    },
+    Migration {
+        version: 18,
+        name: "nodes' public interfaces",
+        sql: include_str!("../migrations/0018_node_public_interfaces.sql"),
+    },
 ];
 
 /// Where a database's schema stands relative to this binary.

@@ -471,12 +471,15 @@ fn networks_span_nodes_keep_tenants_apart_and_let_the_outside_in_by_floating_ips
         "(reach dhcp sh -c 'ip -4 addr show eth0 | grep -q 10.0.0.12/24'; \
          never ping-a ping -c 1 -W 1 10.0.0.11; never ping-d ping -c 1 -W 1 10.0.0.14) &",
     );
-    // A demo VM that reaches its network, then forges its source address, then its MAC.
+    // A demo VM that reaches its network, then forges its source address, then its MAC;
+    // then, honest again, sends from a second address, which gets through only while
+    // its port has that address as an allowed address pair.
     let (vm_d, _) = cloud.server(
         "nefos-demo",
         "vm-d",
         &pd,
-        "(reach ping-a ping -c 1 -W 1 10.0.0.11 \
+        "(mac=$(cat /sys/class/net/eth0/address); \
+         reach ping-a ping -c 1 -W 1 10.0.0.11 \
          && reach http-b page_of 10.0.0.12 vm-b; \
          never http-c page_of 10.0.0.12 vm-c; \
          killall udhcpc; \
@@ -486,7 +489,10 @@ fn networks_span_nodes_keep_tenants_apart_and_let_the_outside_in_by_floating_ips
          reach honest-again ping -c 1 -W 1 10.0.0.11; \
          ip link set eth0 down; ip link set eth0 address fa:16:3e:99:99:99; \
          ip link set eth0 up; ip addr add 10.0.0.14/24 dev eth0 2>/dev/null; \
-         never forged-mac ping -c 1 -W 1 10.0.0.11) &",
+         never forged-mac ping -c 1 -W 1 10.0.0.11; \
+         ip link set eth0 down; ip link set eth0 address $mac; ip link set eth0 up; \
+         ip addr add 10.0.0.14/24 dev eth0 2>/dev/null; ip addr add 10.0.0.99/24 dev eth0; \
+         watch pair-ip ping -I 10.0.0.99 -c 1 -W 1 10.0.0.11) &",
     );
     assert_eq!(
         cloud.probes(&vm_c, &["dhcp", "ping-a", "ping-d"]),
@@ -556,6 +562,21 @@ fn networks_span_nodes_keep_tenants_apart_and_let_the_outside_in_by_floating_ips
     );
     cloud.wait_state(&vm_e, "out-a", "up");
     cloud.wait_state(&vm_a, "http-e", "down");
+    // Allowed address pairs, now that vm-a lets ICMP in from the network.
+    cloud.wait_state(&vm_d, "pair-ip", "down");
+    cloud.ok(
+        "nefos-demo",
+        &[
+            "port",
+            "set",
+            "--allowed-address",
+            "ip-address=10.0.0.99",
+            &pd,
+        ],
+    );
+    cloud.wait_state(&vm_d, "pair-ip", "up");
+    cloud.ok("nefos-demo", &["port", "set", "--no-allowed-address", &pd]);
+    cloud.wait_state(&vm_d, "pair-ip", "down");
     // Ingress: a rule lets HTTP in, and its removal shuts it out again.
     let web = cloud.json(
         "nefos-demo",

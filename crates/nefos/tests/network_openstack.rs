@@ -8,7 +8,7 @@
 mod common;
 
 use nefos_test_utils::OpenStack;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn ids(listing: &Value) -> Vec<&str> {
     listing
@@ -90,6 +90,58 @@ async fn networks_subnets_and_ports_through_the_openstack_cli() {
         said.contains("IP address 10.20.0.50 already allocated"),
         "{said}"
     );
+    // Allowed address pairs: the port's own MAC unless another is named; they need
+    // port security, which they loosen.
+    os.ok(
+        &clouds,
+        "nefos-demo",
+        &[
+            "port",
+            "set",
+            "--allowed-address",
+            "ip-address=10.20.0.200",
+            "--allowed-address",
+            "ip-address=10.21.0.0/24,mac-address=fa:16:3e:00:00:aa",
+            "p2",
+        ],
+    );
+    let shown = demo(&["port", "show", "p2"]);
+    let pairs = &shown["allowed_address_pairs"];
+    assert_eq!(pairs[0]["ip_address"], "10.20.0.200", "{shown}");
+    assert_eq!(pairs[0]["mac_address"], shown["mac_address"], "{shown}");
+    assert_eq!(pairs[1]["ip_address"], "10.21.0.0/24", "{shown}");
+    assert_eq!(pairs[1]["mac_address"], "fa:16:3e:00:00:aa", "{shown}");
+    let unguarded = os.run(
+        &clouds,
+        "nefos-demo",
+        &["port", "set", "--disable-port-security", "p2"],
+    );
+    assert!(!unguarded.status.success());
+    let said = String::from_utf8_lossy(&unguarded.stderr);
+    assert!(
+        said.contains("Port Security must be enabled in order to have allowed address pairs"),
+        "{said}"
+    );
+    let bad = os.run(
+        &clouds,
+        "nefos-demo",
+        &[
+            "port",
+            "set",
+            "--allowed-address",
+            "ip-address=10.20.0.1/24",
+            "p2",
+        ],
+    );
+    assert!(!bad.status.success());
+    os.ok(
+        &clouds,
+        "nefos-demo",
+        &["port", "set", "--no-allowed-address", "p2"],
+    );
+    let shown = demo(&["port", "show", "p2"]);
+    assert_eq!(shown["allowed_address_pairs"], json!([]), "{shown}");
+
     let listed = demo(&["port", "list", "--network", "lab"]);
     assert_eq!(ids(&listed).len(), 2, "{listed}");
     let shown = demo(&["network", "show", "lab"]);
@@ -113,6 +165,40 @@ async fn networks_subnets_and_ports_through_the_openstack_cli() {
     assert_eq!(limit("networks"), Some(Value::from(2)), "{quota}");
     assert_eq!(limit("ports"), Some(Value::from(8)), "{quota}");
     assert_eq!(limit("floating_ips"), Some(Value::from(1)), "{quota}");
+    // An administrator sets them through Neutron's quota API, a member may not.
+    os.ok(
+        &clouds,
+        "nefos-admin",
+        &["quota", "set", "--networks", "3", "--ports", "12", "demo"],
+    );
+    let quota = demo(&["quota", "show"]);
+    let limit = |name: &str| {
+        quota
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["Resource"] == name)
+            .map(|row| row["Limit"].clone())
+    };
+    assert_eq!(limit("networks"), Some(Value::from(3)), "{quota}");
+    assert_eq!(limit("ports"), Some(Value::from(12)), "{quota}");
+    let refused = os.run(
+        &clouds,
+        "nefos-demo",
+        &["quota", "set", "--networks", "30", "demo"],
+    );
+    assert!(!refused.status.success());
+    // With --check-limit no limit goes below what is in use (the lab network).
+    let below = os.run(
+        &clouds,
+        "nefos-admin",
+        &["quota", "set", "--check-limit", "--networks", "0", "demo"],
+    );
+    let said = String::from_utf8_lossy(&below.stderr);
+    assert!(
+        said.contains("must be greater than or equal to already used and reserved 1"),
+        "{said}"
+    );
 
     // An administrator finds it by its project.
     let admin_sees = os.json(

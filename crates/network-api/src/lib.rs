@@ -21,6 +21,11 @@ pub const CATALOG_NAME: &str = "neutron";
 /// `/v2.0/extensions` before they use one. Only what works is listed.
 pub const EXTENSIONS: &[(&str, &str, &str)] = &[
     (
+        "allowed-address-pairs",
+        "Allowed Address Pairs",
+        "Other addresses (and MACs) a port may send from",
+    ),
+    (
         "binding",
         "Port Binding",
         "The node a port is bound to (binding:host_id)",
@@ -75,6 +80,11 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "provider",
         "Provider Network",
         "The VXLAN segment of a network, for administrators",
+    ),
+    (
+        "quota-check-limit",
+        "Quota engine limit check",
+        "check_limit on a quota update: no limit below what is in use",
     ),
     (
         "quotas",

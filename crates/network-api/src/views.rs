@@ -82,6 +82,12 @@ pub struct FixedIpView {
     pub ip_address: String,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressPairView {
+    pub ip_address: String,
+    pub mac_address: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PortView {
     pub id: String,
@@ -98,6 +104,7 @@ pub struct PortView {
     pub fixed_ips: Vec<FixedIpView>,
     pub port_security_enabled: bool,
     pub security_groups: Vec<String>,
+    pub allowed_address_pairs: Vec<AddressPairView>,
     #[serde(rename = "binding:host_id")]
     pub binding_host_id: String,
     #[serde(rename = "binding:vnic_type")]

@@ -292,7 +292,7 @@ impl Networks {
             for row in q::security_group_rules(&mut *conn, Some(group)).await? {
                 let rule = crate::security_groups::rule(row)?;
                 let remote_addresses = match &rule.remote_group_id {
-                    Some(remote) => Some(q::group_member_addresses(&mut *conn, remote).await?),
+                    Some(remote) => Some(group_members(&mut *conn, remote).await?),
                     None => None,
                 };
                 resolved.push(ResolvedRule {
@@ -304,6 +304,22 @@ impl Networks {
         }
         Ok(groups)
     }
+}
+
+/// The addresses of the members of `group`: their ports' fixed IPs and allowed address
+/// pairs.
+async fn group_members(conn: &mut Connection, group: &str) -> Result<Vec<String>, NetworkError> {
+    let mut addresses = q::group_member_addresses(&mut *conn, group).await?;
+    for (port, pairs) in q::group_member_address_pairs(&mut *conn, group).await? {
+        addresses.extend(
+            crate::address_pairs::from_row(&pairs, &port)
+                .into_iter()
+                .map(|pair| pair.ip_address),
+        );
+    }
+    addresses.sort();
+    addresses.dedup();
+    Ok(addresses)
 }
 
 /// The routers running on `node`, with their ports among `service_ports` (those bound to

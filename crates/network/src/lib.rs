@@ -9,6 +9,7 @@
 //!   before it writes, and charged to quota in the transaction that writes it.
 
 pub mod address;
+mod address_pairs;
 mod devices;
 mod error;
 mod floating_ips;
@@ -27,6 +28,7 @@ use nefos_identity::AuthContext;
 use nefos_quota::Quotas;
 
 pub use address::{Cidr, IpVersion, Range};
+pub use address_pairs::{AddressPair, AddressPairRequest, MAX_ADDRESS_PAIRS};
 pub use devices::{NodeNetwork, NodeRouter, NodeView, ResolvedRule};
 pub use error::NetworkError;
 pub use floating_ips::{FLOATING_IP_OWNER, FloatingIp, FloatingIpUpdate, NewFloatingIp};
@@ -158,6 +160,7 @@ pub struct Port {
     pub fixed_ips: Vec<FixedIp>,
     /// The security groups whose rules filter its traffic (with port security on).
     pub security_groups: Vec<String>,
+    pub allowed_address_pairs: Vec<AddressPair>,
     pub created_at: i64,
     pub updated_at: i64,
     pub revision: i64,

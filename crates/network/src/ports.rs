@@ -16,6 +16,7 @@ use nefos_quota::Provision;
 use rand::Rng;
 
 use crate::address::{IpVersion, format_mac, parse_mac};
+use crate::address_pairs::{self, AddressPairRequest};
 use crate::ipam::{allocate_any, allocate_exact, allocate_gateway, autoconfigured, slaac_address};
 use crate::networks::visible_network_row_in;
 use crate::subnets::subnet;
@@ -52,6 +53,7 @@ pub struct NewPort {
     pub binding_host: Option<String>,
     /// `None`: the project's default group (with port security on).
     pub security_groups: Option<Vec<String>>,
+    pub allowed_address_pairs: Option<Vec<AddressPairRequest>>,
 }
 
 /// What an update changes; `None` leaves it.
@@ -69,6 +71,8 @@ pub struct PortUpdate {
     pub binding_host: Option<Option<String>>,
     /// Replaces the port's security groups.
     pub security_groups: Option<Vec<String>>,
+    /// Replaces the port's allowed address pairs.
+    pub allowed_address_pairs: Option<Vec<AddressPairRequest>>,
 }
 
 /// OpenStack's base MAC: ports' addresses are this prefix and three random bytes.
@@ -126,6 +130,11 @@ impl Networks {
         if new.device_owner.starts_with("network:") && !network_owner {
             return Err(NetworkError::not_allowed("create_port:device_owner"));
         }
+        if new.allowed_address_pairs.is_some() && !network_owner {
+            return Err(NetworkError::not_allowed(
+                "create_port:allowed_address_pairs",
+            ));
+        }
         if new.binding_host.is_some() && !caller.is_cloud_admin() {
             return Err(NetworkError::not_allowed("create_port:binding:host_id"));
         }
@@ -177,10 +186,18 @@ impl Networks {
                 .unwrap_or(network.port_security_enabled),
             binding_host: new.binding_host,
             charged_to,
+            allowed_address_pairs: "[]".to_owned(),
             created_at: now,
             updated_at: now,
             revision: 1,
         };
+        if let Some(requests) = new.allowed_address_pairs {
+            let pairs = address_pairs::checked(requests, &row.mac_address)?;
+            if !pairs.is_empty() && !row.port_security_enabled {
+                return Err(address_pairs::security_required());
+            }
+            row.allowed_address_pairs = address_pairs::to_row(&pairs);
+        }
         if !q::share_network(tx, &network.id, self.db.backend()).await? {
             return Err(NetworkError::no_network(&network.id));
         }
@@ -339,6 +356,11 @@ impl Networks {
         if update.binding_host.is_some() && !caller.is_cloud_admin() {
             return Err(NetworkError::not_allowed("update_port:binding:host_id"));
         }
+        if update.allowed_address_pairs.is_some() && !network_owner {
+            return Err(NetworkError::not_allowed(
+                "update_port:allowed_address_pairs",
+            ));
+        }
         let named_address = update
             .fixed_ips
             .iter()
@@ -384,6 +406,15 @@ impl Networks {
             .unwrap_or(row.port_security_enabled);
         if let Some(host) = update.binding_host {
             row.binding_host = host;
+        }
+        if let Some(requests) = update.allowed_address_pairs {
+            let pairs = address_pairs::checked(requests, &row.mac_address)?;
+            row.allowed_address_pairs = address_pairs::to_row(&pairs);
+        }
+        if !row.port_security_enabled
+            && !address_pairs::from_row(&row.allowed_address_pairs, &row.id).is_empty()
+        {
+            return Err(address_pairs::security_required());
         }
         let now = now_micros();
         row.updated_at = now;
@@ -546,7 +577,7 @@ pub(crate) async fn with_groups(
     Ok(ports)
 }
 
-fn check_mac(text: &str) -> Result<String, NetworkError> {
+pub(crate) fn check_mac(text: &str) -> Result<String, NetworkError> {
     match parse_mac(&text.to_ascii_lowercase()) {
         // A port's MAC is a unicast address.
         Some(mac) if mac[0] & 1 == 0 && mac != [0; 6] => Ok(format_mac(mac)),
@@ -798,6 +829,7 @@ pub(crate) fn fixed_ips(allocations: &[AllocationRow]) -> Vec<FixedIp> {
 
 pub(crate) fn port(row: PortRow, mut fixed_ips: Vec<FixedIp>) -> Port {
     fixed_ips.sort_by_key(|ip| ip.ip_address);
+    let allowed_address_pairs = address_pairs::from_row(&row.allowed_address_pairs, &row.id);
     Port {
         id: row.id,
         network_id: row.network_id,
@@ -813,6 +845,7 @@ pub(crate) fn port(row: PortRow, mut fixed_ips: Vec<FixedIp>) -> Port {
         binding_host: row.binding_host,
         fixed_ips,
         security_groups: Vec::new(),
+        allowed_address_pairs,
         created_at: row.created_at,
         updated_at: row.updated_at,
         revision: row.revision,

@@ -622,10 +622,12 @@ pub(crate) async fn drop_port(conn: &mut Connection, dropped: &Port) -> Result<(
     Ok(())
 }
 
-/// The node that runs the fewest routers, among those that realise networks.
+/// The node that runs the fewest routers, among those with a public interface (where a
+/// router's gateway and floating IPs can reach the provider's network), or among every
+/// node that realises networks where none has one.
 async fn least_loaded_node(conn: &mut Connection) -> Result<Option<String>, NetworkError> {
     let counts = q::routers_per_node(&mut *conn).await?;
-    let nodes = q::network_nodes(&mut *conn).await?;
+    let nodes = q::router_nodes(&mut *conn).await?;
     Ok(nodes.into_iter().min_by_key(|node| {
         counts
             .iter()

@@ -309,3 +309,73 @@ async fn floating_ips_reach_ports_through_routers() {
             .unwrap();
     }
 }
+
+/// A node as it registers: realising networks, with or without a public interface.
+fn node(id: &str, public: bool) -> nefos_db::compute::NodeRow {
+    nefos_db::compute::NodeRow {
+        id: id.to_owned(),
+        rpc_url: format!("http://{id}:8081"),
+        cpus: 2,
+        ram_mib: 4096,
+        disk_free_bytes: 1 << 30,
+        disk_total_bytes: 1 << 30,
+        guest_cpu_model: "x86-64-v2".to_owned(),
+        host_cpu: "test".to_owned(),
+        cpu_features: "[]".to_owned(),
+        tunnel_address: Some(format!("10.99.0.{}", id.len())),
+        public_network: i64::from(public),
+        accelerator: "tcg".to_owned(),
+        qemu_version: "10.0".to_owned(),
+        agent_version: "test".to_owned(),
+        running_vms: 0,
+        registered_at: 0,
+        heartbeat_at: 0,
+        heartbeat_seconds: 10,
+        drained: 0,
+        drained_reason: None,
+    }
+}
+
+#[tokio::test]
+async fn routers_run_on_nodes_with_a_public_interface() {
+    for t in each_backend().await {
+        let db = t.db.clone();
+        let cloud = Cloud::new(t).await;
+        let alice = member(&cloud.identity, "alice").await;
+        let router = |name: &str| NewRouter {
+            name: name.to_owned(),
+            ..NewRouter::default()
+        };
+        // With no node that has one, any node that realises networks will do.
+        nefos_db::compute::upsert_node(db.pool(), &node("inner", false))
+            .await
+            .unwrap();
+        let first = cloud
+            .networks
+            .create_router(&alice, router("r1"))
+            .await
+            .unwrap();
+        let admin = cloud_admin(&cloud.identity, "root").await;
+        let shown = cloud.networks.router(&admin, &first.id).await.unwrap();
+        assert_eq!(shown.node.as_deref(), Some("inner"), "{}", cloud.label);
+        // Once nodes with a public interface exist, routers go only there, the least
+        // loaded first.
+        for id in ["edge-a", "edge-bb"] {
+            nefos_db::compute::upsert_node(db.pool(), &node(id, true))
+                .await
+                .unwrap();
+        }
+        let mut placed = Vec::new();
+        for name in ["r2", "r3", "r4"] {
+            let made = cloud
+                .networks
+                .create_router(&alice, router(name))
+                .await
+                .unwrap();
+            let shown = cloud.networks.router(&admin, &made.id).await.unwrap();
+            placed.push(shown.node.unwrap());
+        }
+        placed.sort();
+        assert_eq!(placed, ["edge-a", "edge-a", "edge-bb"], "{}", cloud.label);
+    }
+}

@@ -361,6 +361,10 @@ pub struct NodeInfo {
     /// realises no networks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunnel_address: Option<std::net::IpAddr>,
+    /// Whether the node has a public interface, joined to external networks: routers
+    /// run on such nodes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub public_network: bool,
     /// How often the node heartbeats: it is down once it has missed a few.
     #[serde(default = "default_heartbeat_seconds")]
     pub heartbeat_seconds: u64,

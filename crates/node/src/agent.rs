@@ -241,6 +241,7 @@ impl NodeAgent {
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
             heartbeat_seconds: config.heartbeat_seconds.max(1),
             tunnel_address: config.tunnel_address,
+            public_network: config.public_interface.is_some(),
         };
         tracing::info!(node = %info.id, rpc = %info.rpc_url, accelerator = accelerator.as_str(), "node agent ready");
         Ok(NodeAgent {

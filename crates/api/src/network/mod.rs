@@ -92,7 +92,7 @@ pub(crate) fn router() -> Router<ApiState> {
             paths::SECURITY_GROUP_RULE,
             get(security_groups::show_rule).delete(security_groups::delete_rule),
         )
-        .route(paths::QUOTA, get(quotas::show))
+        .route(paths::QUOTA, get(quotas::show).put(quotas::update))
         .route(paths::QUOTA_DETAILS, get(quotas::details))
         .route(paths::QUOTA_DETAILS_JSON, get(quotas::details))
         .fallback(error::unknown_route)

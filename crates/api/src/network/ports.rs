@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use bytes::Bytes;
 use http::StatusCode;
-use nefos_network::{FixedIpRequest, NewPort, PortUpdate};
+use nefos_network::{AddressPairRequest, FixedIpRequest, NewPort, PortUpdate};
 use serde_json::{Value, json};
 
 use super::NeutronError;
@@ -34,10 +34,27 @@ fn fixed_ips(attributes: &mut Attributes) -> Result<Option<Vec<FixedIpRequest>>,
     Ok(Some(requests))
 }
 
+fn address_pairs(
+    attributes: &mut Attributes,
+) -> Result<Option<Vec<AddressPairRequest>>, NeutronError> {
+    let Some(items) = attributes.list("allowed_address_pairs")? else {
+        return Ok(None);
+    };
+    let mut pairs = Vec::new();
+    for mut item in objects("allowed_address_pairs", items)? {
+        let pair = AddressPairRequest {
+            ip_address: item.string("ip_address")?,
+            mac_address: item.string("mac_address")?,
+        };
+        item.finish()?;
+        pairs.push(pair);
+    }
+    Ok(Some(pairs))
+}
+
 fn unserved(attributes: &mut Attributes) -> Result<(), NeutronError> {
     attributes.only_default("binding:vnic_type", &[json!("normal")])?;
     attributes.only_default("binding:profile", &[json!({}), Value::Null])?;
-    attributes.only_default("allowed_address_pairs", &[json!([])])?;
     attributes.only_default("extra_dhcp_opts", &[json!([])])?;
     attributes.only_default("qos_policy_id", &[Value::Null])?;
     attributes.only_default("dns_name", &[json!(""), Value::Null])?;
@@ -72,6 +89,7 @@ pub(crate) async fn create(
             .flatten()
             .filter(|h| !h.is_empty()),
         security_groups: attributes.string_list("security_groups")?,
+        allowed_address_pairs: address_pairs(&mut attributes)?,
     };
     unserved(&mut attributes)?;
     attributes.finish()?;
@@ -133,6 +151,7 @@ pub(crate) async fn update(
             .nullable_string("binding:host_id")?
             .map(|h| h.filter(|h| !h.is_empty())),
         security_groups: attributes.string_list("security_groups")?,
+        allowed_address_pairs: address_pairs(&mut attributes)?,
     };
     unserved(&mut attributes)?;
     attributes.finish()?;
@@ -148,6 +167,12 @@ pub(crate) async fn update(
             .flatten()
             .collect();
         compute.sync_networks(nodes).await;
+        // Its pairs make it a member by those addresses of the groups it is in.
+        if before.allowed_address_pairs != port.allowed_address_pairs {
+            for group in &port.security_groups {
+                compute.sync_security_group(group).await;
+            }
+        }
     }
     Ok(Json(json!({"port": views::port(&port)})))
 }

@@ -6,8 +6,8 @@ use nefos_network::{
     FloatingIp, Network, Port, Router, RouterInterface, SecurityGroup, SecurityGroupRule, Subnet,
 };
 use nefos_network_api::{
-    AllocationPool, ExternalGatewayInfoView, FixedIpView, FloatingIpView, HostRouteView,
-    NetworkView, PortView, RouterInterfaceView, RouterView, SecurityGroupRuleView,
+    AddressPairView, AllocationPool, ExternalGatewayInfoView, FixedIpView, FloatingIpView,
+    HostRouteView, NetworkView, PortView, RouterInterfaceView, RouterView, SecurityGroupRuleView,
     SecurityGroupView, SubnetView,
 };
 use serde::Serialize;
@@ -148,6 +148,7 @@ pub(crate) const PORT_ATTRIBUTES: &[&str] = &[
     "fixed_ips",
     "port_security_enabled",
     "security_groups",
+    "allowed_address_pairs",
     "binding:host_id",
     "binding:vnic_type",
     "binding:vif_type",
@@ -179,6 +180,14 @@ pub(crate) fn port(port: &Port) -> PortView {
             .collect(),
         port_security_enabled: port.port_security_enabled,
         security_groups: port.security_groups.clone(),
+        allowed_address_pairs: port
+            .allowed_address_pairs
+            .iter()
+            .map(|pair| AddressPairView {
+                ip_address: pair.ip_address.clone(),
+                mac_address: pair.mac_address.clone(),
+            })
+            .collect(),
         binding_host_id: port.binding_host.clone().unwrap_or_default(),
         binding_vnic_type: "normal".to_owned(),
         // No node has plugged the port in yet.

@@ -17,6 +17,8 @@ pub struct NodeRow {
     pub cpu_features: String,
     /// Where the node's VXLAN tunnels end.
     pub tunnel_address: Option<String>,
+    /// Whether it has a public interface (routers run there); 0 or 1.
+    pub public_network: i64,
     pub accelerator: String,
     pub qemu_version: String,
     pub agent_version: String,
@@ -33,12 +35,14 @@ pub struct NodeRow {
 
 const COLUMNS: &str = "id, rpc_url, cpus, ram_mib, disk_free_bytes, disk_total_bytes, \
     guest_cpu_model, host_cpu, accelerator, qemu_version, agent_version, running_vms, \
-    registered_at, heartbeat_at, heartbeat_seconds, cpu_features, tunnel_address";
+    registered_at, heartbeat_at, heartbeat_seconds, cpu_features, tunnel_address, \
+    public_network";
 
 const SELECT_COLUMNS: &str = "id, rpc_url, cpus, ram_mib, disk_free_bytes, disk_total_bytes, \
     guest_cpu_model, host_cpu, accelerator, qemu_version, agent_version, running_vms, \
     registered_at, heartbeat_at, heartbeat_seconds, CAST(drained AS INTEGER) AS drained, \
-    drained_reason, cpu_features, tunnel_address";
+    drained_reason, cpu_features, tunnel_address, \
+    CAST(public_network AS INTEGER) AS public_network";
 
 /// Inserts the node or replaces its self-description (a re-registration).
 pub async fn upsert_node<'c>(
@@ -47,7 +51,7 @@ pub async fn upsert_node<'c>(
 ) -> Result<(), DbError> {
     sqlx::query(&format!(
         "INSERT INTO compute_nodes ({COLUMNS})
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
          ON CONFLICT (id) DO UPDATE SET
            rpc_url = excluded.rpc_url, cpus = excluded.cpus, ram_mib = excluded.ram_mib,
            disk_free_bytes = excluded.disk_free_bytes,
@@ -57,7 +61,8 @@ pub async fn upsert_node<'c>(
            agent_version = excluded.agent_version, running_vms = excluded.running_vms,
            registered_at = excluded.registered_at, heartbeat_at = excluded.heartbeat_at,
            heartbeat_seconds = excluded.heartbeat_seconds,
-           cpu_features = excluded.cpu_features, tunnel_address = excluded.tunnel_address"
+           cpu_features = excluded.cpu_features, tunnel_address = excluded.tunnel_address,
+           public_network = excluded.public_network"
     ))
     .bind(&row.id)
     .bind(&row.rpc_url)
@@ -76,6 +81,7 @@ pub async fn upsert_node<'c>(
     .bind(row.heartbeat_seconds)
     .bind(&row.cpu_features)
     .bind(&row.tunnel_address)
+    .bind(row.public_network != 0)
     .execute(ex)
     .await
     .map_err(DbError::query("register a node"))?;

@@ -100,12 +100,20 @@ pub async fn next_network_generation(conn: &mut Connection) -> Result<i64, DbErr
     .map_err(DbError::query("take a generation of the nodes' networks"))
 }
 
-/// The nodes that realise networks (they have a tunnel address), by id.
-pub async fn network_nodes<'c>(
+/// The nodes routers may run on: those that realise networks and have a public
+/// interface, or, where none has one, every node that realises networks; by id.
+pub async fn router_nodes<'c>(
     ex: impl Executor<'c, Database = Any>,
 ) -> Result<Vec<String>, DbError> {
-    sqlx::query_scalar("SELECT id FROM compute_nodes WHERE tunnel_address IS NOT NULL ORDER BY id")
-        .fetch_all(ex)
-        .await
-        .map_err(DbError::query("read the nodes that realise networks"))
+    sqlx::query_scalar(
+        "SELECT id FROM compute_nodes
+         WHERE tunnel_address IS NOT NULL
+           AND (public_network
+                OR NOT EXISTS (SELECT 1 FROM compute_nodes
+                               WHERE tunnel_address IS NOT NULL AND public_network))
+         ORDER BY id",
+    )
+    .fetch_all(ex)
+    .await
+    .map_err(DbError::query("read the nodes routers may run on"))
 }

@@ -23,6 +23,8 @@ pub struct PortRow {
     pub binding_host: Option<String>,
     /// The user whose `cyclades.port` the port is charged to.
     pub charged_to: Option<String>,
+    /// Neutron's allowed address pairs, as JSON.
+    pub allowed_address_pairs: String,
     pub created_at: i64,
     pub updated_at: i64,
     pub revision: i64,
@@ -44,6 +46,7 @@ impl FromRow<'_, AnyRow> for PortRow {
             port_security_enabled: get_bool(row, "port_security_enabled")?,
             binding_host: row.try_get("binding_host")?,
             charged_to: row.try_get("charged_to")?,
+            allowed_address_pairs: row.try_get("allowed_address_pairs")?,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
             revision: row.try_get("revision")?,
@@ -54,16 +57,16 @@ impl FromRow<'_, AnyRow> for PortRow {
 const COLUMNS: &str = "id, network_id, project_id, name, description, mac_address,
     CAST(admin_state_up AS INTEGER) AS admin_state_up, status, device_id, device_owner,
     CAST(port_security_enabled AS INTEGER) AS port_security_enabled, binding_host, charged_to,
-    created_at, updated_at, revision";
+    allowed_address_pairs, created_at, updated_at, revision";
 
 /// Inserts a port unless another port has its MAC address: returns whether it did.
 pub async fn insert_port(conn: &mut Connection, row: &PortRow) -> Result<bool, DbError> {
     let done = sqlx::query(
         "INSERT INTO ports (id, network_id, project_id, name, description, mac_address,
                             admin_state_up, status, device_id, device_owner,
-                            port_security_enabled, binding_host, charged_to, created_at,
-                            updated_at, revision)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                            port_security_enabled, binding_host, charged_to,
+                            allowed_address_pairs, created_at, updated_at, revision)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
          ON CONFLICT (mac_address) DO NOTHING",
     )
     .bind(&row.id)
@@ -79,6 +82,7 @@ pub async fn insert_port(conn: &mut Connection, row: &PortRow) -> Result<bool, D
     .bind(row.port_security_enabled)
     .bind(&row.binding_host)
     .bind(&row.charged_to)
+    .bind(&row.allowed_address_pairs)
     .bind(row.created_at)
     .bind(row.updated_at)
     .bind(row.revision)
@@ -93,7 +97,8 @@ pub async fn update_port(conn: &mut Connection, row: &PortRow) -> Result<bool, D
     let done = sqlx::query(
         "UPDATE ports SET name = $2, description = $3, mac_address = $4, admin_state_up = $5,
                 status = $6, device_id = $7, device_owner = $8, port_security_enabled = $9,
-                binding_host = $10, updated_at = $11, revision = $12
+                binding_host = $10, updated_at = $11, revision = $12,
+                allowed_address_pairs = $13
          WHERE id = $1 AND revision = $12 - 1",
     )
     .bind(&row.id)
@@ -108,6 +113,7 @@ pub async fn update_port(conn: &mut Connection, row: &PortRow) -> Result<bool, D
     .bind(&row.binding_host)
     .bind(row.updated_at)
     .bind(row.revision)
+    .bind(&row.allowed_address_pairs)
     .execute(conn)
     .await
     .map_err(DbError::insert("update a port", "MAC address"))?;

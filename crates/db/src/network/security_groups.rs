@@ -335,6 +335,23 @@ pub async fn group_member_addresses<'c>(
     .map_err(DbError::query("read a security group's addresses"))
 }
 
+/// The allowed address pairs (JSON, as kept in the port's row) of the ports in `group`
+/// that have any: they are members by those addresses too, as in Neutron.
+pub async fn group_member_address_pairs<'c>(
+    ex: impl Executor<'c, Database = Any>,
+    group: &str,
+) -> Result<Vec<(String, String)>, DbError> {
+    sqlx::query_as(
+        "SELECT p.id, p.allowed_address_pairs FROM ports p
+         JOIN port_security_groups g ON g.port_id = p.id
+         WHERE g.security_group_id = $1 AND p.allowed_address_pairs <> '[]' ORDER BY p.id",
+    )
+    .bind(group)
+    .fetch_all(ex)
+    .await
+    .map_err(DbError::query("read a security group's address pairs"))
+}
+
 /// The nodes with ports in `group` or in a group with a rule naming `group` remote.
 pub async fn hosts_of_group<'c>(
     ex: impl Executor<'c, Database = Any>,

@@ -235,6 +235,38 @@ impl Quotas {
         Ok(())
     }
 
+    /// Sets a project's limit of a resource as the OpenStack APIs set one (Neutron's and
+    /// Nova's quota `PUT`): what its members may use together. A personal project's user
+    /// gets the same limit; a regular project's members keep the limit each had.
+    /// Administrators only.
+    pub async fn set_project_limit(
+        &self,
+        caller: Caller<'_>,
+        project_id: &str,
+        resource: &str,
+        limit: i64,
+    ) -> Result<(), QuotaError> {
+        if !caller.is_admin() {
+            return Err(QuotaError::not_allowed("only administrators set quotas"));
+        }
+        let project = self.project(caller, project_id).await?;
+        let member_capacity = match project.resources.get(resource) {
+            _ if project.kind != "regular" => limit,
+            Some(grant) => grant.member_capacity,
+            None => self
+                .resources()
+                .await?
+                .iter()
+                .find(|r| r.name == resource)
+                .map_or(0, |r| r.project_default),
+        };
+        let grant = Grant {
+            member_capacity,
+            project_capacity: limit,
+        };
+        self.set_grant(caller, project_id, resource, grant).await
+    }
+
     /// Makes the transactions that change one project (its state, settings, applications
     /// and memberships) take turns, so that each decides on what the previous one left:
     /// an approval racing a termination, or two joins racing for the last place.
