@@ -71,7 +71,8 @@ impl Catalog {
                     name: nefos_network_api::CATALOG_NAME,
                     path: nefos_network_api::PREFIX,
                     version: "v2.0",
-                    synnefo_path: None,
+                    // kamaki reads Synnefo's shapes, served beside Neutron's.
+                    synnefo_path: Some(nefos_network_api::cyclades::CATALOG_PATH),
                 },
                 // Synnefo's account API; astakosclient finds it by this name and version.
                 CatalogService {

@@ -38,7 +38,7 @@ pub use nodes::{Enrolment, Joined, MISSED_HEARTBEATS, Node, NodeRegistry, NodeRp
 pub use reconcile::{Mode as ReconcileMode, ReconcileReport, Reconciler, Repair};
 pub use servers::{
     CreateServer, CreatedServers, Fault, ListFilter, NetworkRequest, PowerAction, Rebuild, Server,
-    ServerFlavor, ServerNetworks, ServerPage, SortColumn,
+    ServerAddress, ServerFlavor, ServerNetworks, ServerPage, SortColumn,
 };
 
 /// How compute places and equips servers.
@@ -56,6 +56,9 @@ pub struct ComputeSettings {
     /// The guest TCP ports each server's node forwards from its loopback, while servers
     /// have only user-mode networking.
     pub forward_tcp: Vec<u16>,
+    /// The network (an id) a server gets a port on when it names none (Nova's `auto`):
+    /// the provider's public network, say. `None`: user-mode networking.
+    pub auto_network: Option<String>,
     /// The CPU model (a name of [`nefos_node_api::CPU_MODELS`]) of servers whose flavor
     /// names none in `nefos:cpu_model`.
     pub cpu_model: String,
@@ -69,6 +72,7 @@ impl Default for ComputeSettings {
             disk_allocation_ratio: 4.0,
             reserved_host_ram_mib: 512,
             forward_tcp: vec![22],
+            auto_network: None,
             cpu_model: nefos_node_api::DEFAULT_CPU_MODEL.to_owned(),
         }
     }

@@ -59,6 +59,10 @@ pub struct ComputeSection {
     /// Guest TCP ports each server's node forwards from its loopback (user-mode
     /// networking; see docs/servers.md).
     pub forward_tcp: Vec<u16>,
+    /// The network (its id) servers that name none get a port on (Nova's `auto`), e.g.
+    /// the provider's public network, shared with every project; unset, they get
+    /// user-mode networking with `forward_tcp`.
+    pub auto_network: Option<String>,
     /// The CPU model servers get unless their flavor's `nefos:cpu_model` names another:
     /// `x86-64-v1` … `x86-64-v4`.
     pub cpu_model: String,
@@ -73,6 +77,7 @@ impl Default for ComputeSection {
             disk_allocation_ratio: defaults.disk_allocation_ratio,
             reserved_host_ram_mib: defaults.reserved_host_ram_mib,
             forward_tcp: defaults.forward_tcp,
+            auto_network: defaults.auto_network,
             cpu_model: defaults.cpu_model,
         }
     }
@@ -94,6 +99,7 @@ impl ComputeSection {
             disk_allocation_ratio: self.disk_allocation_ratio,
             reserved_host_ram_mib: self.reserved_host_ram_mib,
             forward_tcp: self.forward_tcp.clone(),
+            auto_network: self.auto_network.clone(),
             cpu_model: self.cpu_model.clone(),
         })
     }

@@ -34,6 +34,11 @@ pub struct UpArgs {
     /// Data directory (created if missing).
     #[arg(long, default_value = "nefos-data")]
     data: PathBuf,
+    /// A configuration file (as `nefos serve --config` reads) for what the flags do not
+    /// set: `[compute]`, `[quotas]`, `[images]`, `[identity]`, … The flags win for where
+    /// the cloud listens and keeps its data.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -76,13 +81,17 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     // clouds.yaml and the credentials under the first.
     let _lock = DataDirLock::acquire(&args.data).await?;
     data_dir::tighten(&args.data).await?;
+    let file = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
     let config = Config {
         listen: args.listen,
         public_url: args.public_url,
         data_dir: args.data.clone(),
         database: args.database,
         internal_listen: args.internal_listen,
-        ..Config::default()
+        ..file
     };
     let control_plane = ControlPlane::start(&config).await?;
     let credentials_path = args.data.join("credentials");

@@ -19,7 +19,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nefos_test_utils::{Lab, NefosProcess, OpenStack, read_credentials};
+use nefos_test_utils::{Kamaki, Lab, NefosProcess, OpenStack, read_credentials};
 use serde_json::Value;
 
 const BOOT: Duration = Duration::from_secs(180);
@@ -289,9 +289,14 @@ fn networks_span_nodes_keep_tenants_apart_and_let_the_outside_in_by_floating_ips
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let image = common::vms::guest_image();
+    // The control plane's configuration, empty until the restart below gives it one.
+    let config = dir.path().join("nefos.toml");
+    std::fs::write(&config, "").unwrap();
     let args: Vec<String> = [
         "up",
         "--no-node",
+        "--config",
+        config.to_str().unwrap(),
         "--data",
         data.to_str().unwrap(),
         "--listen",
@@ -442,10 +447,15 @@ fn networks_span_nodes_keep_tenants_apart_and_let_the_outside_in_by_floating_ips
          watch http-a2 page_of 10.0.0.11 vm-a &
          watch renumbered page_of 10.9.0.11 vm-a &
          (while ! ip link show eth1 >/dev/null 2>&1; do sleep 1; done; \
-          udhcpc -i eth1 -s /usr/share/udhcpc/default.script -b -t 5 -T 2 -S; \
+          udhcpc -i eth1 -s /usr/share/udhcpc/default.script -b -t 5 -T 2 -S -p /run/dhcp1; \
           reach hotplug sh -c 'ip -4 addr show eth1 | grep -q 10.5.0.5/24' && \
           while ip link show eth1 >/dev/null 2>&1; do sleep 1; done; \
-          echo 'PROBE unplugged ok' >/dev/ttyS0) &",
+          echo 'PROBE unplugged ok' >/dev/ttyS0; kill $(cat /run/dhcp1); \
+          while ! ip link show eth1 >/dev/null 2>&1; do sleep 1; done; \
+          udhcpc -i eth1 -s /usr/share/udhcpc/default.script -b -t 5 -T 2 -S -p /run/dhcp1; \
+          reach kamaki-plug sh -c 'ip -4 addr show eth1 | grep -q 10.5.0.' && \
+          while ip link show eth1 >/dev/null 2>&1; do sleep 1; done; \
+          echo 'PROBE kamaki-unplugged ok' >/dev/ttyS0) &",
     );
     assert_ne!(
         node_a, node_b,
@@ -462,6 +472,13 @@ fn networks_span_nodes_keep_tenants_apart_and_let_the_outside_in_by_floating_ips
     assert_eq!(port["status"], "ACTIVE", "{port}");
     assert_eq!(port["device_id"], vm_a.as_str(), "{port}");
     assert_eq!(port["binding_host_id"], node_a.as_str(), "{port}");
+    // Nova's view of the server carries its addresses, by network name.
+    let shown = cloud.json("nefos-demo", &["server", "show", &vm_a]);
+    let addresses = shown["addresses"].to_string();
+    assert!(
+        addresses.contains("net-a") && addresses.contains("10.0.0.11"),
+        "{shown}"
+    );
 
     // The other project's VM got its address by DHCP and reaches none of the demo VMs.
     let (vm_c, _) = cloud.server(
@@ -686,7 +703,53 @@ fn networks_span_nodes_keep_tenants_apart_and_let_the_outside_in_by_floating_ips
     let shown = cloud.json("nefos-demo", &["port", "show", &px]);
     assert_eq!(shown["device_id"], "", "{shown}");
     cloud.ok("nefos-demo", &["port", "delete", &px]);
+    // The same through kamaki 0.16, Synnefo's way: a port posted with the server's
+    // serial as its device, and deleted to unplug it.
+    let token = cloud.json("nefos-demo", &["token", "issue"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let kamaki = Kamaki::in_namespace(&cp, "http://10.77.0.1:8080", &token);
+    let listed = kamaki.ok(&["network", "list"]);
+    assert!(
+        listed.contains("net-x") && listed.contains("net-a"),
+        "{listed}"
+    );
+    let net_x = cloud.json("nefos-demo", &["network", "show", "net-x"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let serial_b = serial(&kamaki, "vm-b");
+    kamaki.ok(&["network", "connect", &net_x, "--device-id", &serial_b]);
+    assert_eq!(
+        cloud.probes(&vm_b, &["kamaki-plug"]),
+        ["ok"],
+        "{}",
+        cloud.console(&vm_b)
+    );
+    let info = kamaki.json(&["server", "info", &serial_b]);
+    assert!(
+        info["attachments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|nic| nic["network_id"] == net_x.as_str()),
+        "{info}"
+    );
+    kamaki.ok(&["network", "disconnect", &net_x, "--device-id", &serial_b]);
+    assert_eq!(cloud.probes(&vm_b, &["kamaki-unplugged"]), ["ok"]);
+    let left = cloud.json("nefos-demo", &["port", "list", "--network", "net-x"]);
+    assert_eq!(left, serde_json::json!([]), "{left}");
+    // A network of its own, once net-x has made room in the quota.
     cloud.ok("nefos-demo", &["network", "delete", "net-x"]);
+    let made = kamaki.json(&["network", "create", "--name", "kam-net"]);
+    assert_eq!(made["type"], "MAC_FILTERED", "{made}");
+    let made_id = made["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        kamaki.json(&["network", "info", &made_id])["name"],
+        "kam-net"
+    );
+    kamaki.ok(&["network", "delete", &made_id]);
 
     // Restarts: vm-a's node agent, then the control plane, each killed. vm-b watches
     // vm-a's HTTP at its address throughout, past a lease time, while the floating IPs
@@ -694,13 +757,55 @@ fn networks_span_nodes_keep_tenants_apart_and_let_the_outside_in_by_floating_ips
     cloud.wait_state(&vm_b, "http-a2", "up");
     let restarted = Instant::now();
     let seen = cloud.console(&vm_b).matches("STATE http-a2").count();
+    let net_a = cloud.json("nefos-demo", &["network", "show", "net-a"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     cloud.restart_node(&node_a);
     control_plane.kill9();
+    // It comes back with servers that name no network put on net-a.
+    std::fs::write(&config, format!("[compute]\nauto_network = \"{net_a}\"\n")).unwrap();
     control_plane = start_control_plane();
     let server = cloud.json("nefos-admin", &["server", "show", &vm_a]);
     assert_eq!(server["status"], "ACTIVE", "{server}");
 
-    floating_ips_reach_vms_from_outside(&cloud, &outside, &pa, &vm_a, &vm_b);
+    let serial_a = serial(&kamaki, "vm-a");
+    // It comes on top of the project's four servers and vCPUs.
+    for resource in ["cyclades.vm", "cyclades.total_cpu"] {
+        common::admin_ok(&[
+            "quota",
+            "set",
+            "--user",
+            "demo",
+            resource,
+            "5",
+            "--data",
+            data.to_str().unwrap(),
+        ]);
+    }
+    let auto = cloud.json(
+        "nefos-demo",
+        &[
+            "server",
+            "create",
+            "--flavor",
+            "m1.nano",
+            "--image",
+            "nefos-tiny",
+            "vm-auto",
+        ],
+    );
+    let auto = auto["id"].as_str().unwrap().to_owned();
+    let ports = cloud.json("nefos-demo", &["port", "list", "--server", &auto]);
+    assert_eq!(ports.as_array().map(Vec::len), Some(1), "{ports}");
+    let on = cloud.json(
+        "nefos-demo",
+        &["port", "show", ports[0]["ID"].as_str().unwrap()],
+    );
+    assert_eq!(on["network_id"], net_a.as_str(), "{on}");
+    cloud.ok("nefos-demo", &["server", "delete", "--wait", &auto]);
+
+    floating_ips_reach_vms_from_outside(&cloud, &outside, &pa, &vm_a, &vm_b, (&kamaki, &serial_a));
 
     let lease = Duration::from_secs(70);
     if let Some(rest) = lease.checked_sub(restarted.elapsed()) {
@@ -845,6 +950,7 @@ fn floating_ips_reach_vms_from_outside(
     pa: &str,
     vm_a: &str,
     vm_b: &str,
+    (kamaki, serial_a): (&Kamaki, &str),
 ) {
     cloud.ok(
         "nefos-admin",
@@ -944,6 +1050,24 @@ fn floating_ips_reach_vms_from_outside(
     wait_reach(outside, &address, 22, "SSH-2.0", false);
     let shown = cloud.json("nefos-demo", &["floating", "ip", "show", &address]);
     assert_eq!(shown["status"], "DOWN", "{shown}");
+    // kamaki's way, with a second floating IP (the quota raised through Neutron's API):
+    // `ip create` picks the public network, `ip attach` gives the server the address,
+    // `ip detach` takes it away again.
+    cloud.ok(
+        "nefos-admin",
+        &["quota", "set", "--floating-ips", "2", "demo"],
+    );
+    let made = kamaki.json(&["ip", "create"]);
+    let kamaki_ip = made["floating_ip_address"].as_str().unwrap().to_owned();
+    let kamaki_ip_id = made["id"].as_str().unwrap().to_owned();
+    assert!(kamaki.ok(&["ip", "list"]).contains(&kamaki_ip));
+    kamaki.ok(&["ip", "attach", &kamaki_ip, "--server-id", serial_a]);
+    let info = kamaki.json(&["ip", "info", &kamaki_ip_id]);
+    assert_eq!(info["instance_id"], serial_a, "{info}");
+    wait_reach(outside, &kamaki_ip, 22, "SSH-2.0", true);
+    kamaki.ok(&["ip", "detach", &kamaki_ip]);
+    wait_reach(outside, &kamaki_ip, 22, "SSH-2.0", false);
+    kamaki.ok(&["ip", "delete", &kamaki_ip_id]);
     cloud.ok(
         "nefos-demo",
         &["security", "group", "rule", "delete", &rules[0]],
@@ -976,6 +1100,19 @@ fn floating_ips_reach_vms_from_outside(
     cloud.wait_state(vm_a, "v6route", "down");
     cloud.ok("nefos-demo", &["router", "delete", "r1"]);
     cloud.ok("nefos-admin", &["network", "delete", "public"]);
+}
+
+/// The Cyclades serial of server `name`, as kamaki names servers.
+fn serial(kamaki: &Kamaki, name: &str) -> String {
+    let servers = kamaki.json(&["server", "list"]);
+    servers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|server| server["name"] == name)
+        .and_then(|server| server["id"].as_i64())
+        .unwrap_or_else(|| panic!("kamaki lists no {name}: {servers}"))
+        .to_string()
 }
 
 /// The QEMU processes running in `namespace`.

@@ -3,6 +3,7 @@
 //! read. Field names are Neutron's, extension attributes (`router:external`,
 //! `binding:host_id`, `provider:*`) included.
 
+pub mod cyclades;
 pub mod paths;
 mod views;
 

@@ -101,6 +101,8 @@ pub struct Network {
     pub vni: i64,
     /// Its subnets' ids, oldest first.
     pub subnets: Vec<String>,
+    /// The user who made it in their own project (charged for it); Synnefo's `user_id`.
+    pub charged_to: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
     pub revision: i64,
@@ -161,6 +163,8 @@ pub struct Port {
     /// The security groups whose rules filter its traffic (with port security on).
     pub security_groups: Vec<String>,
     pub allowed_address_pairs: Vec<AddressPair>,
+    /// The user who made it in their own project (charged for it); Synnefo's `user_id`.
+    pub charged_to: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
     pub revision: i64,

@@ -274,6 +274,7 @@ pub(crate) fn network(row: NetworkRow, subnets: Vec<String>) -> Network {
         port_security_enabled: row.port_security_enabled,
         vni: row.vni,
         subnets,
+        charged_to: row.charged_to,
         created_at: row.created_at,
         updated_at: row.updated_at,
         revision: row.revision,

@@ -646,6 +646,34 @@ async fn take_default(
     Ok(taken)
 }
 
+/// A new SLAAC subnet's address for every port already on its network (as Neutron does;
+/// a router's ports and the service's own take addresses only where they are named), in
+/// the caller's transaction, which holds the network.
+pub(crate) async fn give_autoconfigured_addresses(
+    tx: &mut Transaction,
+    subnet: &Subnet,
+) -> Result<(), NetworkError> {
+    let selection = PortSelection {
+        network: Some(&subnet.network_id),
+        ..PortSelection::default()
+    };
+    let now = now_micros();
+    for row in q::list_ports(&mut **tx, selection).await? {
+        if is_service_port(&row.device_owner) {
+            continue;
+        }
+        let address = slaac_address(subnet, &row.mac_address)?;
+        allocate_exact(tx, subnet, &row.id, address).await?;
+        let ip = FixedIp {
+            subnet_id: subnet.id.clone(),
+            ip_address: address,
+        };
+        open_history(tx, &row, &ip, now).await?;
+        q::touch_port(tx, &row.id, now).await?;
+    }
+    Ok(())
+}
+
 /// The port's SLAAC address on each autoconfigured subnet it has none on yet, added to
 /// `taken`.
 async fn take_autoconfigured(
@@ -846,6 +874,7 @@ pub(crate) fn port(row: PortRow, mut fixed_ips: Vec<FixedIp>) -> Port {
         fixed_ips,
         security_groups: Vec::new(),
         allowed_address_pairs,
+        charged_to: row.charged_to,
         created_at: row.created_at,
         updated_at: row.updated_at,
         revision: row.revision,

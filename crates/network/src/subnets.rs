@@ -69,6 +69,9 @@ impl Networks {
         check_text("description", &new.description)?;
         let mut tx = self.db.begin().await?;
         let subnet = insert_subnet(&mut tx, &network, new).await?;
+        if crate::ipam::autoconfigured(&subnet) {
+            crate::ports::give_autoconfigured_addresses(&mut tx, &subnet).await?;
+        }
         tx.commit()
             .await
             .map_err(DbError::query("commit a subnet's creation"))?;

@@ -317,13 +317,35 @@ async fn subnets_are_checked_as_neutron_checks_them() {
                 .contains("'10.1.0.0/24' is recommended")
         );
 
-        // SLAAC: a port's IPv6 address is its MAC's EUI-64 in the /64.
+        // SLAAC: a port's IPv6 address is its MAC's EUI-64 in the /64; a port made before
+        // the subnet gets its address with the subnet.
+        let earlier = cloud
+            .networks
+            .create_port(
+                &alice,
+                NewPort {
+                    network_id: net.clone(),
+                    mac_address: Some("fa:16:3e:12:34:50".to_owned()),
+                    ..NewPort::default()
+                },
+            )
+            .await
+            .unwrap();
         let v6 = NewSubnet {
             ipv6_address_mode: Some("slaac".to_owned()),
             ipv6_ra_mode: Some("slaac".to_owned()),
             ..subnet("2001:db8:5::/64", 6)
         };
         cloud.networks.create_subnet(&alice, v6).await.unwrap();
+        let earlier = cloud.networks.port(&alice, &earlier.id).await.unwrap();
+        assert!(
+            earlier
+                .fixed_ips
+                .iter()
+                .any(|f| f.ip_address.to_string() == "2001:db8:5:0:f816:3eff:fe12:3450"),
+            "{label}: {:?}",
+            earlier.fixed_ips
+        );
         let port = cloud
             .networks
             .create_port(

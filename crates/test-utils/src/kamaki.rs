@@ -12,6 +12,8 @@ pub const KAMAKI_ENV: &str = "NEFOS_KAMAKI_CLI";
 pub struct Kamaki {
     exe: PathBuf,
     dir: tempfile::TempDir,
+    /// The network namespace it runs in (a test's host), if any.
+    namespace: Option<String>,
 }
 
 impl Kamaki {
@@ -29,9 +31,21 @@ impl Kamaki {
             ),
         };
         let dir = tempfile::tempdir().unwrap();
-        let kamaki = Kamaki { exe, dir };
+        let kamaki = Kamaki {
+            exe,
+            dir,
+            namespace: None,
+        };
         kamaki.write_config(url, token);
         kamaki
+    }
+
+    /// [`Kamaki::new`] run inside network namespace `namespace` (a test's host).
+    pub fn in_namespace(namespace: &str, url: &str, token: &str) -> Kamaki {
+        Kamaki {
+            namespace: Some(namespace.to_owned()),
+            ..Kamaki::new(url, token)
+        }
     }
 
     /// The same cloud with another token.
@@ -40,6 +54,7 @@ impl Kamaki {
         let kamaki = Kamaki {
             exe: self.exe.clone(),
             dir,
+            namespace: self.namespace.clone(),
         };
         kamaki.write_config(url, token);
         kamaki
@@ -74,7 +89,11 @@ impl Kamaki {
     pub fn run(&self, args: &[&str]) -> Output {
         let home = self.dir.path().join("home");
         std::fs::create_dir_all(&home).unwrap();
-        Command::new(&self.exe)
+        let mut command = match &self.namespace {
+            Some(namespace) => crate::Lab::command(namespace, &self.exe),
+            None => Command::new(&self.exe),
+        };
+        command
             .args(args)
             .env("KAMAKI_CONFIG", self.config())
             .env("HOME", &home)

@@ -30,7 +30,9 @@ use nefos_compute_api::paths;
 
 use crate::ApiState;
 
+pub(crate) use cyclades::time as cyclades_time;
 pub(crate) use error::NovaError;
+pub(crate) use request::Nova;
 /// The version list, also served at the prefix with a trailing slash (keystoneauth asks
 /// there first).
 pub(crate) use versions::root as version_list;

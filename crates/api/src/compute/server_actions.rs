@@ -154,8 +154,13 @@ pub(crate) async fn action(
             let (server, admin_pass) = compute
                 .rebuild_server(caller, request_id, id, rebuild)
                 .await?;
-            let mut view = serde_json::to_value(super::views::server(&nova, &server, true))
-                .map_err(|_| NovaError::malformed())?;
+            let addresses = compute
+                .server_addresses(caller, std::slice::from_ref(&server))
+                .await?;
+            let addresses = super::servers::addresses_of(&addresses, &server);
+            let mut view =
+                serde_json::to_value(super::views::server(&nova, &server, addresses, true))
+                    .map_err(|_| NovaError::malformed())?;
             view["adminPass"] = Value::String(admin_pass);
             let location = nova
                 .links(&format!("/servers/{id}"))

@@ -1,12 +1,16 @@
 //! `/servers`: list (brief and detail, with Nova's filters, sorting and paging), show,
 //! create, rename, delete.
 
+use std::collections::HashMap;
+
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
-use nefos_compute::{CreateServer, ListFilter, NetworkRequest, ServerNetworks, SortColumn};
+use nefos_compute::{
+    CreateServer, ListFilter, NetworkRequest, Server, ServerAddress, ServerNetworks, SortColumn,
+};
 use nefos_compute_api::types::{
     self, ServerBody, ServerCreate, ServerCreated, ServerCreatedBody, ServerList,
 };
@@ -131,17 +135,29 @@ pub(crate) async fn detail(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<ServerList<types::Server>>, NovaError> {
     let filter = filter(&nova, raw.as_deref())?;
-    let page = state.compute()?.list_servers(&nova.caller, &filter).await?;
+    let compute = state.compute()?;
+    let page = compute.list_servers(&nova.caller, &filter).await?;
+    let addresses = compute
+        .server_addresses(&nova.caller, &page.servers)
+        .await?;
     let last = page.servers.last().map(|s| s.id.as_str());
     let marker = next_marker(&filter, page.more, page.servers.len(), last);
     Ok(Json(ServerList {
         servers: page
             .servers
             .iter()
-            .map(|s| views::server(&nova, s, false))
+            .map(|s| views::server(&nova, s, addresses_of(&addresses, s), false))
             .collect(),
         servers_links: next_links(&nova, "/servers/detail", raw.as_deref(), marker),
     }))
+}
+
+/// The addresses of `server` among those read for a page.
+pub(crate) fn addresses_of<'a>(
+    addresses: &'a HashMap<String, Vec<ServerAddress>>,
+    server: &Server,
+) -> &'a [ServerAddress] {
+    addresses.get(&server.id).map_or(&[], Vec::as_slice)
 }
 
 pub(crate) async fn show(
@@ -149,9 +165,13 @@ pub(crate) async fn show(
     nova: Nova,
     Path(id): Path<String>,
 ) -> Result<Json<ServerBody>, NovaError> {
-    let server = state.compute()?.server(&nova.caller, &id).await?;
+    let compute = state.compute()?;
+    let server = compute.server(&nova.caller, &id).await?;
+    let addresses = compute
+        .server_addresses(&nova.caller, std::slice::from_ref(&server))
+        .await?;
     Ok(Json(ServerBody {
-        server: views::server(&nova, &server, true),
+        server: views::server(&nova, &server, addresses_of(&addresses, &server), true),
     }))
 }
 
@@ -374,12 +394,15 @@ pub(crate) async fn update(
             ));
         }
     };
-    let server = state
-        .compute()?
+    let compute = state.compute()?;
+    let server = compute
         .update_server(&nova.caller, &id, name, description)
         .await?;
+    let addresses = compute
+        .server_addresses(&nova.caller, std::slice::from_ref(&server))
+        .await?;
     Ok(Json(ServerBody {
-        server: views::server(&nova, &server, true),
+        server: views::server(&nova, &server, addresses_of(&addresses, &server), true),
     }))
 }
 

@@ -2,10 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use nefos_compute::Server;
+use nefos_compute::{Server, ServerAddress};
 use nefos_compute_api::types::{
     self, PortForwarding, SecurityGroupName, ServerBrief, ServerFault, ServerFlavor, ServerImage,
 };
+use serde_json::{Value, json};
 use sha2::{Digest, Sha224};
 
 use super::request::{Nova, iso_micros, iso_seconds};
@@ -28,7 +29,30 @@ pub(crate) fn brief(nova: &Nova, id: &str, name: &str) -> ServerBrief {
 }
 
 /// The full view; `show` adds what only `GET /servers/{id}` has.
-pub(crate) fn server(nova: &Nova, server: &Server, show: bool) -> types::Server {
+/// Nova's `addresses`: by network name, each fixed IP and the floating IPs forwarded
+/// to it.
+pub(crate) fn addresses(list: &[ServerAddress]) -> BTreeMap<String, Vec<Value>> {
+    let mut by_network: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for address in list {
+        by_network
+            .entry(address.network_name.clone())
+            .or_default()
+            .push(json!({
+                "version": if address.address.is_ipv4() { 4 } else { 6 },
+                "addr": address.address.to_string(),
+                "OS-EXT-IPS:type": if address.floating { "floating" } else { "fixed" },
+                "OS-EXT-IPS-MAC:mac_addr": address.mac_address,
+            }));
+    }
+    by_network
+}
+
+pub(crate) fn server(
+    nova: &Nova,
+    server: &Server,
+    addresses: &[ServerAddress],
+    show: bool,
+) -> types::Server {
     let version = nova.version;
     let admin = nova.is_admin();
     let status = server.status();
@@ -102,7 +126,7 @@ pub(crate) fn server(nova: &Nova, server: &Server, show: bool) -> types::Server 
         flavor,
         created: iso_seconds(server.created_at),
         updated: iso_seconds(server.updated_at),
-        addresses: BTreeMap::new(),
+        addresses: self::addresses(addresses),
         access_ipv4: server.access_ipv4.clone().unwrap_or_default(),
         access_ipv6: server.access_ipv6.clone().unwrap_or_default(),
         links: nova.links(&format!("/servers/{}", server.id)),

@@ -16,7 +16,7 @@ use crate::ApiState;
 use nefos_network_api::paths;
 
 /// Sends the nodes of `routers` their networks.
-async fn sync_routers(state: &ApiState, routers: impl IntoIterator<Item = String>) {
+pub(super) async fn sync_routers(state: &ApiState, routers: impl IntoIterator<Item = String>) {
     let Some(compute) = &state.compute else {
         return;
     };

@@ -4,6 +4,7 @@
 //! `NetworkError` to statuses; `listing.rs` gives every collection Neutron's filters,
 //! field selection, sorting and paging.
 
+mod cyclades;
 mod error;
 mod floating_ips;
 mod listing;
@@ -28,6 +29,7 @@ pub(crate) use error::NeutronError;
 /// Routes under [`nefos_network_api::PREFIX`].
 pub(crate) fn router() -> Router<ApiState> {
     Router::new()
+        .nest(nefos_network_api::cyclades::NESTED, cyclades::router())
         .route(paths::ROOT, get(versions::versions))
         .route(paths::V20, get(versions::resources))
         .route(paths::V20_SLASH, get(versions::resources))

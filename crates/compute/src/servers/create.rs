@@ -25,8 +25,9 @@ use crate::{Compute, ComputeError, Flavor};
 /// Which networks a new server gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerNetworks {
-    /// The cloud's default: user-mode networking with the configured ports forwarded
-    /// from the node's loopback.
+    /// The cloud's default: a port on the operator's network
+    /// ([`crate::ComputeSettings::auto_network`]), or, with none, user-mode networking with
+    /// the configured ports forwarded from the node's loopback.
     Auto,
     /// No network interface at all.
     None,
@@ -206,9 +207,18 @@ impl Compute {
         &self,
         caller: &AuthContext,
         request_id: &str,
-        request: CreateServer,
+        mut request: CreateServer,
     ) -> Result<CreatedServers, ComputeError> {
         let project = project_of(caller)?.to_owned();
+        // `auto`: the operator's network for servers that name none, if there is one.
+        if let (ServerNetworks::Auto, Some(network)) =
+            (&request.networks, &self.inner.settings.auto_network)
+        {
+            request.networks = ServerNetworks::List(vec![NetworkRequest {
+                network: Some(network.clone()),
+                ..NetworkRequest::default()
+            }]);
+        }
         check_name(&request.name)?;
         check_metadata(&request.metadata)?;
         check_tags(&request.tags)?;

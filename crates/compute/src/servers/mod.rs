@@ -4,6 +4,7 @@
 //! state changes when the node has reported.
 
 mod actions;
+mod addresses;
 pub(crate) mod charges;
 mod create;
 mod interfaces;
@@ -15,6 +16,7 @@ mod snapshot;
 pub mod state;
 
 pub use actions::PowerAction;
+pub use addresses::ServerAddress;
 pub use create::{CreateServer, CreatedServers, NetworkRequest, ServerNetworks};
 pub use model::{Fault, Server, ServerFlavor};
 pub use rebuild::Rebuild;

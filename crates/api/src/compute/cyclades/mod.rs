@@ -6,6 +6,8 @@ mod console;
 mod servers;
 mod views;
 
+pub(crate) use views::time;
+
 use axum::Json;
 use axum::Router;
 use axum::extract::{FromRequestParts, Path, State};

@@ -94,9 +94,16 @@ pub(super) async fn detail(
     let Some(servers) = select(&state, &cyclades, raw.as_deref()).await? else {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     };
+    let addresses = state
+        .compute()?
+        .server_addresses(&cyclades.caller, &servers)
+        .await?;
     let servers = servers
         .iter()
-        .map(|s| views::server(&cyclades, s, Vec::new()))
+        .map(|s| {
+            let of = crate::compute::servers::addresses_of(&addresses, s);
+            views::server(&cyclades, s, of, Vec::new())
+        })
         .collect();
     Ok(Json(c::ServerList { servers }).into_response())
 }
@@ -113,8 +120,13 @@ pub(super) async fn show(
         .await?;
     // The detail view carries the latest diagnostic; `/diagnostics` has them all.
     let latest = views::diagnostics(&actions).into_iter().take(1).collect();
+    let addresses = state
+        .compute()?
+        .server_addresses(&cyclades.caller, std::slice::from_ref(&server))
+        .await?;
+    let of = crate::compute::servers::addresses_of(&addresses, &server);
     Ok(Json(c::ServerBody {
-        server: views::server(&cyclades, &server, latest),
+        server: views::server(&cyclades, &server, of, latest),
     }))
 }
 
@@ -200,7 +212,7 @@ pub(super) async fn create(
             "no server was created",
         ));
     };
-    let mut view = views::server(&cyclades, server, Vec::new());
+    let mut view = views::server(&cyclades, server, &[], Vec::new());
     view.admin_pass = Some(created.admin_pass.clone());
     Ok((StatusCode::ACCEPTED, Json(c::ServerBody { server: view })).into_response())
 }
@@ -308,11 +320,16 @@ pub(super) async fn ips(
     cyclades: Cyclades,
     Path(id): Path<String>,
 ) -> Result<Json<c::ServerIps>, NovaError> {
-    lookup(&state, &cyclades, &id).await?;
-    // Servers have no NICs on networks until private networks exist.
+    let server = lookup(&state, &cyclades, &id).await?;
+    let addresses = state
+        .compute()?
+        .server_addresses(&cyclades.caller, std::slice::from_ref(&server))
+        .await?;
+    let of = crate::compute::servers::addresses_of(&addresses, &server);
+    let (attachments, addresses) = views::attachments(of);
     Ok(Json(c::ServerIps {
-        addresses: BTreeMap::new(),
-        attachments: Vec::new(),
+        addresses,
+        attachments,
     }))
 }
 

@@ -2,15 +2,16 @@
 
 use std::collections::BTreeMap;
 
-use nefos_compute::{Flavor, Server};
+use nefos_compute::{Flavor, Server, ServerAddress};
 use nefos_compute_api::cyclades::{self as c, NumericId, Reference};
 use nefos_compute_api::types::{Link, PortForwarding};
 use nefos_db::compute::ActionRow;
+use serde_json::json;
 
 use super::Cyclades;
 
 /// Cyclades' time format: ISO 8601 with `+00:00`, microseconds only when there are some.
-pub(super) fn time(micros: i64) -> String {
+pub(crate) fn time(micros: i64) -> String {
     let time = chrono::DateTime::from_timestamp_micros(micros).unwrap_or_default();
     if micros % 1_000_000 == 0 {
         time.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
@@ -56,11 +57,67 @@ pub(super) fn brief(cyclades: &Cyclades, server: &Server) -> c::ServerBrief {
     }
 }
 
+/// Cyclades' `attachments` (one per port, as Synnefo's NICs, with the port's id) and
+/// `addresses` (by network id).
+pub(super) fn attachments(
+    addresses: &[ServerAddress],
+) -> (
+    Vec<serde_json::Value>,
+    BTreeMap<String, Vec<serde_json::Value>>,
+) {
+    let mut nics: Vec<serde_json::Value> = Vec::new();
+    let mut by_network: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
+    for address in addresses {
+        let kind = if address.floating {
+            "floating"
+        } else {
+            "fixed"
+        };
+        let version = if address.address.is_ipv4() { 4 } else { 6 };
+        by_network
+            .entry(address.network_id.clone())
+            .or_default()
+            .push(json!({
+                "version": version,
+                "addr": address.address.to_string(),
+                "OS-EXT-IPS:type": kind,
+            }));
+        if address.floating {
+            continue;
+        }
+        let nic = match nics
+            .iter_mut()
+            .find(|n| n["id"] == address.port_id.as_str())
+        {
+            Some(nic) => nic,
+            None => {
+                nics.push(json!({
+                    "id": address.port_id,
+                    "network_id": address.network_id,
+                    "mac_address": address.mac_address,
+                    "ipv4": "",
+                    "ipv6": "",
+                    "OS-EXT-IPS:type": "fixed",
+                }));
+                let last = nics.len() - 1;
+                &mut nics[last]
+            }
+        };
+        let family = if version == 4 { "ipv4" } else { "ipv6" };
+        if nic[family] == "" {
+            nic[family] = json!(address.address.to_string());
+        }
+    }
+    (nics, by_network)
+}
+
 pub(super) fn server(
     cyclades: &Cyclades,
     server: &Server,
+    addresses: &[ServerAddress],
     diagnostics: Vec<c::Diagnostic>,
 ) -> c::Server {
+    let (attachments, addresses) = attachments(addresses);
     let status = status(server.status());
     let image_id = server.image_id.clone().unwrap_or_default();
     let port_forwarding: BTreeMap<String, PortForwarding> = server
@@ -100,8 +157,8 @@ pub(super) fn server(
         suspended: false,
         metadata: server.metadata.clone(),
         tags: server.tags.clone(),
-        attachments: Vec::new(),
-        addresses: BTreeMap::new(),
+        attachments,
+        addresses,
         volumes: Vec::new(),
         diagnostics,
         security_groups: vec![c::SecurityGroup {
