@@ -771,7 +771,7 @@ fn networks_span_nodes_keep_tenants_apart_and_let_the_outside_in_by_floating_ips
 
     let serial_a = serial(&kamaki, "vm-a");
     // It comes on top of the project's four servers and vCPUs.
-    for resource in ["cyclades.vm", "cyclades.total_cpu"] {
+    for resource in ["cyclades.vm", "cyclades.cpu", "cyclades.total_cpu"] {
         common::admin_ok(&[
             "quota",
             "set",

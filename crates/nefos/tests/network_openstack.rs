@@ -19,6 +19,15 @@ fn ids(listing: &Value) -> Vec<&str> {
         .collect()
 }
 
+/// The limit `quota show` prints for `resource`.
+fn limit(quota: &Value, resource: &str) -> Option<Value> {
+    quota
+        .as_array()?
+        .iter()
+        .find(|row| row["Resource"] == resource)
+        .map(|row| row["Limit"].clone())
+}
+
 fn address(port: &Value) -> String {
     port["fixed_ips"][0]["ip_address"]
         .as_str()
@@ -154,17 +163,13 @@ async fn networks_subnets_and_ports_through_the_openstack_cli() {
 
     // Quotas come from the quota engine: two private networks, eight ports.
     let quota = demo(&["quota", "show"]);
-    let limit = |name: &str| {
-        quota
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|row| row["Resource"] == name)
-            .map(|row| row["Limit"].clone())
-    };
-    assert_eq!(limit("networks"), Some(Value::from(2)), "{quota}");
-    assert_eq!(limit("ports"), Some(Value::from(8)), "{quota}");
-    assert_eq!(limit("floating_ips"), Some(Value::from(1)), "{quota}");
+    assert_eq!(limit(&quota, "networks"), Some(Value::from(2)), "{quota}");
+    assert_eq!(limit(&quota, "ports"), Some(Value::from(8)), "{quota}");
+    assert_eq!(
+        limit(&quota, "floating_ips"),
+        Some(Value::from(1)),
+        "{quota}"
+    );
     // An administrator sets them through Neutron's quota API, a member may not.
     os.ok(
         &clouds,
@@ -172,16 +177,8 @@ async fn networks_subnets_and_ports_through_the_openstack_cli() {
         &["quota", "set", "--networks", "3", "--ports", "12", "demo"],
     );
     let quota = demo(&["quota", "show"]);
-    let limit = |name: &str| {
-        quota
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|row| row["Resource"] == name)
-            .map(|row| row["Limit"].clone())
-    };
-    assert_eq!(limit("networks"), Some(Value::from(3)), "{quota}");
-    assert_eq!(limit("ports"), Some(Value::from(12)), "{quota}");
+    assert_eq!(limit(&quota, "networks"), Some(Value::from(3)), "{quota}");
+    assert_eq!(limit(&quota, "ports"), Some(Value::from(12)), "{quota}");
     let refused = os.run(
         &clouds,
         "nefos-demo",
