@@ -87,9 +87,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     };
     let config = Config {
         listen: args.listen,
-        public_url: args.public_url,
+        public_url: args.public_url.or(file.public_url.clone()),
         data_dir: args.data.clone(),
-        database: args.database,
+        database: args.database.or(file.database.clone()),
         internal_listen: args.internal_listen,
         ..file
     };

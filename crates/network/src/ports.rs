@@ -130,7 +130,12 @@ impl Networks {
         if new.device_owner.starts_with("network:") && !network_owner {
             return Err(NetworkError::not_allowed("create_port:device_owner"));
         }
-        if new.allowed_address_pairs.is_some() && !network_owner {
+        if new
+            .allowed_address_pairs
+            .as_ref()
+            .is_some_and(|pairs| !pairs.is_empty())
+            && !network_owner
+        {
             return Err(NetworkError::not_allowed(
                 "create_port:allowed_address_pairs",
             ));
@@ -356,7 +361,12 @@ impl Networks {
         if update.binding_host.is_some() && !caller.is_cloud_admin() {
             return Err(NetworkError::not_allowed("update_port:binding:host_id"));
         }
-        if update.allowed_address_pairs.is_some() && !network_owner {
+        if update
+            .allowed_address_pairs
+            .as_ref()
+            .is_some_and(|pairs| !pairs.is_empty())
+            && !network_owner
+        {
             return Err(NetworkError::not_allowed(
                 "update_port:allowed_address_pairs",
             ));

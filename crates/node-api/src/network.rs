@@ -78,7 +78,8 @@ pub struct SubnetSpec {
     pub cidr: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<IpAddr>,
-    /// Whether the node answers DHCP (IPv4) or advertises the prefix (IPv6) for it.
+    /// Whether the node answers DHCP for it (IPv4; an IPv6 subnet is advertised when it
+    /// has an [`Ipv6Mode`], which Neutron allows only with DHCP on).
     pub dhcp: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns_servers: Vec<IpAddr>,

@@ -386,14 +386,14 @@ async fn create_port(
         });
     }
     let mut serials = Serials::new(&state, caller);
+    let new = NewPort {
+        network_id: create.network_id.clone(),
+        name: create.name.clone().unwrap_or_default(),
+        fixed_ips: (!fixed_ips.is_empty()).then_some(fixed_ips.clone()),
+        security_groups: create.security_groups.clone(),
+        ..NewPort::default()
+    };
     let Some(serial) = &create.device_id else {
-        let new = NewPort {
-            network_id: create.network_id.clone(),
-            name: create.name.clone().unwrap_or_default(),
-            fixed_ips: (!fixed_ips.is_empty()).then_some(fixed_ips),
-            security_groups: create.security_groups.clone(),
-            ..NewPort::default()
-        };
         let port = state
             .networks
             .create_port(caller, new)
@@ -417,50 +417,44 @@ async fn create_port(
     };
     let port = match floating {
         Some(floating) => attach_floating_ip(&state, caller, &server, &floating).await?,
-        None => {
-            let wanted = NetworkRequest {
-                network: Some(create.network_id.clone()),
-                port: None,
-                fixed_ip: fixed_ips.first().and_then(|ip| ip.ip_address),
-            };
-            let compute = state.compute()?;
-            let port = compute
-                .attach_interface(caller, &nova.request_id, &server.id, &wanted)
-                .await?;
-            name_port(&state, caller, port, &create).await?
-        }
+        None => plug_new_port(&state, &nova, &server, new).await?,
     };
     let view = port_view(&state, &mut serials, &port).await;
     Ok((StatusCode::CREATED, Json(json!({ "port": view }))))
 }
 
-/// The name and security groups a port was asked for, given to the port a server's
-/// new interface was made with.
-async fn name_port(
+/// Synnefo's `network connect`: the port `new` asks for (its name, addresses and
+/// groups checked and taken as any port's), plugged into `server`; a port the server
+/// could not take is deleted again.
+async fn plug_new_port(
     state: &ApiState,
-    caller: &AuthContext,
-    port: Port,
-    create: &c::PortCreate,
+    nova: &Nova,
+    server: &nefos_compute::Server,
+    new: NewPort,
 ) -> Reply<Port> {
-    if create.name.is_none() && create.security_groups.is_none() {
-        return Ok(port);
-    }
-    let update = nefos_network::PortUpdate {
-        name: create.name.clone(),
-        security_groups: create.security_groups.clone(),
-        ..nefos_network::PortUpdate::default()
-    };
+    let caller = &nova.caller;
+    let compute = state.compute()?;
     let port = state
         .networks
-        .update_port(caller, &port.id, update)
+        .create_port(caller, new)
         .await
         .map_err(fault)?;
-    if let Some(compute) = &state.compute {
-        compute
-            .sync_networks(port.binding_host.iter().cloned().collect())
-            .await;
+    let wanted = NetworkRequest {
+        port: Some(port.id.clone()),
+        ..NetworkRequest::default()
+    };
+    match compute
+        .attach_interface(caller, &nova.request_id, &server.id, &wanted)
+        .await
+    {
+        Ok(plugged) => Ok(plugged),
+        Err(error) => {
+            if let Err(cleanup) = state.networks.delete_port(caller, &port.id).await {
+                tracing::warn!(port = %port.id, error = %cleanup, "cannot delete a port no server took");
+            }
+            Err(error.into())
+        }
     }
-    Ok(port)
 }
 
 /// Associates `floating` with the first of the server's ports a router joins to the
@@ -471,6 +465,15 @@ async fn attach_floating_ip(
     server: &nefos_compute::Server,
     floating: &FloatingIp,
 ) -> Reply<Port> {
+    if floating.port_id.is_some() {
+        return Err(NovaError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "Floating IP {} is in use: detach it first",
+                floating.floating_ip_address
+            ),
+        ));
+    }
     let interfaces = state.compute()?.interfaces(caller, &server.id).await?;
     let mut refusal = None;
     for interface in &interfaces {

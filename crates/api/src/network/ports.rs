@@ -167,9 +167,18 @@ pub(crate) async fn update(
             .flatten()
             .collect();
         compute.sync_networks(nodes).await;
-        // Its pairs make it a member by those addresses of the groups it is in.
-        if before.allowed_address_pairs != port.allowed_address_pairs {
-            for group in &port.security_groups {
+        // Its addresses and pairs make it a member of its groups: the rules naming the
+        // groups it was in, and those it is in now, change with them.
+        if before.allowed_address_pairs != port.allowed_address_pairs
+            || before.fixed_ips != port.fixed_ips
+            || before.security_groups != port.security_groups
+        {
+            let groups: std::collections::BTreeSet<&String> = before
+                .security_groups
+                .iter()
+                .chain(&port.security_groups)
+                .collect();
+            for group in groups {
                 compute.sync_security_group(group).await;
             }
         }

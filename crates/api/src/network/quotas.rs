@@ -99,7 +99,8 @@ pub(crate) async fn update(
         };
         if limit < 0 {
             return Err(NeutronError::bad_request(format!(
-                "Invalid input for {name}. Reason: nefos limits every resource it counts;                  '{limit}' is not a limit (-1, unlimited, is not served)."
+                "Invalid input for {name}. Reason: nefos limits every resource it counts; \
+                 '{limit}' is not a limit (-1, unlimited, is not served)."
             )));
         }
         limits.push((*resource, limit));

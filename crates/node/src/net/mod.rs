@@ -421,10 +421,16 @@ impl NetworkManager {
         for (bridge, advertising) in wanted {
             match inner.advertising.get(&bridge) {
                 Some(sender) => sender.set(advertising),
-                None => {
-                    let sender = RaSender::start(&bridge, advertising).await?;
-                    inner.advertising.insert(bridge, sender);
-                }
+                // Without IPv6 on the node or the bridge, the guests go without
+                // advertisements; the rest of the node's networks must not fail for it.
+                None => match RaSender::start(&bridge, advertising).await {
+                    Ok(sender) => {
+                        inner.advertising.insert(bridge, sender);
+                    }
+                    Err(error) => {
+                        tracing::error!(%bridge, error = %error_chain(&error), "cannot send router advertisements");
+                    }
+                },
             }
         }
         Ok(())

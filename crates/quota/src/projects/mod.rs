@@ -237,8 +237,8 @@ impl Quotas {
 
     /// Sets a project's limit of a resource as the OpenStack APIs set one (Neutron's and
     /// Nova's quota `PUT`): what its members may use together. A personal project's user
-    /// gets the same limit; a regular project's members keep the limit each had.
-    /// Administrators only.
+    /// gets the same limit; a regular project's members keep the limit each had, or, where
+    /// none was set, may each use the whole. Administrators only.
     pub async fn set_project_limit(
         &self,
         caller: Caller<'_>,
@@ -251,14 +251,8 @@ impl Quotas {
         }
         let project = self.project(caller, project_id).await?;
         let member_capacity = match project.resources.get(resource) {
-            _ if project.kind != "regular" => limit,
-            Some(grant) => grant.member_capacity,
-            None => self
-                .resources()
-                .await?
-                .iter()
-                .find(|r| r.name == resource)
-                .map_or(0, |r| r.project_default),
+            Some(grant) if project.kind == "regular" => grant.member_capacity,
+            _ => limit,
         };
         let grant = Grant {
             member_capacity,
