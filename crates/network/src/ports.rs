@@ -302,12 +302,37 @@ impl Networks {
         network: Option<&str>,
         device: Option<&str>,
     ) -> Result<Vec<Port>, NetworkError> {
+        let selection = PortSelection {
+            network,
+            device,
+            ..PortSelection::default()
+        };
+        self.select_ports(caller, selection).await
+    }
+
+    /// The caller's ports of any of `devices` (a page of servers), oldest first.
+    pub async fn ports_of_devices(
+        &self,
+        caller: &AuthContext,
+        devices: &[String],
+    ) -> Result<Vec<Port>, NetworkError> {
+        let selection = PortSelection {
+            devices: Some(devices),
+            ..PortSelection::default()
+        };
+        self.select_ports(caller, selection).await
+    }
+
+    /// The ports `selection` names among the caller's (every port for an administrator).
+    async fn select_ports(
+        &self,
+        caller: &AuthContext,
+        selection: PortSelection<'_>,
+    ) -> Result<Vec<Port>, NetworkError> {
         let project = project_of(caller)?;
         let selection = PortSelection {
             project: (!caller.is_cloud_admin()).then_some(project),
-            network,
-            device,
-            host: None,
+            ..selection
         };
         let rows = q::list_ports(self.db.pool(), selection).await?;
         let addresses = q::selected_port_addresses(self.db.pool(), selection).await?;

@@ -597,3 +597,38 @@ async fn projects_see_their_own_the_shared_and_the_external() {
             .unwrap();
     }
 }
+
+#[tokio::test]
+async fn the_ports_of_a_page_of_devices_are_read_at_once_and_only_the_callers() {
+    for t in each_backend().await {
+        let cloud = Cloud::new(t).await;
+        let label = cloud.label;
+        let alice = member(&cloud.identity, "alice").await;
+        let bob = member(&cloud.identity, "bob").await;
+        let net = cloud.network(&alice, "devices").await;
+        cloud.subnet(&alice, &net, "10.7.0.0/24").await;
+        for device in ["vm-1", "vm-2", "vm-3"] {
+            let new = NewPort {
+                network_id: net.clone(),
+                device_id: device.to_owned(),
+                device_owner: "compute:nova".to_owned(),
+                ..NewPort::default()
+            };
+            cloud.networks.create_port(&alice, new).await.unwrap();
+        }
+        let wanted = vec!["vm-1".to_owned(), "vm-3".to_owned()];
+        let ports = cloud
+            .networks
+            .ports_of_devices(&alice, &wanted)
+            .await
+            .unwrap();
+        let mut devices: Vec<&str> = ports.iter().map(|p| p.device_id.as_str()).collect();
+        devices.sort_unstable();
+        assert_eq!(devices, ["vm-1", "vm-3"], "{label}");
+        assert!(ports.iter().all(|p| p.fixed_ips.len() == 1), "{label}");
+        let theirs = cloud.networks.ports_of_devices(&bob, &wanted).await.unwrap();
+        assert!(theirs.is_empty(), "{label}");
+        let none = cloud.networks.ports_of_devices(&alice, &[]).await.unwrap();
+        assert!(none.is_empty(), "{label}");
+    }
+}

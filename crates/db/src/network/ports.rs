@@ -137,6 +137,8 @@ pub struct PortSelection<'a> {
     pub project: Option<&'a str>,
     pub network: Option<&'a str>,
     pub device: Option<&'a str>,
+    /// Any of these devices (a page of servers, say).
+    pub devices: Option<&'a [String]>,
     /// The node the ports are bound to.
     pub host: Option<&'a str>,
 }
@@ -155,6 +157,19 @@ impl PortSelection<'_> {
             if let Some(value) = value {
                 values.push(value.to_owned());
                 conditions.push(format!("{prefix}{column} = ${}", values.len()));
+            }
+        }
+        if let Some(devices) = self.devices {
+            if devices.is_empty() {
+                conditions.push("1 = 0".to_owned());
+            } else {
+                // `$n, $n+1, …`: one bind parameter per device.
+                let first = values.len();
+                let parameters: Vec<String> = (1..=devices.len())
+                    .map(|i| format!("${}", first + i))
+                    .collect();
+                values.extend(devices.iter().cloned());
+                conditions.push(format!("{prefix}device_id IN ({})", parameters.join(", ")));
             }
         }
         if conditions.is_empty() {
