@@ -626,7 +626,11 @@ async fn the_ports_of_a_page_of_devices_are_read_at_once_and_only_the_callers() 
         devices.sort_unstable();
         assert_eq!(devices, ["vm-1", "vm-3"], "{label}");
         assert!(ports.iter().all(|p| p.fixed_ips.len() == 1), "{label}");
-        let theirs = cloud.networks.ports_of_devices(&bob, &wanted).await.unwrap();
+        let theirs = cloud
+            .networks
+            .ports_of_devices(&bob, &wanted)
+            .await
+            .unwrap();
         assert!(theirs.is_empty(), "{label}");
         let none = cloud.networks.ports_of_devices(&alice, &[]).await.unwrap();
         assert!(none.is_empty(), "{label}");

@@ -2,7 +2,8 @@
 //! time the node's ports change, so that no moment has half a ruleset.
 //!
 //! Anti-spoofing: a frame a guest sends into its bridge must come from its port's MAC,
-//! and its ARP, IPv4 and IPv6 from the port's addresses (or an allowed address pair);
+//! and its ARP, IPv4 and IPv6 from the port's addresses with that MAC (or an allowed
+//! address pair's address with the pair's MAC);
 //! guests may not answer DHCP or advertise routes. Filtering at the bridge's prerouting
 //! hook covers both what the bridge forwards and what it delivers to the node itself.
 //!
@@ -242,31 +243,41 @@ fn rule_statement(rule: &RuleSpec, verdict: &str) -> Option<String> {
 /// What one port may send; the port's mark (see the module's comment) on what it sends.
 fn port_chain(text: &mut String, port: &PortSpec, mark: Option<u32>) {
     let tap = tap_name(&port.id);
-    let mut macs = vec![port.mac.to_ascii_lowercase()];
-    let mut v4: Vec<String> = Vec::new();
-    let mut v6: Vec<String> = vec!["::".to_owned()];
+    let own = port.mac.to_ascii_lowercase();
+    // Each address with the MAC it may be sent from: the port's own addresses from its
+    // MAC, each allowed address pair's from the pair's MAC (its own when none), as
+    // Neutron binds them.
+    let mut v4: Vec<(String, String)> = Vec::new();
+    let mut v6: Vec<(String, String)> = vec![(own.clone(), "::".to_owned())];
     if let Some(local) = link_local(&port.mac) {
-        v6.push(local.to_string());
+        v6.push((own.clone(), local.to_string()));
     }
     for fixed in &port.fixed_ips {
         match fixed.address {
-            IpAddr::V4(a) => v4.push(a.to_string()),
-            IpAddr::V6(a) => v6.push(a.to_string()),
+            IpAddr::V4(a) => v4.push((own.clone(), a.to_string())),
+            IpAddr::V6(a) => v6.push((own.clone(), a.to_string())),
         }
     }
+    let mut macs = vec![own.clone()];
     for pair in &port.allowed_address_pairs {
-        if let Some(mac) = &pair.mac_address {
-            macs.push(mac.to_ascii_lowercase());
-        }
+        let mac = pair
+            .mac_address
+            .as_deref()
+            .map_or_else(|| own.clone(), str::to_ascii_lowercase);
+        macs.push(mac.clone());
         if pair.ip_address.contains(':') {
-            v6.push(pair.ip_address.clone());
+            v6.push((mac, pair.ip_address.clone()));
         } else {
-            v4.push(pair.ip_address.clone());
+            v4.push((mac, pair.ip_address.clone()));
         }
     }
     macs.sort();
     macs.dedup();
     let set = |items: &[String]| format!("{{ {} }}", items.join(", "));
+    let bound = |items: &[(String, String)]| {
+        let joined: Vec<String> = items.iter().map(|(m, a)| format!("{m} . {a}")).collect();
+        format!("{{ {} }}", joined.join(", "))
+    };
     let _ = writeln!(text, "  chain from_{tap} {{");
     let _ = writeln!(text, "    ether saddr != {} drop", set(&macs));
     let _ = writeln!(text, "    arp saddr ether != {} drop", set(&macs));
@@ -279,12 +290,17 @@ fn port_chain(text: &mut String, port: &PortSpec, mark: Option<u32>) {
         let _ = writeln!(text, "    arp saddr ip != 0.0.0.0 drop");
         let _ = writeln!(text, "    ether type ip drop");
     } else {
+        // ARP probes (from 0.0.0.0) from any of the port's MACs.
         let mut arp = v4.clone();
-        arp.push("0.0.0.0".to_owned());
-        let _ = writeln!(text, "    arp saddr ip != {} drop", set(&arp));
-        let _ = writeln!(text, "    ip saddr != {} drop", set(&v4));
+        arp.extend(macs.iter().map(|m| (m.clone(), "0.0.0.0".to_owned())));
+        let _ = writeln!(
+            text,
+            "    arp saddr ether . arp saddr ip != {} drop",
+            bound(&arp)
+        );
+        let _ = writeln!(text, "    ether saddr . ip saddr != {} drop", bound(&v4));
     }
-    let _ = writeln!(text, "    ip6 saddr != {} drop", set(&v6));
+    let _ = writeln!(text, "    ether saddr . ip6 saddr != {} drop", bound(&v6));
     // No rogue DHCP or DHCPv6 servers, router advertisements or redirects.
     let _ = writeln!(text, "    udp sport {{ 67, 547 }} drop");
     let _ = writeln!(
@@ -408,16 +424,28 @@ mod tests {
             text.contains("ether saddr != { fa:16:3e:00:00:01, fa:16:3e:00:00:99 } drop"),
             "{text}"
         );
+        // Each address only from its own MAC: the pair's from the pair's.
         assert!(
-            text.contains("ip saddr != { 10.0.0.5, 10.0.9.0/24 } drop"),
+            text.contains(
+                "ether saddr . ip saddr != { fa:16:3e:00:00:01 . 10.0.0.5, \
+                 fa:16:3e:00:00:99 . 10.0.9.0/24 } drop"
+            ),
             "{text}"
         );
         assert!(
-            text.contains("arp saddr ip != { 10.0.0.5, 10.0.9.0/24, 0.0.0.0 } drop"),
+            text.contains(
+                "arp saddr ether . arp saddr ip != { fa:16:3e:00:00:01 . 10.0.0.5, \
+                 fa:16:3e:00:00:99 . 10.0.9.0/24, fa:16:3e:00:00:01 . 0.0.0.0, \
+                 fa:16:3e:00:00:99 . 0.0.0.0 } drop"
+            ),
             "{text}"
         );
         assert!(
-            text.contains("ip6 saddr != { ::, fe80::f816:3eff:fe00:1, 2001:db8::5 } drop"),
+            text.contains(
+                "ether saddr . ip6 saddr != { fa:16:3e:00:00:01 . ::, \
+                 fa:16:3e:00:00:01 . fe80::f816:3eff:fe00:1, fa:16:3e:00:00:01 . 2001:db8::5 } \
+                 drop"
+            ),
             "{text}"
         );
     }
