@@ -386,14 +386,14 @@ async fn create_port(
         });
     }
     let mut serials = Serials::new(&state, caller);
-    let new = NewPort {
-        network_id: create.network_id.clone(),
-        name: create.name.clone().unwrap_or_default(),
-        fixed_ips: (!fixed_ips.is_empty()).then_some(fixed_ips.clone()),
-        security_groups: create.security_groups.clone(),
-        ..NewPort::default()
-    };
     let Some(serial) = &create.device_id else {
+        let new = NewPort {
+            network_id: create.network_id.clone(),
+            name: create.name.clone().unwrap_or_default(),
+            fixed_ips: (!fixed_ips.is_empty()).then_some(fixed_ips),
+            security_groups: create.security_groups.clone(),
+            ..NewPort::default()
+        };
         let port = state
             .networks
             .create_port(caller, new)
@@ -417,42 +417,68 @@ async fn create_port(
     };
     let port = match floating {
         Some(floating) => attach_floating_ip(&state, caller, &server, &floating).await?,
-        None => plug_new_port(&state, &nova, &server, new).await?,
+        None => plug_new_port(&state, &nova, &server, &create, &fixed_ips).await?,
     };
     let view = port_view(&state, &mut serials, &port).await;
     Ok((StatusCode::CREATED, Json(json!({ "port": view }))))
 }
 
-/// Synnefo's `network connect`: the port `new` asks for (its name, addresses and
-/// groups checked and taken as any port's), plugged into `server`; a port the server
-/// could not take is deleted again.
+/// Synnefo's `network connect`: a new port on the network plugged into `server`, made by
+/// the plug as Nova's `os-interface` makes one (so it goes with the server, as Synnefo's
+/// NICs do), then named and grouped as asked. The groups are checked before anything is
+/// made, and a port that cannot take its name or groups is unplugged again.
 async fn plug_new_port(
     state: &ApiState,
     nova: &Nova,
     server: &nefos_compute::Server,
-    new: NewPort,
+    create: &c::PortCreate,
+    fixed_ips: &[FixedIpRequest],
 ) -> Reply<Port> {
     let caller = &nova.caller;
     let compute = state.compute()?;
-    let port = state
-        .networks
-        .create_port(caller, new)
-        .await
-        .map_err(fault)?;
+    if fixed_ips.len() > 1 {
+        return Err(NovaError::bad_request(
+            "A port plugged into a server takes one address here",
+        ));
+    }
+    for group in create.security_groups.iter().flatten() {
+        state
+            .networks
+            .security_group(caller, group)
+            .await
+            .map_err(fault)?;
+    }
     let wanted = NetworkRequest {
-        port: Some(port.id.clone()),
-        ..NetworkRequest::default()
+        network: Some(create.network_id.clone()),
+        port: None,
+        fixed_ip: fixed_ips.first().and_then(|ip| ip.ip_address),
     };
-    match compute
+    let port = compute
         .attach_interface(caller, &nova.request_id, &server.id, &wanted)
-        .await
-    {
-        Ok(plugged) => Ok(plugged),
+        .await?;
+    if create.name.is_none() && create.security_groups.is_none() {
+        return Ok(port);
+    }
+    let update = nefos_network::PortUpdate {
+        name: create.name.clone(),
+        security_groups: create.security_groups.clone(),
+        ..nefos_network::PortUpdate::default()
+    };
+    match state.networks.update_port(caller, &port.id, update).await {
+        Ok(port) => {
+            compute
+                .sync_networks(port.binding_host.iter().cloned().collect())
+                .await;
+            Ok(port)
+        }
         Err(error) => {
-            if let Err(cleanup) = state.networks.delete_port(caller, &port.id).await {
-                tracing::warn!(port = %port.id, error = %cleanup, "cannot delete a port no server took");
+            let unplugged = compute
+                .detach_interface(caller, &nova.request_id, &server.id, &port.id)
+                .await;
+            if let Err(cleanup) = unplugged {
+                tracing::warn!(port = %port.id, error = %cleanup, "cannot unplug a port that could not be named");
             }
-            Err(error.into())
+            Err(fault(error))
         }
     }
 }
