@@ -89,6 +89,15 @@ impl ApiState {
 pub fn router(state: ApiState, limits: &HttpLimits) -> Router {
     let max_header_bytes = limits.max_header_bytes;
     let body_pace = limits.body_pace;
+    // A service of its own, so that Synnefo's account names are rewritten before its
+    // routes are matched (a router's layers run after its routing).
+    let object_service = tower::Layer::layer(
+        &axum::middleware::from_fn_with_state(state.clone(), object_store::synnefo_account_names),
+        object_store::router()
+            .layer(axum::middleware::from_fn(clean_text::swift))
+            .fallback(error::unknown_route)
+            .with_state(state.clone()),
+    );
     Router::new()
         .route("/healthz", get(health))
         .nest(
@@ -112,21 +121,10 @@ pub fn router(state: ApiState, limits: &HttpLimits) -> Router {
             &format!("{}/", nefos_compute_api::PREFIX),
             get(compute::version_list),
         )
-        // A service of its own, so that Synnefo's account names are rewritten before its
-        // routes are matched (a router's layers run after its routing).
-        .nest_service(
-            "/object",
-            tower::Layer::layer(
-                &axum::middleware::from_fn_with_state(
-                    state.clone(),
-                    object_store::synnefo_account_names,
-                ),
-                object_store::router()
-                    .layer(axum::middleware::from_fn(clean_text::swift))
-                    .fallback(error::unknown_route)
-                    .with_state(state.clone()),
-            ),
-        )
+        // The catalog's object-store endpoint, and Swift's own place for it (where v1
+        // authentication and Swift's test suites expect it): one service at both.
+        .nest_service("/object/v1", object_service.clone())
+        .nest_service("/v1", object_service)
         .merge(object_store::root_router().layer(axum::middleware::from_fn(clean_text::swift)))
         .fallback(error::unknown_route)
         .with_state(state)

@@ -126,6 +126,9 @@ pub async fn serve(
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
+        // `Content-Type`, `X-Object-Meta-Color`: as Swift, Keystone and Nova (all behind
+        // Python's WSGI servers) write header names, and as some of their clients compare.
+        .title_case_headers(true)
         // Room above the limit, so that a request somewhat over it is read whole and refused
         // with a proper 431 by the middleware instead of a dropped connection.
         .max_buf_size(limits.max_header_bytes.saturating_mul(4).max(8192));

@@ -11,7 +11,9 @@ use super::headers::{self, insert};
 use crate::ApiState;
 
 /// `X-Auth-User` is `user` (scoped to the user's personal project) or `project:user`;
-/// `X-Auth-Key` is the password.
+/// `X-Auth-Key` is the password. The storage URL is Swift's `/v1/AUTH_<project>` at the
+/// root, where v1 clients and Swift's test suites expect it (the catalog names the same
+/// service under `/object`).
 pub(super) async fn handle(
     State(state): State<ApiState>,
     client: Option<axum::Extension<crate::ClientAddress>>,
@@ -50,7 +52,7 @@ pub(super) async fn handle(
     insert(
         &mut answer,
         "x-storage-url",
-        &format!("{}/object/v1/AUTH_{project_id}", state.public_url()),
+        &format!("{}/v1/AUTH_{project_id}", state.public_url()),
     );
     let expires_in = (issued.context.expires_at - nefos_db::time::now_micros()) / 1_000_000;
     insert(

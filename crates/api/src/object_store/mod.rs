@@ -25,25 +25,25 @@ pub use error::SwiftError;
 
 use crate::ApiState;
 
-/// Routes under `/object`.
+/// The routes of a storage URL's `v1` (served under `/object/v1`, the catalog's endpoint,
+/// and `/v1`, where Swift's v1 authentication puts it).
 pub(crate) fn router() -> Router<ApiState> {
     Router::new()
         // Pithos: with a token, the accounts that share objects with the caller.
-        .route("/v1", any(pithos::sharing_accounts))
-        .route("/v1/", any(pithos::sharing_accounts))
-        .route("/v1/{account}", any(account::handle))
-        .route("/v1/{account}/", any(account::handle))
-        .route("/v1/{account}/{container}", any(container::handle))
-        .route("/v1/{account}/{container}/", any(container::handle))
-        .route("/v1/{account}/{container}/{*object}", any(object::handle))
-        // Clients find the capabilities next to the `v1` of their storage URL.
-        .route("/info", get(info::handle))
+        .route("/", any(pithos::sharing_accounts))
+        .route("/{account}", any(account::handle))
+        .route("/{account}/", any(account::handle))
+        .route("/{account}/{container}", any(container::handle))
+        .route("/{account}/{container}/", any(container::handle))
+        .route("/{account}/{container}/{*object}", any(object::handle))
 }
 
 /// Routes Swift clients expect at the root of the server.
 pub(crate) fn root_router() -> Router<ApiState> {
     Router::new()
         .route("/info", get(info::handle))
+        // Clients find the capabilities next to the `v1` of their storage URL.
+        .route("/object/info", get(info::handle))
         .route("/auth/v1.0", get(auth_v1::handle))
         .route("/public/{token}", get(public::handle).head(public::handle))
 }
@@ -101,7 +101,7 @@ pub(crate) async fn synnefo_account_names(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     let path = request.uri().path();
-    let Some(rest) = path.strip_prefix("/v1/") else {
+    let Some(rest) = path.strip_prefix('/') else {
         return next.run(request).await;
     };
     let (account, tail) = rest.split_once('/').map_or((rest, ""), |(a, t)| (a, t));
@@ -119,7 +119,7 @@ pub(crate) async fn synnefo_account_names(
     } else {
         "/"
     };
-    let mut rewritten = format!("/v1/AUTH_{project}{separator}{tail}");
+    let mut rewritten = format!("/AUTH_{project}{separator}{tail}");
     if let Some(query) = request.uri().query() {
         rewritten.push('?');
         rewritten.push_str(query);
