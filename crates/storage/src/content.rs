@@ -5,7 +5,8 @@
 //! whose segments line up with blocks) is served straight from its blocks. Other static
 //! manifests, and dynamic ones, are resolved into pieces — windows of the hashmaps of
 //! their segments' current versions — when the request arrives, so a missing or changed
-//! segment is an error before the first byte is sent rather than a truncated body.
+//! segment is an error before the first byte is sent rather than a truncated body. Inline
+//! data of a static manifest is a piece of its own.
 
 use std::sync::Arc;
 
@@ -33,14 +34,24 @@ pub struct Content {
     pieces: Option<Vec<Piece>>,
 }
 
-/// A window of one stored hashmap.
+/// A window of one stored hashmap, or of bytes held in memory.
 #[derive(Debug, Clone)]
 struct Piece {
-    hashes: Arc<Vec<BlockHash>>,
-    /// The size of the object the hashmap is of, which fixes the length of its last block.
-    size: u64,
+    source: Source,
     first: u64,
     len: u64,
+}
+
+#[derive(Debug, Clone)]
+enum Source {
+    Blocks {
+        hashes: Arc<Vec<BlockHash>>,
+        /// The size of the object the hashmap is of, which fixes the length of its last
+        /// block.
+        size: u64,
+    },
+    /// A static manifest's inline data.
+    Inline(Bytes),
 }
 
 impl Content {
@@ -82,8 +93,7 @@ fn window(pieces: &[Piece], first: u64, len: u64) -> Vec<Piece> {
         let (start, stop) = (first.max(offset), end.min(offset + piece.len));
         if start < stop {
             out.push(Piece {
-                hashes: piece.hashes.clone(),
-                size: piece.size,
+                source: piece.source.clone(),
                 first: piece.first + (start - offset),
                 len: stop - start,
             });
@@ -152,16 +162,22 @@ impl Storage {
         };
         let blocks = self.blocks.clone();
         stream::iter(window(pieces, first, len))
-            .map(move |piece| {
-                download::read(
+            .map(move |piece| match piece.source {
+                Source::Blocks { hashes, size } => download::read(
                     blocks.clone(),
-                    piece.hashes,
-                    piece.size,
+                    hashes,
+                    size,
                     Some(ByteRange {
                         first: piece.first,
                         last: piece.first + piece.len - 1,
                     }),
                 )
+                .left_stream(),
+                Source::Inline(bytes) => {
+                    // Windows lie within their piece, whose bytes are held whole.
+                    let (first, len) = (piece.first as usize, piece.len as usize);
+                    stream::once(async move { Ok(bytes.slice(first..first + len)) }).right_stream()
+                }
             })
             .flatten()
             .right_stream()
@@ -232,8 +248,10 @@ impl Storage {
                     return Ok(Vec::new());
                 }
                 return Ok(vec![Piece {
-                    hashes: Arc::new(self.hashmap(object).await?),
-                    size: object.size,
+                    source: Source::Blocks {
+                        hashes: Arc::new(self.hashmap(object).await?),
+                        size: object.size,
+                    },
                     first: 0,
                     len: object.size,
                 }]);
@@ -249,7 +267,19 @@ impl Storage {
                 });
             }
             let mut out = Vec::new();
-            for segment in &segments {
+            for item in &segments {
+                if let Some(data) = item.inline_data() {
+                    let data = Bytes::from(data?);
+                    out.push(Piece {
+                        first: 0,
+                        len: data.len() as u64,
+                        source: Source::Inline(data),
+                    });
+                    continue;
+                }
+                let Some(segment) = item.segment() else {
+                    continue;
+                };
                 let found = self
                     .current_segment(who, &object.project_id, segment)
                     .await?;
@@ -296,8 +326,10 @@ mod tests {
 
     fn piece(len: u64) -> Piece {
         Piece {
-            hashes: Arc::new(Vec::new()),
-            size: len,
+            source: Source::Blocks {
+                hashes: Arc::new(Vec::new()),
+                size: len,
+            },
             first: 0,
             len,
         }

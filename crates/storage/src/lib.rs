@@ -39,8 +39,9 @@ pub use error::StorageError;
 pub use expiry_time::{MAX_DELETE_AT, delete_after, delete_at};
 pub use listing::{ListEntry, ListQuery, MAX_LISTING};
 pub use manifest::{
-    MAX_MANIFEST_BYTES, MAX_SEGMENTS, ManifestError, SegmentProblem, SegmentSpec, StoredSegment,
-    is_valid_dynamic, parse_manifest, split_path, stored_segments,
+    MAX_MANIFEST_BYTES, MAX_SEGMENTS, ManifestError, ObjectSegmentSpec, SegmentProblem,
+    SegmentSpec, StoredItem, StoredSegment, is_valid_dynamic, parse_manifest, split_path,
+    stored_segments,
 };
 pub use meta::{Metadata, MetadataLimits};
 pub use object::{

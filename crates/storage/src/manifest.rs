@@ -1,6 +1,10 @@
 //! Swift's large objects: static manifests (SLO, `PUT ?multipart-manifest=put`) and the
 //! value of dynamic ones (DLO, `X-Object-Manifest: container/prefix`).
 //!
+//! A static manifest lists segments that are objects (or byte ranges of them) and, between
+//! them, short runs of bytes given inline (Swift's `data` segments, for headers and
+//! padding of formats assembled from objects).
+//!
 //! A static manifest is stored as an object whose size and ETag are those of the whole
 //! (Swift's rule: the ETag is the MD5 of the segments' ETags), with the segment list in
 //! Swift's stored format under [`SLO_MANIFEST_KEY`] among its stored headers. When every
@@ -11,6 +15,8 @@
 
 use std::collections::BTreeMap;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use md5::{Digest, Md5};
 use nefos_blocks::{BLOCK_SIZE, BlockHash};
 use nefos_db::storage as q;
@@ -39,12 +45,46 @@ pub(crate) fn is_static(headers: &BTreeMap<String, String>) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("true"))
 }
 
-/// Swift's defaults, advertised by `/info`.
+/// Swift's defaults, advertised by `/info`. The limit counts segments that are objects;
+/// inline data is bounded by the manifest's size.
 pub const MAX_SEGMENTS: usize = 1000;
 pub const MAX_MANIFEST_BYTES: usize = 8 * 1024 * 1024;
 
-/// One segment of a static manifest as stored, in Swift's format: what
+/// One item of a static manifest as stored, in Swift's format: what
 /// `GET ?multipart-manifest=get` answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StoredItem {
+    Segment(StoredSegment),
+    /// Bytes given inline, base64-encoded as Swift stores them.
+    Data {
+        data: String,
+    },
+}
+
+impl StoredItem {
+    /// The segment, if the item is an object's bytes rather than inline data.
+    pub fn segment(&self) -> Option<&StoredSegment> {
+        match self {
+            StoredItem::Segment(segment) => Some(segment),
+            StoredItem::Data { .. } => None,
+        }
+    }
+
+    /// Inline bytes, decoded.
+    pub(crate) fn inline_data(&self) -> Option<Result<Vec<u8>, StorageError>> {
+        match self {
+            StoredItem::Segment(_) => None,
+            StoredItem::Data { data } => {
+                Some(BASE64.decode(data).map_err(|_| StorageError::Conflict {
+                    reason: "the inline data of the static large object is damaged",
+                }))
+            }
+        }
+    }
+}
+
+/// One object segment of a static manifest as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredSegment {
     /// `/container/object`.
@@ -75,9 +115,16 @@ impl StoredSegment {
     }
 }
 
-/// One segment as a client lists it in a manifest upload.
+/// One item of a manifest upload: an object's bytes or bytes given inline.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SegmentSpec {
+pub enum SegmentSpec {
+    Object(ObjectSegmentSpec),
+    Data(Vec<u8>),
+}
+
+/// A segment that is an object, as a client lists it in a manifest upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectSegmentSpec {
     /// `/container/object`, or `container/object`.
     pub path: String,
     pub etag: Option<String>,
@@ -145,6 +192,10 @@ pub enum ManifestError {
     #[error("{} segments of the manifest are not as described", .0.len())]
     Segments(Vec<SegmentProblem>),
 
+    /// More object segments than [`MAX_SEGMENTS`] (Swift's 413).
+    #[error("Number of object-backed segments must be <= {MAX_SEGMENTS}")]
+    TooManySegments,
+
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -166,11 +217,6 @@ pub fn parse_manifest(body: &[u8]) -> Result<Vec<SegmentSpec>, ManifestError> {
     if items.is_empty() {
         return Err(malformed("Manifest must have at least one segment."));
     }
-    if items.len() > MAX_SEGMENTS {
-        return Err(malformed(&format!(
-            "Manifest has more than {MAX_SEGMENTS} segments."
-        )));
-    }
     let mut errors = Vec::new();
     let mut specs = Vec::with_capacity(items.len());
     for (index, item) in items.iter().enumerate() {
@@ -179,28 +225,58 @@ pub fn parse_manifest(body: &[u8]) -> Result<Vec<SegmentSpec>, ManifestError> {
             Err(problem) => errors.push(format!("Index {index}: {problem}")),
         }
     }
-    if errors.is_empty() {
-        Ok(specs)
-    } else {
-        Err(ManifestError::Malformed(errors))
+    if errors.is_empty() && specs.iter().all(|s| matches!(s, SegmentSpec::Data(_))) {
+        errors.push("Inline data segments require at least one object-backed segment.".into());
     }
+    if !errors.is_empty() {
+        return Err(ManifestError::Malformed(errors));
+    }
+    let objects = specs
+        .iter()
+        .filter(|s| matches!(s, SegmentSpec::Object(_)))
+        .count();
+    if objects > MAX_SEGMENTS {
+        return Err(ManifestError::TooManySegments);
+    }
+    Ok(specs)
 }
 
 fn parse_segment(item: &Value) -> Result<SegmentSpec, String> {
     let Value::Object(fields) = item else {
         return Err("not a JSON object".to_owned());
     };
-    if let Some(extra) = fields
+    let (kind, allowed): (&str, &[&str]) = if fields.contains_key("data") {
+        ("data", &["data"])
+    } else if fields.contains_key("path") {
+        ("path", &["path", "etag", "size_bytes", "range"])
+    } else {
+        return Err("expected keys to include one of 'data' or 'path'".to_owned());
+    };
+    let mut extraneous: Vec<&String> = fields
         .keys()
-        .find(|k| !matches!(k.as_str(), "path" | "etag" | "size_bytes" | "range"))
-    {
-        return Err(format!("unknown key {extra:?}"));
+        .filter(|k| !allowed.contains(&k.as_str()))
+        .collect();
+    if !extraneous.is_empty() {
+        extraneous.sort();
+        let names: Vec<String> = extraneous.iter().map(|k| format!("{k:?}")).collect();
+        return Err(format!("extraneous keys {}", names.join(", ")));
+    }
+    if kind == "data" {
+        let data = fields
+            .get("data")
+            .and_then(Value::as_str)
+            .and_then(|text| BASE64.decode(text).ok())
+            .ok_or("data must be valid base64")?;
+        if data.is_empty() {
+            return Err("too small; each segment must be at least 1 byte.".to_owned());
+        }
+        return Ok(SegmentSpec::Data(data));
     }
     let path = fields
         .get("path")
         .and_then(Value::as_str)
         .filter(|p| split_path(p).is_some())
-        .ok_or("path does not refer to an object: it must be /container/object")?
+        .ok_or("path does not refer to an object. Path must be of the form /container/object.")?
         .to_owned();
     let etag = match fields.get("etag") {
         None | Some(Value::Null) => None,
@@ -221,12 +297,12 @@ fn parse_segment(item: &Value) -> Result<SegmentSpec, String> {
         Some(Value::String(r)) => Some(SegmentRange::parse(r).ok_or("invalid range")?),
         Some(_) => return Err("invalid range".to_owned()),
     };
-    Ok(SegmentSpec {
+    Ok(SegmentSpec::Object(ObjectSegmentSpec {
         path,
         etag,
         size_bytes,
         range,
-    })
+    }))
 }
 
 /// `container` and `object` of `/container/object`.
@@ -275,8 +351,8 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The segment list of a static manifest; `None` for other objects.
-pub fn stored_segments(object: &ObjectInfo) -> Result<Option<Vec<StoredSegment>>, StorageError> {
+/// The items of a static manifest; `None` for other objects.
+pub fn stored_segments(object: &ObjectInfo) -> Result<Option<Vec<StoredItem>>, StorageError> {
     if !object.is_static_manifest() {
         return Ok(None);
     }
@@ -303,12 +379,41 @@ pub fn content_headers(headers: &BTreeMap<String, String>) -> BTreeMap<String, S
         .collect()
 }
 
-/// A validated segment: its description as stored and its current version.
-struct Resolved {
-    stored: StoredSegment,
-    object: ObjectInfo,
-    first: u64,
-    len: u64,
+/// A validated item of a manifest upload.
+enum Resolved {
+    /// An object segment: its description as stored and its current version.
+    Object {
+        stored: StoredSegment,
+        object: ObjectInfo,
+        first: u64,
+        len: u64,
+    },
+    Data(Vec<u8>),
+}
+
+impl Resolved {
+    fn len(&self) -> u64 {
+        match self {
+            Resolved::Object { len, .. } => *len,
+            Resolved::Data(data) => data.len() as u64,
+        }
+    }
+
+    fn etag_part(&self) -> EtagPart<'_> {
+        match self {
+            Resolved::Object { stored, .. } => EtagPart::Segment(stored),
+            Resolved::Data(data) => EtagPart::Data(data),
+        }
+    }
+
+    fn stored(&self) -> StoredItem {
+        match self {
+            Resolved::Object { stored, .. } => StoredItem::Segment(stored.clone()),
+            Resolved::Data(data) => StoredItem::Data {
+                data: BASE64.encode(data),
+            },
+        }
+    }
 }
 
 impl Storage {
@@ -341,6 +446,13 @@ impl Storage {
         let mut problems = Vec::new();
         let mut resolved = Vec::with_capacity(segments.len());
         for spec in segments {
+            let spec = match spec {
+                SegmentSpec::Data(data) => {
+                    resolved.push(Resolved::Data(data));
+                    continue;
+                }
+                SegmentSpec::Object(spec) => spec,
+            };
             match self
                 .resolve_segment(who, project_id, (container, name), &spec)
                 .await?
@@ -355,7 +467,8 @@ impl Storage {
         if !problems.is_empty() {
             return Err(ManifestError::Segments(problems));
         }
-        let etag = manifest_etag(resolved.iter().map(|r| &r.stored));
+        let stored: Vec<StoredItem> = resolved.iter().map(Resolved::stored).collect();
+        let etag = manifest_etag(resolved.iter().map(Resolved::etag_part));
         if let Some(expected) = &options.etag {
             let expected = expected.trim_matches('"').to_ascii_lowercase();
             if expected != etag {
@@ -366,12 +479,11 @@ impl Storage {
                 .into());
             }
         }
-        let size = resolved.iter().map(|r| r.len).sum();
+        let size = resolved.iter().map(Resolved::len).sum();
         let hashes = match block_aligned_windows(&resolved) {
-            Some(windows) => self.aligned_hashmap(&resolved, &windows).await?,
+            Some(windows) => self.aligned_hashmap(&windows).await?,
             None => Vec::new(),
         };
-        let stored: Vec<&StoredSegment> = resolved.iter().map(|r| &r.stored).collect();
         let mut headers = options.headers;
         headers.remove("x-object-manifest");
         headers.insert(SLO_HEADER.to_owned(), "True".to_owned());
@@ -403,7 +515,7 @@ impl Storage {
         who: Accessor<'_>,
         project_id: &str,
         manifest: (&str, &str),
-        spec: &SegmentSpec,
+        spec: &ObjectSegmentSpec,
     ) -> Result<Result<Resolved, String>, StorageError> {
         let Some((container, name)) = split_path(&spec.path) else {
             return Ok(Err("path must be /container/object".to_owned()));
@@ -464,7 +576,7 @@ impl Storage {
             range: (!whole).then(|| format!("{first}-{}", first + len - 1)),
             sub_slo: object.is_static_manifest(),
         };
-        Ok(Ok(Resolved {
+        Ok(Ok(Resolved::Object {
             stored,
             object,
             first,
@@ -473,30 +585,40 @@ impl Storage {
     }
 }
 
-/// Swift's SLO ETag: the MD5 of the segments' ETags, each with `:range;` when ranged.
-fn manifest_etag<'a>(segments: impl Iterator<Item = &'a StoredSegment>) -> String {
+/// Swift's SLO ETag: the MD5 of the segments' ETags, each with `:range;` when ranged, and
+/// of the MD5s of inline data.
+fn manifest_etag<'a>(items: impl IntoIterator<Item = EtagPart<'a>>) -> String {
     let mut md5 = Md5::new();
-    for segment in segments {
-        match &segment.range {
-            Some(range) => md5.update(format!("{}:{range};", segment.hash).as_bytes()),
-            None => md5.update(segment.hash.as_bytes()),
+    for item in items {
+        match item {
+            EtagPart::Data(data) => md5.update(hex::encode(Md5::digest(data)).as_bytes()),
+            EtagPart::Segment(stored) => match &stored.range {
+                Some(range) => md5.update(format!("{}:{range};", stored.hash).as_bytes()),
+                None => md5.update(stored.hash.as_bytes()),
+            },
         }
     }
     hex::encode(md5.finalize())
+}
+
+/// What one item of a manifest adds to its ETag.
+#[derive(Debug, Clone, Copy)]
+enum EtagPart<'a> {
+    Segment(&'a StoredSegment),
+    Data(&'a [u8]),
 }
 
 impl Storage {
     /// The hashmap of the whole: the given block windows of each segment's hashmap.
     async fn aligned_hashmap(
         &self,
-        segments: &[Resolved],
-        windows: &[(usize, usize)],
+        windows: &[(&ObjectInfo, usize, usize)],
     ) -> Result<Vec<BlockHash>, StorageError> {
         let mut hashes = Vec::new();
-        for (segment, &(from, to)) in segments.iter().zip(windows) {
-            let own = self.hashmap(&segment.object).await?;
+        for &(object, from, to) in windows {
+            let own = self.hashmap(object).await?;
             let window = own.get(from..to).ok_or(StorageError::CorruptHashmap {
-                serial: segment.object.serial,
+                serial: object.serial,
             })?;
             hashes.extend_from_slice(window);
         }
@@ -507,24 +629,30 @@ impl Storage {
 /// When the segments line up with blocks, the window of blocks each contributes to the
 /// hashmap of the whole: each uses whole blocks of a self-contained segment from a block
 /// boundary, and all but the last a whole number of blocks (the last may end with its
-/// segment's own short final block).
-fn block_aligned_windows(segments: &[Resolved]) -> Option<Vec<(usize, usize)>> {
+/// segment's own short final block). Inline data never lines up.
+fn block_aligned_windows(items: &[Resolved]) -> Option<Vec<(&ObjectInfo, usize, usize)>> {
     let block = BLOCK_SIZE as u64;
     let mut windows = Vec::new();
-    for (index, segment) in segments.iter().enumerate() {
-        let last = index + 1 == segments.len();
-        let end = segment.first + segment.len;
-        let ends_cleanly = end % block == 0 || end == segment.object.size;
-        if !has_own_blocks(&segment.object)
-            || segment.first % block != 0
+    for (index, item) in items.iter().enumerate() {
+        let Resolved::Object {
+            object, first, len, ..
+        } = item
+        else {
+            return None;
+        };
+        let last = index + 1 == items.len();
+        let end = first + len;
+        let ends_cleanly = end % block == 0 || end == object.size;
+        if !has_own_blocks(object)
+            || first % block != 0
             || !ends_cleanly
-            || (!last && segment.len % block != 0)
+            || (!last && len % block != 0)
         {
             return None;
         }
-        let from = usize::try_from(segment.first / block).ok()?;
+        let from = usize::try_from(first / block).ok()?;
         let to = usize::try_from(end.div_ceil(block)).ok()?;
-        windows.push((from, to));
+        windows.push((object, from, to));
     }
     Some(windows)
 }
@@ -540,9 +668,15 @@ mod tests {
                  {"path": "c/b", "etag": null, "size_bytes": null, "range": "-3"}]"#,
         )
         .unwrap();
-        assert_eq!(specs[0].etag.as_deref(), Some("abc"));
-        assert_eq!(specs[0].size_bytes, Some(5));
-        assert_eq!(specs[1].range, Some(SegmentRange::Suffix(3)));
+        let object = |spec: &SegmentSpec| match spec {
+            SegmentSpec::Object(object) => object.clone(),
+            SegmentSpec::Data(_) => panic!("{spec:?}"),
+        };
+        assert_eq!(object(&specs[0]).etag.as_deref(), Some("abc"));
+        assert_eq!(object(&specs[0]).size_bytes, Some(5));
+        assert_eq!(object(&specs[1]).range, Some(SegmentRange::Suffix(3)));
+        let with_data = parse_manifest(br#"[{"data": "QUJD"}, {"path": "/c/a"}]"#).unwrap();
+        assert_eq!(with_data[0], SegmentSpec::Data(b"ABC".to_vec()));
         let malformed = |body: &[u8]| match parse_manifest(body) {
             Err(ManifestError::Malformed(m)) => m.join("\n"),
             other => panic!("{other:?}"),
@@ -550,7 +684,14 @@ mod tests {
         assert!(malformed(b"{}").contains("valid JSON"));
         assert!(malformed(b"[]").contains("at least one"));
         assert!(malformed(br#"[{"path": "/c"}]"#).starts_with("Index 0: path"));
-        assert!(malformed(br#"[{"path": "/c/o", "data": "x"}]"#).contains("unknown key"));
+        assert!(
+            malformed(br#"[{"path": "/c/o", "etc": "x"}]"#).contains("extraneous keys \"etc\"")
+        );
+        assert!(malformed(br#"[{"data": "QUJD", "path": "/c/o"}]"#).contains("extraneous"));
+        assert!(malformed(br#"[{"data": "not base64!"}, {"path": "/c/o"}]"#).contains("base64"));
+        assert!(malformed(br#"[{"data": ""}, {"path": "/c/o"}]"#).contains("too small"));
+        assert!(malformed(br#"[{"data": "QUJD"}]"#).contains("at least one object-backed"));
+        assert!(malformed(br#"[{"size_bytes": 1}]"#).contains("'data' or 'path'"));
         assert!(malformed(br#"[{"path": "/c/o", "range": "1-2,4-5"}]"#).contains("multiple"));
         assert!(malformed(br#"[{"path": "/c/o", "range": "5-2"}]"#).contains("invalid range"));
     }
@@ -568,7 +709,7 @@ mod tests {
 
     #[test]
     fn etags_follow_swift() {
-        let segment = |hash: &str, range: Option<&str>| StoredSegment {
+        let stored = |hash: &str, range: Option<&str>| StoredSegment {
             name: "/c/o".into(),
             hash: hash.into(),
             bytes: 10,
@@ -577,18 +718,35 @@ mod tests {
             range: range.map(str::to_owned),
             sub_slo: false,
         };
-        let plain = [segment("aa", None), segment("bb", None)];
-        assert_eq!(
-            manifest_etag(plain.iter()),
-            hex::encode(Md5::digest(b"aabb"))
+        let (aa, bb, aa_ranged) = (
+            stored("aa", None),
+            stored("bb", None),
+            stored("aa", Some("0-4")),
         );
-        let ranged = [segment("aa", Some("0-4"))];
+        let plain = [EtagPart::Segment(&aa), EtagPart::Segment(&bb)];
+        assert_eq!(manifest_etag(plain), hex::encode(Md5::digest(b"aabb")));
         assert_eq!(
-            manifest_etag(ranged.iter()),
+            manifest_etag([EtagPart::Segment(&aa_ranged)]),
             hex::encode(Md5::digest(b"aa:0-4;"))
         );
-        assert_eq!(ranged[0].window(), (0, 5));
-        assert_eq!(plain[0].window(), (0, 10));
+        let data = hex::encode(Md5::digest(b"xyz"));
+        assert_eq!(
+            manifest_etag([EtagPart::Data(b"xyz"), EtagPart::Segment(&aa)]),
+            hex::encode(Md5::digest(format!("{data}aa").as_bytes()))
+        );
+        assert_eq!(stored("aa", Some("0-4")).window(), (0, 5));
+        assert_eq!(stored("aa", None).window(), (0, 10));
+    }
+
+    #[test]
+    fn stored_items_read_back_in_swifts_format() {
+        let items: Vec<StoredItem> = serde_json::from_str(
+            r#"[{"data": "QUJD"}, {"name": "/c/o", "hash": "aa", "bytes": 3,
+                "content_type": "text/plain", "last_modified": "x"}]"#,
+        )
+        .unwrap();
+        assert_eq!(items[0].inline_data().unwrap().unwrap(), b"ABC");
+        assert_eq!(items[1].segment().unwrap().name, "/c/o");
     }
 
     #[test]

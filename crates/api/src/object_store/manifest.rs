@@ -12,7 +12,7 @@ use http::{HeaderMap, StatusCode, header};
 use md5::{Digest, Md5};
 use nefos_storage::{
     Accessor, Content, MAX_MANIFEST_BYTES, ManifestError, ObjectInfo, SegmentProblem, Storage,
-    StorageError, StoredSegment, VersionSelector, WriteOptions, parse_manifest, split_path,
+    StorageError, StoredItem, VersionSelector, WriteOptions, parse_manifest, split_path,
     stored_segments,
 };
 use serde_json::json;
@@ -90,6 +90,9 @@ pub(super) async fn put_static(
             format!("{}\n", problems.join("\n")),
         )),
         Err(ManifestError::Segments(problems)) => Ok(segment_problems(format, &problems)),
+        Err(error @ ManifestError::TooManySegments) => {
+            Ok(plain(StatusCode::PAYLOAD_TOO_LARGE, error.to_string()))
+        }
     }
 }
 
@@ -166,8 +169,12 @@ pub(super) fn manifest_body(
     Ok(Some((StatusCode::OK, out, body).into_response()))
 }
 
-/// A stored segment in the form a client uploads.
-fn as_uploaded(segment: &StoredSegment) -> serde_json::Value {
+/// A stored item in the form a client uploads.
+fn as_uploaded(item: &StoredItem) -> serde_json::Value {
+    let segment = match item {
+        StoredItem::Segment(segment) => segment,
+        StoredItem::Data { data } => return json!({ "data": data }),
+    };
     let mut item = json!({
         "path": segment.name,
         "etag": segment.hash,
@@ -287,13 +294,13 @@ fn delete_segments<'a>(
     storage: &'a Storage,
     who: Accessor<'a>,
     project: &'a str,
-    segments: Vec<StoredSegment>,
+    segments: Vec<StoredItem>,
     seen: &'a mut HashSet<String>,
     tally: &'a mut Tally,
     depth: usize,
 ) -> BoxFuture<'a, Result<(), SwiftError>> {
     Box::pin(async move {
-        for segment in segments {
+        for segment in segments.iter().filter_map(StoredItem::segment) {
             if !seen.insert(segment.name.clone()) {
                 continue;
             }
