@@ -96,6 +96,7 @@ pub fn router(state: ApiState, limits: &HttpLimits) -> Router {
         object_store::router()
             .layer(axum::middleware::from_fn(clean_text::swift))
             .fallback(error::unknown_route)
+            .layer(axum::middleware::from_fn(object_store::reply_headers))
             .with_state(state.clone()),
     );
     Router::new()
@@ -125,7 +126,11 @@ pub fn router(state: ApiState, limits: &HttpLimits) -> Router {
         // authentication and Swift's test suites expect it): one service at both.
         .nest_service("/object/v1", object_service.clone())
         .nest_service("/v1", object_service)
-        .merge(object_store::root_router().layer(axum::middleware::from_fn(clean_text::swift)))
+        .merge(
+            object_store::root_router()
+                .layer(axum::middleware::from_fn(clean_text::swift))
+                .layer(axum::middleware::from_fn(object_store::reply_headers)),
+        )
         .fallback(error::unknown_route)
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))

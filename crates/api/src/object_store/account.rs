@@ -46,8 +46,10 @@ pub(super) async fn handle(
                     return Ok(response);
                 }
                 let info = storage.account(who, project).await?;
-                let out = account_headers(&info);
+                let mut out = account_headers(&info);
                 if method == Method::HEAD {
+                    let format = listing::format(&params, &request);
+                    insert(&mut out, "content-type", listing::content_type(format));
                     return Ok((StatusCode::NO_CONTENT, out).into_response());
                 }
                 let query = listing::query(&params)?;
@@ -60,7 +62,8 @@ pub(super) async fn handle(
                 ))
             }
             Method::POST => {
-                let meta = headers::metadata(&request, "account")?;
+                let mut meta = headers::metadata(&request, "account")?;
+                quota_headers(&request, context.as_ref(), &mut meta)?;
                 let groups = headers::groups(&request)?;
                 storage
                     .update_account(who, project, &meta, &groups, false)
@@ -75,6 +78,48 @@ pub(super) async fn handle(
     }
     .await;
     result.map_err(|e: SwiftError| deny(context.as_ref(), e))
+}
+
+/// Swift's account quota headers, which only a reseller (a cloud administrator) may send:
+/// `X-Account-Quota-Bytes` is the legacy `X-Account-Meta-Quota-Bytes` under its current
+/// name; quotas of object counts and per-policy quotas nefos does not keep.
+fn quota_headers(
+    request: &HeaderMap,
+    context: Option<&nefos_identity::AuthContext>,
+    meta: &mut nefos_storage::Metadata,
+) -> Result<(), SwiftError> {
+    let named: Vec<&str> = request
+        .keys()
+        .map(http::HeaderName::as_str)
+        .filter(|name| {
+            name.strip_prefix("x-remove-")
+                .unwrap_or(name)
+                .starts_with("x-account-quota-")
+        })
+        .collect();
+    if named.is_empty() {
+        return Ok(());
+    }
+    if !context.is_some_and(nefos_identity::AuthContext::is_cloud_admin) {
+        return Err(SwiftError::new(StatusCode::FORBIDDEN, "Forbidden"));
+    }
+    for name in named {
+        match name {
+            "x-account-quota-bytes" => {
+                let value = headers::text(request, name)?.unwrap_or_default();
+                meta.insert("quota-bytes".to_owned(), value.trim().to_owned());
+            }
+            "x-remove-account-quota-bytes" => {
+                meta.insert("quota-bytes".to_owned(), String::new());
+            }
+            other => {
+                return Err(SwiftError::bad_request(format!(
+                    "{other}: only quotas of bytes are kept for a whole account"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn account_headers(info: &AccountInfo) -> HeaderMap {

@@ -42,8 +42,10 @@ pub(super) async fn handle(
                     return Ok(response);
                 }
                 let info = storage.container(who, project, &container).await?;
-                let out = container_headers(&info);
+                let mut out = container_headers(&info);
                 if method == Method::HEAD {
+                    let format = listing::format(&params, &request);
+                    insert(&mut out, "content-type", listing::content_type(format));
                     return Ok((StatusCode::NO_CONTENT, out).into_response());
                 }
                 let mut query = listing::query(&params)?;
@@ -59,6 +61,7 @@ pub(super) async fn handle(
                 ))
             }
             Method::PUT => {
+                check_storage_policy(&request)?;
                 let created = storage
                     .put_container(who, project, &container, &update(&request)?)
                     .await?;
@@ -93,6 +96,18 @@ pub(super) async fn handle(
     }
     .await;
     result.map_err(|e: SwiftError| deny(context.as_ref(), e))
+}
+
+/// The one storage policy there is, as `/info` lists it: asking for another is Swift's 400.
+pub(super) const STORAGE_POLICY: &str = "default";
+
+fn check_storage_policy(request: &HeaderMap) -> Result<(), SwiftError> {
+    match headers::text(request, "x-storage-policy")? {
+        Some(name) if !name.is_empty() && !name.eq_ignore_ascii_case(STORAGE_POLICY) => Err(
+            SwiftError::bad_request(format!("Invalid X-Storage-Policy '{name}'")),
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// Pithos `until=`: seconds since the epoch (fractions allowed).
@@ -169,7 +184,7 @@ fn container_headers(info: &ContainerInfo) -> HeaderMap {
         "x-container-policy-quota",
         &info.quota_bytes.unwrap_or(0).to_string(),
     );
-    insert(&mut out, "x-storage-policy", "default");
+    insert(&mut out, "x-storage-policy", STORAGE_POLICY);
     out.extend(super::pithos::block_headers());
     headers::put_metadata(&mut out, "x-container-meta-", &info.meta);
     out

@@ -1,4 +1,4 @@
-//! Swift's error convention: a status and a short plain-text body.
+//! Swift's error convention: a status and a short text body.
 
 use axum::response::{IntoResponse, Response};
 use http::{StatusCode, header};
@@ -96,19 +96,14 @@ impl IntoResponse for SwiftError {
         let mut response = match self.json {
             Some(json) => (self.status, axum::Json(json)).into_response(),
             None if self.status == StatusCode::NOT_MODIFIED => self.status.into_response(),
-            None => {
-                let reason = self.status.canonical_reason().unwrap_or("Error");
-                let body = format!(
-                    "<html><h1>{reason}</h1><p>{}</p></html>",
-                    html_escape(&self.message)
-                );
-                (
-                    self.status,
-                    [(header::CONTENT_TYPE, "text/html; charset=UTF-8")],
-                    body,
-                )
-                    .into_response()
-            }
+            // Swift answers errors with its explanation as the whole body, typed as its
+            // WSGI framework types every body it does not type itself.
+            None => (
+                self.status,
+                [(header::CONTENT_TYPE, "text/html; charset=UTF-8")],
+                self.message,
+            )
+                .into_response(),
         };
         for (name, value) in self.headers {
             if let Ok(value) = http::HeaderValue::from_str(&value) {
@@ -125,10 +120,4 @@ impl IntoResponse for SwiftError {
         }
         response
     }
-}
-
-fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }

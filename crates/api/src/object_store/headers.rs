@@ -9,15 +9,20 @@ use nefos_storage::Metadata;
 
 use super::error::SwiftError;
 
-/// A header as text, if present and valid.
+/// A header as text, if present and valid. Swift's header values are UTF-8 (metadata in
+/// any language), which HTTP carries as raw bytes.
 pub fn text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, SwiftError> {
     match headers.get(name) {
         None => Ok(None),
-        Some(value) => value
-            .to_str()
+        Some(value) => utf8(value)
             .map(Some)
-            .map_err(|_| SwiftError::bad_request(format!("the {name} header is not valid text"))),
+            .ok_or_else(|| SwiftError::bad_request(format!("the {name} header is not valid text"))),
     }
+}
+
+/// A header value as UTF-8 text.
+pub fn utf8(value: &HeaderValue) -> Option<&str> {
+    std::str::from_utf8(value.as_bytes()).ok()
 }
 
 /// The user metadata in headers starting with `prefix` (e.g. `x-object-meta-`), and the
@@ -29,7 +34,7 @@ pub fn metadata(headers: &HeaderMap, kind: &str) -> Result<Metadata, SwiftError>
     for (name, value) in headers {
         let name = name.as_str();
         if let Some(key) = name.strip_prefix(&set) {
-            let value = value.to_str().map_err(|_| {
+            let value = utf8(value).ok_or_else(|| {
                 SwiftError::bad_request(format!("metadata {key:?} is not valid text"))
             })?;
             meta.insert(key.to_owned(), value.trim().to_owned());
@@ -45,9 +50,8 @@ pub fn groups(headers: &HeaderMap) -> Result<BTreeMap<String, Vec<String>>, Swif
     let mut groups = BTreeMap::new();
     for (name, value) in headers {
         if let Some(group) = name.as_str().strip_prefix("x-account-group-") {
-            let value = value
-                .to_str()
-                .map_err(|_| SwiftError::bad_request("a group header is not valid text"))?;
+            let value = utf8(value)
+                .ok_or_else(|| SwiftError::bad_request("a group header is not valid text"))?;
             let members = value
                 .split(',')
                 .map(str::trim)
@@ -67,10 +71,14 @@ pub fn put_metadata(out: &mut HeaderMap, prefix: &str, meta: &Metadata) {
     }
 }
 
-/// Inserts a header, skipping values that are not valid in HTTP (never produced by nefos
-/// itself; a stored value from an older client could be).
+/// Inserts a header, UTF-8 as raw bytes (as Swift sends metadata), skipping values that
+/// are not valid in HTTP (control characters: never produced by nefos itself; a stored
+/// value from an older client could have them).
 pub fn insert(out: &mut HeaderMap, name: &str, value: &str) {
-    if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::from_str(value)) {
+    if let (Ok(name), Ok(value)) = (
+        HeaderName::try_from(name),
+        HeaderValue::from_bytes(value.as_bytes()),
+    ) {
         out.insert(name, value);
     }
 }

@@ -95,13 +95,18 @@ fn xml_escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn respond(format: Format, body: String, empty: bool, mut headers: HeaderMap) -> Response {
-    let content_type = match format {
+/// The type of a listing body in `format`: also what a HEAD of an account or container
+/// answers, as Swift does.
+pub fn content_type(format: Format) -> &'static str {
+    match format {
         Format::Plain => "text/plain; charset=utf-8",
         Format::Json => "application/json; charset=utf-8",
         Format::Xml => "application/xml; charset=utf-8",
-    };
-    super::headers::insert(&mut headers, "content-type", content_type);
+    }
+}
+
+fn respond(format: Format, body: String, empty: bool, mut headers: HeaderMap) -> Response {
+    super::headers::insert(&mut headers, "content-type", content_type(format));
     if empty && format == Format::Plain {
         return (StatusCode::NO_CONTENT, headers).into_response();
     }

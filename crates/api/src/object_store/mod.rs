@@ -48,6 +48,32 @@ pub(crate) fn root_router() -> Router<ApiState> {
         .route("/public/{token}", get(public::handle).head(public::handle))
 }
 
+/// Swift types and sizes every answer, even those without a body (204s, and the 201s and
+/// 202s of writes): `Content-Type: text/html; charset=UTF-8` (its WSGI framework's default)
+/// and `Content-Length: 0` where a handler set neither. Some clients and Swift's own tests
+/// read them.
+pub(crate) async fn reply_headers(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+    use http_body::Body as _;
+
+    let mut response = next.run(request).await;
+    let empty = response.body().size_hint().exact() == Some(0);
+    let headers = response.headers_mut();
+    if !headers.contains_key(CONTENT_TYPE) {
+        headers.insert(
+            CONTENT_TYPE,
+            http::HeaderValue::from_static("text/html; charset=UTF-8"),
+        );
+    }
+    if empty && !headers.contains_key(CONTENT_LENGTH) {
+        headers.insert(CONTENT_LENGTH, http::HeaderValue::from_static("0"));
+    }
+    response
+}
+
 /// The caller of a Swift request: its token's context, or none for an anonymous request.
 /// A token that does not validate is a 401, not an anonymous request.
 pub(crate) async fn caller(

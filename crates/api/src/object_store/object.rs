@@ -265,8 +265,13 @@ impl Call<'_> {
             headers: stored,
             etag: headers::text(self.request, "etag")?.map(str::to_owned),
             delete_at: self.delete_at()?.flatten(),
-            if_none_match_any: headers::text(self.request, "if-none-match")?
-                .is_some_and(|v| v.trim() == "*"),
+            if_none_match_any: match headers::text(self.request, "if-none-match")? {
+                None => false,
+                Some(v) if v.trim() == "*" => true,
+                Some(_) => {
+                    return Err(SwiftError::bad_request("If-None-Match only supports *"));
+                }
+            },
             sharing: self.sharing()?,
             public: self.public()?,
             // A chunked body has none: its room is checked only as it is committed.
@@ -292,11 +297,17 @@ impl Call<'_> {
         if headers::text(self.request, "x-remove-delete-at")?.is_some() {
             return Ok(Some(None));
         }
-        if let Some(at) = headers::number(self.request, "x-delete-at")? {
-            return Ok(Some(Some(nefos_storage::delete_at(at, now)?)));
+        if let Some(at) = expiry_seconds(self.request, "x-delete-at", "Non-integer X-Delete-At")? {
+            return nefos_storage::delete_at(at, now)
+                .map(|at| Some(Some(at)))
+                .map_err(|_| SwiftError::bad_request("X-Delete-At in past"));
         }
-        if let Some(after) = headers::number(self.request, "x-delete-after")? {
-            return Ok(Some(Some(nefos_storage::delete_after(after, now)?)));
+        if let Some(after) =
+            expiry_seconds(self.request, "x-delete-after", "Non-integer X-Delete-After")?
+        {
+            return nefos_storage::delete_after(after, now)
+                .map(|at| Some(Some(at)))
+                .map_err(|_| SwiftError::bad_request("X-Delete-At in past"));
         }
         Ok(None)
     }
@@ -514,6 +525,28 @@ impl Call<'_> {
             .await?;
         Ok(StatusCode::NO_CONTENT.into_response())
     }
+}
+
+/// An expiry header's whole number of seconds (Swift's texts for the rest). A number too
+/// large for any clock is the latest time there is (Swift clamps it to 9999999999).
+fn expiry_seconds(
+    request: &HeaderMap,
+    name: &str,
+    not_a_number: &'static str,
+) -> Result<Option<i64>, SwiftError> {
+    let Some(text) = headers::text(request, name)? else {
+        return Ok(None);
+    };
+    let digits = text.trim().strip_prefix('-').unwrap_or(text.trim());
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(SwiftError::bad_request(not_a_number));
+    }
+    let negative = digits.len() != text.trim().len();
+    Ok(Some(match text.trim().parse::<i64>() {
+        Ok(seconds) => seconds,
+        Err(_) if negative => i64::MIN,
+        Err(_) => i64::MAX,
+    }))
 }
 
 fn created(object: &ObjectInfo) -> Response {
