@@ -48,7 +48,7 @@ fn request_is_clean(request: &Request, headers: &[&str]) -> bool {
                 .headers()
                 .get_all(*name)
                 .iter()
-                .all(|value| value.to_str().is_ok_and(is_clean))
+                .all(|value| std::str::from_utf8(value.as_bytes()).is_ok_and(is_clean))
         })
 }
 

@@ -4,7 +4,8 @@
 //! `admin` and `member`) or read it (`reader`); a cloud administrator may do anything.
 //! Beyond that, Pithos sharing grants read or write on single objects to users (stored by
 //! id, shown by name: `grantees.rs`), to every authenticated user (`*`), or to a group of
-//! the owner account (`ACCOUNT:GROUP`).
+//! the owner account (`ACCOUNT:GROUP`). A signed URL (Swift's TempURL) reaches the
+//! objects of one account or one container, without a token.
 
 use nefos_db::storage as q;
 use nefos_identity::{AuthContext, Role};
@@ -15,8 +16,29 @@ use crate::{Storage, StorageError};
 #[derive(Debug, Clone, Copy)]
 pub enum Accessor<'a> {
     Token(&'a AuthContext),
+    /// A URL signed with a key of the account or of one of its containers (the API has
+    /// checked the signature): the objects in its scope, as their owner would reach them.
+    Signed(&'a SignedScope),
     /// No token: only public objects are reachable.
     Anonymous,
+}
+
+/// What a signed URL reaches: the objects of an account, or of one container of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedScope {
+    pub project_id: String,
+    /// The container's id when the key was the container's.
+    pub container_id: Option<String>,
+}
+
+impl Accessor<'_> {
+    /// Who the writes of this accessor are recorded as made by (`X-Object-Modified-By`).
+    pub(crate) fn modifier(&self) -> String {
+        match self {
+            Accessor::Token(ctx) => ctx.user_id.clone(),
+            Accessor::Signed(_) | Accessor::Anonymous => String::new(),
+        }
+    }
 }
 
 /// What an accessor may do.
@@ -92,10 +114,16 @@ impl Sharing {
 }
 
 impl Storage {
-    /// The caller's rights on a whole account, as its owner or an administrator.
+    /// The caller's rights on a whole account, as its owner or an administrator (or
+    /// through a URL signed with one of the account's keys).
     pub(crate) fn account_permission(who: Accessor<'_>, project_id: &str) -> Option<Permission> {
-        let Accessor::Token(ctx) = who else {
-            return None;
+        let ctx = match who {
+            Accessor::Token(ctx) => ctx,
+            Accessor::Signed(scope) => {
+                return (scope.project_id == project_id && scope.container_id.is_none())
+                    .then_some(Permission::Write);
+            }
+            Accessor::Anonymous => return None,
         };
         if ctx.is_cloud_admin() {
             return Some(Permission::Write);
@@ -116,6 +144,13 @@ impl Storage {
         }
     }
 
+    /// Whether the caller may write the whole account, as its owner or an administrator:
+    /// who may see and set its keys (those that sign URLs, and its containers').
+    pub fn owns_account(who: Accessor<'_>, project_id: &str) -> bool {
+        matches!(who, Accessor::Token(_))
+            && Self::account_permission(who, project_id) == Some(Permission::Write)
+    }
+
     /// Requires `needed` on the whole account.
     pub(crate) fn require_account(
         who: Accessor<'_>,
@@ -128,6 +163,22 @@ impl Storage {
         }
     }
 
+    /// The caller's rights on the objects of one container as a whole: as the account's
+    /// owner, or through a URL signed with the container's key.
+    pub(crate) fn container_permission(
+        who: Accessor<'_>,
+        project_id: &str,
+        container_id: &str,
+    ) -> Option<Permission> {
+        if let Accessor::Signed(scope) = who
+            && scope.project_id == project_id
+            && scope.container_id.as_deref() == Some(container_id)
+        {
+            return Some(Permission::Write);
+        }
+        Self::account_permission(who, project_id)
+    }
+
     /// The caller's rights on one object path: as the account's owner, or through sharing.
     pub(crate) async fn object_permission(
         &self,
@@ -137,7 +188,7 @@ impl Storage {
         name: &str,
     ) -> Result<Option<Permission>, StorageError> {
         crate::container::refuse_nul("object name", name)?;
-        if let Some(permission) = Self::account_permission(who, project_id) {
+        if let Some(permission) = Self::container_permission(who, project_id, container_id) {
             return Ok(Some(permission));
         }
         let Accessor::Token(ctx) = who else {

@@ -95,8 +95,30 @@ impl Storage {
         match (owner, who) {
             (Some(owner), _) => Ok(owner),
             (None, Accessor::Token(ctx)) => Ok(ctx.user_id.clone()),
+            (None, Accessor::Signed(_)) => Self::signing_member(conn, project_id).await,
             (None, Accessor::Anonymous) => Err(StorageError::Forbidden),
         }
+    }
+
+    /// Whom a write through a signed URL is charged to in a project with no owner: its
+    /// longest-standing administrator, failing that its longest-standing member, as those
+    /// who may set the keys that sign URLs.
+    async fn signing_member(
+        conn: &mut Connection,
+        project_id: &str,
+    ) -> Result<String, StorageError> {
+        for role in ["admin", "member"] {
+            let filter = iq::AssignmentFilter {
+                user_id: None,
+                project_id: Some(project_id.to_owned()),
+                role: Some(role.to_owned()),
+            };
+            let assignments = iq::list_role_assignments(&mut *conn, &filter).await?;
+            if let Some(first) = assignments.into_iter().min_by_key(|a| a.created_at) {
+                return Ok(first.user_id);
+            }
+        }
+        Err(StorageError::Forbidden)
     }
 
     /// Reserves room for an upload of `size` bytes (or, when the size is not known yet,

@@ -175,8 +175,17 @@ impl Storage {
                 .left_stream(),
                 Source::Inline(bytes) => {
                     // Windows lie within their piece, whose bytes are held whole.
-                    let (first, len) = (piece.first as usize, piece.len as usize);
-                    stream::once(async move { Ok(bytes.slice(first..first + len)) }).right_stream()
+                    let window = usize::try_from(piece.first)
+                        .ok()
+                        .zip(usize::try_from(piece.first + piece.len).ok())
+                        .filter(|(first, end)| first <= end && *end <= bytes.len());
+                    let chunk = match window {
+                        Some((first, end)) => Ok(bytes.slice(first..end)),
+                        None => Err(StorageError::Conflict {
+                            reason: "a window of inline data lies outside it",
+                        }),
+                    };
+                    stream::once(async move { chunk }).right_stream()
                 }
             })
             .flatten()

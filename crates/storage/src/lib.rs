@@ -23,6 +23,7 @@ mod manifest;
 mod meta;
 mod object;
 mod pithos;
+mod signed;
 mod upload;
 mod write_access;
 
@@ -30,7 +31,7 @@ use nefos_blocks::BlockStore;
 use nefos_db::Database;
 use nefos_quota::Quotas;
 
-pub use access::{Accessor, Permission, Sharing};
+pub use access::{Accessor, Permission, Sharing, SignedScope};
 pub use account::AccountInfo;
 pub use container::{ContainerInfo, ContainerUpdate, Versioning};
 pub use content::{Content, has_own_blocks};
@@ -40,8 +41,8 @@ pub use expiry_time::{MAX_DELETE_AT, delete_after, delete_at};
 pub use listing::{ListEntry, ListQuery, MAX_LISTING};
 pub use manifest::{
     MAX_MANIFEST_BYTES, MAX_SEGMENTS, ManifestError, ObjectSegmentSpec, SegmentProblem,
-    SegmentSpec, StoredItem, StoredSegment, is_valid_dynamic, parse_manifest, split_path,
-    stored_segments,
+    SegmentSpec, StoredItem, StoredSegment, is_valid_dynamic, manifest_text, parse_manifest,
+    split_path, stored_segments,
 };
 pub use meta::{Metadata, MetadataLimits};
 pub use object::{
@@ -49,6 +50,7 @@ pub use object::{
     WriteOptions, guess_content_type,
 };
 pub use pithos::{DataUpdate, SourceObject};
+pub use signed::{SIGNING_KEY_NAMES, SigningKeys};
 
 /// The object storage service; cheap to clone.
 #[derive(Debug, Clone)]

@@ -105,8 +105,10 @@ impl Storage {
         container: &str,
         query: &ListQuery,
     ) -> Result<Vec<ListEntry>, StorageError> {
-        Self::require_account(who, project_id, Permission::Read)?;
         let container = self.object_container(who, project_id, container).await?;
+        if Self::container_permission(who, project_id, &container.id).is_none() {
+            return Err(StorageError::Forbidden);
+        }
         let limit = usize::try_from(query.limit()).unwrap_or(0);
         let mut query = query.clone();
         let mut entries: Vec<ListEntry> = Vec::new();

@@ -38,6 +38,9 @@ pub const SLO_MANIFEST_KEY: &str = "nefos:slo-manifest";
 /// The stored header that marks a static manifest.
 const SLO_HEADER: &str = "x-static-large-object";
 
+/// The stored headers that make an object a large object's manifest, static or dynamic.
+pub(crate) const MANIFEST_HEADERS: &[&str] = &[SLO_HEADER, SLO_MANIFEST_KEY, "x-object-manifest"];
+
 /// Whether stored headers make a version a static large object's manifest.
 pub(crate) fn is_static(headers: &BTreeMap<String, String>) -> bool {
     headers
@@ -351,6 +354,15 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A static manifest's item list as stored (Swift's JSON), the body of
+/// `GET ?multipart-manifest=get`; `None` for other objects.
+pub fn manifest_text(object: &ObjectInfo) -> Option<&str> {
+    if !object.is_static_manifest() {
+        return None;
+    }
+    object.headers.get(SLO_MANIFEST_KEY).map(String::as_str)
+}
+
 /// The items of a static manifest; `None` for other objects.
 pub fn stored_segments(object: &ObjectInfo) -> Result<Option<Vec<StoredItem>>, StorageError> {
     if !object.is_static_manifest() {
@@ -384,7 +396,7 @@ enum Resolved {
     /// An object segment: its description as stored and its current version.
     Object {
         stored: StoredSegment,
-        object: ObjectInfo,
+        object: Box<ObjectInfo>,
         first: u64,
         len: u64,
     },
@@ -578,7 +590,7 @@ impl Storage {
         };
         Ok(Ok(Resolved::Object {
             stored,
-            object,
+            object: Box::new(object),
             first,
             len,
         }))
@@ -652,7 +664,7 @@ fn block_aligned_windows(items: &[Resolved]) -> Option<Vec<(&ObjectInfo, usize, 
         }
         let from = usize::try_from(first / block).ok()?;
         let to = usize::try_from(end.div_ceil(block)).ok()?;
-        windows.push((object, from, to));
+        windows.push((&**object, from, to));
     }
     Some(windows)
 }

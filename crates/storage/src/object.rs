@@ -529,10 +529,7 @@ impl Storage {
         };
         let mut delete_at = delete_at;
         let now = now_micros();
-        let modified_by = match who {
-            Accessor::Token(ctx) => ctx.user_id.clone(),
-            Accessor::Anonymous => String::new(),
-        };
+        let modified_by = who.modifier();
         let mut tx = self.db.begin().await?;
         self.db
             .lock_key(&mut tx, &name_lock(&container.id, name))
@@ -694,10 +691,70 @@ impl Storage {
         fresh_meta: bool,
     ) -> Result<ObjectInfo, StorageError> {
         let (src_project, src_container, src_name) = source;
-        let (dst_project, dst_container, dst_name) = target;
         let object = self
             .object(who, src_project, src_container, src_name, version)
             .await?;
+        self.copy_version(who, &object, target, options, fresh_meta)
+            .await
+    }
+
+    /// Swift's `COPY`: copies what a GET of the source serves. A large object (a static or
+    /// dynamic manifest) becomes a plain object holding its segments' bytes, read and
+    /// stored again (the blocks they fill are found stored already), with its own MD5;
+    /// any other object is copied as [`Storage::copy_object`] copies it.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn copy_object_as_served(
+        &self,
+        who: Accessor<'_>,
+        source: (&str, &str, &str),
+        version: VersionSelector,
+        target: (&str, &str, &str),
+        options: WriteOptions,
+        fresh_meta: bool,
+    ) -> Result<ObjectInfo, StorageError> {
+        let (src_project, src_container, src_name) = source;
+        let object = self
+            .object(who, src_project, src_container, src_name, version)
+            .await?;
+        if !object.is_static_manifest() && object.dynamic_manifest().is_none() {
+            return self
+                .copy_version(who, &object, target, options, fresh_meta)
+                .await;
+        }
+        let content = self.content(who, &object, false).await?;
+        let (mut meta, mut headers) = if fresh_meta {
+            (Metadata::new(), BTreeMap::new())
+        } else {
+            (object.meta.clone(), object.headers.clone())
+        };
+        for name in manifest::MANIFEST_HEADERS {
+            headers.remove(*name);
+        }
+        meta.extend(options.meta);
+        headers.extend(options.headers);
+        let options = WriteOptions {
+            content_type: options.content_type.or(Some(object.content_type.clone())),
+            meta,
+            headers,
+            size: Some(content.size()),
+            ..options
+        };
+        let (dst_project, dst_container, dst_name) = target;
+        let body = self.read_content(&content, None);
+        self.put_object(who, dst_project, dst_container, dst_name, body, options)
+            .await
+    }
+
+    /// Copies one version to a new name, sharing its blocks.
+    async fn copy_version(
+        &self,
+        who: Accessor<'_>,
+        object: &ObjectInfo,
+        target: (&str, &str, &str),
+        options: WriteOptions,
+        fresh_meta: bool,
+    ) -> Result<ObjectInfo, StorageError> {
+        let (dst_project, dst_container, dst_name) = target;
         let container = self
             .object_container(who, dst_project, dst_container)
             .await?;
@@ -705,7 +762,7 @@ impl Storage {
             .authorize_write(who, &container, dst_name, &options, false)
             .await?;
         meta::check(&options.meta)?;
-        let hashes = self.hashmap(&object).await?;
+        let hashes = self.hashmap(object).await?;
         // A copy refers to blocks without storing them: touching them first keeps a
         // garbage collection from taking them should the source go meanwhile.
         let missing = self.blocks.touch(&hashes).await?;
@@ -787,10 +844,7 @@ impl Storage {
         let Some(current) = q::get_current(&mut *tx, &container.id, name).await? else {
             return Err(StorageError::NotFound { what: "object" });
         };
-        let modified_by = match who {
-            Accessor::Token(ctx) => ctx.user_id.clone(),
-            Accessor::Anonymous => String::new(),
-        };
+        let modified_by = who.modifier();
         self.record_deletion(&mut tx, current, modified_by).await?;
         tx.commit()
             .await

@@ -14,7 +14,8 @@ use nefos_identity::{
     AuthContext, Caller, Identity, IdentityConfig, NewUser, PasswordCredentials, Scope, UserRef,
 };
 use nefos_storage::{
-    Accessor, ByteRange, ContainerUpdate, ManifestError, ObjectInfo, SegmentSpec, Storage,
+    Accessor, ByteRange, ContainerUpdate, ManifestError, ObjectInfo, ObjectSegmentSpec,
+    SegmentSpec, Storage,
     StorageError, VersionSelector, Versioning, WriteOptions,
 };
 use nefos_test_utils::{TestDatabase, each_backend};
@@ -158,7 +159,11 @@ fn md5_hex(data: &[u8]) -> String {
 }
 
 fn segment(name: &str, data: &[u8]) -> SegmentSpec {
-    SegmentSpec {
+    SegmentSpec::Object(object_segment(name, data))
+}
+
+fn object_segment(name: &str, data: &[u8]) -> ObjectSegmentSpec {
+    ObjectSegmentSpec {
         path: format!("/segs/{name}"),
         etag: Some(md5_hex(data)),
         size_bytes: Some(data.len() as u64),
@@ -233,16 +238,53 @@ async fn manifests_are_served_from_blocks_or_from_segments() {
             "{label}"
         );
 
+        // Inline data between segments: streamed with them, counted in the ETag by its
+        // MD5, and read back across its edges.
+        let head = b"HEAD".repeat(8);
+        let tail = b"TAIL".repeat(16);
+        let inline = cloud
+            .manifest(
+                "inline",
+                vec![
+                    SegmentSpec::Data(head.clone()),
+                    segment("c", &c),
+                    SegmentSpec::Data(tail.clone()),
+                ],
+            )
+            .await
+            .unwrap();
+        assert_eq!(inline.blocks, 0, "{label}");
+        assert_eq!(
+            inline.etag,
+            Some(md5_hex(
+                format!("{}{}{}", md5_hex(&head), md5_hex(&c), md5_hex(&tail)).as_bytes()
+            )),
+            "{label}"
+        );
+        let whole = [head.as_slice(), &c, &tail].concat();
+        assert_eq!(inline.size, whole.len() as u64, "{label}");
+        assert_eq!(cloud.read("inline", None).await, whole, "{label}");
+        let range = ByteRange {
+            first: 30,
+            last: 140,
+        };
+        assert_eq!(
+            cloud.read("inline", Some(range)).await,
+            whole[30..=140],
+            "{label}"
+        );
+
         // Segments that are not as described are all reported.
-        let mut wrong = segment("a", &a);
+        let mut wrong = object_segment("a", &a);
         wrong.size_bytes = Some(1);
-        let missing = SegmentSpec {
+        let missing = ObjectSegmentSpec {
             path: "/segs/none".to_owned(),
             etag: None,
             size_bytes: None,
             range: None,
         };
-        match cloud.manifest("bad", vec![wrong, missing]).await {
+        let specs = vec![SegmentSpec::Object(wrong), SegmentSpec::Object(missing)];
+        match cloud.manifest("bad", specs).await {
             Err(ManifestError::Segments(problems)) => {
                 let problems: Vec<_> = problems
                     .iter()

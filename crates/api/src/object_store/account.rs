@@ -77,7 +77,11 @@ pub(super) async fn handle(
         }
     }
     .await;
-    result.map_err(|e: SwiftError| deny(context.as_ref(), e))
+    let mut response = result.map_err(|e: SwiftError| deny(context.as_ref(), e))?;
+    if !nefos_storage::Storage::owns_account(who, project) {
+        super::tempurl::hide_keys(response.headers_mut(), "account");
+    }
+    Ok(response)
 }
 
 /// Swift's account quota headers, which only a reseller (a cloud administrator) may send:

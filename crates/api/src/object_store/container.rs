@@ -95,7 +95,11 @@ pub(super) async fn handle(
         }
     }
     .await;
-    result.map_err(|e: SwiftError| deny(context.as_ref(), e))
+    let mut response = result.map_err(|e: SwiftError| deny(context.as_ref(), e))?;
+    if !nefos_storage::Storage::owns_account(who, project) {
+        super::tempurl::hide_keys(response.headers_mut(), "container");
+    }
+    Ok(response)
 }
 
 /// The one storage policy there is, as `/info` lists it: asking for another is Swift's 400.

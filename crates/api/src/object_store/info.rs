@@ -31,6 +31,15 @@ pub(super) async fn handle() -> Json<Value> {
             "max_deletes_per_request": super::bulk::MAX_DELETES,
             "max_failed_deletes": super::bulk::MAX_FAILED_DELETES,
         },
+        "tempurl": {
+            "methods": super::tempurl::METHODS,
+            "incoming_remove_headers": [],
+            "incoming_allow_headers": [],
+            "outgoing_remove_headers": ["x-object-meta-*"],
+            "outgoing_allow_headers": ["x-object-meta-public-*"],
+            "allowed_digests": super::tempurl::DIGESTS,
+            "deprecated_digests": super::tempurl::DEPRECATED_DIGESTS,
+        },
         "account_quotas": {},
         "container_quotas": {},
         "pithos": {

@@ -127,15 +127,22 @@ pub fn objects(
                 .iter()
                 .map(|e| match e {
                     ListEntry::Subdir(s) => json!({ "subdir": s }),
-                    ListEntry::Object(o) => json!({
-                        "name": o.name,
-                        "hash": o.etag.as_deref().unwrap_or(""),
-                        "bytes": o.size,
-                        "content_type": o.content_type,
-                        "last_modified": listing_date(o.modified_at),
-                        "x_object_hash": o.hash.map(|h| h.to_hex()),
-                        "x_object_version": o.serial,
-                    }),
+                    ListEntry::Object(o) => {
+                        let mut item = json!({
+                            "name": o.name,
+                            "hash": o.etag.as_deref().unwrap_or(""),
+                            "bytes": o.size,
+                            "content_type": o.content_type,
+                            "last_modified": listing_date(o.modified_at),
+                            "x_object_hash": o.hash.map(|h| h.to_hex()),
+                            "x_object_version": o.serial,
+                        });
+                        if let Some((hash, slo_etag)) = super::manifest::listing_etags(o) {
+                            item["hash"] = json!(hash);
+                            item["slo_etag"] = json!(slo_etag);
+                        }
+                        item
+                    }
                 })
                 .collect();
             serde_json::Value::Array(items).to_string()
@@ -154,7 +161,8 @@ pub fn objects(
                     ListEntry::Object(o) => xml.push_str(&format!(
                         "<object><name>{}</name><hash>{}</hash><bytes>{}</bytes><content_type>{}</content_type><last_modified>{}</last_modified></object>",
                         xml_escape(&o.name),
-                        o.etag.as_deref().unwrap_or(""),
+                        super::manifest::listing_etags(o)
+                            .map_or(o.etag.clone().unwrap_or_default(), |(hash, _)| hash),
                         o.size,
                         xml_escape(&o.content_type),
                         listing_date(o.modified_at)

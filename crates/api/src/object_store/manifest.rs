@@ -12,8 +12,8 @@ use http::{HeaderMap, StatusCode, header};
 use md5::{Digest, Md5};
 use nefos_storage::{
     Accessor, Content, MAX_MANIFEST_BYTES, ManifestError, ObjectInfo, SegmentProblem, Storage,
-    StorageError, StoredItem, VersionSelector, WriteOptions, parse_manifest, split_path,
-    stored_segments,
+    StorageError, StoredItem, VersionSelector, WriteOptions, manifest_text, parse_manifest,
+    split_path, stored_segments,
 };
 use serde_json::json;
 
@@ -148,17 +148,20 @@ pub(super) fn manifest_body(
     if !wants(params, "get") {
         return Ok(None);
     }
-    let Some(segments) = stored_segments(object)? else {
+    let Some(text) = manifest_text(object) else {
         return Ok(None);
     };
-    let body = if params.get("format").is_some_and(|f| f == "raw") {
-        json!(segments.iter().map(as_uploaded).collect::<Vec<_>>())
+    // As Swift: the list as stored, or with `format=raw` as uploaded and typed as the
+    // object is.
+    let (body, content_type) = if params.get("format").is_some_and(|f| f == "raw") {
+        let segments = stored_segments(object)?.unwrap_or_default();
+        let raw = json!(segments.iter().map(as_uploaded).collect::<Vec<_>>());
+        (raw.to_string(), object.content_type.as_str())
     } else {
-        json!(segments)
-    }
-    .to_string();
+        (text.to_owned(), "application/json; charset=utf-8")
+    };
     let mut out = object_headers(state, object);
-    insert(&mut out, "content-type", "application/json; charset=utf-8");
+    insert(&mut out, "content-type", content_type);
     insert(&mut out, "content-length", &body.len().to_string());
     insert(&mut out, "etag", &hex::encode(Md5::digest(body.as_bytes())));
     let body = if with_body {
@@ -322,4 +325,15 @@ fn delete_segments<'a>(
         }
         Ok(())
     })
+}
+
+/// What a container listing says of a static manifest, as Swift: `hash` is the MD5 of the
+/// stored item list (the manifest's own ETag) and `slo_etag` the quoted ETag of the whole.
+pub(super) fn listing_etags(object: &ObjectInfo) -> Option<(String, String)> {
+    let text = manifest_text(object)?;
+    let whole = object.etag.as_deref().unwrap_or_default();
+    Some((
+        hex::encode(Md5::digest(text.as_bytes())),
+        format!("\"{whole}\""),
+    ))
 }

@@ -14,6 +14,7 @@ mod object;
 mod pithos;
 mod public;
 mod range;
+mod tempurl;
 
 use axum::Router;
 use axum::routing::{any, get};

@@ -3,42 +3,61 @@
 use std::collections::{BTreeMap, HashMap};
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{OriginalUri, State};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use http::{HeaderMap, Method, StatusCode, header};
 use nefos_identity::AuthContext;
 use nefos_storage::{
-    Accessor, ObjectInfo, ObjectUpdate, Preconditions, STORED_HEADERS, Storage, StorageError,
-    VersionSelector, WriteOptions,
+    Accessor, ObjectInfo, ObjectUpdate, Preconditions, STORED_HEADERS, SignedScope, Storage,
+    StorageError, VersionSelector, WriteOptions,
 };
 
 use super::error::SwiftError;
 use super::headers::{self, insert};
 use super::range::{self, RangeRequest};
-use super::{accessor, caller, deny, manifest, project_of};
+use super::{accessor, caller, deny, manifest, project_of, tempurl};
 use crate::ApiState;
 use crate::extract::{Path, Query};
 
 type Params = HashMap<String, String>;
 
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn handle(
     State(state): State<ApiState>,
     method: Method,
     Path((account, container, object)): Path<(String, String, String)>,
     Query(params): Query<Params>,
+    OriginalUri(uri): OriginalUri,
+    client: Option<axum::Extension<crate::ClientAddress>>,
     request: HeaderMap,
     body: Body,
 ) -> Result<Response, SwiftError> {
-    let context = caller(&state, &request).await?;
     let target = Target {
         project: project_of(&account)?.to_owned(),
         container,
         object,
     };
+    let parts = tempurl::SignedParts {
+        method: &method,
+        path: uri.path(),
+        query: uri.query().unwrap_or_default(),
+        headers: &request,
+        client: client.map(|c| c.0.0),
+        project: &target.project,
+        container: &target.container,
+        object: &target.object,
+    };
+    // A signed URL is its own authority: its token, if any, is not looked at, and of its
+    // parameters only those of the signature count (Swift forwards no others).
+    let (context, signed, params) = match tempurl::check(&state, &parts).await? {
+        tempurl::Outcome::Unsigned => (caller(&state, &request).await?, None, params),
+        tempurl::Outcome::Signed(signed) => (None, Some(signed), Params::new()),
+    };
     let call = Call {
         state: &state,
         context: context.as_ref(),
+        signed: signed.as_ref().map(|s| &s.scope),
         params: &params,
         request: &request,
     };
@@ -55,7 +74,11 @@ pub(super) async fn handle(
             "objects take GET, HEAD, PUT, POST, DELETE, COPY and MOVE",
         )),
     };
-    result.map_err(|e| deny(context.as_ref(), e))
+    let result = result.map_err(|e| deny(context.as_ref(), e));
+    match &signed {
+        Some(signed) => result.map(|response| signed.finish(&method, &target.object, response)),
+        None => result,
+    }
 }
 
 /// An object path.
@@ -69,6 +92,8 @@ pub(super) struct Target {
 struct Call<'a> {
     state: &'a ApiState,
     context: Option<&'a AuthContext>,
+    /// What a signed URL reaches, when the request came with one.
+    signed: Option<&'a SignedScope>,
     params: &'a Params,
     request: &'a HeaderMap,
 }
@@ -79,7 +104,10 @@ impl Call<'_> {
     }
 
     fn who(&self) -> Accessor<'_> {
-        accessor(self.context)
+        match self.signed {
+            Some(scope) => Accessor::Signed(scope),
+            None => accessor(self.context),
+        }
     }
 
     fn version(&self) -> Result<VersionSelector, SwiftError> {
@@ -411,9 +439,13 @@ impl Call<'_> {
             storage
                 .move_object(self.who(), from, to, options, fresh)
                 .await?
-        } else {
+        } else if manifest::wants(self.params, "get") {
             storage
                 .copy_object(self.who(), from, self.version()?, to, options, fresh)
+                .await?
+        } else {
+            storage
+                .copy_object_as_served(self.who(), from, self.version()?, to, options, fresh)
                 .await?
         };
         let mut response = created(&object);
