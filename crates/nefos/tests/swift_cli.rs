@@ -990,3 +990,210 @@ async fn the_expirer_deletes_due_objects() {
         "{versions}"
     );
 }
+
+/// `swift tempurl ARGS` (a path with its signature), made with the CLI's own signing.
+fn temp_url(swift: &Swift, dir: &Path, args: &[&str]) -> String {
+    let mut all = vec!["tempurl"];
+    all.extend(args);
+    swift.ok(dir, &all).trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temp_urls_grant_one_method_on_one_object_until_they_expire() {
+    let data = tempfile::tempdir().unwrap();
+    let (nefos, demo, _alice) = two_users(data.path()).await;
+    let swift = Swift::new(&nefos.url, data.path());
+    let dir = data.path();
+    let anonymous = http();
+    let send = |method: Method, signed: &str| {
+        anonymous
+            .request(method, format!("{}{signed}", nefos.url))
+            .send()
+    };
+    demo.put("c", Vec::new(), &[]).await;
+    demo.put(
+        "c/report.pdf",
+        b"the report".to_vec(),
+        &[
+            ("X-Object-Meta-Color", "red"),
+            ("X-Object-Meta-Public-Note", "for everyone"),
+        ],
+    )
+    .await;
+    // The account's key, set as the swift CLI tells its users to; only owners see it.
+    swift.ok(dir, &["post", "-m", "Temp-URL-Key:account secret"]);
+    let account_path = demo.url.split("/object").nth(1).unwrap().to_owned();
+    let object_path = format!("{account_path}/c/report.pdf");
+
+    // A GET URL reads the object with no token, as an attachment, without the private
+    // metadata; a HEAD may use it too.
+    let get_url = temp_url(&swift, dir, &["GET", "60", &object_path, "account secret"]);
+    let response = expect(send(Method::GET, &get_url).await.unwrap(), &[200], "GET").await;
+    assert_eq!(
+        header(&response, "content-disposition"),
+        "attachment; filename=\"report.pdf\"; filename*=UTF-8''report.pdf"
+    );
+    assert!(response.headers().get("expires").is_some());
+    assert!(response.headers().get("x-object-meta-color").is_none());
+    assert_eq!(
+        header(&response, "x-object-meta-public-note"),
+        "for everyone"
+    );
+    assert_eq!(response.bytes().await.unwrap().as_ref(), b"the report");
+    expect(send(Method::HEAD, &get_url).await.unwrap(), &[200], "HEAD").await;
+    let inline = format!("{get_url}&inline&filename=mine.pdf");
+    let response = expect(send(Method::GET, &inline).await.unwrap(), &[200], "inline").await;
+    assert_eq!(
+        header(&response, "content-disposition"),
+        "inline; filename=\"mine.pdf\"; filename*=UTF-8''mine.pdf"
+    );
+
+    // Each way a URL can be wrong is the same 401, whatever the reason.
+    let invalid = [
+        get_url.replace("report.pdf", "other.pdf"),
+        get_url.replace("temp_url_sig=", "temp_url_sig=0"),
+        get_url.replace("temp_url_expires=", "temp_url_expires=1"),
+    ];
+    for url in &invalid {
+        let response = send(Method::GET, url).await.unwrap();
+        assert_eq!(response.status(), 401, "{url}");
+        assert_eq!(
+            header(&response, "www-authenticate"),
+            "Swift realm=\"unknown\""
+        );
+        assert_eq!(
+            response.text().await.unwrap(),
+            "401 Unauthorized: Temp URL invalid\n"
+        );
+    }
+    let put_with_get_url = send(Method::PUT, &get_url).await.unwrap();
+    assert_eq!(put_with_get_url.status(), 401);
+    let expired = temp_url(
+        &swift,
+        dir,
+        &[
+            "--absolute",
+            "GET",
+            "1000000000",
+            &object_path,
+            "account secret",
+        ],
+    );
+    assert_eq!(send(Method::GET, &expired).await.unwrap().status(), 401);
+    let wrong_key = temp_url(&swift, dir, &["GET", "60", &object_path, "guess"]);
+    assert_eq!(send(Method::GET, &wrong_key).await.unwrap().status(), 401);
+
+    // A PUT URL stores an object (charged to the account), and cannot name another.
+    let upload_path = format!("{account_path}/c/upload");
+    let put_url = temp_url(&swift, dir, &["PUT", "60", &upload_path, "account secret"]);
+    let response = anonymous
+        .put(format!("{}{put_url}", nefos.url))
+        .body("uploaded")
+        .send()
+        .await
+        .unwrap();
+    expect(response, &[201], "PUT through a temp URL").await;
+    assert_eq!(demo.get("c/upload").await, b"uploaded");
+    let copy = anonymous
+        .put(format!("{}{put_url}", nefos.url))
+        .header("X-Copy-From", "c/report.pdf")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(copy.status(), 400);
+    assert_eq!(
+        copy.text().await.unwrap(),
+        "The header 'X-Copy-From' is not allowed in this tempurl"
+    );
+
+    // Other forms the CLI makes: ISO 8601 times, SHA-512, prefixes, the catalog's path.
+    let forms: [&[&str]; 2] = [
+        &["--iso8601", "GET", "60", &object_path, "account secret"],
+        &[
+            "--digest",
+            "sha512",
+            "GET",
+            "60",
+            &object_path,
+            "account secret",
+        ],
+    ];
+    for args in forms {
+        let url = temp_url(&swift, dir, args);
+        expect(send(Method::GET, &url).await.unwrap(), &[200], &url).await;
+    }
+    let prefix = format!("{account_path}/c/rep");
+    let by_prefix = temp_url(
+        &swift,
+        dir,
+        &["--prefix-based", "GET", "60", &prefix, "account secret"],
+    );
+    let (_, query) = by_prefix.split_once('?').unwrap();
+    let url = format!("{object_path}?{query}");
+    expect(send(Method::GET, &url).await.unwrap(), &[200], "prefix").await;
+    let outside = format!("{account_path}/c/upload?{query}");
+    assert_eq!(send(Method::GET, &outside).await.unwrap().status(), 401);
+    let catalog_path = format!("/object{object_path}");
+    let url = temp_url(&swift, dir, &["GET", "60", &catalog_path, "account secret"]);
+    expect(
+        send(Method::GET, &url).await.unwrap(),
+        &[200],
+        "catalog path",
+    )
+    .await;
+
+    // A container's key reaches that container only: a large object whose segments lie
+    // in another container cannot be read with it; with the account's key it can.
+    demo.put("segments", Vec::new(), &[]).await;
+    demo.put("segments/part-1", b"one ".to_vec(), &[]).await;
+    demo.put("segments/part-2", b"two".to_vec(), &[]).await;
+    demo.put(
+        "c2",
+        Vec::new(),
+        &[("X-Container-Meta-Temp-URL-Key", "c2 secret")],
+    )
+    .await;
+    demo.put(
+        "c2/joined",
+        Vec::new(),
+        &[("X-Object-Manifest", "segments/part-")],
+    )
+    .await;
+    demo.put("c2/plain", b"plain".to_vec(), &[]).await;
+    let plain = format!("{account_path}/c2/plain");
+    let url = temp_url(&swift, dir, &["GET", "60", &plain, "c2 secret"]);
+    expect(
+        send(Method::GET, &url).await.unwrap(),
+        &[200],
+        "container key",
+    )
+    .await;
+    let elsewhere = temp_url(&swift, dir, &["GET", "60", &object_path, "c2 secret"]);
+    assert_eq!(send(Method::GET, &elsewhere).await.unwrap().status(), 401);
+    let joined = format!("{account_path}/c2/joined");
+    let with_container_key = temp_url(&swift, dir, &["GET", "60", &joined, "c2 secret"]);
+    assert_eq!(
+        send(Method::GET, &with_container_key)
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let with_account_key = temp_url(&swift, dir, &["GET", "60", &joined, "account secret"]);
+    let response = expect(
+        send(Method::GET, &with_account_key).await.unwrap(),
+        &[200],
+        "DLO",
+    )
+    .await;
+    assert_eq!(response.bytes().await.unwrap().as_ref(), b"one two");
+
+    // Owners see the keys (others of the account do not: see the Swift functional tests).
+    let head = demo.send(Method::HEAD, "", &[]).await;
+    assert_eq!(
+        header(&head, "x-account-meta-temp-url-key"),
+        "account secret"
+    );
+    let head = demo.send(Method::HEAD, "c2", &[]).await;
+    assert_eq!(header(&head, "x-container-meta-temp-url-key"), "c2 secret");
+}

@@ -15,8 +15,7 @@ use nefos_identity::{
 };
 use nefos_storage::{
     Accessor, ByteRange, ContainerUpdate, ManifestError, ObjectInfo, ObjectSegmentSpec,
-    SegmentSpec, Storage,
-    StorageError, VersionSelector, Versioning, WriteOptions,
+    SegmentSpec, Storage, StorageError, VersionSelector, Versioning, WriteOptions,
 };
 use nefos_test_utils::{TestDatabase, each_backend};
 use rand::{RngCore, SeedableRng};
