@@ -109,6 +109,11 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "nodes' public interfaces",
         sql: include_str!("../migrations/0018_node_public_interfaces.sql"),
     },
+    Migration {
+        version: 19,
+        name: "container ACLs",
+        sql: include_str!("../migrations/0019_container_acls.sql"),
+    },
 ];
 
 /// Where a database's schema stands relative to this binary.

@@ -7,9 +7,10 @@
 //! the owner account (`ACCOUNT:GROUP`). A signed URL (Swift's TempURL) reaches the
 //! objects of one account or one container, without a token.
 
-use nefos_db::storage as q;
+use nefos_db::storage::{self as q, ContainerRow};
 use nefos_identity::{AuthContext, Role};
 
+use crate::acl::Acl;
 use crate::{Storage, StorageError};
 
 /// Who is asking.
@@ -19,8 +20,11 @@ pub enum Accessor<'a> {
     /// A URL signed with a key of the account or of one of its containers (the API has
     /// checked the signature): the objects in its scope, as their owner would reach them.
     Signed(&'a SignedScope),
-    /// No token: only public objects are reachable.
-    Anonymous,
+    /// No token: only public objects are reachable, and objects of containers whose ACL
+    /// lets the request's `Referer` read them.
+    Anonymous {
+        referrer: Option<&'a str>,
+    },
 }
 
 /// What a signed URL reaches: the objects of an account, or of one container of it.
@@ -31,12 +35,15 @@ pub struct SignedScope {
     pub container_id: Option<String>,
 }
 
-impl Accessor<'_> {
+impl<'a> Accessor<'a> {
+    /// A caller with no token and no `Referer`.
+    pub const ANONYMOUS: Accessor<'a> = Accessor::Anonymous { referrer: None };
+
     /// Who the writes of this accessor are recorded as made by (`X-Object-Modified-By`).
     pub(crate) fn modifier(&self) -> String {
         match self {
             Accessor::Token(ctx) => ctx.user_id.clone(),
-            Accessor::Signed(_) | Accessor::Anonymous => String::new(),
+            Accessor::Signed(_) | Accessor::Anonymous { .. } => String::new(),
         }
     }
 }
@@ -123,7 +130,7 @@ impl Storage {
                 return (scope.project_id == project_id && scope.container_id.is_none())
                     .then_some(Permission::Write);
             }
-            Accessor::Anonymous => return None,
+            Accessor::Anonymous { .. } => return None,
         };
         if ctx.is_cloud_admin() {
             return Some(Permission::Write);
@@ -177,6 +184,50 @@ impl Storage {
             return Some(Permission::Write);
         }
         Self::account_permission(who, project_id)
+    }
+
+    /// Whether a container's ACLs (`acl.rs`) grant the caller `needed` on its objects (a
+    /// read ACL reading, a write ACL writing), or with `listing` reading the container
+    /// itself: users it names may, referrer rules only with `.rlistings`.
+    pub(crate) fn acl_grants(
+        who: Accessor<'_>,
+        container: &ContainerRow,
+        needed: Permission,
+        listing: bool,
+    ) -> bool {
+        match needed {
+            Permission::Read => {
+                let acl = Acl::parse(&container.read_acl);
+                let by_referrer =
+                    |referrer| acl.lets_referrer(referrer) && (!listing || acl.lists());
+                match who {
+                    // A token's request is judged by its user, and by the referrer rules
+                    // as a request from an unknown page (`.r:*` lets it through).
+                    Accessor::Token(ctx) => acl.names(ctx) || by_referrer(None),
+                    Accessor::Anonymous { referrer } => by_referrer(referrer),
+                    Accessor::Signed(_) => false,
+                }
+            }
+            Permission::Write => match who {
+                Accessor::Token(ctx) => Acl::parse(&container.write_acl).names(ctx),
+                Accessor::Signed(_) | Accessor::Anonymous { .. } => false,
+            },
+        }
+    }
+
+    /// Requires reading a container itself (its metadata, its listing): as an owner of
+    /// the account, through a URL signed with its key, or through its read ACL.
+    pub(crate) fn require_container_read(
+        who: Accessor<'_>,
+        container: &ContainerRow,
+    ) -> Result<(), StorageError> {
+        if Self::container_permission(who, &container.project_id, &container.id).is_some()
+            || Self::acl_grants(who, container, Permission::Read, true)
+        {
+            Ok(())
+        } else {
+            Err(StorageError::Forbidden)
+        }
     }
 
     /// The caller's rights on one object path: as the account's owner, or through sharing.

@@ -92,21 +92,26 @@ impl Storage {
         let owner = iq::get_project(&mut *conn, project_id)
             .await?
             .and_then(|p| p.owner_id);
-        match (owner, who) {
-            (Some(owner), _) => Ok(owner),
+        if let Some(owner) = owner {
+            return Ok(owner);
+        }
+        match (Self::responsible_member(conn, project_id).await?, who) {
+            (Some(member), _) => Ok(member),
             (None, Accessor::Token(ctx)) => Ok(ctx.user_id.clone()),
-            (None, Accessor::Signed(_)) => Self::signing_member(conn, project_id).await,
-            (None, Accessor::Anonymous) => Err(StorageError::Forbidden),
+            (None, Accessor::Signed(_) | Accessor::Anonymous { .. }) => {
+                Err(StorageError::Forbidden)
+            }
         }
     }
 
-    /// Whom a write through a signed URL is charged to in a project with no owner: its
-    /// longest-standing administrator, failing that its longest-standing member, as those
-    /// who may set the keys that sign URLs.
-    async fn signing_member(
+    /// Whom a write from outside the project is charged to when it has no owner (a write
+    /// through a signed URL, a container's ACL or sharing): its longest-standing
+    /// administrator, failing that its longest-standing member, as those who may set the
+    /// keys, ACLs and sharing that let it in.
+    async fn responsible_member(
         conn: &mut Connection,
         project_id: &str,
-    ) -> Result<String, StorageError> {
+    ) -> Result<Option<String>, StorageError> {
         for role in ["admin", "member"] {
             let filter = iq::AssignmentFilter {
                 user_id: None,
@@ -115,10 +120,10 @@ impl Storage {
             };
             let assignments = iq::list_role_assignments(&mut *conn, &filter).await?;
             if let Some(first) = assignments.into_iter().min_by_key(|a| a.created_at) {
-                return Ok(first.user_id);
+                return Ok(Some(first.user_id));
             }
         }
-        Err(StorageError::Forbidden)
+        Ok(None)
     }
 
     /// Reserves room for an upload of `size` bytes (or, when the size is not known yet,

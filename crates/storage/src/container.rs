@@ -59,6 +59,10 @@ pub struct ContainerInfo {
     pub meta: Metadata,
     /// Pithos's policy quota, if any.
     pub quota_bytes: Option<i64>,
+    /// Swift's `X-Container-Read` and `X-Container-Write`, cleaned; empty for none. Only
+    /// the account's owners may see them.
+    pub read_acl: String,
+    pub write_acl: String,
     pub objects: i64,
     pub bytes: i64,
     pub created_at: i64,
@@ -74,6 +78,9 @@ pub struct ContainerUpdate {
     /// Pithos's `X-Container-Policy-Quota`: bytes of every kept version; `Some(None)`
     /// (or a quota of 0, as in Pithos) removes the limit.
     pub quota_bytes: Option<Option<i64>>,
+    /// Swift's container ACLs (`acl.rs`) to set; an empty value removes one.
+    pub read_acl: Option<String>,
+    pub write_acl: Option<String>,
 }
 
 /// Refuses a name holding NUL, which no stored name can (PostgreSQL cannot store it).
@@ -137,6 +144,8 @@ impl Storage {
                     versioning: Versioning::default().as_str().to_owned(),
                     meta: "{}".to_owned(),
                     quota_bytes: None,
+                    read_acl: String::new(),
+                    write_acl: String::new(),
                     created_at: now,
                     updated_at: now,
                 };
@@ -181,12 +190,24 @@ impl Storage {
         project_id: &str,
         name: &str,
     ) -> Result<ContainerInfo, StorageError> {
-        Self::require_account(who, project_id, Permission::Read)?;
-        let row = q::get_container(self.db.pool(), project_id, name)
-            .await?
-            .ok_or(StorageError::NotFound { what: "container" })?;
+        let row = self.object_container(who, project_id, name).await?;
+        Self::require_container_read(who, &row)?;
         let (objects, bytes) = q::container_stats(self.db.pool(), &row.id).await?;
         Ok(info(row, objects, bytes))
+    }
+
+    /// Whether the container's read ACL lets `who` read the container itself (its
+    /// metadata and listing); false when there is no such container.
+    pub async fn acl_lets_read_container(
+        &self,
+        who: Accessor<'_>,
+        project_id: &str,
+        name: &str,
+    ) -> Result<bool, StorageError> {
+        refuse_nul("container name", name)?;
+        Ok(q::get_container(self.db.pool(), project_id, name)
+            .await?
+            .is_some_and(|row| Self::acl_grants(who, &row, Permission::Read, true)))
     }
 
     /// Deletes an empty container (with any history it kept); 409 when objects remain.
@@ -260,6 +281,12 @@ fn apply(row: &mut ContainerRow, update: &ContainerUpdate) -> Result<(), Storage
         }
         row.quota_bytes = quota.filter(|q| *q > 0);
     }
+    if let Some(acl) = &update.read_acl {
+        row.read_acl = crate::acl::clean_acl(crate::AclKind::Read, acl)?;
+    }
+    if let Some(acl) = &update.write_acl {
+        row.write_acl = crate::acl::clean_acl(crate::AclKind::Write, acl)?;
+    }
     Ok(())
 }
 
@@ -268,6 +295,8 @@ pub(crate) fn info(row: ContainerRow, objects: i64, bytes: i64) -> ContainerInfo
         versioning: Versioning::from_stored(&row.versioning),
         meta: meta::from_json(&row.meta),
         quota_bytes: row.quota_bytes,
+        read_acl: row.read_acl,
+        write_acl: row.write_acl,
         id: row.id,
         project_id: row.project_id,
         name: row.name,

@@ -8,6 +8,7 @@
 
 mod access;
 mod account;
+mod acl;
 mod charging;
 mod container;
 mod content;
@@ -33,6 +34,7 @@ use nefos_quota::Quotas;
 
 pub use access::{Accessor, Permission, Sharing, SignedScope};
 pub use account::AccountInfo;
+pub use acl::{AclKind, clean_acl};
 pub use container::{ContainerInfo, ContainerUpdate, Versioning};
 pub use content::{Content, has_own_blocks};
 pub use download::ByteRange;

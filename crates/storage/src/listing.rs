@@ -106,9 +106,7 @@ impl Storage {
         query: &ListQuery,
     ) -> Result<Vec<ListEntry>, StorageError> {
         let container = self.object_container(who, project_id, container).await?;
-        if Self::container_permission(who, project_id, &container.id).is_none() {
-            return Err(StorageError::Forbidden);
-        }
+        Self::require_container_read(who, &container)?;
         let limit = usize::try_from(query.limit()).unwrap_or(0);
         let mut query = query.clone();
         let mut entries: Vec<ListEntry> = Vec::new();

@@ -393,7 +393,8 @@ impl Storage {
         parse_hashmap(object.serial, &text)
     }
 
-    /// Requires `needed` on one object: as the owner, or through sharing.
+    /// Requires `needed` on one object: as the owner, through the container's ACLs, or
+    /// through sharing.
     pub(crate) async fn require_object(
         &self,
         who: Accessor<'_>,
@@ -401,6 +402,9 @@ impl Storage {
         name: &str,
         needed: Permission,
     ) -> Result<(), StorageError> {
+        if Self::acl_grants(who, container, needed, false) {
+            return Ok(());
+        }
         match self
             .object_permission(who, &container.project_id, &container.id, name)
             .await?
@@ -931,7 +935,8 @@ impl Storage {
     }
 
     /// Updates metadata, sharing or publicity of the current version. Metadata and
-    /// headers are owner business; sharing and publicity too (sharees may only write data).
+    /// headers are owner business (and that of those the container's write ACL names, as
+    /// in Swift); sharing and publicity are the owner's alone (sharees may only write data).
     pub async fn update_object(
         &self,
         who: Accessor<'_>,
@@ -941,7 +946,14 @@ impl Storage {
         update: ObjectUpdate,
     ) -> Result<ObjectInfo, StorageError> {
         let container = self.object_container(who, project_id, container).await?;
-        Self::require_account(who, project_id, Permission::Write)?;
+        let owner =
+            Self::container_permission(who, project_id, &container.id) == Some(Permission::Write);
+        let acl_writer = update.sharing.is_none()
+            && update.public.is_none()
+            && Self::acl_grants(who, &container, Permission::Write, false);
+        if !owner && !acl_writer {
+            return Err(StorageError::Forbidden);
+        }
         if let Some(meta) = &update.meta {
             meta::check(meta)?;
         }

@@ -66,9 +66,14 @@ impl Storage {
         options: &WriteOptions,
         manifest_upload: bool,
     ) -> Result<WriteAccess, StorageError> {
-        let owner = Self::account_permission(who, &container.project_id)
+        let owner = Self::container_permission(who, &container.project_id, &container.id)
             .is_some_and(|held| held >= Permission::Write);
-        if !owner {
+        if !owner && Self::acl_grants(who, container, Permission::Write, false) {
+            // Swift's write ACL: objects and their metadata, not Pithos's sharing.
+            if options.sharing.is_some() || options.public.is_some() {
+                return Err(StorageError::Forbidden);
+            }
+        } else if !owner {
             self.require_object(who, container, name, Permission::Write)
                 .await?;
             let parts = owner_only_parts(options, manifest_upload);

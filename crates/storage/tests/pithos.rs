@@ -947,7 +947,7 @@ async fn accounts_are_isolated_except_as_sharing_grants() {
         cloud.put(&alice, "c", "other", b"unshared").await.unwrap();
 
         // Another project's token: forbidden for everything, whether or not it exists.
-        for who in [b, Accessor::Anonymous] {
+        for who in [b, Accessor::ANONYMOUS] {
             for name in ["doc", "absent"] {
                 for container in ["c", "nope"] {
                     assert_err!(
@@ -1244,7 +1244,7 @@ async fn accounts_are_isolated_except_as_sharing_grants() {
             l,
             cloud
                 .get(
-                    Accessor::Anonymous,
+                    Accessor::ANONYMOUS,
                     account,
                     "c",
                     "doc",
@@ -1322,7 +1322,7 @@ async fn public_objects_are_served_by_token_until_revoked() {
             l,
             cloud
                 .get(
-                    Accessor::Anonymous,
+                    Accessor::ANONYMOUS,
                     account,
                     "c",
                     "priv",

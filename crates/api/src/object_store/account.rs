@@ -23,7 +23,7 @@ pub(super) async fn handle(
     body: Body,
 ) -> Result<Response, SwiftError> {
     let context = caller(&state, &request).await?;
-    let who = accessor(context.as_ref());
+    let who = accessor(context.as_ref(), &request);
     let project = project_of(&account)?;
     let storage = &state.storage;
     let result = async {
@@ -79,7 +79,7 @@ pub(super) async fn handle(
     .await;
     let mut response = result.map_err(|e: SwiftError| deny(context.as_ref(), e))?;
     if !nefos_storage::Storage::owns_account(who, project) {
-        super::tempurl::hide_keys(response.headers_mut(), "account");
+        super::hide_owner_headers(response.headers_mut(), "account");
     }
     Ok(response)
 }
@@ -96,9 +96,7 @@ fn quota_headers(
         .keys()
         .map(http::HeaderName::as_str)
         .filter(|name| {
-            name.strip_prefix("x-remove-")
-                .unwrap_or(name)
-                .starts_with("x-account-quota-")
+            name.starts_with("x-account-quota-") || name.starts_with("x-remove-account-quota-")
         })
         .collect();
     if named.is_empty() {

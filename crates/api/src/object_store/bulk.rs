@@ -147,7 +147,7 @@ pub(super) async fn delete(
     request: &HeaderMap,
     body: Body,
 ) -> Result<Response, SwiftError> {
-    if matches!(who, Accessor::Anonymous) {
+    if matches!(who, Accessor::Anonymous { .. }) {
         return Err(SwiftError::unauthorized());
     }
     let format = listing::format(params, request);

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, Method, StatusCode};
-use nefos_storage::{ContainerInfo, ContainerUpdate, Versioning};
+use nefos_storage::{AclKind, ContainerInfo, ContainerUpdate, Versioning};
 
 use super::error::SwiftError;
 use super::headers::{self, insert};
@@ -22,7 +22,7 @@ pub(super) async fn handle(
     body: axum::body::Body,
 ) -> Result<Response, SwiftError> {
     let context = caller(&state, &request).await?;
-    let who = accessor(context.as_ref());
+    let who = accessor(context.as_ref(), &request);
     let project = project_of(&account)?;
     let storage = &state.storage;
     let result = async {
@@ -97,7 +97,7 @@ pub(super) async fn handle(
     .await;
     let mut response = result.map_err(|e: SwiftError| deny(context.as_ref(), e))?;
     if !nefos_storage::Storage::owns_account(who, project) {
-        super::tempurl::hide_keys(response.headers_mut(), "container");
+        super::hide_owner_headers(response.headers_mut(), "container");
     }
     Ok(response)
 }
@@ -157,7 +157,34 @@ fn update(request: &HeaderMap) -> Result<ContainerUpdate, SwiftError> {
         meta: headers::metadata(request, "container")?,
         versioning,
         quota_bytes,
+        read_acl: acl(request, AclKind::Read)?,
+        write_acl: acl(request, AclKind::Write)?,
     })
+}
+
+/// `X-Container-Read`/`-Write` (cleaned as Swift cleans them: its errors are a 400 with
+/// Swift's text), or `X-Remove-Container-Read`/`-Write` to remove one.
+fn acl(request: &HeaderMap, kind: AclKind) -> Result<Option<String>, SwiftError> {
+    let name = match kind {
+        AclKind::Read => "read",
+        AclKind::Write => "write",
+    };
+    if headers::text(request, &format!("x-remove-container-{name}"))?.is_some() {
+        return Ok(Some(String::new()));
+    }
+    match headers::text(request, &format!("x-container-{name}"))? {
+        None => Ok(None),
+        Some(value) => {
+            nefos_storage::clean_acl(kind, value)
+                .map(Some)
+                .map_err(|error| match error {
+                    nefos_storage::StorageError::InvalidInput { reason, .. } => {
+                        SwiftError::bad_request(reason)
+                    }
+                    other => other.into(),
+                })
+        }
+    }
 }
 
 fn container_headers(info: &ContainerInfo) -> HeaderMap {
@@ -189,6 +216,14 @@ fn container_headers(info: &ContainerInfo) -> HeaderMap {
         &info.quota_bytes.unwrap_or(0).to_string(),
     );
     insert(&mut out, "x-storage-policy", STORAGE_POLICY);
+    for (name, acl) in [
+        ("x-container-read", &info.read_acl),
+        ("x-container-write", &info.write_acl),
+    ] {
+        if !acl.is_empty() {
+            insert(&mut out, name, acl);
+        }
+    }
     out.extend(super::pithos::block_headers());
     headers::put_metadata(&mut out, "x-container-meta-", &info.meta);
     out

@@ -93,10 +93,17 @@ pub(crate) async fn caller(
     }
 }
 
-pub(crate) fn accessor(context: Option<&AuthContext>) -> Accessor<'_> {
+/// Who a request is: its token's context or, without one, an anonymous caller with the
+/// `Referer` it came with (which container ACLs may let read).
+pub(crate) fn accessor<'a>(
+    context: Option<&'a AuthContext>,
+    request: &'a HeaderMap,
+) -> Accessor<'a> {
     match context {
         Some(ctx) => Accessor::Token(ctx),
-        None => Accessor::Anonymous,
+        None => Accessor::Anonymous {
+            referrer: request.get(http::header::REFERER).and_then(headers::utf8),
+        },
     }
 }
 
@@ -108,6 +115,17 @@ pub(crate) fn project_of(account: &str) -> Result<&str, SwiftError> {
         .ok_or_else(|| {
             SwiftError::new(http::StatusCode::NOT_FOUND, format!("no account {account}"))
         })
+}
+
+/// Takes what only the account's owners may see out of an account's or container's
+/// headers (`kind`), as Swift does for everyone else: the keys that sign URLs (they would
+/// let them sign URLs of their own) and the container's ACLs.
+pub(crate) fn hide_owner_headers(out: &mut HeaderMap, kind: &str) {
+    for name in nefos_storage::SIGNING_KEY_NAMES {
+        out.remove(format!("x-{kind}-meta-{name}"));
+    }
+    out.remove("x-container-read");
+    out.remove("x-container-write");
 }
 
 /// An anonymous caller is told to authenticate rather than that it is forbidden.

@@ -106,7 +106,7 @@ impl Call<'_> {
     fn who(&self) -> Accessor<'_> {
         match self.signed {
             Some(scope) => Accessor::Signed(scope),
-            None => accessor(self.context),
+            None => accessor(self.context, self.request),
         }
     }
 

@@ -337,7 +337,7 @@ pub(super) async fn account_get(
     let mut query = listing::query(params)?;
     let format = listing::format(params, request);
     if !Storage::can_access_account(who, project) {
-        if matches!(who, Accessor::Anonymous) {
+        if matches!(who, Accessor::Anonymous { .. }) {
             return Ok(None);
         }
         // A sharee sees the containers that hold objects shared with them, nothing of
@@ -400,7 +400,13 @@ pub(super) async fn container_get(
     let format = listing::format(params, request);
     let shared = params.contains_key("shared");
     if !Storage::can_access_account(who, project) {
-        if matches!(who, Accessor::Anonymous) {
+        // Anonymous callers, and those the container's ACL lets read it, see it as Swift
+        // shows it; other users see the objects shared with them (Pithos).
+        if matches!(who, Accessor::Anonymous { .. })
+            || storage
+                .acl_lets_read_container(who, project, container)
+                .await?
+        {
             return Ok(None);
         }
         let entries = storage
@@ -479,7 +485,7 @@ pub(super) async fn sharing_accounts(
         }
         let accounts = state
             .storage
-            .accounts_sharing_with(accessor(context.as_ref()))
+            .accounts_sharing_with(accessor(context.as_ref(), &HeaderMap::new()))
             .await?;
         let mut names: Vec<String> = accounts.iter().map(|p| format!("AUTH_{p}")).collect();
         let query = listing::query(&params)?;

@@ -23,7 +23,7 @@ pub(super) async fn handle(
     // public too (a static manifest that lines up with blocks is its own blocks).
     let content = state
         .storage
-        .content(nefos_storage::Accessor::Anonymous, &object, false)
+        .content(nefos_storage::Accessor::ANONYMOUS, &object, false)
         .await?;
     let size = content.size();
     let mut out = object_headers(&state, &object);

@@ -158,14 +158,6 @@ pub(super) async fn check(
     }))
 }
 
-/// Takes the keys that sign URLs out of an account's or container's headers (`kind`), for
-/// callers who do not own the account: a key would let them sign URLs of their own.
-pub(super) fn hide_keys(out: &mut HeaderMap, kind: &str) {
-    for name in nefos_storage::SIGNING_KEY_NAMES {
-        out.remove(format!("x-{kind}-meta-{name}"));
-    }
-}
-
 /// Swift's one answer to every URL that does not check out.
 fn invalid(method: &Method) -> SwiftError {
     let body = if method == Method::HEAD {

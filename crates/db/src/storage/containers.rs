@@ -16,6 +16,10 @@ pub struct ContainerRow {
     pub meta: String,
     /// Pithos's policy quota: the bytes every version in the container may take.
     pub quota_bytes: Option<i64>,
+    /// Swift's `X-Container-Read`, cleaned; empty for none.
+    pub read_acl: String,
+    /// Swift's `X-Container-Write`, cleaned; empty for none.
+    pub write_acl: String,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -75,8 +79,7 @@ impl NameRange {
     }
 }
 
-const CONTAINER_COLUMNS: &str =
-    "id, project_id, name, versioning, meta, quota_bytes, created_at, updated_at";
+const CONTAINER_COLUMNS: &str = "id, project_id, name, versioning, meta, quota_bytes, read_acl, write_acl, created_at, updated_at";
 
 pub async fn insert_container<'c>(
     ex: impl Executor<'c, Database = Any>,
@@ -84,8 +87,8 @@ pub async fn insert_container<'c>(
 ) -> Result<(), DbError> {
     sqlx::query(
         "INSERT INTO containers (id, project_id, name, versioning, meta, created_at, updated_at,
-                                 quota_bytes)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                                 quota_bytes, read_acl, write_acl)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(&row.id)
     .bind(&row.project_id)
@@ -95,6 +98,8 @@ pub async fn insert_container<'c>(
     .bind(row.created_at)
     .bind(row.updated_at)
     .bind(row.quota_bytes)
+    .bind(&row.read_acl)
+    .bind(&row.write_acl)
     .execute(ex)
     .await
     .map_err(DbError::insert(
@@ -132,13 +137,14 @@ pub async fn get_container_by_id<'c>(
     .map_err(DbError::query("read a container"))
 }
 
-/// Writes `versioning`, `meta`, `quota_bytes` and `updated_at`.
+/// Writes `versioning`, `meta`, `quota_bytes`, the ACLs and `updated_at`.
 pub async fn update_container<'c>(
     ex: impl Executor<'c, Database = Any>,
     row: &ContainerRow,
 ) -> Result<(), DbError> {
     sqlx::query(
-        "UPDATE containers SET versioning = $2, meta = $3, updated_at = $4, quota_bytes = $5
+        "UPDATE containers SET versioning = $2, meta = $3, updated_at = $4, quota_bytes = $5,
+                               read_acl = $6, write_acl = $7
          WHERE id = $1",
     )
     .bind(&row.id)
@@ -146,6 +152,8 @@ pub async fn update_container<'c>(
     .bind(&row.meta)
     .bind(row.updated_at)
     .bind(row.quota_bytes)
+    .bind(&row.read_acl)
+    .bind(&row.write_acl)
     .execute(ex)
     .await
     .map_err(DbError::query("update a container"))?;
