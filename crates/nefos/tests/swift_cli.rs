@@ -1197,3 +1197,130 @@ async fn temp_urls_grant_one_method_on_one_object_until_they_expire() {
     let head = demo.send(Method::HEAD, "c2", &[]).await;
     assert_eq!(header(&head, "x-container-meta-temp-url-key"), "c2 secret");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_acls_let_other_users_and_referrers_in() {
+    let data = tempfile::tempdir().unwrap();
+    let (_nefos, demo, alice) = two_users(data.path()).await;
+    let alice_in_demo = demo.as_seen_by(&alice);
+    let anonymous = Account {
+        client: http(),
+        token: None,
+        url: demo.url.clone(),
+    };
+    demo.put("c", Vec::new(), &[]).await;
+    demo.put("c/o", b"hello".to_vec(), &[]).await;
+    let status = |response: Response| response.status().as_u16();
+
+    // Nobody else gets in: a user of another project is forbidden, an anonymous caller
+    // told to authenticate.
+    assert_eq!(status(alice_in_demo.send(Method::GET, "c", &[]).await), 403);
+    assert_eq!(
+        status(alice_in_demo.send(Method::GET, "c/o", &[]).await),
+        403
+    );
+    assert_eq!(status(anonymous.send(Method::GET, "c/o", &[]).await), 401);
+
+    // A read ACL naming alice (project and user by name; ids and * work too).
+    let post = |headers: &'static [(&'static str, &'static str)]| {
+        let demo = &demo;
+        async move {
+            let response = demo.send(Method::POST, "c", headers).await;
+            expect(response, &[204], "POST c").await;
+        }
+    };
+    post(&[("X-Container-Read", "alice:alice")]).await;
+    assert_eq!(alice_in_demo.get("c/o").await, b"hello");
+    let listing = alice_in_demo.get("c").await;
+    assert_eq!(listing, b"o\n");
+    assert_eq!(
+        status(alice_in_demo.send(Method::PUT, "c/new", &[]).await),
+        403
+    );
+    let head = alice_in_demo.send(Method::HEAD, "c", &[]).await;
+    assert!(head.headers().get("x-container-read").is_none());
+    let head = demo.send(Method::HEAD, "c", &[]).await;
+    assert_eq!(header(&head, "x-container-read"), "alice:alice");
+    // She can copy what she may read into her own account.
+    alice.put("mine", Vec::new(), &[]).await;
+    let account = demo.url.rsplit('/').next().unwrap();
+    alice
+        .put(
+            "mine/copy",
+            Vec::new(),
+            &[("X-Copy-From", "c/o"), ("X-Copy-From-Account", account)],
+        )
+        .await;
+    assert_eq!(alice.get("mine/copy").await, b"hello");
+
+    // A write ACL lets her write objects and their metadata, never read them.
+    post(&[
+        ("X-Remove-Container-Read", "x"),
+        ("X-Container-Write", "*:alice"),
+    ])
+    .await;
+    alice_in_demo.put("c/from-alice", b"hi".to_vec(), &[]).await;
+    let response = alice_in_demo
+        .send(
+            Method::POST,
+            "c/from-alice",
+            &[("X-Object-Meta-Note", "mine")],
+        )
+        .await;
+    expect(response, &[202], "POST metadata").await;
+    let response = alice_in_demo
+        .send(Method::POST, "c/from-alice", &[("X-Object-Public", "true")])
+        .await;
+    assert_eq!(status(response), 403, "publishing is the owner's");
+    assert_eq!(
+        status(alice_in_demo.send(Method::GET, "c/o", &[]).await),
+        403
+    );
+    assert_eq!(demo.get("c/from-alice").await, b"hi");
+    alice_in_demo.delete("c/from-alice").await;
+
+    // Referrers: objects for pages of a domain; listings only with .rlistings; Swift's
+    // rules and texts for what it refuses.
+    post(&[("X-Container-Read", ".r:.example.com")]).await;
+    let from = |page: &'static str| [("Referer", page)];
+    let response = anonymous
+        .send(Method::GET, "c/o", &from("http://www.example.com/page"))
+        .await;
+    assert_eq!(status(response), 200);
+    let response = anonymous
+        .send(Method::GET, "c/o", &from("http://elsewhere.org/"))
+        .await;
+    assert_eq!(status(response), 401);
+    assert_eq!(status(anonymous.send(Method::GET, "c/o", &[]).await), 401);
+    post(&[("X-Container-Read", ".r:*")]).await;
+    assert_eq!(anonymous.get("c/o").await, b"hello");
+    assert_eq!(status(anonymous.send(Method::GET, "c", &[]).await), 401);
+    post(&[("X-Container-Read", " .referrer:* , .rlistings")]).await;
+    assert_eq!(anonymous.get("c").await, b"o\n");
+    let head = demo.send(Method::HEAD, "c", &[]).await;
+    assert_eq!(header(&head, "x-container-read"), ".r:*,.rlistings");
+    let response = demo
+        .send(Method::POST, "c", &[("X-Container-Write", ".r:*")])
+        .await;
+    assert_eq!(
+        status_and_text(response).await,
+        (400, "Referrers not allowed in write ACL: '.r:*'".to_owned())
+    );
+    let response = demo
+        .send(Method::POST, "c", &[("X-Container-Read", ".r:")])
+        .await;
+    assert_eq!(
+        status_and_text(response).await,
+        (
+            400,
+            "No host/domain value after referrer designation in ACL: '.r:'".to_owned()
+        )
+    );
+    post(&[("X-Container-Read", "")]).await;
+    assert_eq!(status(anonymous.send(Method::GET, "c/o", &[]).await), 401);
+}
+
+async fn status_and_text(response: Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
