@@ -817,7 +817,10 @@ async fn static_large_objects_validate_serve_and_delete_their_segments() {
         ("not json", "valid JSON"),
         ("[]", "at least one segment"),
         (r#"[{"path": "/segs"}]"#, "Index 0"),
-        (r#"[{"path": "/segs/x", "data": "aGk="}]"#, "unknown key"),
+        (
+            r#"[{"path": "/segs/x", "etag": null, "extra": 1}]"#,
+            "extraneous keys",
+        ),
     ] {
         let response = demo
             .request(Method::PUT, "c/invalid?multipart-manifest=put")

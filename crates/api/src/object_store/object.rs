@@ -496,19 +496,31 @@ impl Call<'_> {
         let content_type = headers::text(self.request, "content-type")?
             .filter(|t| !t.is_empty())
             .map(str::to_owned);
+        let kept_headers = STORED_HEADERS.iter().filter(|n| !n.starts_with("x-static"));
+        let meta = headers::metadata(self.request, "object")?;
         let mut stored = BTreeMap::new();
-        for name in STORED_HEADERS.iter().filter(|n| !n.starts_with("x-static")) {
+        for name in kept_headers.clone() {
             if let Some(value) = headers::text(self.request, name)? {
                 stored.insert((*name).to_owned(), value.to_owned());
             }
         }
+        // Pithos: a POST of sharing or publicity alone changes only that. Otherwise, as
+        // Swift's POST, the metadata and the headers kept with the object are replaced,
+        // so one not sent is removed (a DLO posted without `X-Object-Manifest` becomes the
+        // plain object its manifest is).
+        let permissions_only = meta.is_empty()
+            && stored.is_empty()
+            && (self.sharing()?.is_some() || self.public()?.is_some());
+        let meta = if permissions_only {
+            None
+        } else {
+            for name in kept_headers {
+                stored.entry((*name).to_owned()).or_default();
+            }
+            Some(meta.into_iter().filter(|(_, v)| !v.is_empty()).collect())
+        };
         let update = ObjectUpdate {
-            meta: Some(
-                headers::metadata(self.request, "object")?
-                    .into_iter()
-                    .filter(|(_, v)| !v.is_empty())
-                    .collect(),
-            ),
+            meta,
             content_type,
             headers: stored,
             delete_at: self.delete_at()?,
