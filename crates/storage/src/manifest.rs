@@ -87,6 +87,13 @@ impl StoredItem {
     }
 }
 
+/// How many bytes base64 `data` holds (inline data of a static manifest), without decoding
+/// it: what its part of the whole is.
+pub fn inline_data_len(data: &str) -> u64 {
+    let trimmed = data.trim_end_matches('=');
+    (trimmed.len() as u64 * 3) / 4
+}
+
 /// One object segment of a static manifest as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredSegment {

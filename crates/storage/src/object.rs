@@ -702,30 +702,28 @@ impl Storage {
             .await
     }
 
-    /// Swift's `COPY`: copies what a GET of the source serves. A large object (a static or
-    /// dynamic manifest) becomes a plain object holding its segments' bytes, read and
-    /// stored again (the blocks they fill are found stored already), with its own MD5;
-    /// any other object is copied as [`Storage::copy_object`] copies it.
+    /// Swift's `COPY`: copies what a GET of the source serves, or `range` of it (a
+    /// `Range`, a `?part-number`). A large object (a static or dynamic manifest) becomes a
+    /// plain object holding its segments' bytes, read and stored again (the blocks they
+    /// fill are found stored already), with its own MD5; a whole plain object is copied
+    /// as [`Storage::copy_object`] copies it.
     #[allow(clippy::too_many_arguments)]
     pub async fn copy_object_as_served(
         &self,
         who: Accessor<'_>,
-        source: (&str, &str, &str),
-        version: VersionSelector,
+        object: &ObjectInfo,
+        range: Option<ByteRange>,
         target: (&str, &str, &str),
         options: WriteOptions,
         fresh_meta: bool,
     ) -> Result<ObjectInfo, StorageError> {
-        let (src_project, src_container, src_name) = source;
-        let object = self
-            .object(who, src_project, src_container, src_name, version)
-            .await?;
-        if !object.is_static_manifest() && object.dynamic_manifest().is_none() {
+        let large = object.is_static_manifest() || object.dynamic_manifest().is_some();
+        if !large && range.is_none() {
             return self
                 .copy_version(who, &object, target, options, fresh_meta)
                 .await;
         }
-        let content = self.content(who, &object, false).await?;
+        let content = self.content(who, object, false).await?;
         let (mut meta, mut headers) = if fresh_meta {
             (Metadata::new(), BTreeMap::new())
         } else {
@@ -736,15 +734,16 @@ impl Storage {
         }
         meta.extend(options.meta);
         headers.extend(options.headers);
+        let size = range.map_or(content.size(), |r| r.len());
         let options = WriteOptions {
             content_type: options.content_type.or(Some(object.content_type.clone())),
             meta,
             headers,
-            size: Some(content.size()),
+            size: Some(size),
             ..options
         };
         let (dst_project, dst_container, dst_name) = target;
-        let body = self.read_content(&content, None);
+        let body = self.read_content(&content, range);
         self.put_object(who, dst_project, dst_container, dst_name, body, options)
             .await
     }

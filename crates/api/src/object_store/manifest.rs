@@ -241,6 +241,11 @@ pub(super) fn large_object_headers(
     if dynamic || !nefos_storage::has_own_blocks(object) {
         out.remove("x-object-hash");
     }
+    if !wants(params, "get")
+        && let Some((manifest_etag, _)) = listing_etags(object)
+    {
+        insert(out, "x-manifest-etag", &manifest_etag);
+    }
 }
 
 /// `DELETE ?multipart-manifest=delete`: deletes a static manifest's segments (and those of
@@ -325,6 +330,63 @@ fn delete_segments<'a>(
         }
         Ok(())
     })
+}
+
+/// Swift's `?part-number=N` on a static large object: the bytes of its N-th item (an
+/// object segment, or inline data), as a range of the whole, with the number of items.
+/// `None` for other objects and requests, which are served as they are.
+pub(super) fn part(
+    object: &ObjectInfo,
+    params: &Params,
+    request: &HeaderMap,
+) -> Result<Option<(nefos_storage::ByteRange, usize)>, SwiftError> {
+    let Some(wanted) = params.get("part-number") else {
+        return Ok(None);
+    };
+    let Some(items) = stored_segments(object)? else {
+        return Ok(None);
+    };
+    let number = wanted
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| SwiftError::bad_request("Part number must be an integer greater than 0"))?;
+    if request.contains_key(header::RANGE) {
+        return Err(SwiftError::bad_request(
+            "Range requests are not supported with part number queries",
+        ));
+    }
+    let count = items.len();
+    let Some(item) = items.get(number - 1) else {
+        let mut error = SwiftError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "The requested part number is not satisfiable",
+        );
+        error.headers.extend([
+            (header::CONTENT_RANGE, format!("bytes */{}", object.size)),
+            (header::HeaderName::from_static("x-parts-count"), count.to_string()),
+            (header::ETAG, format!("\"{}\"", object.etag.as_deref().unwrap_or_default())),
+            (header::HeaderName::from_static("x-static-large-object"), "True".to_owned()),
+        ]);
+        if let Some((manifest_etag, _)) = listing_etags(object) {
+            error
+                .headers
+                .push((header::HeaderName::from_static("x-manifest-etag"), manifest_etag));
+        }
+        return Err(error);
+    };
+    let length = |item: &StoredItem| match item {
+        StoredItem::Segment(segment) => segment.window().1,
+        StoredItem::Data { data } => nefos_storage::inline_data_len(data),
+    };
+    let first: u64 = items[..number - 1].iter().map(length).sum();
+    let len = length(item);
+    let range = nefos_storage::ByteRange {
+        first,
+        last: (first + len).saturating_sub(1),
+    };
+    Ok(Some((range, count)))
 }
 
 /// What a container listing says of a static manifest, as Swift: `hash` is the MD5 of the

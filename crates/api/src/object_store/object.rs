@@ -63,7 +63,11 @@ pub(super) async fn handle(
     };
     let result = match method.as_str() {
         "GET" => call.get(&target, true).await,
-        "HEAD" => call.get(&target, false).await,
+        // A HEAD's error answers carry no body, and say so.
+        "HEAD" => call.get(&target, false).await.map_err(|mut error| {
+            error.message.clear();
+            error
+        }),
         "PUT" => call.put(&target, body).await,
         "POST" => call.post(&target, body).await,
         "DELETE" => call.delete(&target).await,
@@ -189,7 +193,14 @@ impl Call<'_> {
         }
         let range_header = headers::text(self.request, "range")?;
         let size = content.size();
-        match range::parse(range_header, size) {
+        let requested = match manifest::part(&object, self.params, self.request)? {
+            Some((part, count)) => {
+                insert(&mut out, "x-parts-count", &count.to_string());
+                RangeRequest::Ranges(vec![part])
+            }
+            None => range::parse(range_header, size),
+        };
+        match requested {
             RangeRequest::Unsatisfiable => Err(StorageError::RangeNotSatisfiable { size }.into()),
             RangeRequest::Full => {
                 insert(&mut out, "content-length", &size.to_string());
@@ -444,8 +455,12 @@ impl Call<'_> {
                 .copy_object(self.who(), from, self.version()?, to, options, fresh)
                 .await?
         } else {
+            let object = storage
+                .object(self.who(), from.0, from.1, from.2, self.version()?)
+                .await?;
+            let range = self.copied_range(&object)?;
             storage
-                .copy_object_as_served(self.who(), from, self.version()?, to, options, fresh)
+                .copy_object_as_served(self.who(), &object, range, to, options, fresh)
                 .await?
         };
         let mut response = created(&object);
@@ -455,6 +470,31 @@ impl Call<'_> {
             &format!("{}/{}", source.container, source.object),
         );
         Ok(response)
+    }
+
+    /// The part of a source a copy takes: a static large object's `?part-number`, or one
+    /// range of a plain or static large object (Swift's `Range` on a `COPY`).
+    fn copied_range(
+        &self,
+        object: &ObjectInfo,
+    ) -> Result<Option<nefos_storage::ByteRange>, SwiftError> {
+        if let Some((part, _)) = manifest::part(object, self.params, self.request)? {
+            return Ok(Some(part));
+        }
+        if object.dynamic_manifest().is_some() {
+            return Ok(None);
+        }
+        match range::parse(headers::text(self.request, "range")?, object.size) {
+            RangeRequest::Full => Ok(None),
+            RangeRequest::Ranges(ranges) if ranges.len() == 1 => Ok(Some(ranges[0])),
+            RangeRequest::Ranges(_) => Err(SwiftError::bad_request(
+                "a copy takes one range of its source",
+            )),
+            RangeRequest::Unsatisfiable => Err(StorageError::RangeNotSatisfiable {
+                size: object.size,
+            }
+            .into()),
+        }
     }
 
     /// `COPY`/`MOVE` with a `Destination` header.
