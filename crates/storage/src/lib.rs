@@ -43,8 +43,8 @@ pub use expiry_time::{MAX_DELETE_AT, delete_after, delete_at};
 pub use listing::{ListEntry, ListQuery, MAX_LISTING};
 pub use manifest::{
     MAX_MANIFEST_BYTES, MAX_SEGMENTS, ManifestError, ObjectSegmentSpec, SegmentProblem,
-    SegmentSpec, StoredItem, StoredSegment, inline_data_len, is_valid_dynamic, manifest_text, parse_manifest,
-    split_path, stored_segments,
+    SegmentSpec, StoredItem, StoredSegment, inline_data_len, is_valid_dynamic, manifest_text,
+    parse_manifest, split_path, stored_segments,
 };
 pub use meta::{Metadata, MetadataLimits};
 pub use object::{

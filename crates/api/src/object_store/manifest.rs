@@ -365,14 +365,24 @@ pub(super) fn part(
         );
         error.headers.extend([
             (header::CONTENT_RANGE, format!("bytes */{}", object.size)),
-            (header::HeaderName::from_static("x-parts-count"), count.to_string()),
-            (header::ETAG, format!("\"{}\"", object.etag.as_deref().unwrap_or_default())),
-            (header::HeaderName::from_static("x-static-large-object"), "True".to_owned()),
+            (
+                header::HeaderName::from_static("x-parts-count"),
+                count.to_string(),
+            ),
+            (
+                header::ETAG,
+                format!("\"{}\"", object.etag.as_deref().unwrap_or_default()),
+            ),
+            (
+                header::HeaderName::from_static("x-static-large-object"),
+                "True".to_owned(),
+            ),
         ]);
         if let Some((manifest_etag, _)) = listing_etags(object) {
-            error
-                .headers
-                .push((header::HeaderName::from_static("x-manifest-etag"), manifest_etag));
+            error.headers.push((
+                header::HeaderName::from_static("x-manifest-etag"),
+                manifest_etag,
+            ));
         }
         return Err(error);
     };

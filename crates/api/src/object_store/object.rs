@@ -198,7 +198,18 @@ impl Call<'_> {
                 insert(&mut out, "x-parts-count", &count.to_string());
                 RangeRequest::Ranges(vec![part])
             }
-            None => range::parse(range_header, size),
+            None => match range::parse(range_header, size) {
+                // As Swift's: a dynamic large object answers several ranges with the
+                // whole (its segments are not known in advance to cut them from).
+                RangeRequest::Ranges(ranges)
+                    if ranges.len() > 1
+                        && object.dynamic_manifest().is_some()
+                        && !manifest::wants(self.params, "get") =>
+                {
+                    RangeRequest::Full
+                }
+                requested => requested,
+            },
         };
         match requested {
             RangeRequest::Unsatisfiable => Err(StorageError::RangeNotSatisfiable { size }.into()),
@@ -490,10 +501,9 @@ impl Call<'_> {
             RangeRequest::Ranges(_) => Err(SwiftError::bad_request(
                 "a copy takes one range of its source",
             )),
-            RangeRequest::Unsatisfiable => Err(StorageError::RangeNotSatisfiable {
-                size: object.size,
+            RangeRequest::Unsatisfiable => {
+                Err(StorageError::RangeNotSatisfiable { size: object.size }.into())
             }
-            .into()),
         }
     }
 
