@@ -720,7 +720,7 @@ impl Storage {
         let large = object.is_static_manifest() || object.dynamic_manifest().is_some();
         if !large && range.is_none() {
             return self
-                .copy_version(who, &object, target, options, fresh_meta)
+                .copy_version(who, object, target, options, fresh_meta)
                 .await;
         }
         let content = self.content(who, object, false).await?;
