@@ -75,8 +75,9 @@ pub async fn limit_header_size(max_bytes: usize, request: Request, next: Next) -
     next.run(request).await
 }
 
-/// What Python's `urllib.parse.quote` escapes, as Swift quotes `X-Trans-Id-Extra`.
-const URL_QUOTED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+/// What Python's `urllib.parse.quote` escapes (all but letters, digits, `-_.~` and `/`),
+/// as Swift quotes what it writes into headers.
+pub(crate) const PYTHON_QUOTED: percent_encoding::AsciiSet = percent_encoding::NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'_')
     .remove(b'.')
@@ -103,7 +104,7 @@ fn swift_transaction_id(extra: Option<&HeaderValue>) -> String {
     if let Some(extra) = extra.map(HeaderValue::as_bytes).filter(|e| !e.is_empty()) {
         let extra = &extra[..extra.len().min(32)];
         id.push('-');
-        id.extend(percent_encoding::percent_encode(extra, URL_QUOTED));
+        id.extend(percent_encoding::percent_encode(extra, &PYTHON_QUOTED));
     }
     id
 }

@@ -99,7 +99,7 @@ async fn bootstrap_creates_the_administrator_once_and_resets_it_only_when_asked(
     let args = serve_args(
         dir.path(),
         &format!(
-            "listen = \"127.0.0.1:{port}\"\ndata_dir = {}\n",
+            "listen = \"127.0.0.1:{port}\"\ninternal_listen = \"127.0.0.1:0\"\ndata_dir = {}\n",
             toml_str(data.to_str().unwrap())
         ),
     );

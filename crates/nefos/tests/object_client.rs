@@ -774,7 +774,7 @@ async fn os_cacert_makes_the_client_trust_a_cloud_s_own_certificate() {
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:{port}\"\ndata_dir = {}\n\n[tls]\ncertificate = {}\nkey = {}\n",
+            "listen = \"127.0.0.1:{port}\"\ninternal_listen = \"127.0.0.1:0\"\ndata_dir = {}\n\n[tls]\ncertificate = {}\nkey = {}\n",
             toml_path(&dir.path().join("data")),
             toml_path(&cert),
             toml_path(&key),

@@ -75,7 +75,7 @@ async fn serve_creates_a_private_data_directory() {
     let args = serve_args(
         dir.path(),
         &format!(
-            "listen = \"127.0.0.1:{port}\"\ndata_dir = {}\n",
+            "listen = \"127.0.0.1:{port}\"\ninternal_listen = \"127.0.0.1:0\"\ndata_dir = {}\n",
             path_str(&data)
         ),
     );
@@ -203,7 +203,7 @@ async fn serve_checks_the_block_store_before_it_serves() {
     let port = common::free_port();
     let url = format!("http://127.0.0.1:{port}");
     let head = format!(
-        "listen = \"127.0.0.1:{port}\"\ndata_dir = {}\n\n",
+        "listen = \"127.0.0.1:{port}\"\ninternal_listen = \"127.0.0.1:0\"\ndata_dir = {}\n\n",
         path_str(&dir.path().join("data"))
     );
 

@@ -24,6 +24,32 @@ use crate::{Accessor, ObjectInfo, Storage, StorageError, VersionSelector};
 /// How deeply static manifests may nest (Swift's `max_slo_recursion_depth`).
 pub(crate) const MAX_DEPTH: usize = 10;
 
+/// What one read resolves before its first byte, at most: manifests that name the same
+/// nested manifest over and over would otherwise make one GET hold millions of pieces,
+/// or the same inline data many times over, in memory.
+const MAX_PIECES: usize = 100_000;
+const MAX_INLINE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// What a read has resolved so far, against those bounds.
+#[derive(Debug, Default)]
+struct Resolved {
+    pieces: usize,
+    inline_bytes: u64,
+}
+
+impl Resolved {
+    fn add(&mut self, pieces: usize, inline_bytes: u64) -> Result<(), StorageError> {
+        self.pieces += pieces;
+        self.inline_bytes += inline_bytes;
+        if self.pieces > MAX_PIECES || self.inline_bytes > MAX_INLINE_BYTES {
+            return Err(StorageError::Conflict {
+                reason: "the large object has more segments than one read resolves",
+            });
+        }
+        Ok(())
+    }
+}
+
 /// The bytes a GET of an object serves, resolved through its manifest if it has one.
 #[derive(Debug, Clone)]
 pub struct Content {
@@ -124,7 +150,7 @@ impl Storage {
         Ok(Content {
             size: object.size,
             etag: object.etag.clone(),
-            pieces: Some(self.pieces(who, object, 0).await?),
+            pieces: Some(self.pieces(who, object, 0, &mut Resolved::default()).await?),
         })
     }
 
@@ -209,6 +235,7 @@ impl Storage {
         };
         let mut etags = Some(Md5::new());
         let mut pieces = Vec::new();
+        let mut resolved = Resolved::default();
         let mut size = 0u64;
         loop {
             let page = match self.list_objects(who, project_id, &container, &query).await {
@@ -228,7 +255,7 @@ impl Storage {
                 });
                 size += segment.size;
                 if with_pieces {
-                    pieces.extend(self.pieces(who, &segment, 1).await?);
+                    pieces.extend(self.pieces(who, &segment, 1, &mut resolved).await?);
                 }
                 query.marker = Some(segment.name);
             }
@@ -250,12 +277,14 @@ impl Storage {
         who: Accessor<'a>,
         object: &'a ObjectInfo,
         depth: usize,
+        resolved: &'a mut Resolved,
     ) -> BoxFuture<'a, Result<Vec<Piece>, StorageError>> {
         Box::pin(async move {
             if has_own_blocks(object) {
                 if object.size == 0 {
                     return Ok(Vec::new());
                 }
+                resolved.add(1, 0)?;
                 return Ok(vec![Piece {
                     source: Source::Blocks {
                         hashes: Arc::new(self.hashmap(object).await?),
@@ -279,6 +308,7 @@ impl Storage {
             for item in &segments {
                 if let Some(data) = item.inline_data() {
                     let data = Bytes::from(data?);
+                    resolved.add(1, data.len() as u64)?;
                     out.push(Piece {
                         first: 0,
                         len: data.len() as u64,
@@ -292,7 +322,7 @@ impl Storage {
                 let found = self
                     .current_segment(who, &object.project_id, segment)
                     .await?;
-                let inner = self.pieces(who, &found, depth + 1).await?;
+                let inner = self.pieces(who, &found, depth + 1, resolved).await?;
                 let (first, len) = segment.window();
                 out.extend(window(&inner, first, len));
             }

@@ -107,6 +107,13 @@ impl Storage {
     ) -> Result<Vec<ListEntry>, StorageError> {
         let container = self.object_container(who, project_id, container).await?;
         Self::require_container_read(who, &container)?;
+        // A listing as it was (Pithos's `until`) shows what was deleted: not for those
+        // whom only the container's ACL lets in.
+        if query.until.is_some()
+            && Self::container_permission(who, project_id, &container.id).is_none()
+        {
+            return Err(StorageError::Forbidden);
+        }
         let limit = usize::try_from(query.limit()).unwrap_or(0);
         let mut query = query.clone();
         let mut entries: Vec<ListEntry> = Vec::new();

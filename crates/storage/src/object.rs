@@ -313,8 +313,13 @@ impl Storage {
         version: VersionSelector,
     ) -> Result<ObjectInfo, StorageError> {
         let container = self.object_container(who, project_id, container).await?;
-        self.require_object(who, &container, name, Permission::Read)
-            .await?;
+        if version == VersionSelector::Current {
+            self.require_object(who, &container, name, Permission::Read)
+                .await?;
+        } else {
+            self.require_object_as_owner_or_sharee(who, &container, name, Permission::Read)
+                .await?;
+        }
         self.find_object(&container, name, version).await
     }
 
@@ -402,9 +407,24 @@ impl Storage {
         name: &str,
         needed: Permission,
     ) -> Result<(), StorageError> {
+        crate::container::refuse_nul("object name", name)?;
         if Self::acl_grants(who, container, needed, false) {
             return Ok(());
         }
+        self.require_object_as_owner_or_sharee(who, container, name, needed)
+            .await
+    }
+
+    /// Requires `needed` on one object as the owner or through sharing: what reaches an
+    /// object's history, which a container's ACL does not (Swift's reach only the
+    /// current objects).
+    pub(crate) async fn require_object_as_owner_or_sharee(
+        &self,
+        who: Accessor<'_>,
+        container: &ContainerRow,
+        name: &str,
+        needed: Permission,
+    ) -> Result<(), StorageError> {
         match self
             .object_permission(who, &container.project_id, &container.id, name)
             .await?
@@ -921,7 +941,7 @@ impl Storage {
         name: &str,
     ) -> Result<Vec<(i64, i64)>, StorageError> {
         let container = self.object_container(who, project_id, container).await?;
-        self.require_object(who, &container, name, Permission::Read)
+        self.require_object_as_owner_or_sharee(who, &container, name, Permission::Read)
             .await?;
         let versions = q::list_versions(self.db.pool(), &container.id, name).await?;
         if versions.is_empty() {
@@ -945,12 +965,13 @@ impl Storage {
         update: ObjectUpdate,
     ) -> Result<ObjectInfo, StorageError> {
         let container = self.object_container(who, project_id, container).await?;
-        let owner =
-            Self::container_permission(who, project_id, &container.id) == Some(Permission::Write);
-        let acl_writer = update.sharing.is_none()
-            && update.public.is_none()
-            && Self::acl_grants(who, &container, Permission::Write, false);
-        if !owner && !acl_writer {
+        let owner = Self::container_permission(who, project_id, &container.id)
+            == Some(Permission::Write);
+        let acl_writer = Self::acl_grants(who, &container, Permission::Write, false);
+        // Sharing and public URLs are the account's owners' alone, not a signed URL's.
+        let pithos_part = update.sharing.is_some() || update.public.is_some();
+        let swift_writer = acl_writer || matches!(who, Accessor::Signed(_));
+        if !(owner || acl_writer) || (pithos_part && swift_writer) {
             return Err(StorageError::Forbidden);
         }
         if let Some(meta) = &update.meta {

@@ -8,15 +8,16 @@
 //! tries to set any of those is refused whole with 403, before its body is read, and the
 //! version it writes keeps the owner's metadata and expiry.
 //!
+//! Those a container's write ACL names, and signed URLs, write objects with their metadata
+//! as in Swift; sharing and public URLs stay the owner's for them too.
+//!
 //! Sharing given with a write is resolved here too (unknown users are a 400), and applied
 //! in the transaction that records the version, so a write never half-happens.
 
+use crate::manifest::MANIFEST_HEADERS;
 use crate::object::WriteOptions;
 use crate::{Accessor, Permission, Storage, StorageError};
 use nefos_db::storage::ContainerRow;
-
-/// Headers that make an object a large-object manifest.
-const MANIFEST_HEADERS: &[&str] = &["x-object-manifest", "x-static-large-object"];
 
 /// Whether stored headers make an object a large-object manifest.
 pub(crate) fn makes_manifest(headers: &std::collections::BTreeMap<String, String>) -> bool {
@@ -68,12 +69,14 @@ impl Storage {
     ) -> Result<WriteAccess, StorageError> {
         let owner = Self::container_permission(who, &container.project_id, &container.id)
             .is_some_and(|held| held >= Permission::Write);
-        if !owner && Self::acl_grants(who, container, Permission::Write, false) {
-            // Swift's write ACL: objects and their metadata, not Pithos's sharing.
-            if options.sharing.is_some() || options.public.is_some() {
-                return Err(StorageError::Forbidden);
-            }
-        } else if !owner {
+        let acl_writer = !owner && Self::acl_grants(who, container, Permission::Write, false);
+        // A signed URL and a container's write ACL write objects and their metadata, as
+        // Swift's do; Pithos's sharing and public URLs stay the account's owners'.
+        let swift_writer = acl_writer || matches!(who, Accessor::Signed(_));
+        if swift_writer && (options.sharing.is_some() || options.public.is_some()) {
+            return Err(StorageError::Forbidden);
+        }
+        if !owner && !acl_writer {
             self.require_object(who, container, name, Permission::Write)
                 .await?;
             let parts = owner_only_parts(options, manifest_upload);
@@ -87,7 +90,7 @@ impl Storage {
             Some(text) => Some(self.store_sharing(text).await?),
         };
         Ok(WriteAccess {
-            keeps_owner_fields: !owner,
+            keeps_owner_fields: !owner && !acl_writer,
             sharing,
             public: options.public,
         })

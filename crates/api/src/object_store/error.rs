@@ -97,11 +97,12 @@ impl IntoResponse for SwiftError {
             Some(json) => (self.status, axum::Json(json)).into_response(),
             None if self.status == StatusCode::NOT_MODIFIED => self.status.into_response(),
             // Swift answers errors with its explanation as the whole body, typed as its
-            // WSGI framework types every body it does not type itself.
+            // WSGI framework types every body it does not type itself. Explanations can
+            // quote the request (a name, a header), so markup in them is escaped.
             None => (
                 self.status,
                 [(header::CONTENT_TYPE, "text/html; charset=UTF-8")],
-                self.message,
+                html_escape(&self.message),
             )
                 .into_response(),
         };
@@ -120,4 +121,10 @@ impl IntoResponse for SwiftError {
         }
         response
     }
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }

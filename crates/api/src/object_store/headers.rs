@@ -113,6 +113,29 @@ pub fn parse_http_date(value: &str) -> Option<i64> {
         .map(|d| d.with_timezone(&Utc).timestamp())
 }
 
+/// A whole number as Python's `int()` reads it, as Swift reads its times (`X-Delete-At`,
+/// `temp_url_expires`): surrounding space, a sign, and single underscores between digits.
+/// A number beyond `i64` is its nearest end (any clock's first or last second).
+pub fn python_int(text: &str) -> Option<i64> {
+    let trimmed = text.trim();
+    let (negative, digits) = match trimmed.as_bytes().first() {
+        Some(b'-') => (true, &trimmed[1..]),
+        Some(b'+') => (false, &trimmed[1..]),
+        _ => (false, trimmed),
+    };
+    let well_formed = !digits.is_empty()
+        && !digits.starts_with('_')
+        && !digits.ends_with('_')
+        && !digits.contains("__")
+        && digits.bytes().all(|b| b.is_ascii_digit() || b == b'_');
+    if !well_formed {
+        return None;
+    }
+    let digits = digits.replace('_', "");
+    let signed = if negative { format!("-{digits}") } else { digits };
+    Some(signed.parse::<i64>().unwrap_or(if negative { i64::MIN } else { i64::MAX }))
+}
+
 /// A whole number header.
 pub fn number(headers: &HeaderMap, name: &str) -> Result<Option<i64>, SwiftError> {
     match text(headers, name)? {
@@ -152,5 +175,16 @@ mod tests {
         assert_eq!(listing_date(1_500_000), "1970-01-01T00:00:01.500000");
         assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:10 GMT"), Some(10));
         assert_eq!(parse_http_date("yesterday"), None);
+    }
+
+    #[test]
+    fn whole_numbers_read_as_python_reads_them() {
+        assert_eq!(python_int(" +1_000 "), Some(1000));
+        assert_eq!(python_int("-7"), Some(-7));
+        assert_eq!(python_int(&"1".repeat(100)), Some(i64::MAX));
+        assert_eq!(python_int(&format!("-{}", "9".repeat(30))), Some(i64::MIN));
+        for bad in ["", "1.5", "1__0", "_1", "0x10", "+"] {
+            assert_eq!(python_int(bad), None, "{bad}");
+        }
     }
 }

@@ -52,17 +52,27 @@ pub(crate) fn root_router() -> Router<ApiState> {
 /// Swift types and sizes every answer, even those without a body (204s, and the 201s and
 /// 202s of writes): `Content-Type: text/html; charset=UTF-8` (its WSGI framework's default)
 /// and `Content-Length: 0` where a handler set neither. Some clients and Swift's own tests
-/// read them.
+/// read them. An error answer to a HEAD has no body and says so. Browsers are told not
+/// to guess types (objects are served as typed by whoever wrote them).
 pub(crate) async fn reply_headers(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+    use http::header::{CONTENT_LENGTH, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
     use http_body::Body as _;
 
+    let head = request.method() == http::Method::HEAD;
     let mut response = next.run(request).await;
+    if head && (response.status().is_client_error() || response.status().is_server_error()) {
+        *response.body_mut() = axum::body::Body::empty();
+        response.headers_mut().remove(CONTENT_LENGTH);
+    }
     let empty = response.body().size_hint().exact() == Some(0);
     let headers = response.headers_mut();
+    headers.insert(
+        X_CONTENT_TYPE_OPTIONS,
+        http::HeaderValue::from_static("nosniff"),
+    );
     if !headers.contains_key(CONTENT_TYPE) {
         headers.insert(
             CONTENT_TYPE,

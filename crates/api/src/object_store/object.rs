@@ -63,11 +63,7 @@ pub(super) async fn handle(
     };
     let result = match method.as_str() {
         "GET" => call.get(&target, true).await,
-        // A HEAD's error answers carry no body, and say so.
-        "HEAD" => call.get(&target, false).await.map_err(|mut error| {
-            error.message.clear();
-            error
-        }),
+        "HEAD" => call.get(&target, false).await,
         "PUT" => call.put(&target, body).await,
         "POST" => call.post(&target, body).await,
         "DELETE" => call.delete(&target).await,
@@ -357,7 +353,7 @@ impl Call<'_> {
         {
             return nefos_storage::delete_after(after, now)
                 .map(|at| Some(Some(at)))
-                .map_err(|_| SwiftError::bad_request("X-Delete-At in past"));
+                .map_err(|_| SwiftError::bad_request("X-Delete-After in past"));
         }
         Ok(None)
     }
@@ -621,26 +617,15 @@ impl Call<'_> {
     }
 }
 
-/// An expiry header's whole number of seconds (Swift's texts for the rest). A number too
-/// large for any clock is the latest time there is (Swift clamps it to 9999999999).
+/// An expiry header's whole number of seconds (Swift's texts for the rest).
 fn expiry_seconds(
     request: &HeaderMap,
     name: &str,
     not_a_number: &'static str,
 ) -> Result<Option<i64>, SwiftError> {
-    let Some(text) = headers::text(request, name)? else {
-        return Ok(None);
-    };
-    let digits = text.trim().strip_prefix('-').unwrap_or(text.trim());
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(SwiftError::bad_request(not_a_number));
-    }
-    let negative = digits.len() != text.trim().len();
-    Ok(Some(match text.trim().parse::<i64>() {
-        Ok(seconds) => seconds,
-        Err(_) if negative => i64::MIN,
-        Err(_) => i64::MAX,
-    }))
+    headers::text(request, name)?
+        .map(|text| headers::python_int(text).ok_or_else(|| SwiftError::bad_request(not_a_number)))
+        .transpose()
 }
 
 fn created(object: &ObjectInfo) -> Response {

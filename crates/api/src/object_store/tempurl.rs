@@ -28,9 +28,25 @@ pub(super) const METHODS: [&str; 5] = ["GET", "HEAD", "PUT", "POST", "DELETE"];
 pub(super) const DIGESTS: [&str; 3] = ["sha1", "sha256", "sha512"];
 pub(super) const DEPRECATED_DIGESTS: [&str; 1] = ["sha1"];
 
-/// Headers a write through a signed URL may not carry: they would reach other objects
-/// than the one signed for (a manifest's segments, a link's target, a copy's source).
-const REFUSED_HEADERS: [&str; 3] = ["X-Object-Manifest", "X-Symlink-Target", "X-Copy-From"];
+/// Headers a write through a signed URL may not carry: Swift's, which would reach other
+/// objects than the one signed for (a manifest's segments, a link's target, a copy's
+/// source), and Pithos's that would too (a move's source, a partial update's source) or
+/// that give away more than the URL (sharing, a public URL).
+const REFUSED_HEADERS: [&str; 9] = [
+    "X-Object-Manifest",
+    "X-Symlink-Target",
+    "X-Copy-From",
+    "X-Move-From",
+    "X-Source-Object",
+    "X-Source-Account",
+    "X-Source-Version",
+    "X-Object-Sharing",
+    "X-Object-Public",
+];
+
+/// What a signed URL's answers leave out beyond private metadata: who the owner shares
+/// the object with, its public URL, who wrote it.
+const WITHHELD_HEADERS: [&str; 3] = ["x-object-sharing", "x-object-public", "x-object-modified-by"];
 
 /// A request whose signature checked out.
 #[derive(Debug)]
@@ -190,6 +206,9 @@ impl SignedRequest {
         for name in private {
             out.remove(name);
         }
+        for name in WITHHELD_HEADERS {
+            out.remove(name);
+        }
         let reads = matches!(*method, Method::GET | Method::HEAD);
         if reads && response.status().is_success() {
             let stored = response
@@ -204,7 +223,7 @@ impl SignedRequest {
             headers::insert(
                 out,
                 "expires",
-                &headers::http_date(self.expires * 1_000_000),
+                &headers::http_date(self.expires.saturating_mul(1_000_000)),
             );
         }
         response
@@ -238,16 +257,10 @@ impl SignedRequest {
     }
 }
 
-/// What `filename="…"` escapes: all but letters, digits, `_.-~`, space and `/`.
-const FILENAME: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'-')
-    .remove(b'~')
-    .remove(b' ')
-    .remove(b'/');
-/// What `filename*=UTF-8''…` escapes: the same and the space.
-const FILENAME_STAR: &percent_encoding::AsciiSet = &FILENAME.add(b' ');
+/// What `filename="…"` escapes: what Python's `quote` does but the space.
+const FILENAME: &percent_encoding::AsciiSet = &crate::middleware::PYTHON_QUOTED.remove(b' ');
+/// What `filename*=UTF-8''…` escapes: what Python's `quote` does.
+const FILENAME_STAR: &percent_encoding::AsciiSet = &crate::middleware::PYTHON_QUOTED;
 
 fn quote(text: &str, set: &'static percent_encoding::AsciiSet) -> String {
     percent_encoding::utf8_percent_encode(text, set).to_string()
@@ -288,25 +301,11 @@ impl Query {
 
 /// Seconds since the epoch, or an ISO 8601 UTC time (`2030-01-01T00:00:00Z`).
 fn parse_expires(text: &str) -> Option<i64> {
-    let trimmed = text.trim();
-    let (negative, digits) = match trimmed.as_bytes().first() {
-        Some(b'-') => (true, &trimmed[1..]),
-        Some(b'+') => (false, &trimmed[1..]),
-        _ => (false, trimmed),
-    };
-    // Python's int(): digits, with single underscores between them.
-    let well_formed = !digits.is_empty()
-        && !digits.starts_with('_')
-        && !digits.ends_with('_')
-        && !digits.contains("__")
-        && digits.bytes().all(|b| b.is_ascii_digit() || b == b'_');
-    if well_formed {
-        let value: i64 = digits.replace('_', "").parse().ok()?;
-        return Some(if negative { -value } else { value });
-    }
-    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%SZ")
-        .ok()
-        .map(|at| at.and_utc().timestamp())
+    headers::python_int(text).or_else(|| {
+        chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%SZ")
+            .ok()
+            .map(|at| at.and_utc().timestamp())
+    })
 }
 
 /// A signature: hex (its length says the digest) or `<digest>:<base64>`.
