@@ -1273,7 +1273,11 @@ async fn container_acls_let_other_users_and_referrers_in() {
     ])
     .await;
     alice_in_demo
-        .put("c/from-alice", b"hi".to_vec(), &[("X-Object-Meta-By", "alice")])
+        .put(
+            "c/from-alice",
+            b"hi".to_vec(),
+            &[("X-Object-Meta-By", "alice")],
+        )
         .await;
     let head = demo.send(Method::HEAD, "c/from-alice", &[]).await;
     assert_eq!(header(&head, "x-object-meta-by"), "alice");

@@ -150,7 +150,10 @@ impl Storage {
         Ok(Content {
             size: object.size,
             etag: object.etag.clone(),
-            pieces: Some(self.pieces(who, object, 0, &mut Resolved::default()).await?),
+            pieces: Some(
+                self.pieces(who, object, 0, &mut Resolved::default())
+                    .await?,
+            ),
         })
     }
 

@@ -965,8 +965,8 @@ impl Storage {
         update: ObjectUpdate,
     ) -> Result<ObjectInfo, StorageError> {
         let container = self.object_container(who, project_id, container).await?;
-        let owner = Self::container_permission(who, project_id, &container.id)
-            == Some(Permission::Write);
+        let owner =
+            Self::container_permission(who, project_id, &container.id) == Some(Permission::Write);
         let acl_writer = Self::acl_grants(who, &container, Permission::Write, false);
         // Sharing and public URLs are the account's owners' alone, not a signed URL's.
         let pithos_part = update.sharing.is_some() || update.public.is_some();

@@ -132,8 +132,16 @@ pub fn python_int(text: &str) -> Option<i64> {
         return None;
     }
     let digits = digits.replace('_', "");
-    let signed = if negative { format!("-{digits}") } else { digits };
-    Some(signed.parse::<i64>().unwrap_or(if negative { i64::MIN } else { i64::MAX }))
+    let signed = if negative {
+        format!("-{digits}")
+    } else {
+        digits
+    };
+    Some(
+        signed
+            .parse::<i64>()
+            .unwrap_or(if negative { i64::MIN } else { i64::MAX }),
+    )
 }
 
 /// A whole number header.

@@ -46,7 +46,11 @@ const REFUSED_HEADERS: [&str; 9] = [
 
 /// What a signed URL's answers leave out beyond private metadata: who the owner shares
 /// the object with, its public URL, who wrote it.
-const WITHHELD_HEADERS: [&str; 3] = ["x-object-sharing", "x-object-public", "x-object-modified-by"];
+const WITHHELD_HEADERS: [&str; 3] = [
+    "x-object-sharing",
+    "x-object-public",
+    "x-object-modified-by",
+];
 
 /// A request whose signature checked out.
 #[derive(Debug)]
