@@ -92,7 +92,13 @@ pub(crate) fn refuse_nul(field: &'static str, name: &str) -> Result<(), StorageE
 }
 
 pub(crate) fn check_container_name(name: &str) -> Result<(), StorageError> {
-    if name.is_empty() || name.len() > 256 || name.contains(['/', '\0']) {
+    if name.len() > 256 {
+        return Err(StorageError::invalid(
+            meta::SWIFT_CONSTRAINT,
+            format!("Container name length of {} longer than 256", name.len()),
+        ));
+    }
+    if name.is_empty() || name.contains(['/', '\0']) {
         return Err(StorageError::invalid(
             "container name",
             "1 to 256 bytes without '/' or NUL",

@@ -46,7 +46,7 @@ pub use manifest::{
     SegmentSpec, StoredItem, StoredSegment, inline_data_len, is_valid_dynamic, manifest_text,
     parse_manifest, split_path, stored_segments,
 };
-pub use meta::{Metadata, MetadataLimits};
+pub use meta::{Metadata, MetadataLimits, SWIFT_CONSTRAINT};
 pub use object::{
     MAX_OBJECT_SIZE, ObjectInfo, ObjectUpdate, Preconditions, STORED_HEADERS, VersionSelector,
     WriteOptions, guess_content_type,

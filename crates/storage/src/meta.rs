@@ -18,37 +18,54 @@ impl MetadataLimits {
     pub const MAX_TOTAL: usize = 4096;
 }
 
+/// Checks metadata against Swift's limits, with Swift's texts.
 pub(crate) fn check(meta: &Metadata) -> Result<(), StorageError> {
     if meta.len() > MetadataLimits::MAX_COUNT {
         return Err(StorageError::invalid(
-            "metadata",
-            format!("more than {} items", MetadataLimits::MAX_COUNT),
+            SWIFT_CONSTRAINT,
+            format!("Too many metadata items; max {}", MetadataLimits::MAX_COUNT),
         ));
     }
     let mut total = 0;
     for (name, value) in meta {
-        if name.is_empty() || name.len() > MetadataLimits::MAX_NAME {
+        if name.is_empty() {
             return Err(StorageError::invalid(
-                "metadata",
-                format!("name {name:?} is empty or too long"),
+                SWIFT_CONSTRAINT,
+                "Metadata name cannot be empty",
+            ));
+        }
+        if name.len() > MetadataLimits::MAX_NAME {
+            return Err(StorageError::invalid(
+                SWIFT_CONSTRAINT,
+                format!("Metadata name too long: {name}"),
             ));
         }
         if value.len() > MetadataLimits::MAX_VALUE {
             return Err(StorageError::invalid(
-                "metadata",
-                format!("value of {name:?} is too long"),
+                SWIFT_CONSTRAINT,
+                format!(
+                    "Metadata value longer than {}: {name}",
+                    MetadataLimits::MAX_VALUE
+                ),
             ));
         }
         total += name.len() + value.len();
     }
     if total > MetadataLimits::MAX_TOTAL {
         return Err(StorageError::invalid(
-            "metadata",
-            format!("more than {} bytes in all", MetadataLimits::MAX_TOTAL),
+            SWIFT_CONSTRAINT,
+            format!(
+                "Total metadata too large; max {}",
+                MetadataLimits::MAX_TOTAL
+            ),
         ));
     }
     Ok(())
 }
+
+/// The field of the errors whose reasons are Swift's own texts in full (metadata, name
+/// lengths): the object-store API answers with the reason alone.
+pub const SWIFT_CONSTRAINT: &str = "Swift constraint";
 
 pub(crate) fn to_json(meta: &Metadata) -> String {
     serde_json::to_string(meta).unwrap_or_else(|_| "{}".to_owned())

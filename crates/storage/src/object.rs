@@ -100,7 +100,10 @@ pub enum VersionSelector {
 pub struct WriteOptions {
     /// Guessed from the name when absent.
     pub content_type: Option<String>,
+    /// User metadata of the new version (an empty value is kept, as Swift keeps it).
     pub meta: Metadata,
+    /// Names of the source's metadata a copy leaves out (`X-Remove-Object-Meta-*`).
+    pub meta_removals: Vec<String>,
     /// Values for [`STORED_HEADERS`].
     pub headers: BTreeMap<String, String>,
     /// The client's ETag: the upload is refused (and not stored) when it differs.
@@ -753,6 +756,9 @@ impl Storage {
             headers.remove(*name);
         }
         meta.extend(options.meta);
+        for name in &options.meta_removals {
+            meta.remove(name);
+        }
         headers.extend(options.headers);
         let size = range.map_or(content.size(), |r| r.len());
         let options = WriteOptions {
@@ -800,6 +806,9 @@ impl Storage {
             (object.meta.clone(), object.headers.clone())
         };
         user_meta.extend(options.meta);
+        for name in &options.meta_removals {
+            user_meta.remove(name);
+        }
         headers.extend(options.headers);
         let new = NewVersion {
             hashes,
@@ -867,11 +876,19 @@ impl Storage {
         let Some(current) = q::get_current(&mut *tx, &container.id, name).await? else {
             return Err(StorageError::NotFound { what: "object" });
         };
+        // One past its `X-Delete-At` was gone already: deleted now as the expirer would
+        // have, and answered as not found.
+        let expired = current
+            .delete_at
+            .is_some_and(|at| at <= now_micros() / 1_000_000);
         let modified_by = who.modifier();
         self.record_deletion(&mut tx, current, modified_by).await?;
         tx.commit()
             .await
             .map_err(nefos_db::DbError::query("commit an object deletion"))?;
+        if expired {
+            return Err(StorageError::NotFound { what: "object" });
+        }
         Ok(())
     }
 
@@ -982,8 +999,11 @@ impl Storage {
             Some(text) => Some(self.store_sharing(text).await?),
         };
         let mut tx = self.db.begin().await?;
+        // An object past its `X-Delete-At` is gone, whether or not the expirer has been.
+        let now_seconds = now_micros() / 1_000_000;
         let mut row = q::get_current(&mut *tx, &container.id, name)
             .await?
+            .filter(|row| row.delete_at.is_none_or(|at| at > now_seconds))
             .ok_or(StorageError::NotFound { what: "object" })?;
         let mut stored: StoredMeta = serde_json::from_str(&row.meta).unwrap_or_default();
         if let Some(meta) = update.meta {

@@ -141,6 +141,19 @@ fn account_headers(info: &AccountInfo) -> HeaderMap {
         "x-account-bytes-used",
         &info.stats.bytes.to_string(),
     );
+    // Swift's usage by storage policy: all of it is the one policy's.
+    let policy = super::container::STORAGE_POLICY;
+    for (what, value) in [
+        ("container-count", info.stats.containers),
+        ("object-count", info.stats.objects),
+        ("bytes-used", info.stats.bytes),
+    ] {
+        insert(
+            &mut out,
+            &format!("x-account-storage-policy-{policy}-{what}"),
+            &value.to_string(),
+        );
+    }
     insert(
         &mut out,
         "x-timestamp",

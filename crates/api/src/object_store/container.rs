@@ -84,10 +84,15 @@ pub(super) async fn handle(
                     .await?;
                 Ok(StatusCode::NO_CONTENT.into_response())
             }
-            Method::DELETE => {
-                storage.delete_container(who, project, &container).await?;
-                Ok(StatusCode::NO_CONTENT.into_response())
-            }
+            Method::DELETE => match storage.delete_container(who, project, &container).await {
+                Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
+                // Swift's text for a container that still holds objects.
+                Err(nefos_storage::StorageError::Conflict { .. }) => Err(SwiftError::new(
+                    StatusCode::CONFLICT,
+                    "There was a conflict when trying to complete your request.",
+                )),
+                Err(other) => Err(other.into()),
+            },
             _ => Err(SwiftError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "containers take GET, HEAD, PUT, POST and DELETE",

@@ -42,6 +42,11 @@ impl SwiftError {
 
 impl From<StorageError> for SwiftError {
     fn from(error: StorageError) -> Self {
+        if let StorageError::InvalidInput { field, reason } = &error
+            && *field == nefos_storage::SWIFT_CONSTRAINT
+        {
+            return SwiftError::bad_request(reason.clone());
+        }
         let status = match &error {
             StorageError::NotFound { .. } => StatusCode::NOT_FOUND,
             StorageError::Forbidden => StatusCode::FORBIDDEN,

@@ -45,6 +45,16 @@ pub fn metadata(headers: &HeaderMap, kind: &str) -> Result<Metadata, SwiftError>
     Ok(meta)
 }
 
+/// The metadata names in `X-Remove-…-Meta-*` headers.
+pub fn metadata_removals(headers: &HeaderMap, kind: &str) -> Vec<String> {
+    let remove = format!("x-remove-{kind}-meta-");
+    headers
+        .keys()
+        .filter_map(|name| name.as_str().strip_prefix(&remove))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Pithos groups from `X-Account-Group-NAME: a,b` headers.
 pub fn groups(headers: &HeaderMap) -> Result<BTreeMap<String, Vec<String>>, SwiftError> {
     let mut groups = BTreeMap::new();

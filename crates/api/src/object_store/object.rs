@@ -305,9 +305,15 @@ impl Call<'_> {
         }
         // Only a manifest PUT (`?multipart-manifest=put`) may mark an object static.
         stored.remove("x-static-large-object");
+        // A write sets what `X-Object-Meta-*` names, even to an empty value, as Swift's
+        // does; `X-Remove-Object-Meta-*` matters to a copy, leaving the source's out.
+        let meta_removals = headers::metadata_removals(self.request, "object");
+        let mut meta = headers::metadata(self.request, "object")?;
+        meta.retain(|name, _| !meta_removals.contains(name));
         Ok(WriteOptions {
             content_type,
-            meta: headers::metadata(self.request, "object")?,
+            meta,
+            meta_removals,
             headers: stored,
             etag: headers::text(self.request, "etag")?.map(str::to_owned),
             delete_at: self.delete_at()?.flatten(),
@@ -453,6 +459,7 @@ impl Call<'_> {
             target.container.as_str(),
             target.object.as_str(),
         );
+        let mut source_modified = None;
         let object = if is_move {
             storage
                 .move_object(self.who(), from, to, options, fresh)
@@ -465,12 +472,22 @@ impl Call<'_> {
             let object = storage
                 .object(self.who(), from.0, from.1, from.2, self.version()?)
                 .await?;
+            source_modified = Some(object.modified_at);
             let range = self.copied_range(&object)?;
             storage
                 .copy_object_as_served(self.who(), &object, range, to, options, fresh)
                 .await?
         };
         let mut response = created(&object);
+        // As Swift's: the copy's metadata comes back with the answer.
+        headers::put_metadata(response.headers_mut(), "x-object-meta-", &object.meta);
+        if let Some(modified) = source_modified {
+            insert(
+                response.headers_mut(),
+                "x-copied-from-last-modified",
+                &headers::http_date(modified),
+            );
+        }
         insert(
             response.headers_mut(),
             "x-copied-from",
@@ -543,7 +560,11 @@ impl Call<'_> {
             .filter(|t| !t.is_empty())
             .map(str::to_owned);
         let kept_headers = STORED_HEADERS.iter().filter(|n| !n.starts_with("x-static"));
-        let meta = headers::metadata(self.request, "object")?;
+        // What `X-Object-Meta-*` names, even empty (Swift keeps empty values); a removal
+        // is simply not named again.
+        let removals = headers::metadata_removals(self.request, "object");
+        let mut meta = headers::metadata(self.request, "object")?;
+        meta.retain(|name, _| !removals.contains(name));
         let mut stored = BTreeMap::new();
         for name in kept_headers.clone() {
             if let Some(value) = headers::text(self.request, name)? {
@@ -555,6 +576,7 @@ impl Call<'_> {
         // so one not sent is removed (a DLO posted without `X-Object-Manifest` becomes the
         // plain object its manifest is).
         let permissions_only = meta.is_empty()
+            && removals.is_empty()
             && stored.is_empty()
             && (self.sharing()?.is_some() || self.public()?.is_some());
         let meta = if permissions_only {
@@ -563,7 +585,7 @@ impl Call<'_> {
             for name in kept_headers {
                 stored.entry((*name).to_owned()).or_default();
             }
-            Some(meta.into_iter().filter(|(_, v)| !v.is_empty()).collect())
+            Some(meta)
         };
         let update = ObjectUpdate {
             meta,

@@ -120,20 +120,30 @@ pub(super) async fn check(
             return Err(invalid());
         }
     }
-    let signed_path = match &query.prefix {
-        None => path.into_owned(),
-        Some(prefix) => {
-            if !parts.object.starts_with(prefix.as_str()) {
-                return Err(invalid());
+    // The path as requested, and as Swift names it (`/v1/…`) when it came by the
+    // catalog's `/object/v1/…`: clients sign either, and both name this object alone.
+    let mut paths = vec![path.into_owned()];
+    if let Some(rest) = paths[0].strip_prefix("/object/v1/") {
+        let canonical = format!("/v1/{rest}");
+        paths.push(canonical);
+    }
+    let mut signed_paths = Vec::with_capacity(paths.len());
+    for path in paths {
+        signed_paths.push(match &query.prefix {
+            None => path,
+            Some(prefix) => {
+                if !parts.object.starts_with(prefix.as_str()) {
+                    return Err(invalid());
+                }
+                // The container's path: the request's without the object's name.
+                let container_path = path
+                    .strip_suffix(parts.object)
+                    .ok_or_else(invalid)?
+                    .trim_end_matches('/');
+                format!("prefix:{container_path}/{prefix}")
             }
-            // The container's path: the request's without the object's name.
-            let container_path = path
-                .strip_suffix(parts.object)
-                .ok_or_else(invalid)?
-                .trim_end_matches('/');
-            format!("prefix:{container_path}/{prefix}")
-        }
-    };
+        });
+    }
     let keys = state
         .storage
         .signing_keys(parts.project, parts.container)
@@ -152,12 +162,13 @@ pub(super) async fn check(
         .map(|range| format!("ip={range}\n"))
         .unwrap_or_default();
     let scope = keys.keys.iter().find_map(|(key, scope)| {
+        let signs = |method: &&str, path: &String| {
+            let message = format!("{ip_line}{method}\n{expires}\n{path}");
+            signature.matches(key.as_bytes(), message.as_bytes())
+        };
         methods
             .iter()
-            .any(|method| {
-                let message = format!("{ip_line}{method}\n{expires}\n{signed_path}");
-                signature.matches(key.as_bytes(), message.as_bytes())
-            })
+            .any(|method| signed_paths.iter().any(|path| signs(method, path)))
             .then(|| scope.clone())
     });
     let scope = scope.ok_or_else(invalid)?;
