@@ -153,7 +153,7 @@ async fn health(
     Ok("ok\n")
 }
 
-async fn sqlx_ping(state: &ApiState) -> Result<(), ApiError> {
+pub(crate) async fn sqlx_ping(state: &ApiState) -> Result<(), ApiError> {
     state
         .identity
         .database()

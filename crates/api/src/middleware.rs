@@ -89,7 +89,10 @@ fn is_object_store_path(path: &str) -> bool {
     ["/object/", "/v1/", "/public/"]
         .iter()
         .any(|prefix| path.starts_with(prefix))
-        || matches!(path, "/object" | "/v1" | "/info" | "/auth/v1.0")
+        || matches!(
+            path,
+            "/object" | "/v1" | "/info" | "/auth/v1.0" | "/healthcheck" | "/object/healthcheck"
+        )
 }
 
 /// Swift's transaction id: `tx`, 21 random hex digits, `-`, the time in seconds as 10 hex

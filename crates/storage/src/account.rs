@@ -9,8 +9,17 @@ use crate::access::Accessor;
 use crate::meta::{self, Metadata};
 use crate::{Permission, Storage, StorageError};
 
-/// The metadata key of Swift's account quota; only an administrator may set it.
+/// The metadata keys of Swift's account quotas (bytes, and objects); only an
+/// administrator may set them.
 pub(crate) const QUOTA_BYTES: &str = "quota-bytes";
+pub(crate) const QUOTA_COUNT: &str = "quota-count";
+
+/// Swift's account quotas, where set.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct AccountQuota {
+    pub(crate) bytes: Option<u64>,
+    pub(crate) objects: Option<u64>,
+}
 
 /// What `HEAD` on an account shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,13 +72,18 @@ impl Storage {
     ) -> Result<(), StorageError> {
         Self::require_account(who, project_id, Permission::Write)?;
         let is_admin = matches!(who, Accessor::Token(ctx) if ctx.is_cloud_admin());
-        if meta_update.contains_key(QUOTA_BYTES) && !is_admin {
-            return Err(StorageError::Forbidden);
-        }
-        if let Some(value) = meta_update.get(QUOTA_BYTES).filter(|v| !v.is_empty()) {
-            value.parse::<u64>().map_err(|_| {
-                StorageError::invalid("X-Account-Meta-Quota-Bytes", "not a number of bytes")
-            })?;
+        for (key, header) in [
+            (QUOTA_BYTES, "X-Account-Quota-Bytes"),
+            (QUOTA_COUNT, "X-Account-Quota-Count"),
+        ] {
+            if meta_update.contains_key(key) && !is_admin {
+                return Err(StorageError::Forbidden);
+            }
+            if let Some(value) = meta_update.get(key).filter(|v| !v.is_empty()) {
+                value
+                    .parse::<u64>()
+                    .map_err(|_| StorageError::invalid(header, "not a whole number"))?;
+            }
         }
         for (name, members) in groups_update {
             if name.is_empty() || name.len() > 128 || name.contains([':', ',', ';', '=']) {
@@ -149,19 +163,22 @@ impl Storage {
         Ok(row.map(|r| parse_groups(&r.groups)).unwrap_or_default())
     }
 
-    /// The account quota in bytes, if one is set.
-    /// Read through the caller's connection (a write's transaction): a second connection
-    /// from the pool could wait forever on a pool that writers have exhausted.
+    /// The account's quotas. Read through the caller's connection (a write's
+    /// transaction): a second connection from the pool could wait forever on a pool that
+    /// writers have exhausted.
     pub(crate) async fn account_quota(
         conn: &mut nefos_db::Connection,
         project_id: &str,
-    ) -> Result<Option<u64>, StorageError> {
-        let row = q::get_account(&mut *conn, project_id).await?;
-        Ok(row.and_then(|r| {
-            meta::from_json(&r.meta)
-                .get(QUOTA_BYTES)
-                .and_then(|v| v.parse().ok())
-        }))
+    ) -> Result<AccountQuota, StorageError> {
+        let Some(row) = q::get_account(&mut *conn, project_id).await? else {
+            return Ok(AccountQuota::default());
+        };
+        let meta = meta::from_json(&row.meta);
+        let limit = |key| meta.get(key).and_then(|v| v.parse().ok());
+        Ok(AccountQuota {
+            bytes: limit(QUOTA_BYTES),
+            objects: limit(QUOTA_COUNT),
+        })
     }
 }
 

@@ -693,12 +693,16 @@ impl Storage {
                 return Err(StorageError::QuotaExceeded { scope: "container" });
             }
         }
-        if let Some(max) = Self::account_quota(tx, &container.project_id).await? {
+        let quota = Self::account_quota(tx, &container.project_id).await?;
+        if quota.bytes.is_some() || quota.objects.is_some() {
             self.db
                 .lock_key(tx, &format!("account:{}", container.project_id))
                 .await?;
             let stats = q::account_stats(&mut **tx, &container.project_id).await?;
-            if stats.bytes + size > i64::try_from(max).unwrap_or(i64::MAX) {
+            let over = |used: i64, max: Option<u64>| {
+                max.is_some_and(|max| used > i64::try_from(max).unwrap_or(i64::MAX))
+            };
+            if over(stats.bytes + size, quota.bytes) || over(stats.objects + 1, quota.objects) {
                 return Err(StorageError::QuotaExceeded { scope: "account" });
             }
         }

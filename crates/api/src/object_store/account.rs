@@ -86,7 +86,8 @@ pub(super) async fn handle(
 
 /// Swift's account quota headers, which only a reseller (a cloud administrator) may send:
 /// `X-Account-Quota-Bytes` is the legacy `X-Account-Meta-Quota-Bytes` under its current
-/// name; quotas of object counts and per-policy quotas nefos does not keep.
+/// name, `X-Account-Quota-Count` limits the objects; per-policy quotas nefos does not keep
+/// (it has one policy).
 fn quota_headers(
     request: &HeaderMap,
     context: Option<&nefos_identity::AuthContext>,
@@ -114,9 +115,16 @@ fn quota_headers(
             "x-remove-account-quota-bytes" => {
                 meta.insert("quota-bytes".to_owned(), String::new());
             }
+            "x-account-quota-count" => {
+                let value = headers::text(request, name)?.unwrap_or_default();
+                meta.insert("quota-count".to_owned(), value.trim().to_owned());
+            }
+            "x-remove-account-quota-count" => {
+                meta.insert("quota-count".to_owned(), String::new());
+            }
             other => {
                 return Err(SwiftError::bad_request(format!(
-                    "{other}: only quotas of bytes are kept for a whole account"
+                    "{other}: quotas are kept for the whole account, not by storage policy"
                 )));
             }
         }
@@ -160,6 +168,14 @@ fn account_headers(info: &AccountInfo) -> HeaderMap {
         &headers::timestamp(info.updated_at),
     );
     headers::put_metadata(&mut out, "x-account-meta-", &info.meta);
+    for (key, header) in [
+        ("quota-bytes", "x-account-quota-bytes"),
+        ("quota-count", "x-account-quota-count"),
+    ] {
+        if let Some(limit) = info.meta.get(key) {
+            insert(&mut out, header, limit);
+        }
+    }
     for (group, members) in &info.groups {
         insert(
             &mut out,

@@ -46,6 +46,9 @@ pub(crate) fn root_router() -> Router<ApiState> {
         // Clients find the capabilities next to the `v1` of their storage URL.
         .route("/object/info", get(info::handle))
         .route("/auth/v1.0", get(auth_v1::handle))
+        // Swift's healthcheck, at the server's root and beside the catalog's `v1`.
+        .route("/healthcheck", get(healthcheck).head(healthcheck))
+        .route("/object/healthcheck", get(healthcheck).head(healthcheck))
         .route("/public/{token}", get(public::handle).head(public::handle))
 }
 
@@ -83,6 +86,14 @@ pub(crate) async fn reply_headers(
         headers.insert(CONTENT_LENGTH, http::HeaderValue::from_static("0"));
     }
     response
+}
+
+/// Swift's `/healthcheck`: `OK` while the database answers, 503 otherwise.
+async fn healthcheck(
+    axum::extract::State(state): axum::extract::State<ApiState>,
+) -> Result<&'static str, SwiftError> {
+    crate::sqlx_ping(&state).await?;
+    Ok("OK")
 }
 
 /// The caller of a Swift request: its token's context, or none for an anonymous request.
