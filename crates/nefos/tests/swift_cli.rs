@@ -1351,3 +1351,91 @@ async fn status_and_text(response: Response) -> (u16, String) {
     let status = response.status().as_u16();
     (status, response.text().await.unwrap())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swift_conventions_reseller_quotas_and_the_healthcheck() {
+    let data = tempfile::tempdir().unwrap();
+    let (nefos, demo, _alice) = two_users(data.path()).await;
+    let status = |response: Response| response.status().as_u16();
+
+    // Swift's transaction ids, on every answer, also as OpenStack's request id.
+    let response = demo
+        .send(Method::HEAD, "", &[("X-Trans-Id-Extra", "job 7")])
+        .await;
+    let id = header(&response, "x-trans-id");
+    assert!(id.starts_with("tx") && id.ends_with("-job%207"), "{id}");
+    assert_eq!(header(&response, "x-openstack-request-id"), id);
+    assert_eq!(
+        header(&response, "x-account-storage-policy-default-object-count"),
+        "0"
+    );
+    let health = http()
+        .get(format!("{}/healthcheck", nefos.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.text().await.unwrap(), "OK");
+
+    // Account quotas are the reseller's (the cloud administrator's) to set.
+    let quota = [("X-Account-Quota-Count", "1")];
+    assert_eq!(status(demo.send(Method::POST, "", &quota).await), 403);
+    let admin = Account {
+        client: http(),
+        token: Some(admin_token(&http(), &nefos.url, data.path()).await),
+        url: demo.url.clone(),
+    };
+    expect(
+        admin.send(Method::POST, "", &quota).await,
+        &[204],
+        "set the quota",
+    )
+    .await;
+    demo.put("c", Vec::new(), &[]).await;
+    demo.put("c/one", b"1".to_vec(), &[]).await;
+    let second = demo
+        .request(Method::PUT, "c/two")
+        .body("2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(second), 413);
+    demo.put("c/one", b"again".to_vec(), &[]).await;
+    let head = demo.send(Method::HEAD, "", &[]).await;
+    assert_eq!(header(&head, "x-account-quota-count"), "1");
+    let remove = [("X-Remove-Account-Quota-Count", "x")];
+    expect(
+        admin.send(Method::POST, "", &remove).await,
+        &[204],
+        "remove it",
+    )
+    .await;
+    demo.put("c/two", b"2".to_vec(), &[]).await;
+
+    // Metadata as Swift keeps it: an empty value is a value, a removal leaves a copy's
+    // metadata out; Swift's texts for what is too long.
+    demo.put(
+        "c/m",
+        b"m".to_vec(),
+        &[("X-Object-Meta-Empty", ""), ("X-Object-Meta-Keep", "k")],
+    )
+    .await;
+    let head = demo.send(Method::HEAD, "c/m", &[]).await;
+    assert_eq!(header(&head, "x-object-meta-empty"), "");
+    demo.put(
+        "c/m2",
+        Vec::new(),
+        &[("X-Copy-From", "c/m"), ("X-Remove-Object-Meta-Keep", "x")],
+    )
+    .await;
+    let head = demo.send(Method::HEAD, "c/m2", &[]).await;
+    assert!(head.headers().get("x-object-meta-keep").is_none());
+    let long = "v".repeat(257);
+    let response = demo
+        .send(Method::POST, "c", &[("X-Container-Meta-Long", &long)])
+        .await;
+    assert_eq!(
+        status_and_text(response).await,
+        (400, "Metadata value longer than 256: long".to_owned())
+    );
+}
