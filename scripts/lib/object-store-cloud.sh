@@ -25,8 +25,12 @@ url="http://127.0.0.1:$port"
 "$nefos" up --data "$work/data" --listen "127.0.0.1:$port" --no-node \
     --guest-image /nonexistent >"$work/cloud.log" 2>&1 &
 cloud_pid=$!
+answers() {
+    python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' \
+        "$url/info" >/dev/null 2>&1
+}
 for _ in $(seq 300); do
-    curl -fsS "$url/info" >/dev/null 2>&1 && break
+    answers && break
     if ! kill -0 "$cloud_pid" 2>/dev/null; then
         cat "$work/cloud.log" >&2
         exit 1
