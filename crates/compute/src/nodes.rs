@@ -368,4 +368,25 @@ impl NodeRpc {
                 source,
             })
     }
+
+    /// Asks node `node` to make ready to receive the running VM `vm`: the node is first
+    /// granted the image's blocks, as for [`NodeRpc::ensure_vm`].
+    pub async fn prepare_incoming(
+        &self,
+        node: &str,
+        vm: &str,
+        request: &nefos_node_api::IncomingVm,
+    ) -> Result<VmStatus, ComputeError> {
+        let client = self.client(node).await?;
+        self.registry
+            .grant_image(node, &request.spec.image.hashes)
+            .await?;
+        client
+            .prepare_incoming(vm, request)
+            .await
+            .map_err(|source| ComputeError::Rpc {
+                node: node.to_owned(),
+                source,
+            })
+    }
 }

@@ -10,9 +10,10 @@ use nefos_route::fill;
 
 use crate::routes::rpc;
 use crate::{
-    ConsoleOutput, EnsureVm, ErrorBody, NetworksStatus, NodeInfo, NodeNetworks, PauseVm,
-    RPC_PREFIX, RebootVm, RebuildVm, ResizeEnd, ResizeVm, Secret, SetNics, StartVm, StopVm,
-    SuspendVm, VmDiagnostics, VmStatus,
+    CancelMigration, ConsoleOutput, EnsureVm, ErrorBody, FinishIncoming, IncomingVm,
+    MIGRATION_UPGRADE, MigrateVm, MigrationChannel, MigrationStatus, NetworksStatus, NodeInfo,
+    NodeNetworks, PauseVm, RPC_PREFIX, RebootVm, RebuildVm, ResizeEnd, ResizeVm, Secret, SetNics,
+    StartVm, StopVm, SuspendVm, VmDiagnostics, VmLaunch, VmStatus,
 };
 
 /// The control plane's client of one node's RPC API, holding that node's RPC key.
@@ -38,7 +39,7 @@ pub enum NodeClientError {
     },
     #[error("the node answered {status}: {message}")]
     Rpc { status: StatusCode, message: String },
-    #[error("cannot open the VNC stream at {url}")]
+    #[error("cannot open a stream at {url}")]
     Stream {
         url: String,
         #[source]
@@ -276,73 +277,67 @@ impl NodeClient {
     /// which the connection carries RFB both ways.
     pub async fn open_vnc(&self, id: &str) -> Result<tokio::net::TcpStream, NodeClientError> {
         let url = format!("{}{}", self.base, fill(rpc::VM_VNC, &[id]));
-        let stream_error = |source| NodeClientError::Stream {
-            url: url.clone(),
-            source,
-        };
-        let parsed = reqwest::Url::parse(&url)
-            .map_err(|e| stream_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
-        if parsed.scheme() != "http" {
-            return Err(stream_error(std::io::Error::new(
-                std::io::ErrorKind::Unsupported,
-                "VNC streams are opened over plain HTTP only",
-            )));
-        }
-        let host = parsed.host_str().unwrap_or("127.0.0.1").to_owned();
-        let port = parsed.port_or_known_default().unwrap_or(80);
-        let mut stream = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            tokio::net::TcpStream::connect((host.as_str(), port)),
+        open_upgraded(&url, &self.rpc_key.bearer(), "vnc").await
+    }
+
+    /// The devices the VM's running QEMU has, which a QEMU receiving it must have too.
+    pub async fn vm_launch(&self, id: &str) -> Result<VmLaunch, NodeClientError> {
+        self.call(Method::GET, &fill(rpc::VM_LAUNCH, &[id]), None::<&()>)
+            .await
+    }
+
+    /// Makes the node ready to receive the running VM `id`.
+    pub async fn prepare_incoming(
+        &self,
+        id: &str,
+        request: &IncomingVm,
+    ) -> Result<VmStatus, NodeClientError> {
+        self.call(Method::PUT, &fill(rpc::VM_INCOMING, &[id]), Some(request))
+            .await
+    }
+
+    /// Lets the received guest run on the node.
+    pub async fn finish_incoming(
+        &self,
+        id: &str,
+        request: &FinishIncoming,
+    ) -> Result<VmStatus, NodeClientError> {
+        self.call(
+            Method::POST,
+            &fill(rpc::VM_INCOMING_FINISH, &[id]),
+            Some(request),
         )
         .await
-        .map_err(|_| stream_error(std::io::ErrorKind::TimedOut.into()))?
-        .map_err(stream_error)?;
-        let request = format!(
-            "GET {} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: {}\r\n\
-             Connection: Upgrade\r\nUpgrade: vnc\r\n\r\n",
-            parsed.path(),
-            self.rpc_key.bearer()
-        );
-        stream
-            .write_all(request.as_bytes())
+    }
+
+    /// Starts sending the VM to another node (or, again, reports the same migration).
+    pub async fn migrate_vm(
+        &self,
+        id: &str,
+        request: &MigrateVm,
+    ) -> Result<MigrationStatus, NodeClientError> {
+        self.call(Method::POST, &fill(rpc::VM_MIGRATION, &[id]), Some(request))
             .await
-            .map_err(stream_error)?;
-        // The head, byte by byte: what follows it is the VNC server's, and must stay
-        // in the stream.
-        let mut head = Vec::new();
-        while !head.ends_with(b"\r\n\r\n") {
-            if head.len() > 16 * 1024 {
-                return Err(stream_error(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "the node's answer has no end of head",
-                )));
-            }
-            let mut byte = [0u8; 1];
-            let read = tokio::time::timeout(CONNECT_TIMEOUT, stream.read(&mut byte))
-                .await
-                .map_err(|_| stream_error(std::io::ErrorKind::TimedOut.into()))?
-                .map_err(stream_error)?;
-            if read == 0 {
-                return Err(stream_error(std::io::ErrorKind::UnexpectedEof.into()));
-            }
-            head.push(byte[0]);
-        }
-        let head = String::from_utf8_lossy(&head);
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse::<u16>().ok())
-            .unwrap_or(0);
-        if status != 101 {
-            return Err(NodeClientError::Rpc {
-                status: StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
-                message: format!(
-                    "the node refused the VNC stream: {}",
-                    head.lines().next().unwrap_or("")
-                ),
-            });
-        }
-        Ok(stream)
+    }
+
+    /// Where the VM's last outgoing migration is.
+    pub async fn migration_status(&self, id: &str) -> Result<MigrationStatus, NodeClientError> {
+        self.call(Method::GET, &fill(rpc::VM_MIGRATION, &[id]), None::<&()>)
+            .await
+    }
+
+    /// Stops the VM's outgoing migration; the guest goes on on this node.
+    pub async fn cancel_migration(
+        &self,
+        id: &str,
+        request: &CancelMigration,
+    ) -> Result<VmStatus, NodeClientError> {
+        self.call(
+            Method::POST,
+            &fill(rpc::VM_MIGRATION_CANCEL, &[id]),
+            Some(request),
+        )
+        .await
     }
 
     async fn call<T: DeserializeOwned>(
@@ -394,4 +389,99 @@ impl NodeClient {
         };
         Err(NodeClientError::Rpc { status, message })
     }
+}
+
+/// One channel of a migration to the node at `rpc_url` (its RPC base URL): an HTTP/1.1
+/// upgrade authorised by the migration's `secret`, after which the connection is joined
+/// to the destination QEMU's socket for `channel`. The source's agent opens these; it
+/// holds no key of the destination's.
+pub async fn open_migration_channel(
+    rpc_url: &str,
+    id: &str,
+    channel: MigrationChannel,
+    secret: &Secret,
+) -> Result<tokio::net::TcpStream, NodeClientError> {
+    let url = format!(
+        "{}{RPC_PREFIX}{}",
+        rpc_url.trim_end_matches('/'),
+        fill(rpc::VM_INCOMING_CHANNEL, &[id, channel.as_str()])
+    );
+    open_upgraded(&url, &secret.bearer(), MIGRATION_UPGRADE).await
+}
+
+/// A connection of its own to `url`, upgraded to `protocol` (`Connection: Upgrade`) with
+/// `authorization`; what follows the node's `101` is the stream.
+async fn open_upgraded(
+    url: &str,
+    authorization: &str,
+    protocol: &str,
+) -> Result<tokio::net::TcpStream, NodeClientError> {
+    let stream_error = |source| NodeClientError::Stream {
+        url: url.to_owned(),
+        source,
+    };
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| stream_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+    if parsed.scheme() != "http" {
+        return Err(stream_error(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "streams are opened over plain HTTP only",
+        )));
+    }
+    let host = parsed.host_str().unwrap_or("127.0.0.1").to_owned();
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let mut stream = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        tokio::net::TcpStream::connect((host.as_str(), port)),
+    )
+    .await
+    .map_err(|_| stream_error(std::io::ErrorKind::TimedOut.into()))?
+    .map_err(stream_error)?;
+    // The streams carry bulk data one way and latency-bound requests the other (NBD).
+    stream.set_nodelay(true).map_err(stream_error)?;
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: {authorization}\r\n\
+         Connection: Upgrade\r\nUpgrade: {protocol}\r\n\r\n",
+        parsed.path(),
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(stream_error)?;
+    // The head, byte by byte: what follows it is the other end's, and must stay in the
+    // stream.
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() > 16 * 1024 {
+            return Err(stream_error(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the node's answer has no end of head",
+            )));
+        }
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(CONNECT_TIMEOUT, stream.read(&mut byte))
+            .await
+            .map_err(|_| stream_error(std::io::ErrorKind::TimedOut.into()))?
+            .map_err(stream_error)?;
+        if read == 0 {
+            return Err(stream_error(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok())
+        .unwrap_or(0);
+    if status != 101 {
+        return Err(NodeClientError::Rpc {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+            message: format!(
+                "the node refused the {protocol} stream: {}",
+                head.lines().next().unwrap_or("")
+            ),
+        });
+    }
+    Ok(stream)
 }

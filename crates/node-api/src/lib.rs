@@ -11,13 +11,15 @@
 
 mod client;
 mod cpu_models;
+mod migration;
 mod network;
 pub mod routes;
 mod secret;
 mod types;
 
-pub use client::{NodeClient, NodeClientError};
+pub use client::{NodeClient, NodeClientError, open_migration_channel};
 pub use cpu_models::{CPU_MODELS, CpuModel, DEFAULT_CPU_MODEL, cpu_model};
+pub use migration::*;
 pub use nefos_disk_format::DiskFormat;
 pub use network::*;
 pub use secret::{ClusterSecret, Secret, SecretError, SigningKey};

@@ -49,6 +49,22 @@ pub mod rpc {
     pub const VM_DIAGNOSTICS: &str = "/vms/{id}/diagnostics";
     /// `GET ?max_bytes=N`: the tail of the serial console.
     pub const VM_CONSOLE: &str = "/vms/{id}/console";
+    /// `GET`: the [`crate::VmLaunch`] the VM's QEMU runs with.
+    pub const VM_LAUNCH: &str = "/vms/{id}/launch";
+    /// `PUT` [`crate::IncomingVm`]: make ready to receive the running VM.
+    pub const VM_INCOMING: &str = "/vms/{id}/incoming";
+    /// `GET` with `Connection: Upgrade` and `Upgrade: nefos-migration`, authorised by the
+    /// migration's secret rather than the node's RPC key: after `101 Switching
+    /// Protocols`, the connection carries one [`crate::MigrationChannel`] to the VM's
+    /// waiting QEMU.
+    pub const VM_INCOMING_CHANNEL: &str = "/vms/{id}/incoming/{channel}";
+    /// `POST` [`crate::FinishIncoming`]: the received guest runs here.
+    pub const VM_INCOMING_FINISH: &str = "/vms/{id}/incoming/finish";
+    /// `POST` [`crate::MigrateVm`] starts sending the VM, `GET` follows it: both answer
+    /// the [`crate::MigrationStatus`].
+    pub const VM_MIGRATION: &str = "/vms/{id}/migration";
+    /// `POST` [`crate::CancelMigration`]: the guest goes on here.
+    pub const VM_MIGRATION_CANCEL: &str = "/vms/{id}/migration/cancel";
     /// `GET`, outside the prefix and unauthenticated: liveness for process supervisors.
     pub const HEALTH: &str = "/healthz";
 }

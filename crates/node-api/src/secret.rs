@@ -59,6 +59,18 @@ impl Secret {
         format!("Bearer {}", self.value)
     }
 
+    /// Whether this secret is the one whose [`Secret::stored_hash`] is `stored`. Compares
+    /// every byte, so the time taken says nothing about how much of a guess was right.
+    pub fn has_stored_hash(&self, stored: &str) -> bool {
+        let ours = self.stored_hash();
+        ours.len() == stored.len()
+            && ours
+                .bytes()
+                .zip(stored.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+
     /// Whether an `Authorization` header value carries this secret. Compares digests, so
     /// the time taken says nothing about how much of a guess was right.
     pub fn verify_bearer(&self, header: &str) -> bool {

@@ -14,9 +14,10 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use nefos_node_api::routes::rpc;
 use nefos_node_api::{
-    ConsoleOutput, EnsureVm, ErrorBody, ErrorDetail, NetworksStatus, NodeInfo, NodeNetworks,
-    PauseVm, RPC_PREFIX, RebootVm, RebuildVm, ResizeEnd, ResizeVm, Secret, SetNics, StartVm,
-    StopVm, SuspendVm, VmStatus,
+    CancelMigration, ConsoleOutput, EnsureVm, ErrorBody, ErrorDetail, FinishIncoming, IncomingVm,
+    MIGRATION_UPGRADE, MigrateVm, MigrationChannel, MigrationStatus, NetworksStatus, NodeInfo,
+    NodeNetworks, PauseVm, RPC_PREFIX, RebootVm, RebuildVm, ResizeEnd, ResizeVm, Secret, SetNics,
+    StartVm, StopVm, SuspendVm, VmLaunch, VmStatus,
 };
 use serde::Deserialize;
 
@@ -59,13 +60,24 @@ pub fn router(state: RpcState) -> Router {
         .route(rpc::VM_CONSOLE, get(console))
         .route(rpc::VM_DIAGNOSTICS, get(diagnostics))
         .route(rpc::VM_VNC, get(vnc))
+        .route(rpc::VM_LAUNCH, get(vm_launch))
+        .route(rpc::VM_INCOMING, put(prepare_incoming))
+        .route(rpc::VM_INCOMING_FINISH, post(finish_incoming))
+        .route(rpc::VM_MIGRATION, get(migration_status).post(migrate))
+        .route(rpc::VM_MIGRATION_CANCEL, post(cancel_migration))
         .fallback(|| async { RpcError::new(StatusCode::NOT_FOUND, "no such RPC") })
         // A spec carries its image's hashmap: 67 bytes per 4 MiB block.
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state);
+        .with_state(state.clone());
     let api = api.layer(axum::middleware::from_fn(move |request, next| {
         authenticate(rpc_key.clone(), request, next)
     }));
+    // Authorised by the migration's own secret, which the source's agent holds, rather
+    // than the node's RPC key, which it must not.
+    let channels = Router::new()
+        .route(rpc::VM_INCOMING_CHANNEL, get(incoming_channel))
+        .with_state(state);
+    let api = api.merge(channels);
     Router::new()
         .nest(RPC_PREFIX, api)
         // Liveness for process supervisors; says nothing about the VMs.
@@ -339,6 +351,111 @@ async fn vnc(
         .map_err(|error| RpcError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))
 }
 
+async fn vm_launch(
+    State(state): State<RpcState>,
+    Path(id): Path<String>,
+) -> Result<Json<VmLaunch>, RpcError> {
+    Ok(Json(state.vms.vm_launch(&id).await?))
+}
+
+async fn prepare_incoming(
+    State(state): State<RpcState>,
+    Path(id): Path<String>,
+    Body(request): Body<IncomingVm>,
+) -> Result<Json<VmStatus>, RpcError> {
+    Ok(Json(state.vms.prepare_incoming(&id, &request).await?))
+}
+
+async fn finish_incoming(
+    State(state): State<RpcState>,
+    Path(id): Path<String>,
+    Body(request): Body<FinishIncoming>,
+) -> Result<Json<VmStatus>, RpcError> {
+    Ok(Json(state.vms.finish_incoming(&id, &request).await?))
+}
+
+async fn migrate(
+    State(state): State<RpcState>,
+    Path(id): Path<String>,
+    Body(request): Body<MigrateVm>,
+) -> Result<Json<MigrationStatus>, RpcError> {
+    Ok(Json(state.vms.migrate(&id, &request).await?))
+}
+
+async fn migration_status(
+    State(state): State<RpcState>,
+    Path(id): Path<String>,
+) -> Result<Json<MigrationStatus>, RpcError> {
+    Ok(Json(state.vms.migration_status(&id).await?))
+}
+
+async fn cancel_migration(
+    State(state): State<RpcState>,
+    Path(id): Path<String>,
+    Body(request): Body<CancelMigration>,
+) -> Result<Json<VmStatus>, RpcError> {
+    Ok(Json(state.vms.cancel_migration(&id, &request).await?))
+}
+
+/// One channel of a migration to this node: the source's agent presents the migration's
+/// secret, the request is upgraded (`Upgrade: nefos-migration`) and the connection joined
+/// to the waiting QEMU's socket for the channel until either side closes.
+async fn incoming_channel(
+    State(state): State<RpcState>,
+    Path((id, channel)): Path<(String, String)>,
+    mut request: Request,
+) -> Result<Response, RpcError> {
+    let channel = MigrationChannel::parse(&channel)
+        .ok_or_else(|| RpcError::new(StatusCode::NOT_FOUND, "no such migration channel"))?;
+    let secret = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(Secret::from_bearer)
+        .ok_or_else(|| {
+            RpcError::new(
+                StatusCode::UNAUTHORIZED,
+                "a migration channel needs the migration's secret (Authorization: Bearer …)",
+            )
+        })?;
+    let socket = state.vms.incoming_channel(&id, channel, &secret)?;
+    let upgrade = request
+        .extensions_mut()
+        .remove::<hyper::upgrade::OnUpgrade>()
+        .ok_or_else(|| {
+            RpcError::new(
+                StatusCode::BAD_REQUEST,
+                "a migration channel needs an HTTP/1.1 upgrade (Connection: Upgrade, \
+                 Upgrade: nefos-migration)",
+            )
+        })?;
+    let mut qemu = tokio::net::UnixStream::connect(&socket)
+        .await
+        .map_err(|error| {
+            RpcError::new(
+                StatusCode::CONFLICT,
+                format!("cannot reach the waiting QEMU: {error}"),
+            )
+        })?;
+    tokio::spawn(async move {
+        match upgrade.await {
+            Ok(upgraded) => {
+                let mut source = hyper_util::rt::TokioIo::new(upgraded);
+                if let Err(error) = tokio::io::copy_bidirectional(&mut source, &mut qemu).await {
+                    tracing::debug!(vm = %id, channel = channel.as_str(), %error, "migration channel ended");
+                }
+            }
+            Err(error) => tracing::warn!(vm = %id, %error, "migration channel upgrade failed"),
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(axum::http::header::CONNECTION, "upgrade")
+        .header(axum::http::header::UPGRADE, MIGRATION_UPGRADE)
+        .body(axum::body::Body::empty())
+        .map_err(|error| RpcError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))
+}
+
 #[derive(Debug, Deserialize)]
 struct ConsoleQuery {
     #[serde(default = "default_console_bytes")]
@@ -403,7 +520,8 @@ impl From<NetError> for RpcError {
 impl From<VmError> for RpcError {
     fn from(error: VmError) -> RpcError {
         let status = match &error {
-            VmError::NotFound { .. } => StatusCode::NOT_FOUND,
+            VmError::NotFound { .. } | VmError::NoMigration => StatusCode::NOT_FOUND,
+            VmError::MigrationSecret => StatusCode::UNAUTHORIZED,
             VmError::Invalid { .. }
             | VmError::DiskTooSmall { .. }
             | VmError::Immutable { .. }
@@ -423,6 +541,10 @@ impl From<VmError> for RpcError {
             | VmError::ResizeUnfinished
             | VmError::NotResized
             | VmError::PortMissing { .. }
+            | VmError::AlreadyHere
+            | VmError::NotIncoming
+            | VmError::Incoming
+            | VmError::Unhealthy { .. }
             | VmError::UnplugTimeout { .. } => StatusCode::CONFLICT,
             VmError::Image(
                 CacheError::BlockSize { .. }

@@ -213,11 +213,25 @@ no_argument_command!(
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct MigrationInfo {
-    /// `setup`, `active`, `completed`, `failed`, `cancelled`, …; absent before the first
-    /// migration.
+    /// `setup`, `active`, `pre-switchover`, `device`, `completed`, `failed`,
+    /// `cancelled`, …; absent before the first migration.
     pub status: Option<String>,
     #[serde(rename = "error-desc")]
     pub error_desc: Option<String>,
+    /// The guest's memory: sent and left.
+    pub ram: Option<RamStats>,
+    /// Milliseconds since the migration began (its whole length once completed).
+    #[serde(rename = "total-time")]
+    pub total_time: Option<u64>,
+    /// Milliseconds the guest was paused, once completed.
+    pub downtime: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct RamStats {
+    pub transferred: u64,
+    pub remaining: u64,
+    pub total: u64,
 }
 
 no_argument_command!(
@@ -267,16 +281,167 @@ no_argument_command!(
     Empty
 );
 
-/// Sets migration parameters; only the one nodes change is declared.
-#[derive(Debug, Clone, Copy, Serialize)]
+/// Sets migration parameters; those left `None` stay as they are.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct MigrateSetParameters {
     /// Bytes per second; QEMU's default (128 MiB/s) suits a network, not a local file.
-    #[serde(rename = "max-bandwidth")]
-    pub max_bandwidth: u64,
+    #[serde(rename = "max-bandwidth", skip_serializing_if = "Option::is_none")]
+    pub max_bandwidth: Option<u64>,
+    /// The longest the guest may be paused at the switch, in milliseconds.
+    #[serde(rename = "downtime-limit", skip_serializing_if = "Option::is_none")]
+    pub downtime_limit: Option<u64>,
 }
 
 impl QmpCommand for MigrateSetParameters {
     const NAME: &'static str = "migrate-set-parameters";
+    type Reply = Empty;
+}
+
+/// Turns migration capabilities on or off.
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrateSetCapabilities {
+    pub capabilities: Vec<MigrationCapability>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrationCapability {
+    pub capability: &'static str,
+    pub state: bool,
+}
+
+impl QmpCommand for MigrateSetCapabilities {
+    const NAME: &'static str = "migrate-set-capabilities";
+    type Reply = Empty;
+}
+
+/// Lets a migration paused in `state` (with `pause-before-switchover`, `pre-switchover`)
+/// go on.
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrateContinue {
+    pub state: &'static str,
+}
+
+impl QmpCommand for MigrateContinue {
+    const NAME: &'static str = "migrate-continue";
+    type Reply = Empty;
+}
+
+/// Starts QEMU's NBD server; exports are added with [`BlockExportAdd`].
+#[derive(Debug, Clone, Serialize)]
+pub struct NbdServerStart {
+    pub addr: SocketAddressLegacy,
+}
+
+/// A socket address in the older, wrapped form some commands take.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", content = "data", rename_all = "lowercase")]
+pub enum SocketAddressLegacy {
+    Unix { path: String },
+}
+
+impl QmpCommand for NbdServerStart {
+    const NAME: &'static str = "nbd-server-start";
+    type Reply = Empty;
+}
+
+no_argument_command!(
+    /// Stops the NBD server and ends its exports.
+    NbdServerStop,
+    "nbd-server-stop",
+    Empty
+);
+
+/// Exports a block node over the NBD server.
+#[derive(Debug, Clone, Serialize)]
+pub struct BlockExportAdd {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub id: String,
+    #[serde(rename = "node-name")]
+    pub node_name: String,
+    /// The export's name, which NBD clients ask for.
+    pub name: String,
+    pub writable: bool,
+}
+
+impl QmpCommand for BlockExportAdd {
+    const NAME: &'static str = "block-export-add";
+    type Reply = Empty;
+}
+
+/// Removes an export; `hard` drops its clients rather than waiting for them.
+#[derive(Debug, Clone, Serialize)]
+pub struct BlockExportDel {
+    pub id: String,
+    pub mode: &'static str,
+}
+
+impl QmpCommand for BlockExportDel {
+    const NAME: &'static str = "block-export-del";
+    type Reply = Empty;
+}
+
+/// Removes a block node nothing uses any more.
+#[derive(Debug, Clone, Serialize)]
+pub struct BlockdevDel {
+    #[serde(rename = "node-name")]
+    pub node_name: String,
+}
+
+impl QmpCommand for BlockdevDel {
+    const NAME: &'static str = "blockdev-del";
+    type Reply = Empty;
+}
+
+/// Copies block node `device` to `target` and keeps them in step, as a job.
+#[derive(Debug, Clone, Serialize)]
+pub struct BlockdevMirror {
+    #[serde(rename = "job-id")]
+    pub job_id: String,
+    pub device: String,
+    pub target: String,
+    /// `top`: only the node's own data, not what its backing holds.
+    pub sync: &'static str,
+    /// `write-blocking`: once in step, each guest write reaches the target before it
+    /// completes, so the target never falls behind.
+    #[serde(rename = "copy-mode")]
+    pub copy_mode: &'static str,
+}
+
+impl QmpCommand for BlockdevMirror {
+    const NAME: &'static str = "blockdev-mirror";
+    type Reply = Empty;
+}
+
+no_argument_command!(
+    /// The block jobs under way.
+    QueryBlockJobs,
+    "query-block-jobs",
+    Vec<BlockJobInfo>
+);
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct BlockJobInfo {
+    /// The job's id.
+    pub device: String,
+    /// Bytes to copy (an estimate that may grow) and copied so far.
+    pub len: u64,
+    pub offset: u64,
+    /// A mirror's source and target are in step.
+    pub ready: bool,
+    pub status: String,
+}
+
+/// Cancels a block job; a mirror that is ready ends with its target a copy of the source
+/// at that moment (and `BLOCK_JOB_COMPLETED`), without switching to it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BlockJobCancel {
+    pub device: String,
+    pub force: bool,
+}
+
+impl QmpCommand for BlockJobCancel {
+    const NAME: &'static str = "block-job-cancel";
     type Reply = Empty;
 }
 

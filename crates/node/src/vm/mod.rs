@@ -9,7 +9,9 @@
 mod diagnostics;
 mod durable;
 mod export;
+mod incoming;
 mod nics;
+mod outgoing;
 mod rebuild;
 mod record;
 mod resize;
@@ -25,14 +27,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nefos_node_api::{
-    ConsoleOutput, DiskFormat, DiskStatus, EnsureVm, GuestConfig, NicSpec, PauseVm, PowerState,
-    RebootVm, StartVm, StopVm, VmSpec, VmState, VmStatus,
+    ConsoleOutput, DiskFormat, DiskStatus, EnsureVm, NicSpec, PauseVm, PowerState, RebootVm,
+    StartVm, StopVm, VmSpec, VmState, VmStatus,
 };
 use nefos_qmp::Qmp;
 use nefos_qmp::commands::{
     Cont, HumanMonitorCommand, QueryStatus, Stop, SystemPowerdown, SystemReset,
 };
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::sync::Mutex;
 
@@ -115,6 +116,18 @@ pub enum VmError {
     Qmp(#[source] nefos_qmp::QmpError),
     #[error("QEMU set up {got} of the VM's {wanted} port forwards")]
     Forwards { wanted: usize, got: usize },
+    #[error("the VM is defined on this node already")]
+    AlreadyHere,
+    #[error("the VM is not being received by this node")]
+    NotIncoming,
+    #[error("the VM is being received from another node and has not run here yet")]
+    Incoming,
+    #[error("the migration's secret is wrong")]
+    MigrationSecret,
+    #[error("the VM has not been sent from this node")]
+    NoMigration,
+    #[error("the received guest is not healthy: {reason}")]
+    Unhealthy { reason: String },
     #[error("QEMU did not exit after SIGKILL")]
     Unkillable,
     #[error("I/O on {path}")]
@@ -133,47 +146,36 @@ const STATUS_QMP_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a killed QEMU may take to disappear.
 const KILL_WAIT: Duration = Duration::from_secs(10);
 
-/// The parts of a spec a running QEMU cannot take on: they apply when it next starts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Launched {
-    vcpus: u32,
-    ram_mib: u64,
-    nics: Vec<NicSpec>,
-    guest: GuestConfig,
-    #[serde(default)]
-    cpu_model: Option<String>,
-    /// The PCI slot of each port's NIC.
-    #[serde(default)]
-    nic_slots: BTreeMap<String, u8>,
+/// What a running QEMU was started with (`launched.json`): the parts of a spec it cannot
+/// take on while it runs, which apply when it next starts.
+type Launched = nefos_node_api::VmLaunch;
+
+/// What QEMU started from `spec`, its ports' NICs in `nic_slots`, runs with.
+fn launch_of(spec: &VmSpec, nic_slots: &BTreeMap<String, u8>) -> Launched {
+    Launched {
+        vcpus: spec.vcpus,
+        ram_mib: spec.ram_mib,
+        nics: spec.nics.clone(),
+        guest: spec.guest.clone(),
+        cpu_model: spec.cpu_model.clone(),
+        nic_slots: nic_slots.clone(),
+    }
 }
 
-impl Launched {
-    fn of(spec: &VmSpec, nic_slots: &BTreeMap<String, u8>) -> Launched {
-        Launched {
-            vcpus: spec.vcpus,
-            ram_mib: spec.ram_mib,
-            nics: spec.nics.clone(),
-            guest: spec.guest.clone(),
-            cpu_model: spec.cpu_model.clone(),
-            nic_slots: nic_slots.clone(),
-        }
-    }
-
-    /// The names of what differs between what QEMU runs and `spec`.
-    fn changes_to(&self, spec: &VmSpec) -> Vec<String> {
-        let wanted = Launched::of(spec, &self.nic_slots);
-        [
-            ("vcpus", self.vcpus != wanted.vcpus),
-            ("ram_mib", self.ram_mib != wanted.ram_mib),
-            ("nics", self.nics != wanted.nics),
-            ("guest", self.guest != wanted.guest),
-            ("cpu_model", self.cpu_model != wanted.cpu_model),
-        ]
-        .into_iter()
-        .filter(|(_, changed)| *changed)
-        .map(|(name, _)| name.to_owned())
-        .collect()
-    }
+/// The names of what differs between what QEMU runs (`launched`) and `spec`.
+fn changes_to(launched: &Launched, spec: &VmSpec) -> Vec<String> {
+    let wanted = launch_of(spec, &launched.nic_slots);
+    [
+        ("vcpus", launched.vcpus != wanted.vcpus),
+        ("ram_mib", launched.ram_mib != wanted.ram_mib),
+        ("nics", launched.nics != wanted.nics),
+        ("guest", launched.guest != wanted.guest),
+        ("cpu_model", launched.cpu_model != wanted.cpu_model),
+    ]
+    .into_iter()
+    .filter(|(_, changed)| *changed)
+    .map(|(name, _)| name.to_owned())
+    .collect()
 }
 
 #[derive(Debug)]
@@ -187,6 +189,7 @@ pub struct VmManager {
     /// VMs found running with an export's leftovers, or in a suspend or resume that did
     /// not finish: see `resume_interrupted`.
     interrupted: std::sync::Mutex<Vec<String>>,
+    outgoing: outgoing::Outgoing,
 }
 
 /// The directory under the VMs' root that holds tombstones; not a VM id (ids have no `.`).
@@ -295,11 +298,12 @@ impl VmManager {
                             if exporting && record.power == PowerState::Running {
                                 interrupted.push(record.id.clone());
                             }
-                            // A suspend or resume cut short is finished the same way.
+                            // A suspend, resume or migration cut short is finished the
+                            // same way.
                             if record.unfinished
                                 && matches!(
                                     record.operation,
-                                    Operation::Suspend | Operation::Resume
+                                    Operation::Suspend | Operation::Resume | Operation::MigrateOut
                                 )
                             {
                                 interrupted.push(record.id.clone());
@@ -328,6 +332,7 @@ impl VmManager {
             blocks,
             locks: Arc::default(),
             interrupted: std::sync::Mutex::new(interrupted),
+            outgoing: outgoing::Outgoing::default(),
         })
     }
 
@@ -344,6 +349,11 @@ impl VmManager {
         for id in ids {
             let _guard = self.lock(&id).await;
             let resumed = match self.existing(&id) {
+                Ok((paths, mut record))
+                    if record.unfinished && record.operation == Operation::MigrateOut =>
+                {
+                    self.recover_outgoing(&paths, &mut record).await
+                }
                 Ok((paths, record)) => self.converge(&paths, &record).await,
                 Err(error) => Err(error),
             };
@@ -505,6 +515,7 @@ impl VmManager {
             unfinished: false,
             resized_from: None,
             suspended_from: None,
+            incoming: None,
         };
         let (paths, saved) = (paths.clone(), record.clone());
         blocking(&paths.dir.clone(), move || {
@@ -808,6 +819,10 @@ impl VmManager {
     /// defined on (by this agent or an earlier one: the record and the cache persist).
     /// Boots the VM afresh; a state saved by a suspend is discarded first.
     async fn start_qemu(&self, paths: &VmPaths, record: &VmRecord) -> Result<(), VmError> {
+        // Its disk is incomplete until the migration ends: it must never boot from it.
+        if record.incoming.is_some() {
+            return Err(VmError::Incoming);
+        }
         let (id, spec) = (record.id.as_str(), &record.spec);
         let base = self.cache.path_of(&record.image_id, spec.image.format);
         suspend::remove_saved_state(paths).await?;
@@ -837,7 +852,7 @@ impl VmManager {
     async fn pending_changes(&self, paths: &VmPaths, record: &VmRecord) -> Vec<String> {
         match tokio::fs::read(paths.launched()).await {
             Ok(bytes) => serde_json::from_slice::<Launched>(&bytes)
-                .map(|launched| launched.changes_to(&record.spec))
+                .map(|launched| changes_to(&launched, &record.spec))
                 .unwrap_or_default(),
             Err(_) => Vec::new(),
         }
@@ -848,6 +863,14 @@ impl VmManager {
         let (state, qemu_status) = match pid {
             None if suspend::has_saved_state(paths).await => (VmState::Suspended, None),
             None => (VmState::Stopped, None),
+            // The migration holds QEMU's monitor; the guest runs until its switch.
+            Some(_) if self.outgoing.active(&record.id) => (
+                match record.power {
+                    PowerState::Paused => VmState::Paused,
+                    _ => VmState::Running,
+                },
+                Some("migrating".to_owned()),
+            ),
             Some(_) => match query_status(paths).await {
                 Ok(status) if status.running => (VmState::Running, Some(status.status)),
                 Ok(status) => (VmState::Paused, Some(status.status)),
@@ -965,7 +988,7 @@ async fn record_launch(
     write(paths.forwards(), serde_json::to_vec(&forwards)).await?;
     write(
         paths.launched(),
-        serde_json::to_vec(&Launched::of(spec, slots)),
+        serde_json::to_vec(&launch_of(spec, slots)),
     )
     .await
 }

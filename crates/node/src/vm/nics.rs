@@ -174,7 +174,7 @@ async fn nic_devices(paths: &VmPaths) -> Result<Vec<String>, VmError> {
         .collect())
 }
 
-async fn read_launched(paths: &VmPaths) -> Result<Launched, VmError> {
+pub(super) async fn read_launched(paths: &VmPaths) -> Result<Launched, VmError> {
     let path = paths.launched();
     let bytes = tokio::fs::read(&path).await.map_err(|source| VmError::Io {
         path: path.clone(),

@@ -16,7 +16,9 @@ pub enum Operation {
     Ensure,
     Start,
     Stop,
-    Reboot { hard: bool },
+    Reboot {
+        hard: bool,
+    },
     Pause,
     Unpause,
     Rebuild,
@@ -26,6 +28,22 @@ pub enum Operation {
     Suspend,
     Resume,
     SetNics,
+    /// The VM is received from another node.
+    Incoming,
+    /// The received VM runs here.
+    FinishIncoming,
+    /// The VM is sent to another node.
+    MigrateOut,
+    /// Its sending was stopped, or undone.
+    CancelMigration,
+}
+
+/// A VM this node receives from another: QEMU waits for its state, and accepts the
+/// migration's channels from those presenting its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncomingRecord {
+    /// The SHA-256 of the migration's secret, in hex.
+    pub secret_hash: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +66,10 @@ pub struct VmRecord {
     /// a crash knows what to give the guest back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspended_from: Option<PowerState>,
+    /// Set while the VM is received from another node and has not run here yet: its disk
+    /// is incomplete until then, so it is never booted from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incoming: Option<IncomingRecord>,
 }
 
 impl VmRecord {

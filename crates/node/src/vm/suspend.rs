@@ -252,7 +252,8 @@ pub(super) async fn save_state(paths: &VmPaths, pid: u32) -> Result<(), VmError>
     cancel_migration(&qmp).await?;
     qmp.execute(&Stop {}).await.map_err(VmError::Qmp)?;
     qmp.execute(&MigrateSetParameters {
-        max_bandwidth: SAVE_BANDWIDTH,
+        max_bandwidth: Some(SAVE_BANDWIDTH),
+        ..MigrateSetParameters::default()
     })
     .await
     .map_err(VmError::Qmp)?;
@@ -271,7 +272,7 @@ pub(super) async fn save_state(paths: &VmPaths, pid: u32) -> Result<(), VmError>
         None => {
             let record = VmRecord::load(&paths.state())?.ok_or(VmError::NotRunning)?;
             let slots = super::slots_for(&record.spec.nics, &BTreeMap::new())?;
-            serde_json::to_vec(&Launched::of(&record.spec, &slots)).map_err(|error| {
+            serde_json::to_vec(&super::launch_of(&record.spec, &slots)).map_err(|error| {
                 VmError::Io {
                     path: launch.clone(),
                     source: io::Error::other(error),
