@@ -50,6 +50,13 @@ pub const SERVER_ACTIONS: &str = "/servers/{server_id}/os-instance-actions";
 pub const SERVER_DIAGNOSTICS: &str = "/servers/{server_id}/diagnostics";
 pub const SERVER_ACTION_RECORD: &str = "/servers/{server_id}/os-instance-actions/{request_id}";
 
+/// Administrators: every move of servers (`?instance_uuid=&status=&migration_type=&host=`).
+pub const MIGRATIONS: &str = "/os-migrations";
+/// Administrators: a server's live migrations under way.
+pub const SERVER_MIGRATIONS: &str = "/servers/{server_id}/migrations";
+/// `GET` one, `DELETE` abort it (2.24).
+pub const SERVER_MIGRATION: &str = "/servers/{server_id}/migrations/{migration_id}";
+
 pub const LIMITS: &str = "/limits";
 pub const QUOTA_SET: &str = "/os-quota-sets/{project_id}";
 pub const QUOTA_SET_DETAIL: &str = "/os-quota-sets/{project_id}/detail";

@@ -500,6 +500,86 @@ pub struct InstanceActionBody {
     pub instance_action: InstanceAction,
 }
 
+/// A move of a server: one record of `os-migrations` (with `instance_uuid`) or of
+/// `servers/{id}/migrations` (with `server_uuid` and the progress), as the microversion
+/// has them; nefos adds what QEMU measured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Migration {
+    pub id: i64,
+    /// 2.59.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    pub status: String,
+    pub source_compute: String,
+    pub source_node: String,
+    pub dest_compute: String,
+    pub dest_node: String,
+    pub dest_host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_uuid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_uuid: Option<String>,
+    /// `os-migrations` only (null: a live migration keeps its flavor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_instance_type_id: Option<Option<i64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_instance_type_id: Option<Option<i64>>,
+    /// 2.23.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration_type: Option<String>,
+    /// `servers/{id}/migrations` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_total_bytes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_processed_bytes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_remaining_bytes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_total_bytes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_processed_bytes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_remaining_bytes: Option<i64>,
+    pub created_at: String,
+    pub updated_at: String,
+    /// 2.80.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    /// How long the guest was paused at the switch, as QEMU measured it.
+    #[serde(
+        rename = "nefos:downtime_ms",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub downtime_ms: Option<i64>,
+    /// The whole move, from the first byte of disk to the switch.
+    #[serde(
+        rename = "nefos:total_ms",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub total_ms: Option<i64>,
+    /// Why a move failed, or what it left behind.
+    #[serde(
+        rename = "nefos:error",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Migrations {
+    pub migrations: Vec<Migration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MigrationBody {
+    pub migration: Migration,
+}
+
 /// `GET /limits`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {

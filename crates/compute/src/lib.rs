@@ -36,6 +36,7 @@ pub use hypervisors::Hypervisor;
 pub use keypairs::{Keypair, fingerprint};
 pub use nodes::{Enrolment, Joined, MISSED_HEARTBEATS, Node, NodeRegistry, NodeRpc};
 pub use reconcile::{Mode as ReconcileMode, ReconcileReport, Reconciler, Repair};
+pub use servers::migrate::{LIVE_MIGRATION, MigrationFilter, ServerMigration};
 pub use servers::{
     CreateServer, CreatedServers, Fault, ListFilter, NetworkRequest, PowerAction, Rebuild, Server,
     ServerAddress, ServerFlavor, ServerNetworks, ServerPage, SortColumn,
@@ -62,6 +63,9 @@ pub struct ComputeSettings {
     /// The CPU model (a name of [`nefos_node_api::CPU_MODELS`]) of servers whose flavor
     /// names none in `nefos:cpu_model`.
     pub cpu_model: String,
+    /// How live migrations go: the guest's longest pause, the bandwidth, what is done
+    /// when a busy guest does not converge.
+    pub migration: nefos_node_api::MigrationLimits,
 }
 
 impl Default for ComputeSettings {
@@ -74,6 +78,7 @@ impl Default for ComputeSettings {
             forward_tcp: vec![22],
             auto_network: None,
             cpu_model: nefos_node_api::DEFAULT_CPU_MODEL.to_owned(),
+            migration: nefos_node_api::MigrationLimits::default(),
         }
     }
 }

@@ -314,6 +314,11 @@ impl NodeRpc {
         &self.registry
     }
 
+    /// The secret of live migration `migration` (its uuid), which its two nodes are given.
+    pub fn migration_secret(&self, migration: &str) -> Secret {
+        self.key.migration_secret(migration)
+    }
+
     /// The key console tickets are signed with.
     pub fn console_key(&self) -> nefos_node_api::SigningKey {
         self.key.console_key()

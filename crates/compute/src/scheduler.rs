@@ -38,11 +38,23 @@ impl Services {
         conn: &mut Connection,
         demand: Demand,
     ) -> Result<String, ComputeError> {
+        self.place_excluding(conn, demand, None).await
+    }
+
+    async fn place_excluding(
+        &self,
+        conn: &mut Connection,
+        demand: Demand,
+        excluded: Option<&str>,
+    ) -> Result<String, ComputeError> {
         let nodes = self.nodes.registry().list().await?;
         let loads = q::node_loads(conn).await?;
         let now = now_micros();
         let mut best: Option<(f64, u32, String)> = None;
         for node in nodes {
+            if excluded == Some(node.info.id.as_str()) {
+                continue;
+            }
             let load = loads.get(&node.info.id).copied().unwrap_or_default();
             let Some(free_ram) = self.room(&node, load, demand, now) else {
                 continue;
@@ -59,6 +71,67 @@ impl Services {
         }
         best.map(|(_, _, id)| id)
             .ok_or_else(|| ComputeError::conflict(NO_VALID_HOST))
+    }
+
+    /// The node a server on `source` moves to: the best other node, as for a new server.
+    pub(crate) async fn place_away(
+        &self,
+        conn: &mut Connection,
+        demand: Demand,
+        source: &str,
+    ) -> Result<String, ComputeError> {
+        self.place_excluding(conn, demand, Some(source)).await
+    }
+
+    /// Checks that a server can move to node `host`: it is registered, up, not drained,
+    /// runs the server's CPU model (`model_name`) and has room for it. Nova's messages.
+    pub(crate) async fn check_destination(
+        &self,
+        conn: &mut Connection,
+        host: &str,
+        demand: Demand,
+        model_name: &str,
+    ) -> Result<(), ComputeError> {
+        let nodes = self.nodes.registry().list().await?;
+        let Some(node) = nodes.into_iter().find(|node| node.info.id == host) else {
+            return Err(ComputeError::invalid(format!(
+                "Compute host {host} could not be found."
+            )));
+        };
+        let now = now_micros();
+        let refuse = |reason: String| {
+            Err(ComputeError::invalid(format!(
+                "Migration pre-check error: {reason}"
+            )))
+        };
+        if !node.is_up(now) {
+            return refuse(format!(
+                "Compute service of {host} is unavailable at this time."
+            ));
+        }
+        if node.drained {
+            return refuse(format!("Compute host {host} is drained."));
+        }
+        if let Some(model) = demand.cpu_model
+            && !model.runs_on(&node.info.cpu_features)
+        {
+            let missing: Vec<&str> = model
+                .features
+                .iter()
+                .filter(|f| !node.info.cpu_features.iter().any(|o| o == *f))
+                .copied()
+                .collect();
+            return refuse(format!(
+                "The server's CPU model {model_name} does not run on {host}: its CPU lacks {}.",
+                missing.join(", ")
+            ));
+        }
+        let loads = q::node_loads(conn).await?;
+        let load = loads.get(host).copied().unwrap_or_default();
+        if self.room(&node, load, demand, now).is_none() {
+            return refuse(format!("{host} has not enough room for the server."));
+        }
+        Ok(())
     }
 
     /// Whether `demand` more fits on node `node_id` (a resize's growth).

@@ -114,6 +114,11 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "container ACLs",
         sql: include_str!("../migrations/0019_container_acls.sql"),
     },
+    Migration {
+        version: 20,
+        name: "server migrations",
+        sql: include_str!("../migrations/0020_server_migrations.sql"),
+    },
 ];
 
 /// Where a database's schema stands relative to this binary.

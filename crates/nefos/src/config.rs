@@ -66,6 +66,13 @@ pub struct ComputeSection {
     /// The CPU model servers get unless their flavor's `nefos:cpu_model` names another:
     /// `x86-64-v1` … `x86-64-v4`.
     pub cpu_model: String,
+    /// The longest a live migration may pause the guest for its switch, in milliseconds.
+    pub migration_downtime_ms: u64,
+    /// Bytes per second a live migration's memory stream may take; 0: no limit.
+    pub migration_bandwidth: u64,
+    /// What a live migration does when a busy guest dirties memory faster than it is sent:
+    /// `auto_converge` (QEMU slows the guest's vCPUs until it converges) or `none`.
+    pub migration_convergence: nefos_node_api::Convergence,
 }
 
 impl Default for ComputeSection {
@@ -79,6 +86,9 @@ impl Default for ComputeSection {
             forward_tcp: defaults.forward_tcp,
             auto_network: defaults.auto_network,
             cpu_model: defaults.cpu_model,
+            migration_downtime_ms: defaults.migration.downtime_ms,
+            migration_bandwidth: defaults.migration.max_bandwidth,
+            migration_convergence: defaults.migration.convergence,
         }
     }
 }
@@ -101,6 +111,11 @@ impl ComputeSection {
             forward_tcp: self.forward_tcp.clone(),
             auto_network: self.auto_network.clone(),
             cpu_model: self.cpu_model.clone(),
+            migration: nefos_node_api::MigrationLimits {
+                downtime_ms: self.migration_downtime_ms,
+                max_bandwidth: self.migration_bandwidth,
+                convergence: self.migration_convergence,
+            },
         })
     }
 }

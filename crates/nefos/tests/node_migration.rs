@@ -66,11 +66,12 @@ async fn migrate(
     generation: u64,
 ) -> (MigrationStatus, VmStatus) {
     let secret = Secret::generate();
-    let launch = from.rpc.vm_launch(VM).await.unwrap();
+    let definition = from.rpc.vm_definition(VM).await.unwrap();
+    assert_eq!(&definition.spec, spec);
     let incoming = IncomingVm {
         generation,
-        spec: spec.clone(),
-        launch,
+        spec: definition.spec,
+        launch: definition.launch,
         power: PowerState::Running,
         secret: secret.expose().to_owned(),
     };
@@ -224,7 +225,7 @@ async fn a_busy_vm_moves_between_nodes_and_back_with_its_memory_and_disk() {
     let incoming = IncomingVm {
         generation,
         spec: spec.clone(),
-        launch: here.rpc.vm_launch(VM).await.unwrap(),
+        launch: here.rpc.vm_definition(VM).await.unwrap().launch,
         power: PowerState::Running,
         secret: secret.expose().to_owned(),
     };

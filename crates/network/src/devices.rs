@@ -117,6 +117,29 @@ impl Networks {
         Ok(())
     }
 
+    /// Marks the ports of `device` as moving with it to node `to` (their taps, rules and
+    /// tunnels are made there too), or, with `None`, as staying where they are.
+    pub async fn set_device_ports_moving(
+        &self,
+        conn: &mut Connection,
+        device: &str,
+        to: Option<&str>,
+    ) -> Result<(), NetworkError> {
+        q::set_device_ports_moving(conn, device, to, now_micros()).await?;
+        Ok(())
+    }
+
+    /// Binds the ports of `device` to node `host`, where it moved.
+    pub async fn move_device_ports(
+        &self,
+        conn: &mut Connection,
+        device: &str,
+        host: &str,
+    ) -> Result<(), NetworkError> {
+        q::move_device_ports(conn, device, host, now_micros()).await?;
+        Ok(())
+    }
+
     /// Marks the bound ports of `device` up: its node has realised them.
     pub async fn device_ports_active(&self, device: &str) -> Result<(), NetworkError> {
         let mut conn = self

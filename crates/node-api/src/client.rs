@@ -13,7 +13,7 @@ use crate::{
     CancelMigration, ConsoleOutput, EnsureVm, ErrorBody, FinishIncoming, IncomingVm,
     MIGRATION_UPGRADE, MigrateVm, MigrationChannel, MigrationStatus, NetworksStatus, NodeInfo,
     NodeNetworks, PauseVm, RPC_PREFIX, RebootVm, RebuildVm, ResizeEnd, ResizeVm, Secret, SetNics,
-    StartVm, StopVm, SuspendVm, VmDiagnostics, VmLaunch, VmStatus,
+    StartVm, StopVm, SuspendVm, VmDefinition, VmDiagnostics, VmStatus,
 };
 
 /// The control plane's client of one node's RPC API, holding that node's RPC key.
@@ -280,9 +280,9 @@ impl NodeClient {
         open_upgraded(&url, &self.rpc_key.bearer(), "vnc").await
     }
 
-    /// The devices the VM's running QEMU has, which a QEMU receiving it must have too.
-    pub async fn vm_launch(&self, id: &str) -> Result<VmLaunch, NodeClientError> {
-        self.call(Method::GET, &fill(rpc::VM_LAUNCH, &[id]), None::<&()>)
+    /// What a node receiving the running VM needs of it here.
+    pub async fn vm_definition(&self, id: &str) -> Result<VmDefinition, NodeClientError> {
+        self.call(Method::GET, &fill(rpc::VM_DEFINITION, &[id]), None::<&()>)
             .await
     }
 

@@ -37,6 +37,17 @@ pub struct VmLaunch {
     pub nic_slots: BTreeMap<String, u8>,
 }
 
+/// What a node that receives a VM needs of its source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmDefinition {
+    /// The spec the source keeps for the VM's next fresh start.
+    pub spec: VmSpec,
+    /// The devices its QEMU runs with now.
+    pub launch: VmLaunch,
+    /// Running or paused.
+    pub power: PowerState,
+}
+
 /// Make ready to receive a running VM. The node defines it (the image in its cache, an
 /// empty overlay, the config drive), starts QEMU waiting for its state with the devices
 /// of `launch`, and accepts the migration's channels from the source's agent when they

@@ -49,8 +49,8 @@ pub mod rpc {
     pub const VM_DIAGNOSTICS: &str = "/vms/{id}/diagnostics";
     /// `GET ?max_bytes=N`: the tail of the serial console.
     pub const VM_CONSOLE: &str = "/vms/{id}/console";
-    /// `GET`: the [`crate::VmLaunch`] the VM's QEMU runs with.
-    pub const VM_LAUNCH: &str = "/vms/{id}/launch";
+    /// `GET`: the [`crate::VmDefinition`] of a running VM, for a node to receive it.
+    pub const VM_DEFINITION: &str = "/vms/{id}/definition";
     /// `PUT` [`crate::IncomingVm`]: make ready to receive the running VM.
     pub const VM_INCOMING: &str = "/vms/{id}/incoming";
     /// `GET` with `Connection: Upgrade` and `Upgrade: nefos-migration`, authorised by the

@@ -217,6 +217,22 @@ impl ClusterSecret {
     }
 }
 
+impl ClusterSecret {
+    /// The secret of live migration `migration` (its uuid): what its source's agent
+    /// presents to its destination's. Derived, so no database holds it.
+    pub fn migration_secret(&self, migration: &str) -> Secret {
+        let mut message = MIGRATION_SECRET_CONTEXT.to_vec();
+        message.extend_from_slice(migration.as_bytes());
+        Secret::new(hex::encode(hmac_sha256(
+            self.secret.expose().as_bytes(),
+            &message,
+        )))
+    }
+}
+
+/// What migrations' secrets are derived for.
+const MIGRATION_SECRET_CONTEXT: &[u8] = b"nefos live migration v1 ";
+
 /// HMAC-SHA256 (RFC 2104): SHA-256 over the key padded to a block and XORed with the
 /// outer pad, then the SHA-256 of the key XORed with the inner pad and the message.
 /// What the console key is derived for.

@@ -17,7 +17,7 @@ use nefos_node_api::{
     CancelMigration, ConsoleOutput, EnsureVm, ErrorBody, ErrorDetail, FinishIncoming, IncomingVm,
     MIGRATION_UPGRADE, MigrateVm, MigrationChannel, MigrationStatus, NetworksStatus, NodeInfo,
     NodeNetworks, PauseVm, RPC_PREFIX, RebootVm, RebuildVm, ResizeEnd, ResizeVm, Secret, SetNics,
-    StartVm, StopVm, SuspendVm, VmLaunch, VmStatus,
+    StartVm, StopVm, SuspendVm, VmDefinition, VmStatus,
 };
 use serde::Deserialize;
 
@@ -60,7 +60,7 @@ pub fn router(state: RpcState) -> Router {
         .route(rpc::VM_CONSOLE, get(console))
         .route(rpc::VM_DIAGNOSTICS, get(diagnostics))
         .route(rpc::VM_VNC, get(vnc))
-        .route(rpc::VM_LAUNCH, get(vm_launch))
+        .route(rpc::VM_DEFINITION, get(vm_definition))
         .route(rpc::VM_INCOMING, put(prepare_incoming))
         .route(rpc::VM_INCOMING_FINISH, post(finish_incoming))
         .route(rpc::VM_MIGRATION, get(migration_status).post(migrate))
@@ -351,11 +351,11 @@ async fn vnc(
         .map_err(|error| RpcError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))
 }
 
-async fn vm_launch(
+async fn vm_definition(
     State(state): State<RpcState>,
     Path(id): Path<String>,
-) -> Result<Json<VmLaunch>, RpcError> {
-    Ok(Json(state.vms.vm_launch(&id).await?))
+) -> Result<Json<VmDefinition>, RpcError> {
+    Ok(Json(state.vms.vm_definition(&id).await?))
 }
 
 async fn prepare_incoming(

@@ -12,6 +12,7 @@ mod hypervisors;
 mod interfaces;
 mod keypairs;
 mod limits;
+mod migrations;
 mod request;
 mod server_actions;
 mod server_extras;
@@ -114,6 +115,12 @@ pub(crate) fn router() -> Router<ApiState> {
         .route(
             paths::SERVICE,
             axum::routing::put(hypervisors::update_service),
+        )
+        .route(paths::MIGRATIONS, get(migrations::list))
+        .route(paths::SERVER_MIGRATIONS, get(migrations::server_list))
+        .route(
+            paths::SERVER_MIGRATION,
+            get(migrations::server_show).delete(migrations::abort),
         )
         .route(paths::LIMITS, get(limits::limits))
         .route(paths::QUOTA_SET, get(limits::quota_set))

@@ -209,6 +209,32 @@ pub(crate) async fn action(
                 Ok((StatusCode::ACCEPTED, [(http::header::LOCATION, location)]).into_response())
             }
         }
+        "os-migrateLive" => {
+            let host = match argument.get("host") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(host)) if !host.is_empty() => Some(host.as_str()),
+                Some(other) => {
+                    return Err(NovaError::bad_request(format!(
+                        "Invalid input for field/attribute host. Value: {other}. It must be a \
+                         string of 1 to 255 characters or null"
+                    )));
+                }
+            };
+            // Every disk is copied, whatever `block_migration` says: nodes share no storage.
+            match argument.get("block_migration") {
+                None | Some(Value::Bool(_)) => {}
+                Some(Value::String(value)) if value == "auto" && nova.version.at_least(25) => {}
+                Some(other) => {
+                    return Err(NovaError::bad_request(format!(
+                        "Invalid input for field/attribute block_migration. Value: {other}."
+                    )));
+                }
+            }
+            compute
+                .live_migrate_server(caller, request_id, id, host)
+                .await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
         "os-getConsoleOutput" => {
             let lines = match argument.get("length") {
                 None | Some(Value::Null) => None,

@@ -8,6 +8,7 @@ mod addresses;
 pub(crate) mod charges;
 mod create;
 mod interfaces;
+pub mod migrate;
 mod model;
 mod rebuild;
 mod resize;

@@ -37,6 +37,8 @@ pub mod task {
     /// racing a confirm. Shows as VERIFY_RESIZE.
     pub const RESIZE_CONFIRMING: &str = "resize_confirming";
     pub const RESIZE_REVERTING: &str = "resize_reverting";
+    /// A live migration: shows as MIGRATING.
+    pub const MIGRATING: &str = "migrating";
 }
 
 /// Nova's power_state integers.
@@ -236,6 +238,12 @@ pub const CONFIRM_RESIZE: Allowed = Allowed {
 pub const REVERT_RESIZE: Allowed = Allowed {
     action: "revertResize",
     vm_states: &[vm::RESIZED],
+    task_states: &[],
+};
+
+pub const LIVE_MIGRATE: Allowed = Allowed {
+    action: "os-migrateLive",
+    vm_states: &[vm::ACTIVE, vm::PAUSED],
     task_states: &[],
 };
 

@@ -646,9 +646,17 @@ pub async fn node_loads<'c>(
     ex: impl Executor<'c, Database = Any>,
 ) -> Result<BTreeMap<String, NodeLoad>, DbError> {
     let rows: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
+        // A moving server takes room at its destination too, from the start of its move.
         "SELECT node_id, COUNT(*), COALESCE(SUM(vcpus), 0), COALESCE(SUM(ram_mib), 0),
                 COALESCE(SUM(disk_gib), 0)
-         FROM servers WHERE deleted_at IS NULL AND node_id IS NOT NULL GROUP BY node_id",
+         FROM (SELECT node_id, vcpus, ram_mib, disk_gib FROM servers
+               WHERE deleted_at IS NULL AND node_id IS NOT NULL
+               UNION ALL
+               SELECT m.dest_node AS node_id, s.vcpus, s.ram_mib, s.disk_gib
+               FROM server_migrations m JOIN servers s ON s.id = m.server_id
+               WHERE s.deleted_at IS NULL
+                 AND m.status IN ('queued', 'preparing', 'running', 'cancelling')) placed
+         GROUP BY node_id",
     )
     .fetch_all(ex)
     .await

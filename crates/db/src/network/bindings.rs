@@ -43,26 +43,77 @@ pub async fn set_device_port_status(
     Ok(())
 }
 
-/// For each network with a port bound to `node`, the tunnel addresses of the other nodes
-/// with ports bound on it: (network, address).
+/// Every port's node, and while its server moves, its destination too: `(network, host)`
+/// rows of a subquery.
+const PORT_HOSTS: &str = "SELECT network_id, binding_host AS host FROM ports
+                          WHERE binding_host IS NOT NULL
+                          UNION ALL
+                          SELECT network_id, migrating_to AS host FROM ports
+                          WHERE migrating_to IS NOT NULL";
+
+/// Marks every port of `device` as moving to `node` with it (or no longer moving).
+pub async fn set_device_ports_moving(
+    conn: &mut Connection,
+    device: &str,
+    node: Option<&str>,
+    at: i64,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE ports SET migrating_to = $2, updated_at = $3, revision = revision + 1
+         WHERE device_id = $1",
+    )
+    .bind(device)
+    .bind(node)
+    .bind(at)
+    .execute(conn)
+    .await
+    .map_err(DbError::query("mark a device's ports as moving"))?;
+    Ok(())
+}
+
+/// Binds every port of `device` to `node`, where it moved, and ends the move.
+pub async fn move_device_ports(
+    conn: &mut Connection,
+    device: &str,
+    node: &str,
+    at: i64,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE ports SET binding_host = $2, migrating_to = NULL, updated_at = $3,
+                revision = revision + 1
+         WHERE device_id = $1",
+    )
+    .bind(device)
+    .bind(node)
+    .bind(at)
+    .execute(conn)
+    .await
+    .map_err(DbError::query("move a device's ports"))?;
+    Ok(())
+}
+
+/// For each network with a port on `node`, the tunnel addresses of the other nodes with
+/// ports on it: (network, address). A moving port is on both its nodes.
 pub async fn network_peers<'c>(
     ex: impl Executor<'c, Database = Any>,
     node: &str,
 ) -> Result<Vec<(String, String)>, DbError> {
-    sqlx::query_as(
-        "SELECT DISTINCT p.network_id, n.tunnel_address
-         FROM ports p JOIN compute_nodes n ON n.id = p.binding_host
-         WHERE p.binding_host <> $1 AND n.tunnel_address IS NOT NULL
-           AND p.network_id IN (SELECT network_id FROM ports WHERE binding_host = $1)
-         ORDER BY p.network_id, n.tunnel_address",
-    )
-    .bind(node)
-    .fetch_all(ex)
-    .await
-    .map_err(DbError::query("read the peers of a node's networks"))
+    let text = format!(
+        "SELECT DISTINCT h.network_id, n.tunnel_address
+         FROM ({PORT_HOSTS}) h JOIN compute_nodes n ON n.id = h.host
+         WHERE h.host <> $1 AND n.tunnel_address IS NOT NULL
+           AND h.network_id IN (SELECT network_id FROM ports
+                                WHERE binding_host = $1 OR migrating_to = $1)
+         ORDER BY h.network_id, n.tunnel_address"
+    );
+    sqlx::query_as(&text)
+        .bind(node)
+        .fetch_all(ex)
+        .await
+        .map_err(DbError::query("read the peers of a node's networks"))
 }
 
-/// The nodes with ports bound on any of `networks`.
+/// The nodes with ports on any of `networks` (a moving port on both of its).
 pub async fn hosts_on_networks<'c>(
     ex: impl Executor<'c, Database = Any>,
     networks: &[String],
@@ -73,9 +124,9 @@ pub async fn hosts_on_networks<'c>(
     // `$1, $2, …`: one bind parameter per network.
     let parameters: Vec<String> = (1..=networks.len()).map(|i| format!("${i}")).collect();
     let text = format!(
-        "SELECT DISTINCT binding_host FROM ports
-         WHERE binding_host IS NOT NULL AND network_id IN ({})
-         ORDER BY binding_host",
+        "SELECT DISTINCT host FROM ({PORT_HOSTS}) h
+         WHERE network_id IN ({})
+         ORDER BY host",
         parameters.join(", ")
     );
     let mut select = sqlx::query_scalar(&text);

@@ -139,7 +139,7 @@ pub struct PortSelection<'a> {
     pub device: Option<&'a str>,
     /// Any of these devices (a page of servers, say).
     pub devices: Option<&'a [String]>,
-    /// The node the ports are bound to.
+    /// The node the ports are bound to, or moving to with their server.
     pub host: Option<&'a str>,
 }
 
@@ -152,12 +152,18 @@ impl PortSelection<'_> {
             ("project_id", self.project),
             ("network_id", self.network),
             ("device_id", self.device),
-            ("binding_host", self.host),
         ] {
             if let Some(value) = value {
                 values.push(value.to_owned());
                 conditions.push(format!("{prefix}{column} = ${}", values.len()));
             }
+        }
+        if let Some(host) = self.host {
+            values.push(host.to_owned());
+            let n = values.len();
+            conditions.push(format!(
+                "({prefix}binding_host = ${n} OR {prefix}migrating_to = ${n})"
+            ));
         }
         if let Some(devices) = self.devices {
             if devices.is_empty() {

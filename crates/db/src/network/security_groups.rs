@@ -358,14 +358,18 @@ pub async fn hosts_of_group<'c>(
     group: &str,
 ) -> Result<Vec<String>, DbError> {
     sqlx::query_scalar(
-        "SELECT DISTINCT p.binding_host FROM ports p
-         JOIN port_security_groups g ON g.port_id = p.id
-         WHERE p.binding_host IS NOT NULL
-           AND (g.security_group_id = $1
-                OR g.security_group_id IN
-                   (SELECT security_group_id FROM security_group_rules
-                    WHERE remote_group_id = $1))
-         ORDER BY p.binding_host",
+        // A moving port's destination holds its rules too.
+        "SELECT DISTINCT h.host FROM (
+             SELECT id, binding_host AS host FROM ports WHERE binding_host IS NOT NULL
+             UNION ALL
+             SELECT id, migrating_to AS host FROM ports WHERE migrating_to IS NOT NULL
+         ) h
+         JOIN port_security_groups g ON g.port_id = h.id
+         WHERE g.security_group_id = $1
+            OR g.security_group_id IN
+               (SELECT security_group_id FROM security_group_rules
+                WHERE remote_group_id = $1)
+         ORDER BY h.host",
     )
     .bind(group)
     .fetch_all(ex)

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use nefos_node_api::{
     CancelMigration, Convergence, MigrateVm, MigrationChannel, MigrationState, MigrationStatus,
-    PowerState, Secret, TransferProgress, VmLaunch, VmStatus, open_migration_channel,
+    PowerState, Secret, TransferProgress, VmDefinition, VmStatus, open_migration_channel,
 };
 use nefos_qmp::Qmp;
 use nefos_qmp::commands::{
@@ -106,20 +106,26 @@ fn outgoing_socket(paths: &VmPaths, channel: MigrationChannel) -> PathBuf {
 }
 
 impl VmManager {
-    /// The devices the VM's QEMU runs with.
-    pub async fn vm_launch(&self, id: &str) -> Result<VmLaunch, VmError> {
+    /// What a node receiving the running VM needs of it: its spec, the devices its QEMU
+    /// runs with, its power state.
+    pub async fn vm_definition(&self, id: &str) -> Result<VmDefinition, VmError> {
         let (paths, record) = self.existing(id)?;
         if qemu::running_pid(&paths).is_none() {
             return Err(VmError::NotRunning);
         }
-        match super::nics::read_launched(&paths).await {
-            Ok(launched) => Ok(launched),
+        let launch = match super::nics::read_launched(&paths).await {
+            Ok(launched) => launched,
             // Started by an agent that did not record it: the record's spec, slots in order.
             Err(_) => {
                 let slots = slots_for(&record.spec.nics, &Default::default())?;
-                Ok(super::launch_of(&record.spec, &slots))
+                super::launch_of(&record.spec, &slots)
             }
-        }
+        };
+        Ok(VmDefinition {
+            spec: record.spec,
+            launch,
+            power: record.power,
+        })
     }
 
     /// Starts sending VM `id` (see the module), or reports the migration of the same

@@ -4,6 +4,7 @@
 pub mod create;
 pub mod delete;
 pub mod interface;
+pub mod migrate;
 pub mod power;
 pub mod rebuild;
 pub mod resize;
@@ -23,6 +24,7 @@ pub(crate) fn register(sagas: &Sagas, services: &Arc<Services>) {
     sagas.register::<create::CreateSaga>(services.clone());
     sagas.register::<delete::DeleteSaga>(services.clone());
     sagas.register::<interface::InterfaceSaga>(services.clone());
+    sagas.register::<migrate::LiveMigrateSaga>(services.clone());
     sagas.register::<power::PowerSaga>(services.clone());
     sagas.register::<rebuild::RebuildSaga>(services.clone());
     sagas.register::<resize::ResizeSaga>(services.clone());

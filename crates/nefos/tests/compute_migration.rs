@@ -1,0 +1,229 @@
+//! Live migration through the compute API and the `openstack` CLI (issue: live
+//! migration): administrators move a running server between two nodes and back, follow
+//! and abort moves, and see what each move measured; nobody else may.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::compute::{ComputeApi, settled};
+use common::vms::{Cloud, MARKER, Node, console, wait_for_boots};
+use nefos_test_utils::OpenStack;
+use nefos_test_utils::ticks;
+use serde_json::{Value, json};
+
+const ADMIN: &str = "nefos-admin";
+
+async fn host_of(admin: &ComputeApi, id: &str) -> String {
+    admin.server(id).await.unwrap()["OS-EXT-SRV-ATTR:host"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn node<'a>(nodes: &'a [&'a Node], id: &str) -> &'a Node {
+    nodes.iter().find(|n| n.id == id).unwrap()
+}
+
+/// Waits until the server has settled on `host`.
+async fn wait_moved(admin: &ComputeApi, id: &str, host: &str) -> Value {
+    admin
+        .wait(id, Duration::from_secs(300), |s| {
+            s.is_some_and(|s| settled(s) && s["OS-EXT-SRV-ATTR:host"] == host)
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn administrators_move_running_servers_between_nodes_and_see_what_it_took() {
+    let cloud = Cloud::with_public_guest().await;
+    let a = Node::start(&cloud, "node-a").await;
+    let b = Node::start(&cloud, "node-b").await;
+    let nodes = [&a, &b];
+    let demo = ComputeApi::login(&cloud, "demo").await;
+    let admin = ComputeApi::login(&cloud, "admin").await;
+    let id = demo.create("wanderer").await.unwrap();
+    demo.wait(&id, Duration::from_secs(120), |s| {
+        s.is_some_and(|s| s["status"] == "ACTIVE")
+    })
+    .await;
+    let first = host_of(&admin, &id).await;
+    let other = if first == "node-a" {
+        "node-b"
+    } else {
+        "node-a"
+    };
+    wait_for_boots(node(&nodes, &first), &id, 1).await;
+
+    // Only administrators move servers, and only to somewhere else that exists.
+    let migrate =
+        |host: Value| json!({"os-migrateLive": {"host": host, "block_migration": "auto"}});
+    let path = format!("/servers/{id}/action");
+    let (status, body) = demo
+        .call("POST", &path, Some(migrate(Value::Null)))
+        .await
+        .unwrap();
+    assert_eq!(status, 403, "{body}");
+    for (host, message) in [
+        (first.as_str(), "to current host"),
+        ("node-nowhere", "could not be found"),
+    ] {
+        let (status, body) = admin
+            .call("POST", &path, Some(migrate(json!(host))))
+            .await
+            .unwrap();
+        assert_eq!(status, 400, "{body}");
+        assert!(body.to_string().contains(message), "{body}");
+    }
+
+    // To wherever the scheduler says: the only other node.
+    let (status, body) = admin
+        .call("POST", &path, Some(migrate(Value::Null)))
+        .await
+        .unwrap();
+    assert_eq!(status, 202, "{body}");
+    let moved = wait_moved(&admin, &id, other).await;
+    assert_eq!(moved["status"], "ACTIVE", "{moved}");
+    let there = node(&nodes, other);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let output = console(there, &id).await;
+    assert!(
+        !output.contains(MARKER),
+        "the guest booted again:\n{output}"
+    );
+    assert!(!ticks(&output).is_empty(), "{output}");
+    assert!(node(&nodes, &first).vm_dirs().is_empty());
+
+    // The move is recorded with what QEMU measured; none is under way.
+    let (status, body) = admin
+        .call("GET", &format!("/os-migrations?instance_uuid={id}"), None)
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let record = &body["migrations"][0];
+    assert_eq!(record["status"], "completed", "{body}");
+    assert_eq!(record["migration_type"], "live-migration");
+    assert_eq!(record["source_compute"], first.as_str());
+    assert_eq!(record["dest_compute"], other);
+    assert!(record["nefos:downtime_ms"].as_i64().unwrap() > 0, "{body}");
+    let (_, under_way) = admin
+        .call("GET", &format!("/servers/{id}/migrations"), None)
+        .await
+        .unwrap();
+    assert_eq!(under_way["migrations"], json!([]), "{under_way}");
+    let (status, _) = demo.call("GET", "/os-migrations", None).await.unwrap();
+    assert_eq!(status, 403);
+
+    // Back, with the openstack CLI, naming the host.
+    let os = OpenStack::new();
+    let clouds = cloud.data.path().join("clouds.yaml");
+    os.ok(
+        &clouds,
+        ADMIN,
+        &[
+            "--os-compute-api-version",
+            "2.30",
+            "server",
+            "migrate",
+            "--live-migration",
+            "--host",
+            &first,
+            "--wait",
+            &id,
+        ],
+    );
+    wait_moved(&admin, &id, &first).await;
+    let listed = os.json(
+        &clouds,
+        ADMIN,
+        &[
+            "--os-compute-api-version",
+            "2.80",
+            "server",
+            "migration",
+            "list",
+            "--server",
+            &id,
+        ],
+    );
+    let rows = listed.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{listed}");
+    assert!(rows.iter().all(|r| r["Status"] == "completed"), "{listed}");
+    assert!(node(&nodes, other).vm_dirs().is_empty());
+
+    // An abort while it is under way: the server stays where it is, the move is cancelled.
+    let (status, body) = admin
+        .call("POST", &path, Some(migrate(Value::Null)))
+        .await
+        .unwrap();
+    assert_eq!(status, 202, "{body}");
+    let (_, body) = admin
+        .call(
+            "GET",
+            &format!("/os-migrations?instance_uuid={id}&limit=1"),
+            None,
+        )
+        .await
+        .unwrap();
+    let migration = body["migrations"][0]["id"].as_i64().unwrap();
+    let (status, body) = admin
+        .call(
+            "DELETE",
+            &format!("/servers/{id}/migrations/{migration}"),
+            None,
+        )
+        .await
+        .unwrap();
+    // The move takes seconds (the destination starts a QEMU); the abort comes at once.
+    assert_eq!(status, 202, "{body}");
+    let server = admin
+        .wait(&id, Duration::from_secs(300), |s| s.is_some_and(settled))
+        .await
+        .unwrap();
+    let (_, body) = admin
+        .call(
+            "GET",
+            &format!("/os-migrations?instance_uuid={id}&limit=1"),
+            None,
+        )
+        .await
+        .unwrap();
+    let record = &body["migrations"][0];
+    assert_eq!(record["status"], "cancelled", "{body}");
+    assert_eq!(server["status"], "ACTIVE", "{server}");
+    assert_eq!(server["OS-EXT-SRV-ATTR:host"], first.as_str());
+    assert!(node(&nodes, other).vm_dirs().is_empty());
+    assert!(node(&nodes, other).qemu_pids().is_empty());
+    assert_eq!(node(&nodes, &first).qemu_pids().len(), 1);
+    // Aborting it again, now that it is over, is refused.
+    let (status, body) = admin
+        .call(
+            "DELETE",
+            &format!("/servers/{id}/migrations/{migration}"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 400, "{body}");
+
+    // A server that was moved is deleted like any other: nothing is left anywhere.
+    let (status, _) = demo
+        .call("DELETE", &format!("/servers/{id}"), None)
+        .await
+        .unwrap();
+    assert_eq!(status, 204);
+    demo.wait(&id, Duration::from_secs(120), |s| s.is_none())
+        .await;
+    for node in nodes {
+        assert!(
+            node.vm_dirs().is_empty(),
+            "{}: {:?}",
+            node.id,
+            node.vm_dirs()
+        );
+        assert!(node.qemu_pids().is_empty());
+    }
+}
