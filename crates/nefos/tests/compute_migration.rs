@@ -227,3 +227,104 @@ async fn administrators_move_running_servers_between_nodes_and_see_what_it_took(
         assert!(node.qemu_pids().is_empty());
     }
 }
+
+#[tokio::test]
+async fn a_drained_node_sends_its_servers_away_and_can_then_be_removed() {
+    let cloud = Cloud::with_public_guest().await;
+    let a = Node::start(&cloud, "node-a").await;
+    let b = Node::start(&cloud, "node-b").await;
+    let data = cloud.data.path().to_str().unwrap().to_owned();
+    common::compute::generous_quota(&cloud);
+    let demo = ComputeApi::login(&cloud, "demo").await;
+    let admin = ComputeApi::login(&cloud, "admin").await;
+
+    // Three servers on node-a (node-b takes none meanwhile), and one stopped there too.
+    common::admin_ok(&["node", "drain", "node-b", "--keep-servers", "--data", &data]);
+    let mut ids = Vec::new();
+    for name in ["one", "two", "three", "sleeper"] {
+        ids.push(demo.create(name).await.unwrap());
+    }
+    for id in &ids {
+        demo.wait(id, Duration::from_secs(180), |s| {
+            s.is_some_and(|s| s["status"] == "ACTIVE")
+        })
+        .await;
+    }
+    common::admin_ok(&["node", "undrain", "node-b", "--data", &data]);
+    assert_eq!(a.vm_dirs().len(), 4);
+    for id in &ids[..3] {
+        wait_for_boots(&a, id, 1).await;
+    }
+    let sleeper = &ids[3];
+    let (status, _) = demo
+        .call(
+            "POST",
+            &format!("/servers/{sleeper}/action"),
+            Some(json!({"os-stop": null})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 202);
+    demo.wait(sleeper, Duration::from_secs(120), |s| {
+        s.is_some_and(|s| s["status"] == "SHUTOFF")
+    })
+    .await;
+
+    // The drain moves the running three, reports the stopped one as staying, and fails
+    // for it.
+    let output = common::admin(&["node", "drain", "node-a", "--data", &data]);
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!output.status.success(), "{report}");
+    assert!(report.contains("still holds 1 server"), "{report}");
+    assert!(
+        report.contains("only running or paused servers move live"),
+        "{report}"
+    );
+    for id in &ids[..3] {
+        assert!(
+            report.contains(&format!("{id}: moved to node-b")),
+            "{report}"
+        );
+        let server = admin.server(id).await.unwrap();
+        assert_eq!(server["OS-EXT-SRV-ATTR:host"], "node-b", "{server}");
+        assert_eq!(server["status"], "ACTIVE");
+        let output = console(&b, id).await;
+        assert!(!output.contains(MARKER), "{id} booted again:\n{output}");
+    }
+    let listed = common::admin_ok(&["node", "list", "--data", &data]);
+    assert!(listed.contains("drained"), "{listed}");
+    let moves = common::admin_ok(&["server", "migrations", "--data", &data]);
+    assert_eq!(moves.matches("completed").count(), 3, "{moves}");
+
+    // New servers go elsewhere; a node that holds a server cannot be removed.
+    let late = demo.create("late").await.unwrap();
+    demo.wait(&late, Duration::from_secs(120), |s| {
+        s.is_some_and(|s| s["status"] == "ACTIVE")
+    })
+    .await;
+    assert_eq!(host_of(&admin, &late).await, "node-b");
+    let refused = common::admin(&["node", "remove", "node-a", "--data", &data]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("drain it first"),
+        "{refused:?}"
+    );
+
+    // Once the stopped server is gone, node-a is empty and can go.
+    let (status, _) = demo
+        .call("DELETE", &format!("/servers/{sleeper}"), None)
+        .await
+        .unwrap();
+    assert_eq!(status, 204);
+    demo.wait(sleeper, Duration::from_secs(120), |s| s.is_none())
+        .await;
+    common::admin_ok(&["node", "drain", "node-a", "--data", &data]);
+    common::admin_ok(&["node", "remove", "node-a", "--data", &data]);
+    assert!(a.vm_dirs().is_empty() && a.qemu_pids().is_empty());
+    let listed = common::admin_ok(&["node", "list", "--data", &data]);
+    assert!(!listed.contains("node-a"), "{listed}");
+}

@@ -18,23 +18,6 @@ use nefos_quota::{Provision, Quotas};
 use rand::Rng;
 use serde_json::json;
 
-/// Raises the demo user's compute limits so that the tests meet only what they test.
-fn generous_quota(cloud: &Cloud) {
-    let data = cloud.data.path().to_str().unwrap().to_owned();
-    for (resource, value) in [
-        ("cyclades.vm", "50"),
-        ("cyclades.cpu", "50"),
-        ("cyclades.total_cpu", "50"),
-        ("cyclades.ram", "64GiB"),
-        ("cyclades.total_ram", "64GiB"),
-        ("cyclades.disk", "100GiB"),
-    ] {
-        common::admin_ok(&[
-            "quota", "set", "--data", &data, "--user", "demo", resource, value,
-        ]);
-    }
-}
-
 /// Waits until every server of the project has settled; the servers.
 async fn all_settled(api: &ComputeApi, limit: Duration) -> Vec<serde_json::Value> {
     let started = std::time::Instant::now();
@@ -81,7 +64,7 @@ async fn delete_all(api: &ComputeApi, nodes: &[&Node]) {
 async fn killing_the_control_plane_mid_operation_leaves_nothing_stuck_or_leaked() {
     let mut cloud = Cloud::with_public_guest().await;
     let node = Node::start(&cloud, "node-a").await;
-    generous_quota(&cloud);
+    common::compute::generous_quota(&cloud);
     let api = ComputeApi::login(&cloud, "demo").await;
     let mut rng = rand::thread_rng();
     for cycle in 0..20 {
@@ -126,7 +109,7 @@ async fn killing_the_control_plane_mid_operation_leaves_nothing_stuck_or_leaked(
 async fn a_node_killed_during_creates_finishes_them_once_back() {
     let cloud = Cloud::with_public_guest().await;
     let mut node = Node::start(&cloud, "node-a").await;
-    generous_quota(&cloud);
+    common::compute::generous_quota(&cloud);
     let api = ComputeApi::login(&cloud, "demo").await;
     let mut ids = Vec::new();
     for i in 0..3 {
@@ -155,7 +138,7 @@ async fn servers_spread_drained_nodes_get_none_down_nodes_show_unknown() {
     let cloud = Cloud::with_public_guest().await;
     let mut a = Node::start_with(&cloud, "node-a", &["--heartbeat-seconds", "1"]).await;
     let b = Node::start_with(&cloud, "node-b", &["--heartbeat-seconds", "1"]).await;
-    generous_quota(&cloud);
+    common::compute::generous_quota(&cloud);
     let api = ComputeApi::login(&cloud, "demo").await;
     let data = cloud.data.path().to_str().unwrap().to_owned();
 
@@ -168,7 +151,7 @@ async fn servers_spread_drained_nodes_get_none_down_nodes_show_unknown() {
     assert_eq!((a.vm_dirs().len(), b.vm_dirs().len()), (2, 2));
 
     // A drained node gets nothing new.
-    common::admin_ok(&["node", "drain", "node-b", "--data", &data]);
+    common::admin_ok(&["node", "drain", "node-b", "--keep-servers", "--data", &data]);
     let listed = common::admin_ok(&["node", "list", "--data", &data]);
     assert!(listed.contains("drained"), "{listed}");
     for i in 0..2 {

@@ -45,8 +45,9 @@ pub struct Sagas {
 
 struct Inner {
     db: Database,
-    /// This process among the control plane's (its heartbeat row's id).
-    instance: String,
+    /// This process among the control plane's (its heartbeat row's id); `None` for a
+    /// process that records sagas and runs none ([`Sagas::recorder`]).
+    instance: Option<String>,
     kinds: RwLock<HashMap<&'static str, Arc<dyn Runner>>>,
     running: Mutex<HashSet<String>>,
 }
@@ -83,10 +84,21 @@ impl<S: Saga> Runner for Registered<S> {
 impl Sagas {
     /// The executor of process `instance`, whose heartbeat the caller keeps.
     pub fn new(db: Database, instance: &str) -> Sagas {
+        Sagas::with_instance(db, Some(instance.to_owned()))
+    }
+
+    /// An executor that only records sagas, owned by no process, for the control plane's
+    /// processes to adopt and run (within their recovery interval): an operator's command
+    /// starts a long operation without running it itself.
+    pub fn recorder(db: Database) -> Sagas {
+        Sagas::with_instance(db, None)
+    }
+
+    fn with_instance(db: Database, instance: Option<String>) -> Sagas {
         Sagas {
             inner: Arc::new(Inner {
                 db,
-                instance: instance.to_owned(),
+                instance,
                 kinds: RwLock::default(),
                 running: Mutex::default(),
             }),
@@ -94,7 +106,7 @@ impl Sagas {
     }
 
     pub fn instance(&self) -> &str {
-        &self.inner.instance
+        self.inner.instance.as_deref().unwrap_or("")
     }
 
     /// Makes sagas of kind `S` runnable here, their steps reaching `context`.
@@ -126,7 +138,7 @@ impl Sagas {
             subject: subject.to_owned(),
             params,
             state: RUNNING.to_owned(),
-            owner: Some(self.inner.instance.clone()),
+            owner: self.inner.instance.clone(),
             error: None,
             created_at: now,
             updated_at: now,
@@ -135,8 +147,12 @@ impl Sagas {
         Ok(row.id)
     }
 
-    /// Runs saga `id` in the background.
+    /// Runs saga `id` in the background; a recorder leaves it to the control plane.
     pub fn spawn(&self, id: &str) {
+        if self.inner.instance.is_none() {
+            tracing::debug!(saga = id, "recorded for the control plane to run");
+            return;
+        }
         let (sagas, id) = (self.clone(), id.to_owned());
         tokio::spawn(async move {
             if let Err(error) = sagas.run(&id).await {
@@ -159,7 +175,10 @@ impl Sagas {
         let Some(row) = log::get_saga(self.inner.db.pool(), id).await? else {
             return Ok(Outcome::NotOurs);
         };
-        if row.owner.as_deref() != Some(self.inner.instance.as_str()) || row.state == STUCK {
+        if self.inner.instance.is_none()
+            || row.owner.as_deref() != Some(self.instance())
+            || row.state == STUCK
+        {
             return Ok(Outcome::NotOurs);
         }
         let runner = self
@@ -181,7 +200,9 @@ impl Sagas {
     pub async fn recover(&self, silence: Duration) -> Result<usize, SagaError> {
         let silence = i64::try_from(silence.as_micros()).unwrap_or(i64::MAX);
         let alive_since = now_micros().saturating_sub(silence);
-        let me = self.inner.instance.as_str();
+        let Some(me) = self.inner.instance.as_deref() else {
+            return Ok(0);
+        };
         let orphans = log::list_orphan_sagas(self.inner.db.pool(), alive_since, me).await?;
         let mut adopted = 0;
         for row in orphans {
@@ -238,7 +259,7 @@ async fn execute<S: Saga>(
     row: SagaRow,
 ) -> Result<Outcome, SagaError> {
     let db = &sagas.inner.db;
-    let me = sagas.inner.instance.as_str();
+    let me = sagas.instance();
     let id = row.id.as_str();
     let steps = S::steps();
     let params: S::Params = match serde_json::from_str(&row.params) {
@@ -421,7 +442,7 @@ async fn still_ours(sagas: &Sagas, id: &str, state: &str, error: &str) -> Result
     Ok(log::set_saga_state(
         sagas.inner.db.pool(),
         id,
-        &sagas.inner.instance,
+        sagas.instance(),
         state,
         error,
         now_micros(),

@@ -162,7 +162,7 @@ impl Compute {
         };
         let asked = Asked {
             server: &server,
-            caller,
+            user_id: &caller.user_id,
             request_id,
             action: action.name(),
         };
@@ -197,7 +197,7 @@ impl Compute {
         };
         let asked = Asked {
             server: &server,
-            caller,
+            user_id: &caller.user_id,
             request_id,
             action: "delete",
         };

@@ -16,6 +16,9 @@ use crate::{Compute, ComputeError};
 /// A move of a server, as Nova's migration records show it.
 pub type ServerMigration = MigrationRow;
 
+/// Who the moves an operator's command starts are recorded as asked by.
+pub const OPERATOR: &str = "operator";
+
 /// Nova's `migration_type` of a live migration.
 pub const LIVE_MIGRATION: &str = "live-migration";
 
@@ -55,7 +58,46 @@ impl Compute {
     ) -> Result<ServerMigration, ComputeError> {
         require_admin(caller, "os_compute_api:os-migrate-server:migrate_live")?;
         let server = self.server(caller, id).await?;
-        let source = self.check_allowed(&server, state::LIVE_MIGRATE)?;
+        self.start_live_migration(&server, &caller.user_id, request_id, host)
+            .await
+    }
+
+    /// [`Compute::live_migrate_server`] for the cloud's operator (`nefos admin server
+    /// migrate`, `node drain`): recorded as asked by [`OPERATOR`].
+    pub async fn operator_live_migrate(
+        &self,
+        request_id: &str,
+        id: &str,
+        host: Option<&str>,
+    ) -> Result<ServerMigration, ComputeError> {
+        let row = q::get_server(self.db().pool(), id)
+            .await?
+            .filter(|row| row.deleted_at.is_none())
+            .ok_or_else(|| ComputeError::no_server(id))?;
+        let metadata = q::server_metadata(self.db().pool(), id).await?;
+        let tags = q::server_tags(self.db().pool(), id).await?;
+        let server = super::Server::from_row(row, metadata, tags, &[]);
+        self.start_live_migration(&server, OPERATOR, request_id, host)
+            .await
+    }
+
+    /// A move of the server `id` (its servers' id, or Nova's integer id), for the
+    /// operator.
+    pub async fn operator_migration(&self, id: i64) -> Result<ServerMigration, ComputeError> {
+        q::get_migration(self.db().pool(), id)
+            .await?
+            .ok_or_else(|| ComputeError::not_found(format!("Migration {id} could not be found.")))
+    }
+
+    async fn start_live_migration(
+        &self,
+        server: &super::Server,
+        user_id: &str,
+        request_id: &str,
+        host: Option<&str>,
+    ) -> Result<ServerMigration, ComputeError> {
+        let id = server.id.as_str();
+        let source = self.check_allowed(server, state::LIVE_MIGRATE)?;
         if host == Some(source.as_str()) {
             return Err(ComputeError::invalid(format!(
                 "Unable to migrate instance ({id}) to current host ({source})."
@@ -88,7 +130,7 @@ impl Compute {
             }
             None => self.inner.place_away(&mut tx, demand, &source).await?,
         };
-        self.begin_task(&mut tx, &server, task::MIGRATING, state::LIVE_MIGRATE)
+        self.begin_task(&mut tx, server, task::MIGRATING, state::LIVE_MIGRATE)
             .await?;
         let generation =
             u64::try_from(q::take_generations(&mut tx, id, LIVE_MIGRATION_GENERATIONS).await?)
@@ -99,7 +141,7 @@ impl Compute {
             uuid: uuid::Uuid::new_v4().to_string(),
             server_id: id.to_owned(),
             project_id: server.project_id.clone(),
-            user_id: caller.user_id.clone(),
+            user_id: user_id.to_owned(),
             kind: LIVE_MIGRATION.to_owned(),
             source_node: source.clone(),
             dest_node: destination.clone(),
@@ -128,8 +170,8 @@ impl Compute {
             request_id: request_id.to_owned(),
         };
         let asked = Asked {
-            server: &server,
-            caller,
+            server,
+            user_id,
             request_id,
             action: LIVE_MIGRATION,
         };
@@ -156,6 +198,24 @@ impl Compute {
             changed_since: filter.changes_since,
             before: filter.marker,
             limit: filter.limit,
+        };
+        Ok(q::list_migrations(self.db().pool(), &selection).await?)
+    }
+
+    /// Moves of servers, newest first, for the operator.
+    pub async fn operator_migrations(
+        &self,
+        filter: &MigrationFilter,
+    ) -> Result<Vec<ServerMigration>, ComputeError> {
+        let selection = MigrationSelection {
+            server: filter.server.as_deref(),
+            status: filter.status.as_deref(),
+            kind: filter.kind.as_deref(),
+            node: filter.node.as_deref(),
+            changed_since: filter.changes_since,
+            before: filter.marker,
+            limit: filter.limit,
+            ..MigrationSelection::default()
         };
         Ok(q::list_migrations(self.db().pool(), &selection).await?)
     }

@@ -73,7 +73,8 @@ pub fn hostname_of(server: &Server) -> String {
 /// An action asked of a server: what `Compute::record_and_run` records of it.
 pub(crate) struct Asked<'a> {
     pub server: &'a Server,
-    pub caller: &'a AuthContext,
+    /// Who asked (an operator's command: the cloud's administrator user).
+    pub user_id: &'a str,
     pub request_id: &'a str,
     /// Nova's instance-action name (`stop`, `resize`, …).
     pub action: &'a str,
@@ -95,7 +96,7 @@ impl Compute {
             asked.request_id,
             asked.action,
             &asked.server.project_id,
-            &asked.caller.user_id,
+            asked.user_id,
             now_micros(),
         )
         .await?;

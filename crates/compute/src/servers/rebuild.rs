@@ -134,7 +134,7 @@ impl Compute {
         };
         let asked = Asked {
             server: &server,
-            caller,
+            user_id: &caller.user_id,
             request_id,
             action: "rebuild",
         };

@@ -121,7 +121,7 @@ impl Compute {
         };
         let asked = Asked {
             server: &server,
-            caller,
+            user_id: &caller.user_id,
             request_id,
             action: "resize",
         };
@@ -175,7 +175,7 @@ impl Compute {
         };
         let asked = Asked {
             server: &server,
-            caller,
+            user_id: &caller.user_id,
             request_id,
             action,
         };

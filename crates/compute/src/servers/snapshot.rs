@@ -131,7 +131,7 @@ impl Compute {
                 .await?;
             let asked = Asked {
                 server: &server,
-                caller,
+                user_id: &caller.user_id,
                 request_id,
                 action: "createImage",
             };

@@ -2,6 +2,7 @@
 //! snf-manage. They act as [`Caller::Operator`].
 
 mod amount;
+mod migrations;
 mod network;
 mod output;
 mod projects;
@@ -67,6 +68,9 @@ enum AdminCommand {
     /// Usage over time, for accounting.
     #[command(subcommand)]
     Usage(usage::UsageCommand),
+    /// Servers: moving them between nodes.
+    #[command(subcommand)]
+    Server(migrations::ServerCommand),
     /// The database schema.
     #[command(subcommand)]
     Db(DbCommand),
@@ -133,8 +137,20 @@ enum NodeCommand {
     /// Revokes a node alone: its credential, its registration and the image blocks it was
     /// granted. Its next call to the control plane is refused.
     Revoke { name: String },
-    /// Places nothing new on a node; its servers keep running there.
-    Drain { name: String },
+    /// Places nothing new on a node and live-migrates its running and paused servers
+    /// away, a few at a time, then reports how each fared. Fails if any stays.
+    Drain {
+        name: String,
+        /// Only stop new placements; the servers stay (Nova's service disable).
+        #[arg(long)]
+        keep_servers: bool,
+        /// How many servers move at once.
+        #[arg(long, default_value_t = 2)]
+        parallel: usize,
+    },
+    /// Removes a node from the cloud (its registration and credential). Refused while it
+    /// holds servers or a move to or from it is under way: drain it first.
+    Remove { name: String },
     /// Lets the scheduler place servers on a drained node again.
     Undrain { name: String },
 }
@@ -290,7 +306,10 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Blocks(command) => {
             blocks(&config, identity.database().clone(), command).await
         }
-        AdminCommand::Node(command) => node(identity.database().clone(), command).await,
+        AdminCommand::Node(command) => node(&config, identity.database().clone(), command).await,
+        AdminCommand::Server(command) => {
+            migrations::run(&config, identity.database().clone(), command).await
+        }
         AdminCommand::Network(command) => {
             let networks = nefos_network::Networks::new(
                 identity.database().clone(),
@@ -584,7 +603,7 @@ async fn print_projects(quotas: &Quotas, projects: &[Project]) -> anyhow::Result
     Ok(())
 }
 
-async fn node(db: nefos_db::Database, command: NodeCommand) -> anyhow::Result<()> {
+async fn node(config: &Config, db: nefos_db::Database, command: NodeCommand) -> anyhow::Result<()> {
     match command {
         NodeCommand::List => list_nodes(db).await,
         NodeCommand::Enroll {
@@ -611,11 +630,45 @@ async fn node(db: nefos_db::Database, command: NodeCommand) -> anyhow::Result<()
             println!("node {name} is revoked");
             Ok(())
         }
-        NodeCommand::Drain { name } => {
-            nefos_compute::NodeRegistry::new(db)
+        NodeCommand::Drain {
+            name,
+            keep_servers,
+            parallel,
+        } => {
+            nefos_compute::NodeRegistry::new(db.clone())
                 .set_drained(&name, true, None)
                 .await?;
             println!("node {name} is drained: nothing new is placed there");
+            if keep_servers {
+                return Ok(());
+            }
+            migrations::evacuate(config, db, &name, parallel).await
+        }
+        NodeCommand::Remove { name } => {
+            let scope = nefos_db::compute::ServerScope {
+                node: Some(&name),
+                ..nefos_db::compute::ServerScope::default()
+            };
+            let servers = nefos_db::compute::list_servers(db.pool(), &scope).await?;
+            if !servers.is_empty() {
+                anyhow::bail!(
+                    "node {name} holds {} server(s): drain it first (nefos admin node drain {name})",
+                    servers.len()
+                );
+            }
+            let moving = nefos_db::compute::MigrationSelection {
+                node: Some(&name),
+                under_way: true,
+                ..nefos_db::compute::MigrationSelection::default()
+            };
+            if !nefos_db::compute::list_migrations(db.pool(), &moving)
+                .await?
+                .is_empty()
+            {
+                anyhow::bail!("a server is moving to or from node {name}: wait for it to end");
+            }
+            nefos_compute::NodeRegistry::new(db).revoke(&name).await?;
+            println!("node {name} is removed from the cloud");
             Ok(())
         }
         NodeCommand::Undrain { name } => {

@@ -137,3 +137,20 @@ impl ComputeApi {
 pub fn settled(server: &Value) -> bool {
     server["OS-EXT-STS:task_state"].is_null() && server["status"] != "BUILD"
 }
+
+/// Raises the demo user's compute limits so that the tests meet only what they test.
+pub fn generous_quota(cloud: &Cloud) {
+    let data = cloud.data.path().to_str().unwrap().to_owned();
+    for (resource, value) in [
+        ("cyclades.vm", "50"),
+        ("cyclades.cpu", "50"),
+        ("cyclades.total_cpu", "50"),
+        ("cyclades.ram", "64GiB"),
+        ("cyclades.total_ram", "64GiB"),
+        ("cyclades.disk", "100GiB"),
+    ] {
+        super::admin_ok(&[
+            "quota", "set", "--data", &data, "--user", "demo", resource, value,
+        ]);
+    }
+}
