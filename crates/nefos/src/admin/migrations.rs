@@ -193,7 +193,7 @@ fn print_table(rows: &[ServerMigration]) {
 
 /// How a server fared in an evacuation.
 enum Fate {
-    Moved(ServerMigration),
+    Moved(Box<ServerMigration>),
     Failed(String),
     Left(String),
 }
@@ -232,7 +232,7 @@ pub async fn evacuate(
                 }
             );
             let fate = if row.status == "completed" {
-                Fate::Moved(row)
+                Fate::Moved(Box::new(row))
             } else {
                 Fate::Failed(row.error.unwrap_or(row.status))
             };
