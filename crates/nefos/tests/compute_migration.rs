@@ -328,3 +328,102 @@ async fn a_drained_node_sends_its_servers_away_and_can_then_be_removed() {
     let listed = common::admin_ok(&["node", "list", "--data", &data]);
     assert!(!listed.contains("node-a"), "{listed}");
 }
+
+/// The CPU features of the hosts the two nodes stand for: an Intel host with AVX2 (x86-64-v3)
+/// and an older AMD host (x86-64-v2). Both run on this machine, under TCG, which has them
+/// all; each node offers guests only its host's.
+const INTEL: &str = r#"host_cpu = "GenuineIntel Intel(R) Xeon(R) Gold 6230 (as configured)"
+cpu_features = ["lm", "sse2", "cx16", "lahf-lm", "popcnt", "sse4.1", "sse4.2", "ssse3", "avx",
+                "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave"]
+"#;
+const AMD: &str = r#"host_cpu = "AuthenticAMD AMD Opteron(tm) 6376 (as configured)"
+cpu_features = ["lm", "sse2", "cx16", "lahf-lm", "popcnt", "sse4.1", "sse4.2", "ssse3"]
+"#;
+
+#[tokio::test]
+async fn servers_of_the_baseline_model_move_between_intel_and_amd_hosts() {
+    let cloud = Cloud::with_public_guest().await;
+    let configs = tempfile::tempdir().unwrap();
+    let config = |name: &str, text: &str| {
+        let path = configs.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let (intel, amd) = (config("intel.toml", INTEL), config("amd.toml", AMD));
+    let a = Node::start_with(&cloud, "node-intel", &["--config", &intel]).await;
+    let b = Node::start_with(&cloud, "node-amd", &["--config", &amd]).await;
+    let nodes = [&a, &b];
+    let admin = ComputeApi::login(&cloud, "admin").await;
+    let demo = ComputeApi::login(&cloud, "demo").await;
+    let registered = cloud.nodes.registry().get("node-intel").await.unwrap();
+    assert!(registered.info.host_cpu.starts_with("GenuineIntel"));
+    assert!(registered.info.cpu_features.contains(&"avx2".to_owned()));
+    let registered = cloud.nodes.registry().get("node-amd").await.unwrap();
+    assert!(!registered.info.cpu_features.contains(&"avx2".to_owned()));
+
+    // A flavor whose servers get x86-64-v3: only the Intel host runs it.
+    let flavor = json!({"flavor": {"name": "v3.nano", "ram": 128, "vcpus": 1, "disk": 1,
+                                    "id": "v3-nano"}});
+    let (status, body) = admin.call("POST", "/flavors", Some(flavor)).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let specs = json!({"extra_specs": {"nefos:cpu_model": "x86-64-v3"}});
+    let (status, body) = admin
+        .call("POST", "/flavors/v3-nano/os-extra_specs", Some(specs))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+
+    // The baseline server (the cloud's default model, x86-64-v2) goes both ways.
+    let baseline = demo.create("baseline").await.unwrap();
+    demo.wait(&baseline, Duration::from_secs(120), |s| {
+        s.is_some_and(|s| s["status"] == "ACTIVE")
+    })
+    .await;
+    let start = host_of(&admin, &baseline).await;
+    wait_for_boots(node(&nodes, &start), &baseline, 1).await;
+    let path = format!("/servers/{baseline}/action");
+    let away = if start == "node-intel" {
+        "node-amd"
+    } else {
+        "node-intel"
+    };
+    for host in [away, start.as_str()] {
+        let body = json!({"os-migrateLive": {"host": host, "block_migration": "auto"}});
+        let (status, answer) = admin.call("POST", &path, Some(body)).await.unwrap();
+        assert_eq!(status, 202, "{answer}");
+        wait_moved(&admin, &baseline, host).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let output = console(node(&nodes, host), &baseline).await;
+        assert!(
+            !output.contains(MARKER),
+            "booted again on {host}:\n{output}"
+        );
+    }
+
+    // The v3 server lands on the Intel host and cannot go to the AMD one: said why.
+    let body = json!({"server": {"name": "modern", "imageRef": demo.image,
+                                 "flavorRef": "v3-nano", "networks": "none"}});
+    let (status, answer) = demo.call("POST", "/servers", Some(body)).await.unwrap();
+    assert_eq!(status, 202, "{answer}");
+    let modern = answer["server"]["id"].as_str().unwrap().to_owned();
+    demo.wait(&modern, Duration::from_secs(120), |s| {
+        s.is_some_and(|s| s["status"] == "ACTIVE")
+    })
+    .await;
+    assert_eq!(host_of(&admin, &modern).await, "node-intel");
+    let path = format!("/servers/{modern}/action");
+    let to_amd = json!({"os-migrateLive": {"host": "node-amd", "block_migration": "auto"}});
+    let (status, answer) = admin.call("POST", &path, Some(to_amd)).await.unwrap();
+    assert_eq!(status, 400, "{answer}");
+    let message = answer.to_string();
+    assert!(
+        message.contains("x86-64-v3") && message.contains("avx2"),
+        "{message}"
+    );
+    let anywhere = json!({"os-migrateLive": {"host": null}});
+    let (status, answer) = admin.call("POST", &path, Some(anywhere)).await.unwrap();
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.to_string().contains("No valid host"), "{answer}");
+    let server = admin.server(&modern).await.unwrap();
+    assert!(settled(&server) && server["status"] == "ACTIVE", "{server}");
+}

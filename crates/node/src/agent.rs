@@ -67,6 +67,14 @@ pub struct NodeConfig {
     pub public_interface: Option<String>,
     /// How long the DHCP leases the node gives guests last.
     pub dhcp_lease_seconds: u32,
+    /// The host CPU the node reports, instead of the one `/proc/cpuinfo` names: for a test
+    /// cloud whose nodes, on one machine, stand for different hosts.
+    pub host_cpu: Option<String>,
+    /// Offer guests only these of the CPU features the accelerator has (QEMU's names):
+    /// an operator may hold features back, and a test cloud give each node the features
+    /// of the host it stands for. The scheduler places and moves a server only where
+    /// its CPU model's features are offered.
+    pub cpu_features: Option<Vec<String>>,
 }
 
 impl Default for NodeConfig {
@@ -85,6 +93,8 @@ impl Default for NodeConfig {
             tunnel_address: None,
             public_interface: None,
             dhcp_lease_seconds: DEFAULT_LEASE_SECONDS,
+            host_cpu: None,
+            cpu_features: None,
         }
     }
 }
@@ -234,8 +244,11 @@ impl NodeAgent {
             disk_free_bytes,
             disk_total_bytes,
             guest_cpu_model: config.cpu_model.clone(),
-            host_cpu: host::cpu_model(),
-            cpu_features: host::cpu_features(&config.qemu_binary, accelerator, data).await,
+            host_cpu: config.host_cpu.clone().unwrap_or_else(host::cpu_model),
+            cpu_features: offered_features(
+                host::cpu_features(&config.qemu_binary, accelerator, data).await,
+                config.cpu_features.as_deref(),
+            ),
             accelerator,
             qemu_version: host::qemu_version(&config.qemu_binary).await,
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -356,5 +369,18 @@ async fn register_and_heartbeat(
             tracing::warn!(error = %rpc::chain(&error), "heartbeat failed");
             registered = false;
         }
+    }
+}
+
+/// The features the accelerator has (`probed`), less those the configuration holds back
+/// (`allowed`: only these, when given). Never more than the accelerator has: a guest
+/// given a feature its host lacks would not start, or not migrate.
+fn offered_features(probed: Vec<String>, allowed: Option<&[String]>) -> Vec<String> {
+    match allowed {
+        None => probed,
+        Some(allowed) => probed
+            .into_iter()
+            .filter(|feature| allowed.contains(feature))
+            .collect(),
     }
 }

@@ -128,7 +128,15 @@ impl Compute {
                     .await?;
                 host.to_owned()
             }
-            None => self.inner.place_away(&mut tx, demand, &source).await?,
+            // Nova answers a move nowhere fits with 400, not a create's 409.
+            None => self
+                .inner
+                .place_away(&mut tx, demand, &source)
+                .await
+                .map_err(|error| match error {
+                    ComputeError::Conflict { message } => ComputeError::Invalid { message },
+                    other => other,
+                })?,
         };
         self.begin_task(&mut tx, server, task::MIGRATING, state::LIVE_MIGRATE)
             .await?;
