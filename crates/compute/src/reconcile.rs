@@ -186,9 +186,25 @@ impl Reconciler {
                 continue;
             }
             let Some(row) = rows.get(&status.id) else {
-                // Placed elsewhere by the database (a move, which its saga covers), or
-                // never known at all.
-                if self.known(&status.id).await? {
+                // Placed elsewhere by the database: a copy a move left behind (the
+                // source's after the switch, or a destination's that never ran) once no
+                // task of the server is under way, or the new copy of a move under way
+                // (its saga covers it; the server has its task).
+                if let Some(server) = q::get_server(self.db.pool(), &status.id).await? {
+                    let settled = server.task_state.is_none() && server.updated_at < listed_at;
+                    if settled && server.node_id.as_deref() != Some(node) {
+                        repair(
+                            "moved_copy",
+                            &status.id,
+                            format!(
+                                "destroying a copy a move left; the server is on {}",
+                                server.node_id.as_deref().unwrap_or("no node")
+                            ),
+                        );
+                        if !dry_run {
+                            self.destroy(&client, node, status).await?;
+                        }
+                    }
                     continue;
                 }
                 let destroy = mode.destroy_unknown && !dry_run;
@@ -309,10 +325,6 @@ impl Reconciler {
     }
 
     /// Whether the database has (or had) a server of this id.
-    async fn known(&self, id: &str) -> Result<bool, ComputeError> {
-        Ok(q::get_server(self.db.pool(), id).await?.is_some())
-    }
-
     async fn destroy(
         &self,
         client: &nefos_node_api::NodeClient,

@@ -427,3 +427,148 @@ async fn servers_of_the_baseline_model_move_between_intel_and_amd_hosts() {
     let server = admin.server(&modern).await.unwrap();
     assert!(settled(&server) && server["status"] == "ACTIVE", "{server}");
 }
+
+/// Waits until the server's move under way is sending memory; the move's id.
+async fn wait_sending_memory(admin: &ComputeApi, id: &str) -> i64 {
+    let started = std::time::Instant::now();
+    loop {
+        let (status, body) = admin
+            .call("GET", &format!("/servers/{id}/migrations"), None)
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{body}");
+        if let Some(row) = body["migrations"].as_array().and_then(|m| m.first())
+            && row["memory_processed_bytes"].as_i64().unwrap_or(0) > 0
+        {
+            return row["id"].as_i64().unwrap();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no memory sent: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The last of a server's moves.
+async fn last_move(admin: &ComputeApi, id: &str) -> Value {
+    let (_, body) = admin
+        .call(
+            "GET",
+            &format!("/os-migrations?instance_uuid={id}&limit=1"),
+            None,
+        )
+        .await
+        .unwrap();
+    body["migrations"][0].clone()
+}
+
+/// After a failure, the server is where the database says, running on, not booted
+/// again, and the other node holds nothing of it (its agent may need a moment to be
+/// asked).
+async fn check_one_copy(admin: &ComputeApi, nodes: &[&Node], id: &str) -> String {
+    let server = admin
+        .wait(id, Duration::from_secs(300), |s| s.is_some_and(settled))
+        .await
+        .unwrap();
+    assert_eq!(server["status"], "ACTIVE", "{server}");
+    let host = server["OS-EXT-SRV-ATTR:host"].as_str().unwrap().to_owned();
+    let started = std::time::Instant::now();
+    for other in nodes.iter().filter(|n| n.id != host) {
+        while !(other.vm_dirs().is_empty() && other.qemu_pids().is_empty()) {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "{} keeps {:?}",
+                other.id,
+                other.vm_dirs()
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    let here = node(nodes, &host);
+    assert_eq!(here.qemu_pids().len(), 1);
+    let before = ticks(&console(here, id).await);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let output = console(here, id).await;
+    // The guest booted once, on the node it was created on: a moved guest's console there
+    // has only its ticks, which go on from where they were.
+    let boots = output.matches(MARKER).count();
+    assert!(boots <= 1, "booted again:\n{output}");
+    let after = ticks(&output);
+    assert!(after.last() > before.last(), "the guest stopped:\n{output}");
+    if boots == 0 {
+        assert!(after[0] > 3, "the ticks began again:\n{output}");
+    }
+    host
+}
+
+#[tokio::test]
+async fn a_move_cut_short_by_a_dead_agent_qemu_or_control_plane_leaves_one_running_copy() {
+    // Memory goes at 16 MiB/s: a move takes seconds, long enough to be cut short.
+    let mut cloud =
+        Cloud::with_public_guest_configured("[compute]\nmigration_bandwidth = 16777216\n").await;
+    let mut a = Node::start(&cloud, "node-a").await;
+    let mut b = Node::start(&cloud, "node-b").await;
+    let demo = ComputeApi::login(&cloud, "demo").await;
+    let admin = ComputeApi::login(&cloud, "admin").await;
+    let id = demo.create("survivor").await.unwrap();
+    demo.wait(&id, Duration::from_secs(120), |s| {
+        s.is_some_and(|s| s["status"] == "ACTIVE")
+    })
+    .await;
+    let home = host_of(&admin, &id).await;
+    wait_for_boots(if home == "node-a" { &a } else { &b }, &id, 1).await;
+    let path = format!("/servers/{id}/action");
+    let migrate = json!({"os-migrateLive": {"host": null}});
+
+    // The destination's agent dies while memory goes: the move fails, the server stays,
+    // and once the agent is back the destination's copy is removed.
+    let (status, body) = admin
+        .call("POST", &path, Some(migrate.clone()))
+        .await
+        .unwrap();
+    assert_eq!(status, 202, "{body}");
+    wait_sending_memory(&admin, &id).await;
+    let destination = if home == "node-a" { &mut b } else { &mut a };
+    destination.kill9();
+    admin
+        .wait(&id, Duration::from_secs(300), |s| s.is_some_and(settled))
+        .await;
+    // Its copy, which never ran, stays until the agent is back: the reconciler removes
+    // it as the node registers again.
+    assert_eq!(destination.vm_dirs().len(), 1);
+    destination.restart();
+    let host = check_one_copy(&admin, &[&a, &b], &id).await;
+    assert_eq!(host, home);
+    assert_eq!(last_move(&admin, &id).await["status"], "error");
+
+    // The destination's QEMU dies while memory goes: the same.
+    let (status, body) = admin
+        .call("POST", &path, Some(migrate.clone()))
+        .await
+        .unwrap();
+    assert_eq!(status, 202, "{body}");
+    wait_sending_memory(&admin, &id).await;
+    let destination = if home == "node-a" { &b } else { &a };
+    for pid in destination.qemu_pids() {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+    }
+    let host = check_one_copy(&admin, &[&a, &b], &id).await;
+    assert_eq!(host, home);
+    assert_eq!(last_move(&admin, &id).await["status"], "error");
+
+    // The control plane dies while memory goes: the one that starts again finishes the
+    // move from its log.
+    let (status, body) = admin
+        .call("POST", &path, Some(migrate.clone()))
+        .await
+        .unwrap();
+    assert_eq!(status, 202, "{body}");
+    wait_sending_memory(&admin, &id).await;
+    cloud.kill9_and_restart();
+    let host = check_one_copy(&admin, &[&a, &b], &id).await;
+    assert_ne!(host, home);
+    assert_eq!(last_move(&admin, &id).await["status"], "completed");
+}

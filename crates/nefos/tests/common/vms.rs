@@ -79,11 +79,27 @@ impl Cloud {
         Cloud::serving(&["--guest-image", image.to_str().unwrap()]).await
     }
 
+    /// [`Cloud::with_public_guest`] with `config` as its configuration file.
+    pub async fn with_public_guest_configured(config: &str) -> Cloud {
+        let image = guest_image();
+        Cloud::serving_with(&["--guest-image", image.to_str().unwrap()], Some(config)).await
+    }
+
     async fn serving(extra: &[&str]) -> Cloud {
+        Cloud::serving_with(extra, None).await
+    }
+
+    async fn serving_with(extra: &[&str], config: Option<&str>) -> Cloud {
         let data = tempfile::tempdir().unwrap();
         let internal = format!("127.0.0.1:{}", free_port());
         let port = free_port();
         let mut args = NefosProcess::up_args(data.path(), port);
+        if let Some(config) = config {
+            // Beside the data directory's contents, which `nefos up` leaves alone.
+            let path = data.path().join("test-config.toml");
+            std::fs::write(&path, config).unwrap();
+            args.extend(["--config".to_owned(), path.display().to_string()]);
+        }
         args.extend(["--internal-listen".to_owned(), internal.clone()]);
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         let process = NefosProcess::spawn(&binary(), &args, &format!("http://127.0.0.1:{port}"));

@@ -307,16 +307,26 @@ fn discard_destination<'a>(
         if switched(services, params).await? {
             return Ok(());
         }
-        let client = services
-            .nodes
-            .client(&params.destination)
-            .await
-            .map_err(step_error)?;
+        let client = match services.nodes.client(&params.destination).await {
+            Ok(client) => client,
+            // Removed from the cloud: nothing of it to clean.
+            Err(ComputeError::UnknownNode { .. } | ComputeError::NotEnrolled { .. }) => {
+                return Ok(());
+            }
+            Err(error) => return Err(step_error(error)),
+        };
         match client
             .destroy_vm(&params.server_id, generation(params, 4))
             .await
         {
             Ok(()) => Ok(()),
+            // A destination that cannot be reached (it may be gone for good) does not
+            // hold the server up: its copy never ran, and the reconciler removes it when
+            // the node is back.
+            Err(error @ nefos_node_api::NodeClientError::Transport { .. }) => {
+                tracing::warn!(server = %params.server_id, node = %params.destination, error = %chain(&error), "the destination's copy is left to the reconciler");
+                Ok(())
+            }
             // Moved on since (a later call of a newer generation): nothing of this is left.
             Err(error) if error.status().is_some_and(|s| s.is_client_error()) => {
                 tracing::info!(server = %params.server_id, error = %chain(&error), "nothing to discard at the destination");
