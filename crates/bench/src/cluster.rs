@@ -175,6 +175,8 @@ impl Cloud {
 pub struct Node {
     pub process: NefosProcess,
     pub rpc: NodeClient,
+    /// Its RPC API's base URL.
+    pub url: String,
     pub dir: TempDir,
 }
 
@@ -219,7 +221,12 @@ impl Node {
                 Err(error) => return Err(error).context("the node did not register"),
             }
         };
-        Ok(Node { process, rpc, dir })
+        Ok(Node {
+            process,
+            rpc,
+            url,
+            dir,
+        })
     }
 }
 

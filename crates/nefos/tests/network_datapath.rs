@@ -821,12 +821,14 @@ fn networks_span_nodes_keep_tenants_apart_and_let_the_outside_in_by_floating_ips
         since.iter().all(|line| !line.contains("down")),
         "vm-a stopped answering after the restarts: {since:?}"
     );
+    // It boots again (its console, on the node it moved back to, began after the moves).
+    let boots = cloud.console(&vm_a).matches("NEFOS-GUEST-READY").count();
     cloud.ok(
         "nefos-demo",
         &["server", "reboot", "--hard", "--wait", &vm_a],
     );
     let started = Instant::now();
-    while cloud.console(&vm_a).matches("NEFOS-GUEST-READY").count() < 2 {
+    while cloud.console(&vm_a).matches("NEFOS-GUEST-READY").count() <= boots {
         assert!(started.elapsed() < BOOT, "vm-a did not boot again");
         std::thread::sleep(Duration::from_millis(300));
     }
@@ -1042,6 +1044,7 @@ fn floating_ips_reach_vms_from_outside(
     );
     wait_reach(outside, &address, 80, "nefos-tiny vm-a", false);
     wait_reach(outside, &address, 22, "SSH-2.0", true);
+    vm_a_moves_with_its_port_and_floating_ip(cloud, outside, pa, vm_a, &address);
     // Disassociated, nothing gets in.
     cloud.ok(
         "nefos-demo",
@@ -1100,6 +1103,108 @@ fn floating_ips_reach_vms_from_outside(
     cloud.wait_state(vm_a, "v6route", "down");
     cloud.ok("nefos-demo", &["router", "delete", "r1"]);
     cloud.ok("nefos-admin", &["network", "delete", "public"]);
+}
+
+/// Live migration: vm-a moves to the other node and back while it runs, its port, its
+/// floating IP and its security groups with it. The outside reaches its SSH at the
+/// floating IP throughout but for the switch's short gap (measured, and printed); vm-b
+/// keeps reaching its HTTP at its private address (the caller's check of vm-b's watch);
+/// the node it left keeps no tap of it.
+fn vm_a_moves_with_its_port_and_floating_ip(
+    cloud: &Cloud,
+    outside: &str,
+    pa: &str,
+    vm_a: &str,
+    floating: &str,
+) {
+    let ticked = nefos_test_utils::ticks(&cloud.console(vm_a));
+    let tap = nefos_node_api::tap_name(pa);
+    for _ in 0..2 {
+        let from = cloud.json("nefos-admin", &["server", "show", vm_a])["OS-EXT-SRV-ATTR:host"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let to = cloud.nodes.iter().find(|n| n.id != from).unwrap();
+        let gap = longest_gap(outside, floating, 22, || {
+            cloud.ok(
+                "nefos-admin",
+                &[
+                    "--os-compute-api-version",
+                    "2.30",
+                    "server",
+                    "migrate",
+                    "--live-migration",
+                    "--host",
+                    &to.id,
+                    "--wait",
+                    vm_a,
+                ],
+            );
+        });
+        eprintln!(
+            "vm-a moved from {from} to {}: SSH at its floating IP unanswered for at most {gap:?}",
+            to.id
+        );
+        assert!(gap < Duration::from_secs(5), "{gap:?}");
+        let server = cloud.json("nefos-admin", &["server", "show", vm_a]);
+        assert_eq!(server["OS-EXT-SRV-ATTR:host"], to.id.as_str(), "{server}");
+        assert_eq!(server["status"], "ACTIVE", "{server}");
+        let port = cloud.json("nefos-admin", &["port", "show", pa]);
+        assert_eq!(port["binding_host_id"], to.id.as_str(), "{port}");
+        let left = cloud.nodes.iter().find(|n| n.id == from).unwrap();
+        let started = Instant::now();
+        while Lab::devices(&left.namespace).contains(&tap) {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{from} keeps {tap}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert!(Lab::devices(&to.namespace).contains(&tap));
+    }
+    // Its console is the one its last node keeps: only the ticks, going on from where
+    // they were, and no boot.
+    let console = cloud.console(vm_a);
+    assert!(
+        !console.contains("NEFOS-GUEST-READY"),
+        "vm-a booted again:\n{console}"
+    );
+    let after = nefos_test_utils::ticks(&console);
+    assert!(after.first() > ticked.last(), "{ticked:?} then {after:?}");
+}
+
+/// The longest time `outside` could not open `address`:`port`, tried every 50 ms while
+/// `during` runs and for three seconds after.
+fn longest_gap(outside: &str, address: &str, port: u16, during: impl FnOnce()) -> Duration {
+    let script = format!(
+        "while :; do if timeout 0.5 bash -c 'exec 3<>/dev/tcp/{address}/{port}' \
+         2>/dev/null; then date +%s.%N; fi; sleep 0.05; done"
+    );
+    let mut probe = Lab::command(outside, "bash")
+        .args(["-c", &script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = probe.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .filter_map(|line| line.trim().parse::<f64>().ok())
+            .collect::<Vec<f64>>()
+    });
+    during();
+    std::thread::sleep(Duration::from_secs(3));
+    let _ = probe.kill();
+    let _ = probe.wait();
+    let answered = reader.join().unwrap();
+    assert!(answered.len() > 10, "the probe hardly ever got through");
+    let longest = answered
+        .windows(2)
+        .map(|pair| pair[1] - pair[0])
+        .fold(0.0, f64::max);
+    Duration::from_secs_f64(longest)
 }
 
 /// The Cyclades serial of server `name`, as kamaki names servers.

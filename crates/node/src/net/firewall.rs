@@ -307,7 +307,9 @@ fn port_chain(text: &mut String, port: &PortSpec, mark: Option<u32>) {
         text,
         "    icmpv6 type {{ nd-router-advert, nd-redirect }} drop"
     );
-    let _ = writeln!(text, "    ether type != {{ ip, ip6, arp }} drop");
+    // RARP too: QEMU announces a guest that arrived by live migration with it (from the
+    // guest's own MAC, checked above), so that bridges and tunnels learn where it is.
+    let _ = writeln!(text, "    ether type != {{ ip, ip6, arp, 0x8035 }} drop");
     if let Some(mark) = mark {
         let _ = writeln!(text, "    meta mark set 0x{mark:08x}");
     }

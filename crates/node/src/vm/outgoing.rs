@@ -391,6 +391,12 @@ impl Task {
                     capability: "pause-before-switchover",
                     state: true,
                 },
+                // MIGRATION events: the switch-over is seen at once, not at the next poll,
+                // since the guest stays paused until the mirror is ended.
+                MigrationCapability {
+                    capability: "events",
+                    state: true,
+                },
                 MigrationCapability {
                     capability: "auto-converge",
                     state: limits.convergence == Convergence::AutoConverge,
@@ -410,12 +416,13 @@ impl Task {
         .map_err(VmError::Qmp)?;
         let memory_socket = outgoing_socket(&self.paths, MigrationChannel::Memory);
         self.sending.update(|s| s.state = MigrationState::Memory);
+        let mut events = qmp.events();
         qmp.execute(&Migrate {
             uri: format!("unix:{}", memory_socket.display()),
         })
         .await
         .map_err(VmError::Qmp)?;
-        let info = self.wait_memory_sent(&qmp).await?;
+        let info = self.wait_memory_sent(&qmp, &mut events).await?;
 
         qmp.execute(&BlockdevDel {
             node_name: MIRROR_TARGET.to_owned(),
@@ -480,6 +487,7 @@ impl Task {
     async fn wait_memory_sent(
         &self,
         qmp: &Qmp,
+        events: &mut tokio::sync::broadcast::Receiver<nefos_qmp::Event>,
     ) -> Result<nefos_qmp::commands::MigrationInfo, VmError> {
         let started = Instant::now();
         loop {
@@ -524,7 +532,18 @@ impl Task {
                 }
                 _ => {}
             }
-            tokio::time::sleep(POLL_INTERVAL).await;
+            // The next poll, or sooner a change of the migration's status.
+            let _ = tokio::time::timeout(POLL_INTERVAL, async {
+                loop {
+                    match events.recv().await {
+                        Ok(event) if event.name == "MIGRATION" => return,
+                        Ok(_) => {}
+                        // Lagged: something happened; closed: the next query says why.
+                        Err(_) => return,
+                    }
+                }
+            })
+            .await;
         }
     }
 
