@@ -52,7 +52,8 @@ pub fn router(state: InternalState, limits: &HttpLimits) -> Router {
         ));
     let internal = Router::new()
         .route(internal::ENROLL, post(enroll))
-        .merge(authenticated);
+        .merge(authenticated)
+        .layer(axum::middleware::from_fn(check_version));
     Router::new()
         .nest(nefos_node_api::INTERNAL_PREFIX, internal)
         .fallback(error::unknown_route)
@@ -64,6 +65,25 @@ pub fn router(state: InternalState, limits: &HttpLimits) -> Router {
         .layer(axum::middleware::from_fn(
             middleware::request_id_and_access_log,
         ))
+}
+
+/// Refuses an agent whose API version this control plane cannot speak with.
+async fn check_version(request: Request, next: Next) -> Response {
+    let version = nefos_node_api::api_version_of(
+        request
+            .headers()
+            .get(nefos_node_api::API_VERSION_HEADER)
+            .and_then(|v| v.to_str().ok()),
+    );
+    if nefos_node_api::api_compatible(version) {
+        return next.run(request).await;
+    }
+    ApiError::bad_request(format!(
+        "the agent speaks API version {version}; this control plane speaks {} and works with \
+         one version older or newer: upgrade one process at a time",
+        nefos_node_api::API_VERSION
+    ))
+    .into_response()
 }
 
 async fn authenticate(

@@ -82,6 +82,7 @@ impl SimulatedNode {
             accelerator: Accelerator::Kvm,
             qemu_version: "simulated".to_owned(),
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            api_version: nefos_node_api::API_VERSION,
             heartbeat_seconds: 10,
             tunnel_address: None,
             public_network: false,

@@ -183,6 +183,16 @@ impl NodeRegistry {
     /// Records a node's self-description; registering again replaces it.
     pub async fn register(&self, info: &NodeInfo) -> Result<Node, ComputeError> {
         check_node_id(&info.id)?;
+        if !nefos_node_api::api_compatible(info.api_version) {
+            return Err(ComputeError::InvalidNode {
+                reason: format!(
+                    "the agent speaks API version {}; this control plane speaks {} and works \
+                     with one version older or newer",
+                    info.api_version,
+                    nefos_node_api::API_VERSION
+                ),
+            });
+        }
         if !(info.rpc_url.starts_with("http://") || info.rpc_url.starts_with("https://")) {
             return Err(ComputeError::InvalidNode {
                 reason: format!("rpc_url {:?} is not an http(s) URL", info.rpc_url),
@@ -205,6 +215,7 @@ impl NodeRegistry {
             accelerator: info.accelerator.as_str().to_owned(),
             qemu_version: info.qemu_version.clone(),
             agent_version: info.agent_version.clone(),
+            api_version: i64::from(info.api_version),
             running_vms: 0,
             registered_at: now,
             heartbeat_at: now,
@@ -287,6 +298,7 @@ fn node_of(row: NodeRow) -> Node {
             accelerator,
             qemu_version: row.qemu_version,
             agent_version: row.agent_version,
+            api_version: u32::try_from(row.api_version).unwrap_or(1),
             heartbeat_seconds: to_u64(row.heartbeat_seconds),
         },
         running_vms: u32::try_from(row.running_vms).unwrap_or(0),

@@ -55,6 +55,12 @@ impl Services {
             if excluded == Some(node.info.id.as_str()) {
                 continue;
             }
+            // A move (`excluded` is its source) needs an agent that receives VMs.
+            if excluded.is_some()
+                && node.info.api_version < nefos_node_api::LIVE_MIGRATION_API_VERSION
+            {
+                continue;
+            }
             let load = loads.get(&node.info.id).copied().unwrap_or_default();
             let Some(free_ram) = self.room(&node, load, demand, now) else {
                 continue;
@@ -111,6 +117,13 @@ impl Services {
         }
         if node.drained {
             return refuse(format!("Compute host {host} is drained."));
+        }
+        if node.info.api_version < nefos_node_api::LIVE_MIGRATION_API_VERSION {
+            return refuse(format!(
+                "Compute host {host}'s agent is too old for live migration (API version {}); \
+                 upgrade it first.",
+                node.info.api_version
+            ));
         }
         if let Some(model) = demand.cpu_model
             && !model.runs_on(&node.info.cpu_features)

@@ -22,6 +22,7 @@ fn info(id: &str) -> NodeInfo {
         accelerator: Accelerator::Tcg,
         qemu_version: "10.0.2".into(),
         agent_version: "0.1.0".into(),
+        api_version: nefos_node_api::API_VERSION,
         heartbeat_seconds: 10,
         tunnel_address: None,
         public_network: false,

@@ -31,6 +31,10 @@ CREATE TABLE server_migrations (
 );
 CREATE INDEX server_migrations_by_server ON server_migrations (server_id, id);
 
+-- The internal APIs' version each node's agent speaks: a move needs both nodes to speak
+-- live migration. Agents from before versions were carried speak version 1.
+ALTER TABLE compute_nodes ADD COLUMN api_version BIGINT NOT NULL DEFAULT 1;
+
 -- While a server moves, its ports are on its destination too: the destination has their
 -- taps, rules and tunnels before the guest arrives, the source keeps them until it leaves.
 ALTER TABLE ports ADD COLUMN migrating_to TEXT;

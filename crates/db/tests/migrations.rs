@@ -1,5 +1,7 @@
 //! Schema migrations on both engines.
 
+#![allow(clippy::unwrap_used)]
+
 use nefos_db::{DbError, MIGRATIONS};
 use nefos_test_utils::each_backend;
 
@@ -42,6 +44,51 @@ async fn a_schema_newer_than_the_binary_is_refused() {
             t.db.check_schema().await,
             Err(DbError::SchemaTooNew { .. })
         ));
+    }
+}
+
+/// Records migration `version` as applied, keeping binaries of `compatible_from` working.
+async fn record_future(db: &nefos_db::Database, version: i64, compatible_from: i64) {
+    sqlx::query("INSERT INTO nefos_schema (version, name, applied_at) VALUES ($1, 'future', 0)")
+        .bind(version)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO nefos_schema_compatibility (version, compatible_from) VALUES ($1, $2)",
+    )
+    .bind(version)
+    .bind(compatible_from)
+    .execute(db.pool())
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_newer_schema_that_keeps_this_binary_working_is_accepted_for_a_roll() {
+    for t in each_backend().await {
+        // Two additive releases ahead: this binary keeps working, as during a roll.
+        record_future(&t.db, latest() + 1, latest()).await;
+        record_future(&t.db, latest() + 2, latest()).await;
+        assert_eq!(
+            t.db.check_schema().await.unwrap(),
+            latest() + 2,
+            "{}",
+            t.label
+        );
+        assert_eq!(t.db.migrate().await.unwrap().applied, 0, "{}", t.label);
+        // A third that contracts what this binary uses: refused.
+        record_future(&t.db, latest() + 3, latest() + 1).await;
+        assert!(
+            matches!(t.db.check_schema().await, Err(DbError::SchemaTooNew { .. })),
+            "{}",
+            t.label
+        );
+        assert!(
+            matches!(t.db.migrate().await, Err(DbError::SchemaTooNew { .. })),
+            "{}",
+            t.label
+        );
     }
 }
 

@@ -272,6 +272,71 @@ async fn one_node_cannot_act_for_or_drive_another() {
     assert_eq!(registered.info.rpc_url, b_url);
 }
 
+#[tokio::test]
+async fn control_plane_and_nodes_speak_api_versions_one_apart_at_most() {
+    let cloud = Cloud::empty().await;
+    let a = Node::start(&cloud, "node-a").await;
+    let credential = a.credential();
+    let version = nefos_node_api::API_VERSION;
+    let registered = cloud.nodes.registry().get("node-a").await.unwrap();
+    assert_eq!(registered.info.api_version, version);
+
+    // The node's RPC: a caller one version older (or one without the header, version 1
+    // releases) or newer is served; two apart is refused, saying why.
+    let rpc = format!("{}/rpc/v1/vms", a.url());
+    let key = Secret::new(credential.rpc_key.clone());
+    for (header, served) in [
+        (Some(version - 1), true),
+        (Some(version + 1), true),
+        (None, true),
+        (Some(version + 2), false),
+    ] {
+        let mut request = http().get(&rpc).header("authorization", key.bearer());
+        if let Some(header) = header {
+            request = request.header(nefos_node_api::API_VERSION_HEADER, header.to_string());
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().is_success(), served, "{header:?}");
+        if !served {
+            assert_eq!(response.status(), 400);
+            let text = response.text().await.unwrap();
+            assert!(text.contains("one version older or newer"), "{text}");
+        }
+    }
+
+    // The internal API likewise, and a registration of an agent two versions away.
+    let heartbeat = json!({"running_vms": 0, "disk_free_bytes": 1});
+    let url = format!("{}/internal/v1/nodes/node-a/heartbeat", cloud.internal_url);
+    let refused = http()
+        .post(&url)
+        .bearer_auth(&credential.token)
+        .header(
+            nefos_node_api::API_VERSION_HEADER,
+            (version + 2).to_string(),
+        )
+        .json(&heartbeat)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let mut info = a.rpc.node_info().await.unwrap();
+    info.api_version = version + 2;
+    let refused = http()
+        .put(format!("{}/internal/v1/nodes/node-a", cloud.internal_url))
+        .bearer_auth(&credential.token)
+        .json(&info)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    assert!(
+        refused.text().await.unwrap().contains("API version"),
+        "registration of an incompatible agent"
+    );
+    let registered = cloud.nodes.registry().get("node-a").await.unwrap();
+    assert_eq!(registered.info.api_version, version);
+}
+
 fn spec_of(image: &ImageContent, ram_mib: u64) -> EnsureVm {
     EnsureVm {
         generation: 1,

@@ -327,6 +327,7 @@ fn node(id: &str, public: bool) -> nefos_db::compute::NodeRow {
         accelerator: "tcg".to_owned(),
         qemu_version: "10.0".to_owned(),
         agent_version: "test".to_owned(),
+        api_version: 2,
         running_vms: 0,
         registered_at: 0,
         heartbeat_at: 0,

@@ -75,11 +75,13 @@ impl NodeClient {
     pub fn new(rpc_url: &str, rpc_key: Secret) -> Result<NodeClient, NodeClientError> {
         let http = reqwest::Client::builder()
             .timeout(CALL_TIMEOUT)
+            .default_headers(version_headers())
             .build()
             .map_err(NodeClientError::Client)?;
         let streams = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .read_timeout(CALL_TIMEOUT)
+            .default_headers(version_headers())
             .build()
             .map_err(NodeClientError::Client)?;
         Ok(NodeClient {
@@ -391,6 +393,16 @@ impl NodeClient {
     }
 }
 
+/// The header that says which API version a call speaks.
+pub fn version_headers() -> reqwest::header::HeaderMap {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        crate::API_VERSION_HEADER,
+        reqwest::header::HeaderValue::from(crate::API_VERSION),
+    );
+    headers
+}
+
 /// One channel of a migration to the node at `rpc_url` (its RPC base URL): an HTTP/1.1
 /// upgrade authorised by the migration's `secret`, after which the connection is joined
 /// to the destination QEMU's socket for `channel`. The source's agent opens these; it
@@ -441,8 +453,10 @@ async fn open_upgraded(
     stream.set_nodelay(true).map_err(stream_error)?;
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: {authorization}\r\n\
-         Connection: Upgrade\r\nUpgrade: {protocol}\r\n\r\n",
+         {}: {}\r\nConnection: Upgrade\r\nUpgrade: {protocol}\r\n\r\n",
         parsed.path(),
+        crate::API_VERSION_HEADER,
+        crate::API_VERSION,
     );
     stream
         .write_all(request.as_bytes())

@@ -357,6 +357,10 @@ pub struct NodeInfo {
     pub accelerator: Accelerator,
     pub qemu_version: String,
     pub agent_version: String,
+    /// The internal APIs' version the agent speaks ([`crate::API_VERSION`]); 1 for agents
+    /// from before versions were carried.
+    #[serde(default = "first_api_version")]
+    pub api_version: u32,
     /// The node's address for VXLAN tunnels to the other nodes; absent, the node
     /// realises no networks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -368,6 +372,10 @@ pub struct NodeInfo {
     /// How often the node heartbeats: it is down once it has missed a few.
     #[serde(default = "default_heartbeat_seconds")]
     pub heartbeat_seconds: u64,
+}
+
+fn first_api_version() -> u32 {
+    1
 }
 
 /// What nodes that did not say heartbeat at.

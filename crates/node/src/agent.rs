@@ -252,6 +252,7 @@ impl NodeAgent {
             accelerator,
             qemu_version: host::qemu_version(&config.qemu_binary).await,
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            api_version: nefos_node_api::API_VERSION,
             heartbeat_seconds: config.heartbeat_seconds.max(1),
             tunnel_address: config.tunnel_address,
             public_network: config.public_interface.is_some(),

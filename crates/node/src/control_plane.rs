@@ -48,6 +48,7 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 fn http_client() -> Result<reqwest::Client, ControlPlaneError> {
     reqwest::Client::builder()
         .timeout(TIMEOUT)
+        .default_headers(nefos_node_api::version_headers())
         .build()
         .map_err(ControlPlaneError::Client)
 }

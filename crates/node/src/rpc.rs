@@ -77,12 +77,36 @@ pub fn router(state: RpcState) -> Router {
     let channels = Router::new()
         .route(rpc::VM_INCOMING_CHANNEL, get(incoming_channel))
         .with_state(state);
-    let api = api.merge(channels);
+    let api = api
+        .merge(channels)
+        .layer(axum::middleware::from_fn(check_version));
     Router::new()
         .nest(RPC_PREFIX, api)
         // Liveness for process supervisors; says nothing about the VMs.
         .route(rpc::HEALTH, get(|| async { "ok\n" }))
         .fallback(|| async { RpcError::new(StatusCode::NOT_FOUND, "no such RPC") })
+}
+
+/// Refuses a caller whose API version this node cannot speak with.
+async fn check_version(request: Request, next: Next) -> Response {
+    let version = nefos_node_api::api_version_of(
+        request
+            .headers()
+            .get(nefos_node_api::API_VERSION_HEADER)
+            .and_then(|v| v.to_str().ok()),
+    );
+    if nefos_node_api::api_compatible(version) {
+        return next.run(request).await;
+    }
+    RpcError::new(
+        StatusCode::BAD_REQUEST,
+        format!(
+            "the caller speaks API version {version}; this node speaks {} and works with \
+             one version older or newer: upgrade one process at a time",
+            nefos_node_api::API_VERSION
+        ),
+    )
+    .into_response()
 }
 
 async fn authenticate(rpc_key: Secret, request: Request, next: Next) -> Response {

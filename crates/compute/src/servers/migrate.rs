@@ -103,6 +103,14 @@ impl Compute {
                 "Unable to migrate instance ({id}) to current host ({source})."
             )));
         }
+        let agent = self.nodes().registry().get(&source).await?;
+        if agent.info.api_version < nefos_node_api::LIVE_MIGRATION_API_VERSION {
+            return Err(ComputeError::invalid(format!(
+                "Migration pre-check error: the agent of {source} is too old for live \
+                 migration (API version {}); upgrade it first.",
+                agent.info.api_version
+            )));
+        }
         let row = q::get_server(self.db().pool(), id)
             .await?
             .ok_or_else(|| ComputeError::no_server(id))?;

@@ -22,6 +22,8 @@ pub struct NodeRow {
     pub accelerator: String,
     pub qemu_version: String,
     pub agent_version: String,
+    /// The internal APIs' version the agent speaks.
+    pub api_version: i64,
     pub running_vms: i64,
     pub registered_at: i64,
     pub heartbeat_at: i64,
@@ -36,13 +38,13 @@ pub struct NodeRow {
 const COLUMNS: &str = "id, rpc_url, cpus, ram_mib, disk_free_bytes, disk_total_bytes, \
     guest_cpu_model, host_cpu, accelerator, qemu_version, agent_version, running_vms, \
     registered_at, heartbeat_at, heartbeat_seconds, cpu_features, tunnel_address, \
-    public_network";
+    public_network, api_version";
 
 const SELECT_COLUMNS: &str = "id, rpc_url, cpus, ram_mib, disk_free_bytes, disk_total_bytes, \
     guest_cpu_model, host_cpu, accelerator, qemu_version, agent_version, running_vms, \
     registered_at, heartbeat_at, heartbeat_seconds, CAST(drained AS INTEGER) AS drained, \
     drained_reason, cpu_features, tunnel_address, \
-    CAST(public_network AS INTEGER) AS public_network";
+    CAST(public_network AS INTEGER) AS public_network, api_version";
 
 /// Inserts the node or replaces its self-description (a re-registration).
 pub async fn upsert_node<'c>(
@@ -51,7 +53,8 @@ pub async fn upsert_node<'c>(
 ) -> Result<(), DbError> {
     sqlx::query(&format!(
         "INSERT INTO compute_nodes ({COLUMNS})
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+                 $19)
          ON CONFLICT (id) DO UPDATE SET
            rpc_url = excluded.rpc_url, cpus = excluded.cpus, ram_mib = excluded.ram_mib,
            disk_free_bytes = excluded.disk_free_bytes,
@@ -62,7 +65,7 @@ pub async fn upsert_node<'c>(
            registered_at = excluded.registered_at, heartbeat_at = excluded.heartbeat_at,
            heartbeat_seconds = excluded.heartbeat_seconds,
            cpu_features = excluded.cpu_features, tunnel_address = excluded.tunnel_address,
-           public_network = excluded.public_network"
+           public_network = excluded.public_network, api_version = excluded.api_version"
     ))
     .bind(&row.id)
     .bind(&row.rpc_url)
@@ -82,6 +85,7 @@ pub async fn upsert_node<'c>(
     .bind(&row.cpu_features)
     .bind(&row.tunnel_address)
     .bind(row.public_network != 0)
+    .bind(row.api_version)
     .execute(ex)
     .await
     .map_err(DbError::query("register a node"))?;
