@@ -191,7 +191,11 @@ impl Reconciler {
                 // task of the server is under way, or the new copy of a move under way
                 // (its saga covers it; the server has its task).
                 if let Some(server) = q::get_server(self.db.pool(), &status.id).await? {
-                    let settled = server.task_state.is_none() && server.updated_at < listed_at;
+                    // A server left in ERROR by a move whose switch failed may have its
+                    // newest copy here: an operator's to decide.
+                    let settled = server.task_state.is_none()
+                        && server.updated_at < listed_at
+                        && server.vm_state != vm::ERROR;
                     if settled && server.node_id.as_deref() != Some(node) {
                         repair(
                             "moved_copy",

@@ -13,7 +13,7 @@ CREATE TABLE server_migrations (
     source_node             TEXT NOT NULL,
     dest_node               TEXT NOT NULL,
     -- Nova's statuses: queued, preparing, running, completed, cancelling, cancelled,
-    -- error.
+    -- error; and switching: the destination is being asked to let the guest run.
     status                  TEXT NOT NULL,
     memory_total_bytes      BIGINT NOT NULL DEFAULT 0,
     memory_processed_bytes  BIGINT NOT NULL DEFAULT 0,

@@ -10,7 +10,7 @@ use nefos_route::fill;
 
 use crate::routes::rpc;
 use crate::{
-    CancelMigration, ConsoleOutput, EnsureVm, ErrorBody, FinishIncoming, IncomingVm,
+    AbortIncoming, CancelMigration, ConsoleOutput, EnsureVm, ErrorBody, FinishIncoming, IncomingVm,
     MIGRATION_UPGRADE, MigrateVm, MigrationChannel, MigrationStatus, NetworksStatus, NodeInfo,
     NodeNetworks, PauseVm, RPC_PREFIX, RebootVm, RebuildVm, ResizeEnd, ResizeVm, Secret, SetNics,
     StartVm, StopVm, SuspendVm, VmDefinition, VmDiagnostics, VmStatus,
@@ -310,6 +310,17 @@ impl NodeClient {
             Some(request),
         )
         .await
+    }
+
+    /// Undoes the reception of the VM: 409 if its guest may have run here.
+    pub async fn abort_incoming(
+        &self,
+        id: &str,
+        request: &AbortIncoming,
+    ) -> Result<(), NodeClientError> {
+        let url = format!("{}{}", self.base, fill(rpc::VM_INCOMING_ABORT, &[id]));
+        Self::check(self.send(Method::POST, &url, Some(request)).await?).await?;
+        Ok(())
     }
 
     /// Starts sending the VM to another node (or, again, reports the same migration).

@@ -52,7 +52,7 @@ pub struct VmDefinition {
 /// empty overlay, the config drive), starts QEMU waiting for its state with the devices
 /// of `launch`, and accepts the migration's channels from the source's agent when they
 /// present `secret`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IncomingVm {
     pub generation: u64,
     /// The VM's spec, which it gets at its next fresh start here.
@@ -130,7 +130,7 @@ impl Default for MigrationLimits {
 /// Send a running (or paused) VM to the node at `destination`, which an [`IncomingVm`]
 /// made ready. The call starts the migration and answers at once; its progress is read
 /// with `GET` of the same path. The same generation again is the same migration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MigrateVm {
     pub generation: u64,
     /// The destination's RPC base URL.
@@ -145,6 +145,14 @@ pub struct MigrateVm {
 /// checked. The same generation again is a retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FinishIncoming {
+    pub generation: u64,
+}
+
+/// Undo a reception: the copy is destroyed (at `generation`, a tombstone as for any
+/// destroy) unless its guest may have run here: a finish was asked for, 409. The source
+/// may resume its guest only once this has succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AbortIncoming {
     pub generation: u64,
 }
 
@@ -201,4 +209,26 @@ pub struct MigrationStatus {
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+// The secrets stay out of logs.
+impl std::fmt::Debug for IncomingVm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IncomingVm")
+            .field("generation", &self.generation)
+            .field("spec", &self.spec)
+            .field("launch", &self.launch)
+            .field("power", &self.power)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for MigrateVm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MigrateVm")
+            .field("generation", &self.generation)
+            .field("destination", &self.destination)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
 }

@@ -60,6 +60,9 @@ pub mod rpc {
     pub const VM_INCOMING_CHANNEL: &str = "/vms/{id}/incoming/{channel}";
     /// `POST` [`crate::FinishIncoming`]: the received guest runs here.
     pub const VM_INCOMING_FINISH: &str = "/vms/{id}/incoming/finish";
+    /// `POST` [`crate::AbortIncoming`]: the received copy goes, unless its guest may have
+    /// run here (409).
+    pub const VM_INCOMING_ABORT: &str = "/vms/{id}/incoming/abort";
     /// `POST` [`crate::MigrateVm`] starts sending the VM, `GET` follows it: both answer
     /// the [`crate::MigrationStatus`].
     pub const VM_MIGRATION: &str = "/vms/{id}/migration";

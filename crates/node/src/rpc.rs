@@ -14,10 +14,10 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use nefos_node_api::routes::rpc;
 use nefos_node_api::{
-    CancelMigration, ConsoleOutput, EnsureVm, ErrorBody, ErrorDetail, FinishIncoming, IncomingVm,
-    MIGRATION_UPGRADE, MigrateVm, MigrationChannel, MigrationStatus, NetworksStatus, NodeInfo,
-    NodeNetworks, PauseVm, RPC_PREFIX, RebootVm, RebuildVm, ResizeEnd, ResizeVm, Secret, SetNics,
-    StartVm, StopVm, SuspendVm, VmDefinition, VmStatus,
+    AbortIncoming, CancelMigration, ConsoleOutput, EnsureVm, ErrorBody, ErrorDetail,
+    FinishIncoming, IncomingVm, MIGRATION_UPGRADE, MigrateVm, MigrationChannel, MigrationStatus,
+    NetworksStatus, NodeInfo, NodeNetworks, PauseVm, RPC_PREFIX, RebootVm, RebuildVm, ResizeEnd,
+    ResizeVm, Secret, SetNics, StartVm, StopVm, SuspendVm, VmDefinition, VmStatus,
 };
 use serde::Deserialize;
 
@@ -63,6 +63,7 @@ pub fn router(state: RpcState) -> Router {
         .route(rpc::VM_DEFINITION, get(vm_definition))
         .route(rpc::VM_INCOMING, put(prepare_incoming))
         .route(rpc::VM_INCOMING_FINISH, post(finish_incoming))
+        .route(rpc::VM_INCOMING_ABORT, post(abort_incoming))
         .route(rpc::VM_MIGRATION, get(migration_status).post(migrate))
         .route(rpc::VM_MIGRATION_CANCEL, post(cancel_migration))
         .fallback(|| async { RpcError::new(StatusCode::NOT_FOUND, "no such RPC") })
@@ -334,43 +335,58 @@ async fn destroy(
 async fn vnc(
     State(state): State<RpcState>,
     Path(id): Path<String>,
-    mut request: Request,
+    request: Request,
 ) -> Result<Response, RpcError> {
     let socket = state.vms.vnc_socket(&id)?;
+    join_upgraded(request, &socket, "vnc", "the VM's VNC server", id).await
+}
+
+/// Answers an HTTP/1.1 upgrade to `protocol` and joins the connection to the unix socket
+/// `socket` (`what` serves there) until either side closes. The socket is connected
+/// before the answer, so that one whose QEMU just went is an error, not a stream that
+/// ends at once.
+async fn join_upgraded(
+    mut request: Request,
+    socket: &std::path::Path,
+    protocol: &'static str,
+    what: &'static str,
+    id: String,
+) -> Result<Response, RpcError> {
     let upgrade = request
         .extensions_mut()
         .remove::<hyper::upgrade::OnUpgrade>()
         .ok_or_else(|| {
             RpcError::new(
                 StatusCode::BAD_REQUEST,
-                "the VNC stream needs an HTTP/1.1 upgrade (Connection: Upgrade, Upgrade: vnc)",
+                format!(
+                    "this stream needs an HTTP/1.1 upgrade (Connection: Upgrade, Upgrade: \
+                     {protocol})"
+                ),
             )
         })?;
-    // Connected before the answer, so that a VM whose QEMU just went is an error, not a
-    // stream that ends at once.
-    let mut vnc = tokio::net::UnixStream::connect(&socket)
+    let mut local = tokio::net::UnixStream::connect(socket)
         .await
         .map_err(|error| {
             RpcError::new(
                 StatusCode::CONFLICT,
-                format!("cannot reach the VM's VNC server: {error}"),
+                format!("cannot reach {what}: {error}"),
             )
         })?;
     tokio::spawn(async move {
         match upgrade.await {
             Ok(upgraded) => {
-                let mut client = hyper_util::rt::TokioIo::new(upgraded);
-                if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut vnc).await {
-                    tracing::debug!(vm = %id, %error, "VNC stream ended");
+                let mut remote = hyper_util::rt::TokioIo::new(upgraded);
+                if let Err(error) = tokio::io::copy_bidirectional(&mut remote, &mut local).await {
+                    tracing::debug!(vm = %id, protocol, %error, "stream ended");
                 }
             }
-            Err(error) => tracing::warn!(vm = %id, %error, "VNC upgrade failed"),
+            Err(error) => tracing::warn!(vm = %id, protocol, %error, "upgrade failed"),
         }
     });
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(axum::http::header::CONNECTION, "upgrade")
-        .header(axum::http::header::UPGRADE, "vnc")
+        .header(axum::http::header::UPGRADE, protocol)
         .body(axum::body::Body::empty())
         .map_err(|error| RpcError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))
 }
@@ -396,6 +412,15 @@ async fn finish_incoming(
     Body(request): Body<FinishIncoming>,
 ) -> Result<Json<VmStatus>, RpcError> {
     Ok(Json(state.vms.finish_incoming(&id, &request).await?))
+}
+
+async fn abort_incoming(
+    State(state): State<RpcState>,
+    Path(id): Path<String>,
+    Body(request): Body<AbortIncoming>,
+) -> Result<StatusCode, RpcError> {
+    state.vms.abort_incoming(&id, request.generation).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn migrate(
@@ -427,7 +452,7 @@ async fn cancel_migration(
 async fn incoming_channel(
     State(state): State<RpcState>,
     Path((id, channel)): Path<(String, String)>,
-    mut request: Request,
+    request: Request,
 ) -> Result<Response, RpcError> {
     let channel = MigrationChannel::parse(&channel)
         .ok_or_else(|| RpcError::new(StatusCode::NOT_FOUND, "no such migration channel"))?;
@@ -443,41 +468,7 @@ async fn incoming_channel(
             )
         })?;
     let socket = state.vms.incoming_channel(&id, channel, &secret)?;
-    let upgrade = request
-        .extensions_mut()
-        .remove::<hyper::upgrade::OnUpgrade>()
-        .ok_or_else(|| {
-            RpcError::new(
-                StatusCode::BAD_REQUEST,
-                "a migration channel needs an HTTP/1.1 upgrade (Connection: Upgrade, \
-                 Upgrade: nefos-migration)",
-            )
-        })?;
-    let mut qemu = tokio::net::UnixStream::connect(&socket)
-        .await
-        .map_err(|error| {
-            RpcError::new(
-                StatusCode::CONFLICT,
-                format!("cannot reach the waiting QEMU: {error}"),
-            )
-        })?;
-    tokio::spawn(async move {
-        match upgrade.await {
-            Ok(upgraded) => {
-                let mut source = hyper_util::rt::TokioIo::new(upgraded);
-                if let Err(error) = tokio::io::copy_bidirectional(&mut source, &mut qemu).await {
-                    tracing::debug!(vm = %id, channel = channel.as_str(), %error, "migration channel ended");
-                }
-            }
-            Err(error) => tracing::warn!(vm = %id, %error, "migration channel upgrade failed"),
-        }
-    });
-    Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(axum::http::header::CONNECTION, "upgrade")
-        .header(axum::http::header::UPGRADE, MIGRATION_UPGRADE)
-        .body(axum::body::Body::empty())
-        .map_err(|error| RpcError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))
+    join_upgraded(request, &socket, MIGRATION_UPGRADE, "the waiting QEMU", id).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -569,6 +560,7 @@ impl From<VmError> for RpcError {
             | VmError::NotIncoming
             | VmError::Incoming
             | VmError::Unhealthy { .. }
+            | VmError::GuestMayHaveRun
             | VmError::UnplugTimeout { .. } => StatusCode::CONFLICT,
             VmError::Image(
                 CacheError::BlockSize { .. }

@@ -16,7 +16,7 @@ mod s3;
 mod vnc;
 
 pub use database::{TestDatabase, each_backend, postgres, sqlite};
-pub use guest::ticks;
+pub use guest::{CONSOLE_PULSE, console_gap, ticks};
 pub use kamaki::{KAMAKI_ENV, Kamaki};
 pub use netns::Lab;
 pub use openstack::{OPENSTACK_ENV, OpenStack};

@@ -76,8 +76,9 @@ done
 rm /dev/shm/chunk
 echo {READY} > /dev/ttyS0
 (while :; do dd if=/dev/urandom of=/dev/shm/dirty bs=1M count=64 2>/dev/null; done) &
-(n=0; while :; do n=$((n + 1)); echo \"g $n\"; usleep 10000; done) > /dev/ttyS0 &
-"
+{}
+",
+        nefos_test_utils::CONSOLE_PULSE
     )
 }
 
@@ -219,7 +220,11 @@ async fn migrate(
     let needed = (diagnostics.resident_mib << 20) + status.disk.allocated_bytes;
     let source_console = from.dir.path().join("vms").join(VM).join("console.log");
     let target_console = to.dir.path().join("vms").join(VM).join("console.log");
-    let watcher = tokio::spawn(watch_gap(source_console, target_console));
+    let watcher = tokio::spawn(nefos_test_utils::console_gap(
+        source_console,
+        target_console,
+        Duration::from_secs(600),
+    ));
     let started = Instant::now();
     let definition = from.rpc.vm_definition(VM).await?;
     let secret = Secret::generate();
@@ -255,7 +260,9 @@ async fn migrate(
         .await?;
     from.rpc.destroy_vm(VM, generation + 3).await?;
     let total = started.elapsed();
-    let gap = watcher.await??;
+    let gap = watcher
+        .await?
+        .context("the destination's console never grew")?;
     Ok(Measured {
         downtime_ms: sent.downtime_ms.unwrap_or_default(),
         gap,
@@ -263,33 +270,6 @@ async fn migrate(
         sent: sent.memory.processed_bytes + sent.disk.processed_bytes,
         needed,
     })
-}
-
-/// The longest the host saw no new console output from the guest across the move: from
-/// the last growth of the source's console to the first of the destination's, once the
-/// destination's has grown (and, for comparison, the longest pause within each).
-async fn watch_gap(source: PathBuf, target: PathBuf) -> anyhow::Result<Duration> {
-    let size = |path: &Path| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    let mut source_size = size(&source);
-    let mut last_source = Instant::now();
-    let mut longest = Duration::ZERO;
-    let started = Instant::now();
-    loop {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-        let now = Instant::now();
-        let grown = size(&source);
-        if grown > source_size {
-            longest = longest.max(now - last_source);
-            source_size = grown;
-            last_source = now;
-        }
-        if size(&target) > 0 {
-            return Ok(longest.max(now - last_source));
-        }
-        if started.elapsed() > Duration::from_secs(600) {
-            bail!("the destination's console never grew");
-        }
-    }
 }
 
 async fn wait_console(node: &Node, needle: &str, within: Duration) -> anyhow::Result<()> {

@@ -5,7 +5,8 @@ use sqlx::{Any, Executor};
 use crate::{Connection, DbError};
 
 /// Statuses of a move that has not ended.
-pub const MIGRATION_UNDER_WAY: &[&str] = &["queued", "preparing", "running", "cancelling"];
+pub const MIGRATION_UNDER_WAY: &[&str] =
+    &["queued", "preparing", "running", "switching", "cancelling"];
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct MigrationRow {

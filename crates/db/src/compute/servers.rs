@@ -655,7 +655,8 @@ pub async fn node_loads<'c>(
                SELECT m.dest_node AS node_id, s.vcpus, s.ram_mib, s.disk_gib
                FROM server_migrations m JOIN servers s ON s.id = m.server_id
                WHERE s.deleted_at IS NULL
-                 AND m.status IN ('queued', 'preparing', 'running', 'cancelling')) placed
+                 AND m.status IN ('queued', 'preparing', 'running', 'switching',
+                                  'cancelling')) placed
          GROUP BY node_id",
     )
     .fetch_all(ex)

@@ -31,6 +31,9 @@ use crate::qemu::{self, VmPaths};
 
 /// The export the source's mirror writes to.
 const DISK_EXPORT: &str = "root";
+/// How long the last of the guest's state may take to arrive and load once the source has
+/// sent it all.
+const LOAD_WAIT: Duration = Duration::from_secs(30);
 /// How long a received guest must keep running to be called healthy.
 const HEALTH_WINDOW: Duration = Duration::from_millis(500);
 /// QEMU run states in which a guest is not well.
@@ -200,9 +203,11 @@ impl VmManager {
         channel: MigrationChannel,
         secret: &Secret,
     ) -> Result<std::path::PathBuf, VmError> {
-        let (paths, record) = self.existing(id)?;
+        // One answer for every refusal: a caller without the secret learns nothing of
+        // which VMs there are.
+        let (paths, record) = self.existing(id).map_err(|_| VmError::MigrationSecret)?;
         let Some(incoming) = &record.incoming else {
-            return Err(VmError::NotIncoming);
+            return Err(VmError::MigrationSecret);
         };
         if !secret.has_stored_hash(&incoming.secret_hash) {
             return Err(VmError::MigrationSecret);
@@ -211,6 +216,24 @@ impl VmManager {
             return Err(VmError::NotRunning);
         }
         Ok(incoming_socket(&paths, channel))
+    }
+
+    /// Undoes the reception of VM `id`: destroys the copy (at `generation`) unless its
+    /// guest may have run here, which the finish's record says (it is recorded before the
+    /// guest is let go). A VM the node lacks is already undone.
+    pub async fn abort_incoming(&self, id: &str, generation: u64) -> Result<(), VmError> {
+        validate::vm_id(id)?;
+        let _guard = self.lock(id).await;
+        let paths = self.paths(id);
+        if let Some(record) = VmRecord::load(&paths.state())? {
+            let finishing = record.operation == Operation::FinishIncoming;
+            if record.incoming.is_none() || finishing {
+                return Err(VmError::GuestMayHaveRun);
+            }
+        }
+        self.destroy_held(id, generation).await?;
+        tracing::info!(vm = id, generation, "reception undone");
+        Ok(())
     }
 
     /// Lets the received guest run here (or stay paused, as it was sent), once its whole
@@ -238,7 +261,14 @@ impl VmManager {
             }
         }
         let pid = qemu::running_pid(&paths).ok_or(VmError::NotRunning)?;
-        let status = execute(&paths, &QueryStatus {}).await?;
+        // The source says completed once it has written the whole state; the last of it
+        // may still be on its way here, or being loaded.
+        let deadline = std::time::Instant::now() + LOAD_WAIT;
+        let mut status = execute(&paths, &QueryStatus {}).await?;
+        while status.status == "inmigrate" && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            status = execute(&paths, &QueryStatus {}).await?;
+        }
         // A retry after the guest was let go finds it running: only check it again.
         if status.status == "inmigrate" || status.status == "prelaunch" || !status.running {
             let received = execute(&paths, &QueryMigrate {}).await?;

@@ -122,8 +122,10 @@ pub enum VmError {
     NotIncoming,
     #[error("the VM is being received from another node and has not run here yet")]
     Incoming,
-    #[error("the migration's secret is wrong")]
+    #[error("the migration's secret is wrong, or no VM is being received under that id")]
     MigrationSecret,
+    #[error("the received guest may have run here: its move cannot be undone")]
+    GuestMayHaveRun,
     #[error("the VM has not been sent from this node")]
     NoMigration,
     #[error("the received guest is not healthy: {reason}")]
@@ -721,6 +723,11 @@ impl VmManager {
     pub async fn destroy(&self, id: &str, generation: u64) -> Result<(), VmError> {
         validate::vm_id(id)?;
         let _guard = self.lock(id).await;
+        self.destroy_held(id, generation).await
+    }
+
+    /// [`VmManager::destroy`], its caller holding the VM's lock.
+    async fn destroy_held(&self, id: &str, generation: u64) -> Result<(), VmError> {
         let paths = self.paths(id);
         if let Some(record) = VmRecord::load(&paths.state())?
             && generation < record.generation

@@ -32,7 +32,7 @@ use nefos_qmp::Qmp;
 use nefos_qmp::commands::{
     BlockJobCancel, BlockdevAdd, BlockdevDel, BlockdevMirror, Cont, Migrate, MigrateCancel,
     MigrateContinue, MigrateSetCapabilities, MigrateSetParameters, MigrationCapability,
-    QueryBlockJobs, QueryMigrate, QueryStatus,
+    QueryBlockJobs, QueryMigrate, QueryStatus, Stop,
 };
 use serde_json::json;
 use tokio::sync::watch;
@@ -284,6 +284,9 @@ impl VmManager {
             };
             write_status(paths, &status).await?;
         }
+        for channel in MigrationChannel::ALL {
+            remove_socket(&outgoing_socket(paths, channel)).await?;
+        }
         record.unfinished = false;
         save(paths, record).await
     }
@@ -303,7 +306,7 @@ struct Task {
 impl Task {
     async fn run(mut self) {
         let started = Instant::now();
-        let relays = Relays::start(&self.paths, &self.record.id, &self.request);
+        let relays = Relays::start(&self.paths, &self.record.id, &self.request).await;
         let outcome = match relays {
             Ok(relays) => {
                 let outcome = self.send(started).await;
@@ -490,6 +493,8 @@ impl Task {
         events: &mut tokio::sync::broadcast::Receiver<nefos_qmp::Event>,
     ) -> Result<nefos_qmp::commands::MigrationInfo, VmError> {
         let started = Instant::now();
+        // The switch-over is let go once; its event may wake the loop again after.
+        let mut continued = false;
         loop {
             self.cancelled()?;
             let info = qmp.execute(&QueryMigrate {}).await.map_err(VmError::Qmp)?;
@@ -516,7 +521,8 @@ impl Task {
                             .unwrap_or_else(|| "QEMU gave no reason".to_owned()),
                     });
                 }
-                Some("pre-switchover") => {
+                Some("pre-switchover") if !continued => {
+                    continued = true;
                     end_mirror(qmp).await?;
                     qmp.execute(&MigrateContinue {
                         state: "pre-switchover",
@@ -665,18 +671,39 @@ async fn clean_up(qmp: &Qmp) -> Result<(), VmError> {
     {
         tracing::debug!(%error, "no mirror target to remove");
     }
+    // A later save to a file (a suspend) must not stop before its switch-over.
+    qmp.execute(&MigrateSetCapabilities {
+        capabilities: vec![
+            MigrationCapability {
+                capability: "pause-before-switchover",
+                state: false,
+            },
+            MigrationCapability {
+                capability: "auto-converge",
+                state: false,
+            },
+        ],
+    })
+    .await
+    .map_err(VmError::Qmp)?;
     Ok(())
 }
 
 /// Lets the guest run here again if it is to run and QEMU holds it paused (a failed
 /// migration's pause, or a completed one being undone).
 async fn give_back(qmp: &Qmp, power: PowerState) -> Result<(), VmError> {
-    if power != PowerState::Running {
-        return Ok(());
-    }
     let status = qmp.execute(&QueryStatus {}).await.map_err(VmError::Qmp)?;
-    if !status.running {
-        qmp.execute(&Cont {}).await.map_err(VmError::Qmp)?;
+    match power {
+        PowerState::Running if !status.running => {
+            qmp.execute(&Cont {}).await.map_err(VmError::Qmp)?;
+        }
+        // A paused guest whose migration completed has its disks handed over (inactive):
+        // `cont` takes them back, and `stop` pauses it again, as it was.
+        PowerState::Paused if status.status == "postmigrate" => {
+            qmp.execute(&Cont {}).await.map_err(VmError::Qmp)?;
+            qmp.execute(&Stop {}).await.map_err(VmError::Qmp)?;
+        }
+        _ => {}
     }
     Ok(())
 }
@@ -730,16 +757,12 @@ impl Drop for Relays {
 }
 
 impl Relays {
-    fn start(paths: &VmPaths, id: &str, request: &MigrateVm) -> Result<Relays, VmError> {
+    async fn start(paths: &VmPaths, id: &str, request: &MigrateVm) -> Result<Relays, VmError> {
         let secret = Secret::new(request.secret.clone());
         let mut tasks = Vec::new();
         for channel in MigrationChannel::ALL {
             let path = outgoing_socket(paths, channel);
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => return Err(VmError::Io { path, source }),
-            }
+            remove_socket(&path).await?;
             let listener = tokio::net::UnixListener::bind(&path)
                 .map_err(|source| VmError::Io { path, source })?;
             let (destination, id, secret) =

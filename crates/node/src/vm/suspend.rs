@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use nefos_node_api::{PowerState, SuspendVm, VmSpec, VmStatus};
 use nefos_qmp::commands::{
-    Cont, Migrate, MigrateCancel, MigrateIncoming, MigrateSetParameters, QueryMigrate, QueryStatus,
-    Stop,
+    Cont, Migrate, MigrateCancel, MigrateIncoming, MigrateSetCapabilities, MigrateSetParameters,
+    MigrationCapability, QueryMigrate, QueryStatus, Stop,
 };
 
 use super::record::{Admission, Operation, VmRecord};
@@ -250,6 +250,16 @@ pub(super) async fn save_state(paths: &VmPaths, pid: u32) -> Result<(), VmError>
         .await
         .map_err(VmError::Qmp)?;
     cancel_migration(&qmp).await?;
+    // A live migration's capability, should one have been left set, would stop this
+    // save before its end.
+    qmp.execute(&MigrateSetCapabilities {
+        capabilities: vec![MigrationCapability {
+            capability: "pause-before-switchover",
+            state: false,
+        }],
+    })
+    .await
+    .map_err(VmError::Qmp)?;
     qmp.execute(&Stop {}).await.map_err(VmError::Qmp)?;
     qmp.execute(&MigrateSetParameters {
         max_bandwidth: Some(SAVE_BANDWIDTH),

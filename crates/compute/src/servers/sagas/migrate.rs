@@ -24,8 +24,8 @@ use std::time::Duration;
 use nefos_db::compute::{self as q, MigrationProgress, StateChange};
 use nefos_db::time::now_micros;
 use nefos_node_api::{
-    CancelMigration, FinishIncoming, IncomingVm, MigrateVm, MigrationLimits, MigrationState,
-    MigrationStatus, VmStatus,
+    AbortIncoming, CancelMigration, FinishIncoming, IncomingVm, MigrateVm, MigrationLimits,
+    MigrationState, MigrationStatus, VmStatus,
 };
 use nefos_saga::{BoxFuture, Saga, Step, StepError, StepInput, output};
 use serde::{Deserialize, Serialize};
@@ -68,6 +68,9 @@ type Input<'a> = StepInput<'a, LiveMigrateParams>;
 
 impl Saga for LiveMigrateSaga {
     const KIND: &'static str = "server_live_migrate";
+    /// A move may take an hour: a node or the database that fails for a while during it
+    /// is waited for, not taken for a failed move.
+    const RETRY_FOR: Duration = Duration::from_secs(3600);
     type Params = LiveMigrateParams;
     type Context = Services;
 
@@ -126,6 +129,57 @@ impl Saga for LiveMigrateSaga {
                 finish_action(services, &params.server_id, &params.request_id, None).await;
                 return Ok(());
             }
+            if let_go(services, params).await? {
+                // The switch failed after the guest was let run at the destination: it may
+                // have run there, so the source keeps its copy paused, and an operator
+                // decides (the move's error says what happened).
+                let message = format!(
+                    "the move's switch to {} failed after the guest was let run there; {} \
+                     keeps its copy paused: {error}",
+                    params.destination, params.source
+                );
+                q::end_migration(
+                    pool,
+                    params.migration_id,
+                    "error",
+                    None,
+                    None,
+                    Some(&message),
+                    now_micros(),
+                )
+                .await
+                .map_err(db_error)?;
+                let fault = crate::servers::Fault {
+                    code: 500,
+                    message: message.clone(),
+                    created: now_micros(),
+                };
+                let fault = serde_json::to_string(&fault).unwrap_or_default();
+                let change = StateChange {
+                    vm_state: Some(state::vm::ERROR),
+                    task_state: Some(None),
+                    fault: Some(Some(&fault)),
+                    ..StateChange::default()
+                };
+                q::change_state(
+                    pool,
+                    &params.server_id,
+                    Some(Some(task::MIGRATING)),
+                    &change,
+                    now_micros(),
+                )
+                .await
+                .map_err(db_error)?;
+                tracing::error!(server = %params.server_id, %message, "live migration left the server in ERROR");
+                finish_action(
+                    services,
+                    &params.server_id,
+                    &params.request_id,
+                    Some(&message),
+                )
+                .await;
+                return Ok(());
+            }
             let row = q::get_migration(pool, params.migration_id)
                 .await
                 .map_err(db_error)?;
@@ -173,10 +227,27 @@ impl Saga for LiveMigrateSaga {
 /// Whether the move's switch was recorded: the server runs at the destination, and
 /// nothing may be undone.
 async fn switched(services: &Services, params: &LiveMigrateParams) -> Result<bool, StepError> {
+    Ok(status_of(services, params).await?.as_deref() == Some("completed"))
+}
+
+/// Whether the guest may have been let run at the destination: the switch began (its
+/// status is set before the destination is asked) and was not undone, or was recorded.
+/// The source must then never resume its copy.
+async fn let_go(services: &Services, params: &LiveMigrateParams) -> Result<bool, StepError> {
+    Ok(matches!(
+        status_of(services, params).await?.as_deref(),
+        Some("switching" | "completed")
+    ))
+}
+
+async fn status_of(
+    services: &Services,
+    params: &LiveMigrateParams,
+) -> Result<Option<String>, StepError> {
     let row = q::get_migration(services.db.pool(), params.migration_id)
         .await
         .map_err(db_error)?;
-    Ok(row.is_some_and(|row| row.status == "completed"))
+    Ok(row.map(|row| row.status))
 }
 
 async fn connection(
@@ -216,7 +287,8 @@ fn keep_ports<'a>(
     input: Input<'a>,
 ) -> BoxFuture<'a, Result<(), StepError>> {
     Box::pin(async move {
-        if switched(services, input.params).await? {
+        // Where the guest may be running, its ports stay.
+        if let_go(services, input.params).await? {
             return Ok(());
         }
         mark_ports(services, input.params, None).await
@@ -315,26 +387,56 @@ fn discard_destination<'a>(
             }
             Err(error) => return Err(step_error(error)),
         };
-        match client
-            .destroy_vm(&params.server_id, generation(params, 4))
-            .await
-        {
+        let switching = let_go(services, params).await?;
+        let abort = AbortIncoming {
+            generation: generation(params, 4),
+        };
+        match client.abort_incoming(&params.server_id, &abort).await {
+            Ok(()) if switching => {
+                // Undone for sure: the guest never ran there, so the source may resume.
+                q::set_migration_status(
+                    services.db.pool(),
+                    params.migration_id,
+                    &["switching"],
+                    "running",
+                    now_micros(),
+                )
+                .await
+                .map_err(db_error)?;
+                Ok(())
+            }
             Ok(()) => Ok(()),
-            // A destination that cannot be reached (it may be gone for good) does not
-            // hold the server up: its copy never ran, and the reconciler removes it when
-            // the node is back.
-            Err(error @ nefos_node_api::NodeClientError::Transport { .. }) => {
+            // The guest may have run there: nothing is undone, and the source keeps its
+            // copy paused (see `unwound`).
+            Err(error) if error.status().is_some_and(|s| s.as_u16() == 409) => {
+                tracing::error!(server = %params.server_id, node = %params.destination, error = %chain(&error), "the guest may have run at the destination; its move is not undone");
+                Ok(())
+            }
+            // Before the switch a destination that cannot be reached (it may be gone for
+            // good) does not hold the server up: its copy never ran, and the reconciler
+            // removes it when the node is back. Once the switch began, only the node can
+            // say whether the guest ran there: asked until it answers.
+            Err(error @ nefos_node_api::NodeClientError::Transport { .. }) if !switching => {
                 tracing::warn!(server = %params.server_id, node = %params.destination, error = %chain(&error), "the destination's copy is left to the reconciler");
                 Ok(())
             }
-            // Moved on since (a later call of a newer generation): nothing of this is left.
-            Err(error) if error.status().is_some_and(|s| s.is_client_error()) => {
-                tracing::info!(server = %params.server_id, error = %chain(&error), "nothing to discard at the destination");
-                Ok(())
-            }
-            Err(source) => Err(rpc_error(&params.destination, source)),
+            Err(error) => nothing_left(error, params, &params.destination),
         }
     })
+}
+
+/// An undo's node call that failed: refused (4xx: the VM moved on since, with a newer
+/// generation, or is gone) leaves nothing to undo; anything else is tried again.
+fn nothing_left(
+    error: nefos_node_api::NodeClientError,
+    params: &LiveMigrateParams,
+    node: &str,
+) -> Result<(), StepError> {
+    if error.status().is_some_and(|s| s.is_client_error()) {
+        tracing::info!(server = %params.server_id, node, error = %chain(&error), "nothing left to undo");
+        return Ok(());
+    }
+    Err(rpc_error(node, error))
 }
 
 /// The source sends the VM; the step follows it to its end, recording its progress, and
@@ -451,7 +553,8 @@ fn cancel_send<'a>(
 ) -> BoxFuture<'a, Result<(), StepError>> {
     Box::pin(async move {
         let params = input.params;
-        if switched(services, params).await? {
+        // Never once the guest may have run at the destination.
+        if let_go(services, params).await? {
             return Ok(());
         }
         let client = services
@@ -464,11 +567,7 @@ fn cancel_send<'a>(
         };
         match client.cancel_migration(&params.server_id, &cancel).await {
             Ok(_) => Ok(()),
-            Err(error) if error.status().is_some_and(|s| s.is_client_error()) => {
-                tracing::info!(server = %params.server_id, error = %chain(&error), "no migration to cancel at the source");
-                Ok(())
-            }
-            Err(source) => Err(rpc_error(&params.source, source)),
+            Err(error) => nothing_left(error, params, &params.source),
         }
     })
 }
@@ -478,6 +577,21 @@ fn switch<'a>(services: &'a Services, input: Input<'a>) -> BoxFuture<'a, nefos_s
     Box::pin(async move {
         let params = input.params;
         let sent: MigrationStatus = input.required("send")?;
+        // Recorded before the destination is asked to let the guest run: from here on the
+        // source never resumes its copy unless the destination confirms the guest did not
+        // run there. An abort that came meanwhile wins.
+        let switching = q::set_migration_status(
+            services.db.pool(),
+            params.migration_id,
+            &["running"],
+            "switching",
+            now_micros(),
+        )
+        .await
+        .map_err(db_error)?;
+        if !switching && status_of(services, params).await?.as_deref() != Some("switching") {
+            return Err(StepError::Permanent("aborted".to_owned()));
+        }
         let destination = services
             .nodes
             .client(&params.destination)
