@@ -40,6 +40,8 @@ pub enum ServerCommand {
 
 /// How often the commands read the moves they follow.
 const POLL: Duration = Duration::from_millis(500);
+/// How long an evacuation waits for servers busy with another task to be free to move.
+const BUSY_WAIT: Duration = Duration::from_secs(600);
 
 /// A compute service whose sagas are recorded for the control plane to run.
 pub async fn compute(config: &Config, db: Database) -> anyhow::Result<Compute> {
@@ -212,6 +214,8 @@ pub async fn evacuate(
     let mut fates: BTreeMap<String, Fate> = BTreeMap::new();
     let mut in_flight: BTreeMap<String, i64> = BTreeMap::new();
     let mut names: BTreeMap<String, String> = BTreeMap::new();
+    // Since when only servers busy with another task are left.
+    let mut busy_since: Option<std::time::Instant> = None;
     loop {
         // Moves under way end, for good or not.
         for (server, id) in in_flight.clone() {
@@ -277,7 +281,9 @@ pub async fn evacuate(
                 }
             }
         }
-        if in_flight.is_empty() {
+        if !in_flight.is_empty() {
+            busy_since = None;
+        } else {
             // What is still there and was not tried stays: not running, or busy.
             let tried: BTreeSet<&String> = fates.keys().collect();
             let left: Vec<(String, String)> = servers
@@ -291,7 +297,12 @@ pub async fn evacuate(
                     (s.id.clone(), why)
                 })
                 .collect();
-            if left.iter().all(|(_, why)| !why.starts_with("busy")) {
+            // Servers busy with something else are waited for, for a while.
+            let waited_enough = busy_since
+                .get_or_insert_with(std::time::Instant::now)
+                .elapsed()
+                > BUSY_WAIT;
+            if waited_enough || left.iter().all(|(_, why)| !why.starts_with("busy")) {
                 for (server, why) in left {
                     fates.insert(server, Fate::Left(why));
                 }
