@@ -191,7 +191,19 @@ impl VmManager {
             request: request.clone(),
             sending,
         };
-        tokio::spawn(task.run());
+        let watched = task.sending.clone();
+        tokio::spawn(async move {
+            // A task that ended abnormally (a panic) still ends its migration for those
+            // who follow it; its lock went with it.
+            if let Err(error) = tokio::spawn(task.run()).await {
+                tracing::error!(%error, "a migration task ended abnormally");
+                watched.update(|status| {
+                    status.state = MigrationState::Failed;
+                    status.error = Some("the migration task ended abnormally".to_owned());
+                });
+                watched.ended.send_replace(true);
+            }
+        });
         tracing::info!(vm = id, destination = %request.destination, "migration started");
         Ok(status)
     }
@@ -742,6 +754,21 @@ fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// A destination that stops answering (its host lost power, its network went) ends the
+/// channel within about 20 s, rather than when TCP gives up after many minutes: the
+/// mirror then fails and the guest's writes, which wait for the destination once the
+/// mirror is in step, go on.
+fn watch_peer(stream: &tokio::net::TcpStream) -> std::io::Result<()> {
+    use rustix::net::sockopt;
+    sockopt::set_socket_keepalive(stream, true)?;
+    sockopt::set_tcp_keepidle(stream, Duration::from_secs(5))?;
+    sockopt::set_tcp_keepintvl(stream, Duration::from_secs(2))?;
+    sockopt::set_tcp_keepcnt(stream, 3)?;
+    // Data sent and not acknowledged for this long ends the connection too.
+    sockopt::set_tcp_user_timeout(stream, 20_000)?;
+    Ok(())
+}
+
 /// The agent's side of QEMU's outgoing channels: a unix socket per channel, each
 /// connection to it carried to the destination's agent. Dropped, they stop.
 struct Relays {
@@ -779,6 +806,9 @@ impl Relays {
                     connections.spawn(async move {
                         match open_migration_channel(&destination, &id, channel, &secret).await {
                             Ok(mut remote) => {
+                                if let Err(error) = watch_peer(&remote) {
+                                    tracing::warn!(%error, "cannot set a migration channel's timeouts");
+                                }
                                 if let Err(error) =
                                     tokio::io::copy_bidirectional(&mut local, &mut remote).await
                                 {
