@@ -156,7 +156,13 @@ async fn main() -> anyhow::Result<()> {
     let mut generation = 10;
     for round in 0..args.rounds {
         let (from, to) = if round % 2 == 0 { (0, 1) } else { (1, 0) };
-        let measured = migrate(&cloud, &nodes[from], &nodes[to], ids[to], generation).await?;
+        let measured = match migrate(&cloud, &nodes[from], &nodes[to], ids[to], generation).await {
+            Ok(measured) => measured,
+            Err(error) => {
+                destroy_everywhere(&nodes, generation + 100).await;
+                return Err(error);
+            }
+        };
         generation += 10;
         let ratio = measured.sent as f64 / measured.needed as f64;
         println!(
@@ -174,6 +180,8 @@ async fn main() -> anyhow::Result<()> {
         totals.push(measured.total.as_secs_f64() * 1000.0);
         ratios.push(ratio);
     }
+    // QEMU outlives the agents: the guest goes before they do.
+    destroy_everywhere(&nodes, generation).await;
     let summary = |name: &str, values: &[f64], unit: &str| {
         println!(
             "{name:<24} median {:>8.1}{unit}  worst {:>8.1}{unit}",
@@ -270,6 +278,15 @@ async fn migrate(
         sent: sent.memory.processed_bytes + sent.disk.processed_bytes,
         needed,
     })
+}
+
+/// Destroys the bench's VM on every node (a node without it has nothing to do).
+async fn destroy_everywhere(nodes: &[Node], generation: u64) {
+    for node in nodes {
+        if let Err(error) = node.rpc.destroy_vm(VM, generation).await {
+            eprintln!("cannot destroy the bench's VM on a node: {error}");
+        }
+    }
 }
 
 async fn wait_console(node: &Node, needle: &str, within: Duration) -> anyhow::Result<()> {
