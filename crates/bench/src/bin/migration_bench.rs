@@ -141,7 +141,10 @@ async fn main() -> anyhow::Result<()> {
         "writing {} MiB to the guest's disk (TCG: this takes a while)…",
         args.overlay_mib
     );
-    wait_console(&nodes[0], READY, Duration::from_secs(1800)).await?;
+    if let Err(error) = wait_console(&nodes[0], READY, Duration::from_secs(1800)).await {
+        destroy_everywhere(&nodes, 2).await;
+        return Err(error);
+    }
     // The dirtying and the ticks under way.
     tokio::time::sleep(Duration::from_secs(3)).await;
 
