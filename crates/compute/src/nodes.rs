@@ -373,10 +373,7 @@ impl NodeRpc {
         vm: &str,
         request: &EnsureVm,
     ) -> Result<VmStatus, ComputeError> {
-        let client = self.client(node).await?;
-        self.registry
-            .grant_image(node, &request.spec.image.hashes)
-            .await?;
+        let client = self.granted(node, &request.spec.image.hashes).await?;
         client
             .ensure_vm(vm, request)
             .await
@@ -394,10 +391,7 @@ impl NodeRpc {
         vm: &str,
         request: &nefos_node_api::IncomingVm,
     ) -> Result<VmStatus, ComputeError> {
-        let client = self.client(node).await?;
-        self.registry
-            .grant_image(node, &request.spec.image.hashes)
-            .await?;
+        let client = self.granted(node, &request.spec.image.hashes).await?;
         client
             .prepare_incoming(vm, request)
             .await
@@ -405,5 +399,13 @@ impl NodeRpc {
                 node: node.to_owned(),
                 source,
             })
+    }
+
+    /// A client of node `node`, once the node is granted the blocks `hashes` of the image
+    /// it is about to fetch.
+    async fn granted(&self, node: &str, hashes: &[String]) -> Result<NodeClient, ComputeError> {
+        let client = self.client(node).await?;
+        self.registry.grant_image(node, hashes).await?;
+        Ok(client)
     }
 }

@@ -113,19 +113,7 @@ impl Saga for LiveMigrateSaga {
             let pool = services.db.pool();
             if switched(services, params).await? {
                 // Only what came after the switch failed: the server is where it moved.
-                let change = StateChange {
-                    task_state: Some(None),
-                    ..StateChange::default()
-                };
-                q::change_state(
-                    pool,
-                    &params.server_id,
-                    Some(Some(task::MIGRATING)),
-                    &change,
-                    now_micros(),
-                )
-                .await
-                .map_err(db_error)?;
+                end_task(services, params, StateChange::default()).await?;
                 finish_action(services, &params.server_id, &params.request_id, None).await;
                 return Ok(());
             }
@@ -157,19 +145,10 @@ impl Saga for LiveMigrateSaga {
                 let fault = serde_json::to_string(&fault).unwrap_or_default();
                 let change = StateChange {
                     vm_state: Some(state::vm::ERROR),
-                    task_state: Some(None),
                     fault: Some(Some(&fault)),
                     ..StateChange::default()
                 };
-                q::change_state(
-                    pool,
-                    &params.server_id,
-                    Some(Some(task::MIGRATING)),
-                    &change,
-                    now_micros(),
-                )
-                .await
-                .map_err(db_error)?;
+                end_task(services, params, change).await?;
                 tracing::error!(server = %params.server_id, %message, "live migration left the server in ERROR");
                 finish_action(
                     services,
@@ -205,23 +184,37 @@ impl Saga for LiveMigrateSaga {
             let change = StateChange {
                 vm_state: states.map(|(vm, _)| vm),
                 power_state: states.map(|(_, power)| power),
-                task_state: Some(None),
                 ..StateChange::default()
             };
-            q::change_state(
-                pool,
-                &params.server_id,
-                Some(Some(task::MIGRATING)),
-                &change,
-                now_micros(),
-            )
-            .await
-            .map_err(db_error)?;
+            end_task(services, params, change).await?;
             tracing::warn!(server = %params.server_id, migration = params.migration_id, %error, "live migration did not happen");
             finish_action(services, &params.server_id, &params.request_id, Some(error)).await;
             Ok(())
         })
     }
+}
+
+/// Ends the move's task on the server with `change` (only if the move is still its task:
+/// a delete that began meanwhile keeps its own).
+async fn end_task(
+    services: &Services,
+    params: &LiveMigrateParams,
+    change: StateChange<'_>,
+) -> Result<(), StepError> {
+    let change = StateChange {
+        task_state: Some(None),
+        ..change
+    };
+    q::change_state(
+        services.db.pool(),
+        &params.server_id,
+        Some(Some(task::MIGRATING)),
+        &change,
+        now_micros(),
+    )
+    .await
+    .map_err(db_error)?;
+    Ok(())
 }
 
 /// Whether the move's switch was recorded: the server runs at the destination, and
@@ -704,19 +697,7 @@ fn release<'a>(
                 .push_networks_to(hosts.into_iter().chain([params.source.clone()]))
                 .await;
         }
-        let change = StateChange {
-            task_state: Some(None),
-            ..StateChange::default()
-        };
-        q::change_state(
-            services.db.pool(),
-            &params.server_id,
-            Some(Some(task::MIGRATING)),
-            &change,
-            now_micros(),
-        )
-        .await
-        .map_err(db_error)?;
+        end_task(services, params, StateChange::default()).await?;
         finish_action(services, &params.server_id, &params.request_id, None).await;
         output(())
     })
